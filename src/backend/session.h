@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: Apache-2.0
+// Session: one loaded model instance that runs (batched) inputs to outputs.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/tensor.h"
+
+namespace ortserve::backend {
+
+// A model input or output as the model declares it. -1 marks a variable
+// dimension (dynamic axis or symbolic name).
+struct TensorSpec {
+  std::string name;
+  DataType type = DataType::kInvalid;
+  Shape dims;
+};
+
+struct ModelSignature {
+  std::vector<TensorSpec> inputs;
+  std::vector<TensorSpec> outputs;
+
+  const TensorSpec* FindInput(std::string_view name) const;
+  const TensorSpec* FindOutput(std::string_view name) const;
+};
+
+// Runs a loaded model. Implementations wrap an execution engine (ONNX Runtime)
+// or fake one in tests.
+//
+// Thread-safe: Run may be called concurrently (ORT sessions allow it); the
+// scheduler decides how many runs are in flight per session.
+class Session {
+ public:
+  virtual ~Session() = default;
+
+  virtual const ModelSignature& signature() const = 0;
+
+  // Runs the model once. `inputs` are views over caller-owned memory that stays
+  // valid for the call, named as in the signature, all present. `output_names`
+  // selects outputs; the results are appended to `outputs` in that order, each
+  // keeping its own memory alive through Tensor::holder.
+  // Errors: InvalidArgument for inputs the model rejects (type, rank, shape),
+  // Internal for a failure inside the engine.
+  virtual absl::Status Run(std::span<const Tensor> inputs, std::span<const std::string> output_names,
+                           std::vector<Tensor>* outputs) = 0;
+};
+
+// Graph optimization levels, as ORT names them.
+enum class GraphOptimization {
+  kDisabled,  // No graph rewrites.
+  kBasic,     // Constant folding, redundant node removal.
+  kExtended,  // Plus fusions.
+  kAll,       // Plus layout optimizations (ORT's default).
+};
+
+enum class ExecutionMode {
+  kSequential,  // Operators run one at a time (ORT's default).
+  kParallel,    // Independent branches run on the inter-op pool.
+};
+
+enum class DeviceKind {
+  kCpu,  // The CPU execution provider.
+  kGpu,  // The CUDA execution provider on `gpu_device_id`.
+};
+
+// How to create a session. Filled by the repository from a model's config.
+struct SessionOptions {
+  std::string model_path;
+  int intra_op_threads = 0;  // 0: ORT's default (one per physical core).
+  int inter_op_threads = 0;
+  GraphOptimization graph_optimization = GraphOptimization::kAll;
+  ExecutionMode execution_mode = ExecutionMode::kSequential;
+  bool enable_cpu_mem_arena = true;
+  bool enable_mem_pattern = true;
+  DeviceKind device = DeviceKind::kCpu;
+  int gpu_device_id = 0;
+  // Free-form ORT session config entries (key -> value), passed through.
+  std::vector<std::pair<std::string, std::string>> config_entries;
+  // Provider options for the CUDA execution provider (key -> value, ORT names).
+  std::vector<std::pair<std::string, std::string>> gpu_provider_options;
+};
+
+// Creates sessions. Thread-safe.
+class SessionFactory {
+ public:
+  virtual ~SessionFactory() = default;
+  // Errors: NotFound (no model file), InvalidArgument (the engine rejects the
+  // model or an option), FailedPrecondition (e.g. a GPU session without a GPU).
+  virtual absl::StatusOr<std::unique_ptr<Session>> Create(const SessionOptions& options) = 0;
+};
+
+}  // namespace ortserve::backend

@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: Apache-2.0
+// InferRequest / InferResponse: the protocol-neutral form every front end decodes
+// into and encodes from.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "core/parameters.h"
+#include "core/tensor.h"
+
+namespace ortserve {
+
+// An output the client asked for, with how it wants it encoded.
+struct RequestedOutput {
+  std::string name;
+  bool binary_data = false;       // Binary tensor extension: raw bytes, not JSON.
+  uint32_t classification = 0;    // Classification extension: top-k labels; 0 = off.
+  Parameters parameters;
+};
+
+// Set by a front end when its client goes away; the scheduler drops the request
+// before it costs compute. Thread-safe.
+class CancellationFlag {
+ public:
+  void Cancel() { cancelled_.store(true, std::memory_order_release); }
+  bool cancelled() const { return cancelled_.load(std::memory_order_acquire); }
+
+ private:
+  std::atomic<bool> cancelled_{false};
+};
+
+struct InferRequest {
+  std::string model_name;
+  std::string model_version;  // Empty: the server's version policy chooses.
+  std::string id;
+  Parameters parameters;
+  std::vector<Tensor> inputs;
+  std::vector<Parameters> input_parameters;  // Parallel to `inputs`; may be shorter.
+  std::vector<RequestedOutput> outputs;       // Empty: every output, default encoding.
+  bool binary_data_output = false;            // Request-wide `binary_data_output`.
+
+  // Scheduling. Priority 0 is the model's default level, 1 the highest.
+  uint32_t priority = 0;
+  absl::Time deadline = absl::InfiniteFuture();
+  absl::Time arrival = absl::InfinitePast();
+  std::shared_ptr<CancellationFlag> cancellation;
+
+  // Keeps the wire bytes alive that input tensors view (the HTTP body, the
+  // gRPC message).
+  std::shared_ptr<const void> payload;
+
+  // The input named `name`, or null.
+  const Tensor* FindInput(std::string_view name) const {
+    for (const auto& input : inputs) {
+      if (input.name == name) return &input;
+    }
+    return nullptr;
+  }
+};
+
+struct InferResponse {
+  std::string model_name;
+  std::string model_version;
+  std::string id;
+  Parameters parameters;
+  std::vector<Tensor> outputs;
+};
+
+// How a request's result comes back. Called exactly once, on any thread, and
+// must not block: front ends post the encoding back to their own threads.
+using InferCallback = absl::AnyInvocable<void(absl::StatusOr<InferResponse>) &&>;
+
+}  // namespace ortserve

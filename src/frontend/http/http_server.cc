@@ -1,0 +1,468 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "frontend/http/http_server.h"
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <simdjson.h>
+
+#include <charconv>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "core/strings.h"
+#include "frontend/http/kserve_json_codec.h"
+#include "frontend/http/rest_json.h"
+
+namespace ortserve::frontend {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+
+constexpr std::string_view kJson = "application/json";
+
+// Decodes %XX escapes in a path segment; nullopt on a malformed escape.
+std::optional<std::string> UrlDecode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out.push_back(s[i]);
+      continue;
+    }
+    if (i + 2 >= s.size()) return std::nullopt;
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, value, 16);
+    if (ec != std::errc() || end != s.data() + i + 3) return std::nullopt;
+    out.push_back(static_cast<char>(value));
+    i += 2;
+  }
+  return out;
+}
+
+std::vector<std::string_view> SplitPath(std::string_view target) {
+  if (auto q = target.find('?'); q != std::string_view::npos) target = target.substr(0, q);
+  std::vector<std::string_view> parts;
+  size_t at = 0;
+  while (at < target.size()) {
+    if (target[at] == '/') {
+      ++at;
+      continue;
+    }
+    size_t end = target.find('/', at);
+    if (end == std::string_view::npos) end = target.size();
+    parts.push_back(target.substr(at, end - at));
+    at = end;
+  }
+  return parts;
+}
+
+// One connection. Reads a request, answers it, and reads the next (keep-alive).
+// Runs only on its strand.
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(tcp::socket socket, const HttpServer::Options& options)
+      : stream_(std::move(socket)), options_(options) {}
+
+  void Start() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->ReadHeader(); });
+  }
+
+ private:
+  struct Reply {
+    unsigned status = 200;
+    std::string content_type{kJson};
+    std::string body;
+    std::vector<std::pair<std::string, std::string>> headers;
+  };
+
+  void ReadHeader() {
+    parser_.emplace();
+    parser_->body_limit(options_.max_body_bytes);
+    parser_->header_limit(64 * 1024);
+    stream_.expires_after(std::chrono::nanoseconds(absl::ToInt64Nanoseconds(options_.idle_timeout)));
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+  }
+
+  void OnHeader(beast::error_code ec) {
+    if (ec) return OnReadError(ec);
+    auto& request = parser_->get();
+    // The JSON decoder reads a little past the end (simdjson's padding);
+    // reserving it here lets the body be parsed where it lands, uncopied.
+    if (auto length = parser_->content_length()) {
+      if (*length > options_.max_body_bytes) return OnReadError(http::error::body_limit);
+      request.body().reserve(*length + simdjson::SIMDJSON_PADDING);
+    }
+    if (beast::iequals(request[http::field::expect], "100-continue")) {
+      static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      net::async_write(stream_, net::buffer(kContinue),
+                       [self = shared_from_this()](beast::error_code ec, size_t) {
+                         if (ec) return self->Close();
+                         self->ReadBody();
+                       });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) { self->OnBody(ec); });
+  }
+
+  void OnReadError(beast::error_code ec) {
+    if (ec == http::error::body_limit) {
+      keep_alive_ = false;
+      return Send(Error(413, StrCat("request body exceeds the limit of ", options_.max_body_bytes,
+                                    " bytes (--http-max-body-bytes)")));
+    }
+    if (ec == http::error::header_limit || ec.category() == http::make_error_code(http::error::bad_target).category()) {
+      if (ec == http::error::end_of_stream || ec == http::error::partial_message) return Close();
+      keep_alive_ = false;
+      return Send(Error(400, StrCat("malformed HTTP request: ", ec.message())));
+    }
+    Close();
+  }
+
+  void OnBody(beast::error_code ec) {
+    if (ec) return OnReadError(ec);
+    keep_alive_ = parser_->get().keep_alive();
+    Route();
+  }
+
+  static Reply Error(unsigned status, std::string message) {
+    return Reply{status, std::string(kJson), EncodeError(message), {}};
+  }
+  static Reply Error(const absl::Status& status) {
+    return Error(HttpStatusFor(status.code()), std::string(ToStd(status.message())));
+  }
+  static Reply Ok(std::string body) { return Reply{200, std::string(kJson), std::move(body), {}}; }
+  static Reply Bare(unsigned status) { return Reply{status, "text/plain", "", {}}; }
+
+  void Route() {
+    auto& request = parser_->get();
+    const std::string_view target(request.target().data(), request.target().size());
+    const auto parts = SplitPath(target);
+    const http::verb verb = request.method();
+    auto method_not_allowed = [&] {
+      Send(Error(405, StrCat("method ", std::string_view(request.method_string().data(),
+                                                         request.method_string().size()),
+                             " is not allowed on ", target)));
+    };
+    InferenceService& service = *options_.service;
+
+    if (parts.empty() || parts[0] != "v2") return Send(Error(404, StrCat("no such endpoint: ", target)));
+    if (parts.size() == 1) {
+      if (verb != http::verb::get) return method_not_allowed();
+      return Send(Ok(ServerMetadataJson()));
+    }
+    if (parts[1] == "health" && parts.size() == 3) {
+      if (verb != http::verb::get) return method_not_allowed();
+      if (parts[2] == "live") return Send(Bare(service.Live() ? 200 : 503));
+      if (parts[2] == "ready") return Send(Bare(service.Ready() ? 200 : 503));
+    }
+    if (parts[1] == "repository" && parts.size() == 3 && parts[2] == "index") {
+      if (verb != http::verb::post) return method_not_allowed();
+      return Send(Ok(RepositoryIndexJson(service.Index())));
+    }
+    if (parts[1] != "models") return Send(Error(404, StrCat("no such endpoint: ", target)));
+    if (parts.size() == 3 && parts[2] == "stats") {
+      if (verb != http::verb::get) return method_not_allowed();
+      return Send(Stats("", ""));
+    }
+    if (parts.size() < 3) return Send(Error(404, StrCat("no such endpoint: ", target)));
+
+    // /v2/models/{m}[/versions/{v}][/action]
+    auto name = UrlDecode(parts[2]);
+    if (!name) return Send(Error(400, StrCat("malformed model name in ", target)));
+    std::string version;
+    size_t next = 3;
+    if (parts.size() >= 5 && parts[3] == "versions") {
+      auto v = UrlDecode(parts[4]);
+      if (!v) return Send(Error(400, StrCat("malformed model version in ", target)));
+      version = *v;
+      next = 5;
+    }
+    if (parts.size() > next + 1) return Send(Error(404, StrCat("no such endpoint: ", target)));
+    const std::string_view action = parts.size() == next ? std::string_view() : parts[next];
+
+    if (action.empty()) {
+      if (verb != http::verb::get) return method_not_allowed();
+      auto metadata = service.GetModelMetadata(*name, version);
+      if (!metadata.ok()) return Send(Error(metadata.status()));
+      return Send(Ok(ModelMetadataJson(*metadata)));
+    }
+    if (action == "ready") {
+      if (verb != http::verb::get) return method_not_allowed();
+      return Send(Bare(service.GetModel(*name, version).ok() ? 200 : 400));
+    }
+    if (action == "config") {
+      if (verb != http::verb::get) return method_not_allowed();
+      auto model = service.GetModel(*name, version);
+      if (!model.ok()) return Send(Error(model.status()));
+      return Send(Ok(repository::ModelConfigToJson((*model)->config)));
+    }
+    if (action == "stats") {
+      if (verb != http::verb::get) return method_not_allowed();
+      return Send(Stats(*name, version));
+    }
+    if (action == "infer") {
+      if (verb != http::verb::post) return method_not_allowed();
+      return Infer(std::move(*name), std::move(version));
+    }
+    Send(Error(404, StrCat("no such endpoint: ", target)));
+  }
+
+  Reply Stats(const std::string& name, const std::string& version) {
+    InferenceService& service = *options_.service;
+    std::vector<ModelHandle> models;
+    if (name.empty()) {
+      for (const auto& entry : service.Index()) {
+        if (entry.state != repository::ModelState::kReady) continue;
+        if (auto model = service.GetModel(entry.name, entry.version); model.ok()) models.push_back(*model);
+      }
+    } else if (version.empty()) {
+      // Every ready version of the model, as Triton does.
+      for (const auto& entry : service.Index()) {
+        if (entry.name != name || entry.state != repository::ModelState::kReady) continue;
+        if (auto model = service.GetModel(entry.name, entry.version); model.ok()) models.push_back(*model);
+      }
+      if (models.empty()) {
+        auto model = service.GetModel(name, version);
+        if (!model.ok()) return Error(model.status());
+      }
+    } else {
+      auto model = service.GetModel(name, version);
+      if (!model.ok()) return Error(model.status());
+      models.push_back(*model);
+    }
+    return Ok(ModelStatsJson(models));
+  }
+
+  void Infer(std::string name, std::string version) {
+    auto& request = parser_->get();
+    std::optional<size_t> header_length;
+    auto header = request[ "Inference-Header-Content-Length"];
+    if (!header.empty()) {
+      size_t value = 0;
+      auto [end, ec] = std::from_chars(header.data(), header.data() + header.size(), value);
+      if (ec != std::errc() || end != header.data() + header.size()) {
+        return Send(Error(400, StrCat("Inference-Header-Content-Length '",
+                                      std::string_view(header.data(), header.size()),
+                                      "' is not a non-negative integer")));
+      }
+      header_length = value;
+    }
+    // The body becomes the request's payload: binary tensors are views into it.
+    auto body = std::make_shared<std::string>(std::move(request.body()));
+    const absl::Time now = absl::Now();
+    absl::StatusOr<InferRequest> decoded;
+    if (header_length == 0) {
+      auto model = options_.service->GetModel(name, version);
+      if (!model.ok()) return Send(Error(model.status()));
+      decoded = DecodeRawRequestFor(**model, body);
+    } else {
+      decoded = DecodeInferRequest(body->data(), body->size(), body->capacity(), header_length, body, now);
+    }
+    if (!decoded.ok()) return Send(Error(decoded.status()));
+    auto infer = std::make_unique<InferRequest>(*std::move(decoded));
+    infer->model_name = std::move(name);
+    infer->model_version = std::move(version);
+    infer->arrival = now;
+    infer->cancellation = cancellation_ = std::make_shared<CancellationFlag>();
+    // Encoding needs the request's output choices after the scheduler has
+    // consumed the request.
+    encode_request_.outputs = infer->outputs;
+    encode_request_.binary_data_output = infer->binary_data_output;
+    options_.service->Infer(std::move(infer), [self = shared_from_this()](
+                                                  absl::StatusOr<InferResponse> result) mutable {
+      // Back onto this connection's strand to encode and write.
+      net::post(self->stream_.get_executor(), [self, result = std::move(result)]() mutable {
+        self->OnInferDone(std::move(result));
+      });
+    });
+  }
+
+  absl::StatusOr<InferRequest> DecodeRawRequestFor(const repository::ModelVersion& model,
+                                                   const std::shared_ptr<std::string>& body) {
+    if (model.config.input_size() != 1) {
+      return absl::InvalidArgumentError(StrCat(
+          "Inference-Header-Content-Length: 0 sends the body as the only input, but model '", model.name,
+          "' has ", model.config.input_size(), " inputs"));
+    }
+    const auto& input = model.config.input(0);
+    const DataType type = *DataTypeFromConfigName(config::DataType_Name(input.data_type()));
+    RawInputSpec spec;
+    spec.name = input.name();
+    spec.type = type;
+    const Shape shape = repository::ServedShape(model.config, input.dims());
+    spec.shape.assign(shape.begin(), shape.end());
+    return DecodeRawInferRequest(body->data(), body->size(), spec, body, absl::Now());
+  }
+
+  void OnInferDone(absl::StatusOr<InferResponse> result) {
+    cancellation_.reset();
+    if (!result.ok()) return Send(Error(result.status()));
+    response_ = std::move(result).value();
+    auto model = options_.service->GetModel(response_->model_name, response_->model_version);
+    EncodeOptions encode_options;
+    if (model.ok() && !(*model)->labels.empty()) {
+      encode_options.labels = [labels = &(*model)->labels](std::string_view output) {
+        auto it = labels->find(std::string(output));
+        return it == labels->end() ? std::span<const std::string>() : std::span<const std::string>(it->second);
+      };
+    }
+    auto encoded = EncodeInferResponse(*response_, encode_request_, encode_options);
+    if (!encoded.ok()) return Send(Error(encoded.status()));
+    encoded_ = *std::move(encoded);
+    Reply reply = Ok(std::move(encoded_.json));
+    std::vector<net::const_buffer> extra;
+    if (encoded_.has_binary()) {
+      reply.content_type = "application/octet-stream";
+      reply.headers.emplace_back("Inference-Header-Content-Length", std::to_string(reply.body.size()));
+      for (auto span : encoded_.binary) extra.emplace_back(span.data(), span.size());
+    }
+    Send(std::move(reply), std::move(extra), encoded_.binary_size);
+  }
+
+  void Send(Reply reply, std::vector<net::const_buffer> extra = {}, size_t extra_size = 0) {
+    reply_ = std::move(reply);
+    head_.clear();
+    head_.append("HTTP/1.1 ");
+    head_.append(std::to_string(reply_.status));
+    head_.push_back(' ');
+    const auto reason = http::obsolete_reason(static_cast<http::status>(reply_.status));
+    head_.append(reason.data(), reason.size());
+    head_.append("\r\nServer: ortserve\r\nContent-Type: ");
+    head_.append(reply_.content_type);
+    head_.append("\r\nContent-Length: ");
+    head_.append(std::to_string(reply_.body.size() + extra_size));
+    for (const auto& [key, value] : reply_.headers) {
+      head_.append("\r\n").append(key).append(": ").append(value);
+    }
+    head_.append(keep_alive_ ? "\r\nConnection: keep-alive\r\n\r\n" : "\r\nConnection: close\r\n\r\n");
+    buffers_.clear();
+    buffers_.emplace_back(head_.data(), head_.size());
+    if (!reply_.body.empty()) buffers_.emplace_back(reply_.body.data(), reply_.body.size());
+    for (const auto& b : extra) buffers_.push_back(b);
+    stream_.expires_after(std::chrono::nanoseconds(absl::ToInt64Nanoseconds(options_.idle_timeout)));
+    net::async_write(stream_, buffers_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      self->response_.reset();
+      self->encoded_ = {};
+      if (ec || !self->keep_alive_) return self->Close();
+      self->ReadHeader();
+    });
+  }
+
+  void Close() {
+    if (cancellation_) cancellation_->Cancel();
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  const HttpServer::Options& options_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  bool keep_alive_ = true;
+  Reply reply_;
+  std::string head_;
+  std::vector<net::const_buffer> buffers_;
+  InferRequest encode_request_;             // The output choices of the request in flight.
+  std::optional<InferResponse> response_;  // Alive while its binary outputs are written.
+  EncodedResponse encoded_;
+  std::shared_ptr<CancellationFlag> cancellation_;
+};
+
+}  // namespace
+
+struct HttpServer::Impl {
+  Options options;
+  net::io_context ioc;
+  tcp::acceptor acceptor{ioc};
+  std::vector<std::thread> threads;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  std::atomic<bool> stopped{false};
+
+  explicit Impl(Options o) : options(std::move(o)), ioc(options.threads) {}
+
+  void Accept() {
+    acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+      if (ec) {
+        if (ec == net::error::operation_aborted) return;
+      } else {
+        socket.set_option(tcp::no_delay(true));
+        std::make_shared<Connection>(std::move(socket), options)->Start();
+      }
+      Accept();
+    });
+  }
+};
+
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+HttpServer::~HttpServer() { Stop(); }
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(Options options) {
+  if (options.service == nullptr) return absl::InvalidArgumentError("HttpServer needs a service");
+  if (options.threads < 1) options.threads = 1;
+  auto impl = std::make_unique<Impl>(std::move(options));
+  beast::error_code ec;
+  auto address = net::ip::make_address(impl->options.address, ec);
+  if (ec) return absl::InvalidArgumentError(StrCat("bad HTTP address '", impl->options.address, "': ", ec.message()));
+  tcp::endpoint endpoint(address, impl->options.port);
+  impl->acceptor.open(endpoint.protocol(), ec);
+  if (!ec) impl->acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) impl->acceptor.bind(endpoint, ec);
+  if (!ec) impl->acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return absl::UnavailableError(StrCat("cannot listen for HTTP on ", impl->options.address, ":",
+                                         impl->options.port, ": ", ec.message()));
+  }
+  impl->Accept();
+  impl->work.emplace(impl->ioc.get_executor());
+  for (int i = 0; i < impl->options.threads; ++i) {
+    impl->threads.emplace_back([ioc = &impl->ioc] { ioc->run(); });
+  }
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+void HttpServer::Stop() {
+  if (!impl_ || impl_->stopped.exchange(true)) return;
+  net::post(impl_->ioc, [impl = impl_.get()] {
+    beast::error_code ignored;
+    impl->acceptor.close(ignored);
+  });
+  impl_->work.reset();
+  impl_->ioc.stop();
+  for (auto& thread : impl_->threads) thread.join();
+}
+
+uint16_t HttpServer::port() const { return impl_->acceptor.local_endpoint().port(); }
+
+unsigned HttpStatusFor(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kOk: return 200;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kOutOfRange: return 400;
+    case absl::StatusCode::kUnauthenticated: return 401;
+    case absl::StatusCode::kPermissionDenied: return 403;
+    case absl::StatusCode::kNotFound: return 404;
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kAborted: return 409;
+    case absl::StatusCode::kResourceExhausted: return 429;
+    case absl::StatusCode::kCancelled: return 499;
+    case absl::StatusCode::kUnimplemented: return 501;
+    case absl::StatusCode::kUnavailable: return 503;
+    case absl::StatusCode::kDeadlineExceeded: return 504;
+    default: return 500;
+  }
+}
+
+}  // namespace ortserve::frontend

@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: Apache-2.0
+// HttpServer: the KServe v2 REST front end (Open Inference Protocol plus the
+// Triton extensions clients rely on), on Boost.Beast over a fixed pool of I/O
+// threads. HTTP/1.1 keep-alive; no thread per connection or request.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "frontend/inference_service.h"
+
+namespace ortserve::frontend {
+
+// Thread-safe: Start and Stop may be called from any thread, once each.
+class HttpServer {
+ public:
+  struct Options {
+    std::string address = "0.0.0.0";
+    uint16_t port = 8000;  // 0: any free port; see port().
+    int threads = 4;
+    size_t max_body_bytes = 64 << 20;  // Larger bodies get 413.
+    absl::Duration idle_timeout = absl::Seconds(60);
+    InferenceService* service = nullptr;  // Not owned.
+  };
+
+  // Binds and starts the I/O threads. Errors: InvalidArgument for a bad
+  // address, Unavailable when the port cannot be bound.
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(Options options);
+
+  // Stops accepting, closes connections, joins the I/O threads.
+  ~HttpServer();
+  void Stop();
+
+  // The bound port (the real one when Options::port was 0).
+  uint16_t port() const;
+
+ private:
+  struct Impl;
+  explicit HttpServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// The HTTP status for an error code (one table for the whole server).
+unsigned HttpStatusFor(absl::StatusCode code);
+
+}  // namespace ortserve::frontend

@@ -1,0 +1,392 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "repository/model_config.h"
+
+#include <google/protobuf/io/tokenizer.h>
+#include <google/protobuf/text_format.h>
+#include <google/protobuf/util/json_util.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <charconv>
+
+#include "core/status.h"
+#include "core/strings.h"
+
+namespace ortserve::repository {
+namespace {
+
+using google::protobuf::RepeatedField;
+
+class WarningCollector final : public google::protobuf::io::ErrorCollector {
+ public:
+  WarningCollector(std::string_view source, std::vector<std::string>* warnings)
+      : source_(source), warnings_(warnings) {}
+  void AddError(int line, google::protobuf::io::ColumnNumber column,
+                const std::string& message) override {
+    if (first_error_.empty()) {
+      first_error_ = StrCat(source_, ":", line + 1, ":", column + 1, ": ", message);
+    }
+  }
+  void AddWarning(int line, google::protobuf::io::ColumnNumber column,
+                  const std::string& message) override {
+    if (warnings_) {
+      warnings_->push_back(StrCat(source_, ":", line + 1, ":", column + 1, ": ", message,
+                                  " (ignored: ortserve does not know this field)"));
+    }
+  }
+  const std::string& first_error() const { return first_error_; }
+
+ private:
+  std::string source_;
+  std::vector<std::string>* warnings_;
+  std::string first_error_;
+};
+
+std::optional<DataType> ToDataType(config::DataType type) {
+  return DataTypeFromConfigName(config::DataType_Name(type));
+}
+
+config::DataType ToConfigType(DataType type) {
+  config::DataType out = config::TYPE_INVALID;
+  config::DataType_Parse(std::string(DataTypeConfigName(type)), &out);
+  return out;
+}
+
+template <typename Dims>
+std::string DimsString(const Dims& dims) {
+  return StrCat("[", StrJoin(dims, ","), "]");
+}
+
+// Two dims agree when equal or when either side is variable.
+bool DimsCompatible(std::span<const int64_t> declared, std::span<const int64_t> model) {
+  if (declared.size() != model.size()) return false;
+  for (size_t i = 0; i < declared.size(); ++i) {
+    if (declared[i] != model[i] && declared[i] != -1 && model[i] != -1) return false;
+  }
+  return true;
+}
+
+// Completes and checks one config tensor (input or output) against the model.
+template <typename ConfigTensor>
+absl::Status CompleteTensor(std::string_view kind, const backend::TensorSpec& spec,
+                            int max_batch_size, ConfigTensor* tensor) {
+  if (tensor->data_type() == config::TYPE_INVALID) {
+    tensor->set_data_type(ToConfigType(spec.type));
+  } else if (ToDataType(tensor->data_type()) != spec.type) {
+    return absl::InvalidArgumentError(
+        StrCat(kind, " '", spec.name, "': config data_type ", config::DataType_Name(tensor->data_type()),
+               " does not match the model's ", DataTypeConfigName(spec.type)));
+  }
+  std::span<const int64_t> model_dims(spec.dims.data(), spec.dims.size());
+  if (max_batch_size > 0) {
+    if (model_dims.empty() || (model_dims[0] != -1 && model_dims[0] < max_batch_size)) {
+      return absl::InvalidArgumentError(StrCat(
+          kind, " '", spec.name, "': max_batch_size is ", max_batch_size, " but the model's shape ",
+          DimsString(spec.dims), " has no variable batch dimension"));
+    }
+    model_dims = model_dims.subspan(1);
+  }
+  if (tensor->dims_size() == 0 && !tensor->has_reshape()) {
+    for (int64_t d : model_dims) tensor->add_dims(d);
+  } else if (!tensor->has_reshape()) {
+    std::span<const int64_t> declared(tensor->dims().data(), static_cast<size_t>(tensor->dims_size()));
+    if (!DimsCompatible(declared, model_dims)) {
+      return absl::InvalidArgumentError(StrCat(
+          kind, " '", spec.name, "': config dims ", DimsString(declared),
+          max_batch_size > 0 ? " (without the batch dimension)" : "",
+          " do not match the model's ", DimsString(model_dims)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void WarnUnsupported(const ModelConfig& config, std::string_view name, std::vector<std::string>* warnings) {
+  auto warn = [&](std::string_view field) {
+    if (warnings) {
+      warnings->push_back(StrCat("model '", name, "': config field '", field,
+                                 "' is not supported by ortserve and is ignored"));
+    }
+  };
+  if (config.has_sequence_batching()) warn("sequence_batching");
+  if (config.has_ensemble_scheduling()) warn("ensemble_scheduling");
+  if (config.has_model_operations()) warn("model_operations");
+  if (config.has_model_transaction_policy()) warn("model_transaction_policy");
+  if (config.has_model_repository_agents()) warn("model_repository_agents");
+  if (!config.cc_model_filenames().empty()) warn("cc_model_filenames");
+  if (!config.metric_tags().empty()) warn("metric_tags");
+  if (config.batch_input_size() > 0) warn("batch_input");
+  if (config.batch_output_size() > 0) warn("batch_output");
+  if (!config.runtime().empty()) warn("runtime");
+  if (config.has_dynamic_batching()) {
+    const auto& db = config.dynamic_batching();
+    if (db.preserve_ordering()) warn("dynamic_batching.preserve_ordering");
+    if (db.default_queue_policy().timeout_action() == config::ModelQueuePolicy::DELAY) {
+      warn("dynamic_batching.default_queue_policy.timeout_action: DELAY");
+    }
+    if (!db.priority_queue_policy().empty()) warn("dynamic_batching.priority_queue_policy");
+  }
+  for (const auto& input : config.input()) {
+    if (input.has_reshape()) warn(StrCat("input[", input.name(), "].reshape"));
+    if (input.is_shape_tensor()) warn(StrCat("input[", input.name(), "].is_shape_tensor"));
+    if (input.allow_ragged_batch()) warn(StrCat("input[", input.name(), "].allow_ragged_batch"));
+    if (input.format() != config::ModelInput::FORMAT_NONE) warn(StrCat("input[", input.name(), "].format"));
+  }
+  for (const auto& output : config.output()) {
+    if (output.has_reshape()) warn(StrCat("output[", output.name(), "].reshape"));
+  }
+  if (config.optimization().has_execution_accelerators()) warn("optimization.execution_accelerators");
+}
+
+absl::StatusOr<int> ParseIntParameter(const ModelConfig& config, const std::string& key, int fallback) {
+  auto it = config.parameters().find(key);
+  if (it == config.parameters().end()) return fallback;
+  const std::string& text = it->second.string_value();
+  int value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) {
+    return absl::InvalidArgumentError(StrCat("model '", config.name(), "': parameter '", key,
+                                             "' must be an integer, got '", text, "'"));
+  }
+  return value;
+}
+
+absl::StatusOr<bool> ParseBoolParameter(const ModelConfig& config, const std::string& key, bool fallback) {
+  auto it = config.parameters().find(key);
+  if (it == config.parameters().end()) return fallback;
+  const std::string& text = it->second.string_value();
+  if (text == "1" || text == "true" || text == "True") return true;
+  if (text == "0" || text == "false" || text == "False") return false;
+  return absl::InvalidArgumentError(StrCat("model '", config.name(), "': parameter '", key,
+                                           "' must be true or false, got '", text, "'"));
+}
+
+}  // namespace
+
+absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view text, std::string_view source,
+                                             std::vector<std::string>* warnings) {
+  ModelConfig config;
+  WarningCollector collector(source, warnings);
+  google::protobuf::TextFormat::Parser parser;
+  parser.AllowUnknownField(true);
+  parser.RecordErrorsTo(&collector);
+  if (!parser.ParseFromString(std::string(text), &config)) {
+    return absl::InvalidArgumentError(
+        collector.first_error().empty() ? StrCat(source, ": not a valid model config")
+                                        : collector.first_error());
+  }
+  return config;
+}
+
+absl::Status CompleteModelConfig(std::string_view model_name, const backend::ModelSignature& model,
+                                 ModelConfig* config, std::vector<std::string>* warnings) {
+  if (config->name().empty()) {
+    config->set_name(std::string(model_name));
+  } else if (config->name() != model_name) {
+    return absl::InvalidArgumentError(StrCat("config name '", config->name(),
+                                             "' differs from the model's directory name '", model_name, "'"));
+  }
+  if (!config->platform().empty() && config->platform() != "onnxruntime_onnx") {
+    return absl::InvalidArgumentError(StrCat("model '", model_name, "': platform '", config->platform(),
+                                             "' is not supported; ortserve serves onnxruntime_onnx"));
+  }
+  if (!config->backend().empty() && config->backend() != "onnxruntime") {
+    return absl::InvalidArgumentError(StrCat("model '", model_name, "': backend '", config->backend(),
+                                             "' is not supported; ortserve serves onnxruntime"));
+  }
+  config->set_platform("onnxruntime_onnx");
+  config->set_backend("onnxruntime");
+  if (config->max_batch_size() < 0) {
+    return absl::InvalidArgumentError(StrCat("model '", model_name, "': max_batch_size must be >= 0"));
+  }
+
+  // Triton's auto-complete: a model that can batch, described by no config,
+  // gets max_batch_size 4 and dynamic batching.
+  if (config->input_size() == 0 && config->output_size() == 0 && config->max_batch_size() == 0) {
+    bool batchable = !model.inputs.empty();
+    for (const auto* list : {&model.inputs, &model.outputs}) {
+      for (const auto& spec : *list) {
+        if (spec.dims.empty() || spec.dims[0] != -1) batchable = false;
+      }
+    }
+    if (batchable) {
+      config->set_max_batch_size(4);
+      if (!config->has_dynamic_batching()) config->mutable_dynamic_batching();
+    }
+  }
+
+  for (auto& input : *config->mutable_input()) {
+    const backend::TensorSpec* spec = model.FindInput(input.name());
+    if (spec == nullptr) {
+      return absl::InvalidArgumentError(StrCat("model '", model_name, "': config input '", input.name(),
+                                               "' is not an input of the model"));
+    }
+  }
+  for (const auto& spec : model.inputs) {
+    auto it = std::find_if(config->mutable_input()->begin(), config->mutable_input()->end(),
+                           [&](const auto& in) { return in.name() == spec.name; });
+    config::ModelInput* input = it != config->mutable_input()->end() ? &*it : nullptr;
+    if (input == nullptr) {
+      input = config->add_input();
+      input->set_name(spec.name);
+    }
+    RETURN_IF_ERROR(CompleteTensor("input", spec, config->max_batch_size(), input));
+  }
+  for (auto& output : *config->mutable_output()) {
+    const backend::TensorSpec* spec = model.FindOutput(output.name());
+    if (spec == nullptr) {
+      return absl::InvalidArgumentError(StrCat("model '", model_name, "': config output '", output.name(),
+                                               "' is not an output of the model"));
+    }
+    RETURN_IF_ERROR(CompleteTensor("output", *spec, config->max_batch_size(), &output));
+  }
+  if (config->output_size() == 0) {
+    for (const auto& spec : model.outputs) {
+      auto* output = config->add_output();
+      output->set_name(spec.name);
+      RETURN_IF_ERROR(CompleteTensor("output", spec, config->max_batch_size(), output));
+    }
+  }
+  if (config->instance_group_size() == 0) {
+    auto* group = config->add_instance_group();
+    group->set_kind(config::ModelInstanceGroup::KIND_CPU);
+    group->set_count(1);
+  }
+  for (auto& group : *config->mutable_instance_group()) {
+    if (group.count() <= 0) group.set_count(1);
+    if (group.kind() == config::ModelInstanceGroup::KIND_AUTO) group.set_kind(config::ModelInstanceGroup::KIND_CPU);
+    if (group.kind() == config::ModelInstanceGroup::KIND_MODEL) {
+      return absl::InvalidArgumentError(
+          StrCat("model '", model_name, "': instance_group kind KIND_MODEL is not supported"));
+    }
+  }
+  if (config->has_dynamic_batching()) {
+    if (config->max_batch_size() == 0) {
+      if (warnings) {
+        warnings->push_back(StrCat("model '", model_name,
+                                   "': dynamic_batching is ignored because max_batch_size is 0"));
+      }
+      config->clear_dynamic_batching();
+    } else {
+      for (int size : config->dynamic_batching().preferred_batch_size()) {
+        if (size <= 0 || size > config->max_batch_size()) {
+          return absl::InvalidArgumentError(
+              StrCat("model '", model_name, "': preferred_batch_size ", size,
+                     " must be between 1 and max_batch_size ", config->max_batch_size()));
+        }
+      }
+    }
+  }
+  if (!config->has_version_policy()) config->mutable_version_policy()->mutable_latest()->set_num_versions(1);
+  WarnUnsupported(*config, model_name, warnings);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<backend::SessionOptions> SessionOptionsFromConfig(const ModelConfig& config,
+                                                                 std::string model_path,
+                                                                 std::vector<std::string>* warnings) {
+  backend::SessionOptions options;
+  options.model_path = std::move(model_path);
+  ASSIGN_OR_RETURN(options.intra_op_threads, ParseIntParameter(config, "intra_op_thread_count", 0));
+  ASSIGN_OR_RETURN(options.inter_op_threads, ParseIntParameter(config, "inter_op_thread_count", 0));
+  ASSIGN_OR_RETURN(int mode, ParseIntParameter(config, "execution_mode", 0));
+  options.execution_mode = mode == 1 ? backend::ExecutionMode::kParallel : backend::ExecutionMode::kSequential;
+  ASSIGN_OR_RETURN(options.enable_cpu_mem_arena, ParseBoolParameter(config, "enable_mem_arena", true));
+  ASSIGN_OR_RETURN(options.enable_mem_pattern, ParseBoolParameter(config, "enable_mem_pattern", true));
+
+  // Triton's ONNX Runtime backend: level -1 basic, 1 extended, otherwise all.
+  switch (config.optimization().graph().level()) {
+    case -1: options.graph_optimization = backend::GraphOptimization::kBasic; break;
+    case 1: options.graph_optimization = backend::GraphOptimization::kExtended; break;
+    default: options.graph_optimization = backend::GraphOptimization::kAll; break;
+  }
+  if (auto it = config.parameters().find("graph_optimization_level"); it != config.parameters().end()) {
+    const std::string& level = it->second.string_value();
+    if (level == "disabled") options.graph_optimization = backend::GraphOptimization::kDisabled;
+    else if (level == "basic") options.graph_optimization = backend::GraphOptimization::kBasic;
+    else if (level == "extended") options.graph_optimization = backend::GraphOptimization::kExtended;
+    else if (level == "all") options.graph_optimization = backend::GraphOptimization::kAll;
+    else {
+      return absl::InvalidArgumentError(StrCat("model '", config.name(), "': graph_optimization_level '",
+                                               level, "' is not one of disabled, basic, extended, all"));
+    }
+  }
+  static constexpr std::string_view kKnown[] = {
+      "intra_op_thread_count", "inter_op_thread_count", "execution_mode", "enable_mem_arena",
+      "enable_mem_pattern", "graph_optimization_level"};
+  for (const auto& [key, value] : config.parameters()) {
+    if (std::find(std::begin(kKnown), std::end(kKnown), key) != std::end(kKnown)) continue;
+    if (key.rfind("session.", 0) == 0) {
+      // ORT session config entries pass through, e.g. session.intra_op.allow_spinning.
+      options.config_entries.emplace_back(key, value.string_value());
+    } else if (key.rfind("cuda.", 0) == 0) {
+      options.gpu_provider_options.emplace_back(key.substr(5), value.string_value());
+    } else if (warnings) {
+      warnings->push_back(StrCat("model '", config.name(), "': parameter '", key,
+                                 "' is not known to ortserve and is ignored"));
+    }
+  }
+  if (!config.instance_group().empty() &&
+      config.instance_group(0).kind() == config::ModelInstanceGroup::KIND_GPU) {
+    options.device = backend::DeviceKind::kGpu;
+    if (config.instance_group(0).gpus_size() > 0) options.gpu_device_id = config.instance_group(0).gpus(0);
+  }
+  return options;
+}
+
+Shape ServedShape(const ModelConfig& config, const RepeatedField<int64_t>& dims) {
+  Shape shape;
+  if (config.max_batch_size() > 0) shape.push_back(-1);
+  for (int64_t d : dims) shape.push_back(d);
+  return shape;
+}
+
+std::string ModelConfigToJson(const ModelConfig& config) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  std::string json;
+  (void)google::protobuf::util::MessageToJsonString(config, &json, options);
+
+  // Proto3 JSON writes 64-bit integers as strings; Triton's clients expect
+  // numbers (dims, delays, versions), so rewrite them.
+  rapidjson::Document doc;
+  doc.Parse(json.c_str(), json.size());
+  if (doc.HasParseError()) return json;
+  static constexpr std::string_view kInt64Fields[] = {
+      "dims", "shape", "versions", "max_queue_delay_microseconds", "priority_levels",
+      "default_priority_level", "default_timeout_microseconds"};
+  auto fix = [&](auto& self, rapidjson::Value& value) -> void {
+    if (value.IsObject()) {
+      for (auto& member : value.GetObject()) {
+        std::string_view key(member.name.GetString(), member.name.GetStringLength());
+        const bool numeric = std::find(std::begin(kInt64Fields), std::end(kInt64Fields), key) !=
+                             std::end(kInt64Fields);
+        auto to_number = [&](rapidjson::Value& v) {
+          if (!v.IsString()) return;
+          int64_t n = 0;
+          const char* s = v.GetString();
+          auto [end, ec] = std::from_chars(s, s + v.GetStringLength(), n);
+          if (ec == std::errc() && end == s + v.GetStringLength()) v.SetInt64(n);
+        };
+        if (numeric && member.value.IsArray()) {
+          for (auto& element : member.value.GetArray()) to_number(element);
+        } else if (numeric) {
+          to_number(member.value);
+        } else {
+          self(self, member.value);
+        }
+      }
+    } else if (value.IsArray()) {
+      for (auto& element : value.GetArray()) self(self, element);
+    }
+  };
+  fix(fix, doc);
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  doc.Accept(writer);
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+}  // namespace ortserve::repository
