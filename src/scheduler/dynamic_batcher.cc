@@ -1,0 +1,461 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "scheduler/dynamic_batcher.h"
+
+#include <algorithm>
+
+#include "core/status.h"
+#include "core/strings.h"
+
+namespace ortserve::scheduler {
+namespace {
+
+constexpr size_t kInitialQueueCapacity = 64;
+
+absl::Status RejectionStatus(absl::StatusCode code, const std::string& model) {
+  switch (code) {
+    case absl::StatusCode::kCancelled:
+      return absl::CancelledError(
+          StrCat("the client went away before the request to model '", model, "' ran"));
+    default:
+      return absl::DeadlineExceededError(
+          StrCat("the request timed out in the queue of model '", model, "'"));
+  }
+}
+
+bool Cancelled(const InferRequest& request) {
+  return request.cancellation != nullptr && request.cancellation->cancelled();
+}
+
+}  // namespace
+
+DynamicBatcher::DynamicBatcher(SchedulerOptions options)
+    : options_(std::move(options)),
+      levels_count_(std::max<uint32_t>(1, options_.priority_levels)),
+      observable_clock_(dynamic_cast<ObservableClock*>(options_.clock)) {
+  for (const auto& spec : options_.instances[0]->signature().outputs) all_output_names_.push_back(spec.name);
+  const size_t max_rows = static_cast<size_t>(std::max(1, options_.max_batch_size));
+  {
+    absl::MutexLock lock(&mu_);
+    levels_.resize(levels_count_);
+    for (auto& level : levels_) level.reserve(kInitialQueueCapacity);
+    expired_.reserve(kInitialQueueCapacity);
+  }
+  for (size_t i = 0; i < options_.instances.size(); ++i) {
+    auto state = std::make_unique<RunnerState>();
+    state->batch.reserve(max_rows);
+    state->requests.reserve(max_rows);
+    state->rejected.reserve(kInitialQueueCapacity);
+    state->run_outputs.reserve(all_output_names_.size());
+    state->subset_names.reserve(all_output_names_.size());
+    state->run_position.resize(all_output_names_.size());
+    for (const auto& name : all_output_names_) state->subset_names.push_back(name);
+    if (options_.max_batch_size > 0) {
+      state->builder.Reserve(options_.instances[i]->signature().inputs, options_.max_batch_size);
+    }
+    states_.push_back(std::move(state));
+  }
+  if (observable_clock_ != nullptr) observable_clock_->AddObserver(this, [this] { WakeForClock(); });
+  for (size_t i = 0; i < options_.instances.size(); ++i) runners_.emplace_back([this, i] { RunLoop(i); });
+  deadline_thread_ = std::thread([this] { DeadlineLoop(); });
+}
+
+DynamicBatcher::~DynamicBatcher() { Stop(); }
+
+void DynamicBatcher::Enqueue(std::unique_ptr<InferRequest> request, InferCallback done) {
+  const absl::Time now = options_.clock->Now();
+  Entry entry;
+  entry.enqueued = now;
+  // Validation needs no lock; rejections here are answered inline.
+  if (options_.max_batch_size > 0) {
+    absl::StatusOr<int64_t> rows = BatchRows(*request);
+    if (!rows.ok()) return std::move(done)(rows.status());
+    if (*rows > options_.max_batch_size) {
+      return std::move(done)(absl::InvalidArgumentError(
+          StrCat("request '", request->id, "' has batch size ", *rows, " but model '", options_.model_name,
+                 "' allows at most ", options_.max_batch_size)));
+    }
+    entry.rows = *rows;
+  }
+  for (const auto& output : request->outputs) {
+    if (SignatureOutput(output.name) < 0) {
+      return std::move(done)(absl::InvalidArgumentError(
+          StrCat("model '", options_.model_name, "' has no output '", output.name, "'")));
+    }
+  }
+  uint32_t priority = request->priority == 0 ? options_.default_priority_level : request->priority;
+  if (priority == 0) priority = 1;
+  if (priority > levels_count_) {
+    return std::move(done)(absl::InvalidArgumentError(
+        StrCat("request priority ", request->priority, " is out of range: model '", options_.model_name,
+               "' has priority levels 1 to ", levels_count_)));
+  }
+  // The timeout: a request may shorten the default timeout, or set one when
+  // there is no default; with allow_timeout_override off the default rules.
+  entry.deadline = request->deadline;
+  if (options_.default_timeout > absl::ZeroDuration()) {
+    const absl::Time by_default = now + options_.default_timeout;
+    entry.deadline = options_.allow_timeout_override ? std::min(entry.deadline, by_default) : by_default;
+  }
+  if (entry.deadline <= now) {
+    return std::move(done)(RejectionStatus(absl::StatusCode::kDeadlineExceeded, options_.model_name));
+  }
+  if (Cancelled(*request)) {
+    return std::move(done)(RejectionStatus(absl::StatusCode::kCancelled, options_.model_name));
+  }
+  entry.request = std::move(request);
+  entry.done = std::move(done);
+  bool stopping;
+  {
+    absl::MutexLock lock(&mu_);
+    stopping = stopping_;
+    if (!stopping && (options_.max_queue_size == 0 || queued_ < options_.max_queue_size)) {
+      if (entry.deadline < earliest_deadline_) {
+        earliest_deadline_ = entry.deadline;
+        deadline_cv_.Signal();
+      }
+      levels_[priority - 1].push_back(std::move(entry));
+      ++queued_;
+      ++inflight_;
+      if (forming_) {
+        forming_cv_.Signal();
+      } else {
+        turn_cv_.Signal();
+      }
+      return;
+    }
+  }
+  std::move(entry.done)(absl::UnavailableError(
+      stopping ? StrCat("model '", options_.model_name, "' version ", options_.model_version,
+                        " is shutting down; retry later")
+               : StrCat("the queue of model '", options_.model_name, "' is full (max_queue_size ",
+                        options_.max_queue_size, "); retry later")));
+}
+
+void DynamicBatcher::Stop() {
+  absl::MutexLock stop_lock(&stop_mu_);
+  if (stopped_) return;
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    turn_cv_.SignalAll();
+    forming_cv_.SignalAll();
+  }
+  // Runners drain the queue before they exit.
+  for (auto& runner : runners_) runner.join();
+  {
+    absl::MutexLock lock(&mu_);
+    deadline_exit_ = true;
+    deadline_cv_.Signal();
+  }
+  deadline_thread_.join();
+  if (observable_clock_ != nullptr) observable_clock_->RemoveObserver(this);
+  stopped_ = true;
+}
+
+size_t DynamicBatcher::InflightCount() const {
+  absl::MutexLock lock(&mu_);
+  return inflight_;
+}
+
+int DynamicBatcher::SignatureOutput(const std::string& name) const {
+  for (size_t i = 0; i < all_output_names_.size(); ++i) {
+    if (all_output_names_[i] == name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+void DynamicBatcher::WakeForClock() {
+  absl::MutexLock lock(&mu_);
+  forming_cv_.SignalAll();
+  deadline_cv_.Signal();
+}
+
+void DynamicBatcher::RunLoop(size_t index) {
+  RunnerState& state = *states_[index];
+  backend::Session& session = *options_.instances[index];
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!NextBatch(state)) return;
+    }
+    Execute(state, session);
+  }
+}
+
+DynamicBatcher::Scan DynamicBatcher::ScanQueue(absl::Time now, std::vector<Rejected>& rejected) {
+  Scan scan;
+  const InferRequest* seed = nullptr;
+  int64_t rows = 0;
+  const bool batching = options_.dynamic_batching && options_.max_batch_size > 0;
+  const int64_t max_rows = batching ? options_.max_batch_size : 1;
+  for (auto& level : levels_) {
+    for (size_t i = 0; i < level.size();) {
+      Entry& entry = level[i];
+      const bool cancelled = Cancelled(*entry.request);
+      if (cancelled || entry.deadline <= now) {
+        rejected.push_back(Rejected{level.erase_at(i),
+                                    cancelled ? absl::StatusCode::kCancelled
+                                              : absl::StatusCode::kDeadlineExceeded});
+        --queued_;
+        continue;
+      }
+      if (seed == nullptr) {
+        seed = entry.request.get();
+      } else if (!batching || rows + entry.rows > max_rows ||
+                 !CanBatch(*seed, *entry.request, options_.pad_variable_dims)) {
+        scan.cut_now = true;  // Waiting cannot grow this batch.
+        return scan;
+      }
+      rows += entry.rows;
+      ++scan.count;
+      scan.oldest = std::min(scan.oldest, entry.enqueued);
+      if (!batching || rows == max_rows) {
+        scan.cut_now = true;
+        return scan;
+      }
+      for (int preferred : options_.preferred_batch_sizes) {
+        if (preferred == rows) scan.preferred = scan.count;
+      }
+      ++i;
+    }
+  }
+  return scan;
+}
+
+bool DynamicBatcher::NextBatch(RunnerState& state) {
+  // Wait for this runner's turn: one runner forms a batch at a time.
+  while (forming_ || (queued_ == 0 && !stopping_)) turn_cv_.Wait(&mu_);
+  if (queued_ == 0) return false;  // Stopping and drained.
+  forming_ = true;
+  size_t take = 0;
+  for (;;) {
+    const absl::Time now = options_.clock->Now();
+    const Scan scan = ScanQueue(now, state.rejected);
+    if (scan.count == 0) break;
+    if (scan.cut_now || stopping_) {
+      take = scan.count;
+    } else if (scan.preferred > 0) {
+      take = scan.preferred;
+    } else if (now >= scan.oldest + options_.max_queue_delay) {
+      take = scan.count;
+    }
+    if (take > 0) {
+      state.cut_time = now;
+      break;
+    }
+    // Answer what the scan dropped before waiting for the batch to fill.
+    if (!state.rejected.empty()) break;
+    forming_cv_.WaitWithTimeout(&mu_, scan.oldest + options_.max_queue_delay - now);
+  }
+  // The batch is the `take` entries at the head, in priority order.
+  for (auto& level : levels_) {
+    while (state.batch.size() < take && !level.empty()) state.batch.push_back(level.pop_front());
+  }
+  queued_ -= take;
+  forming_ = false;
+  if (queued_ > 0 || stopping_) turn_cv_.Signal();
+  return true;
+}
+
+void DynamicBatcher::DeadlineLoop() {
+  absl::MutexLock lock(&mu_);
+  while (!deadline_exit_) {
+    const absl::Time now = options_.clock->Now();
+    if (earliest_deadline_ <= now) {
+      absl::Time next = absl::InfiniteFuture();
+      for (auto& level : levels_) {
+        for (size_t i = 0; i < level.size();) {
+          if (level[i].deadline <= now) {
+            expired_.push_back(Rejected{level.erase_at(i), absl::StatusCode::kDeadlineExceeded});
+            --queued_;
+          } else {
+            next = std::min(next, level[i].deadline);
+            ++i;
+          }
+        }
+      }
+      earliest_deadline_ = next;
+      if (!expired_.empty()) {
+        forming_cv_.SignalAll();  // The batch being formed may have lost members.
+        mu_.Unlock();
+        AnswerRejected(expired_);
+        mu_.Lock();
+        continue;
+      }
+    }
+    if (earliest_deadline_ == absl::InfiniteFuture()) {
+      deadline_cv_.Wait(&mu_);
+    } else {
+      deadline_cv_.WaitWithTimeout(&mu_, earliest_deadline_ - now);
+    }
+  }
+}
+
+void DynamicBatcher::AnswerRejected(std::vector<Rejected>& rejected) {
+  const size_t count = rejected.size();
+  for (Rejected& item : rejected) {
+    if (options_.stats != nullptr) {
+      options_.stats->fail.Record(options_.clock->Now() - item.entry.enqueued);
+    }
+    std::move(item.entry.done)(RejectionStatus(item.code, options_.model_name));
+  }
+  rejected.clear();
+  absl::MutexLock lock(&mu_);
+  inflight_ -= count;
+}
+
+void DynamicBatcher::FailBatch(RunnerState& state, const absl::Status& status) {
+  for (Entry& entry : state.batch) {
+    if (options_.stats != nullptr) options_.stats->fail.Record(options_.clock->Now() - entry.enqueued);
+    std::move(entry.done)(status);
+  }
+}
+
+absl::Status DynamicBatcher::BuildResponse(RunnerState& state, Entry& entry, bool single, int64_t batch_rows,
+                                           int64_t row_begin, InferResponse* response) {
+  InferRequest& request = *entry.request;
+  // The request's inputs are no longer needed: their vector, Tensor objects
+  // and name strings become the response's outputs (see the class comment).
+  std::vector<Tensor> outputs = std::move(request.inputs);
+  const bool all = request.outputs.empty();
+  const size_t count = all ? all_output_names_.size() : request.outputs.size();
+  outputs.resize(count);
+  for (size_t j = 0; j < count; ++j) {
+    Tensor& out = outputs[j];
+    const int index = all ? static_cast<int>(j) : SignatureOutput(request.outputs[j].name);
+    const int position = state.run_position[static_cast<size_t>(index)];
+    if (position < 0 || static_cast<size_t>(position) >= state.run_outputs.size()) {
+      return absl::InternalError(StrCat("model '", options_.model_name, "' did not produce output '",
+                                        all_output_names_[static_cast<size_t>(index)], "'"));
+    }
+    const Tensor& produced = state.run_outputs[static_cast<size_t>(position)];
+    if (all) {
+      out.name.assign(all_output_names_[j]);
+    } else {
+      out.name.swap(request.outputs[j].name);
+    }
+    if (single) {
+      out.type = produced.type;
+      out.shape = produced.shape;
+      out.data = produced.data;
+      out.holder = produced.holder;
+    } else {
+      RETURN_IF_ERROR(SliceRows(produced, batch_rows, row_begin, entry.rows, &out));
+    }
+  }
+  response->model_name = std::move(request.model_name);
+  if (response->model_name != options_.model_name) response->model_name.assign(options_.model_name);
+  response->model_version = std::move(request.model_version);
+  if (response->model_version != options_.model_version) {
+    response->model_version.assign(options_.model_version);
+  }
+  response->id = std::move(request.id);
+  response->outputs = std::move(outputs);
+  return absl::OkStatus();
+}
+
+void DynamicBatcher::Execute(RunnerState& state, backend::Session& session) {
+  if (!state.rejected.empty()) AnswerRejected(state.rejected);
+  if (state.batch.empty()) return;
+  ModelStats* stats = options_.stats;
+  const size_t count = state.batch.size();
+  const absl::Time cut = state.cut_time;
+  int64_t rows = 0;
+  state.requests.clear();
+  for (const Entry& entry : state.batch) {
+    if (stats != nullptr) stats->queue.Record(cut - entry.enqueued);
+    state.requests.push_back(entry.request.get());
+    rows += entry.rows;
+  }
+  const bool single = count == 1;
+
+  // Which outputs to run: every one if some request wants all, else the union.
+  bool all = false;
+  std::fill(state.run_position.begin(), state.run_position.end(), -1);
+  for (const InferRequest* request : state.requests) {
+    if (request->outputs.empty()) {
+      all = true;
+      break;
+    }
+    for (const auto& output : request->outputs) state.run_position[static_cast<size_t>(SignatureOutput(output.name))] = 0;
+  }
+  std::span<const std::string> names;
+  if (all) {
+    for (size_t i = 0; i < state.run_position.size(); ++i) state.run_position[i] = static_cast<int>(i);
+    names = all_output_names_;
+  } else {
+    size_t n = 0;
+    for (size_t i = 0; i < state.run_position.size(); ++i) {
+      if (state.run_position[i] < 0) continue;
+      if (state.subset_names.size() <= n) state.subset_names.emplace_back();
+      state.subset_names[n].assign(all_output_names_[i]);  // Reuses the string's capacity.
+      state.run_position[i] = static_cast<int>(n++);
+    }
+    names = std::span<const std::string>(state.subset_names.data(), n);
+  }
+
+  std::span<const Tensor> inputs;
+  absl::Status status;
+  if (single) {
+    inputs = state.requests[0]->inputs;
+  } else {
+    status = state.builder.Build(state.requests, options_.pad_variable_dims, options_.pad_value,
+                                  options_.max_batch_size);
+    inputs = state.builder.tensors();
+  }
+  const absl::Time run_start = options_.clock->Now();
+  state.run_outputs.clear();
+  if (status.ok()) status = session.Run(inputs, names, &state.run_outputs);
+  const absl::Time run_end = options_.clock->Now();
+  if (!status.ok()) {
+    FailBatch(state, status);
+  } else {
+    if (stats != nullptr) {
+      const auto batch_rows = static_cast<uint64_t>(options_.max_batch_size > 0 ? rows : 1);
+      stats->inference_count.fetch_add(batch_rows, std::memory_order_relaxed);
+      stats->execution_count.fetch_add(1, std::memory_order_relaxed);
+    }
+    int64_t row_begin = 0;
+    for (Entry& entry : state.batch) {
+      InferResponse response;
+      absl::Status built = BuildResponse(state, entry, single, rows, row_begin, &response);
+      row_begin += entry.rows;
+      if (!built.ok()) {
+        if (stats != nullptr) stats->fail.Record(options_.clock->Now() - entry.enqueued);
+        std::move(entry.done)(std::move(built));
+        continue;
+      }
+      if (stats != nullptr) {
+        const absl::Time now = options_.clock->Now();
+        const absl::Time arrival =
+            entry.request->arrival == absl::InfinitePast() ? entry.enqueued : entry.request->arrival;
+        stats->success.Record(now - arrival);
+        stats->last_inference_ms.store(absl::ToUnixMillis(now), std::memory_order_relaxed);
+      }
+      std::move(entry.done)(std::move(response));
+    }
+  }
+  const absl::Time done = options_.clock->Now();
+  if (stats != nullptr) {
+    const auto n = static_cast<int64_t>(count);
+    stats->compute_input.Record((run_start - cut) * n, count);
+    stats->compute_infer.Record((run_end - run_start) * n, count);
+    stats->compute_output.Record((done - run_end) * n, count);
+    if (status.ok()) {
+      const auto batch_rows = static_cast<uint64_t>(options_.max_batch_size > 0 ? rows : 1);
+      if (BatchSizeStats* batch = stats->ForBatch(batch_rows)) {
+        batch->compute_input.Record(run_start - cut);
+        batch->compute_infer.Record(run_end - run_start);
+        batch->compute_output.Record(done - run_end);
+      }
+    }
+  }
+  // Release the batch outputs this runner holds, and the requests.
+  state.run_outputs.clear();
+  state.requests.clear();
+  state.batch.clear();
+  absl::MutexLock lock(&mu_);
+  inflight_ -= count;
+}
+
+}  // namespace ortserve::scheduler

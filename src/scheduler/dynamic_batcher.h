@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: Apache-2.0
+// DynamicBatcher: the Scheduler for every model version, batching or not.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "scheduler/batch_builder.h"
+#include "scheduler/observable_clock.h"
+#include "scheduler/ring_queue.h"
+#include "scheduler/scheduler.h"
+
+namespace ortserve::scheduler {
+
+// One queue per model version, split by priority level, and one runner thread
+// per instance. Runners take turns forming the next batch: the runner whose
+// turn it is scans the queue (highest priority first, oldest first within a
+// level), drops cancelled and expired requests, and cuts a batch when
+//   - the compatible requests at the head fill max_batch_size rows, or the
+//     next one would overflow it or cannot share the batch (other shape),
+//   - a prefix of them adds up exactly to a preferred batch size (the largest
+//     such), or
+//   - max_queue_delay has passed since the oldest of them was enqueued, or the
+//     scheduler is stopping;
+// otherwise it waits (on the injected clock) for more requests. Without
+// dynamic batching each request runs alone. A batch is the concatenation of
+// its requests along dim 0 (padded when pad_variable_dims); each request gets
+// views of its rows of the batch outputs.
+//
+// A deadline thread answers DEADLINE_EXCEEDED for queued requests as their
+// deadlines pass (it sleeps until the earliest one), so an expired request is
+// answered promptly even while every runner is busy, and never runs.
+//
+// Memory: queues are rings that keep their capacity; batch input buffers,
+// tensor vectors and output-name lists are per runner and reused. A response
+// reuses its request's storage: the `inputs` vector becomes `outputs`
+// (`Tensor` objects and their name strings are reassigned in place), the id,
+// model name and version strings are moved over, and a requested output's
+// name string is moved into the output tensor. So after warm-up, serving a
+// request allocates nothing in the scheduler as long as the request has at
+// least as many inputs as outputs it receives; each output tensor beyond that
+// costs one vector growth.
+//
+// Padded batches: outputs are returned per request rows as the model produced
+// them, so a request padded to a longer sequence gets outputs of the padded
+// size (its shape says so). Trimming is the caller's business.
+//
+// Thread-safe. Destruction stops the scheduler (see Stop).
+class DynamicBatcher final : public Scheduler {
+ public:
+  // `options` must have passed CreateScheduler's checks.
+  explicit DynamicBatcher(SchedulerOptions options);
+  ~DynamicBatcher() override;
+
+  void Enqueue(std::unique_ptr<InferRequest> request, InferCallback done) override;
+  void Stop() override;
+  size_t InflightCount() const override;
+
+ private:
+  struct Entry {
+    std::unique_ptr<InferRequest> request;
+    InferCallback done;
+    absl::Time enqueued;
+    absl::Time deadline = absl::InfiniteFuture();
+    int64_t rows = 1;
+  };
+  struct Rejected {
+    Entry entry;
+    absl::StatusCode code;
+  };
+  // Scratch a runner reuses from batch to batch.
+  struct RunnerState {
+    std::vector<Entry> batch;
+    std::vector<Rejected> rejected;
+    std::vector<const InferRequest*> requests;
+    BatchInputBuilder builder;
+    std::vector<Tensor> run_outputs;
+    std::vector<std::string> subset_names;
+    std::vector<int> run_position;  // Signature output index -> run output index, or -1.
+    absl::Time cut_time;
+  };
+
+  void RunLoop(size_t index);
+  void DeadlineLoop();
+  // Waits for this runner's turn and fills state.batch (or state.rejected).
+  // Returns false when the scheduler is stopping and the queue is drained.
+  bool NextBatch(RunnerState& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // What a scan of the queue found: the compatible requests at its head.
+  struct Scan {
+    size_t count = 0;      // Head entries that can share one batch.
+    size_t preferred = 0;  // Head entries adding up to the largest preferred size; 0: none.
+    bool cut_now = false;  // Waiting cannot grow the batch (full, or next incompatible).
+    absl::Time oldest = absl::InfiniteFuture();  // Earliest enqueue time among them.
+  };
+  // Moves cancelled and expired entries it meets into `rejected`.
+  Scan ScanQueue(absl::Time now, std::vector<Rejected>& rejected) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Execute(RunnerState& state, backend::Session& session);
+  void AnswerRejected(std::vector<Rejected>& rejected);
+  void FailBatch(RunnerState& state, const absl::Status& status);
+  absl::Status BuildResponse(RunnerState& state, Entry& entry, bool single, int64_t batch_rows,
+                             int64_t row_begin, InferResponse* response);
+  // The output index in the model signature, or -1.
+  int SignatureOutput(const std::string& name) const;
+  void WakeForClock();
+
+  const SchedulerOptions options_;
+  const size_t levels_count_;
+  std::vector<std::string> all_output_names_;  // The signature's outputs, in order.
+  ObservableClock* const observable_clock_;    // options_.clock when it can jump.
+
+  mutable absl::Mutex mu_;
+  absl::CondVar turn_cv_;     // A runner may take its turn to form a batch.
+  absl::CondVar forming_cv_;  // The forming runner should rescan.
+  absl::CondVar deadline_cv_; // The deadline thread should recheck.
+  std::vector<RingQueue<Entry>> levels_ ABSL_GUARDED_BY(mu_);  // Index = priority - 1.
+  size_t queued_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t inflight_ ABSL_GUARDED_BY(mu_) = 0;
+  bool forming_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool deadline_exit_ ABSL_GUARDED_BY(mu_) = false;
+  // No queued entry has an earlier deadline (a lower bound, exact after a sweep).
+  absl::Time earliest_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
+  std::vector<Rejected> expired_ ABSL_GUARDED_BY(mu_);  // Deadline thread's scratch.
+
+  std::vector<std::unique_ptr<RunnerState>> states_;
+  std::vector<std::thread> runners_;
+  std::thread deadline_thread_;
+  absl::Mutex stop_mu_;
+  bool stopped_ ABSL_GUARDED_BY(stop_mu_) = false;
+};
+
+}  // namespace ortserve::scheduler
