@@ -70,7 +70,9 @@ enum class DeviceKind {
 // How to create a session. Filled by the repository from a model's config.
 struct SessionOptions {
   std::string model_path;
-  int intra_op_threads = 0;  // 0: ORT's default (one per physical core).
+  // Both 0: the session shares the factory's process-wide pools. Either set:
+  // the session gets pools of its own (0 there meaning one thread per core).
+  int intra_op_threads = 0;
   int inter_op_threads = 0;
   GraphOptimization graph_optimization = GraphOptimization::kAll;
   ExecutionMode execution_mode = ExecutionMode::kSequential;

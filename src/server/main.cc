@@ -46,6 +46,18 @@ int main(int argc, char** argv) {
                  "ONNX Runtime's own log severity: 0 verbose .. 4 fatal")
       ->capture_default_str()
       ->check(CLI::Range(0, 4));
+  app.add_option("--intra-op-thread-count", options.ort_intra_op_threads,
+                 "Threads in the intra-op pool that models share (models whose config sets "
+                 "intra_op_thread_count get their own); 0: one per core")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1024));
+  app.add_option("--inter-op-thread-count", options.ort_inter_op_threads,
+                 "Threads in the shared inter-op pool (parallel execution mode); 0: one per core")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1024));
+  app.add_option("--ort-allow-spinning", options.ort_allow_spinning,
+                 "Let idle ONNX Runtime pool threads spin before sleeping (lower latency, more CPU)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_level(spdlog::level::from_str(options.log_level));

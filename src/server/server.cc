@@ -6,6 +6,7 @@
 #include "backend/ort/ort_session_factory.h"
 #include "core/status.h"
 #include "core/strings.h"
+#include "frontend/grpc/grpc_server.h"
 #include "frontend/http/http_server.h"
 #include "frontend/inference_service.h"
 #include "repository/model_manager.h"
@@ -17,6 +18,7 @@ struct Server::Impl {
   std::unique_ptr<repository::ModelManager> models;
   std::unique_ptr<frontend::InferenceService> service;
   std::unique_ptr<frontend::HttpServer> http;
+  std::unique_ptr<frontend::GrpcServer> grpc;
 };
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -26,6 +28,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   auto impl = std::make_unique<Impl>();
   backend::OrtSessionFactory::Options ort_options;
   ort_options.log_severity = options.ort_log_severity;
+  ort_options.shared_intra_op_threads = options.ort_intra_op_threads;
+  ort_options.shared_inter_op_threads = options.ort_inter_op_threads;
+  ort_options.allow_spinning = options.ort_allow_spinning;
   ASSIGN_OR_RETURN(impl->sessions, backend::OrtSessionFactory::Create(ort_options));
   spdlog::info("ONNX Runtime {}", backend::OrtSessionFactory::RuntimeVersion());
 
@@ -59,7 +64,18 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     // Tests and scripts read the bound port from this line.
     spdlog::info("HTTP listening on {}:{}", options.http_address, impl->http->port());
   }
+  if (options.grpc_port >= 0) {
+    frontend::GrpcServer::Options grpc_options;
+    grpc_options.address = options.grpc_address;
+    grpc_options.port = static_cast<uint16_t>(options.grpc_port);
+    grpc_options.max_message_bytes = options.grpc_max_message_bytes;
+    grpc_options.service = impl->service.get();
+    ASSIGN_OR_RETURN(impl->grpc, frontend::GrpcServer::Start(std::move(grpc_options)));
+    // Tests and scripts read the bound port from this line.
+    spdlog::info("gRPC listening on {}:{}", options.grpc_address, impl->grpc->port());
+  }
   impl->service->SetReady(true);
+  if (impl->grpc) impl->grpc->SetServing(true);
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 
@@ -67,10 +83,11 @@ void Server::Stop() {
   if (!impl_) return;
   if (impl_->service) impl_->service->SetReady(false);
   if (impl_->http) impl_->http->Stop();
+  if (impl_->grpc) impl_->grpc->Stop();
   if (impl_->models) impl_->models->Shutdown();
 }
 
 uint16_t Server::http_port() const { return impl_->http ? impl_->http->port() : 0; }
-uint16_t Server::grpc_port() const { return 0; }
+uint16_t Server::grpc_port() const { return impl_->grpc ? impl_->grpc->port() : 0; }
 
 }  // namespace ortserve::server

@@ -24,6 +24,9 @@ struct ServerOptions {
   int model_load_threads = 4;
   std::string log_level = "info";
   int ort_log_severity = 3;
+  int ort_intra_op_threads = 0;  // The shared intra-op pool; 0: one thread per core.
+  int ort_inter_op_threads = 0;
+  bool ort_allow_spinning = true;
 };
 
 // Thread-safe.

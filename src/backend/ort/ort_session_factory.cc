@@ -249,7 +249,11 @@ absl::StatusOr<std::unique_ptr<OrtSessionFactory>> OrtSessionFactory::Create(con
         " or newer, or rebuild with -DONNXRUNTIME_ROOT pointing at the release you run"));
   }
   try {
-    auto impl = std::make_unique<Impl>(Impl{Ort::Env(static_cast<OrtLoggingLevel>(options.log_severity),
+    Ort::ThreadingOptions threading;
+    threading.SetGlobalIntraOpNumThreads(options.shared_intra_op_threads);
+    threading.SetGlobalInterOpNumThreads(options.shared_inter_op_threads);
+    threading.SetGlobalSpinControl(options.allow_spinning ? 1 : 0);
+    auto impl = std::make_unique<Impl>(Impl{Ort::Env(threading, static_cast<OrtLoggingLevel>(options.log_severity),
                                                      options.log_id.c_str())});
     return std::unique_ptr<OrtSessionFactory>(new OrtSessionFactory(std::move(impl)));
   } catch (const Ort::Exception& e) {
@@ -264,8 +268,12 @@ absl::StatusOr<std::unique_ptr<Session>> OrtSessionFactory::Create(const Session
   }
   try {
     Ort::SessionOptions so;
-    so.SetIntraOpNumThreads(options.intra_op_threads);
-    so.SetInterOpNumThreads(options.inter_op_threads);
+    if (options.intra_op_threads == 0 && options.inter_op_threads == 0) {
+      so.DisablePerSessionThreads();  // Use the Env's shared pools.
+    } else {
+      so.SetIntraOpNumThreads(options.intra_op_threads);
+      so.SetInterOpNumThreads(options.inter_op_threads);
+    }
     so.SetGraphOptimizationLevel(ToOrt(options.graph_optimization));
     so.SetExecutionMode(options.execution_mode == ExecutionMode::kParallel ? ORT_PARALLEL
                                                                             : ORT_SEQUENTIAL);

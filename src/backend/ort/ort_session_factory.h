@@ -18,6 +18,14 @@ class OrtSessionFactory final : public SessionFactory {
     // ORT's own log severity: 0 verbose .. 4 fatal.
     int log_severity = 3;
     std::string log_id = "ortserve";
+    // The process-wide intra-op and inter-op thread pools that every session
+    // without its own thread counts shares (0: one thread per core). Sharing
+    // keeps a repository of many models from starting a spinning pool per
+    // model.
+    int shared_intra_op_threads = 0;
+    int shared_inter_op_threads = 0;
+    // Whether idle pool threads spin before sleeping (lower latency, more CPU).
+    bool allow_spinning = true;
   };
 
   // Checks that the loaded libonnxruntime supports the API version the
