@@ -28,6 +28,7 @@ run: build
 # Builds, then runs the whole suite: unit, integration and conformance tests.
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
+	@grep -h "ONNX node tests through ortserve" $(BUILD)/Testing/Temporary/LastTest.log || true
 
 test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L unit

@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "repository/model_config.h"
+
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+namespace ortserve::repository {
+namespace {
+
+backend::ModelSignature BatchedSignature() {
+  backend::ModelSignature s;
+  s.inputs.push_back({"x", DataType::kFp32, Shape{-1, 4}});
+  s.outputs.push_back({"y", DataType::kFp32, Shape{-1, 3}});
+  return s;
+}
+
+ModelConfig Parse(const std::string& text, std::vector<std::string>* warnings = nullptr) {
+  auto config = ParseModelConfig(text, "config.pbtxt", warnings);
+  EXPECT_TRUE(config.ok()) << config.status();
+  return config.ok() ? *config : ModelConfig();
+}
+
+TEST(ModelConfigTest, ParsesATritonOnnxConfigUnchanged) {
+  std::vector<std::string> warnings;
+  ModelConfig config = Parse(R"(
+    name: "m"
+    platform: "onnxruntime_onnx"
+    max_batch_size: 8
+    input [ { name: "x" data_type: TYPE_FP32 dims: [ 4 ] } ]
+    output [ { name: "y" data_type: TYPE_FP32 dims: [ 3 ] } ]
+    instance_group [ { count: 2 kind: KIND_CPU } ]
+    dynamic_batching { preferred_batch_size: [ 4, 8 ] max_queue_delay_microseconds: 100 }
+    version_policy: { latest: { num_versions: 2 } }
+    parameters { key: "intra_op_thread_count" value: { string_value: "2" } }
+  )", &warnings);
+  EXPECT_TRUE(warnings.empty());
+  EXPECT_EQ(config.max_batch_size(), 8);
+  EXPECT_EQ(config.instance_group(0).count(), 2);
+  EXPECT_EQ(config.dynamic_batching().preferred_batch_size_size(), 2);
+  EXPECT_EQ(config.version_policy().latest().num_versions(), 2u);
+}
+
+TEST(ModelConfigTest, SyntaxErrorsGiveLineAndColumn) {
+  auto config = ParseModelConfig("max_batch_size: 4\ninput { name: }", "m/config.pbtxt", nullptr);
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(config.status().message()).find("m/config.pbtxt:2:"), std::string::npos)
+      << config.status();
+}
+
+TEST(ModelConfigTest, UnknownAndUnsupportedFieldsAreReportedByName) {
+  std::vector<std::string> warnings;
+  ModelConfig config = Parse("name: \"m\"\nfuture_knob: 7\nsequence_batching { max_sequence_idle_microseconds: 5 }\n",
+                             &warnings);
+  ASSERT_TRUE(CompleteModelConfig("m", BatchedSignature(), &config, &warnings).ok());
+  std::string all;
+  for (const auto& w : warnings) all += w + "\n";
+  EXPECT_NE(all.find("future_knob"), std::string::npos) << all;
+  EXPECT_NE(all.find("sequence_batching"), std::string::npos) << all;
+}
+
+TEST(ModelConfigTest, EmptyConfigIsCompletedFromTheModelWithBatching) {
+  ModelConfig config;
+  ASSERT_TRUE(CompleteModelConfig("m", BatchedSignature(), &config, nullptr).ok());
+  EXPECT_EQ(config.name(), "m");
+  EXPECT_EQ(config.platform(), "onnxruntime_onnx");
+  EXPECT_EQ(config.max_batch_size(), 4);
+  EXPECT_TRUE(config.has_dynamic_batching());
+  ASSERT_EQ(config.input_size(), 1);
+  EXPECT_EQ(config.input(0).data_type(), config::TYPE_FP32);
+  ASSERT_EQ(config.input(0).dims_size(), 1);  // The batch dimension is implied.
+  EXPECT_EQ(config.input(0).dims(0), 4);
+  EXPECT_EQ(config.output(0).dims(0), 3);
+  EXPECT_EQ(config.instance_group_size(), 1);
+  EXPECT_EQ(config.version_policy().latest().num_versions(), 1u);
+}
+
+TEST(ModelConfigTest, FixedShapeModelGetsNoBatching) {
+  backend::ModelSignature s;
+  s.inputs.push_back({"x", DataType::kInt64, Shape{2, 2}});
+  s.outputs.push_back({"y", DataType::kInt64, Shape{2, 2}});
+  ModelConfig config;
+  ASSERT_TRUE(CompleteModelConfig("m", s, &config, nullptr).ok());
+  EXPECT_EQ(config.max_batch_size(), 0);
+  EXPECT_EQ(config.input(0).dims_size(), 2);
+  EXPECT_EQ(ServedShape(config, config.input(0).dims()), (Shape{2, 2}));
+}
+
+TEST(ModelConfigTest, PartialConfigKeepsWhatItSaysAndFillsTheRest) {
+  ModelConfig config = Parse("max_batch_size: 16\ninput { name: \"x\" }");
+  ASSERT_TRUE(CompleteModelConfig("m", BatchedSignature(), &config, nullptr).ok());
+  EXPECT_EQ(config.max_batch_size(), 16);
+  EXPECT_EQ(config.input(0).data_type(), config::TYPE_FP32);
+  EXPECT_EQ(config.input(0).dims(0), 4);
+  EXPECT_EQ(config.output_size(), 1);
+  EXPECT_EQ(ServedShape(config, config.input(0).dims()), (Shape{-1, 4}));
+}
+
+struct Mismatch {
+  const char* name;
+  const char* config;
+  const char* message_part;
+};
+class ModelConfigMismatchTest : public ::testing::TestWithParam<Mismatch> {};
+
+TEST_P(ModelConfigMismatchTest, IsRejectedNamingTheField) {
+  ModelConfig config = Parse(GetParam().config);
+  absl::Status status = CompleteModelConfig("m", BatchedSignature(), &config, nullptr);
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(status.message()).find(GetParam().message_part), std::string::npos) << status;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    All, ModelConfigMismatchTest,
+    ::testing::Values(
+        Mismatch{"WrongType", "max_batch_size: 4 input { name: \"x\" data_type: TYPE_INT32 }", "TYPE_INT32"},
+        Mismatch{"WrongDims", "max_batch_size: 4 input { name: \"x\" dims: [ 5 ] }", "[5]"},
+        Mismatch{"UnknownInput", "input { name: \"z\" }", "'z'"},
+        Mismatch{"UnknownOutput", "output { name: \"q\" }", "'q'"},
+        Mismatch{"OtherName", "name: \"other\"", "other"},
+        Mismatch{"OtherPlatform", "platform: \"tensorflow_savedmodel\"", "tensorflow_savedmodel"},
+        Mismatch{"PreferredAboveMax", "max_batch_size: 4 dynamic_batching { preferred_batch_size: 8 }", "8"},
+        Mismatch{"NegativeMaxBatch", "max_batch_size: -2", "max_batch_size"}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(ModelConfigTest, BatchingNeedsAVariableFirstDimension) {
+  backend::ModelSignature s;
+  s.inputs.push_back({"x", DataType::kFp32, Shape{2, 4}});
+  s.outputs.push_back({"y", DataType::kFp32, Shape{2, 3}});
+  ModelConfig config = Parse("max_batch_size: 8");
+  absl::Status status = CompleteModelConfig("m", s, &config, nullptr);
+  EXPECT_FALSE(status.ok());
+  EXPECT_NE(std::string(status.message()).find("batch dimension"), std::string::npos) << status;
+}
+
+TEST(ModelConfigTest, SessionOptionsFollowTritonOnnxRuntimeParameters) {
+  ModelConfig config = Parse(R"(
+    optimization { graph { level: 1 } }
+    instance_group [ { kind: KIND_GPU gpus: [ 3 ] } ]
+    parameters { key: "intra_op_thread_count" value: { string_value: "3" } }
+    parameters { key: "execution_mode" value: { string_value: "1" } }
+    parameters { key: "enable_mem_arena" value: { string_value: "false" } }
+    parameters { key: "session.intra_op.allow_spinning" value: { string_value: "0" } }
+    parameters { key: "cuda.cudnn_conv_algo_search" value: { string_value: "HEURISTIC" } }
+    parameters { key: "mystery" value: { string_value: "1" } }
+  )");
+  std::vector<std::string> warnings;
+  auto options = SessionOptionsFromConfig(config, "/m/1/model.onnx", &warnings);
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->intra_op_threads, 3);
+  EXPECT_EQ(options->execution_mode, backend::ExecutionMode::kParallel);
+  EXPECT_FALSE(options->enable_cpu_mem_arena);
+  EXPECT_EQ(options->graph_optimization, backend::GraphOptimization::kExtended);
+  EXPECT_EQ(options->device, backend::DeviceKind::kGpu);
+  EXPECT_EQ(options->gpu_device_id, 3);
+  ASSERT_EQ(options->config_entries.size(), 1u);
+  EXPECT_EQ(options->config_entries[0].first, "session.intra_op.allow_spinning");
+  ASSERT_EQ(options->gpu_provider_options.size(), 1u);
+  EXPECT_EQ(options->gpu_provider_options[0].first, "cudnn_conv_algo_search");
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("mystery"), std::string::npos);
+}
+
+TEST(ModelConfigTest, BadParameterValuesAreRejected) {
+  ModelConfig config = Parse(R"(parameters { key: "intra_op_thread_count" value: { string_value: "four" } })");
+  auto options = SessionOptionsFromConfig(config, "m.onnx", nullptr);
+  ASSERT_FALSE(options.ok());
+  EXPECT_NE(std::string(options.status().message()).find("four"), std::string::npos);
+}
+
+TEST(ModelConfigTest, JsonHasNumericDimsLikeTriton) {
+  ModelConfig config = Parse("name: \"m\" max_batch_size: 2 input { name: \"x\" data_type: TYPE_FP32 dims: [ -1, 4 ] }"
+                             " dynamic_batching { max_queue_delay_microseconds: 250 }");
+  rapidjson::Document doc;
+  std::string json = ModelConfigToJson(config);
+  doc.Parse(json.c_str());
+  ASSERT_FALSE(doc.HasParseError()) << json;
+  EXPECT_TRUE(doc["input"][0]["dims"][0].IsInt64()) << json;
+  EXPECT_EQ(doc["input"][0]["dims"][0].GetInt64(), -1);
+  EXPECT_EQ(doc["dynamic_batching"]["max_queue_delay_microseconds"].GetInt64(), 250);
+  EXPECT_STREQ(doc["input"][0]["data_type"].GetString(), "TYPE_FP32");
+  EXPECT_EQ(doc["max_batch_size"].GetInt(), 2);
+}
+
+}  // namespace
+}  // namespace ortserve::repository

@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "repository/model_manager.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "fakes/fake_session_factory.h"
+
+namespace ortserve::repository {
+namespace {
+namespace fs = std::filesystem;
+
+class ModelManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() / ("ortserve-mm-" + std::to_string(::getpid()) + "-" +
+                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+    backend::ModelSignature s;
+    s.inputs.push_back({"x", DataType::kFp32, Shape{-1, 2}});
+    s.outputs.push_back({"x", DataType::kFp32, Shape{-1, 2}});  // FakeSession copies inputs out.
+    factory_.AddModel("/", s);
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  void AddVersion(const std::string& model, int version) {
+    fs::create_directories(root_ / model / std::to_string(version));
+    std::ofstream(root_ / model / std::to_string(version) / "model.onnx") << "fake";
+  }
+  void WriteConfig(const std::string& model, const std::string& text) {
+    fs::create_directories(root_ / model);
+    std::ofstream(root_ / model / "config.pbtxt") << text;
+  }
+  std::unique_ptr<ModelManager> Load() {
+    ModelManager::Options options;
+    options.repository_path = root_.string();
+    options.session_factory = &factory_;
+    options.load_threads = 3;
+    options.warn = [this](const std::string& w) { warnings_.push_back(w); };
+    auto manager = ModelManager::Create(std::move(options));
+    EXPECT_TRUE(manager.ok());
+    EXPECT_TRUE((*manager)->LoadAll().ok());
+    return *std::move(manager);
+  }
+
+  fs::path root_;
+  testing::FakeSessionFactory factory_;
+  std::vector<std::string> warnings_;
+};
+
+TEST_F(ModelManagerTest, LatestVersionIsServedByDefault) {
+  AddVersion("m", 1);
+  AddVersion("m", 3);
+  AddVersion("m", 2);
+  auto manager = Load();
+  auto model = manager->GetModel("m", "");
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ((*model)->version, 3);
+  EXPECT_EQ(manager->GetModel("m", "1").status().code(), absl::StatusCode::kNotFound);
+  auto index = manager->Index();
+  ASSERT_EQ(index.size(), 1u);
+  EXPECT_EQ(index[0].version, "3");
+  EXPECT_EQ(index[0].state, ModelState::kReady);
+}
+
+TEST_F(ModelManagerTest, VersionPoliciesChooseVersions) {
+  for (int v : {1, 2, 3}) {
+    AddVersion("latest2", v);
+    AddVersion("all", v);
+    AddVersion("specific", v);
+  }
+  WriteConfig("latest2", "version_policy: { latest: { num_versions: 2 } }");
+  WriteConfig("all", "version_policy: { all: {} }");
+  WriteConfig("specific", "version_policy: { specific: { versions: [ 1, 3, 9 ] } }");
+  auto manager = Load();
+  std::map<std::string, std::vector<std::string>> versions;
+  for (const auto& e : manager->Index()) versions[e.name].push_back(e.version);
+  EXPECT_EQ(versions["latest2"], (std::vector<std::string>{"2", "3"}));
+  EXPECT_EQ(versions["all"], (std::vector<std::string>{"1", "2", "3"}));
+  EXPECT_EQ(versions["specific"], (std::vector<std::string>{"1", "3"}));
+  EXPECT_TRUE(manager->GetModel("specific", "1").ok());
+  EXPECT_EQ((*manager->GetModel("specific", ""))->version, 3);
+}
+
+TEST_F(ModelManagerTest, AFailingModelIsReportedAndOthersLoad) {
+  AddVersion("good", 1);
+  AddVersion("broken", 1);
+  AddVersion("noversions_but_dir", 0);
+  fs::remove_all(root_ / "noversions_but_dir" / "0");
+  WriteConfig("badconfig", "max_batch_size: {");
+  AddVersion("badconfig", 1);
+  factory_.FailModel("broken", absl::InvalidArgumentError("protobuf parsing failed"));
+  auto manager = Load();
+  EXPECT_TRUE(manager->GetModel("good", "").ok());
+  auto broken = manager->GetModel("broken", "");
+  EXPECT_EQ(broken.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(std::string(broken.status().message()).find("protobuf parsing failed"), std::string::npos);
+  std::map<std::string, ModelIndexEntry> index;
+  for (const auto& e : manager->Index()) index[e.name] = e;
+  EXPECT_EQ(index["broken"].state, ModelState::kUnavailable);
+  EXPECT_EQ(index["badconfig"].state, ModelState::kUnavailable);
+  EXPECT_NE(index["badconfig"].reason.find("config.pbtxt"), std::string::npos) << index["badconfig"].reason;
+  EXPECT_EQ(index["noversions_but_dir"].state, ModelState::kUnavailable);
+  EXPECT_NE(index["noversions_but_dir"].reason.find("no version"), std::string::npos);
+}
+
+TEST_F(ModelManagerTest, UnknownModelAndBadVersionAreDistinguished) {
+  AddVersion("m", 1);
+  auto manager = Load();
+  EXPECT_EQ(manager->GetModel("nope", "").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(manager->GetModel("m", "abc").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(manager->GetModel("m", "-1").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(manager->GetModel("m", "2").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ModelManagerTest, InstanceCountCreatesThatManySessions) {
+  AddVersion("m", 1);
+  WriteConfig("m", "instance_group [ { count: 3 kind: KIND_CPU } ]");
+  auto manager = Load();
+  ASSERT_TRUE(manager->GetModel("m", "").ok());
+  EXPECT_EQ(factory_.created().size(), 3u);
+}
+
+TEST_F(ModelManagerTest, HandleKeepsAVersionAliveAfterShutdown) {
+  AddVersion("m", 1);
+  auto manager = Load();
+  ModelHandle handle = *manager->GetModel("m", "");
+  manager.reset();
+  EXPECT_EQ(handle->name, "m");
+  EXPECT_EQ(handle->config.input(0).name(), "x");
+}
+
+TEST_F(ModelManagerTest, RepositoryThatIsNotADirectoryIsAnError) {
+  ModelManager::Options options;
+  options.repository_path = (root_ / "missing").string();
+  options.session_factory = &factory_;
+  auto manager = ModelManager::Create(std::move(options));
+  ASSERT_TRUE(manager.ok());
+  EXPECT_EQ((*manager)->LoadAll().code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace ortserve::repository
