@@ -79,6 +79,10 @@ struct SessionOptions {
   bool enable_cpu_mem_arena = true;
   bool enable_mem_pattern = true;
   DeviceKind device = DeviceKind::kCpu;
+  // Run through ORT's IoBinding: inputs are bound once (copied to the device
+  // once for GPU sessions) and outputs are bound to host memory (pinned for
+  // GPU sessions), so results come back in one copy. On by default for GPU.
+  bool io_binding = false;
   int gpu_device_id = 0;
   // Free-form ORT session config entries (key -> value), passed through.
   std::vector<std::pair<std::string, std::string>> config_entries;

@@ -294,6 +294,9 @@ absl::StatusOr<backend::SessionOptions> SessionOptionsFromConfig(const ModelConf
   options.execution_mode = mode == 1 ? backend::ExecutionMode::kParallel : backend::ExecutionMode::kSequential;
   ASSIGN_OR_RETURN(options.enable_cpu_mem_arena, ParseBoolParameter(config, "enable_mem_arena", true));
   ASSIGN_OR_RETURN(options.enable_mem_pattern, ParseBoolParameter(config, "enable_mem_pattern", true));
+  const bool gpu = !config.instance_group().empty() &&
+                   config.instance_group(0).kind() == config::ModelInstanceGroup::KIND_GPU;
+  ASSIGN_OR_RETURN(options.io_binding, ParseBoolParameter(config, "io_binding", gpu));
 
   // Triton's ONNX Runtime backend: level -1 basic, 1 extended, otherwise all.
   switch (config.optimization().graph().level()) {
@@ -314,7 +317,7 @@ absl::StatusOr<backend::SessionOptions> SessionOptionsFromConfig(const ModelConf
   }
   static constexpr std::string_view kKnown[] = {
       "intra_op_thread_count", "inter_op_thread_count", "execution_mode", "enable_mem_arena",
-      "enable_mem_pattern", "graph_optimization_level"};
+      "enable_mem_pattern", "graph_optimization_level", "io_binding"};
   for (const auto& [key, value] : config.parameters()) {
     if (std::find(std::begin(kKnown), std::end(kKnown), key) != std::end(kKnown)) continue;
     if (key.rfind("session.", 0) == 0) {

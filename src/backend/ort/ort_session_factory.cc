@@ -3,10 +3,12 @@
 
 #include <onnxruntime_cxx_api.h>
 
+#include <cstring>
 #include <filesystem>
 #include <optional>
 #include <unordered_map>
 
+#include "absl/synchronization/mutex.h"
 #include "core/strings.h"
 #include "core/status.h"
 
@@ -54,8 +56,15 @@ ONNXTensorElementDataType ToOrt(DataType type) {
   return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
 }
 
+// ORT's messages end with a newline now and then.
+std::string_view Trimmed(const char* message) {
+  std::string_view m(message);
+  while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.remove_suffix(1);
+  return m;
+}
+
 absl::Status FromOrtException(const Ort::Exception& e, std::string_view context) {
-  std::string message = StrCat(context, ": ", e.what());
+  std::string message = StrCat(context, ": ", Trimmed(e.what()));
   switch (e.GetOrtErrorCode()) {
     case ORT_INVALID_ARGUMENT:
     case ORT_INVALID_PROTOBUF:
@@ -117,7 +126,7 @@ absl::Status AppendCuda(const SessionOptions& options, Ort::SessionOptions& so) 
   } catch (const Ort::Exception& e) {
     return absl::FailedPreconditionError(StrCat(
         "the model asks for a GPU (KIND_GPU) but the CUDA execution provider is not usable here: ",
-        e.what(), " (install it with ORT_WITH_CUDA=1 scripts/setup.sh on a machine with CUDA 13)"));
+        Trimmed(e.what()), " (install it with ORT_WITH_CUDA=1 scripts/setup.sh on a machine with CUDA 13)"));
   }
 }
 
@@ -143,10 +152,13 @@ Tensor StringOutput(const std::string& name, Ort::Value& value) {
 
 class OrtSession final : public Session {
  public:
-  OrtSession(Ort::Session session, ModelSignature signature)
-      : session_(std::move(session)), signature_(std::move(signature)) {
-    for (const auto& spec : signature_.inputs) input_names_.push_back(spec.name.c_str());
-  }
+  OrtSession(Ort::Session session, ModelSignature signature, bool io_binding, bool gpu)
+      : session_(std::move(session)),
+        signature_(std::move(signature)),
+        io_binding_(io_binding),
+        // GPU results land in pinned host memory so the copy back is one DMA.
+        output_memory_(gpu ? Ort::MemoryInfo("CudaPinned", OrtDeviceAllocator, 0, OrtMemTypeCPUOutput)
+                           : Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault)) {}
 
   const ModelSignature& signature() const override { return signature_; }
 
@@ -173,9 +185,13 @@ class OrtSession final : public Session {
       out_names.reserve(output_names.size());
       for (const auto& name : output_names) out_names.push_back(name.c_str());
 
-      std::vector<Ort::Value> results =
-          session_.Run(run_options_, names.data(), values.data(), values.size(), out_names.data(),
-                       out_names.size());
+      std::vector<Ort::Value> results;
+      if (io_binding_) {
+        results = RunBound(names, values, out_names);
+      } else {
+        results = session_.Run(run_options_, names.data(), values.data(), values.size(), out_names.data(),
+                               out_names.size());
+      }
       for (size_t i = 0; i < results.size(); ++i) {
         outputs->push_back(ToTensor(output_names[i], std::move(results[i])));
       }
@@ -189,18 +205,42 @@ class OrtSession final : public Session {
   absl::StatusOr<Ort::Value> MakeStringValue(const Tensor& input) {
     ASSIGN_OR_RETURN(int64_t count, ElementCount(input.shape));
     ASSIGN_OR_RETURN(auto elements, SplitBytesElements(input.data, count, input.name));
-    // ORT copies strings into its own std::string elements; it needs NUL-free
-    // C strings only through FillStringTensor, so fill element by element to
-    // keep embedded NULs.
+    // Each element is written into ORT's own string buffer at its exact length,
+    // so embedded NULs survive (FillStringTensor would stop at the first).
     Ort::AllocatorWithDefaultOptions allocator;
     Ort::Value value = Ort::Value::CreateTensor(allocator, input.shape.data(), input.shape.size(),
                                                 ONNX_TENSOR_ELEMENT_DATA_TYPE_STRING);
-    std::string scratch;
     for (size_t i = 0; i < elements.size(); ++i) {
-      scratch.assign(elements[i]);
-      value.FillStringTensorElement(scratch.c_str(), i);
+      char* buffer = value.GetResizedStringTensorElementBuffer(i, elements[i].size());
+      if (!elements[i].empty()) std::memcpy(buffer, elements[i].data(), elements[i].size());
     }
     return value;
+  }
+
+  // IoBinding objects are not thread-safe; runs may be concurrent, so each
+  // takes one from a small free list and gives it back.
+  std::vector<Ort::Value> RunBound(const std::vector<const char*>& names, const std::vector<Ort::Value>& values,
+                                   const std::vector<const char*>& out_names) {
+    std::unique_ptr<Ort::IoBinding> binding;
+    {
+      absl::MutexLock lock(&bindings_mu_);
+      if (!free_bindings_.empty()) {
+        binding = std::move(free_bindings_.back());
+        free_bindings_.pop_back();
+      }
+    }
+    if (!binding) binding = std::make_unique<Ort::IoBinding>(session_);
+    binding->ClearBoundInputs();
+    binding->ClearBoundOutputs();
+    for (size_t i = 0; i < values.size(); ++i) binding->BindInput(names[i], values[i]);
+    for (const char* name : out_names) binding->BindOutput(name, output_memory_);
+    session_.Run(run_options_, *binding);
+    std::vector<Ort::Value> results = binding->GetOutputValues();
+    binding->ClearBoundInputs();
+    binding->ClearBoundOutputs();
+    absl::MutexLock lock(&bindings_mu_);
+    free_bindings_.push_back(std::move(binding));
+    return results;
   }
 
   static Tensor ToTensor(const std::string& name, Ort::Value value) {
@@ -221,7 +261,10 @@ class OrtSession final : public Session {
 
   Ort::Session session_;
   ModelSignature signature_;
-  std::vector<const char*> input_names_;
+  const bool io_binding_;
+  Ort::MemoryInfo output_memory_;
+  absl::Mutex bindings_mu_;
+  std::vector<std::unique_ptr<Ort::IoBinding>> free_bindings_ ABSL_GUARDED_BY(bindings_mu_);
   Ort::RunOptions run_options_;
   Ort::MemoryInfo cpu_memory_ = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
 };
@@ -299,7 +342,8 @@ absl::StatusOr<std::unique_ptr<Session>> OrtSessionFactory::Create(const Session
       ASSIGN_OR_RETURN(TensorSpec spec, SpecFrom(std::move(name), session.GetOutputTypeInfo(i)));
       signature.outputs.push_back(std::move(spec));
     }
-    return std::unique_ptr<Session>(new OrtSession(std::move(session), std::move(signature)));
+    return std::unique_ptr<Session>(new OrtSession(std::move(session), std::move(signature), options.io_binding,
+                                                   options.device == DeviceKind::kGpu));
   } catch (const Ort::Exception& e) {
     return FromOrtException(e, StrCat("loading ", options.model_path));
   }
