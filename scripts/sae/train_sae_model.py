@@ -1,0 +1,622 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""Trains and exports the demo serious-adverse-event (SAE) text classifier.
+
+Steps, all deterministic for a given seed, CPU only, one thread:
+  1. read data/sae/corpus.jsonl (made by scripts/sae/make_corpus.py);
+  2. build a BERT-style uncased WordPiece vocabulary from the train split;
+  3. train a 2-layer transformer encoder from scratch (AdamW);
+  4. export it to ONNX (input_ids, attention_mask, token_type_ids -> logits);
+  5. verify the export (onnx.checker, a numpy evaluation of the ONNX graph
+     compared with torch, padding invariance) and evaluate on the test split.
+
+    /usr/bin/python3 scripts/sae/train_sae_model.py
+
+Outputs (under models/sae_classifier/): 1/model.onnx, vocab.txt, labels.txt,
+metrics.json.
+
+The tokenizer here follows the original BERT algorithm (BasicTokenizer +
+WordpieceTokenizer) exactly, because the server tokenizes natively in C++ with
+the same vocab.txt and must produce the same ids.
+"""
+
+import argparse
+import collections
+import hashlib
+import json
+import math
+import os
+import random
+import time
+import unicodedata
+
+import numpy as np
+import torch
+from torch import nn
+
+LABELS = ["not_serious", "serious"]
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = range(5)
+MAX_LENGTH = 128
+MAX_INPUT_CHARS_PER_WORD = 100
+
+
+# ---------------------------------------------------------------------------
+# BERT tokenizer (BasicTokenizer + WordpieceTokenizer), uncased.
+# ---------------------------------------------------------------------------
+def _is_whitespace(ch):
+    if ch in (" ", "\t", "\n", "\r"):
+        return True
+    return unicodedata.category(ch) == "Zs"
+
+
+def _is_control(ch):
+    if ch in ("\t", "\n", "\r"):
+        return False
+    return unicodedata.category(ch).startswith("C")
+
+
+def _is_punctuation(ch):
+    cp = ord(ch)
+    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
+        return True
+    return unicodedata.category(ch).startswith("P")
+
+
+def _is_cjk(cp):
+    return (0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2A6DF
+            or 0x2A700 <= cp <= 0x2B73F or 0x2B740 <= cp <= 0x2B81F or 0x2B820 <= cp <= 0x2CEAF
+            or 0xF900 <= cp <= 0xFAFF or 0x2F800 <= cp <= 0x2FA1F)
+
+
+def basic_tokenize(text):
+    """BERT BasicTokenizer with do_lower_case=True (which also strips accents)."""
+    cleaned = []
+    for ch in text:
+        cp = ord(ch)
+        if cp == 0 or cp == 0xFFFD or _is_control(ch):
+            continue
+        cleaned.append(" " if _is_whitespace(ch) else ch)
+    spaced = []
+    for ch in cleaned:
+        if _is_cjk(ord(ch)):
+            spaced.extend([" ", ch, " "])
+        else:
+            spaced.append(ch)
+    out = []
+    for token in "".join(spaced).strip().split():
+        token = token.lower()
+        token = "".join(c for c in unicodedata.normalize("NFD", token) if unicodedata.category(c) != "Mn")
+        current = []
+        for ch in token:
+            if _is_punctuation(ch):
+                if current:
+                    out.append("".join(current))
+                    current = []
+                out.append(ch)
+            else:
+                current.append(ch)
+        if current:
+            out.append("".join(current))
+    return " ".join(out).strip().split()
+
+
+def wordpiece(word, vocab):
+    """Greedy longest-match-first WordPiece; the whole word becomes [UNK] if any part fails."""
+    if len(word) > MAX_INPUT_CHARS_PER_WORD:
+        return ["[UNK]"]
+    pieces = []
+    start = 0
+    while start < len(word):
+        end = len(word)
+        found = None
+        while start < end:
+            sub = word[start:end]
+            if start > 0:
+                sub = "##" + sub
+            if sub in vocab:
+                found = sub
+                break
+            end -= 1
+        if found is None:
+            return ["[UNK]"]
+        pieces.append(found)
+        start = end
+    return pieces
+
+
+class Tokenizer:
+    def __init__(self, vocab_list):
+        self.vocab_list = list(vocab_list)
+        self.vocab = {t: i for i, t in enumerate(self.vocab_list)}
+
+    def tokenize(self, text):
+        out = []
+        for w in basic_tokenize(text):
+            out.extend(wordpiece(w, self.vocab))
+        return out
+
+    def encode(self, text, max_length=MAX_LENGTH):
+        """Returns ids [CLS] ... [SEP], truncated to max_length (no padding)."""
+        pieces = self.tokenize(text)[: max_length - 2]
+        return [CLS_ID] + [self.vocab[p] for p in pieces] + [SEP_ID]
+
+
+def build_vocab(texts, target_size):
+    """WordPiece vocabulary: specials, every character seen (bare and ##), then
+    pieces from greedy most-frequent-pair merges over the word counts (the merge
+    procedure used by common WordPiece trainers), until target_size or until
+    every word is a single piece. Pairs seen at least twice are merged first."""
+    word_counts = collections.Counter()
+    for t in texts:
+        word_counts.update(basic_tokenize(t))
+    chars = sorted({c for w in word_counts for c in w})
+    vocab = list(SPECIALS) + chars + ["##" + c for c in chars]
+    present = set(vocab)
+    words = [([w[0]] + ["##" + c for c in w[1:]], n) for w, n in word_counts.items()]
+    while len(vocab) < target_size:
+        pairs = collections.Counter()
+        for syms, n in words:
+            for a, b in zip(syms, syms[1:]):
+                pairs[(a, b)] += n
+        if not pairs:
+            break
+        # Highest count wins; ties broken by the pair's text so the result is deterministic.
+        (a, b), count = min(pairs.items(), key=lambda kv: (-kv[1], kv[0]))
+        merged = a + b[2:]
+        for i, (syms, n) in enumerate(words):
+            if len(syms) < 2:
+                continue
+            j, new = 0, []
+            while j < len(syms):
+                if j + 1 < len(syms) and syms[j] == a and syms[j + 1] == b:
+                    new.append(merged)
+                    j += 2
+                else:
+                    new.append(syms[j])
+                    j += 1
+            words[i] = (new, n)
+        if merged not in present:
+            present.add(merged)
+            vocab.append(merged)
+    return vocab
+
+
+# ---------------------------------------------------------------------------
+# Model: a small BERT-like encoder with a [CLS] classification head.
+# ---------------------------------------------------------------------------
+class EncoderLayer(nn.Module):
+    def __init__(self, hidden, heads, ffn, dropout):
+        super().__init__()
+        self.heads = heads
+        self.head_dim = hidden // heads
+        self.query = nn.Linear(hidden, hidden)
+        self.key = nn.Linear(hidden, hidden)
+        self.value = nn.Linear(hidden, hidden)
+        self.attn_out = nn.Linear(hidden, hidden)
+        self.attn_norm = nn.LayerNorm(hidden, eps=1e-12)
+        self.ffn_in = nn.Linear(hidden, ffn)
+        self.ffn_out = nn.Linear(ffn, hidden)
+        self.ffn_norm = nn.LayerNorm(hidden, eps=1e-12)
+        self.act = nn.GELU()
+        self.drop = nn.Dropout(dropout)
+
+    def _split(self, x):
+        b, s, _ = x.shape
+        return x.view(b, s, self.heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, x, additive_mask):
+        b, s, h = x.shape
+        q, k, v = self._split(self.query(x)), self._split(self.key(x)), self._split(self.value(x))
+        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_dim) + additive_mask
+        probs = self.drop(torch.softmax(scores, dim=-1))
+        ctx = torch.matmul(probs, v).transpose(1, 2).reshape(b, s, h)
+        x = self.attn_norm(x + self.drop(self.attn_out(ctx)))
+        x = self.ffn_norm(x + self.drop(self.ffn_out(self.act(self.ffn_in(x)))))
+        return x
+
+
+class SaeClassifier(nn.Module):
+    def __init__(self, vocab_size, hidden=128, layers=2, heads=4, ffn=512, max_length=MAX_LENGTH,
+                 type_vocab=2, num_labels=2, dropout=0.1):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(vocab_size, hidden)
+        self.position_embeddings = nn.Embedding(max_length, hidden)
+        self.token_type_embeddings = nn.Embedding(type_vocab, hidden)
+        self.register_buffer("position_ids", torch.arange(max_length).unsqueeze(0), persistent=False)
+        self.emb_norm = nn.LayerNorm(hidden, eps=1e-12)
+        self.drop = nn.Dropout(dropout)
+        self.layers = nn.ModuleList([EncoderLayer(hidden, heads, ffn, dropout) for _ in range(layers)])
+        self.pooler = nn.Linear(hidden, hidden)
+        self.classifier = nn.Linear(hidden, num_labels)
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(m):
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        seq = input_ids.size(1)
+        pos = self.position_ids[:, :seq]
+        x = self.word_embeddings(input_ids) + self.position_embeddings(pos) + self.token_type_embeddings(token_type_ids)
+        x = self.drop(self.emb_norm(x))
+        # Padded keys get -10000 before softmax: exp() underflows to exactly 0 in float32.
+        additive = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * -10000.0
+        for layer in self.layers:
+            x = layer(x, additive)
+        pooled = torch.tanh(self.pooler(x[:, 0]))
+        return self.classifier(self.drop(pooled))
+
+
+# ---------------------------------------------------------------------------
+# Data helpers.
+# ---------------------------------------------------------------------------
+def pad_batch(seqs, pad_to=None):
+    n = pad_to or max(len(s) for s in seqs)
+    ids = torch.zeros((len(seqs), n), dtype=torch.int64)
+    mask = torch.zeros((len(seqs), n), dtype=torch.int64)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(s, dtype=torch.int64)
+        mask[i, : len(s)] = 1
+    return ids, mask, torch.zeros_like(ids)
+
+
+@torch.no_grad()
+def predict_proba(model, seqs, batch_size=128):
+    model.eval()
+    out = []
+    for i in range(0, len(seqs), batch_size):
+        ids, mask, tt = pad_batch(seqs[i: i + batch_size])
+        out.append(torch.softmax(model(ids, mask, tt), dim=-1)[:, 1])
+    return torch.cat(out).numpy()
+
+
+def binary_metrics(labels, probs, threshold=0.5):
+    labels = np.asarray(labels)
+    pred = (np.asarray(probs) >= threshold).astype(int)
+    tp = int(((pred == 1) & (labels == 1)).sum())
+    fp = int(((pred == 1) & (labels == 0)).sum())
+    fn = int(((pred == 0) & (labels == 1)).sum())
+    tn = int(((pred == 0) & (labels == 0)).sum())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"n": int(len(labels)), "accuracy": round((tp + tn) / len(labels), 4),
+            "precision_serious": round(precision, 4), "recall_serious": round(recall, 4),
+            "f1_serious": round(f1, 4), "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn}}
+
+
+# ---------------------------------------------------------------------------
+# A small numpy evaluator for the exported ONNX graph (onnxruntime is not
+# available here). It covers exactly the ops this export produces and fails
+# loudly on anything else, so a change in the export cannot slip by unverified.
+# ---------------------------------------------------------------------------
+def _erf(x):
+    return np.vectorize(math.erf, otypes=[np.float64])(x).astype(x.dtype)
+
+
+def run_onnx_numpy(model_proto, feeds):
+    from onnx import numpy_helper
+    env = dict(feeds)
+    for init in model_proto.graph.initializer:
+        env[init.name] = numpy_helper.to_array(init)
+
+    def attr(node, name, default=None):
+        for a in node.attribute:
+            if a.name == name:
+                import onnx
+                return onnx.helper.get_attribute_value(a)
+        return default
+
+    for node in model_proto.graph.node:
+        ins = [env[n] if n else None for n in node.input]
+        op = node.op_type
+        if op == "Constant":
+            out = numpy_helper.to_array(attr(node, "value"))
+        elif op == "Shape":
+            out = np.array(ins[0].shape, dtype=np.int64)
+        elif op == "Gather":
+            out = np.take(ins[0], ins[1].astype(np.int64), axis=attr(node, "axis", 0))
+        elif op == "Unsqueeze":
+            out = ins[0]
+            for ax in sorted(int(a) % (out.ndim + len(ins[1])) for a in ins[1]):
+                out = np.expand_dims(out, ax)
+        elif op == "Squeeze":
+            out = np.squeeze(ins[0], axis=tuple(int(a) for a in ins[1])) if len(ins) > 1 else np.squeeze(ins[0])
+        elif op == "Concat":
+            out = np.concatenate(ins, axis=attr(node, "axis"))
+        elif op == "Slice":
+            data, starts, ends = ins[0], ins[1], ins[2]
+            axes = ins[3] if len(ins) > 3 and ins[3] is not None else range(len(starts))
+            steps = ins[4] if len(ins) > 4 and ins[4] is not None else [1] * len(starts)
+            sl = [slice(None)] * data.ndim
+            for s, e, a, st in zip(starts, ends, axes, steps):
+                sl[int(a)] = slice(int(s), int(min(e, 2**62)), int(st))
+            out = data[tuple(sl)]
+        elif op == "Cast":
+            import onnx
+            out = ins[0].astype(onnx.mapping.TENSOR_TYPE_TO_NP_TYPE[attr(node, "to")])
+        elif op in ("Add", "Sub", "Mul", "Div", "Pow", "Equal", "Where"):
+            fn = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide, "Pow": np.power,
+                  "Equal": np.equal}
+            out = np.where(*ins) if op == "Where" else fn[op](ins[0], ins[1])
+            if op in ("Add", "Sub", "Mul", "Div", "Pow"):
+                out = out.astype(ins[0].dtype)
+        elif op == "MatMul":
+            out = np.matmul(ins[0], ins[1])
+        elif op == "Gemm":
+            a = ins[0].T if attr(node, "transA", 0) else ins[0]
+            b = ins[1].T if attr(node, "transB", 0) else ins[1]
+            out = attr(node, "alpha", 1.0) * (a @ b)
+            if len(ins) > 2 and ins[2] is not None:
+                out = out + attr(node, "beta", 1.0) * ins[2]
+            out = out.astype(np.float32)
+        elif op == "Reshape":
+            shape = [int(d) for d in ins[1]]
+            shape = [ins[0].shape[i] if d == 0 else d for i, d in enumerate(shape)]
+            out = ins[0].reshape(shape)
+        elif op == "Transpose":
+            out = np.transpose(ins[0], attr(node, "perm"))
+        elif op == "Softmax":
+            ax = attr(node, "axis", -1)
+            e = np.exp(ins[0] - ins[0].max(axis=ax, keepdims=True))
+            out = e / e.sum(axis=ax, keepdims=True)
+        elif op == "ReduceMean":
+            out = ins[0].mean(axis=tuple(attr(node, "axes")), keepdims=bool(attr(node, "keepdims", 1)))
+        elif op == "Sqrt":
+            out = np.sqrt(ins[0])
+        elif op == "Erf":
+            out = _erf(ins[0])
+        elif op == "Tanh":
+            out = np.tanh(ins[0])
+        elif op == "ConstantOfShape":
+            v = attr(node, "value")
+            v = numpy_helper.to_array(v) if v is not None else np.zeros(1, np.float32)
+            out = np.full(tuple(int(d) for d in ins[0]), v.reshape(-1)[0], dtype=v.dtype)
+        elif op == "Expand":
+            out = ins[0] * np.ones(tuple(int(d) for d in ins[1]), dtype=ins[0].dtype)
+        elif op == "Identity":
+            out = ins[0]
+        else:
+            raise NotImplementedError(f"numpy ONNX evaluator: op {op} (node {node.name}) not supported")
+        env[node.output[0]] = np.asarray(out)
+    return {o.name: env[o.name] for o in model_proto.graph.output}
+
+
+# ---------------------------------------------------------------------------
+# Hand-written probes, written independently of the corpus templates. They
+# are both a sanity check of generalisation and the integration-test examples.
+# ---------------------------------------------------------------------------
+PROBES = [
+    ("I can't breathe and my chest hurts", 1),
+    ("my throat is swelling up after the injection", 1),
+    ("I passed out in the bathroom this morning", 1),
+    ("dizzy and faintd after my dose", 1),
+    ("cant breath", 1),
+    ("mild headache and a little tired, otherwise fine, but i had a seizure last night", 1),
+    ("I have been thinking about killing myself", 1),
+    ("went to the ER last night because of chest pain", 1),
+    ("vomiting blood since this morning", 1),
+    ("my face is drooping on one side and my speech is slurred", 1),
+    ("mild headache today", 0),
+    ("a bit tired after the shot, arm is sore", 0),
+    ("no chest pain, no shortness of breath, just a mild headache", 0),
+    ("I didn't faint, just felt a little dizzy when standing up", 0),
+    ("denies shortness of breath. slight nausea after breakfast", 0),
+    ("Trouble sleeping and dry mouth, nothing else", 0),
+    ("feeling fine today, no side effects", 0),
+    ("small itchy rash on my wrist, no blisters", 0),
+]
+
+
+# Tokenizer expectations for the C++ BERT tokenizer: accents, punctuation, CJK,
+# control characters, characters missing from the vocabulary, misspellings.
+TOKENIZER_CASES = [
+    "I can't breathe!!",
+    "Héllo, WORLD... naïve café",
+    "dizzy and faintd @ 3:15pm (took 2.5mg)",
+    "chest\tpain\u00a0since\r\nyesterday",
+    "fever 39\u00b0C \u2014 \u201cbad\u201d",
+    "\u4e2d\u6587 text",
+    "emoji \U0001f622 and zero\u200bwidth",
+    "supercalifragilisticexpialidocious" * 4,
+]
+
+
+def set_determinism(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+
+
+def sha256_file(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.normpath(os.path.join(here, "..", ".."))
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", default=os.path.join(root, "data", "sae", "corpus.jsonl"))
+    ap.add_argument("--out-dir", default=os.path.join(root, "models", "sae_classifier"))
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--vocab-size", type=int, default=2048)
+    ap.add_argument("--epochs", type=int, default=7)
+    ap.add_argument("--token-dropout", type=float, default=0.1)
+    ap.add_argument("--label-smoothing", type=float, default=0.1)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--opset", type=int, default=14)
+    args = ap.parse_args()
+
+    t_start = time.time()
+    set_determinism(args.seed)
+
+    rows = [json.loads(line) for line in open(args.corpus, encoding="utf-8")]
+    split = {s: [r for r in rows if r["split"] == s] for s in ("train", "val", "test")}
+    print({s: len(v) for s, v in split.items()})
+
+    vocab = build_vocab([r["text"] for r in split["train"]], args.vocab_size)
+    tok = Tokenizer(vocab)
+    print(f"vocab: {len(vocab)} entries ({time.time() - t_start:.1f}s)")
+    enc = {s: [tok.encode(r["text"]) for r in v] for s, v in split.items()}
+    lab = {s: [r["label"] for r in v] for s, v in split.items()}
+    unk_rate = {s: round(sum(x.count(UNK_ID) for x in e) / sum(len(x) for x in e), 5) for s, e in enc.items()}
+
+    model = SaeClassifier(len(vocab))
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"parameters: {n_params}")
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    steps_per_epoch = math.ceil(len(enc["train"]) / args.batch_size)
+    total = steps_per_epoch * args.epochs
+    warmup = max(1, total // 10)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
+    gen = torch.Generator().manual_seed(args.seed)
+
+    best = (-1.0, None, -1)
+    history = []
+    for epoch in range(args.epochs):
+        model.train()
+        # Length bucketing: shuffle, sort chunks of 16 batches by length, shuffle the batches.
+        # Keeps padding (and CPU time) low while every epoch still sees a fresh order.
+        order = torch.randperm(len(enc["train"]), generator=gen).tolist()
+        chunk = args.batch_size * 16
+        batches = []
+        for c in range(0, len(order), chunk):
+            part = sorted(order[c: c + chunk], key=lambda j: len(enc["train"][j]))
+            batches.extend(part[i: i + args.batch_size] for i in range(0, len(part), args.batch_size))
+        batches = [batches[k] for k in torch.randperm(len(batches), generator=gen).tolist()]
+        running = 0.0
+        for idx in batches:
+            ids, mask, tt = pad_batch([enc["train"][j] for j in idx])
+            # Token dropout: replace ~10% of word pieces with [MASK] so the model cannot
+            # lean on any single (possibly misspelled) piece. [CLS]/[SEP]/[PAD] stay.
+            drop = (torch.rand(ids.shape, generator=gen) < args.token_dropout) & (ids > MASK_ID)
+            ids = ids.masked_fill(drop, MASK_ID)
+            y = torch.tensor([lab["train"][j] for j in idx], dtype=torch.int64)
+            loss = loss_fn(model(ids, mask, tt), y)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            running += loss.item() * len(idx)
+        val = binary_metrics(lab["val"], predict_proba(model, enc["val"]))
+        history.append({"epoch": epoch + 1, "train_loss": round(running / len(order), 4),
+                        "val_accuracy": val["accuracy"], "val_f1_serious": val["f1_serious"]})
+        print(f"epoch {epoch + 1}: loss {running / len(order):.4f} val acc {val['accuracy']:.4f} "
+              f"f1 {val['f1_serious']:.4f} ({time.time() - t_start:.1f}s)")
+        if val["accuracy"] > best[0]:
+            best = (val["accuracy"], {k: v.clone() for k, v in model.state_dict().items()}, epoch + 1)
+    model.load_state_dict(best[1])
+    model.eval()
+    print(f"best epoch by val accuracy: {best[2]}")
+
+    # --- write vocab / labels -----------------------------------------------
+    os.makedirs(os.path.join(args.out_dir, "1"), exist_ok=True)
+    with open(os.path.join(args.out_dir, "vocab.txt"), "w", encoding="utf-8") as f:
+        f.write("\n".join(vocab) + "\n")
+    with open(os.path.join(args.out_dir, "labels.txt"), "w", encoding="utf-8") as f:
+        f.write("\n".join(LABELS) + "\n")
+
+    # --- export ---------------------------------------------------------------
+    onnx_path = os.path.join(args.out_dir, "1", "model.onnx")
+    ex_ids, ex_mask, ex_tt = pad_batch([enc["val"][0], enc["val"][1]])
+    dyn = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
+           "token_type_ids": {0: "batch", 1: "sequence"}, "logits": {0: "batch"}}
+    torch.onnx.export(model, (ex_ids, ex_mask, ex_tt), onnx_path, opset_version=args.opset,
+                      input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["logits"],
+                      dynamic_axes=dyn, do_constant_folding=True)
+    import onnx
+    proto = onnx.load(onnx_path)
+    onnx.checker.check_model(proto, full_check=True)
+    op_types = sorted({n.op_type for n in proto.graph.node})
+    print(f"exported {onnx_path} ({os.path.getsize(onnx_path)} bytes), ops: {op_types}")
+
+    # --- verify: numpy evaluation of the ONNX graph vs torch, shapes and padding ---
+    checks = {}
+    probe_seqs = [tok.encode(t) for t, _ in PROBES]
+    for name, seqs, pad_to in [("probes_dynamic_pad", probe_seqs, None),
+                               ("probes_pad_128", probe_seqs, MAX_LENGTH),
+                               ("single_unpadded", probe_seqs[:1], None),
+                               ("test_batch_7", enc["test"][:7], None)]:
+        ids, mask, tt = pad_batch(seqs, pad_to)
+        with torch.no_grad():
+            ref = model(ids, mask, tt).numpy()
+        got = run_onnx_numpy(proto, {"input_ids": ids.numpy(), "attention_mask": mask.numpy(),
+                                     "token_type_ids": tt.numpy()})["logits"]
+        assert got.shape == ref.shape == (len(seqs), 2), (name, got.shape, ref.shape)
+        assert got.dtype == np.float32, got.dtype
+        diff = float(np.abs(got - ref).max())
+        checks[f"onnx_vs_torch_max_abs_diff[{name}]"] = diff
+        assert diff < 1e-4, f"ONNX graph disagrees with torch on {name}: {diff}"
+    # Padding invariance: each text alone at its own length vs padded to 128.
+    pad_diff = 0.0
+    for s in probe_seqs + enc["test"][:50]:
+        with torch.no_grad():
+            a = model(*pad_batch([s])).numpy()
+            b = model(*pad_batch([s], MAX_LENGTH)).numpy()
+        pad_diff = max(pad_diff, float(np.abs(a - b).max()))
+    checks["padding_own_length_vs_128_max_abs_diff"] = pad_diff
+    assert pad_diff < 1e-5, f"padding changes logits by {pad_diff}"
+    print(f"verification: {checks}")
+
+    # --- evaluate ---------------------------------------------------------------
+    test_p = predict_proba(model, enc["test"])
+    val_p = predict_proba(model, enc["val"])
+    test_m = binary_metrics(lab["test"], test_p)
+    errors = [{"text": r["text"], "label": r["label"], "p_serious": round(float(p), 4)}
+              for r, p in zip(split["test"], test_p) if int(p >= 0.5) != r["label"]]
+    probe_p = predict_proba(model, probe_seqs)
+    examples = []
+    for (text, label), p, seq in zip(PROBES, probe_p, probe_seqs):
+        examples.append({"text": text, "expected_label": LABELS[label], "expected_label_id": label,
+                         "p_serious": round(float(p), 6), "predicted_label": LABELS[int(p >= 0.5)],
+                         "input_ids": seq})
+    probe_m = binary_metrics([l for _, l in PROBES], probe_p)
+    print(f"test: {test_m}")
+    print(f"probes: {probe_m}")
+    for e in examples:
+        print(f"  {e['p_serious']:.4f} {e['expected_label']:12s} {e['text']}")
+
+    tokenizer_cases = [{"text": t, "tokens": tok.tokenize(t), "input_ids": tok.encode(t)} for t in TOKENIZER_CASES]
+    metrics = {
+        "model": "sae_classifier", "version": 1, "labels": LABELS, "threshold": 0.5,
+        "test": test_m, "val": binary_metrics(lab["val"], val_p),
+        "handwritten_probes": probe_m,
+        "test_errors": errors,
+        "examples": examples,
+        "verification": checks,
+        "tokenizer_cases": tokenizer_cases,
+        "training": {"seed": args.seed, "epochs": args.epochs, "best_epoch": best[2], "batch_size": args.batch_size,
+                     "lr": args.lr, "token_dropout": args.token_dropout,
+                     "label_smoothing": args.label_smoothing, "optimizer": "AdamW(weight_decay=0.01), linear warmup 10% + linear decay",
+                     "history": history, "train_size": len(enc["train"]), "val_size": len(enc["val"]),
+                     "test_size": len(enc["test"]), "unk_rate": unk_rate,
+                     "wall_seconds": round(time.time() - t_start, 1), "torch": torch.__version__,
+                     "onnx": onnx.__version__},
+        "architecture": {"layers": 2, "hidden": 128, "heads": 4, "ffn": 512, "activation": "gelu (erf)",
+                         "max_length": MAX_LENGTH, "vocab_size": len(vocab), "parameters": n_params,
+                         "opset": args.opset, "onnx_ops": op_types},
+        "tokenizer": {"type": "bert_wordpiece", "lowercase": True, "strip_accents": True,
+                      "max_input_chars_per_word": MAX_INPUT_CHARS_PER_WORD, "max_length": MAX_LENGTH,
+                      "special_tokens": {t: i for i, t in enumerate(SPECIALS)}},
+        "files": {"model.onnx_sha256": sha256_file(onnx_path),
+                  "vocab.txt_sha256": sha256_file(os.path.join(args.out_dir, "vocab.txt"))},
+    }
+    with open(os.path.join(args.out_dir, "metrics.json"), "w", encoding="utf-8") as f:
+        json.dump(metrics, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+    print(f"done in {time.time() - t_start:.1f}s")
+
+
+if __name__ == "__main__":
+    main()
