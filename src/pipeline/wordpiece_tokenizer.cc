@@ -1,0 +1,1144 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "pipeline/wordpiece_tokenizer.h"
+
+#include <utf8proc.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <utility>
+
+#include "core/status.h"
+#include "core/strings.h"
+#include "simdjson.h"
+
+namespace ortserve::pipeline {
+namespace {
+
+constexpr size_t kNoLimit = std::numeric_limits<size_t>::max();
+
+absl::string_view AbslView(std::string_view s) { return {s.data(), s.size()}; }
+
+bool IsUtf8Continuation(unsigned char b) { return (b & 0xC0) == 0x80; }
+
+// Byte offset of the first invalid UTF-8 sequence in `s`, or npos. Rejects
+// overlong forms, surrogates and code points above U+10FFFF, like Rust's str.
+size_t FindInvalidUtf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const size_t n = s.size();
+  size_t i = 0;
+  while (i < n) {
+    const unsigned char b = p[i];
+    if (b < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xBF;  // bounds of the second byte
+    if (b >= 0xC2 && b <= 0xDF) {
+      len = 2;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+      len = 3;
+      if (b == 0xE0) lo = 0xA0;
+      if (b == 0xED) hi = 0x9F;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+      len = 4;
+      if (b == 0xF0) lo = 0x90;
+      if (b == 0xF4) hi = 0x8F;
+    } else {
+      return i;
+    }
+    if (i + len > n || p[i + 1] < lo || p[i + 1] > hi) return i;
+    for (size_t k = 2; k < len; ++k) {
+      if (!IsUtf8Continuation(p[i + k])) return i;
+    }
+    i += len;
+  }
+  return std::string_view::npos;
+}
+
+absl::Status ValidateUtf8(std::string_view text, std::string_view what) {
+  if (simdjson::validate_utf8(text.data(), text.size())) return absl::OkStatus();
+  const size_t at = FindInvalidUtf8(text);
+  return absl::InvalidArgumentError(
+      StrCat(what, " is not valid UTF-8: invalid byte 0x",
+             std::string(1, "0123456789abcdef"[(static_cast<unsigned char>(text[at]) >> 4)]),
+             std::string(1, "0123456789abcdef"[static_cast<unsigned char>(text[at]) & 15]),
+             " at byte offset ", at));
+}
+
+// Decodes one code point of valid UTF-8 starting at p; sets *len.
+inline char32_t DecodeUtf8(const unsigned char* p, int* len) {
+  const unsigned char b = p[0];
+  if (b < 0xE0) {
+    *len = 2;
+    return (char32_t(b & 0x1F) << 6) | (p[1] & 0x3F);
+  }
+  if (b < 0xF0) {
+    *len = 3;
+    return (char32_t(b & 0x0F) << 12) | (char32_t(p[1] & 0x3F) << 6) | (p[2] & 0x3F);
+  }
+  *len = 4;
+  return (char32_t(b & 0x07) << 18) | (char32_t(p[1] & 0x3F) << 12) | (char32_t(p[2] & 0x3F) << 6) |
+         (p[3] & 0x3F);
+}
+
+inline int EncodeUtf8(char32_t cp, char* out) {
+  if (cp < 0x80) {
+    out[0] = static_cast<char>(cp);
+    return 1;
+  }
+  if (cp < 0x800) {
+    out[0] = static_cast<char>(0xC0 | (cp >> 6));
+    out[1] = static_cast<char>(0x80 | (cp & 0x3F));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    out[0] = static_cast<char>(0xE0 | (cp >> 12));
+    out[1] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out[2] = static_cast<char>(0x80 | (cp & 0x3F));
+    return 3;
+  }
+  out[0] = static_cast<char>(0xF0 | (cp >> 18));
+  out[1] = static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+  out[2] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+  out[3] = static_cast<char>(0x80 | (cp & 0x3F));
+  return 4;
+}
+
+// Unicode White_Space (what Rust's char::is_whitespace tests), non-ASCII part.
+inline bool IsNonAsciiWhitespace(char32_t c) {
+  return c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 ||
+         c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+inline bool IsAsciiPunct(unsigned char c) {
+  return (c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) ||
+         (c >= 123 && c <= 126);
+}
+
+inline bool IsUnicodePunct(utf8proc_category_t cat) {
+  return cat == UTF8PROC_CATEGORY_PC || cat == UTF8PROC_CATEGORY_PD ||
+         cat == UTF8PROC_CATEGORY_PS || cat == UTF8PROC_CATEGORY_PE ||
+         cat == UTF8PROC_CATEGORY_PI || cat == UTF8PROC_CATEGORY_PF || cat == UTF8PROC_CATEGORY_PO;
+}
+
+// The ranges of the Rust crate's is_chinese_char (normalizers/bert.rs).
+inline bool IsChineseChar(char32_t c) {
+  return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
+         (c >= 0x20000 && c <= 0x2A6DF) || (c >= 0x2A700 && c <= 0x2B73F) ||
+         (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B920 && c <= 0x2CEAF) ||
+         (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
+}
+
+}  // namespace
+
+// Per-thread buffers reused across calls, so steady-state encoding does not
+// allocate.
+struct WordPieceTokenizer::Scratch {
+  std::string word;
+  std::string normalized;
+  std::vector<int64_t> a;
+  std::vector<int64_t> b;
+};
+
+WordPieceTokenizer::Scratch& WordPieceTokenizer::ThreadScratch() {
+  thread_local Scratch scratch;
+  return scratch;
+}
+
+// ---------------------------------------------------------------------------
+// The fused normalize + pre-tokenize pass.
+
+template <typename Sink>
+void WordPieceTokenizer::RunPass(std::string_view segment, const Pass& pass, Sink& sink) {
+  const auto* p = reinterpret_cast<const unsigned char*>(segment.data());
+  const size_t n = segment.size();
+  char enc[4];
+  // Emits one normalized code point, classified as the pre-tokenizer would.
+  auto emit = [&](char32_t c) {
+    if (c < 0x80) {
+      enc[0] = static_cast<char>(c);
+      switch (IsAsciiPunct(c)                     ? CharClass::kPunct
+              : (c == ' ' || (c >= 9 && c <= 13)) ? CharClass::kSpace
+                                                  : CharClass::kWord) {
+        case CharClass::kPunct:
+          sink.Punct(enc, 1);
+          return;
+        case CharClass::kSpace:
+          sink.Space();
+          return;
+        default:
+          sink.Char(enc, 1);
+          return;
+      }
+    }
+    const int len = EncodeUtf8(c, enc);
+    if (IsNonAsciiWhitespace(c)) {
+      sink.Space();
+    } else if (IsUnicodePunct(utf8proc_category(static_cast<utf8proc_int32_t>(c)))) {
+      sink.Punct(enc, len);
+    } else {
+      sink.Char(enc, len);
+    }
+  };
+
+  size_t i = 0;
+  while (i < n) {
+    const unsigned char b = p[i];
+    if (b < 0x80) {
+      // ASCII fast path: one table lookup, no utf8proc.
+      switch (pass.ascii_class[b]) {
+        case CharClass::kWord: {
+          // Copy the whole run of word bytes at once.
+          size_t j = i;
+          while (j < n && p[j] < 0x80 && pass.ascii_class[p[j]] == CharClass::kWord) ++j;
+          sink.Word(reinterpret_cast<const char*>(p + i), j - i, pass.ascii_map.data());
+          i = j;
+          continue;
+        }
+        case CharClass::kSpace:
+          sink.Space();
+          if (sink.Done()) return;
+          break;
+        case CharClass::kPunct:
+          sink.Punct(segment.data() + i, 1);
+          if (sink.Done()) return;
+          break;
+        case CharClass::kDrop:
+          break;
+      }
+      ++i;
+      continue;
+    }
+    int len;
+    const char32_t cp = DecodeUtf8(p + i, &len);
+    const auto icp = static_cast<utf8proc_int32_t>(cp);
+    i += len;
+    if (pass.clean_text) {
+      if (cp == 0xFFFD) continue;
+      const utf8proc_category_t cat = utf8proc_category(icp);
+      if (cat == UTF8PROC_CATEGORY_CC || cat == UTF8PROC_CATEGORY_CF ||
+          cat == UTF8PROC_CATEGORY_CO) {
+        continue;
+      }
+      if (IsNonAsciiWhitespace(cp)) {
+        sink.Space();
+        if (sink.Done()) return;
+        continue;
+      }
+    }
+    const bool isolate = pass.handle_chinese_chars && IsChineseChar(cp);
+    if (isolate) sink.Space();
+    if (!pass.strip_accents && !pass.lowercase) {
+      if (!isolate && !IsNonAsciiWhitespace(cp) && !IsUnicodePunct(utf8proc_category(icp))) {
+        sink.Char(segment.data() + i - len, len);  // common case: copy the bytes as they are
+      } else {
+        emit(cp);
+      }
+    } else {
+      utf8proc_int32_t decomposed[16];
+      utf8proc_ssize_t count = 1;
+      decomposed[0] = icp;
+      if (pass.strip_accents) {
+        int boundclass = 0;
+        count = utf8proc_decompose_char(icp, decomposed, 16, UTF8PROC_DECOMPOSE, &boundclass);
+        if (count < 1 || count > 16) {
+          decomposed[0] = icp;
+          count = 1;
+        }
+      }
+      for (utf8proc_ssize_t k = 0; k < count; ++k) {
+        utf8proc_int32_t d = decomposed[k];
+        if (pass.strip_accents && utf8proc_category(d) == UTF8PROC_CATEGORY_MN) continue;
+        if (pass.lowercase) {
+          if (d == 0x130) {
+            // The one unconditional multi-character lowercase mapping
+            // (SpecialCasing.txt): İ -> i + U+0307, as Rust's to_lowercase.
+            emit(U'i');
+            emit(0x307);
+            continue;
+          }
+          d = utf8proc_tolower(d);
+        }
+        emit(static_cast<char32_t>(d));
+      }
+    }
+    if (isolate) sink.Space();
+    if (sink.Done()) return;
+  }
+  sink.Finish();
+}
+
+namespace {
+
+// Collects words and runs WordPiece on each (the normal path).
+class WordPieceSink {
+ public:
+  using Fn = void (*)(const void*, std::string_view, size_t, std::vector<int64_t>*);
+  WordPieceSink(const void* self, Fn wordpiece, const std::array<int64_t, 128>& punct_ids,
+                std::string& word, std::vector<int64_t>* ids, size_t limit)
+      : self_(self),
+        wordpiece_(wordpiece),
+        punct_ids_(punct_ids),
+        word_(word),
+        ids_(ids),
+        limit_(limit) {
+    word_.clear();
+  }
+  void Word(const char* p, size_t n, const char* map) {
+    const size_t old = word_.size();
+    word_.resize(old + n);
+    char* dst = word_.data() + old;
+    for (size_t k = 0; k < n; ++k) dst[k] = map[static_cast<unsigned char>(p[k])];
+    chars_ += n;
+  }
+  void Char(const char* p, size_t n) {
+    word_.append(p, n);
+    ++chars_;
+  }
+  void Space() {
+    if (word_.empty()) return;
+    wordpiece_(self_, word_, chars_, ids_);
+    word_.clear();
+    chars_ = 0;
+  }
+  void Punct(const char* p, size_t n) {
+    Space();
+    if (n == 1) {
+      ids_->push_back(punct_ids_[static_cast<unsigned char>(p[0])]);
+    } else {
+      wordpiece_(self_, std::string_view(p, n), 1, ids_);
+    }
+  }
+  void Finish() { Space(); }
+  bool Done() const { return ids_->size() >= limit_; }
+
+ private:
+  const void* self_;
+  Fn wordpiece_;
+  const std::array<int64_t, 128>& punct_ids_;
+  std::string& word_;
+  size_t chars_ = 0;
+  std::vector<int64_t>* ids_;
+  size_t limit_;
+};
+
+// Writes the normalized text (used to match normalized added tokens).
+class StringSink {
+ public:
+  explicit StringSink(std::string* out) : out_(out) {}
+  void Word(const char* p, size_t n, const char* map) {
+    for (size_t k = 0; k < n; ++k) out_->push_back(map[static_cast<unsigned char>(p[k])]);
+  }
+  void Char(const char* p, size_t n) { out_->append(p, n); }
+  void Space() { out_->push_back(' '); }
+  void Punct(const char* p, size_t n) { out_->append(p, n); }
+  void Finish() {}
+  bool Done() const { return false; }
+
+ private:
+  std::string* out_;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// WordPiece.
+
+void WordPieceTokenizer::WordPiece(std::string_view word, size_t chars,
+                                   std::vector<int64_t>* ids) const {
+  if (chars > static_cast<size_t>(options_.max_input_chars_per_word)) {
+    ids->push_back(unk_id_);
+    return;
+  }
+  const size_t first = ids->size();
+  const size_t n = word.size();
+  const char* w = word.data();
+  size_t start = 0;
+  while (start < n) {
+    const auto& map = start == 0 ? vocab_ : continuation_;
+    const size_t max_bytes = start == 0 ? max_token_bytes_ : max_continuation_bytes_;
+    // No token is longer than max_bytes: start the search there, on a
+    // character boundary.
+    size_t end = n - start > max_bytes ? start + max_bytes : n;
+    while (end > start && end < n && IsUtf8Continuation(static_cast<unsigned char>(w[end]))) {
+      --end;
+    }
+    bool found = false;
+    while (end > start) {
+      auto it = map.find(absl::string_view(w + start, end - start));
+      if (it != map.end()) {
+        ids->push_back(it->second);
+        found = true;
+        break;
+      }
+      do {
+        --end;
+      } while (end > start && IsUtf8Continuation(static_cast<unsigned char>(w[end])));
+    }
+    if (!found) {
+      ids->resize(first);
+      ids->push_back(unk_id_);
+      return;
+    }
+    start = end;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Added tokens.
+
+bool WordPieceTokenizer::Matcher::Find(std::string_view text, size_t from, size_t* start,
+                                       size_t* length, int64_t* id) const {
+  const size_t n = text.size();
+  for (size_t i = from; i < n; ++i) {
+    if (!first_byte[static_cast<unsigned char>(text[i])]) continue;
+    for (const auto& [token, token_id] : tokens) {  // longest first
+      if (token.size() <= n - i && std::memcmp(text.data() + i, token.data(), token.size()) == 0) {
+        *start = i;
+        *length = token.size();
+        *id = token_id;
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+void WordPieceTokenizer::NormalizeToString(std::string_view segment, std::string* out) const {
+  out->clear();
+  StringSink sink(out);
+  RunPass(segment, normalize_pass_, sink);
+}
+
+void WordPieceTokenizer::TokenizeSegment(std::string_view segment, const Pass& pass,
+                                         Scratch& scratch, std::vector<int64_t>* ids,
+                                         size_t limit) const {
+  WordPieceSink sink(
+      this,
+      [](const void* self, std::string_view word, size_t chars, std::vector<int64_t>* out) {
+        static_cast<const WordPieceTokenizer*>(self)->WordPiece(word, chars, out);
+      },
+      ascii_punct_id_, scratch.word, ids, limit);
+  RunPass(segment, pass, sink);
+}
+
+void WordPieceTokenizer::TokenizeText(std::string_view text, Scratch& scratch,
+                                      std::vector<int64_t>* ids, size_t limit) const {
+  size_t pos = 0;
+  while (pos < text.size() && ids->size() < limit) {
+    size_t match = 0, match_len = 0;
+    int64_t match_id = 0;
+    const bool found =
+        !raw_added_.empty() && raw_added_.Find(text, pos, &match, &match_len, &match_id);
+    const size_t segment_end = found ? match : text.size();
+    if (segment_end > pos) {
+      const std::string_view segment = text.substr(pos, segment_end - pos);
+      if (normalized_added_.empty()) {
+        TokenizeSegment(segment, normalize_pass_, scratch, ids, limit);
+      } else {
+        // Normalize first, then split on the normalized added tokens, then
+        // pre-tokenize the (already normalized) pieces.
+        NormalizeToString(segment, &scratch.normalized);
+        const std::string_view norm = scratch.normalized;
+        size_t npos = 0;
+        while (npos < norm.size() && ids->size() < limit) {
+          size_t m = 0, m_len = 0;
+          int64_t m_id = 0;
+          const bool m_found = normalized_added_.Find(norm, npos, &m, &m_len, &m_id);
+          const size_t piece_end = m_found ? m : norm.size();
+          if (piece_end > npos) {
+            TokenizeSegment(norm.substr(npos, piece_end - npos), identity_pass_, scratch, ids,
+                            limit);
+          }
+          if (!m_found || ids->size() >= limit) break;
+          ids->push_back(m_id);
+          npos = m + m_len;
+        }
+      }
+    }
+    if (!found || ids->size() >= limit) break;
+    ids->push_back(match_id);
+    pos = match + match_len;
+  }
+}
+
+absl::Status WordPieceTokenizer::Tokenize(std::string_view text, std::vector<int64_t>* ids) const {
+  RETURN_IF_ERROR(ValidateUtf8(text, "text"));
+  TokenizeText(text, ThreadScratch(), ids, kNoLimit);
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------
+// Encoding.
+
+void WordPieceTokenizer::Assemble(const std::vector<TemplatePiece>& tmpl,
+                                  const std::vector<int64_t>& a, const std::vector<int64_t>* b,
+                                  const TokenizerOptions& options, Encoding* out) const {
+  out->ids.clear();
+  out->type_ids.clear();
+  auto append = [&](const std::vector<int64_t>& ids, int64_t type_id) {
+    out->ids.insert(out->ids.end(), ids.begin(), ids.end());
+    out->type_ids.insert(out->type_ids.end(), ids.size(), type_id);
+  };
+  if (tmpl.empty()) {
+    append(a, 0);
+    if (b != nullptr) append(*b, 1);
+  }
+  for (const TemplatePiece& piece : tmpl) {
+    switch (piece.kind) {
+      case TemplatePiece::Kind::kSpecial:
+        append(piece.ids, piece.type_id);
+        break;
+      case TemplatePiece::Kind::kSequenceA:
+        append(a, piece.type_id);
+        break;
+      case TemplatePiece::Kind::kSequenceB:
+        if (b != nullptr) append(*b, piece.type_id);
+        break;
+    }
+  }
+  const size_t real = out->ids.size();
+  out->attention_mask.assign(real, 1);
+  if (options.padding == TokenizerOptions::Padding::kMaxLength &&
+      real < static_cast<size_t>(options.max_length)) {
+    const size_t pad = static_cast<size_t>(options.max_length) - real;
+    out->ids.insert(out->ids.end(), pad, pad_id_);
+    out->type_ids.insert(out->type_ids.end(), pad, 0);
+    out->attention_mask.insert(out->attention_mask.end(), pad, 0);
+  }
+}
+
+absl::Status WordPieceTokenizer::Encode(std::string_view text, const TokenizerOptions& options,
+                                        Encoding* out) const {
+  RETURN_IF_ERROR(ValidateUtf8(text, "text"));
+  if (options.max_length < 0) {
+    return absl::InvalidArgumentError(StrCat("max_length must be >= 0, got ", options.max_length));
+  }
+  size_t limit = kNoLimit;
+  if (options.truncate) {
+    if (static_cast<size_t>(options.max_length) < single_specials_) {
+      return absl::InvalidArgumentError(StrCat("max_length ", options.max_length,
+                                               " cannot hold the ", single_specials_,
+                                               " special tokens of a single text"));
+    }
+    limit = static_cast<size_t>(options.max_length) - single_specials_;
+  }
+  Scratch& scratch = ThreadScratch();
+  scratch.a.clear();
+  TokenizeText(text, scratch, &scratch.a, limit);
+  if (scratch.a.size() > limit) scratch.a.resize(limit);
+  Assemble(options_.single, scratch.a, nullptr, options, out);
+  return absl::OkStatus();
+}
+
+absl::Status WordPieceTokenizer::EncodePair(std::string_view a, std::string_view b,
+                                            const TokenizerOptions& options, Encoding* out) const {
+  RETURN_IF_ERROR(ValidateUtf8(a, "text"));
+  RETURN_IF_ERROR(ValidateUtf8(b, "text_pair"));
+  if (options.max_length < 0) {
+    return absl::InvalidArgumentError(StrCat("max_length must be >= 0, got ", options.max_length));
+  }
+  if (options.truncate && static_cast<size_t>(options.max_length) < pair_specials_) {
+    return absl::InvalidArgumentError(StrCat("max_length ", options.max_length, " cannot hold the ",
+                                             pair_specials_, " special tokens of a text pair"));
+  }
+  Scratch& scratch = ThreadScratch();
+  scratch.a.clear();
+  scratch.b.clear();
+  TokenizeText(a, scratch, &scratch.a, kNoLimit);
+  TokenizeText(b, scratch, &scratch.b, kNoLimit);
+  if (options.truncate) {
+    // Longest-first, as tokenizers/src/utils/truncation.rs: with n1 the
+    // shorter length, keep n1 if the longer one can fill the rest, else give
+    // each half (the longer text gets the odd token).
+    const size_t max = static_cast<size_t>(options.max_length) - pair_specials_;
+    size_t n1 = scratch.a.size();
+    size_t n2 = scratch.b.size();
+    if (n1 + n2 > max) {
+      const bool swap = n1 > n2;
+      if (swap) std::swap(n1, n2);
+      n2 = n1 > max ? n1 : std::max(n1, max - n1);
+      if (n1 + n2 > max) {
+        n1 = max / 2;
+        n2 = n1 + max % 2;
+      }
+      if (swap) std::swap(n1, n2);
+      if (scratch.a.size() > n1) scratch.a.resize(n1);
+      if (scratch.b.size() > n2) scratch.b.resize(n2);
+    }
+  }
+  Assemble(options_.pair, scratch.a, &scratch.b, options, out);
+  return absl::OkStatus();
+}
+
+std::optional<int64_t> WordPieceTokenizer::TokenToId(std::string_view token) const {
+  for (const AddedToken& added : options_.added_tokens) {
+    if (added.content == token) return added.id;
+  }
+  auto it = vocab_.find(AbslView(token));
+  if (it == vocab_.end()) return std::nullopt;
+  return it->second;
+}
+
+// ---------------------------------------------------------------------------
+// Construction.
+
+WordPieceTokenizer::Pass WordPieceTokenizer::MakePass(bool clean_text, bool handle_chinese_chars,
+                                                      bool strip_accents, bool lowercase) {
+  Pass pass;
+  pass.clean_text = clean_text;
+  pass.handle_chinese_chars = handle_chinese_chars;
+  pass.strip_accents = strip_accents;
+  pass.lowercase = lowercase;
+  for (int c = 0; c < 128; ++c) {
+    CharClass cls = CharClass::kWord;
+    const bool whitespace = c == ' ' || (c >= 9 && c <= 13);
+    if (clean_text && (c == 0 || (c < 32 && c != '\t' && c != '\n' && c != '\r') || c == 127)) {
+      cls = CharClass::kDrop;  // Cc other than \t \n \r
+    } else if (whitespace) {
+      cls = CharClass::kSpace;
+    } else if (IsAsciiPunct(static_cast<unsigned char>(c))) {
+      cls = CharClass::kPunct;
+    }
+    pass.ascii_class[c] = cls;
+    pass.ascii_map[c] = static_cast<char>(lowercase && c >= 'A' && c <= 'Z' ? c + 32 : c);
+  }
+  return pass;
+}
+
+size_t WordPieceTokenizer::CountSpecials(const std::vector<TemplatePiece>& tmpl) const {
+  size_t n = 0;
+  for (const TemplatePiece& piece : tmpl) {
+    if (piece.kind == TemplatePiece::Kind::kSpecial) n += piece.ids.size();
+  }
+  return n;
+}
+
+absl::StatusOr<std::unique_ptr<WordPieceTokenizer>> WordPieceTokenizer::Create(Options options) {
+  std::unique_ptr<WordPieceTokenizer> tokenizer(new WordPieceTokenizer(std::move(options)));
+  RETURN_IF_ERROR(tokenizer->Init());
+  return tokenizer;
+}
+
+absl::Status WordPieceTokenizer::Init() {
+  if (options_.vocab.empty()) return absl::InvalidArgumentError("vocabulary is empty");
+  if (options_.max_input_chars_per_word < 0) {
+    return absl::InvalidArgumentError(
+        StrCat("max_input_chars_per_word must be >= 0, got ", options_.max_input_chars_per_word));
+  }
+  vocab_.reserve(options_.vocab.size());
+  const std::string& prefix = options_.continuing_subword_prefix;
+  int64_t max_id = -1;
+  for (const auto& [token, id] : options_.vocab) {
+    if (id < 0) {
+      return absl::InvalidArgumentError(
+          StrCat("vocabulary token \"", token, "\" has negative id ", id));
+    }
+    max_id = std::max(max_id, id);
+    if (token.empty()) continue;
+    vocab_.insert_or_assign(token, id);
+    max_token_bytes_ = std::max(max_token_bytes_, token.size());
+    if (token.size() > prefix.size() && token.compare(0, prefix.size(), prefix) == 0) {
+      continuation_.insert_or_assign(token.substr(prefix.size()), id);
+      max_continuation_bytes_ = std::max(max_continuation_bytes_, token.size() - prefix.size());
+    }
+  }
+  auto unk = vocab_.find(AbslView(options_.unk_token));
+  if (unk == vocab_.end()) {
+    return absl::InvalidArgumentError(
+        StrCat("unk_token \"", options_.unk_token, "\" is not in the vocabulary"));
+  }
+  unk_id_ = unk->second;
+  pad_id_ = options_.pad_id;
+
+  normalize_pass_ = MakePass(options_.clean_text, options_.handle_chinese_chars,
+                             options_.strip_accents, options_.lowercase);
+  identity_pass_ = MakePass(false, false, false, false);
+  for (int c = 0; c < 128; ++c) {
+    auto it = vocab_.find(absl::string_view(std::string(1, static_cast<char>(c))));
+    ascii_punct_id_[c] = it == vocab_.end() ? unk_id_ : it->second;
+  }
+
+  for (const AddedToken& added : options_.added_tokens) {
+    if (added.content.empty()) return absl::InvalidArgumentError("added token with empty content");
+    if (added.id < 0) {
+      return absl::InvalidArgumentError(
+          StrCat("added token \"", added.content, "\" has negative id ", added.id));
+    }
+    if (FindInvalidUtf8(added.content) != std::string_view::npos) {
+      return absl::InvalidArgumentError(
+          StrCat("added token is not valid UTF-8 (id ", added.id, ")"));
+    }
+    max_id = std::max(max_id, added.id);
+    Matcher& matcher = added.normalized ? normalized_added_ : raw_added_;
+    std::string content = added.content;
+    if (added.normalized) NormalizeToString(added.content, &content);
+    if (content.empty()) continue;
+    matcher.tokens.emplace_back(std::move(content), added.id);
+  }
+  for (Matcher* matcher : {&raw_added_, &normalized_added_}) {
+    std::stable_sort(matcher->tokens.begin(), matcher->tokens.end(),
+                     [](const auto& x, const auto& y) { return x.first.size() > y.first.size(); });
+    for (const auto& [token, id] : matcher->tokens) {
+      matcher->first_byte[static_cast<unsigned char>(token[0])] = true;
+    }
+  }
+  vocab_size_ = static_cast<size_t>(max_id + 1);
+
+  for (const auto* tmpl : {&options_.single, &options_.pair}) {
+    for (const TemplatePiece& piece : *tmpl) {
+      if (piece.kind == TemplatePiece::Kind::kSpecial && piece.ids.empty()) {
+        return absl::InvalidArgumentError(
+            "post-processor template has a special token with no ids");
+      }
+      if (piece.kind == TemplatePiece::Kind::kSequenceB && tmpl == &options_.single) {
+        return absl::InvalidArgumentError("post-processor single template refers to sequence B");
+      }
+    }
+  }
+  single_specials_ = CountSpecials(options_.single);
+  pair_specials_ = CountSpecials(options_.pair);
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------
+// Loading vocab.txt.
+
+namespace {
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(StrCat("cannot open tokenizer file \"", path, "\""));
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  if (in.bad()) return absl::DataLossError(StrCat("error reading \"", path, "\""));
+  return buffer.str();
+}
+
+std::vector<WordPieceTokenizer::TemplatePiece> BertTemplate(int64_t cls, int64_t sep, bool pair) {
+  using Piece = WordPieceTokenizer::TemplatePiece;
+  std::vector<Piece> t;
+  t.push_back({Piece::Kind::kSpecial, {cls}, 0});
+  t.push_back({Piece::Kind::kSequenceA, {}, 0});
+  t.push_back({Piece::Kind::kSpecial, {sep}, 0});
+  if (pair) {
+    t.push_back({Piece::Kind::kSequenceB, {}, 1});
+    t.push_back({Piece::Kind::kSpecial, {sep}, 1});
+  }
+  return t;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<WordPieceTokenizer>> WordPieceTokenizer::FromVocabTxt(
+    const std::string& path, const VocabTxtOptions& options) {
+  ASSIGN_OR_RETURN(std::string contents, ReadFile(path));
+  auto tokenizer = FromVocabTxtContents(contents, options);
+  if (!tokenizer.ok()) {
+    return absl::Status(tokenizer.status().code(),
+                        StrCat(path, ": ", ToStd(tokenizer.status().message())));
+  }
+  return tokenizer;
+}
+
+absl::StatusOr<std::unique_ptr<WordPieceTokenizer>> WordPieceTokenizer::FromVocabTxtContents(
+    std::string_view contents, const VocabTxtOptions& vocab_options) {
+  Options options;
+  size_t pos = 0;
+  int64_t id = 0;
+  while (pos < contents.size()) {
+    size_t end = contents.find('\n', pos);
+    if (end == std::string_view::npos) end = contents.size();
+    std::string_view line = contents.substr(pos, end - pos);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (FindInvalidUtf8(line) != std::string_view::npos) {
+      return absl::InvalidArgumentError(StrCat("vocab line ", id + 1, " is not valid UTF-8"));
+    }
+    options.vocab.emplace_back(std::string(line), id++);
+    pos = end + 1;
+  }
+  options.unk_token = vocab_options.unk_token;
+  options.continuing_subword_prefix = vocab_options.continuing_subword_prefix;
+  options.max_input_chars_per_word = vocab_options.max_input_chars_per_word;
+  options.clean_text = vocab_options.clean_text;
+  options.handle_chinese_chars = vocab_options.handle_chinese_chars;
+  options.lowercase = vocab_options.lowercase;
+  options.strip_accents = vocab_options.strip_accents.value_or(vocab_options.lowercase);
+
+  // Later duplicates win, as in Hugging Face's load_vocab.
+  absl::flat_hash_map<std::string, int64_t> index;
+  for (const auto& [token, token_id] : options.vocab) index.insert_or_assign(token, token_id);
+  auto lookup = [&](const std::string& token,
+                    bool required) -> absl::StatusOr<std::optional<int64_t>> {
+    auto it = index.find(token);
+    if (it != index.end()) return std::optional<int64_t>(it->second);
+    if (required) {
+      return absl::InvalidArgumentError(
+          StrCat("special token \"", token, "\" is not in the vocabulary"));
+    }
+    return std::optional<int64_t>();
+  };
+  ASSIGN_OR_RETURN(std::optional<int64_t> unk, lookup(vocab_options.unk_token, true));
+  ASSIGN_OR_RETURN(std::optional<int64_t> cls, lookup(vocab_options.cls_token, true));
+  ASSIGN_OR_RETURN(std::optional<int64_t> sep, lookup(vocab_options.sep_token, true));
+  ASSIGN_OR_RETURN(std::optional<int64_t> pad, lookup(vocab_options.pad_token, false));
+  ASSIGN_OR_RETURN(std::optional<int64_t> mask, lookup(vocab_options.mask_token, false));
+  const std::pair<const std::string*, std::optional<int64_t>> specials[] = {
+      {&vocab_options.pad_token, pad},
+      {&vocab_options.unk_token, unk},
+      {&vocab_options.cls_token, cls},
+      {&vocab_options.sep_token, sep},
+      {&vocab_options.mask_token, mask}};
+  for (const auto& [content, special_id] : specials) {
+    if (special_id.has_value()) options.added_tokens.push_back({*content, *special_id, false});
+  }
+  options.single = BertTemplate(*cls, *sep, /*pair=*/false);
+  options.pair = BertTemplate(*cls, *sep, /*pair=*/true);
+  options.pad_id = pad.value_or(0);
+  return Create(std::move(options));
+}
+
+// ---------------------------------------------------------------------------
+// Loading tokenizer.json.
+
+namespace {
+
+using simdjson::dom::element;
+
+std::string_view TypeName(const element& e) {
+  switch (e.type()) {
+    case simdjson::dom::element_type::ARRAY:
+      return "an array";
+    case simdjson::dom::element_type::OBJECT:
+      return "an object";
+    case simdjson::dom::element_type::STRING:
+      return "a string";
+    case simdjson::dom::element_type::INT64:
+    case simdjson::dom::element_type::UINT64:
+    case simdjson::dom::element_type::DOUBLE:
+      return "a number";
+    case simdjson::dom::element_type::BOOL:
+      return "a boolean";
+    case simdjson::dom::element_type::NULL_VALUE:
+      return "null";
+  }
+  return "unknown";
+}
+
+absl::Status WrongType(std::string_view field, const element& e, std::string_view want) {
+  return absl::InvalidArgumentError(
+      StrCat("tokenizer.json: ", field, " must be ", want, ", got ", TypeName(e)));
+}
+
+// Optional field access: returns false (and leaves *out) when absent.
+bool Field(const element& object, std::string_view key, element* out) {
+  return !object.at_key(key).get(*out);
+}
+
+absl::Status GetString(const element& object, std::string_view key, std::string_view path,
+                       std::string* out, bool required) {
+  element e;
+  if (!Field(object, key, &e) || e.is_null()) {
+    if (required)
+      return absl::InvalidArgumentError(StrCat("tokenizer.json: ", path, " is missing"));
+    return absl::OkStatus();
+  }
+  std::string_view s;
+  if (e.get_string().get(s)) return WrongType(path, e, "a string");
+  *out = std::string(s);
+  return absl::OkStatus();
+}
+
+absl::Status GetBool(const element& object, std::string_view key, std::string_view path,
+                     bool* out) {
+  element e;
+  if (!Field(object, key, &e) || e.is_null()) return absl::OkStatus();
+  bool b;
+  if (e.get_bool().get(b)) return WrongType(path, e, "a boolean");
+  *out = b;
+  return absl::OkStatus();
+}
+
+absl::Status GetInt(const element& object, std::string_view key, std::string_view path,
+                    int64_t* out) {
+  element e;
+  if (!Field(object, key, &e) || e.is_null()) return absl::OkStatus();
+  int64_t v;
+  if (e.get_int64().get(v)) return WrongType(path, e, "an integer");
+  *out = v;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> TypeOf(const element& object, std::string_view path) {
+  std::string type;
+  RETURN_IF_ERROR(GetString(object, "type", StrCat(path, ".type"), &type, true));
+  return type;
+}
+
+absl::Status ParseNormalizer(const element& root, WordPieceTokenizer::Options* options) {
+  element n;
+  if (!Field(root, "normalizer", &n) || n.is_null()) {
+    options->clean_text = options->handle_chinese_chars = false;
+    options->strip_accents = options->lowercase = false;
+    return absl::OkStatus();
+  }
+  if (!n.is_object()) return WrongType("normalizer", n, "an object or null");
+  ASSIGN_OR_RETURN(std::string type, TypeOf(n, "normalizer"));
+  if (type != "BertNormalizer") {
+    return absl::InvalidArgumentError(StrCat("tokenizer.json: normalizer type \"", type,
+                                             "\" is not supported (only BertNormalizer)"));
+  }
+  options->clean_text = true;
+  options->handle_chinese_chars = true;
+  options->lowercase = true;
+  RETURN_IF_ERROR(GetBool(n, "clean_text", "normalizer.clean_text", &options->clean_text));
+  RETURN_IF_ERROR(GetBool(n, "handle_chinese_chars", "normalizer.handle_chinese_chars",
+                          &options->handle_chinese_chars));
+  RETURN_IF_ERROR(GetBool(n, "lowercase", "normalizer.lowercase", &options->lowercase));
+  // strip_accents: null (or absent) follows lowercase.
+  options->strip_accents = options->lowercase;
+  RETURN_IF_ERROR(GetBool(n, "strip_accents", "normalizer.strip_accents", &options->strip_accents));
+  return absl::OkStatus();
+}
+
+absl::Status ParsePreTokenizer(const element& root) {
+  element p;
+  if (!Field(root, "pre_tokenizer", &p) || p.is_null()) {
+    return absl::InvalidArgumentError(
+        "tokenizer.json: pre_tokenizer is null; only BertPreTokenizer is supported");
+  }
+  if (!p.is_object()) return WrongType("pre_tokenizer", p, "an object");
+  ASSIGN_OR_RETURN(std::string type, TypeOf(p, "pre_tokenizer"));
+  if (type != "BertPreTokenizer") {
+    return absl::InvalidArgumentError(StrCat("tokenizer.json: pre_tokenizer type \"", type,
+                                             "\" is not supported (only BertPreTokenizer)"));
+  }
+  return absl::OkStatus();
+}
+
+// ["[CLS]", 101] as used by BertProcessing.
+absl::StatusOr<int64_t> TokenIdPair(const element& p, std::string_view key) {
+  element e;
+  simdjson::dom::array arr;
+  if (!Field(p, key, &e) || e.get_array().get(arr) || arr.size() != 2) {
+    return absl::InvalidArgumentError(
+        StrCat("tokenizer.json: post_processor.", key, " must be [token, id]"));
+  }
+  int64_t id;
+  if (arr.at(1).get_int64().get(id)) {
+    return absl::InvalidArgumentError(
+        StrCat("tokenizer.json: post_processor.", key, "[1] must be an integer id"));
+  }
+  return id;
+}
+
+absl::StatusOr<std::vector<WordPieceTokenizer::TemplatePiece>> ParseTemplate(
+    const element& processor, std::string_view key) {
+  using Piece = WordPieceTokenizer::TemplatePiece;
+  const std::string path = StrCat("post_processor.", key);
+  element e;
+  simdjson::dom::array items;
+  if (!Field(processor, key, &e))
+    return absl::InvalidArgumentError(StrCat("tokenizer.json: ", path, " is missing"));
+  if (e.get_array().get(items)) return WrongType(path, e, "an array");
+  element specials;
+  const bool has_specials = Field(processor, "special_tokens", &specials) && specials.is_object();
+  std::vector<Piece> out;
+  size_t index = 0;
+  for (element item : items) {
+    const std::string item_path = StrCat(path, "[", index++, "]");
+    element body;
+    Piece piece;
+    if (Field(item, "SpecialToken", &body)) {
+      std::string name;
+      RETURN_IF_ERROR(GetString(body, "id", StrCat(item_path, ".SpecialToken.id"), &name, true));
+      RETURN_IF_ERROR(
+          GetInt(body, "type_id", StrCat(item_path, ".SpecialToken.type_id"), &piece.type_id));
+      element special, ids_element;
+      simdjson::dom::array ids;
+      if (!has_specials || !Field(specials, name, &special) ||
+          !Field(special, "ids", &ids_element) || ids_element.get_array().get(ids)) {
+        return absl::InvalidArgumentError(
+            StrCat("tokenizer.json: ", item_path, " names special token \"", name,
+                   "\", which post_processor.special_tokens does not define"));
+      }
+      for (element id_element : ids) {
+        int64_t id;
+        if (id_element.get_int64().get(id)) {
+          return WrongType(StrCat("post_processor.special_tokens.", name, ".ids"), id_element,
+                           "integers");
+        }
+        piece.ids.push_back(id);
+      }
+      piece.kind = Piece::Kind::kSpecial;
+    } else if (Field(item, "Sequence", &body)) {
+      std::string which;
+      RETURN_IF_ERROR(GetString(body, "id", StrCat(item_path, ".Sequence.id"), &which, true));
+      RETURN_IF_ERROR(
+          GetInt(body, "type_id", StrCat(item_path, ".Sequence.type_id"), &piece.type_id));
+      if (which == "A") {
+        piece.kind = Piece::Kind::kSequenceA;
+      } else if (which == "B") {
+        piece.kind = Piece::Kind::kSequenceB;
+      } else {
+        return absl::InvalidArgumentError(StrCat("tokenizer.json: ", item_path,
+                                                 ".Sequence.id must be \"A\" or \"B\", got \"",
+                                                 which, "\""));
+      }
+    } else {
+      return absl::InvalidArgumentError(
+          StrCat("tokenizer.json: ", item_path, " must be a SpecialToken or a Sequence"));
+    }
+    out.push_back(std::move(piece));
+  }
+  return out;
+}
+
+absl::Status ParsePostProcessor(const element& root, WordPieceTokenizer::Options* options) {
+  element p;
+  if (!Field(root, "post_processor", &p) || p.is_null()) return absl::OkStatus();  // no specials
+  if (!p.is_object()) return WrongType("post_processor", p, "an object or null");
+  ASSIGN_OR_RETURN(std::string type, TypeOf(p, "post_processor"));
+  if (type == "TemplateProcessing") {
+    ASSIGN_OR_RETURN(options->single, ParseTemplate(p, "single"));
+    ASSIGN_OR_RETURN(options->pair, ParseTemplate(p, "pair"));
+    return absl::OkStatus();
+  }
+  if (type == "BertProcessing") {
+    ASSIGN_OR_RETURN(int64_t cls, TokenIdPair(p, "cls"));
+    ASSIGN_OR_RETURN(int64_t sep, TokenIdPair(p, "sep"));
+    options->single = BertTemplate(cls, sep, false);
+    options->pair = BertTemplate(cls, sep, true);
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(StrCat("tokenizer.json: post_processor type \"", type,
+                                           "\" is not supported (only TemplateProcessing, "
+                                           "BertProcessing or null)"));
+}
+
+absl::Status ParseAddedTokens(const element& root, WordPieceTokenizer::Options* options) {
+  element e;
+  if (!Field(root, "added_tokens", &e) || e.is_null()) return absl::OkStatus();
+  simdjson::dom::array tokens;
+  if (e.get_array().get(tokens)) return WrongType("added_tokens", e, "an array");
+  size_t index = 0;
+  for (element token : tokens) {
+    const std::string path = StrCat("added_tokens[", index++, "]");
+    WordPieceTokenizer::AddedToken added;
+    bool special = false, lstrip = false, rstrip = false, single_word = false;
+    RETURN_IF_ERROR(GetString(token, "content", StrCat(path, ".content"), &added.content, true));
+    int64_t id = -1;
+    RETURN_IF_ERROR(GetInt(token, "id", StrCat(path, ".id"), &id));
+    if (id < 0)
+      return absl::InvalidArgumentError(
+          StrCat("tokenizer.json: ", path, ".id is missing or negative"));
+    added.id = id;
+    RETURN_IF_ERROR(GetBool(token, "special", StrCat(path, ".special"), &special));
+    added.normalized = !special;  // Hugging Face's default
+    RETURN_IF_ERROR(GetBool(token, "normalized", StrCat(path, ".normalized"), &added.normalized));
+    RETURN_IF_ERROR(GetBool(token, "lstrip", StrCat(path, ".lstrip"), &lstrip));
+    RETURN_IF_ERROR(GetBool(token, "rstrip", StrCat(path, ".rstrip"), &rstrip));
+    RETURN_IF_ERROR(GetBool(token, "single_word", StrCat(path, ".single_word"), &single_word));
+    if (lstrip || rstrip || single_word) {
+      return absl::InvalidArgumentError(StrCat("tokenizer.json: added token \"", added.content,
+                                               "\" sets ",
+                                               lstrip   ? "lstrip"
+                                               : rstrip ? "rstrip"
+                                                        : "single_word",
+                                               ", which is not supported"));
+    }
+    options->added_tokens.push_back(std::move(added));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<WordPieceTokenizer>> WordPieceTokenizer::FromTokenizerJson(
+    const std::string& path) {
+  ASSIGN_OR_RETURN(std::string contents, ReadFile(path));
+  auto tokenizer = FromTokenizerJsonContents(contents);
+  if (!tokenizer.ok()) {
+    return absl::Status(tokenizer.status().code(),
+                        StrCat(path, ": ", ToStd(tokenizer.status().message())));
+  }
+  return tokenizer;
+}
+
+absl::StatusOr<std::unique_ptr<WordPieceTokenizer>> WordPieceTokenizer::FromTokenizerJsonContents(
+    std::string_view json) {
+  simdjson::dom::parser parser;
+  simdjson::padded_string padded(json.data(), json.size());
+  element root;
+  if (auto error = parser.parse(padded).get(root); error) {
+    return absl::InvalidArgumentError(
+        StrCat("tokenizer.json is not valid JSON: ", simdjson::error_message(error)));
+  }
+  if (!root.is_object()) return WrongType("the top level", root, "an object");
+
+  element model;
+  if (!Field(root, "model", &model) || !model.is_object()) {
+    return absl::InvalidArgumentError("tokenizer.json: model is missing or not an object");
+  }
+  std::string model_type;
+  RETURN_IF_ERROR(GetString(model, "type", "model.type", &model_type, false));
+  if (model_type != "WordPiece") {
+    return absl::InvalidArgumentError(StrCat("tokenizer.json: model.type \"",
+                                             model_type.empty() ? "(missing)" : model_type,
+                                             "\" is not supported (only WordPiece)"));
+  }
+
+  Options options;
+  RETURN_IF_ERROR(GetString(model, "unk_token", "model.unk_token", &options.unk_token, false));
+  RETURN_IF_ERROR(GetString(model, "continuing_subword_prefix", "model.continuing_subword_prefix",
+                            &options.continuing_subword_prefix, false));
+  int64_t max_chars = options.max_input_chars_per_word;
+  RETURN_IF_ERROR(
+      GetInt(model, "max_input_chars_per_word", "model.max_input_chars_per_word", &max_chars));
+  if (max_chars < 0 || max_chars > std::numeric_limits<int>::max()) {
+    return absl::InvalidArgumentError(
+        StrCat("tokenizer.json: model.max_input_chars_per_word out of range: ", max_chars));
+  }
+  options.max_input_chars_per_word = static_cast<int>(max_chars);
+
+  element vocab_element;
+  simdjson::dom::object vocab;
+  if (!Field(model, "vocab", &vocab_element)) {
+    return absl::InvalidArgumentError("tokenizer.json: model.vocab is missing");
+  }
+  if (vocab_element.get_object().get(vocab))
+    return WrongType("model.vocab", vocab_element, "an object");
+  options.vocab.reserve(vocab.size());
+  for (simdjson::dom::key_value_pair kv : vocab) {
+    int64_t id;
+    if (kv.value.get_int64().get(id)) {
+      return WrongType(StrCat("model.vocab[\"", kv.key, "\"]"), kv.value, "an integer");
+    }
+    options.vocab.emplace_back(std::string(kv.key), id);
+  }
+
+  RETURN_IF_ERROR(ParseNormalizer(root, &options));
+  RETURN_IF_ERROR(ParsePreTokenizer(root));
+  RETURN_IF_ERROR(ParsePostProcessor(root, &options));
+  RETURN_IF_ERROR(ParseAddedTokens(root, &options));
+
+  // Padding id: the file's padding section, else [PAD], else 0.
+  element padding;
+  int64_t pad_id = -1;
+  if (Field(root, "padding", &padding) && padding.is_object()) {
+    RETURN_IF_ERROR(GetInt(padding, "pad_id", "padding.pad_id", &pad_id));
+  }
+  if (pad_id < 0) {
+    for (const auto& [token, id] : options.vocab) {
+      if (token == "[PAD]") pad_id = id;
+    }
+  }
+  options.pad_id = pad_id < 0 ? 0 : pad_id;
+  return Create(std::move(options));
+}
+
+}  // namespace ortserve::pipeline
