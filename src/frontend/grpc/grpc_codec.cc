@@ -1,0 +1,430 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "frontend/grpc/grpc_codec.h"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <optional>
+#include <string>
+
+#include "core/status.h"
+#include "core/strings.h"
+
+namespace ortserve::frontend {
+namespace {
+
+using inference::InferParameter;
+using inference::InferTensorContents;
+using inference::ModelInferRequest;
+
+template <typename... Args>
+absl::Status Invalid(const Args&... args) {
+  return absl::InvalidArgumentError(StrCat(args...));
+}
+
+// A reserved parameter as an unsigned integer no larger than `max`; nullopt
+// when absent.
+absl::StatusOr<std::optional<uint64_t>> UnsignedParameter(const Parameters& parameters, std::string_view key,
+                                                          std::string_view where, uint64_t max) {
+  const ParameterValue* value = parameters.Find(key);
+  if (value == nullptr) return std::optional<uint64_t>();
+  uint64_t result = 0;
+  if (const auto* i = std::get_if<int64_t>(value)) {
+    if (*i < 0) return Invalid(where, " parameter '", key, "' must not be negative, got ", *i);
+    result = static_cast<uint64_t>(*i);
+  } else if (const auto* u = std::get_if<uint64_t>(value)) {
+    result = *u;
+  } else {
+    return Invalid(where, " parameter '", key, "' must be an integer (int64_param or uint64_param)");
+  }
+  if (result > max) return Invalid(where, " parameter '", key, "' is ", result, ", above the maximum ", max);
+  return std::optional<uint64_t>(result);
+}
+
+absl::Status CheckBoolParameter(const Parameters& parameters, std::string_view key, std::string_view where) {
+  const ParameterValue* value = parameters.Find(key);
+  if (value != nullptr && !std::holds_alternative<bool>(*value)) {
+    return Invalid(where, " parameter '", key, "' must be a bool_param");
+  }
+  return absl::OkStatus();
+}
+
+std::string_view ContentsFieldFor(DataType type) {
+  switch (type) {
+    case DataType::kBool: return "bool_contents";
+    case DataType::kInt8:
+    case DataType::kInt16:
+    case DataType::kInt32: return "int_contents";
+    case DataType::kInt64: return "int64_contents";
+    case DataType::kUint8:
+    case DataType::kUint16:
+    case DataType::kUint32: return "uint_contents";
+    case DataType::kUint64: return "uint64_contents";
+    case DataType::kFp32: return "fp32_contents";
+    case DataType::kFp64: return "fp64_contents";
+    case DataType::kBytes: return "bytes_contents";
+    default: return "";
+  }
+}
+
+// How many values each contents field holds, by field name.
+std::vector<std::pair<std::string_view, int>> ContentsCounts(const InferTensorContents& c) {
+  return {{"bool_contents", c.bool_contents_size()},     {"int_contents", c.int_contents_size()},
+          {"int64_contents", c.int64_contents_size()},   {"uint_contents", c.uint_contents_size()},
+          {"uint64_contents", c.uint64_contents_size()}, {"fp32_contents", c.fp32_contents_size()},
+          {"fp64_contents", c.fp64_contents_size()},     {"bytes_contents", c.bytes_contents_size()}};
+}
+
+// Appends `values` narrowed to T (range-checked) to `out`.
+template <typename T, typename Wire>
+absl::Status AppendNarrowed(const google::protobuf::RepeatedField<Wire>& values, std::string_view tensor,
+                            DataType type, std::vector<std::byte>* out) {
+  out->resize(values.size() * sizeof(T));
+  auto* dst = reinterpret_cast<T*>(out->data());
+  for (int i = 0; i < values.size(); ++i) {
+    const Wire v = values[i];
+    if (v < static_cast<Wire>(std::numeric_limits<T>::min()) ||
+        v > static_cast<Wire>(std::numeric_limits<T>::max())) {
+      return Invalid("input '", tensor, "': contents value ", v, " at index ", i, " is out of range for ",
+                     DataTypeName(type));
+    }
+    dst[i] = static_cast<T>(v);
+  }
+  return absl::OkStatus();
+}
+
+template <typename T>
+void AppendSame(const google::protobuf::RepeatedField<T>& values, std::vector<std::byte>* out) {
+  out->resize(values.size() * sizeof(T));
+  if (!values.empty()) std::memcpy(out->data(), values.data(), out->size());
+}
+
+// Converts an input's typed contents into the tensor byte layout.
+absl::StatusOr<std::vector<std::byte>> ContentsToBytes(const InferTensorContents& contents, std::string_view name,
+                                                       DataType type, const Shape& shape, int64_t count) {
+  const std::string_view field = ContentsFieldFor(type);
+  if (field.empty()) {
+    return Invalid("input '", name, "' has datatype ", DataTypeName(type),
+                   ", which has no contents field; send it in raw_input_contents");
+  }
+  int64_t have = 0;
+  for (const auto& [other, n] : ContentsCounts(contents)) {
+    if (other == field) {
+      have = n;
+    } else if (n > 0) {
+      return Invalid("input '", name, "' has datatype ", DataTypeName(type), " but sets contents.", other,
+                     "; use contents.", field);
+    }
+  }
+  if (have != count) {
+    return Invalid("input '", name, "' with shape ", ShapeToString(shape), " needs ", count,
+                   " values in contents.", field, ", got ", have);
+  }
+  std::vector<std::byte> bytes;
+  switch (type) {
+    case DataType::kBool: {
+      bytes.resize(static_cast<size_t>(count));
+      for (int64_t i = 0; i < count; ++i) {
+        bytes[i] = static_cast<std::byte>(contents.bool_contents(static_cast<int>(i)) ? 1 : 0);
+      }
+      break;
+    }
+    case DataType::kInt8:
+      RETURN_IF_ERROR(AppendNarrowed<int8_t>(contents.int_contents(), name, type, &bytes));
+      break;
+    case DataType::kInt16:
+      RETURN_IF_ERROR(AppendNarrowed<int16_t>(contents.int_contents(), name, type, &bytes));
+      break;
+    case DataType::kInt32: AppendSame(contents.int_contents(), &bytes); break;
+    case DataType::kInt64: AppendSame(contents.int64_contents(), &bytes); break;
+    case DataType::kUint8:
+      RETURN_IF_ERROR(AppendNarrowed<uint8_t>(contents.uint_contents(), name, type, &bytes));
+      break;
+    case DataType::kUint16:
+      RETURN_IF_ERROR(AppendNarrowed<uint16_t>(contents.uint_contents(), name, type, &bytes));
+      break;
+    case DataType::kUint32: AppendSame(contents.uint_contents(), &bytes); break;
+    case DataType::kUint64: AppendSame(contents.uint64_contents(), &bytes); break;
+    case DataType::kFp32: AppendSame(contents.fp32_contents(), &bytes); break;
+    case DataType::kFp64: AppendSame(contents.fp64_contents(), &bytes); break;
+    case DataType::kBytes:
+      for (const std::string& element : contents.bytes_contents()) AppendBytesElement(element, &bytes);
+      break;
+    default: break;
+  }
+  return bytes;
+}
+
+// The tensor the classification extension makes of `output`, encoded by the
+// REST codec (one ranking implementation for both front ends).
+absl::StatusOr<Tensor> ClassificationTensor(const InferResponse& response, const RequestedOutput& output,
+                                            const Tensor& tensor, const EncodeOptions& options) {
+  InferRequest one;
+  RequestedOutput binary = output;
+  binary.binary_data = true;
+  one.outputs.push_back(std::move(binary));
+  ASSIGN_OR_RETURN(EncodedResponse encoded, EncodeInferResponse(response, one, options));
+  if (encoded.binary.size() != 1) {
+    return absl::InternalError(StrCat("classification of output '", output.name, "' produced no data"));
+  }
+  const auto& section = encoded.binary[0];
+  ASSIGN_OR_RETURN(auto elements, SplitBytesElements(section, -1, output.name));
+  // The shape follows EncodeInferResponse's rule: rank >= 2 ranks each row
+  // of the first dimension separately.
+  Shape shape;
+  const auto n = static_cast<int64_t>(elements.size());
+  if (tensor.shape.size() >= 2 && tensor.shape[0] > 0) {
+    shape = {tensor.shape[0], n / tensor.shape[0]};
+  } else {
+    shape = {n};
+  }
+  return MakeOwnedTensor(output.name, DataType::kBytes, std::move(shape),
+                         std::vector<std::byte>(section.begin(), section.end()));
+}
+
+void Duration(const DurationStat& stat, inference::StatisticDuration* out) {
+  out->set_count(stat.count());
+  out->set_ns(stat.ns());
+}
+
+}  // namespace
+
+absl::Status DecodeParameters(const google::protobuf::Map<std::string, InferParameter>& wire, std::string_view where,
+                              Parameters* out) {
+  std::vector<const google::protobuf::MapPair<std::string, InferParameter>*> sorted;
+  sorted.reserve(wire.size());
+  for (const auto& entry : wire) sorted.push_back(&entry);
+  std::sort(sorted.begin(), sorted.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
+  for (const auto* entry : sorted) {
+    const InferParameter& p = entry->second;
+    switch (p.parameter_choice_case()) {
+      case InferParameter::kBoolParam: out->Set(entry->first, p.bool_param()); break;
+      case InferParameter::kInt64Param: out->Set(entry->first, static_cast<int64_t>(p.int64_param())); break;
+      case InferParameter::kStringParam: out->Set(entry->first, p.string_param()); break;
+      case InferParameter::kDoubleParam: out->Set(entry->first, p.double_param()); break;
+      case InferParameter::kUint64Param: out->Set(entry->first, static_cast<uint64_t>(p.uint64_param())); break;
+      default: return Invalid(where, " parameter '", entry->first, "' has no value");
+    }
+  }
+  return absl::OkStatus();
+}
+
+void EncodeParameters(const Parameters& parameters, google::protobuf::Map<std::string, InferParameter>* out) {
+  for (const auto& [key, value] : parameters) {
+    InferParameter& p = (*out)[key];
+    std::visit(
+        [&p](const auto& v) {
+          using V = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<V, bool>) {
+            p.set_bool_param(v);
+          } else if constexpr (std::is_same_v<V, int64_t>) {
+            p.set_int64_param(v);
+          } else if constexpr (std::is_same_v<V, uint64_t>) {
+            p.set_uint64_param(v);
+          } else if constexpr (std::is_same_v<V, double>) {
+            p.set_double_param(v);
+          } else {
+            p.set_string_param(v);
+          }
+        },
+        value);
+  }
+}
+
+absl::StatusOr<InferRequest> DecodeModelInferRequest(std::shared_ptr<const ModelInferRequest> message,
+                                                     absl::Time now) {
+  const ModelInferRequest& wire = *message;
+  InferRequest request;
+  request.model_name = wire.model_name();
+  request.model_version = wire.model_version();
+  request.id = wire.id();
+  request.arrival = now;
+  RETURN_IF_ERROR(DecodeParameters(wire.parameters(), "request", &request.parameters));
+  RETURN_IF_ERROR(CheckBoolParameter(request.parameters, "binary_data_output", "request"));
+  request.binary_data_output = true;  // gRPC always answers in raw_output_contents.
+  ASSIGN_OR_RETURN(std::optional<uint64_t> priority,
+                   UnsignedParameter(request.parameters, "priority", "request",
+                                     std::numeric_limits<uint32_t>::max()));
+  request.priority = static_cast<uint32_t>(priority.value_or(0));
+  ASSIGN_OR_RETURN(std::optional<uint64_t> timeout,
+                   UnsignedParameter(request.parameters, "timeout", "request",
+                                     std::numeric_limits<int64_t>::max()));
+  if (timeout && *timeout > 0) request.deadline = now + absl::Microseconds(static_cast<int64_t>(*timeout));
+
+  const int raw_count = wire.raw_input_contents_size();
+  if (raw_count > 0 && raw_count != wire.inputs_size()) {
+    return Invalid("raw_input_contents has ", raw_count, " entries but the request has ", wire.inputs_size(),
+                   " inputs; send one entry per input, in input order");
+  }
+  request.inputs.reserve(wire.inputs_size());
+  request.input_parameters.resize(wire.inputs_size());
+  for (int i = 0; i < wire.inputs_size(); ++i) {
+    const auto& input = wire.inputs(i);
+    if (input.name().empty()) return Invalid("inputs[", i, "] has no name");
+    const std::string& name = input.name();
+    std::optional<DataType> type = DataTypeFromName(input.datatype());
+    if (!type) return Invalid("input '", name, "' has unknown datatype '", input.datatype(), "'");
+    Tensor tensor;
+    tensor.name = name;
+    tensor.type = *type;
+    for (int64_t d : input.shape()) {
+      if (d < 0) return Invalid("input '", name, "' has negative dimension ", d, " in shape");
+      tensor.shape.push_back(d);
+    }
+    auto count = ElementCount(tensor.shape);
+    if (!count.ok()) return Invalid("input '", name, "': ", ToStd(count.status().message()));
+    const std::string where = StrCat("input '", name, "'");
+    RETURN_IF_ERROR(DecodeParameters(input.parameters(), where, &request.input_parameters[i]));
+    if (raw_count > 0) {
+      if (input.has_contents()) {
+        return Invalid("input '", name, "' sets contents while the request uses raw_input_contents; use one");
+      }
+      const std::string& raw = wire.raw_input_contents(i);
+      tensor.data = std::span<const std::byte>(reinterpret_cast<const std::byte*>(raw.data()), raw.size());
+      tensor.holder = message;
+    } else {
+      if (!input.has_contents()) {
+        return Invalid("input '", name, "' has no data: set its contents or send raw_input_contents");
+      }
+      ASSIGN_OR_RETURN(std::vector<std::byte> bytes,
+                       ContentsToBytes(input.contents(), name, *type, tensor.shape, *count));
+      Tensor owned = MakeOwnedTensor(name, *type, tensor.shape, std::move(bytes));
+      tensor.data = owned.data;
+      tensor.holder = std::move(owned.holder);
+    }
+    request.inputs.push_back(std::move(tensor));
+  }
+
+  for (int i = 0; i < wire.outputs_size(); ++i) {
+    const auto& wanted = wire.outputs(i);
+    if (wanted.name().empty()) return Invalid("outputs[", i, "] has no name");
+    for (const auto& previous : request.outputs) {
+      if (previous.name == wanted.name()) return Invalid("output '", wanted.name(), "' is requested more than once");
+    }
+    RequestedOutput output;
+    output.name = wanted.name();
+    const std::string where = StrCat("output '", output.name, "'");
+    RETURN_IF_ERROR(DecodeParameters(wanted.parameters(), where, &output.parameters));
+    RETURN_IF_ERROR(CheckBoolParameter(output.parameters, "binary_data", where));
+    output.binary_data = true;
+    ASSIGN_OR_RETURN(std::optional<uint64_t> k,
+                     UnsignedParameter(output.parameters, "classification", where,
+                                       std::numeric_limits<uint32_t>::max()));
+    output.classification = static_cast<uint32_t>(k.value_or(0));
+    request.outputs.push_back(std::move(output));
+  }
+  request.payload = std::move(message);
+  return request;
+}
+
+absl::Status EncodeModelInferResponse(const InferResponse& response, const InferRequest& request,
+                                      const EncodeOptions& options, inference::ModelInferResponse* out) {
+  out->Clear();
+  out->set_model_name(response.model_name);
+  out->set_model_version(response.model_version);
+  out->set_id(response.id);
+  EncodeParameters(response.parameters, out->mutable_parameters());
+
+  auto write = [&](const Tensor& tensor) -> absl::Status {
+    if (absl::Status status = ValidateTensorBytes(tensor); !status.ok()) {
+      return absl::InternalError(StrCat("output '", tensor.name, "' is malformed: ", ToStd(status.message())));
+    }
+    auto* output = out->add_outputs();
+    output->set_name(tensor.name);
+    output->set_datatype(std::string(DataTypeName(tensor.type)));
+    for (int64_t d : tensor.shape) output->add_shape(d);
+    out->add_raw_output_contents()->assign(reinterpret_cast<const char*>(tensor.data.data()), tensor.data.size());
+    return absl::OkStatus();
+  };
+  auto find = [&](std::string_view name) -> const Tensor* {
+    for (const auto& tensor : response.outputs) {
+      if (tensor.name == name) return &tensor;
+    }
+    return nullptr;
+  };
+
+  if (request.outputs.empty()) {
+    for (const auto& tensor : response.outputs) RETURN_IF_ERROR(write(tensor));
+    return absl::OkStatus();
+  }
+  for (const auto& wanted : request.outputs) {
+    const Tensor* tensor = find(wanted.name);
+    if (tensor == nullptr) {
+      return absl::InternalError(StrCat("the model produced no output '", wanted.name, "'"));
+    }
+    if (wanted.classification > 0) {
+      ASSIGN_OR_RETURN(Tensor classes, ClassificationTensor(response, wanted, *tensor, options));
+      RETURN_IF_ERROR(write(classes));
+      EncodeParameters(wanted.parameters, out->mutable_outputs(out->outputs_size() - 1)->mutable_parameters());
+    } else {
+      RETURN_IF_ERROR(write(*tensor));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void EncodeServerMetadata(inference::ServerMetadataResponse* out) {
+  out->set_name(std::string(InferenceService::kServerName));
+  out->set_version(std::string(InferenceService::ServerVersion()));
+  for (const auto& extension : InferenceService::Extensions()) out->add_extensions(extension);
+}
+
+void EncodeModelMetadata(const ModelMetadata& metadata, inference::ModelMetadataResponse* out) {
+  out->set_name(metadata.name);
+  for (const auto& v : metadata.versions) out->add_versions(v);
+  out->set_platform(metadata.platform);
+  auto tensors = [](const std::vector<TensorMetadata>& from, auto* to) {
+    for (const auto& t : from) {
+      auto* tensor = to->Add();
+      tensor->set_name(t.name);
+      tensor->set_datatype(std::string(DataTypeName(t.type)));
+      for (int64_t d : t.shape) tensor->add_shape(d);
+    }
+  };
+  tensors(metadata.inputs, out->mutable_inputs());
+  tensors(metadata.outputs, out->mutable_outputs());
+}
+
+void EncodeModelStatistics(const std::vector<ModelHandle>& models, inference::ModelStatisticsResponse* out) {
+  for (const auto& model : models) {
+    const ModelStats& s = *model->stats;
+    auto* m = out->add_model_stats();
+    m->set_name(model->name);
+    m->set_version(model->version_string);
+    m->set_last_inference(static_cast<uint64_t>(s.last_inference_ms.load(std::memory_order_relaxed)));
+    m->set_inference_count(s.inference_count.load(std::memory_order_relaxed));
+    m->set_execution_count(s.execution_count.load(std::memory_order_relaxed));
+    auto* stats = m->mutable_inference_stats();
+    Duration(s.success, stats->mutable_success());
+    Duration(s.fail, stats->mutable_fail());
+    Duration(s.queue, stats->mutable_queue());
+    Duration(s.compute_input, stats->mutable_compute_input());
+    Duration(s.compute_infer, stats->mutable_compute_infer());
+    Duration(s.compute_output, stats->mutable_compute_output());
+    Duration(s.cache_hit, stats->mutable_cache_hit());
+    Duration(s.cache_miss, stats->mutable_cache_miss());
+    for (size_t size = 1; size <= s.max_tracked_batch(); ++size) {
+      const BatchSizeStats& b = s.batch(size);
+      if (b.compute_infer.count() == 0) continue;
+      auto* batch = m->add_batch_stats();
+      batch->set_batch_size(size);
+      Duration(b.compute_input, batch->mutable_compute_input());
+      Duration(b.compute_infer, batch->mutable_compute_infer());
+      Duration(b.compute_output, batch->mutable_compute_output());
+    }
+  }
+}
+
+void EncodeRepositoryIndex(const std::vector<repository::ModelIndexEntry>& index, bool ready_only,
+                           inference::RepositoryIndexResponse* out) {
+  for (const auto& entry : index) {
+    if (ready_only && entry.state != repository::ModelState::kReady) continue;
+    auto* model = out->add_models();
+    model->set_name(entry.name);
+    model->set_version(entry.version);
+    model->set_state(std::string(repository::ModelStateName(entry.state)));
+    model->set_reason(entry.reason);
+  }
+}
+
+}  // namespace ortserve::frontend
