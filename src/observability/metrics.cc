@@ -1,0 +1,443 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "observability/metrics.h"
+
+#include <dirent.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <cmath>
+#include <exception>
+#include <fstream>
+#include <sstream>
+
+#include "core/strings.h"
+#include "prometheus/collectable.h"
+#include "prometheus/counter.h"
+#include "prometheus/exposer.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+#include "prometheus/text_serializer.h"
+
+namespace ortserve::observability {
+
+std::string_view ProtocolName(Protocol protocol) {
+  switch (protocol) {
+    case Protocol::kHttp: return "http";
+    case Protocol::kGrpc: return "grpc";
+  }
+  return "unknown";
+}
+
+std::string_view OutcomeName(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kSuccess: return "success";
+    case Outcome::kClientError: return "client_error";
+    case Outcome::kRejected: return "rejected";
+    case Outcome::kTimeout: return "timeout";
+    case Outcome::kCancelled: return "cancelled";
+    case Outcome::kServerError: return "server_error";
+  }
+  return "unknown";
+}
+
+Outcome OutcomeFor(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kOk: return Outcome::kSuccess;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kOutOfRange:
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kPermissionDenied: return Outcome::kClientError;
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kResourceExhausted:
+    case absl::StatusCode::kAborted: return Outcome::kRejected;
+    case absl::StatusCode::kDeadlineExceeded: return Outcome::kTimeout;
+    case absl::StatusCode::kCancelled: return Outcome::kCancelled;
+    default: return Outcome::kServerError;
+  }
+}
+
+Outcome OutcomeForHttpStatus(unsigned http_status) {
+  if (http_status < 400) return Outcome::kSuccess;
+  switch (http_status) {
+    case 429:
+    case 503: return Outcome::kRejected;
+    case 504: return Outcome::kTimeout;
+    case 499: return Outcome::kCancelled;
+    default: return http_status < 500 ? Outcome::kClientError : Outcome::kServerError;
+  }
+}
+
+absl::StatusOr<std::vector<double>> ParseBuckets(std::string_view flag, std::string_view text) {
+  std::vector<double> buckets;
+  size_t at = 0;
+  while (at <= text.size()) {
+    size_t end = text.find(',', at);
+    if (end == std::string_view::npos) end = text.size();
+    std::string item(text.substr(at, end - at));
+    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    double value = 0;
+    auto [ptr, ec] = std::from_chars(item.data(), item.data() + item.size(), value);
+    if (item.empty() || ec != std::errc() || ptr != item.data() + item.size() || !std::isfinite(value)) {
+      return absl::InvalidArgumentError(StrCat(flag, ": '", item, "' is not a number"));
+    }
+    if (!buckets.empty() && value <= buckets.back()) {
+      return absl::InvalidArgumentError(
+          StrCat(flag, ": bucket bounds must increase, but ", value, " follows ", buckets.back()));
+    }
+    buckets.push_back(value);
+    at = end + 1;
+  }
+  return buckets;
+}
+
+namespace {
+
+double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
+
+}  // namespace
+
+// Reads process_* metrics from /proc/self at scrape time. Thread-safe
+// (stateless).
+class ProcessCollector : public prometheus::Collectable {
+ public:
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    std::vector<prometheus::MetricFamily> families;
+    auto gauge = [&](const char* name, const char* help, prometheus::MetricType type, double value) {
+      prometheus::MetricFamily family;
+      family.name = name;
+      family.help = help;
+      family.type = type;
+      prometheus::ClientMetric metric;
+      if (type == prometheus::MetricType::Counter) {
+        metric.counter.value = value;
+      } else {
+        metric.gauge.value = value;
+      }
+      family.metric.push_back(std::move(metric));
+      families.push_back(std::move(family));
+    };
+    // /proc/self/stat: fields after the command (which may hold spaces) start
+    // at ')'; utime is field 14, stime 15, num_threads 20, starttime 22,
+    // vsize 23, rss 24 (pages).
+    std::ifstream stat_file("/proc/self/stat");
+    std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
+    const size_t close = stat.rfind(')');
+    if (close != std::string::npos) {
+      std::istringstream fields(stat.substr(close + 2));
+      std::vector<std::string> f;
+      for (std::string s; fields >> s;) f.push_back(s);
+      // f[0] is field 3 (state).
+      auto field = [&](int n) -> double {
+        const size_t i = static_cast<size_t>(n - 3);
+        return i < f.size() ? std::strtod(f[i].c_str(), nullptr) : 0;
+      };
+      const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+      const double page = static_cast<double>(sysconf(_SC_PAGESIZE));
+      gauge("process_cpu_seconds_total", "User and system CPU time the process has used, in seconds.",
+            prometheus::MetricType::Counter, (field(14) + field(15)) / ticks);
+      gauge("process_threads", "Threads in the process.", prometheus::MetricType::Gauge, field(20));
+      gauge("process_virtual_memory_bytes", "Virtual memory size, in bytes.", prometheus::MetricType::Gauge,
+            field(23));
+      gauge("process_resident_memory_bytes", "Resident set size, in bytes.", prometheus::MetricType::Gauge,
+            field(24) * page);
+      std::ifstream uptime_file("/proc/uptime");
+      double uptime = 0;
+      uptime_file >> uptime;
+      const double boot = static_cast<double>(absl::ToUnixSeconds(absl::Now())) - uptime;
+      gauge("process_start_time_seconds", "Start time of the process since the Unix epoch, in seconds.",
+            prometheus::MetricType::Gauge, boot + field(22) / ticks);
+    }
+    double fds = 0;
+    if (DIR* dir = opendir("/proc/self/fd")) {
+      while (dirent* entry = readdir(dir)) {
+        if (entry->d_name[0] != '.') ++fds;
+      }
+      closedir(dir);
+      fds -= 1;  // The directory handle itself.
+    }
+    gauge("process_open_fds", "Open file descriptors.", prometheus::MetricType::Gauge, fds);
+    return families;
+  }
+};
+
+// Builds ortserve_model_state from the model manager's index at scrape time.
+// Thread-safe.
+class ModelStateCollector : public prometheus::Collectable {
+ public:
+  void Set(std::function<std::vector<ModelStateSample>()> source) {
+    absl::MutexLock lock(&mu_);
+    source_ = std::move(source);
+  }
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    prometheus::MetricFamily family;
+    family.name = "ortserve_model_state";
+    family.help = "1 for the state a model version is in (LOADING, READY, UNAVAILABLE), 0 for the others.";
+    family.type = prometheus::MetricType::Gauge;
+    std::function<std::vector<ModelStateSample>()> source;
+    {
+      absl::MutexLock lock(&mu_);
+      source = source_;
+    }
+    if (source) {
+      for (const ModelStateSample& sample : source()) {
+        for (std::string_view state : kModelStates) {
+          prometheus::ClientMetric metric;
+          metric.label = {{"model", sample.model}, {"state", std::string(state)}, {"version", sample.version}};
+          metric.gauge.value = state == sample.state ? 1 : 0;
+          family.metric.push_back(std::move(metric));
+        }
+      }
+    }
+    return {std::move(family)};
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::function<std::vector<ModelStateSample>()> source_ ABSL_GUARDED_BY(mu_);
+};
+
+struct Metrics::Families {
+  prometheus::Family<prometheus::Counter>* requests;
+  prometheus::Family<prometheus::Histogram>* request_duration;
+  prometheus::Family<prometheus::Histogram>* response_bytes;
+  prometheus::Family<prometheus::Histogram>* queue_duration;
+  prometheus::Family<prometheus::Histogram>* compute_input;
+  prometheus::Family<prometheus::Histogram>* compute_infer;
+  prometheus::Family<prometheus::Histogram>* compute_output;
+  prometheus::Family<prometheus::Histogram>* tokenization;
+  prometheus::Family<prometheus::Histogram>* batch_size;
+  prometheus::Family<prometheus::Counter>* executions;
+  prometheus::Family<prometheus::Gauge>* pending;
+  prometheus::Family<prometheus::Gauge>* inflight_batches;
+  prometheus::Family<prometheus::Gauge>* load_duration;
+  prometheus::Gauge* ready;
+  prometheus::Counter* spans_exported;
+  prometheus::Counter* spans_dropped;
+};
+
+Metrics::Metrics(MetricsOptions options)
+    : options_(std::move(options)), registry_(std::make_shared<prometheus::Registry>()) {}
+
+Metrics::~Metrics() = default;
+
+absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(MetricsOptions options) {
+  for (const auto* buckets : {&options.latency_buckets, &options.batch_size_buckets, &options.response_bytes_buckets}) {
+    if (buckets->empty()) return absl::InvalidArgumentError("histogram buckets must not be empty");
+    for (size_t i = 1; i < buckets->size(); ++i) {
+      if ((*buckets)[i] <= (*buckets)[i - 1]) {
+        return absl::InvalidArgumentError(StrCat("histogram buckets must increase, but ", (*buckets)[i],
+                                                 " follows ", (*buckets)[i - 1]));
+      }
+    }
+  }
+  std::unique_ptr<Metrics> metrics(new Metrics(std::move(options)));
+  auto& r = *metrics->registry_;
+  auto f = std::make_unique<Families>();
+  f->requests = &prometheus::BuildCounter()
+                     .Name("ortserve_request_total")
+                     .Help("Inference requests answered, by model, version, protocol and outcome.")
+                     .Register(r);
+  f->request_duration = &prometheus::BuildHistogram()
+                             .Name("ortserve_request_duration_seconds")
+                             .Help("End-to-end inference request latency (arrival to response written), in seconds.")
+                             .Register(r);
+  f->response_bytes = &prometheus::BuildHistogram()
+                           .Name("ortserve_response_bytes")
+                           .Help("Size of successful inference responses on the wire, in bytes.")
+                           .Register(r);
+  f->queue_duration = &prometheus::BuildHistogram()
+                           .Name("ortserve_queue_duration_seconds")
+                           .Help("Time a request waited in the scheduler queue before its batch was cut, in seconds.")
+                           .Register(r);
+  f->compute_input = &prometheus::BuildHistogram()
+                          .Name("ortserve_compute_input_duration_seconds")
+                          .Help("Time spent gathering a batch's inputs, per request, in seconds.")
+                          .Register(r);
+  f->compute_infer = &prometheus::BuildHistogram()
+                          .Name("ortserve_compute_infer_duration_seconds")
+                          .Help("Model run time of the batch a request was in, in seconds.")
+                          .Register(r);
+  f->compute_output = &prometheus::BuildHistogram()
+                           .Name("ortserve_compute_output_duration_seconds")
+                           .Help("Time spent splitting a batch's outputs back into responses, per request, in seconds.")
+                           .Register(r);
+  f->tokenization = &prometheus::BuildHistogram()
+                         .Name("ortserve_tokenization_duration_seconds")
+                         .Help("Time spent tokenizing a text request, in seconds.")
+                         .Register(r);
+  f->batch_size = &prometheus::BuildHistogram()
+                       .Name("ortserve_batch_size")
+                       .Help("Rows in each model run (1 for models without batching).")
+                       .Register(r);
+  f->executions = &prometheus::BuildCounter()
+                       .Name("ortserve_execution_total")
+                       .Help("Model runs (batches executed).")
+                       .Register(r);
+  f->pending = &prometheus::BuildGauge()
+                    .Name("ortserve_pending_requests")
+                    .Help("Requests admitted to a model version's scheduler and not yet answered (queued + executing).")
+                    .Register(r);
+  f->inflight_batches = &prometheus::BuildGauge()
+                             .Name("ortserve_inflight_batches")
+                             .Help("Batches executing now.")
+                             .Register(r);
+  f->load_duration = &prometheus::BuildGauge()
+                          .Name("ortserve_model_load_duration_seconds")
+                          .Help("How long the model version's last load took, in seconds.")
+                          .Register(r);
+  f->ready = &prometheus::BuildGauge()
+                  .Name("ortserve_server_ready")
+                  .Help("1 while the server reports ready (/v2/health/ready), else 0.")
+                  .Register(r)
+                  .Add({});
+  auto& spans = prometheus::BuildCounter()
+                    .Name("ortserve_trace_spans_total")
+                    .Help("Trace spans by what became of them: exported, or dropped (buffer full or export failed).")
+                    .Register(r);
+  f->spans_exported = &spans.Add({{"result", "exported"}});
+  f->spans_dropped = &spans.Add({{"result", "dropped"}});
+  metrics->families_ = std::move(f);
+  if (metrics->options_.process_metrics) metrics->process_ = std::make_shared<ProcessCollector>();
+  metrics->model_states_ = std::make_shared<ModelStateCollector>();
+  metrics->unresolved_ = metrics->ForVersion("", "");
+  return metrics;
+}
+
+VersionMetrics* Metrics::ForVersion(std::string_view model, std::string_view version) {
+  absl::MutexLock lock(&mu_);
+  auto& slot = versions_[{std::string(model), std::string(version)}];
+  if (slot) return slot.get();
+  std::unique_ptr<VersionMetrics> v(new VersionMetrics());
+  v->model_ = std::string(model);
+  v->version_ = std::string(version);
+  const prometheus::Labels base = {{"model", v->model_}, {"version", v->version_}};
+  auto with = [&](std::initializer_list<std::pair<const std::string, std::string>> extra) {
+    prometheus::Labels labels = base;
+    for (const auto& e : extra) labels.insert(e);
+    return labels;
+  };
+  Families& f = *families_;
+  const auto& lat = options_.latency_buckets;
+  for (size_t p = 0; p < kProtocolCount; ++p) {
+    const std::string protocol(ProtocolName(static_cast<Protocol>(p)));
+    for (size_t o = 0; o < kOutcomeCount; ++o) {
+      v->requests_[p][o] =
+          &f.requests->Add(with({{"protocol", protocol}, {"outcome", std::string(OutcomeName(static_cast<Outcome>(o)))}}));
+    }
+    v->request_duration_[p] = &f.request_duration->Add(with({{"protocol", protocol}}), lat);
+    v->response_bytes_[p] = &f.response_bytes->Add(with({{"protocol", protocol}}), options_.response_bytes_buckets);
+  }
+  if (!model.empty()) {
+    // Scheduler-side series exist only for real versions.
+    v->queue_duration_ = &f.queue_duration->Add(base, lat);
+    v->compute_input_ = &f.compute_input->Add(base, lat);
+    v->compute_infer_ = &f.compute_infer->Add(base, lat);
+    v->compute_output_ = &f.compute_output->Add(base, lat);
+    v->tokenization_ = &f.tokenization->Add(base, lat);
+    v->batch_size_ = &f.batch_size->Add(base, options_.batch_size_buckets);
+    v->executions_ = &f.executions->Add(base);
+    v->pending_ = &f.pending->Add(base);
+    v->inflight_batches_ = &f.inflight_batches->Add(base);
+    v->load_duration_ = &f.load_duration->Add(base);
+  }
+  slot = std::move(v);
+  return slot.get();
+}
+
+void Metrics::SetReady(bool ready) { families_->ready->Set(ready ? 1 : 0); }
+void Metrics::SpanExported(size_t count) { families_->spans_exported->Increment(static_cast<double>(count)); }
+void Metrics::SpanDropped(size_t count) { families_->spans_dropped->Increment(static_cast<double>(count)); }
+
+void Metrics::SetModelStateSource(std::function<std::vector<ModelStateSample>()> source) {
+  model_states_->Set(std::move(source));
+}
+
+std::string Metrics::Serialize() const {
+  auto families = registry_->Collect();
+  auto states = model_states_->Collect();
+  families.insert(families.end(), states.begin(), states.end());
+  if (process_) {
+    auto process = process_->Collect();
+    families.insert(families.end(), process.begin(), process.end());
+  }
+  return prometheus::TextSerializer().Serialize(families);
+}
+
+void VersionMetrics::RecordRequest(Protocol protocol, Outcome outcome, absl::Duration latency,
+                                   size_t response_bytes) {
+  const auto p = static_cast<size_t>(protocol);
+  requests_[p][static_cast<size_t>(outcome)]->Increment();
+  request_duration_[p]->Observe(Seconds(latency));
+  if (outcome == Outcome::kSuccess) response_bytes_[p]->Observe(static_cast<double>(response_bytes));
+}
+
+void VersionMetrics::RequestAdmitted() {
+  if (pending_) pending_->Increment();
+}
+void VersionMetrics::RequestAnswered() {
+  if (pending_) pending_->Decrement();
+}
+void VersionMetrics::RecordQueue(absl::Duration wait) {
+  if (queue_duration_) queue_duration_->Observe(Seconds(wait));
+}
+
+void VersionMetrics::RecordExecution(size_t batch_rows, size_t requests, absl::Duration input,
+                                     absl::Duration infer, absl::Duration output) {
+  if (!batch_size_) return;
+  batch_size_->Observe(static_cast<double>(batch_rows));
+  executions_->Increment();
+  for (size_t i = 0; i < requests; ++i) {
+    compute_input_->Observe(Seconds(input));
+    compute_infer_->Observe(Seconds(infer));
+    compute_output_->Observe(Seconds(output));
+  }
+}
+
+void VersionMetrics::BatchStarted() {
+  if (inflight_batches_) inflight_batches_->Increment();
+}
+void VersionMetrics::BatchFinished() {
+  if (inflight_batches_) inflight_batches_->Decrement();
+}
+void VersionMetrics::RecordTokenization(absl::Duration duration) {
+  if (tokenization_) tokenization_->Observe(Seconds(duration));
+}
+
+void VersionMetrics::SetLoadDuration(absl::Duration duration) {
+  if (load_duration_) load_duration_->Set(Seconds(duration));
+}
+
+struct MetricsServer::Impl {
+  std::unique_ptr<prometheus::Exposer> exposer;
+};
+
+MetricsServer::~MetricsServer() = default;
+
+absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::string& address, int port,
+                                                                    Metrics* metrics) {
+  std::unique_ptr<MetricsServer> server(new MetricsServer());
+  server->impl_ = std::make_unique<Impl>();
+  const std::string bind = address.find(':') != std::string::npos ? StrCat("[", address, "]:", port)
+                                                                   : StrCat(address, ":", port);
+  try {
+    server->impl_->exposer = std::make_unique<prometheus::Exposer>(bind, 2);
+  } catch (const std::exception& e) {
+    // civetweb reports bind failures by throwing; keep it inside this module.
+    return absl::UnavailableError(StrCat("cannot listen for metrics on ", bind, ": ", e.what()));
+  }
+  server->impl_->exposer->RegisterCollectable(metrics->registry_);
+  server->impl_->exposer->RegisterCollectable(metrics->model_states_);
+  if (metrics->process_) server->impl_->exposer->RegisterCollectable(metrics->process_);
+  const auto ports = server->impl_->exposer->GetListeningPorts();
+  if (ports.empty()) return absl::UnavailableError(StrCat("metrics server on ", bind, " has no port"));
+  server->port_ = static_cast<uint16_t>(ports.front());
+  return server;
+}
+
+}  // namespace ortserve::observability

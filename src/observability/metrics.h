@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: Apache-2.0
+// Metrics: the Prometheus metrics ortserve exports (names and meaning in
+// docs/metrics.md), with per-model-version label children resolved once at
+// model load so that recording on the request path takes no lock.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace prometheus {
+class Counter;
+class Gauge;
+class Histogram;
+class Registry;
+template <typename T>
+class Family;
+}  // namespace prometheus
+
+namespace ortserve::observability {
+
+// The front end a request came through (the `protocol` label).
+enum class Protocol {
+  kHttp,  // KServe v2 REST.
+  kGrpc,  // KServe v2 gRPC.
+};
+inline constexpr size_t kProtocolCount = 2;
+std::string_view ProtocolName(Protocol protocol);  // "http", "grpc"
+
+// How a request ended (the `outcome` label).
+enum class Outcome {
+  kSuccess,      // Answered with outputs.
+  kClientError,  // The request was wrong: bad input, unknown model or version.
+  kRejected,     // Not served now: queue full, model unavailable, server draining.
+  kTimeout,      // Its deadline passed before it ran.
+  kCancelled,    // Its client went away.
+  kServerError,  // The model or the server failed.
+};
+inline constexpr size_t kOutcomeCount = 6;
+std::string_view OutcomeName(Outcome outcome);  // "success", "client_error", ...
+Outcome OutcomeFor(absl::StatusCode code);
+Outcome OutcomeForHttpStatus(unsigned http_status);
+
+// The lifecycle states a model version's `ortserve_model_state` gauge shows.
+inline constexpr std::array<std::string_view, 3> kModelStates = {"LOADING", "READY", "UNAVAILABLE"};
+
+// Histogram bucket upper bounds; all configurable by flag.
+struct MetricsOptions {
+  // Request, queue, tokenization and compute durations, in seconds.
+  std::vector<double> latency_buckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                         0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+  std::vector<double> batch_size_buckets = {1, 2, 4, 8, 16, 32, 64, 128};
+  std::vector<double> response_bytes_buckets = {256,    1024,    4096,     16384,    65536,
+                                                262144, 1048576, 4194304, 16777216, 67108864};
+  // process_* metrics from /proc/self.
+  bool process_metrics = true;
+};
+
+// Parses a comma-separated list of strictly increasing finite numbers
+// ("0.001,0.01,0.1"). Errors: InvalidArgument naming `flag` and the bad value.
+absl::StatusOr<std::vector<double>> ParseBuckets(std::string_view flag, std::string_view text);
+
+// The metrics of one model version: pointers to its label children, resolved
+// once by Metrics::ForVersion. Every method is lock-free (atomic adds) and
+// thread-safe; the object lives as long as the Metrics that made it.
+class VersionMetrics {
+ public:
+  const std::string& model() const { return model_; }
+  const std::string& version() const { return version_; }
+
+  // A request answered by a front end: counts it by protocol and outcome and
+  // observes its end-to-end latency (arrival to response written) and, on
+  // success, its response size.
+  void RecordRequest(Protocol protocol, Outcome outcome, absl::Duration latency, size_t response_bytes);
+
+  // Requests admitted to the scheduler and not yet answered (queued +
+  // executing): the autoscaling signal.
+  void RequestAdmitted();
+  void RequestAnswered();
+
+  // Scheduler: one request's wait from enqueue to its batch being cut.
+  void RecordQueue(absl::Duration wait);
+  // Scheduler: one model run of `batch_rows` rows serving `requests` requests,
+  // with its phases (each request is charged the batch's phase durations, as
+  // Triton's statistics do).
+  void RecordExecution(size_t batch_rows, size_t requests, absl::Duration input, absl::Duration infer,
+                       absl::Duration output);
+  void BatchStarted();
+  void BatchFinished();
+  // Text pipelines: time spent turning text into token ids for one request.
+  void RecordTokenization(absl::Duration duration);
+
+  // Model manager: how long the version's last load took.
+  void SetLoadDuration(absl::Duration duration);
+
+ private:
+  friend class Metrics;
+  VersionMetrics() = default;
+
+  std::string model_;
+  std::string version_;
+  std::array<std::array<prometheus::Counter*, kOutcomeCount>, kProtocolCount> requests_{};
+  std::array<prometheus::Histogram*, kProtocolCount> request_duration_{};
+  std::array<prometheus::Histogram*, kProtocolCount> response_bytes_{};
+  prometheus::Histogram* queue_duration_ = nullptr;
+  prometheus::Histogram* compute_input_ = nullptr;
+  prometheus::Histogram* compute_infer_ = nullptr;
+  prometheus::Histogram* compute_output_ = nullptr;
+  prometheus::Histogram* tokenization_ = nullptr;
+  prometheus::Histogram* batch_size_ = nullptr;
+  prometheus::Counter* executions_ = nullptr;
+  prometheus::Gauge* pending_ = nullptr;
+  prometheus::Gauge* inflight_batches_ = nullptr;
+  prometheus::Gauge* load_duration_ = nullptr;
+};
+
+// One row of `ortserve_model_state`: a model version and its state (one of
+// kModelStates).
+struct ModelStateSample {
+  std::string model;
+  std::string version;
+  std::string_view state;
+};
+
+// The server's metric registry. ForVersion takes a lock (it adds label
+// children); call it at model load, never per request. Thread-safe.
+class Metrics {
+ public:
+  // Errors: InvalidArgument for empty or non-increasing buckets.
+  static absl::StatusOr<std::unique_ptr<Metrics>> Create(MetricsOptions options);
+  ~Metrics();
+
+  // The children for (model, version), created on first call; the same
+  // pointer afterwards (a reloaded version keeps its counters). Valid for the
+  // life of this object.
+  VersionMetrics* ForVersion(std::string_view model, std::string_view version);
+  // Requests that never resolved to a model version (unknown model, bad
+  // version): labelled model="" version="", so client typos cannot grow the
+  // series count.
+  VersionMetrics* Unresolved() { return unresolved_; }
+
+  // Where `ortserve_model_state` comes from: called at each scrape (off the
+  // request path), so the gauge always matches the manager's index. Set once,
+  // before the metrics are served.
+  void SetModelStateSource(std::function<std::vector<ModelStateSample>()> source);
+
+  // Server-wide signals.
+  void SetReady(bool ready);
+  void SpanExported(size_t count);
+  void SpanDropped(size_t count);
+
+  // The Prometheus text exposition of every metric (what /metrics serves).
+  std::string Serialize() const;
+  std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
+
+ private:
+  friend class MetricsServer;
+  struct Families;
+  explicit Metrics(MetricsOptions options);
+
+  const MetricsOptions options_;
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<Families> families_;
+  std::shared_ptr<class ProcessCollector> process_;
+  std::shared_ptr<class ModelStateCollector> model_states_;
+  absl::Mutex mu_;
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<VersionMetrics>> versions_ ABSL_GUARDED_BY(mu_);
+  VersionMetrics* unresolved_ = nullptr;
+};
+
+// Serves a Metrics registry's exposition at http://ADDRESS:PORT/metrics
+// (prometheus-cpp's civetweb server, on its own threads, off the request
+// path). Thread-safe.
+class MetricsServer {
+ public:
+  // `port` 0 picks a free port. Errors: Unavailable when it cannot bind.
+  static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(const std::string& address, int port,
+                                                              Metrics* metrics);
+  ~MetricsServer();
+  uint16_t port() const { return port_; }
+
+ private:
+  MetricsServer() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  uint16_t port_ = 0;
+};
+
+}  // namespace ortserve::observability

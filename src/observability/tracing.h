@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: Apache-2.0
+// Tracing: W3C trace context (the `traceparent` header), spans, and an OTLP
+// exporter (OTLP/HTTP, JSON encoding) that ships finished spans from a
+// background thread through a bounded buffer.
+#pragma once
+
+#include <array>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace ortserve::observability {
+
+class Metrics;
+
+// A position in a trace: W3C trace-id, span-id and the sampled flag.
+struct TraceContext {
+  std::array<uint8_t, 16> trace_id{};
+  std::array<uint8_t, 8> span_id{};
+  bool sampled = false;
+
+  std::string TraceIdHex() const;
+  std::string SpanIdHex() const;
+};
+
+// Parses a W3C `traceparent` value ("00-<32 hex>-<16 hex>-<2 hex>"). Returns
+// nullopt for anything malformed, an all-zero id, or version ff (the spec says
+// to then start a new trace). Later versions are read by their first four fields.
+std::optional<TraceContext> ParseTraceparent(std::string_view header);
+std::string FormatTraceparent(const TraceContext& context);
+
+// A finished span, ready to export.
+struct Span {
+  enum class Kind { kInternal = 1, kServer = 2 };
+  using Value = std::variant<std::string, int64_t>;
+
+  TraceContext context;
+  std::optional<std::array<uint8_t, 8>> parent_span_id;
+  std::string name;
+  Kind kind = Kind::kInternal;
+  absl::Time start;
+  absl::Time end;
+  std::vector<std::pair<std::string, Value>> attributes;
+  std::vector<TraceContext> links;  // E.g. a batch span links the request spans it served.
+  bool error = false;
+  std::string status_message;
+};
+
+// Renders spans as an OTLP ExportTraceServiceRequest in JSON (ids in hex,
+// times as decimal strings of Unix nanoseconds). Pure; for tests.
+std::string EncodeOtlpJson(const std::vector<Span>& spans, std::string_view service_name);
+
+// Starts traces and exports spans. Thread-safe. Export never blocks: when the
+// buffer is full the span is dropped and counted.
+class Tracer {
+ public:
+  struct Options {
+    // Collector URL, e.g. "http://127.0.0.1:4318/v1/traces" (plain HTTP).
+    // Empty: spans are sampled and counted but not sent.
+    std::string endpoint;
+    double sampling_ratio = 0.0;   // For new root traces; a parent's flag wins.
+    size_t max_buffered_spans = 4096;
+    size_t max_batch_spans = 512;
+    absl::Duration flush_interval = absl::Seconds(1);
+    absl::Duration export_timeout = absl::Seconds(5);
+    std::string service_name = "ortserve";
+    Metrics* metrics = nullptr;  // Not owned; counts exported and dropped spans.
+  };
+  // Errors: InvalidArgument for a ratio outside [0, 1] or a bad endpoint URL.
+  static absl::StatusOr<std::unique_ptr<Tracer>> Create(Options options);
+  // Exports what is buffered (bounded by export_timeout), then joins.
+  ~Tracer();
+
+  // The context of a new server span: a child of `parent` when given (same
+  // trace, parent's sampled flag), else a new trace sampled by the ratio.
+  TraceContext StartSpan(const std::optional<TraceContext>& parent);
+  // A new span id in `trace`'s trace (for child spans).
+  TraceContext ChildOf(const TraceContext& trace);
+
+  // Queues a finished sampled span for export.
+  void Export(Span span);
+
+  uint64_t dropped() const;
+  uint64_t exported() const;
+
+ private:
+  explicit Tracer(Options options);
+  void Run();
+  bool Post(const std::string& body);
+
+  const Options options_;
+  std::string host_, port_, path_;
+  mutable absl::Mutex mu_;
+  std::deque<Span> buffer_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t exported_ ABSL_GUARDED_BY(mu_) = 0;
+  std::thread thread_;
+};
+
+}  // namespace ortserve::observability

@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "observability/tracing.h"
+
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include "observability/metrics.h"
+
+namespace ortserve::observability {
+namespace {
+
+TEST(TraceparentTest, ParsesAndFormatsVersionZero) {
+  auto context = ParseTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  ASSERT_TRUE(context.has_value());
+  EXPECT_EQ(context->TraceIdHex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_EQ(context->SpanIdHex(), "00f067aa0ba902b7");
+  EXPECT_TRUE(context->sampled);
+  EXPECT_EQ(FormatTraceparent(*context), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  auto unsampled = ParseTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00");
+  ASSERT_TRUE(unsampled.has_value());
+  EXPECT_FALSE(unsampled->sampled);
+}
+
+TEST(TraceparentTest, RejectsMalformedValues) {
+  for (const char* bad : {"", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+                          "00-00000000000000000000000000000000-00f067aa0ba902b7-01",  // Zero trace id.
+                          "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",  // Zero span id.
+                          "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",  // Upper case.
+                          "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",  // Forbidden version.
+                          "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+                          "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}) {
+    EXPECT_FALSE(ParseTraceparent(bad).has_value()) << bad;
+  }
+  // A later version may append fields.
+  EXPECT_TRUE(ParseTraceparent("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-abc").has_value());
+}
+
+TEST(TracerTest, ChildSpansKeepTheTraceAndParentSamplingWins) {
+  auto tracer = *Tracer::Create({.sampling_ratio = 0.0});
+  auto parent = ParseTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  TraceContext child = tracer->StartSpan(parent);
+  EXPECT_EQ(child.TraceIdHex(), parent->TraceIdHex());
+  EXPECT_NE(child.SpanIdHex(), parent->SpanIdHex());
+  EXPECT_TRUE(child.sampled);
+  EXPECT_FALSE(tracer->StartSpan(std::nullopt).sampled);  // Ratio 0.
+  auto always = *Tracer::Create({.sampling_ratio = 1.0});
+  TraceContext a = always->StartSpan(std::nullopt), b = always->StartSpan(std::nullopt);
+  EXPECT_TRUE(a.sampled);
+  EXPECT_NE(a.TraceIdHex(), b.TraceIdHex());
+}
+
+TEST(TracerTest, CreateRejectsBadRatioAndEndpoint) {
+  EXPECT_FALSE(Tracer::Create({.sampling_ratio = 1.5}).ok());
+  EXPECT_FALSE(Tracer::Create({.endpoint = "https://collector:4318/v1/traces"}).ok());
+  EXPECT_TRUE(Tracer::Create({.endpoint = "http://collector:4318"}).ok());
+}
+
+TEST(TracerTest, FullBufferDropsAndCountsInsteadOfBlocking) {
+  auto metrics = *Metrics::Create({});
+  Tracer::Options options;
+  options.max_buffered_spans = 2;
+  options.max_batch_spans = 100;             // The exporter waits for 100 spans...
+  options.flush_interval = absl::Hours(1);   // ...or an hour: the buffer stays full.
+  options.metrics = metrics.get();
+  auto tracer = *Tracer::Create(options);
+  for (int i = 0; i < 5; ++i) tracer->Export(Span{.name = "s"});
+  EXPECT_EQ(tracer->dropped(), 3u);
+  EXPECT_NE(metrics->Serialize().find("ortserve_trace_spans_total{result=\"dropped\"} 3\n"), std::string::npos);
+}
+
+TEST(OtlpJsonTest, EncodesSpansWithIdsTimesAttributesAndLinks) {
+  Span span;
+  span.context = *ParseTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  span.parent_span_id = ParseTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01")->span_id;
+  span.name = "batch \"x\"";
+  span.start = absl::FromUnixNanos(1000);
+  span.end = absl::FromUnixNanos(2500);
+  span.attributes = {{"ai.model.name", std::string("m")}, {"llm.request.input_tokens", int64_t{42}}};
+  span.links = {*ParseTraceparent("00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-2222222222222222-01")};
+  span.error = true;
+  span.status_message = "boom";
+  const std::string json = EncodeOtlpJson({span}, "svc");
+  rapidjson::Document doc;
+  ASSERT_FALSE(doc.Parse(json.c_str()).HasParseError()) << json;
+  const auto& rs = doc["resourceSpans"][0];
+  EXPECT_STREQ(rs["resource"]["attributes"][0]["value"]["stringValue"].GetString(), "svc");
+  const auto& s = rs["scopeSpans"][0]["spans"][0];
+  EXPECT_STREQ(s["traceId"].GetString(), "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_STREQ(s["spanId"].GetString(), "00f067aa0ba902b7");
+  EXPECT_STREQ(s["parentSpanId"].GetString(), "1111111111111111");
+  EXPECT_STREQ(s["name"].GetString(), "batch \"x\"");
+  EXPECT_STREQ(s["startTimeUnixNano"].GetString(), "1000");
+  EXPECT_STREQ(s["endTimeUnixNano"].GetString(), "2500");
+  EXPECT_STREQ(s["attributes"][0]["value"]["stringValue"].GetString(), "m");
+  EXPECT_STREQ(s["attributes"][1]["value"]["intValue"].GetString(), "42");
+  EXPECT_STREQ(s["links"][0]["traceId"].GetString(), "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+  EXPECT_EQ(s["status"]["code"].GetInt(), 2);
+  EXPECT_STREQ(s["status"]["message"].GetString(), "boom");
+}
+
+}  // namespace
+}  // namespace ortserve::observability
