@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "client/client.h"
+
+#include <utility>
+
+#include "client/transports.h"
+#include "core/strings.h"
+
+namespace ortserve::client {
+
+absl::StatusOr<Protocol> ParseProtocol(std::string_view name) {
+  if (name == "http") return Protocol::kHttp;
+  if (name == "grpc") return Protocol::kGrpc;
+  return absl::InvalidArgumentError(StrCat("protocol '", name, "' is not one of http, grpc"));
+}
+
+std::string_view ProtocolName(Protocol protocol) { return protocol == Protocol::kHttp ? "http" : "grpc"; }
+
+absl::StatusCode StatusCodeForHttpStatus(unsigned http_status) {
+  switch (http_status) {
+    case 200: return absl::StatusCode::kOk;
+    case 400: return absl::StatusCode::kInvalidArgument;
+    case 401: return absl::StatusCode::kUnauthenticated;
+    case 403: return absl::StatusCode::kPermissionDenied;
+    case 404: return absl::StatusCode::kNotFound;
+    case 405:
+    case 501: return absl::StatusCode::kUnimplemented;
+    case 409: return absl::StatusCode::kAlreadyExists;
+    case 413:
+    case 429: return absl::StatusCode::kResourceExhausted;
+    case 499: return absl::StatusCode::kCancelled;
+    case 503: return absl::StatusCode::kUnavailable;
+    case 504: return absl::StatusCode::kDeadlineExceeded;
+    default:
+      if (http_status >= 400 && http_status < 500) return absl::StatusCode::kFailedPrecondition;
+      return absl::StatusCode::kInternal;
+  }
+}
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Create(ClientOptions options) {
+  if (options.address.empty()) return absl::InvalidArgumentError("ClientOptions.address is empty");
+  if (options.port == 0) return absl::InvalidArgumentError("ClientOptions.port is 0");
+  if (options.timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(StrCat("ClientOptions.timeout ", absl::FormatDuration(options.timeout),
+                                             " is not positive"));
+  }
+  if (options.protocol == Protocol::kHttp) return CreateHttpClient(std::move(options));
+  return CreateGrpcClient(std::move(options));
+}
+
+}  // namespace ortserve::client
