@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "frontend/text_inference.h"
+
+#include <atomic>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "core/status.h"
+#include "core/strings.h"
+#include "observability/metrics.h"
+#include "pipeline/text_pipeline.h"
+
+namespace ortserve::frontend {
+namespace {
+
+using pipeline::TextPipeline;
+
+// One text request in flight: its rows' sub-requests report here; the last
+// one to answer finishes the request. Thread-safe (rows answer on scheduler
+// runner threads).
+struct TextJob {
+  repository::ModelHandle model;
+  const TextPipeline* pipeline = nullptr;
+  std::unique_ptr<InferRequest> request;  // Holds the text (views into its payload).
+  InferCallback done;
+  bool truncate = true;
+  bool normalize = false;
+  std::vector<std::string_view> texts;
+  std::vector<int64_t> lengths;
+  std::vector<Tensor> rows;  // Per text: its row of the model output.
+  std::atomic<size_t> remaining{0};
+  absl::Mutex mu;
+  absl::Status error ABSL_GUARDED_BY(mu);
+};
+
+bool Wanted(const InferRequest& request, std::string_view name) {
+  if (request.outputs.empty()) return true;
+  for (const auto& output : request.outputs) {
+    if (output.name == name) return true;
+  }
+  return false;
+}
+
+// Builds the text signature's outputs from the rows.
+absl::StatusOr<InferResponse> Postprocess(TextJob& job) {
+  const TextPipeline& pipeline = *job.pipeline;
+  const auto n = static_cast<int64_t>(job.rows.size());
+  InferResponse response;
+  response.model_name = job.model->name;
+  response.model_version = job.model->version_string;
+  response.id = job.request->id;
+  int64_t tokens = 0;
+  for (int64_t length : job.lengths) tokens += length;
+  response.parameters.Set(std::string(kTokenCountParameter), tokens);
+  const InferRequest& request = *job.request;
+
+  if (pipeline.task() == TextPipeline::Task::kClassification) {
+    const size_t labels = pipeline.labels().size();
+    std::vector<std::string> label_names(static_cast<size_t>(n));
+    std::vector<float> probabilities(static_cast<size_t>(n) * labels);
+    std::vector<float> logits(static_cast<size_t>(n) * labels);
+    std::vector<uint8_t> positive(static_cast<size_t>(n));
+    std::vector<float> positive_probability(static_cast<size_t>(n));
+    pipeline::Classification result;
+    for (int64_t i = 0; i < n; ++i) {
+      const auto row = static_cast<size_t>(i);
+      RETURN_IF_ERROR(pipeline.Classify(job.rows[row], &result));
+      label_names[row] = std::string(result.label);
+      std::memcpy(probabilities.data() + row * labels, result.probabilities.data(), labels * sizeof(float));
+      std::memcpy(logits.data() + row * labels, result.logits.data(), labels * sizeof(float));
+      positive[row] = result.is_positive ? 1 : 0;
+      positive_probability[row] = result.positive_probability;
+    }
+    // Outputs in the signature's order, or the order the client asked for.
+    auto add = [&](std::string_view name) {
+      if (name == pipeline::kLabelOutput) {
+        response.outputs.push_back(MakeBytesTensor(std::string(name), Shape{n}, label_names));
+      } else if (name == pipeline::kProbabilitiesOutput) {
+        response.outputs.push_back(MakeTensor<float>(std::string(name), DataType::kFp32,
+                                                     Shape{n, static_cast<int64_t>(labels)}, probabilities));
+      } else if (name == pipeline::kLogitsOutput) {
+        response.outputs.push_back(MakeTensor<float>(std::string(name), DataType::kFp32,
+                                                     Shape{n, static_cast<int64_t>(labels)}, logits));
+      } else if (name == pipeline::kIsPositiveOutput) {
+        response.outputs.push_back(MakeTensor<uint8_t>(std::string(name), DataType::kBool, Shape{n}, positive));
+      } else if (name == pipeline::kPositiveProbabilityOutput) {
+        response.outputs.push_back(
+            MakeTensor<float>(std::string(name), DataType::kFp32, Shape{n}, positive_probability));
+      }
+    };
+    if (request.outputs.empty()) {
+      for (const auto& spec : pipeline.text_outputs()) add(spec.name);
+    } else {
+      for (const auto& output : request.outputs) add(output.name);
+    }
+    return response;
+  }
+
+  std::vector<float> embeddings;
+  std::vector<float> vector;
+  int64_t dim = -1;
+  for (int64_t i = 0; i < n; ++i) {
+    const auto row = static_cast<size_t>(i);
+    RETURN_IF_ERROR(pipeline.Embed(job.rows[row], job.lengths[row], job.normalize, &vector));
+    if (dim < 0) {
+      dim = static_cast<int64_t>(vector.size());
+      embeddings.reserve(static_cast<size_t>(n * dim));
+    } else if (dim != static_cast<int64_t>(vector.size())) {
+      return absl::InternalError(StrCat("model '", job.model->name, "' gave embeddings of ", dim, " and ",
+                                        vector.size(), " values in one request"));
+    }
+    embeddings.insert(embeddings.end(), vector.begin(), vector.end());
+  }
+  if (Wanted(request, pipeline::kEmbeddingOutput)) {
+    response.outputs.push_back(MakeTensor<float>(std::string(pipeline::kEmbeddingOutput), DataType::kFp32,
+                                                 Shape{n, dim}, embeddings));
+  }
+  return response;
+}
+
+void Finish(const std::shared_ptr<TextJob>& job) {
+  absl::Status error;
+  {
+    absl::MutexLock lock(&job->mu);
+    error = job->error;
+  }
+  InferCallback done = std::move(job->done);
+  if (!error.ok()) return std::move(done)(std::move(error));
+  std::move(done)(Postprocess(*job));
+}
+
+// Tokenizes every row and queues one sub-request per row. Runs on a
+// tokenization worker (or inline without a pool).
+void TokenizeAndQueue(const std::shared_ptr<TextJob>& job) {
+  const TextPipeline& pipeline = *job->pipeline;
+  const InferRequest& request = *job->request;
+  const size_t n = job->texts.size();
+  std::vector<std::unique_ptr<InferRequest>> rows(n);
+  const absl::Time start = absl::Now();
+  for (size_t i = 0; i < n; ++i) {
+    auto row = std::make_unique<InferRequest>();
+    row->model_name = job->model->name;
+    row->model_version = job->model->version_string;
+    row->id = request.id;
+    row->priority = request.priority;
+    row->deadline = request.deadline;
+    row->arrival = request.arrival;
+    row->cancellation = request.cancellation;
+    RequestedOutput output;
+    output.name = pipeline.options().output;
+    row->outputs.push_back(std::move(output));
+    auto length = pipeline.Tokenize(job->texts[i], job->truncate, &row->inputs);
+    if (!length.ok()) {
+      absl::Status status = length.status();
+      if (n > 1) {
+        status = absl::Status(status.code(), StrCat("input 'text' element ", i, ": ", ToStd(status.message())));
+      }
+      InferCallback done = std::move(job->done);
+      return std::move(done)(std::move(status));
+    }
+    job->lengths[i] = *length;
+    rows[i] = std::move(row);
+  }
+  if (job->model->metrics != nullptr) job->model->metrics->RecordTokenization(absl::Now() - start);
+  job->remaining.store(n, std::memory_order_relaxed);
+  scheduler::Scheduler& scheduler = *job->model->scheduler;
+  for (size_t i = 0; i < n; ++i) {
+    scheduler.Enqueue(std::move(rows[i]), [job, i](absl::StatusOr<InferResponse> result) {
+      if (!result.ok()) {
+        absl::MutexLock lock(&job->mu);
+        if (job->error.ok()) job->error = result.status();
+      } else if (result->outputs.empty()) {
+        absl::MutexLock lock(&job->mu);
+        if (job->error.ok()) {
+          job->error = absl::InternalError(StrCat("model '", job->model->name, "' returned no output"));
+        }
+      } else {
+        job->rows[i] = std::move(result->outputs[0]);
+      }
+      if (job->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) Finish(job);
+    });
+  }
+}
+
+}  // namespace
+
+absl::Status ValidateTextRequest(const repository::ModelVersion& model, const InferRequest& request) {
+  const TextPipeline& pipeline = *model.text_pipeline;
+  if (request.inputs.size() != 1 || request.inputs[0].name != pipeline::kTextInput) {
+    for (const auto& input : request.inputs) {
+      if (input.name != pipeline::kTextInput) {
+        return absl::InvalidArgumentError(StrCat("unexpected input '", input.name, "' for model '", model.name,
+                                                 "', which takes one BYTES input 'text'"));
+      }
+    }
+    return absl::InvalidArgumentError(
+        StrCat("model '", model.name, "' expects exactly one input 'text' (BYTES, one string per row)"));
+  }
+  const Tensor& text = request.inputs[0];
+  if (text.type != DataType::kBytes) {
+    return absl::InvalidArgumentError(StrCat("input 'text' has datatype ", DataTypeName(text.type), ", model '",
+                                             model.name, "' expects BYTES"));
+  }
+  const bool shape_ok = (text.shape.size() == 1) || (text.shape.size() == 2 && text.shape[1] == 1);
+  if (!shape_ok || text.shape[0] < 1 || text.shape[0] > kMaxTextRows) {
+    return absl::InvalidArgumentError(StrCat("input 'text' has shape ", ShapeToString(text.shape), ", model '",
+                                             model.name, "' expects [n] (or [n,1]) with n from 1 to ",
+                                             kMaxTextRows));
+  }
+  RETURN_IF_ERROR(ValidateTensorBytes(text));
+  for (const auto& output : request.outputs) {
+    if (pipeline.FindTextOutput(output.name) == nullptr) {
+      return absl::InvalidArgumentError(
+          StrCat("unexpected requested output '", output.name, "' for model '", model.name, "'"));
+    }
+  }
+  for (std::string_view key : {kTruncateParameter, kNormalizeParameter}) {
+    if (request.parameters.Find(key) != nullptr && !request.parameters.FindBool(key).has_value()) {
+      return absl::InvalidArgumentError(StrCat("parameter '", key, "' must be a boolean"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void InferText(repository::ModelHandle model, std::unique_ptr<InferRequest> request,
+               pipeline::TokenizationPool* pool, InferCallback done) {
+  auto job = std::make_shared<TextJob>();
+  job->pipeline = model->text_pipeline.get();
+  job->model = std::move(model);
+  job->truncate = request->parameters.FindBool(kTruncateParameter).value_or(true);
+  job->normalize = request->parameters.FindBool(kNormalizeParameter).value_or(job->pipeline->options().normalize);
+  auto texts = SplitBytesElements(request->inputs[0].data, request->inputs[0].shape[0], "text");
+  if (!texts.ok()) return std::move(done)(texts.status());
+  job->texts = *std::move(texts);
+  job->lengths.resize(job->texts.size());
+  job->rows.resize(job->texts.size());
+  job->request = std::move(request);
+  job->done = std::move(done);
+  if (pool == nullptr) return TokenizeAndQueue(job);
+  pool->Submit([job](absl::Status admitted) {
+    if (!admitted.ok()) {
+      InferCallback done = std::move(job->done);
+      return std::move(done)(std::move(admitted));
+    }
+    TokenizeAndQueue(job);
+  });
+}
+
+}  // namespace ortserve::frontend
