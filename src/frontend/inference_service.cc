@@ -3,6 +3,8 @@
 
 #include "core/status.h"
 #include "core/strings.h"
+#include "frontend/text_inference.h"
+#include "pipeline/text_pipeline.h"
 
 namespace ortserve::frontend {
 namespace {
@@ -34,10 +36,20 @@ absl::StatusOr<ModelMetadata> InferenceService::GetModelMetadata(std::string_vie
   ModelMetadata metadata;
   metadata.name = model->name;
   metadata.platform = model->config.platform();
+  metadata.last_load_error = options_.models->LastLoadError(model->name);
   for (const auto& entry : Index()) {
     if (entry.name == model->name && entry.state == repository::ModelState::kReady) {
       metadata.versions.push_back(entry.version);
     }
+  }
+  if (model->text_pipeline != nullptr) {  // The text signature, not the model's own tensors.
+    for (const auto& spec : model->text_pipeline->text_inputs()) {
+      metadata.inputs.push_back({spec.name, spec.type, spec.dims});
+    }
+    for (const auto& spec : model->text_pipeline->text_outputs()) {
+      metadata.outputs.push_back({spec.name, spec.type, spec.dims});
+    }
+    return metadata;
   }
   for (const auto& input : model->config.input()) {
     metadata.inputs.push_back({input.name(), *DataTypeFromConfigName(config::DataType_Name(input.data_type())),
@@ -52,6 +64,7 @@ absl::StatusOr<ModelMetadata> InferenceService::GetModelMetadata(std::string_vie
 }
 
 absl::Status InferenceService::ValidateRequest(const repository::ModelVersion& model, InferRequest& request) {
+  if (model.text_pipeline != nullptr) return ValidateTextRequest(model, request);
   const auto& config = model.config;
   int64_t batch = -1;
   for (size_t i = 0; i < request.inputs.size(); ++i) {
@@ -113,14 +126,45 @@ absl::Status InferenceService::ValidateRequest(const repository::ModelVersion& m
   return absl::OkStatus();
 }
 
-void InferenceService::Infer(std::unique_ptr<InferRequest> request, InferCallback done) {
+bool InferenceService::Ready() const {
+  if (!ready_.load(std::memory_order_acquire)) return false;
+  for (const std::string& name : options_.required_models) {
+    if (!GetModel(name, "").ok()) return false;
+  }
+  return true;
+}
+
+void InferenceService::Infer(std::unique_ptr<InferRequest> request, InferCallback done,
+                             observability::RequestRecord* record) {
+  if (record != nullptr) {
+    record->MarkInference();
+    record->SetRequestId(request->id);
+  }
+  if (draining()) {
+    return std::move(done)(absl::UnavailableError(
+        StrCat("server is shutting down; model '", request->model_name, "' takes no new requests")));
+  }
   auto model = GetModel(request->model_name, request->model_version);
   if (!model.ok()) return std::move(done)(model.status());
+  observability::VersionMetrics* metrics = (*model)->metrics;
+  if (record != nullptr) record->SetModel(metrics);
   if (absl::Status status = ValidateRequest(**model, *request); !status.ok()) {
     (*model)->stats->fail.Record(absl::ZeroDuration());
     return std::move(done)(std::move(status));
   }
+  // Admitted: counted as pending (the autoscaling signal) and in flight (the
+  // shutdown drain waits for it) until its answer has been handed over.
+  if (metrics != nullptr) metrics->RequestAdmitted();
+  inflight_.fetch_add(1, std::memory_order_acq_rel);
+  done = [this, metrics, done = std::move(done)](absl::StatusOr<InferResponse> result) mutable {
+    if (metrics != nullptr) metrics->RequestAnswered();
+    std::move(done)(std::move(result));
+    inflight_.fetch_sub(1, std::memory_order_acq_rel);
+  };
   if (request->arrival == absl::InfinitePast()) request->arrival = options_.clock->Now();
+  if ((*model)->text_pipeline != nullptr) {
+    return InferText(*std::move(model), std::move(request), options_.tokenization_pool, std::move(done));
+  }
   scheduler::Scheduler* scheduler = (*model)->scheduler.get();
   // The callback holds the handle so the version outlives the request.
   scheduler->Enqueue(std::move(request),

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,6 +13,8 @@
 #include "absl/status/statusor.h"
 #include "core/clock.h"
 #include "core/infer_request.h"
+#include "observability/request_record.h"
+#include "pipeline/tokenization_pool.h"
 #include "repository/model_manager.h"
 
 namespace ortserve::frontend {
@@ -32,6 +35,9 @@ struct ModelMetadata {
   std::string platform;
   std::vector<TensorMetadata> inputs;
   std::vector<TensorMetadata> outputs;
+  // The model's last failed load (config, load or warm-up error) while an
+  // earlier load keeps serving; empty when the last load succeeded.
+  std::string last_load_error;
 };
 
 // Thread-safe.
@@ -40,8 +46,16 @@ class InferenceService {
   struct Options {
     repository::ModelManager* models = nullptr;  // Not owned.
     Clock* clock = Clock::Real();
+    // Where text pipeline models tokenize (not owned); null: on the calling
+    // thread (tests only; servers always pass one).
+    pipeline::TokenizationPool* tokenization_pool = nullptr;
+    // Models that must be READY for the server to be ready (--required-model);
+    // empty: ready once start-up loading finished.
+    std::vector<std::string> required_models;
+    // Metrics, logs and tracing (each may be null).
+    observability::Telemetry telemetry;
   };
-  explicit InferenceService(Options options) : options_(options) {}
+  explicit InferenceService(Options options) : options_(std::move(options)) {}
 
   static constexpr std::string_view kServerName = "ortserve";
   static std::string_view ServerVersion();
@@ -52,8 +66,24 @@ class InferenceService {
   // event loops, so a wedged loop cannot answer.
   bool Live() const { return true; }
   // Ready once start-up loading finished and until shutdown begins.
-  bool Ready() const { return ready_.load(std::memory_order_acquire); }
+  // Once start-up loading is done (SetReady(true)) and until shutdown
+  // begins, ready means: every required model has a READY version. Loads and
+  // reloads in the background never flip it (a reload keeps the old version
+  // READY until the swap).
+  bool Ready() const;
   void SetReady(bool ready) { ready_.store(ready, std::memory_order_release); }
+
+  // Shutdown, step one: readiness false and later Infer calls answered
+  // UNAVAILABLE; requests already admitted carry on. Irreversible.
+  void BeginDrain() {
+    draining_.store(true, std::memory_order_release);
+    SetReady(false);
+  }
+  bool draining() const { return draining_.load(std::memory_order_acquire); }
+  // Requests Infer admitted whose `done` has not returned yet.
+  size_t InflightCount() const { return inflight_.load(std::memory_order_acquire); }
+
+  const observability::Telemetry& telemetry() const { return options_.telemetry; }
 
   absl::StatusOr<ModelHandle> GetModel(std::string_view name, std::string_view version) const {
     return options_.models->GetModel(name, version);
@@ -61,13 +91,40 @@ class InferenceService {
   absl::StatusOr<ModelMetadata> GetModelMetadata(std::string_view name, std::string_view version) const;
   std::vector<repository::ModelIndexEntry> Index() const { return options_.models->Index(); }
 
+  // Model repository extension (load/unload; needs --model-control-mode=explicit).
+  // LoadModel loads model `name` or reloads what changed of it; `config_json`
+  // is Triton's config override (the JSON form of config.pbtxt; empty: use
+  // the folder's config.pbtxt). UnloadModel stops serving every version; admitted
+  // requests finish first. Both run on the model manager's loader threads
+  // and call `done` exactly once, from a loader thread (inline when rejected
+  // up front), so a front end must hop back to its own thread. Errors:
+  // InvalidArgument (a name that could leave the repository, a bad config),
+  // NotFound (no such model), FailedPrecondition (not explicit mode),
+  // Unavailable (shutting down), or the load's own error (the versions that
+  // served before keep serving).
+  void LoadModel(std::string name, std::string config_json, std::function<void(absl::Status)> done) {
+    options_.models->LoadModelAsync(std::move(name), std::move(config_json), std::move(done));
+  }
+  void UnloadModel(std::string name, std::function<void(absl::Status)> done) {
+    options_.models->UnloadModelAsync(std::move(name), std::move(done));
+  }
+
   // Checks `request` against the model (input names, types, shapes, batch
   // size, byte sizes, requested outputs), then queues it. `done` is called
   // exactly once with the response or the error: InvalidArgument for a bad
   // request (naming the tensor), NotFound/Unavailable for the model, and the
   // scheduler's errors. Keeps the model version alive until `done` returns.
-  void Infer(std::unique_ptr<InferRequest> request, InferCallback done);
+  //
+  // `record` (optional, owned by the front end, must outlive `done`): the
+  // request's observability record; Infer tells it the model version, and
+  // counts the request in the version's pending gauge until `done` returns.
+  void Infer(std::unique_ptr<InferRequest> request, InferCallback done,
+             observability::RequestRecord* record = nullptr);
 
+  // A model with a text pipeline is served with its text signature (input
+  // `text`, BYTES): Infer tokenizes on the tokenization pool and batches the
+  // texts as rows (frontend/text_inference.h).
+  //
   // Infer's checks alone, for tests and for front ends that decode against a
   // model before queueing.
   static absl::Status ValidateRequest(const repository::ModelVersion& model, InferRequest& request);
@@ -75,6 +132,8 @@ class InferenceService {
  private:
   Options options_;
   std::atomic<bool> ready_{false};
+  std::atomic<bool> draining_{false};
+  std::atomic<size_t> inflight_{0};
 };
 
 }  // namespace ortserve::frontend

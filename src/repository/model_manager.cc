@@ -1,16 +1,25 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "repository/model_manager.h"
 
+#include <google/protobuf/util/json_util.h>
+
 #include <algorithm>
 #include <atomic>
-#include <charconv>
+#include <deque>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
-#include <thread>
 
+#include "absl/hash/hash.h"
+#include "absl/synchronization/blocking_counter.h"
+#include "absl/synchronization/notification.h"
 #include "core/status.h"
 #include "core/strings.h"
+#include "pipeline/text_pipeline.h"
+#include "observability/metrics.h"
+#include "repository/model_source.h"
+#include "repository/warmup.h"
 
 namespace ortserve::repository {
 namespace fs = std::filesystem;
@@ -24,12 +33,9 @@ absl::StatusOr<std::string> ReadFile(const fs::path& path) {
   return text.str();
 }
 
-std::optional<int64_t> ParseVersion(std::string_view text) {
-  int64_t version = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), version);
-  if (ec != std::errc() || end != text.data() + text.size() || version < 0) return std::nullopt;
-  return version;
-}
+std::string Message(const absl::Status& status) { return std::string(ToStd(status.message())); }
+
+uint64_t Combine(uint64_t a, uint64_t b) { return absl::Hash<std::pair<uint64_t, uint64_t>>()({a, b}); }
 
 // The versions the policy picks from those present on disk.
 std::vector<int64_t> SelectVersions(const config::ModelVersionPolicy& policy, std::vector<int64_t> present) {
@@ -45,6 +51,31 @@ std::vector<int64_t> SelectVersions(const config::ModelVersionPolicy& policy, st
   const size_t n = std::max<uint32_t>(1, policy.latest().num_versions());
   if (present.size() > n) present.erase(present.begin(), present.end() - static_cast<ptrdiff_t>(n));
   return present;
+}
+
+// Triton's JSON config (the protobuf JSON mapping). Unknown fields are errors:
+// silently dropping part of an override would serve something else than asked.
+absl::StatusOr<ModelConfig> ParseModelConfigJson(std::string_view json, std::string_view model) {
+  ModelConfig config;
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  auto status = google::protobuf::util::JsonStringToMessage(std::string(json), &config, options);
+  if (!status.ok()) {
+    auto message = status.message();
+    return absl::InvalidArgumentError(StrCat("model '", model, "': config override is not a valid model config: ",
+                                             std::string_view(message.data(), message.size())));
+  }
+  return config;
+}
+
+// File names the config points at must stay inside the model folder.
+absl::Status ValidateConfigFileNames(const ModelConfig& config) {
+  RETURN_IF_ERROR(ValidateRelativeFileName("default_model_filename", config.default_model_filename()));
+  for (const auto& output : config.output()) {
+    RETURN_IF_ERROR(ValidateRelativeFileName(StrCat("output '", output.name(), "' label_filename"),
+                                             output.label_filename()));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<scheduler::SchedulerOptions> SchedulerOptionsFrom(const ModelVersion& version) {
@@ -68,11 +99,159 @@ absl::StatusOr<scheduler::SchedulerOptions> SchedulerOptionsFrom(const ModelVers
     options.pad_variable_dims = db.pad_variable_dims();
     options.pad_value = db.pad_value();
   }
+  // Text pipelines: a token budget per batch, measured on dim 1 ([batch, seq]).
+  options.max_batch_tokens = config.text_pipeline().max_batch_tokens();
+  options.sequence_axis = 1;
   options.stats = version.stats.get();
+  options.metrics = version.metrics;
   return options;
 }
 
+// Every field of backend::SessionOptions (update it with the struct).
+bool SameSessionOptions(const backend::SessionOptions& a, const backend::SessionOptions& b) {
+  return a.model_path == b.model_path && a.intra_op_threads == b.intra_op_threads &&
+         a.inter_op_threads == b.inter_op_threads && a.graph_optimization == b.graph_optimization &&
+         a.execution_mode == b.execution_mode && a.enable_cpu_mem_arena == b.enable_cpu_mem_arena &&
+         a.enable_mem_pattern == b.enable_mem_pattern && a.device == b.device && a.io_binding == b.io_binding &&
+         a.gpu_device_id == b.gpu_device_id && a.config_entries == b.config_entries &&
+         a.gpu_provider_options == b.gpu_provider_options;
+}
+
 }  // namespace
+
+// Destroys versions whose last handle went away, on its own thread. Handles
+// keep it alive through their deleters, so it outlives the manager when a
+// handle does; once stopped it destroys versions inline (their schedulers are
+// stopped by then, so nothing joins). Thread-safe.
+class ModelManager::ReleaseQueue {
+ public:
+  void Start() {
+    thread_ = std::thread([this] { Run(); });
+  }
+
+  void Created() {
+    absl::MutexLock lock(&mu_);
+    ++live_;
+  }
+
+  // The handle deleter: never blocks, never destroys on the caller's thread
+  // while the queue runs.
+  void Push(ModelVersion* version) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (running_) {
+        pending_.push_back(version);
+        return;
+      }
+    }
+    Destroy(version);
+  }
+
+  // Destroys what is queued, then joins. Idempotent.
+  void Stop() {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!running_) return;
+      running_ = false;
+    }
+    if (thread_.joinable()) thread_.join();
+    std::deque<ModelVersion*> rest;
+    {
+      absl::MutexLock lock(&mu_);
+      rest.swap(pending_);
+    }
+    for (ModelVersion* version : rest) Destroy(version);
+  }
+
+  size_t live() const {
+    absl::MutexLock lock(&mu_);
+    return live_;
+  }
+
+  bool WaitForLive(size_t n, absl::Duration timeout) const {
+    absl::MutexLock lock(&mu_);
+    auto done = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return live_ <= n; };
+    return mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
+  }
+
+ private:
+  void Run() {
+    for (;;) {
+      ModelVersion* version = nullptr;
+      {
+        absl::MutexLock lock(&mu_);
+        auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !pending_.empty() || !running_; };
+        mu_.Await(absl::Condition(&ready));
+        if (pending_.empty()) return;
+        version = pending_.front();
+        pending_.pop_front();
+      }
+      Destroy(version);
+    }
+  }
+
+  void Destroy(ModelVersion* version) {
+    delete version;  // Stops its scheduler: admitted requests are done by now.
+    absl::MutexLock lock(&mu_);
+    --live_;
+  }
+
+  mutable absl::Mutex mu_;
+  bool running_ ABSL_GUARDED_BY(mu_) = true;
+  std::deque<ModelVersion*> pending_ ABSL_GUARDED_BY(mu_);
+  size_t live_ ABSL_GUARDED_BY(mu_) = 0;
+  std::thread thread_;
+};
+
+// The loader threads: a fixed pool running load and unload tasks in order.
+// Thread-safe.
+class ModelManager::LoaderPool {
+ public:
+  explicit LoaderPool(int threads) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
+  }
+  ~LoaderPool() { Stop(); }
+
+  // False once stopped (the task is not run).
+  bool Submit(std::function<void()> task) {
+    absl::MutexLock lock(&mu_);
+    if (stopped_) return false;
+    tasks_.push_back(std::move(task));
+    return true;
+  }
+
+  // Finishes queued tasks, then joins. Idempotent.
+  void Stop() {
+    {
+      absl::MutexLock lock(&mu_);
+      stopped_ = true;
+    }
+    for (auto& thread : threads_) {
+      if (thread.joinable()) thread.join();
+    }
+  }
+
+ private:
+  void Run() {
+    for (;;) {
+      std::function<void()> task;
+      {
+        absl::MutexLock lock(&mu_);
+        auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !tasks_.empty() || stopped_; };
+        mu_.Await(absl::Condition(&ready));
+        if (tasks_.empty()) return;
+        task = std::move(tasks_.front());
+        tasks_.pop_front();
+      }
+      task();
+    }
+  }
+
+  absl::Mutex mu_;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  std::deque<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::thread> threads_;
+};
 
 ModelVersion::~ModelVersion() {
   if (scheduler) scheduler->Stop();
@@ -87,9 +266,37 @@ std::string_view ModelStateName(ModelState state) {
   return "UNKNOWN";
 }
 
-ModelManager::ModelManager(Options options) : options_(std::move(options)) {}
+std::string_view ModelControlModeName(ModelControlMode mode) {
+  switch (mode) {
+    case ModelControlMode::kNone: return "none";
+    case ModelControlMode::kPoll: return "poll";
+    case ModelControlMode::kExplicit: return "explicit";
+  }
+  return "unknown";
+}
 
-ModelManager::~ModelManager() { Shutdown(); }
+absl::StatusOr<ModelControlMode> ParseModelControlMode(std::string_view text) {
+  if (text == "none") return ModelControlMode::kNone;
+  if (text == "poll") return ModelControlMode::kPoll;
+  if (text == "explicit") return ModelControlMode::kExplicit;
+  return absl::InvalidArgumentError(
+      StrCat("model control mode '", text, "' is not one of none, poll, explicit"));
+}
+
+ModelManager::ModelManager(Options options)
+    : options_(std::move(options)),
+      releases_(std::make_shared<ReleaseQueue>()),
+      loaders_(std::make_unique<LoaderPool>(options_.load_threads)) {
+  releases_->Start();
+}
+
+ModelManager::~ModelManager() {
+  Shutdown();
+  // The slots' handles go now; the release queue is stopped, so they are
+  // destroyed inline here (their schedulers are already stopped).
+  absl::MutexLock lock(&mu_);
+  models_.clear();
+}
 
 absl::StatusOr<std::unique_ptr<ModelManager>> ModelManager::Create(Options options) {
   if (options.session_factory == nullptr) {
@@ -100,88 +307,349 @@ absl::StatusOr<std::unique_ptr<ModelManager>> ModelManager::Create(Options optio
 }
 
 absl::Status ModelManager::LoadAll() {
-  std::error_code ec;
-  if (!fs::is_directory(options_.repository_path, ec)) {
-    return absl::NotFoundError(
-        StrCat("model repository '", options_.repository_path, "' is not a directory"));
-  }
+  ASSIGN_OR_RETURN(std::vector<std::string> present, ListModelNames(options_.repository_path));
   std::vector<std::string> names;
-  for (const auto& entry : fs::directory_iterator(options_.repository_path, ec)) {
-    if (!entry.is_directory()) continue;
-    std::string name = entry.path().filename().string();
-    if (name.empty() || name[0] == '.') continue;
-    names.push_back(std::move(name));
+  if (options_.control_mode == ModelControlMode::kExplicit) {
+    for (const auto& name : options_.startup_models) {
+      if (name == "*") {
+        names.insert(names.end(), present.begin(), present.end());
+        continue;
+      }
+      if (absl::Status valid = ValidateModelName(options_.repository_path, name); !valid.ok()) {
+        RecordFailure(name, Message(valid), 0);
+        continue;
+      }
+      names.push_back(name);
+    }
+    std::sort(names.begin(), names.end());
+    names.erase(std::unique(names.begin(), names.end()), names.end());
+  } else {
+    names = std::move(present);
   }
-  std::sort(names.begin(), names.end());
-  {
-    absl::MutexLock lock(&mu_);
-    for (const auto& name : names) models_[name];
+  absl::BlockingCounter pending(static_cast<int>(names.size()));
+  for (const auto& name : names) {
+    if (!loaders_->Submit([this, &name, &pending] {
+          (void)ReloadModel(name, nullptr);
+          pending.DecrementCount();
+        })) {
+      pending.DecrementCount();
+    }
   }
-  std::atomic<size_t> next{0};
-  std::vector<std::thread> pool;
-  const size_t threads = std::min<size_t>(static_cast<size_t>(options_.load_threads), names.size());
-  for (size_t t = 0; t < threads; ++t) {
-    pool.emplace_back([&] {
-      for (size_t i = next++; i < names.size(); i = next++) LoadModel(names[i]);
-    });
+  pending.Wait();
+  if (options_.control_mode == ModelControlMode::kPoll && options_.poll_interval > absl::ZeroDuration() &&
+      !poller_.joinable()) {
+    poller_ = std::thread([this] { PollLoop(); });
   }
-  for (auto& thread : pool) thread.join();
   return absl::OkStatus();
 }
 
-void ModelManager::LoadModel(const std::string& name) {
-  const fs::path model_dir = fs::path(options_.repository_path) / name;
-  auto fail_model = [&](std::string reason) {
+void ModelManager::PollLoop() {
+  for (;;) {
+    {
+      absl::MutexLock lock(&poll_mu_);
+      auto stop = [this]() ABSL_SHARED_LOCKS_REQUIRED(poll_mu_) { return stop_polling_; };
+      if (poll_mu_.AwaitWithTimeout(absl::Condition(&stop), options_.poll_interval)) return;
+    }
+    if (absl::Status status = PollOnce(); !status.ok() && options_.error) {
+      options_.error(StrCat("repository poll failed: ", status.message()));
+    }
+  }
+}
+
+absl::Status ModelManager::PollOnce() {
+  ASSIGN_OR_RETURN(std::vector<std::string> present, ListModelNames(options_.repository_path));
+  std::vector<std::string> changed;
+  std::vector<std::string> removed;
+  {
+    // Fingerprints are compared outside the lock; snapshot what is known first.
+    std::map<std::string, std::pair<bool, uint64_t>> known;
+    {
+      absl::MutexLock lock(&mu_);
+      for (const auto& [name, entry] : models_) known[name] = {entry.scanned, entry.scan_fingerprint};
+    }
+    std::set<std::string> on_disk(present.begin(), present.end());
+    for (const auto& name : present) {
+      auto snapshot = ReadModelSnapshot(options_.repository_path, name);
+      auto it = known.find(name);
+      if (!snapshot.ok() || it == known.end() || !it->second.first ||
+          it->second.second != snapshot->fingerprint) {
+        changed.push_back(name);
+      }
+    }
+    for (const auto& [name, state] : known) {
+      if (on_disk.count(name) == 0) removed.push_back(name);
+    }
+  }
+  for (const auto& name : removed) {
+    absl::MutexLock load_lock(ModelLoadLock(name));
+    bool serving = false;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = models_.find(name);
+      if (it == models_.end()) continue;
+      for (const auto& [v, slot] : it->second.versions) serving |= slot.handle != nullptr;
+      if (!serving) {
+        models_.erase(it);
+        continue;
+      }
+    }
+    (void)UnloadModelNow(name, "its folder was removed from the repository");
     absl::MutexLock lock(&mu_);
-    models_[name].reason = std::move(reason);
+    models_.erase(name);
+  }
+  absl::BlockingCounter pending(static_cast<int>(changed.size()));
+  for (const auto& name : changed) {
+    if (!loaders_->Submit([this, &name, &pending] {
+          (void)ReloadModel(name, nullptr);
+          pending.DecrementCount();
+        })) {
+      pending.DecrementCount();
+    }
+  }
+  pending.Wait();
+  return absl::OkStatus();
+}
+
+absl::Status ModelManager::CheckExplicit(std::string_view what, std::string_view name) const {
+  if (options_.control_mode != ModelControlMode::kExplicit) {
+    return absl::FailedPreconditionError(StrCat("cannot ", what, " model '", name,
+                                                "': explicit model load and unload need "
+                                                "--model-control-mode=explicit (the server runs in mode '",
+                                                ModelControlModeName(options_.control_mode), "')"));
+  }
+  return ValidateModelName(options_.repository_path, name);
+}
+
+absl::Status ModelManager::LoadModel(std::string_view name, std::string_view config_json) {
+  absl::Notification done;
+  absl::Status result;
+  LoadModelAsync(std::string(name), std::string(config_json), [&](absl::Status status) {
+    result = std::move(status);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return result;
+}
+
+void ModelManager::LoadModelAsync(std::string name, std::string config_json,
+                                  std::function<void(absl::Status)> done) {
+  if (absl::Status status = CheckExplicit("load", name); !status.ok()) return done(std::move(status));
+  auto task = [this, name, config_json = std::move(config_json), done]() {
+    done(ReloadModel(name, config_json.empty() ? nullptr : &config_json));
+  };
+  if (!loaders_->Submit(std::move(task))) {
+    done(absl::UnavailableError(StrCat("cannot load model '", name, "': the server is shutting down")));
+  }
+}
+
+absl::Status ModelManager::UnloadModel(std::string_view name) {
+  absl::Notification done;
+  absl::Status result;
+  UnloadModelAsync(std::string(name), [&](absl::Status status) {
+    result = std::move(status);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return result;
+}
+
+void ModelManager::UnloadModelAsync(std::string name, std::function<void(absl::Status)> done) {
+  if (absl::Status status = CheckExplicit("unload", name); !status.ok()) return done(std::move(status));
+  // On a loader thread: it waits for a load of the same model to finish.
+  auto task = [this, name, done]() {
+    absl::MutexLock load_lock(ModelLoadLock(name));
+    done(UnloadModelNow(name, "unloaded"));
+  };
+  if (!loaders_->Submit(std::move(task))) {
+    done(absl::UnavailableError(StrCat("cannot unload model '", name, "': the server is shutting down")));
+  }
+}
+
+absl::Status ModelManager::UnloadModelNow(const std::string& name, std::string_view why) {
+  std::vector<ModelHandle> retired;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = models_.find(name);
+    if (it == models_.end()) return absl::NotFoundError(StrCat("cannot unload unknown model '", name, "'"));
+    for (auto& [version, slot] : it->second.versions) {
+      if (slot.handle) retired.push_back(std::move(slot.handle));
+      slot.handle = nullptr;
+      slot.state = ModelState::kUnavailable;
+      slot.reason = std::string(why);
+    }
+    it->second.scanned = false;  // A later load reads the folder afresh.
+  }
+  if (options_.info) options_.info(StrCat("model '", name, "' unloaded (", why, "); ", retired.size(),
+                                          " version(s) release once their requests finish"));
+  // Dropped outside the lock; the release thread destroys each once drained.
+  retired.clear();
+  return absl::OkStatus();
+}
+
+absl::Mutex* ModelManager::ModelLoadLock(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  auto& slot = load_locks_[name];
+  if (!slot) slot = std::make_unique<absl::Mutex>();
+  return slot.get();
+}
+
+void ModelManager::RecordFailure(const std::string& name, const std::string& message, uint64_t scan_fingerprint) {
+  {
+    absl::MutexLock lock(&mu_);
+    ModelEntry& entry = models_[name];
+    entry.reason = message;
+    entry.last_error = message;
+    entry.scan_fingerprint = scan_fingerprint;
+    entry.scanned = scan_fingerprint != 0;
+  }
+  if (options_.error) options_.error(message);
+}
+
+absl::Status ModelManager::ReloadModel(const std::string& name, const std::string* config_json) {
+  absl::MutexLock load_lock(ModelLoadLock(name));
+  {
+    absl::MutexLock lock(&mu_);
+    if (shutting_down_) return absl::UnavailableError(StrCat("cannot load model '", name, "': shutting down"));
+    models_[name];  // Known from now on (LOADING until a version is chosen).
+  }
+  auto snapshot = ReadModelSnapshot(options_.repository_path, name);
+  if (!snapshot.ok()) {
+    RecordFailure(name, StrCat("model '", name, "': ", snapshot.status().message()), 0);
+    return snapshot.status();
+  }
+  const uint64_t scan_fingerprint =
+      config_json ? Combine(snapshot->fingerprint, absl::Hash<std::string>()(*config_json)) : snapshot->fingerprint;
+  auto fail_model = [&](const absl::Status& status) {
+    RecordFailure(name, Message(status), scan_fingerprint);
+    return status;
   };
 
+  // The config: the override, config.pbtxt, or nothing (auto-complete).
   ModelConfig base_config;
-  std::error_code ec;
-  if (fs::exists(model_dir / "config.pbtxt", ec)) {
-    auto text = ReadFile(model_dir / "config.pbtxt");
-    if (!text.ok()) return fail_model(std::string(ToStd(text.status().message())));
+  uint64_t config_fingerprint = snapshot->model_fingerprint;
+  if (config_json != nullptr) {
+    auto parsed = ParseModelConfigJson(*config_json, name);
+    if (!parsed.ok()) return fail_model(parsed.status());
+    base_config = *std::move(parsed);
+    config_fingerprint = Combine(config_fingerprint, absl::Hash<std::string>()(*config_json));
+  } else if (snapshot->has_config) {
+    const std::string source = (fs::path(snapshot->dir) / "config.pbtxt").string();
     std::vector<std::string> warnings;
-    auto parsed = ParseModelConfig(*text, (model_dir / "config.pbtxt").string(), &warnings);
+    auto parsed = ParseModelConfig(snapshot->config_text, source, &warnings);
     for (const auto& w : warnings) {
       if (options_.warn) options_.warn(w);
     }
-    if (!parsed.ok()) return fail_model(std::string(ToStd(parsed.status().message())));
+    if (!parsed.ok()) return fail_model(parsed.status());
     base_config = *std::move(parsed);
+  }
+  if (absl::Status valid = ValidateConfigFileNames(base_config); !valid.ok()) {
+    return fail_model(absl::InvalidArgumentError(StrCat("model '", name, "': ", valid.message())));
   }
 
   std::vector<int64_t> present;
-  for (const auto& entry : fs::directory_iterator(model_dir, ec)) {
-    if (!entry.is_directory()) continue;
-    if (auto v = ParseVersion(entry.path().filename().string())) present.push_back(*v);
-  }
+  for (const auto& [v, fp] : snapshot->version_fingerprints) present.push_back(v);
   const config::ModelVersionPolicy policy =
       base_config.has_version_policy() ? base_config.version_policy() : config::ModelVersionPolicy();
   const std::vector<int64_t> chosen = SelectVersions(policy, std::move(present));
   if (chosen.empty()) {
-    return fail_model(StrCat("model '", name, "' has no version directory (e.g. ", name,
-                             "/1/model.onnx) that its version policy selects"));
+    return fail_model(absl::NotFoundError(StrCat("model '", name, "' has no version directory (e.g. ", name,
+                                                 "/1/model.onnx) that its version policy selects")));
   }
+
+  // What must load: versions not served, or served from other bytes.
+  std::map<int64_t, uint64_t> to_load;
+  std::map<int64_t, ModelHandle> previous;  // What each load replaces.
   {
     absl::MutexLock lock(&mu_);
-    for (int64_t v : chosen) models_[name].versions[v].state = ModelState::kLoading;
-  }
-  for (int64_t v : chosen) {
-    auto loaded = LoadVersion(name, model_dir.string(), v, base_config);
-    absl::MutexLock lock(&mu_);
-    VersionSlot& slot = models_[name].versions[v];
-    if (loaded.ok()) {
-      slot.state = ModelState::kReady;
-      slot.handle = *std::move(loaded);
-    } else {
-      slot.state = ModelState::kUnavailable;
-      slot.reason = std::string(ToStd(loaded.status().message()));
+    ModelEntry& entry = models_[name];
+    for (int64_t v : chosen) {
+      const uint64_t fp = Combine(config_fingerprint, snapshot->version_fingerprints.at(v));
+      auto it = entry.versions.find(v);
+      if (it != entry.versions.end() && it->second.handle && it->second.loaded_fingerprint == fp) continue;
+      to_load[v] = fp;
+      VersionSlot& slot = entry.versions[v];
+      previous[v] = slot.handle;
+      if (!slot.handle) {
+        slot.state = ModelState::kLoading;
+        slot.reason.clear();
+      }
     }
   }
+
+  // The loads themselves: no manager lock held, so other models keep serving.
+  std::map<int64_t, absl::StatusOr<ModelHandle>> loaded;
+  for (const auto& [v, fp] : to_load) {
+    loaded.emplace(v, LoadVersion(name, snapshot->dir, v, base_config, snapshot->version_fingerprints.at(v),
+                                  previous[v]));
+  }
+
+  std::vector<ModelHandle> retired;
+  absl::Status first_error;
+  std::vector<std::string> events;
+  {
+    absl::MutexLock lock(&mu_);
+    ModelEntry& entry = models_[name];
+    for (auto& [v, result] : loaded) {
+      VersionSlot& slot = entry.versions[v];
+      if (result.ok()) {
+        const bool swapped = slot.handle != nullptr;
+        if (swapped) retired.push_back(std::move(slot.handle));
+        events.push_back(StrCat("model '", name, "' version ", v,
+                                swapped ? " reloaded and swapped in" : " is READY"));
+        slot.handle = *std::move(result);
+        slot.state = ModelState::kReady;
+        slot.reason.clear();
+        slot.loaded_fingerprint = to_load[v];
+        continue;
+      }
+      const std::string message = StrCat("model '", name, "' version ", v, ": ", result.status().message());
+      if (first_error.ok()) first_error = absl::Status(result.status().code(), message);
+      if (slot.handle) {
+        // Rollback: the previous load of this version keeps serving.
+        slot.state = ModelState::kReady;
+        slot.reason = StrCat("reload failed, serving the previous load: ", result.status().message());
+      } else {
+        slot.state = ModelState::kUnavailable;
+        slot.reason = Message(result.status());
+      }
+    }
+    bool all_ready = true;
+    for (int64_t v : chosen) all_ready &= entry.versions[v].handle != nullptr;
+    const std::set<int64_t> chosen_set(chosen.begin(), chosen.end());
+    for (auto it = entry.versions.begin(); it != entry.versions.end();) {
+      if (chosen_set.count(it->first) > 0) {
+        ++it;
+        continue;
+      }
+      // Versions the policy dropped: stale failures go now; served ones only
+      // once everything chosen is READY, so the model never stops serving.
+      if (!it->second.handle || all_ready) {
+        if (it->second.handle) {
+          events.push_back(StrCat("model '", name, "' version ", it->first, " retired"));
+          retired.push_back(std::move(it->second.handle));
+        }
+        it = entry.versions.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    entry.scan_fingerprint = scan_fingerprint;
+    entry.scanned = true;
+    entry.reason.clear();
+    entry.last_error = first_error.ok() ? "" : Message(first_error);
+  }
+  retired.clear();  // Outside the lock: the release thread destroys them once drained.
+  if (options_.info) {
+    for (const auto& event : events) options_.info(event);
+  }
+  if (!first_error.ok() && options_.error) options_.error(Message(first_error));
+  return first_error;
 }
 
 absl::StatusOr<ModelHandle> ModelManager::LoadVersion(const std::string& name, const std::string& model_dir,
-                                                      int64_t version, const ModelConfig& base_config) {
+                                                      int64_t version, const ModelConfig& base_config,
+                                                      uint64_t files_fingerprint, const ModelHandle& previous) {
+  const absl::Time load_start = absl::Now();
   const std::string filename =
       base_config.default_model_filename().empty() ? "model.onnx" : base_config.default_model_filename();
   const std::string path = (fs::path(model_dir) / std::to_string(version) / filename).string();
@@ -189,9 +657,22 @@ absl::StatusOr<ModelHandle> ModelManager::LoadVersion(const std::string& name, c
   std::vector<std::string> warnings;
   ASSIGN_OR_RETURN(backend::SessionOptions session_options,
                    SessionOptionsFromConfig(base_config, path, &warnings));
-  ASSIGN_OR_RETURN(std::unique_ptr<backend::Session> first, options_.session_factory->Create(session_options));
+  // A config-only change (batching, instance count, warm-up, ...) reuses the
+  // sessions of the version it replaces when the model files and the session
+  // options are unchanged: the weights are not read again.
+  std::vector<std::shared_ptr<backend::Session>> reusable;
+  if (previous != nullptr && previous->files_fingerprint == files_fingerprint &&
+      SameSessionOptions(previous->session_options, session_options)) {
+    reusable = previous->sessions;
+  }
+  std::shared_ptr<backend::Session> first;
+  if (!reusable.empty()) {
+    first = reusable.front();
+  } else {
+    ASSIGN_OR_RETURN(first, options_.session_factory->Create(session_options));
+  }
 
-  auto model = std::make_shared<ModelVersion>();
+  auto model = std::make_unique<ModelVersion>();
   model->name = name;
   model->version = version;
   model->version_string = std::to_string(version);
@@ -214,6 +695,10 @@ absl::StatusOr<ModelHandle> ModelManager::LoadVersion(const std::string& name, c
     }
     model->labels[output.name()] = std::move(labels);
   }
+  if (model->config.has_text_pipeline()) {  // Issue 5: text in, labels/embeddings out.
+    ASSIGN_OR_RETURN(model->text_pipeline,
+                     pipeline::TextPipeline::FromConfig(model->config, model_dir, model->signature));
+  }
 
   // One session per instance: separate sessions run truly in parallel, each
   // with its own intra-op pool.
@@ -222,16 +707,34 @@ absl::StatusOr<ModelHandle> ModelManager::LoadVersion(const std::string& name, c
   int total = 0;
   for (const auto& group : model->config.instance_group()) total += group.count();
   for (int i = 1; i < total; ++i) {
+    if (static_cast<size_t>(i) < reusable.size()) {
+      instances.push_back(reusable[static_cast<size_t>(i)]);
+      continue;
+    }
     ASSIGN_OR_RETURN(std::unique_ptr<backend::Session> session,
                      options_.session_factory->Create(session_options));
     instances.push_back(std::move(session));
   }
+  model->sessions = instances;
+  model->session_options = session_options;
+  model->files_fingerprint = files_fingerprint;
+
+  // Warm-up runs on the sessions directly, before any request can see them.
+  RETURN_IF_ERROR(RunWarmup(model->config, model_dir, instances));
 
   model->stats = std::make_unique<ModelStats>(model->config.max_batch_size());
+  if (options_.metrics != nullptr) model->metrics = options_.metrics->ForVersion(name, model->version_string);
   ASSIGN_OR_RETURN(scheduler::SchedulerOptions sched, SchedulerOptionsFrom(*model));
   sched.instances = std::move(instances);
   ASSIGN_OR_RETURN(model->scheduler, scheduler::CreateScheduler(std::move(sched)));
-  return ModelHandle(std::move(model));
+
+  if (model->metrics != nullptr) model->metrics->SetLoadDuration(absl::Now() - load_start);
+  // The deleter hands the version to the release thread (see the class comment).
+  releases_->Created();
+  std::shared_ptr<ReleaseQueue> releases = releases_;
+  return ModelHandle(model.release(), [releases](const ModelVersion* version) {
+    releases->Push(const_cast<ModelVersion*>(version));
+  });
 }
 
 absl::StatusOr<ModelHandle> ModelManager::GetModel(std::string_view name, std::string_view version) const {
@@ -250,10 +753,11 @@ absl::StatusOr<ModelHandle> ModelManager::GetModel(std::string_view name, std::s
       if (!slot.reason.empty()) reason = slot.reason;
       if (slot.state == ModelState::kLoading) reason = "it is loading";
     }
+    if (entry.versions.empty() && reason.empty()) reason = "it is loading";
     return absl::UnavailableError(
         StrCat("model '", name, "' is not ready", reason.empty() ? "" : ": ", reason));
   }
-  auto parsed = ParseVersion(version);
+  auto parsed = ParseVersionNumber(version);
   if (!parsed) {
     return absl::InvalidArgumentError(StrCat("model version '", version, "' is not a non-negative integer"));
   }
@@ -278,13 +782,39 @@ std::vector<ModelIndexEntry> ModelManager::Index() const {
       continue;
     }
     for (const auto& [version, slot] : entry.versions) {
-      index.push_back({name, std::to_string(version), slot.state, slot.reason});
+      // A model-level failure (e.g. a config that no longer parses) is newer
+      // than any version's reason (a load that gets that far clears it), and
+      // shows on the versions that keep serving.
+      std::string reason = entry.reason.empty() ? slot.reason : entry.reason;
+      index.push_back({name, std::to_string(version), slot.state, std::move(reason)});
     }
   }
   return index;
 }
 
+std::string ModelManager::LastLoadError(std::string_view name) const {
+  absl::MutexLock lock(&mu_);
+  auto it = models_.find(name);
+  return it == models_.end() ? "" : it->second.last_error;
+}
+
+size_t ModelManager::LiveVersionCount() const { return releases_->live(); }
+
+bool ModelManager::WaitForLiveVersions(size_t n, absl::Duration timeout) const {
+  return releases_->WaitForLive(n, timeout);
+}
+
 void ModelManager::Shutdown() {
+  {
+    absl::MutexLock lock(&poll_mu_);
+    stop_polling_ = true;
+  }
+  if (poller_.joinable()) poller_.join();
+  {
+    absl::MutexLock lock(&mu_);
+    shutting_down_ = true;
+  }
+  loaders_->Stop();
   std::vector<ModelHandle> handles;
   {
     absl::MutexLock lock(&mu_);
@@ -297,6 +827,8 @@ void ModelManager::Shutdown() {
   // Outside the lock: Stop drains in-flight requests, whose callbacks may call
   // back into the manager.
   for (const auto& handle : handles) handle->scheduler->Stop();
+  handles.clear();
+  releases_->Stop();
 }
 
 }  // namespace ortserve::repository

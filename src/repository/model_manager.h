@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // ModelManager: owns every model version the server serves, loads them from a
-// Triton-layout repository, and hands out handles that pin a version for the
-// life of a request.
+// Triton-layout repository, swaps new versions in safely, and hands out
+// handles that pin a version for the life of a request.
 #pragma once
 
 #include <cstdint>
@@ -9,14 +9,24 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "backend/session.h"
 #include "core/model_stats.h"
 #include "repository/model_config.h"
 #include "scheduler/scheduler.h"
+
+namespace ortserve::pipeline {
+class TextPipeline;
+}  // namespace ortserve::pipeline
+
+namespace ortserve::observability {
+class Metrics;
+}  // namespace ortserve::observability
 
 namespace ortserve::repository {
 
@@ -31,8 +41,23 @@ struct ModelVersion {
   // Labels per output name, from output.label_filename (classification).
   std::map<std::string, std::vector<std::string>> labels;
   std::unique_ptr<ModelStats> stats;
+  // Prometheus series of this version; lock-free to record. Not owned (the
+  // Metrics outlives the manager); null when metrics are off.
+  observability::VersionMetrics* metrics = nullptr;
   std::unique_ptr<scheduler::Scheduler> scheduler;
+  // The sessions the scheduler runs on, the options they were created with,
+  // and the fingerprint of the version folder they were read from: a
+  // config-only change reuses them instead of reading the weights again.
+  std::vector<std::shared_ptr<backend::Session>> sessions;
+  backend::SessionOptions session_options;
+  uint64_t files_fingerprint = 0;
+  // Set when the config declares a text_pipeline: the model is then served
+  // with the text signature (pipeline/text_pipeline.h).
+  std::shared_ptr<const pipeline::TextPipeline> text_pipeline;
 
+  // Stops the scheduler, which joins its runner threads: a version must never
+  // be destroyed on one of its own runner threads. Handles the manager gives
+  // out guarantee that (see ModelManager, "Releasing").
   ~ModelVersion();
 };
 
@@ -41,11 +66,22 @@ struct ModelVersion {
 using ModelHandle = std::shared_ptr<const ModelVersion>;
 
 enum class ModelState {
-  kLoading,      // A load is in progress.
-  kReady,        // Serving.
+  kLoading,      // A first load of this version is in progress (nothing served yet).
+  kReady,        // Serving. `reason` may hold a failed reload that was rolled back.
   kUnavailable,  // The load failed (see `reason`) or the version was unloaded.
 };
 std::string_view ModelStateName(ModelState state);  // "LOADING", "READY", "UNAVAILABLE"
+
+// How the set of served models follows the repository (Triton's
+// --model-control-mode).
+enum class ModelControlMode {
+  kNone,      // Load everything at start; the repository is not watched; no load/unload API.
+  kPoll,      // As kNone, then poll the repository and follow its changes.
+  kExplicit,  // Load only the start-up models; then only the load/unload API changes the set.
+};
+std::string_view ModelControlModeName(ModelControlMode mode);  // "none", "poll", "explicit"
+// Errors: InvalidArgument for anything but none, poll, explicit.
+absl::StatusOr<ModelControlMode> ParseModelControlMode(std::string_view text);
 
 struct ModelIndexEntry {
   std::string name;
@@ -54,25 +90,92 @@ struct ModelIndexEntry {
   std::string reason;
 };
 
-// Thread-safe.
+// Loads, swaps and releases model versions.
+//
+// Safe swaps (Triton's rule: a version replaces another only once READY):
+//  - a load reads the model folder, then creates sessions, runs the config's
+//    model_warmup on them and builds the scheduler on a loader thread, without
+//    holding the manager's lock, so requests to every model keep flowing;
+//  - the new handle is published under the lock in one step; requests that
+//    already hold the old handle finish on the old version;
+//  - when a load or warm-up fails, whatever served before keeps serving
+//    (automatic rollback); the error shows in Index() (the version's reason),
+//    LastLoadError() and the `error` log callback;
+//  - versions the version policy no longer selects are retired only once
+//    every selected version is READY.
+//
+// Releasing: a version is destroyed when its last handle goes away, wherever
+// that happens (often on one of its own runner threads, in a completion
+// callback); the handle's deleter hands it to the manager's release thread,
+// which destroys it there. So an unloaded or swapped-out version drains its
+// admitted requests first and is released afterwards, never on a request
+// thread.
+//
+// Change detection (poll mode, and explicit reloads): a model folder is
+// fingerprinted by content (config.pbtxt, other files, every version folder's
+// files); only versions whose fingerprint changed are loaded again.
+//
+// Thread-safe. Threads owned: `load_threads` loader threads, one release
+// thread, and in poll mode with a poll interval one poller thread.
 class ModelManager {
  public:
   struct Options {
     std::string repository_path;
     backend::SessionFactory* session_factory = nullptr;  // Not owned.
     int load_threads = 4;
+    ModelControlMode control_mode = ModelControlMode::kNone;
+    // kExplicit: the models LoadAll loads ("*": all of them).
+    std::vector<std::string> startup_models;
+    // kPoll: LoadAll starts a poller that calls PollOnce at this interval.
+    // Zero: no poller thread (tests call PollOnce themselves).
+    absl::Duration poll_interval = absl::ZeroDuration();
     // Called with each config warning (e.g. an unsupported field), once per load.
     std::function<void(const std::string&)> warn;
+    // Called with each load failure and each model loaded, unloaded or swapped.
+    // From loader threads; must not call back into the manager.
+    std::function<void(const std::string&)> error;
+    std::function<void(const std::string&)> info;
+    // Per-version Prometheus series are resolved here at load. Not owned;
+    // outlives the manager. Null: no metrics.
+    observability::Metrics* metrics = nullptr;
   };
 
   static absl::StatusOr<std::unique_ptr<ModelManager>> Create(Options options);
   ~ModelManager();
 
-  // Scans the repository and loads every model's chosen versions on the load
-  // pool; returns when all loads have finished. A model that fails is
-  // recorded as UNAVAILABLE with its reason; it never stops the others.
-  // Errors: NotFound when the repository path is not a directory.
+  // Loads the models the control mode calls for at start (kNone, kPoll: every
+  // model folder; kExplicit: `startup_models`) on the loader threads and
+  // returns when all loads have finished; in kPoll then starts the poller. A
+  // model that fails is recorded as UNAVAILABLE with its reason; it never
+  // stops the others. Errors: NotFound when the repository path is not a
+  // directory.
   absl::Status LoadAll();
+
+  // Reads the repository once and follows it: new models and versions load,
+  // changed ones reload (safe swap), removed versions and models unload.
+  // Returns when the loads it started have finished. Errors: NotFound when
+  // the repository is not a directory (nothing is unloaded then).
+  absl::Status PollOnce();
+
+  // kExplicit only: loads model `name`, or reloads what changed of it.
+  // `config_json`: a config override in Triton's JSON form (the protobuf JSON
+  // mapping of ModelConfig) used instead of config.pbtxt; empty: the folder's
+  // config. Runs on a loader thread; the blocking form waits for it, the
+  // async form calls `done` once, from a loader thread (or inline when the
+  // request is rejected up front). Errors: InvalidArgument (a name that could
+  // leave the repository, a config that does not parse), NotFound (no such
+  // model folder), FailedPrecondition (not in kExplicit mode), Unavailable
+  // (shutting down), and the load's own error (then the previous versions,
+  // if any, still serve).
+  absl::Status LoadModel(std::string_view name, std::string_view config_json = {});
+  void LoadModelAsync(std::string name, std::string config_json, std::function<void(absl::Status)> done);
+
+  // kExplicit only: stops serving every version of `name`. Requests already
+  // admitted finish; each version is released once drained. Errors:
+  // InvalidArgument (bad name), NotFound (model not known),
+  // FailedPrecondition (not in kExplicit mode).
+  absl::Status UnloadModel(std::string_view name);
+  void UnloadModelAsync(std::string name, std::function<void(absl::Status)> done);
 
   // The version to serve. `version` empty: the highest ready version.
   // Errors: NotFound (unknown model or version), Unavailable (known but not
@@ -82,28 +185,68 @@ class ModelManager {
   // Every model and version the manager knows, sorted by name then version.
   std::vector<ModelIndexEntry> Index() const;
 
-  // Stops every scheduler (intake stops, admitted requests finish). Idempotent.
+  // The last failed load of `name` (config, load or warm-up error), empty
+  // when its last load succeeded or the model is unknown.
+  std::string LastLoadError(std::string_view name) const;
+
+  // Versions loaded and not yet released (served, retired but still draining,
+  // or waiting on the release thread).
+  size_t LiveVersionCount() const;
+  // Waits (real time) until LiveVersionCount() <= n; false on timeout.
+  bool WaitForLiveVersions(size_t n, absl::Duration timeout) const;
+
+  ModelControlMode control_mode() const { return options_.control_mode; }
+
+  // Stops the poller and the loaders, then every scheduler (intake stops,
+  // admitted requests finish), then releases what is left. Idempotent.
   void Shutdown();
 
  private:
+  class ReleaseQueue;
+  class LoaderPool;
   struct VersionSlot {
     ModelState state = ModelState::kLoading;
     std::string reason;
     ModelHandle handle;
+    uint64_t loaded_fingerprint = 0;  // Of `handle`'s files and config.
   };
   struct ModelEntry {
-    std::string reason;  // A model-level failure (bad config, no versions).
+    std::string reason;      // A model-level failure (bad config, no versions).
+    std::string last_error;  // The last failed load, cleared by a clean one.
     std::map<int64_t, VersionSlot> versions;
+    uint64_t scan_fingerprint = 0;  // The folder as the last load attempt read it.
+    bool scanned = false;
   };
 
   explicit ModelManager(Options options);
-  void LoadModel(const std::string& name);
+  // Loads or reloads `name` from the repository (serialised per model).
+  // `config_json`: null for the folder's config.
+  absl::Status ReloadModel(const std::string& name, const std::string* config_json);
+  // `previous`: the version being replaced (null if none); its sessions are
+  // reused when `files_fingerprint` and the session options are unchanged.
   absl::StatusOr<ModelHandle> LoadVersion(const std::string& name, const std::string& model_dir,
-                                          int64_t version, const ModelConfig& base_config);
+                                          int64_t version, const ModelConfig& base_config,
+                                          uint64_t files_fingerprint, const ModelHandle& previous);
+  absl::Status UnloadModelNow(const std::string& name, std::string_view why);
+  absl::Status CheckExplicit(std::string_view what, std::string_view name) const;
+  absl::Mutex* ModelLoadLock(const std::string& name);
+  void RecordFailure(const std::string& name, const std::string& message, uint64_t scan_fingerprint);
+  void PollLoop();
 
   const Options options_;
+  std::shared_ptr<ReleaseQueue> releases_;
+  std::unique_ptr<LoaderPool> loaders_;
+
   mutable absl::Mutex mu_;
   std::map<std::string, ModelEntry, std::less<>> models_ ABSL_GUARDED_BY(mu_);
+  // One per model name ever loaded; held across that model's load, never
+  // together with mu_ held first.
+  std::map<std::string, std::unique_ptr<absl::Mutex>, std::less<>> load_locks_ ABSL_GUARDED_BY(mu_);
+  bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+
+  absl::Mutex poll_mu_;
+  bool stop_polling_ ABSL_GUARDED_BY(poll_mu_) = false;
+  std::thread poller_;
 };
 
 }  // namespace ortserve::repository

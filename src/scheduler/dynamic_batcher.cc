@@ -5,6 +5,7 @@
 
 #include "core/status.h"
 #include "core/strings.h"
+#include "observability/metrics.h"
 
 namespace ortserve::scheduler {
 namespace {
@@ -20,6 +21,14 @@ absl::Status RejectionStatus(absl::StatusCode code, const std::string& model) {
       return absl::DeadlineExceededError(
           StrCat("the request timed out in the queue of model '", model, "'"));
   }
+}
+
+// The length bucket of a token-mode request: the next power of two of its
+// length, with every length up to 16 in one bucket.
+uint32_t LengthBucket(int64_t length) {
+  uint32_t bucket = 4;
+  while (bucket < 62 && (int64_t{1} << bucket) < length) ++bucket;
+  return bucket;
 }
 
 bool Cancelled(const InferRequest& request) {
@@ -39,6 +48,7 @@ DynamicBatcher::DynamicBatcher(SchedulerOptions options)
     levels_.resize(levels_count_);
     for (auto& level : levels_) level.reserve(kInitialQueueCapacity);
     expired_.reserve(kInitialQueueCapacity);
+    picks_.reserve(max_rows);
   }
   for (size_t i = 0; i < options_.instances.size(); ++i) {
     auto state = std::make_unique<RunnerState>();
@@ -75,6 +85,13 @@ void DynamicBatcher::Enqueue(std::unique_ptr<InferRequest> request, InferCallbac
                  "' allows at most ", options_.max_batch_size)));
     }
     entry.rows = *rows;
+    if (token_mode()) {
+      const auto axis = static_cast<size_t>(options_.sequence_axis);
+      for (const Tensor& input : request->inputs) {
+        if (input.shape.size() > axis) entry.length = std::max(entry.length, input.shape[axis]);
+      }
+      entry.bucket = LengthBucket(entry.length);
+    }
   }
   for (const auto& output : request->outputs) {
     if (SignatureOutput(output.name) < 0) {
@@ -182,7 +199,62 @@ void DynamicBatcher::RunLoop(size_t index) {
   }
 }
 
+DynamicBatcher::Scan DynamicBatcher::ScanByTokens(absl::Time now, std::vector<Rejected>& rejected) {
+  Scan scan;
+  picks_.clear();
+  const Entry* seed = nullptr;
+  int64_t rows = 0;
+  int64_t longest = 0;
+  const int64_t max_rows = options_.max_batch_size;
+  const int64_t budget = options_.max_batch_tokens;
+  for (size_t l = 0; l < levels_.size(); ++l) {
+    auto& level = levels_[l];
+    for (size_t i = 0; i < level.size();) {
+      if (DropIfDone(level, i, now, rejected)) continue;
+      Entry& entry = level[i];
+      if (seed == nullptr) {
+        seed = &entry;  // The head: always in the batch, so nothing starves.
+      } else if (entry.bucket != seed->bucket ||
+                 !CanBatch(*seed->request, *entry.request, options_.pad_variable_dims)) {
+        ++i;  // Waits for a batch of its own length.
+        continue;
+      } else if (rows + entry.rows > max_rows ||
+                 (rows + entry.rows) * std::max(longest, entry.length) > budget) {
+        scan.cut_now = true;  // Full: the next one of this length does not fit.
+        return scan;
+      }
+      rows += entry.rows;
+      longest = std::max(longest, entry.length);
+      picks_.emplace_back(l, i);
+      ++scan.count;
+      scan.oldest = std::min(scan.oldest, entry.enqueued);
+      // Full when no further row, even as long as the longest so far, fits.
+      if (rows >= max_rows || (rows + 1) * std::max<int64_t>(longest, 1) > budget) {
+        scan.cut_now = true;
+        return scan;
+      }
+      for (int preferred : options_.preferred_batch_sizes) {
+        if (preferred == rows) scan.preferred = scan.count;
+      }
+      ++i;
+    }
+  }
+  return scan;
+}
+
+bool DynamicBatcher::DropIfDone(RingQueue<Entry>& level, size_t i, absl::Time now,
+                                std::vector<Rejected>& rejected) {
+  const Entry& entry = level[i];
+  const bool cancelled = Cancelled(*entry.request);
+  if (!cancelled && entry.deadline > now) return false;
+  rejected.push_back(Rejected{level.erase_at(i), cancelled ? absl::StatusCode::kCancelled
+                                                           : absl::StatusCode::kDeadlineExceeded});
+  --queued_;
+  return true;
+}
+
 DynamicBatcher::Scan DynamicBatcher::ScanQueue(absl::Time now, std::vector<Rejected>& rejected) {
+  if (token_mode()) return ScanByTokens(now, rejected);
   Scan scan;
   const InferRequest* seed = nullptr;
   int64_t rows = 0;
@@ -190,15 +262,8 @@ DynamicBatcher::Scan DynamicBatcher::ScanQueue(absl::Time now, std::vector<Rejec
   const int64_t max_rows = batching ? options_.max_batch_size : 1;
   for (auto& level : levels_) {
     for (size_t i = 0; i < level.size();) {
+      if (DropIfDone(level, i, now, rejected)) continue;
       Entry& entry = level[i];
-      const bool cancelled = Cancelled(*entry.request);
-      if (cancelled || entry.deadline <= now) {
-        rejected.push_back(Rejected{level.erase_at(i),
-                                    cancelled ? absl::StatusCode::kCancelled
-                                              : absl::StatusCode::kDeadlineExceeded});
-        --queued_;
-        continue;
-      }
       if (seed == nullptr) {
         seed = entry.request.get();
       } else if (!batching || rows + entry.rows > max_rows ||
@@ -247,9 +312,20 @@ bool DynamicBatcher::NextBatch(RunnerState& state) {
     if (!state.rejected.empty()) break;
     forming_cv_.WaitWithTimeout(&mu_, scan.oldest + options_.max_queue_delay - now);
   }
-  // The batch is the `take` entries at the head, in priority order.
-  for (auto& level : levels_) {
-    while (state.batch.size() < take && !level.empty()) state.batch.push_back(level.pop_front());
+  if (token_mode()) {
+    // The first `take` picks, in queue order; erasing shifts the later
+    // entries of the same level forward by one each time.
+    size_t erased = 0;
+    for (size_t p = 0; p < take; ++p) {
+      if (p > 0 && picks_[p].first != picks_[p - 1].first) erased = 0;
+      state.batch.push_back(levels_[picks_[p].first].erase_at(picks_[p].second - erased));
+      ++erased;
+    }
+  } else {
+    // The batch is the `take` entries at the head, in priority order.
+    for (auto& level : levels_) {
+      while (state.batch.size() < take && !level.empty()) state.batch.push_back(level.pop_front());
+    }
   }
   queued_ -= take;
   forming_ = false;
@@ -364,6 +440,7 @@ void DynamicBatcher::Execute(RunnerState& state, backend::Session& session) {
   state.requests.clear();
   for (const Entry& entry : state.batch) {
     if (stats != nullptr) stats->queue.Record(cut - entry.enqueued);
+    if (options_.metrics != nullptr) options_.metrics->RecordQueue(cut - entry.enqueued);
     state.requests.push_back(entry.request.get());
     rows += entry.rows;
   }
@@ -403,6 +480,7 @@ void DynamicBatcher::Execute(RunnerState& state, backend::Session& session) {
                                   options_.max_batch_size);
     inputs = state.builder.tensors();
   }
+  if (options_.metrics != nullptr) options_.metrics->BatchStarted();
   const absl::Time run_start = options_.clock->Now();
   state.run_outputs.clear();
   if (status.ok()) status = session.Run(inputs, names, &state.run_outputs);
@@ -436,6 +514,13 @@ void DynamicBatcher::Execute(RunnerState& state, backend::Session& session) {
     }
   }
   const absl::Time done = options_.clock->Now();
+  if (options_.metrics != nullptr) {
+    options_.metrics->BatchFinished();
+    if (status.ok()) {
+      options_.metrics->RecordExecution(static_cast<size_t>(options_.max_batch_size > 0 ? rows : 1), count,
+                                        run_start - cut, run_end - run_start, done - run_end);
+    }
+  }
   if (stats != nullptr) {
     const auto n = static_cast<int64_t>(count);
     stats->compute_input.Record((run_start - cut) * n, count);

@@ -26,7 +26,18 @@ namespace ortserve::scheduler {
 //   - max_queue_delay has passed since the oldest of them was enqueued, or the
 //     scheduler is stopping;
 // otherwise it waits (on the injected clock) for more requests. Without
-// dynamic batching each request runs alone. A batch is the concatenation of
+// dynamic batching each request runs alone.
+//
+// Token budget (max_batch_tokens > 0, text models): requests are grouped by
+// length. Each request's length is its inputs' size on `sequence_axis`, and
+// its bucket the next power of two of that length (lengths up to 16 share one
+// bucket). A batch starts from the request at the head of the queue (the
+// oldest of the highest priority, so nothing starves) and takes, in queue
+// order, the compatible requests of the same bucket, skipping the others
+// (they wait for a batch of their own bucket); it is cut when max_batch_size
+// rows are reached or when the next such request would push rows x longest
+// length (the padded cost) over max_batch_tokens, besides the usual preferred
+// sizes, queue delay and stop. A request over the budget on its own runs alone. A batch is the concatenation of
 // its requests along dim 0 (padded when pad_variable_dims); each request gets
 // views of its rows of the batch outputs.
 //
@@ -66,6 +77,8 @@ class DynamicBatcher final : public Scheduler {
     absl::Time enqueued;
     absl::Time deadline = absl::InfiniteFuture();
     int64_t rows = 1;
+    int64_t length = 0;   // Token mode: the longest input size on sequence_axis.
+    uint32_t bucket = 0;  // Token mode: the length bucket.
   };
   struct Rejected {
     Entry entry;
@@ -97,6 +110,13 @@ class DynamicBatcher final : public Scheduler {
   };
   // Moves cancelled and expired entries it meets into `rejected`.
   Scan ScanQueue(absl::Time now, std::vector<Rejected>& rejected) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves entry `i` of `level` to `rejected` when it was cancelled or its
+  // deadline passed; true when it did (the entry is gone from `level`).
+  bool DropIfDone(RingQueue<Entry>& level, size_t i, absl::Time now, std::vector<Rejected>& rejected)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Token mode's scan: fills picks_ with the chosen entries, in queue order.
+  Scan ScanByTokens(absl::Time now, std::vector<Rejected>& rejected) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool token_mode() const { return options_.max_batch_tokens > 0 && options_.dynamic_batching && options_.max_batch_size > 0; }
   void Execute(RunnerState& state, backend::Session& session);
   void AnswerRejected(std::vector<Rejected>& rejected);
   void FailBatch(RunnerState& state, const absl::Status& status);
@@ -117,6 +137,8 @@ class DynamicBatcher final : public Scheduler {
   absl::CondVar deadline_cv_; // The deadline thread should recheck.
   std::vector<RingQueue<Entry>> levels_ ABSL_GUARDED_BY(mu_);  // Index = priority - 1.
   size_t queued_ ABSL_GUARDED_BY(mu_) = 0;
+  // Token mode: the entries the last scan chose, as (level, index) pairs.
+  std::vector<std::pair<size_t, size_t>> picks_ ABSL_GUARDED_BY(mu_);
   size_t inflight_ ABSL_GUARDED_BY(mu_) = 0;
   bool forming_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

@@ -33,6 +33,14 @@ absl::StatusOr<std::unique_ptr<Scheduler>> CreateScheduler(SchedulerOptions opti
   if (options.max_queue_delay < absl::ZeroDuration()) {
     return absl::InvalidArgumentError(StrCat("model '", model, "' max_queue_delay is negative"));
   }
+  if (options.max_batch_tokens < 0) {
+    return absl::InvalidArgumentError(
+        StrCat("model '", model, "' max_batch_tokens ", options.max_batch_tokens, " is negative"));
+  }
+  if (options.max_batch_tokens > 0 && options.sequence_axis < 1) {
+    return absl::InvalidArgumentError(StrCat("model '", model, "' sequence_axis ", options.sequence_axis,
+                                             " must be 1 or more (0 is the batch dimension)"));
+  }
   const uint32_t levels = options.priority_levels == 0 ? 1 : options.priority_levels;
   if (options.default_priority_level > levels) {
     return absl::InvalidArgumentError(StrCat("model '", model, "' default_priority_level ",

@@ -13,6 +13,10 @@
 #include "core/infer_request.h"
 #include "core/model_stats.h"
 
+namespace ortserve::observability {
+class VersionMetrics;
+}  // namespace ortserve::observability
+
 namespace ortserve::scheduler {
 
 // Takes validated requests for one model version, runs them on that version's
@@ -58,7 +62,16 @@ struct SchedulerOptions {
   bool allow_timeout_override = true;
   bool pad_variable_dims = false;
   double pad_value = 0;
+  // Token budget (text models): with dynamic batching, a batch is also cut
+  // before rows x longest sequence (its padded cost, measured on dimension
+  // `sequence_axis` of the inputs) would exceed it, and batches are formed
+  // from requests of similar length (see DynamicBatcher). 0: off.
+  int64_t max_batch_tokens = 0;
+  int sequence_axis = 1;
   ModelStats* stats = nullptr;  // Not owned; outlives the scheduler.
+  // Prometheus series of this version (queue wait, batch sizes, compute,
+  // in-flight batches); recording is lock-free. Not owned; may be null.
+  observability::VersionMetrics* metrics = nullptr;
   Clock* clock = Clock::Real();
 };
 

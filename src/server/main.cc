@@ -36,12 +36,71 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-port", options.metrics_port, "Prometheus /metrics port; -1 disables it")
       ->capture_default_str();
   app.add_option("--model-load-thread-count,--model-load-threads", options.model_load_threads,
-                 "Threads that load models in parallel at start")
+                 "Loader threads: load and warm up models at start, on reload and on explicit load")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
+  app.add_option("--model-control-mode", options.model_control_mode,
+                 "none: serve what the repository holds at start; poll: also follow its changes "
+                 "(--repository-poll-secs); explicit: load only --load-model models, then load/unload "
+                 "through the repository API")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"none", "poll", "explicit"}));
+  app.add_option("--repository-poll-secs", options.repository_poll_secs,
+                 "poll mode: seconds between repository polls (changes are found by content); 0: never")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 86400));
+  app.add_option("--load-model", options.load_models,
+                 "explicit mode: a model to load at start (repeatable; '*' loads all)");
+  app.add_option("--tokenizer-threads", options.tokenizer_threads,
+                 "Threads that tokenize text for text pipeline models; 0: one per core")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1024));
+  app.add_option("--sae-model", options.sae_model,
+                 "Model that answers POST /api/v1/sae/analyze (a TEXT_CLASSIFICATION text_pipeline); "
+                 "empty: endpoint off")
+      ->capture_default_str();
+  app.add_option("--embed-model", options.embed_model,
+                 "Model that answers TEI POST /embed and OpenAI POST /v1/embeddings without a 'model' "
+                 "field (an EMBEDDING text_pipeline); empty: off")
+      ->capture_default_str();
+  app.add_option("--predict-model", options.predict_model,
+                 "Model that answers TEI POST /predict (a TEXT_CLASSIFICATION text_pipeline); empty: "
+                 "the --sae-model");
+  app.add_option("--sae-max-report-chars", options.sae_max_report_chars,
+                 "Longest reportText the SAE endpoint accepts, in characters; longer gets 400")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1} << 24));
   app.add_option("--log-level", options.log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  app.add_option("--log-format", options.log_format, "json: one JSON object a line; text: readable lines")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"json", "text"}));
+  app.add_flag("--access-log", options.access_log, "Log one line per request (also: POST /v2/logging access_log)");
+  app.add_option("--required-model", options.required_models,
+                 "A model that must be READY for /v2/health/ready (repeatable); without any, ready once "
+                 "start-up loading is done");
+  app.add_option("--shutdown-grace-seconds", options.shutdown_grace_seconds,
+                 "On SIGTERM/SIGINT: readiness goes false, then in-flight requests get this long to finish")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 3600.0));
+  app.add_option("--metrics-latency-buckets", options.latency_buckets,
+                 "Comma-separated upper bounds (seconds) of the latency histograms");
+  app.add_option("--metrics-batch-size-buckets", options.batch_size_buckets,
+                 "Comma-separated upper bounds of ortserve_batch_size");
+  app.add_option("--metrics-response-bytes-buckets", options.response_bytes_buckets,
+                 "Comma-separated upper bounds (bytes) of ortserve_response_bytes");
+  app.add_option("--otlp-endpoint", options.otlp_endpoint,
+                 "OTLP/HTTP (JSON) trace collector URL, e.g. http://127.0.0.1:4318/v1/traces");
+  app.add_option("--trace-sampling-ratio", options.trace_sampling_ratio,
+                 "Fraction of new traces sampled (requests with a traceparent follow its sampled flag)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--trace-buffer-spans", options.trace_buffer_spans,
+                 "Spans buffered for export; more are dropped (and counted), never waited for")
+      ->capture_default_str();
+  app.add_flag("--enable-profiling", options.enable_profiling,
+               "Serve GET /v2/admin/profile/cpu?seconds=N: a pprof CPU profile of the server");
   app.add_option("--ort-log-severity", options.ort_log_severity,
                  "ONNX Runtime's own log severity: 0 verbose .. 4 fatal")
       ->capture_default_str()
@@ -60,6 +119,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
+  // Server::Start installs the configured log format; until then, text.
   spdlog::set_level(spdlog::level::from_str(options.log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ ortserve: %v");
 

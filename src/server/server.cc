@@ -9,16 +9,27 @@
 #include "frontend/grpc/grpc_server.h"
 #include "frontend/http/http_server.h"
 #include "frontend/inference_service.h"
+#include "pipeline/tokenization_pool.h"
+#include "observability/logging.h"
+#include "observability/metrics.h"
+#include "observability/tracing.h"
 #include "repository/model_manager.h"
 
 namespace ortserve::server {
 
 struct Server::Impl {
+  absl::Duration shutdown_grace;
+  std::unique_ptr<observability::Logging> logging;
+  std::unique_ptr<observability::Metrics> metrics;
+  std::unique_ptr<observability::Tracer> tracer;
+  std::unique_ptr<observability::MetricsServer> metrics_server;
   std::unique_ptr<backend::OrtSessionFactory> sessions;
   std::unique_ptr<repository::ModelManager> models;
+  std::unique_ptr<pipeline::TokenizationPool> tokenization;  // Outlives the service that uses it.
   std::unique_ptr<frontend::InferenceService> service;
   std::unique_ptr<frontend::HttpServer> http;
   std::unique_ptr<frontend::GrpcServer> grpc;
+  bool stopped = false;
 };
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -26,6 +37,41 @@ Server::~Server() { Stop(); }
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   auto impl = std::make_unique<Impl>();
+  impl->shutdown_grace = absl::Seconds(options.shutdown_grace_seconds);
+  // Observability first: loads are logged, timed and counted.
+  observability::Logging::Options log_options;
+  ASSIGN_OR_RETURN(log_options.format, observability::ParseLogFormat(options.log_format));
+  log_options.level = options.log_level;
+  log_options.access_log = options.access_log;
+  ASSIGN_OR_RETURN(impl->logging, observability::Logging::Install(log_options));
+  observability::MetricsOptions metric_options;
+  if (!options.latency_buckets.empty()) {
+    ASSIGN_OR_RETURN(metric_options.latency_buckets,
+                     observability::ParseBuckets("--metrics-latency-buckets", options.latency_buckets));
+  }
+  if (!options.batch_size_buckets.empty()) {
+    ASSIGN_OR_RETURN(metric_options.batch_size_buckets,
+                     observability::ParseBuckets("--metrics-batch-size-buckets", options.batch_size_buckets));
+  }
+  if (!options.response_bytes_buckets.empty()) {
+    ASSIGN_OR_RETURN(metric_options.response_bytes_buckets,
+                     observability::ParseBuckets("--metrics-response-bytes-buckets", options.response_bytes_buckets));
+  }
+  ASSIGN_OR_RETURN(impl->metrics, observability::Metrics::Create(std::move(metric_options)));
+  if (!options.otlp_endpoint.empty() || options.trace_sampling_ratio > 0) {
+    observability::Tracer::Options trace_options;
+    trace_options.endpoint = options.otlp_endpoint;
+    trace_options.sampling_ratio = options.trace_sampling_ratio;
+    trace_options.max_buffered_spans = options.trace_buffer_spans;
+    trace_options.metrics = impl->metrics.get();
+    ASSIGN_OR_RETURN(impl->tracer, observability::Tracer::Create(std::move(trace_options)));
+  }
+  if (options.metrics_port >= 0) {
+    ASSIGN_OR_RETURN(impl->metrics_server, observability::MetricsServer::Start(
+                                               options.metrics_address, options.metrics_port, impl->metrics.get()));
+    // Tests and scripts read the bound port from this line.
+    spdlog::info("metrics listening on {}:{}", options.metrics_address, impl->metrics_server->port());
+  }
   backend::OrtSessionFactory::Options ort_options;
   ort_options.log_severity = options.ort_log_severity;
   ort_options.shared_intra_op_threads = options.ort_intra_op_threads;
@@ -38,20 +84,32 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   model_options.repository_path = options.model_repository;
   model_options.session_factory = impl->sessions.get();
   model_options.load_threads = options.model_load_threads;
+  model_options.metrics = impl->metrics.get();
   model_options.warn = [](const std::string& warning) { spdlog::warn("{}", warning); };
+  model_options.error = [](const std::string& message) { spdlog::error("{}", message); };
+  model_options.info = [](const std::string& message) { spdlog::info("{}", message); };
+  ASSIGN_OR_RETURN(model_options.control_mode, repository::ParseModelControlMode(options.model_control_mode));
+  model_options.startup_models = options.load_models;
+  model_options.poll_interval = absl::Seconds(options.repository_poll_secs);
   ASSIGN_OR_RETURN(impl->models, repository::ModelManager::Create(std::move(model_options)));
-  RETURN_IF_ERROR(impl->models->LoadAll());
-  for (const auto& entry : impl->models->Index()) {
-    if (entry.state == repository::ModelState::kReady) {
-      spdlog::info("model '{}' version {} is READY", entry.name, entry.version);
-    } else {
-      spdlog::error("model '{}'{}{} is {}: {}", entry.name, entry.version.empty() ? "" : " version ",
-                    entry.version, repository::ModelStateName(entry.state), entry.reason);
+  impl->metrics->SetModelStateSource([models = impl->models.get()] {
+    std::vector<observability::ModelStateSample> samples;
+    for (const auto& entry : models->Index()) {
+      samples.push_back({entry.name, entry.version, repository::ModelStateName(entry.state)});
     }
-  }
+    return samples;
+  });
+  RETURN_IF_ERROR(impl->models->LoadAll());
+  // The manager logs each load as it finishes (READY, or the error).
 
-  impl->service = std::make_unique<frontend::InferenceService>(
-      frontend::InferenceService::Options{.models = impl->models.get()});
+  pipeline::TokenizationPool::Options tokenization_options;
+  tokenization_options.threads = options.tokenizer_threads;
+  ASSIGN_OR_RETURN(impl->tokenization, pipeline::TokenizationPool::Create(tokenization_options));
+  frontend::InferenceService::Options service_options{.models = impl->models.get()};
+  service_options.tokenization_pool = impl->tokenization.get();
+  service_options.required_models = options.required_models;
+  service_options.telemetry = {impl->metrics.get(), impl->logging.get(), impl->tracer.get()};
+  impl->service = std::make_unique<frontend::InferenceService>(std::move(service_options));
 
   if (options.http_port >= 0) {
     frontend::HttpServer::Options http;
@@ -60,6 +118,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     http.threads = options.http_threads;
     http.max_body_bytes = options.http_max_body_bytes;
     http.service = impl->service.get();
+    http.pipeline.sae_model = options.sae_model;
+    http.pipeline.embed_model = options.embed_model;
+    http.pipeline.predict_model = options.predict_model.empty() ? options.sae_model : options.predict_model;
+    http.pipeline.sae_max_chars = options.sae_max_report_chars;
+    http.enable_profiling = options.enable_profiling;
     ASSIGN_OR_RETURN(impl->http, frontend::HttpServer::Start(std::move(http)));
     // Tests and scripts read the bound port from this line.
     spdlog::info("HTTP listening on {}:{}", options.http_address, impl->http->port());
@@ -75,16 +138,50 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     spdlog::info("gRPC listening on {}:{}", options.grpc_address, impl->grpc->port());
   }
   impl->service->SetReady(true);
+  for (const std::string& name : options.required_models) {
+    if (!impl->service->GetModel(name, "").ok()) {
+      spdlog::error("required model '{}' is not READY; the server reports not ready until it is", name);
+    }
+  }
+  impl->metrics->SetReady(impl->service->Ready());
   if (impl->grpc) impl->grpc->SetServing(true);
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 
 void Server::Stop() {
-  if (!impl_) return;
-  if (impl_->service) impl_->service->SetReady(false);
+  if (!impl_ || impl_->stopped) return;
+  impl_->stopped = true;
+  // 1. Readiness false, so load balancers stop sending; new work is refused.
+  if (impl_->service) impl_->service->BeginDrain();
+  if (impl_->metrics) impl_->metrics->SetReady(false);
+  if (impl_->grpc) impl_->grpc->SetServing(false);
+  // 2. No new connections.
+  if (impl_->http) impl_->http->StopAccepting();
+  // 3. Drain: wait (bounded) until every admitted request is answered and
+  // every answer written.
+  auto busy = [&] {
+    return (impl_->service ? impl_->service->InflightCount() : 0) +
+           (impl_->http ? impl_->http->ActiveRequests() : 0);
+  };
+  const absl::Time deadline = absl::Now() + impl_->shutdown_grace;
+  if (busy() > 0) {
+    spdlog::info("shutting down: readiness off, draining {} admitted request(s) and {} HTTP exchange(s) (grace {}s)",
+                 impl_->service ? impl_->service->InflightCount() : 0,
+                 impl_->http ? impl_->http->ActiveRequests() : 0, absl::ToDoubleSeconds(impl_->shutdown_grace));
+  }
+  while (busy() > 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+  if (size_t n = busy(); n > 0) {
+    spdlog::warn("shutdown grace period ended with {} request(s) still in flight", n);
+  } else {
+    spdlog::info("drained; stopping");
+  }
+  // 4. Close the front ends, stop the schedulers, flush spans.
   if (impl_->http) impl_->http->Stop();
   if (impl_->grpc) impl_->grpc->Stop();
+  if (impl_->tokenization) impl_->tokenization->Stop();  // Runs what was queued, then joins.
   if (impl_->models) impl_->models->Shutdown();
+  impl_->tracer.reset();
+  impl_->metrics_server.reset();
 }
 
 uint16_t Server::http_port() const { return impl_->http ? impl_->http->port() : 0; }

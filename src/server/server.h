@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -22,7 +23,32 @@ struct ServerOptions {
   std::string metrics_address = "0.0.0.0";
   int metrics_port = 8002;    // -1: metrics off.
   int model_load_threads = 4;
+  // How the served models follow the repository: "none", "poll" or "explicit".
+  std::string model_control_mode = "none";
+  int repository_poll_secs = 15;  // poll mode: seconds between polls; 0: never.
+  std::vector<std::string> load_models;  // explicit mode: loaded at start ("*": all).
+  // Text pipelines (issue 5).
+  int tokenizer_threads = 0;                       // Tokenization workers; 0: one per core.
+  std::string sae_model = "sae_classifier";        // POST /api/v1/sae/analyze; "": off.
+  std::string embed_model = "text_embedding";      // TEI /embed, OpenAI /v1/embeddings fallback; "": off.
+  std::string predict_model;                       // TEI /predict; "": the SAE model.
+  size_t sae_max_report_chars = 20000;             // Longer reportText gets 400.
   std::string log_level = "info";
+  std::string log_format = "json";  // "json" or "text".
+  bool access_log = false;
+  // Readiness: these models must be READY (empty: ready once start-up loading is done).
+  std::vector<std::string> required_models;
+  // SIGTERM: how long in-flight requests may take to drain before exit.
+  double shutdown_grace_seconds = 30;
+  // Histogram buckets, comma-separated (empty: the defaults in docs/metrics.md).
+  std::string latency_buckets;
+  std::string batch_size_buckets;
+  std::string response_bytes_buckets;
+  // Tracing: OTLP/HTTP JSON collector URL (e.g. http://collector:4318/v1/traces).
+  std::string otlp_endpoint;
+  double trace_sampling_ratio = 0;  // New root traces sampled; a traceparent's flag wins.
+  size_t trace_buffer_spans = 4096;
+  bool enable_profiling = false;    // GET /v2/admin/profile/cpu on the HTTP port.
   int ort_log_severity = 3;
   int ort_intra_op_threads = 0;  // The shared intra-op pool; 0: one thread per core.
   int ort_inter_op_threads = 0;
@@ -38,7 +64,9 @@ class Server {
   static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& options);
   ~Server();
 
-  // Readiness off, front ends closed, admitted requests drained, models released.
+  // Readiness off and new work refused, listening sockets closed, admitted
+  // requests drained (bounded by shutdown_grace_seconds), then front ends
+  // closed and models released. Idempotent.
   void Stop();
 
   uint16_t http_port() const;

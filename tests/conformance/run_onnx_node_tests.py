@@ -389,7 +389,7 @@ class Server:
             for raw in self.proc.stdout:
                 line = raw.decode("utf-8", "replace").rstrip()
                 self.log.append(line)
-                m = re.search(r"HTTP listening on (\S+):(\d+)\s*$", line)
+                m = re.search(r"HTTP listening on ([^\s:\"]+):(\d+)(?!\d)", line)
                 if m and self.port is None:
                     self.port = int(m.group(2))
                     found.set()

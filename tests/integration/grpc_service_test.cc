@@ -194,12 +194,21 @@ TEST_F(GrpcServiceTest, RepositoryIndexListsModelsAndFiltersReady) {
   for (const auto& model : response.models()) EXPECT_EQ(model.state(), "READY") << model.name();
 }
 
-TEST_F(GrpcServiceTest, RepositoryModelLoadIsUnimplemented) {
+TEST_F(GrpcServiceTest, RepositoryModelLoadIsRefusedOutsideExplicitMode) {
+  // This server runs in the default control mode (none); explicit load and
+  // unload are refused with a message naming the mode (lifecycle_test covers
+  // explicit mode over REST, which shares the facade).
   inference::RepositoryModelLoadRequest request;
   request.set_model_name("iris_classifier");
   inference::RepositoryModelLoadResponse response;
-  EXPECT_EQ(stub_->RepositoryModelLoad(Context().get(), request, &response).error_code(),
-            grpc::StatusCode::UNIMPLEMENTED);
+  grpc::Status status = stub_->RepositoryModelLoad(Context().get(), request, &response);
+  EXPECT_NE(status.error_code(), grpc::StatusCode::OK);
+  EXPECT_NE(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_NE(status.error_message().find("explicit"), std::string::npos) << status.error_message();
+  inference::RepositoryModelUnloadRequest unload;
+  unload.set_model_name("iris_classifier");
+  inference::RepositoryModelUnloadResponse unloaded;
+  EXPECT_NE(stub_->RepositoryModelUnload(Context().get(), unload, &unloaded).error_code(), grpc::StatusCode::OK);
 }
 
 TEST_F(GrpcServiceTest, ModelStatisticsCountsInferences) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <thread>
@@ -382,6 +383,51 @@ TEST_F(RestApiTest, ConcurrentClientsAllGetCorrectAnswers) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(ok.load(), kThreads * kRequests);
+}
+
+TEST(RestApiBatchingTest, ConcurrentRequestsRunAsBatches) {
+  // A model whose batcher waits up to 200 ms for company: concurrent requests
+  // must share runs, which the statistics extension shows.
+  TempDir repo;
+  ASSERT_TRUE(RunPython(R"(
+import os, onnx
+from onnx import helper, TensorProto
+root = ')" + repo.path() + R"('
+os.makedirs(root + '/batched/1')
+x = helper.make_tensor_value_info('x', TensorProto.FLOAT, ['N', 2])
+y = helper.make_tensor_value_info('y', TensorProto.FLOAT, ['N', 2])
+g = helper.make_graph([helper.make_node('Neg', ['x'], ['y'])], 'g', [x], [y])
+m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]); m.ir_version = 8
+onnx.save(m, root + '/batched/1/model.onnx')
+open(root + '/batched/config.pbtxt', 'w').write(
+    'max_batch_size: 16\ndynamic_batching { max_queue_delay_microseconds: 200000 preferred_batch_size: [ 8 ] }\n')
+)")
+                  .ok());
+  auto server = ServerProcess::Start({"--model-repository", repo.path()});
+  ASSERT_TRUE(server.ok()) << server.status();
+  constexpr int kClients = 8;
+  std::atomic<int> ok{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      HttpClient client((*server)->http_port());
+      auto res = client.Post("/v2/models/batched/infer",
+                             "{\"inputs\":[{\"name\":\"x\",\"shape\":[1,2],\"datatype\":\"FP32\",\"data\":[" +
+                                 std::to_string(c) + ",1]}]}");
+      // Each client gets its own row back, negated.
+      if (res.status == 200 && Json(res.body)["outputs"][0]["data"][0].GetDouble() == -c) ++ok;
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(ok.load(), kClients);
+  HttpClient client((*server)->http_port());
+  auto stats = Json(client.Get("/v2/models/batched/stats").body);
+  const auto& s = stats["model_stats"][0];
+  EXPECT_EQ(s["inference_count"].GetUint64(), static_cast<uint64_t>(kClients));
+  EXPECT_LT(s["execution_count"].GetUint64(), static_cast<uint64_t>(kClients)) << "requests were not batched";
+  uint64_t largest = 0;
+  for (const auto& b : s["batch_stats"].GetArray()) largest = std::max<uint64_t>(largest, b["batch_size"].GetUint64());
+  EXPECT_GT(largest, 1u);
 }
 
 TEST(RestApiLimitsTest, OversizedBodyGets413AndServerKeepsServing) {

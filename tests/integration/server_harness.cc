@@ -66,8 +66,8 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(std::vector<
   process->out_fd_ = pipe_fds[0];
   fcntl(process->out_fd_, F_SETFL, O_NONBLOCK);
 
-  const std::regex http_re("HTTP listening on [^ ]*:([0-9]+)");
-  const std::regex grpc_re("gRPC listening on [^ ]*:([0-9]+)");
+  const std::regex http_re("HTTP listening on [^ :\"]*:([0-9]+)[^0-9]");
+  const std::regex grpc_re("gRPC listening on [^ :\"]*:([0-9]+)[^0-9]");
   const bool grpc_off = [&] {
     for (size_t i = 0; i + 1 < argv.size(); ++i) {
       if (argv[i] == "--grpc-port" && argv[i + 1] == "-1") return true;
@@ -90,9 +90,22 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(std::vector<
     if (!grpc_off && process->grpc_port_ == 0 && std::regex_search(process->output_, m, grpc_re)) {
       process->grpc_port_ = static_cast<uint16_t>(std::stoi(m[1]));
     }
-    // gRPC may not be built in yet; HTTP alone is enough once it is up and
-    // the process has printed nothing more for a moment.
     if ((http_off || process->http_port_ != 0) && (grpc_off || process->grpc_port_ != 0)) {
+      // The metrics server starts before the models load, so its line is out.
+      const std::regex metrics_re(R"(metrics listening on [^ "\n]*:([0-9]+))");
+      if (std::regex_search(process->output_, m, metrics_re)) {
+        process->metrics_port_ = static_cast<uint16_t>(std::stoi(m[1]));
+      }
+      // The listening lines come just before readiness is switched on; give
+      // the server a moment so tests do not see a start-up 503. A server that
+      // stays unready (a test of readiness itself) is returned all the same.
+      if (!http_off) {
+        HttpClient client(process->http_port_);
+        const auto ready_by = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        while (client.Get("/v2/health/ready").status != 200 && std::chrono::steady_clock::now() < ready_by) {
+          process->Drain(20);
+        }
+      }
       return process;
     }
     int status = 0;

@@ -35,6 +35,9 @@ class ServerProcess {
 
   uint16_t http_port() const { return http_port_; }
   uint16_t grpc_port() const { return grpc_port_; }
+  // The Prometheus port, when started with `--metrics-port 0` (or another
+  // port); 0 when metrics are off.
+  uint16_t metrics_port() const { return metrics_port_; }
   pid_t pid() const { return pid_; }
   // Everything the server printed so far.
   std::string Output();
@@ -49,6 +52,7 @@ class ServerProcess {
   std::string output_;
   uint16_t http_port_ = 0;
   uint16_t grpc_port_ = 0;
+  uint16_t metrics_port_ = 0;
 };
 
 struct HttpResponse {

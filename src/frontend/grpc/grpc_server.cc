@@ -397,15 +397,24 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
   grpc::ServerUnaryReactor* RepositoryModelLoad(grpc::CallbackServerContext* context,
                                                 const inference::RepositoryModelLoadRequest* request,
                                                 inference::RepositoryModelLoadResponse*) override {
-    return Done(context, absl::UnimplementedError(StrCat("cannot load model '", request->model_name(),
-                                                         "': RepositoryModelLoad is not supported yet")));
+    std::string config;  // Triton's clients send a config override as parameters["config"].
+    if (auto it = request->parameters().find("config"); it != request->parameters().end()) {
+      config = it->second.string_param();
+    }
+    auto* reactor = context->DefaultReactor();
+    // `done` runs once, on a loader thread or inline when refused up front.
+    service_->LoadModel(request->model_name(), std::move(config),
+                        [reactor](absl::Status status) { reactor->Finish(ToGrpcStatus(status)); });
+    return reactor;
   }
 
   grpc::ServerUnaryReactor* RepositoryModelUnload(grpc::CallbackServerContext* context,
                                                   const inference::RepositoryModelUnloadRequest* request,
                                                   inference::RepositoryModelUnloadResponse*) override {
-    return Done(context, absl::UnimplementedError(StrCat("cannot unload model '", request->model_name(),
-                                                         "': RepositoryModelUnload is not supported yet")));
+    auto* reactor = context->DefaultReactor();
+    service_->UnloadModel(request->model_name(),
+                          [reactor](absl::Status status) { reactor->Finish(ToGrpcStatus(status)); });
+    return reactor;
   }
 
  private:

@@ -7,13 +7,17 @@
 #include <simdjson.h>
 
 #include <charconv>
+#include <future>
 #include <optional>
 #include <thread>
 #include <vector>
 
 #include "core/strings.h"
 #include "frontend/http/kserve_json_codec.h"
+#include "frontend/http/pipeline_routes.h"
 #include "frontend/http/rest_json.h"
+#include "observability/profiler.h"
+#include "observability/request_record.h"
 
 namespace ortserve::frontend {
 namespace {
@@ -44,6 +48,17 @@ std::optional<std::string> UrlDecode(std::string_view s) {
   return out;
 }
 
+std::vector<std::string_view> SplitQuery(std::string_view query) {
+  std::vector<std::string_view> params;
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    params.push_back(query.substr(0, amp));
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return params;
+}
+
 std::vector<std::string_view> SplitPath(std::string_view target) {
   if (auto q = target.find('?'); q != std::string_view::npos) target = target.substr(0, q);
   std::vector<std::string_view> parts;
@@ -65,8 +80,8 @@ std::vector<std::string_view> SplitPath(std::string_view target) {
 // Runs only on its strand.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(tcp::socket socket, const HttpServer::Options& options)
-      : stream_(std::move(socket)), options_(options) {}
+  Connection(tcp::socket socket, const HttpServer::Options& options, std::atomic<int64_t>& active)
+      : stream_(std::move(socket)), options_(options), active_(active) {}
 
   void Start() {
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->ReadHeader(); });
@@ -132,6 +147,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void OnBody(beast::error_code ec) {
     if (ec) return OnReadError(ec);
     keep_alive_ = parser_->get().keep_alive();
+    // Counted until its response is written: the shutdown drain waits for it.
+    active_.fetch_add(1, std::memory_order_acq_rel);
+    const auto traceparent = parser_->get()["traceparent"];
+    record_.emplace(&options_.service->telemetry(), observability::Protocol::kHttp,
+                    std::string_view(traceparent.data(), traceparent.size()));
     Route();
   }
 
@@ -156,6 +176,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     };
     InferenceService& service = *options_.service;
 
+    if (IsPipelineRoute(target)) {  // Text endpoints: SAE, TEI, OpenAI (pipeline_routes.h).
+      if (verb != http::verb::post) return method_not_allowed();
+      return PipelineRoute(target);
+    }
     if (parts.empty() || parts[0] != "v2") return Send(Error(404, StrCat("no such endpoint: ", target)));
     if (parts.size() == 1) {
       if (verb != http::verb::get) return method_not_allowed();
@@ -166,9 +190,29 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (parts[2] == "live") return Send(Bare(service.Live() ? 200 : 503));
       if (parts[2] == "ready") return Send(Bare(service.Ready() ? 200 : 503));
     }
+    if (parts[1] == "logging" && parts.size() == 2) {
+      observability::Logging* logging = service.telemetry().logging;
+      if (logging == nullptr) return Send(Error(501, "log settings are not available"));
+      if (verb == http::verb::post) {
+        if (auto status = logging->UpdateSettings(request.body()); !status.ok()) return Send(Error(status));
+      } else if (verb != http::verb::get) {
+        return method_not_allowed();
+      }
+      return Send(Ok(logging->SettingsJson()));
+    }
+    if (parts[1] == "admin" && parts.size() == 4 && parts[2] == "profile" && parts[3] == "cpu") {
+      if (verb != http::verb::get && verb != http::verb::post) return method_not_allowed();
+      return ProfileCpu(target);
+    }
     if (parts[1] == "repository" && parts.size() == 3 && parts[2] == "index") {
       if (verb != http::verb::post) return method_not_allowed();
       return Send(Ok(RepositoryIndexJson(service.Index())));
+    }
+    // Model repository extension: POST /v2/repository/models/{m}/load|unload.
+    if (parts[1] == "repository" && parts.size() == 5 && parts[2] == "models" &&
+        (parts[4] == "load" || parts[4] == "unload")) {
+      if (verb != http::verb::post) return method_not_allowed();
+      return RepositoryControl(parts[3], parts[4] == "load");
     }
     if (parts[1] != "models") return Send(Error(404, StrCat("no such endpoint: ", target)));
     if (parts.size() == 3 && parts[2] == "stats") {
@@ -218,6 +262,71 @@ class Connection : public std::enable_shared_from_this<Connection> {
     Send(Error(404, StrCat("no such endpoint: ", target)));
   }
 
+  // Load or unload a model. Body (optional): {"parameters": {"config": "<JSON
+  // model config>"}} for a config override on load; "unload_dependents" is
+  // accepted on unload (ortserve has no ensembles). The load runs on the
+  // model manager's loader threads; the answer comes back on this strand.
+  void RepositoryControl(std::string_view encoded_name, bool load) {
+    auto name = UrlDecode(encoded_name);
+    if (!name) return Send(Error(400, StrCat("malformed model name '", encoded_name, "'")));
+    const std::string& body = parser_->get().body();
+    std::string config_json;
+    if (body.find_first_not_of(" \t\r\n") != std::string::npos) {
+      simdjson::dom::parser json;
+      simdjson::dom::element doc;
+      if (json.parse(body).get(doc) != simdjson::SUCCESS || !doc.is_object()) {
+        return Send(Error(400, "repository load/unload body is not a JSON object"));
+      }
+      simdjson::dom::element parameters;
+      if (doc["parameters"].get(parameters) == simdjson::SUCCESS) {
+        simdjson::dom::object params;
+        if (parameters.get(params) != simdjson::SUCCESS) {
+          return Send(Error(400, "repository load/unload 'parameters' must be a JSON object"));
+        }
+        for (auto field : params) {
+          const std::string_view key(field.key.data(), field.key.size());
+          if (key == "config" && load) {
+            std::string_view text;
+            if (field.value.get(text) == simdjson::SUCCESS) {
+              config_json.assign(text.data(), text.size());
+            } else if (field.value.is_object()) {
+              config_json = simdjson::minify(field.value);
+            } else {
+              return Send(Error(400, "load parameter 'config' must be a string holding the model config JSON"));
+            }
+          } else if (key.rfind("file:", 0) == 0) {
+            return Send(Error(400, StrCat("load parameter '", key,
+                                          "' (model file contents in the request) is not supported")));
+          }
+        }
+      }
+    }
+    auto done = [self = shared_from_this()](absl::Status status) {
+      net::post(self->stream_.get_executor(), [self, status = std::move(status)] {
+        if (!status.ok()) return self->Send(Error(status));
+        self->Send(Ok(""));
+      });
+    };
+    if (load) {
+      options_.service->LoadModel(std::move(*name), std::move(config_json), std::move(done));
+    } else {
+      options_.service->UnloadModel(std::move(*name), std::move(done));
+    }
+  }
+
+  // The body is parsed here, on this strand; the answer comes back from the
+  // thread that finished the inference and is written from this strand.
+  void PipelineRoute(std::string_view target) {
+    cancellation_ = std::make_shared<CancellationFlag>();
+    HandlePipelineRoute(*options_.service, options_.pipeline, target, parser_->get().body(), cancellation_,
+                        [self = shared_from_this()](unsigned status, std::string body) mutable {
+                          net::post(self->stream_.get_executor(), [self, status, body = std::move(body)]() mutable {
+                            self->cancellation_.reset();
+                            self->Send(Reply{status, std::string(kJson), std::move(body), {}});
+                          });
+                        });
+  }
+
   Reply Stats(const std::string& name, const std::string& version) {
     InferenceService& service = *options_.service;
     std::vector<ModelHandle> models;
@@ -244,7 +353,50 @@ class Connection : public std::enable_shared_from_this<Connection> {
     return Ok(ModelStatsJson(models));
   }
 
+  // GET /v2/admin/profile/cpu?seconds=N[&hz=F]: a pprof CPU profile of the
+  // whole server over the next N seconds (off unless --enable-profiling).
+  // Recorded on a thread of its own: no I/O thread waits for it.
+  void ProfileCpu(std::string_view target) {
+    if (!options_.enable_profiling) {
+      return Send(Error(403, "profiling is disabled; start ortserve with --enable-profiling"));
+    }
+    double seconds = 10;
+    int hz = 100;
+    if (auto q = target.find('?'); q != std::string_view::npos) {
+      for (auto param : SplitQuery(target.substr(q + 1))) {
+        const auto eq = param.find('=');
+        const std::string_view key = param.substr(0, eq);
+        const std::string value(eq == std::string_view::npos ? "" : param.substr(eq + 1));
+        char* end = nullptr;
+        if (key == "seconds") {
+          seconds = std::strtod(value.c_str(), &end);
+        } else if (key == "hz") {
+          hz = static_cast<int>(std::strtol(value.c_str(), &end, 10));
+        } else {
+          continue;
+        }
+        if (value.empty() || end != value.c_str() + value.size()) {
+          return Send(Error(400, StrCat("profile parameter '", key, "' has bad value '", value, "'")));
+        }
+      }
+    }
+    std::thread([self = shared_from_this(), seconds, hz] {
+      auto profile = observability::CpuProfiler::Capture(absl::Seconds(seconds), hz);
+      net::post(self->stream_.get_executor(), [self, profile = std::move(profile)]() mutable {
+        if (!profile.ok()) return self->Send(Error(profile.status()));
+        self->Send(Reply{200, "application/octet-stream", *std::move(profile), {}});
+      });
+    }).detach();
+  }
+
+  // A request that failed before reaching the service still counts against
+  // its model when the model exists (an error path: the lookup's lock is fine).
+  void ResolveModelForRecord(const std::string& name, const std::string& version) {
+    if (auto model = options_.service->GetModel(name, version); model.ok()) record_->SetModel((*model)->metrics);
+  }
+
   void Infer(std::string name, std::string version) {
+    record_->MarkInference();
     auto& request = parser_->get();
     std::optional<size_t> header_length;
     auto header = request[ "Inference-Header-Content-Length"];
@@ -252,6 +404,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       size_t value = 0;
       auto [end, ec] = std::from_chars(header.data(), header.data() + header.size(), value);
       if (ec != std::errc() || end != header.data() + header.size()) {
+        ResolveModelForRecord(name, version);
         return Send(Error(400, StrCat("Inference-Header-Content-Length '",
                                       std::string_view(header.data(), header.size()),
                                       "' is not a non-negative integer")));
@@ -269,7 +422,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     } else {
       decoded = DecodeInferRequest(body->data(), body->size(), body->capacity(), header_length, body, now);
     }
-    if (!decoded.ok()) return Send(Error(decoded.status()));
+    if (!decoded.ok()) {
+      ResolveModelForRecord(name, version);
+      return Send(Error(decoded.status()));
+    }
     auto infer = std::make_unique<InferRequest>(*std::move(decoded));
     infer->model_name = std::move(name);
     infer->model_version = std::move(version);
@@ -285,7 +441,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       net::post(self->stream_.get_executor(), [self, result = std::move(result)]() mutable {
         self->OnInferDone(std::move(result));
       });
-    });
+    }, &*record_);
   }
 
   absl::StatusOr<InferRequest> DecodeRawRequestFor(const repository::ModelVersion& model,
@@ -345,18 +501,40 @@ class Connection : public std::enable_shared_from_this<Connection> {
     for (const auto& [key, value] : reply_.headers) {
       head_.append("\r\n").append(key).append(": ").append(value);
     }
+    if (record_ && record_->inference()) {
+      // W3C trace context: the caller learns this request's span.
+      if (std::string traceparent = record_->ResponseTraceparent(); !traceparent.empty()) {
+        head_.append("\r\ntraceparent: ").append(traceparent);
+      }
+    }
     head_.append(keep_alive_ ? "\r\nConnection: keep-alive\r\n\r\n" : "\r\nConnection: close\r\n\r\n");
     buffers_.clear();
     buffers_.emplace_back(head_.data(), head_.size());
     if (!reply_.body.empty()) buffers_.emplace_back(reply_.body.data(), reply_.body.size());
     for (const auto& b : extra) buffers_.push_back(b);
     stream_.expires_after(std::chrono::nanoseconds(absl::ToInt64Nanoseconds(options_.idle_timeout)));
-    net::async_write(stream_, buffers_, [self = shared_from_this()](beast::error_code ec, size_t) {
+    net::async_write(stream_, buffers_, [self = shared_from_this()](beast::error_code ec, size_t written) {
+      self->FinishRecord(written);
       self->response_.reset();
       self->encoded_ = {};
       if (ec || !self->keep_alive_) return self->Close();
       self->ReadHeader();
     });
+  }
+
+  // The request is answered (or its client is gone): metrics, span, access log.
+  void FinishRecord(size_t written) {
+    if (!record_) return;
+    auto& request = parser_->get();
+    const auto method = request.method_string();
+    const auto target = request.target();
+    const size_t body_bytes = written > head_.size() ? written - head_.size() : 0;
+    record_->Finish({std::string_view(method.data(), method.size()), std::string_view(target.data(), target.size()),
+                     reply_.status},
+                    observability::OutcomeForHttpStatus(reply_.status), body_bytes,
+                    reply_.status >= 400 ? std::string_view(reply_.body) : std::string_view());
+    record_.reset();
+    active_.fetch_sub(1, std::memory_order_acq_rel);
   }
 
   void Close() {
@@ -378,6 +556,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::optional<InferResponse> response_;  // Alive while its binary outputs are written.
   EncodedResponse encoded_;
   std::shared_ptr<CancellationFlag> cancellation_;
+  std::atomic<int64_t>& active_;  // The server's count of requests being answered.
+  std::optional<observability::RequestRecord> record_;  // The request being answered.
 };
 
 }  // namespace
@@ -389,6 +569,7 @@ struct HttpServer::Impl {
   std::vector<std::thread> threads;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   std::atomic<bool> stopped{false};
+  std::atomic<int64_t> active{0};  // Requests read and not yet answered.
 
   explicit Impl(Options o) : options(std::move(o)), ioc(options.threads) {}
 
@@ -398,7 +579,7 @@ struct HttpServer::Impl {
         if (ec == net::error::operation_aborted) return;
       } else {
         socket.set_option(tcp::no_delay(true));
-        std::make_shared<Connection>(std::move(socket), options)->Start();
+        std::make_shared<Connection>(std::move(socket), options, active)->Start();
       }
       Accept();
     });
@@ -441,6 +622,22 @@ void HttpServer::Stop() {
   impl_->work.reset();
   impl_->ioc.stop();
   for (auto& thread : impl_->threads) thread.join();
+}
+
+void HttpServer::StopAccepting() {
+  if (!impl_ || impl_->stopped.load()) return;
+  std::promise<void> closed;
+  net::post(impl_->ioc, [impl = impl_.get(), &closed] {
+    beast::error_code ignored;
+    impl->acceptor.close(ignored);
+    closed.set_value();
+  });
+  closed.get_future().wait();
+}
+
+size_t HttpServer::ActiveRequests() const {
+  const int64_t n = impl_ ? impl_->active.load(std::memory_order_acquire) : 0;
+  return n > 0 ? static_cast<size_t>(n) : 0;
 }
 
 uint16_t HttpServer::port() const { return impl_->acceptor.local_endpoint().port(); }

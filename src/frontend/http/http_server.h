@@ -9,6 +9,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "frontend/http/pipeline_routes.h"
 #include "frontend/inference_service.h"
 
 namespace ortserve::frontend {
@@ -23,6 +24,10 @@ class HttpServer {
     size_t max_body_bytes = 64 << 20;  // Larger bodies get 413.
     absl::Duration idle_timeout = absl::Seconds(60);
     InferenceService* service = nullptr;  // Not owned.
+    // Which models answer the text endpoints (SAE, TEI, OpenAI).
+    PipelineRouteOptions pipeline;
+    // Serve GET /v2/admin/profile/cpu (a pprof CPU profile of the server).
+    bool enable_profiling = false;
   };
 
   // Binds and starts the I/O threads. Errors: InvalidArgument for a bad
@@ -32,6 +37,12 @@ class HttpServer {
   // Stops accepting, closes connections, joins the I/O threads.
   ~HttpServer();
   void Stop();
+
+  // Shutdown: closes the listening socket (new connections are refused);
+  // open connections keep being served. Blocks until it is closed.
+  void StopAccepting();
+  // Requests read and not yet answered (their response not yet written).
+  size_t ActiveRequests() const;
 
   // The bound port (the real one when Options::port was 0).
   uint16_t port() const;

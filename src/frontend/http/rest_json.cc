@@ -75,6 +75,11 @@ std::string ModelMetadataJson(const ModelMetadata& metadata) {
   Tensors(w, metadata.inputs);
   Key(w, "outputs");
   Tensors(w, metadata.outputs);
+  if (!metadata.last_load_error.empty()) {
+    // The reason the newest load failed while an older version serves on.
+    Key(w, "last_load_error");
+    String(w, metadata.last_load_error);
+  }
   w.EndObject();
   return Done(buffer);
 }
