@@ -88,6 +88,10 @@ struct SessionOptions {
   std::vector<std::pair<std::string, std::string>> config_entries;
   // Provider options for the CUDA execution provider (key -> value, ORT names).
   std::vector<std::pair<std::string, std::string>> gpu_provider_options;
+
+  // Equal options make equal sessions: a config-only change that leaves them
+  // alone keeps the loaded weights.
+  bool operator==(const SessionOptions&) const = default;
 };
 
 // Creates sessions. Thread-safe.

@@ -107,16 +107,6 @@ absl::StatusOr<scheduler::SchedulerOptions> SchedulerOptionsFrom(const ModelVers
   return options;
 }
 
-// Every field of backend::SessionOptions (update it with the struct).
-bool SameSessionOptions(const backend::SessionOptions& a, const backend::SessionOptions& b) {
-  return a.model_path == b.model_path && a.intra_op_threads == b.intra_op_threads &&
-         a.inter_op_threads == b.inter_op_threads && a.graph_optimization == b.graph_optimization &&
-         a.execution_mode == b.execution_mode && a.enable_cpu_mem_arena == b.enable_cpu_mem_arena &&
-         a.enable_mem_pattern == b.enable_mem_pattern && a.device == b.device && a.io_binding == b.io_binding &&
-         a.gpu_device_id == b.gpu_device_id && a.config_entries == b.config_entries &&
-         a.gpu_provider_options == b.gpu_provider_options;
-}
-
 }  // namespace
 
 // Destroys versions whose last handle went away, on its own thread. Handles
@@ -662,7 +652,7 @@ absl::StatusOr<ModelHandle> ModelManager::LoadVersion(const std::string& name, c
   // options are unchanged: the weights are not read again.
   std::vector<std::shared_ptr<backend::Session>> reusable;
   if (previous != nullptr && previous->files_fingerprint == files_fingerprint &&
-      SameSessionOptions(previous->session_options, session_options)) {
+      previous->session_options == session_options) {
     reusable = previous->sessions;
   }
   std::shared_ptr<backend::Session> first;

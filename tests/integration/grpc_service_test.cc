@@ -316,6 +316,33 @@ TEST_F(GrpcServiceTest, ModelInferWithContentsMatchesRaw) {
   }
 }
 
+TEST_F(GrpcServiceTest, TextPipelineModelClassifiesRawText) {
+  // The demo SAE classifier takes raw text over gRPC like over REST: the server
+  // tokenizes, batches and post-processes. Expected probabilities come from
+  // models/sae_classifier/metrics.json (the exported model run in torch).
+  const std::vector<std::string> text = {"I can't breathe and my chest hurts",
+                                         "no chest pain, no shortness of breath, just a mild headache",
+                                         "I passed out in the bathroom this morning"};
+  ModelInferRequest request;
+  request.set_model_name("sae_classifier");
+  auto* input = request.add_inputs();
+  input->set_name("text");
+  input->set_datatype("BYTES");
+  input->add_shape(static_cast<int64_t>(text.size()));
+  request.add_raw_input_contents(RawBytes(text));
+  ModelInferResponse response;
+  grpc::Status status = Infer(request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(SplitRawBytes(RawOutput(response, "label")),
+            (std::vector<std::string>{"serious", "not_serious", "serious"}));
+  auto positive = RawAs<float>(RawOutput(response, "positive_probability"));
+  ASSERT_EQ(positive.size(), 3u);
+  EXPECT_NEAR(positive[0], 0.940174, 1e-3);
+  EXPECT_NEAR(positive[1], 0.0710, 1e-3);
+  EXPECT_NEAR(positive[2], 0.942968, 1e-3);
+  EXPECT_EQ(RawOutput(response, "is_positive"), std::string("\x01\x00\x01", 3));
+}
+
 TEST_F(GrpcServiceTest, BytesTensorsTravelAsContentsAndRaw) {
   const std::vector<std::string> text = {"yes", "No", "hello w\xc3\xb6rld", ""};
   ModelInferRequest contents;
