@@ -37,8 +37,10 @@ test-integration: build
 	cd $(BUILD) && ctest --output-on-failure -L integration
 
 # The suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+# ONNX Runtime's own one-off start-up allocation is suppressed (tests/lsan.supp).
 asan:
-	$(MAKE) test BUILD=build-asan BUILD_TYPE=Debug CMAKE_FLAGS=-DORTSERVE_SANITIZE=ON
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(MAKE) test BUILD=build-asan BUILD_TYPE=Debug CMAKE_FLAGS=-DORTSERVE_SANITIZE=ON
 
 clean:
 	rm -rf $(BUILD) build-asan

@@ -83,6 +83,8 @@ struct Options {
   int threads = 1;
   int grpc_channels = 0;
   std::string input_file;
+  std::string http_post;  // Another JSON API instead of KServe infer, e.g. /api/v1/sae/analyze.
+  std::string body_file;  // The body sent to http_post.
   int64_t batch = 1;
   std::vector<std::string> shapes;
   int64_t int_min = 0;
@@ -673,13 +675,21 @@ void PrintText(const Options& o, const Summary& s, int64_t batch) {
 }
 
 absl::Status Main(Options o) {
-  if (o.model.empty()) return absl::InvalidArgumentError("--model is required");
+  if (o.model.empty() && o.http_post.empty()) {
+    return absl::InvalidArgumentError("--model is required (or --http-post with --body-file)");
+  }
+  if (!o.http_post.empty() && (o.protocol == "grpc" || o.body_file.empty())) {
+    return absl::InvalidArgumentError("--http-post needs an HTTP --protocol and a --body-file");
+  }
   if (o.mode == "open" && o.rate <= 0) return absl::InvalidArgumentError("--mode open needs --rate > 0");
   if (o.mode == "closed" && o.concurrency < o.threads) o.threads = o.concurrency;
   const int slots_total = o.mode == "open" ? o.max_outstanding : o.concurrency;
   if (slots_total < o.threads) o.threads = slots_total;
 
-  ASSIGN_OR_RETURN(std::vector<InputTensor> inputs, BuildInputs(o));
+  std::vector<InputTensor> inputs;
+  if (o.http_post.empty()) {
+    ASSIGN_OR_RETURN(inputs, BuildInputs(o));
+  }
   const int64_t batch = inputs.empty() || inputs[0].shape.empty() ? 1 : inputs[0].shape[0];
 
   std::vector<std::unique_ptr<Driver>> workers;
@@ -709,7 +719,19 @@ absl::Status Main(Options o) {
       workers.push_back(std::move(w));
     }
   } else if (o.protocol == "http-json" || o.protocol == "http-binary") {
-    auto request = std::make_shared<const std::string>(HttpRequestBytes(o, inputs));
+    std::string bytes;
+    if (o.http_post.empty()) {
+      bytes = HttpRequestBytes(o, inputs);
+    } else {
+      std::ifstream in(o.body_file, std::ios::binary);
+      if (!in) return absl::NotFoundError(StrCat("--body-file ", o.body_file, ": cannot open"));
+      std::stringstream body;
+      body << in.rdbuf();
+      bytes = StrCat("POST ", o.http_post, " HTTP/1.1\r\nHost: ", o.host, ":", o.port,
+                     "\r\nContent-Type: application/json\r\nContent-Length: ", body.str().size(), "\r\n\r\n",
+                     body.str());
+    }
+    auto request = std::make_shared<const std::string>(std::move(bytes));
     asio::io_context resolve_io;
     tcp::resolver resolver(resolve_io);
     boost::system::error_code ec;
@@ -775,7 +797,11 @@ int main(int argc, char** argv) {
   app.add_option("--port", o.port, "Server port (HTTP or gRPC, per --protocol)")->capture_default_str();
   app.add_option("--metadata-port", o.metadata_port,
                  "HTTP port to read model metadata from (default: --port; for gRPC, the gRPC metadata call)");
-  app.add_option("-m,--model", o.model, "Model name")->required();
+  app.add_option("-m,--model", o.model, "Model name (KServe infer; not needed with --http-post)");
+  app.add_option("--http-post", o.http_post,
+                 "POST --body-file to this path instead of a KServe infer request (any JSON API, "
+                 "e.g. /api/v1/sae/analyze or /embed); answers other than HTTP 200 count as errors");
+  app.add_option("--body-file", o.body_file, "The JSON body for --http-post");
   app.add_option("--model-version", o.version, "Model version (default: the server's choice)");
   app.add_option("--mode", o.mode, "closed (fixed concurrency) or open (fixed arrival rate)")
       ->capture_default_str()
