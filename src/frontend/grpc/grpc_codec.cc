@@ -22,33 +22,6 @@ absl::Status Invalid(const Args&... args) {
   return absl::InvalidArgumentError(StrCat(args...));
 }
 
-// A reserved parameter as an unsigned integer no larger than `max`; nullopt
-// when absent.
-absl::StatusOr<std::optional<uint64_t>> UnsignedParameter(const Parameters& parameters, std::string_view key,
-                                                          std::string_view where, uint64_t max) {
-  const ParameterValue* value = parameters.Find(key);
-  if (value == nullptr) return std::optional<uint64_t>();
-  uint64_t result = 0;
-  if (const auto* i = std::get_if<int64_t>(value)) {
-    if (*i < 0) return Invalid(where, " parameter '", key, "' must not be negative, got ", *i);
-    result = static_cast<uint64_t>(*i);
-  } else if (const auto* u = std::get_if<uint64_t>(value)) {
-    result = *u;
-  } else {
-    return Invalid(where, " parameter '", key, "' must be an integer (int64_param or uint64_param)");
-  }
-  if (result > max) return Invalid(where, " parameter '", key, "' is ", result, ", above the maximum ", max);
-  return std::optional<uint64_t>(result);
-}
-
-absl::Status CheckBoolParameter(const Parameters& parameters, std::string_view key, std::string_view where) {
-  const ParameterValue* value = parameters.Find(key);
-  if (value != nullptr && !std::holds_alternative<bool>(*value)) {
-    return Invalid(where, " parameter '", key, "' must be a bool_param");
-  }
-  return absl::OkStatus();
-}
-
 std::string_view ContentsFieldFor(DataType type) {
   switch (type) {
     case DataType::kBool: return "bool_contents";
@@ -240,7 +213,7 @@ absl::StatusOr<InferRequest> DecodeModelInferRequest(std::shared_ptr<const Model
   request.id = wire.id();
   request.arrival = now;
   RETURN_IF_ERROR(DecodeParameters(wire.parameters(), "request", &request.parameters));
-  RETURN_IF_ERROR(CheckBoolParameter(request.parameters, "binary_data_output", "request"));
+  RETURN_IF_ERROR(BoolParameter(request.parameters, "binary_data_output", "request").status());
   request.binary_data_output = true;  // gRPC always answers in raw_output_contents.
   ASSIGN_OR_RETURN(std::optional<uint64_t> priority,
                    UnsignedParameter(request.parameters, "priority", "request",
@@ -305,7 +278,7 @@ absl::StatusOr<InferRequest> DecodeModelInferRequest(std::shared_ptr<const Model
     output.name = wanted.name();
     const std::string where = StrCat("output '", output.name, "'");
     RETURN_IF_ERROR(DecodeParameters(wanted.parameters(), where, &output.parameters));
-    RETURN_IF_ERROR(CheckBoolParameter(output.parameters, "binary_data", where));
+    RETURN_IF_ERROR(BoolParameter(output.parameters, "binary_data", where).status());
     output.binary_data = true;
     ASSIGN_OR_RETURN(std::optional<uint64_t> k,
                      UnsignedParameter(output.parameters, "classification", where,

@@ -6,6 +6,7 @@
 #include <boost/beast/http.hpp>
 #include <simdjson.h>
 
+#include <algorithm>
 #include <charconv>
 #include <future>
 #include <optional>
@@ -465,7 +466,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     cancellation_.reset();
     if (!result.ok()) return Send(Error(result.status()));
     response_ = std::move(result).value();
-    auto model = options_.service->GetModel(response_->model_name, response_->model_version);
+    // Labels matter only to the classification extension; skip the model
+    // lookup (and the manager's lock) on the common path.
+    const bool classify = std::any_of(encode_request_.outputs.begin(), encode_request_.outputs.end(),
+                                      [](const RequestedOutput& o) { return o.classification > 0; });
+    absl::StatusOr<ModelHandle> model = absl::NotFoundError("no classification requested");
+    if (classify) model = options_.service->GetModel(response_->model_name, response_->model_version);
     EncodeOptions encode_options;
     if (model.ok() && !(*model)->labels.empty()) {
       encode_options.labels = [labels = &(*model)->labels](std::string_view output) {

@@ -84,31 +84,6 @@ absl::Status ParseParameters(dom::element value, std::string_view where, Paramet
   return absl::OkStatus();
 }
 
-// A non-negative integer parameter that must fit in `max`; nullopt when absent.
-absl::StatusOr<std::optional<uint64_t>> UnsignedParameter(const Parameters& parameters,
-                                                          std::string_view key,
-                                                          std::string_view where, uint64_t max) {
-  const ParameterValue* value = parameters.Find(key);
-  if (value == nullptr) return std::optional<uint64_t>();
-  if (const auto* i = std::get_if<int64_t>(value)) {
-    if (*i >= 0 && static_cast<uint64_t>(*i) <= max) return std::optional<uint64_t>(*i);
-    return Invalid(where, " parameter '", key, "' is ", *i, "; it must be between 0 and ", max);
-  }
-  if (const auto* u = std::get_if<uint64_t>(value)) {
-    if (*u <= max) return std::optional<uint64_t>(*u);
-    return Invalid(where, " parameter '", key, "' is ", *u, "; it must be between 0 and ", max);
-  }
-  return Invalid(where, " parameter '", key, "' must be a non-negative integer");
-}
-
-absl::StatusOr<bool> BoolParameter(const Parameters& parameters, std::string_view key,
-                                   std::string_view where) {
-  const ParameterValue* value = parameters.Find(key);
-  if (value == nullptr) return false;
-  if (const auto* b = std::get_if<bool>(value)) return *b;
-  return Invalid(where, " parameter '", key, "' must be a boolean");
-}
-
 // ---------------------------------------------------------------------------
 // JSON data -> tensor bytes.
 
@@ -820,6 +795,30 @@ char* WriteBytesData(std::span<const std::byte> data, char* p) {
 }
 
 }  // namespace
+
+absl::StatusOr<std::optional<uint64_t>> UnsignedParameter(const Parameters& parameters,
+                                                          std::string_view key,
+                                                          std::string_view where, uint64_t max) {
+  const ParameterValue* value = parameters.Find(key);
+  if (value == nullptr) return std::optional<uint64_t>();
+  if (const auto* i = std::get_if<int64_t>(value)) {
+    if (*i >= 0 && static_cast<uint64_t>(*i) <= max) return std::optional<uint64_t>(*i);
+    return Invalid(where, " parameter '", key, "' is ", *i, "; it must be between 0 and ", max);
+  }
+  if (const auto* u = std::get_if<uint64_t>(value)) {
+    if (*u <= max) return std::optional<uint64_t>(*u);
+    return Invalid(where, " parameter '", key, "' is ", *u, "; it must be between 0 and ", max);
+  }
+  return Invalid(where, " parameter '", key, "' must be a non-negative integer");
+}
+
+absl::StatusOr<bool> BoolParameter(const Parameters& parameters, std::string_view key,
+                                   std::string_view where) {
+  const ParameterValue* value = parameters.Find(key);
+  if (value == nullptr) return false;
+  if (const auto* b = std::get_if<bool>(value)) return *b;
+  return Invalid(where, " parameter '", key, "' must be a boolean");
+}
 
 // ---------------------------------------------------------------------------
 // Public helpers.

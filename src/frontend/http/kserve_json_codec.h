@@ -96,6 +96,14 @@ void WriteParameters(JsonWriter& writer, const Parameters& parameters);
 // {"error":"<message>"}, escaped as AppendJsonString does.
 std::string EncodeError(std::string_view message);
 
+// Reserved request parameters, checked the same way for every protocol.
+// UnsignedParameter: a non-negative integer no larger than `max` (nullopt when
+// absent); BoolParameter: a boolean (false when absent). InvalidArgument,
+// naming `where` and `key`, for any other value.
+absl::StatusOr<std::optional<uint64_t>> UnsignedParameter(const Parameters& parameters, std::string_view key,
+                                                          std::string_view where, uint64_t max);
+absl::StatusOr<bool> BoolParameter(const Parameters& parameters, std::string_view key, std::string_view where);
+
 // ---------------------------------------------------------------------------
 // Requests.
 
