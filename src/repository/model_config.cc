@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 
 #include "core/status.h"
 #include "core/strings.h"
@@ -179,8 +180,62 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view text, std::string_
   return config;
 }
 
+// The ortserve extensions that need no model to check: routing, shadow,
+// fallback, response cache.
+absl::Status CheckExtensions(std::string_view model_name, ModelConfig* config, std::vector<std::string>* warnings) {
+  const auto& routing = config->routing();
+  for (int i = 0; i < routing.split_size(); ++i) {
+    const auto& split = routing.split(i);
+    if (split.version() <= 0) {
+      return absl::InvalidArgumentError(StrCat("model '", model_name, "': routing.split[", i, "].version must be > 0"));
+    }
+    if (!(split.weight() > 0) || !std::isfinite(split.weight())) {
+      return absl::InvalidArgumentError(StrCat("model '", model_name, "': routing.split[", i,
+                                               "].weight must be a positive number, got ", split.weight()));
+    }
+    for (int j = 0; j < i; ++j) {
+      if (routing.split(j).version() == split.version()) {
+        return absl::InvalidArgumentError(StrCat("model '", model_name, "': routing.split names version ",
+                                                 split.version(), " twice"));
+      }
+    }
+  }
+  if (!routing.sticky_header().empty() && !routing.sticky_parameter().empty()) {
+    return absl::InvalidArgumentError(
+        StrCat("model '", model_name, "': set routing.sticky_header or routing.sticky_parameter, not both"));
+  }
+  if (routing.has_shadow()) {
+    const auto& shadow = routing.shadow();
+    if (!(shadow.fraction() > 0 && shadow.fraction() <= 1)) {
+      return absl::InvalidArgumentError(StrCat("model '", model_name, "': routing.shadow.fraction must be in (0, 1], got ",
+                                               shadow.fraction()));
+    }
+    if ((shadow.model().empty() || shadow.model() == model_name) && shadow.version() <= 0) {
+      return absl::InvalidArgumentError(StrCat("model '", model_name,
+                                               "': routing.shadow onto the model itself needs a version"));
+    }
+  }
+  if (routing.fallback_model() == model_name && routing.fallback_version() <= 0) {
+    return absl::InvalidArgumentError(StrCat("model '", model_name,
+                                             "': routing.fallback_model names the model itself without a version"));
+  }
+  if (routing.fallback_model().empty() && routing.fallback_version() != 0) {
+    return absl::InvalidArgumentError(
+        StrCat("model '", model_name, "': routing.fallback_version needs routing.fallback_model"));
+  }
+  if (config->response_cache().enable() && config->nondeterministic()) {
+    if (warnings) {
+      warnings->push_back(StrCat("model '", model_name,
+                                 "': response_cache is off because the model is declared nondeterministic"));
+    }
+    config->mutable_response_cache()->set_enable(false);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CompleteModelConfig(std::string_view model_name, const backend::ModelSignature& model,
                                  ModelConfig* config, std::vector<std::string>* warnings) {
+  RETURN_IF_ERROR(CheckExtensions(model_name, config, warnings));
   if (config->name().empty()) {
     config->set_name(std::string(model_name));
   } else if (config->name() != model_name) {

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "absl/hash/hash.h"
+#include "absl/strings/cord.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/notification.h"
 #include "core/status.h"
@@ -34,6 +35,32 @@ absl::StatusOr<std::string> ReadFile(const fs::path& path) {
 }
 
 std::string Message(const absl::Status& status) { return std::string(ToStd(status.message())); }
+
+// A failed lazy load is not tried again sooner than this: requests meanwhile
+// get its error at once instead of starting load after failing load.
+constexpr absl::Duration kLazyRetryBackoff = absl::Seconds(1);
+constexpr absl::Duration kDefaultLazyLoadTimeout = absl::Milliseconds(10000);
+
+// Bytes of every regular file under `dir` (the version folder: model.onnx and
+// its external data). Unreadable entries count as 0: an estimate.
+uint64_t FolderBytes(const fs::path& dir) {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code file_ec;
+    if (!it->is_regular_file(file_ec) || file_ec) continue;
+    const uintmax_t size = it->file_size(file_ec);
+    if (!file_ec) total += size;
+  }
+  return total;
+}
+
+// Unavailable with a retry hint of `seconds` (at least 1).
+absl::Status RetryLater(std::string message, int64_t seconds) {
+  absl::Status status = absl::UnavailableError(std::move(message));
+  status.SetPayload(kRetryAfterPayload, absl::Cord(std::to_string(std::max<int64_t>(1, seconds))));
+  return status;
+}
 
 uint64_t Combine(uint64_t a, uint64_t b) { return absl::Hash<std::pair<uint64_t, uint64_t>>()({a, b}); }
 
@@ -256,6 +283,17 @@ std::string_view ModelStateName(ModelState state) {
   return "UNKNOWN";
 }
 
+std::string_view LazyEventName(LazyEvent event) {
+  switch (event) {
+    case LazyEvent::kLoadStarted: return "load_started";
+    case LazyEvent::kLoaded: return "loaded";
+    case LazyEvent::kLoadTimedOut: return "load_timed_out";
+    case LazyEvent::kIdleUnloaded: return "idle_unloaded";
+    case LazyEvent::kEvicted: return "evicted";
+  }
+  return "unknown";
+}
+
 std::string_view ModelControlModeName(ModelControlMode mode) {
   switch (mode) {
     case ModelControlMode::kNone: return "none";
@@ -278,6 +316,7 @@ ModelManager::ModelManager(Options options)
       releases_(std::make_shared<ReleaseQueue>()),
       loaders_(std::make_unique<LoaderPool>(options_.load_threads)) {
   releases_->Start();
+  janitor_ = std::thread([this] { JanitorLoop(); });
 }
 
 ModelManager::~ModelManager() {
@@ -313,13 +352,20 @@ absl::Status ModelManager::LoadAll() {
     }
     std::sort(names.begin(), names.end());
     names.erase(std::unique(names.begin(), names.end()), names.end());
+    // Lazy models are registered in every mode: scan the other folders'
+    // configs for them (ReloadModel then registers without loading).
+    std::vector<std::string> lazy;
+    for (const auto& name : present) {
+      if (!std::binary_search(names.begin(), names.end(), name) && ConfigSaysLazy(name)) lazy.push_back(name);
+    }
+    names.insert(names.end(), lazy.begin(), lazy.end());
   } else {
     names = std::move(present);
   }
   absl::BlockingCounter pending(static_cast<int>(names.size()));
   for (const auto& name : names) {
     if (!loaders_->Submit([this, &name, &pending] {
-          (void)ReloadModel(name, nullptr);
+          (void)ReloadAndEnforceBudget(name, nullptr, LoadReason::kScan);
           pending.DecrementCount();
         })) {
       pending.DecrementCount();
@@ -390,7 +436,7 @@ absl::Status ModelManager::PollOnce() {
   absl::BlockingCounter pending(static_cast<int>(changed.size()));
   for (const auto& name : changed) {
     if (!loaders_->Submit([this, &name, &pending] {
-          (void)ReloadModel(name, nullptr);
+          (void)ReloadAndEnforceBudget(name, nullptr, LoadReason::kScan);
           pending.DecrementCount();
         })) {
       pending.DecrementCount();
@@ -425,7 +471,7 @@ void ModelManager::LoadModelAsync(std::string name, std::string config_json,
                                   std::function<void(absl::Status)> done) {
   if (absl::Status status = CheckExplicit("load", name); !status.ok()) return done(std::move(status));
   auto task = [this, name, config_json = std::move(config_json), done]() {
-    done(ReloadModel(name, config_json.empty() ? nullptr : &config_json));
+    done(ReloadAndEnforceBudget(name, config_json.empty() ? nullptr : &config_json, LoadReason::kExplicit));
   };
   if (!loaders_->Submit(std::move(task))) {
     done(absl::UnavailableError(StrCat("cannot load model '", name, "': the server is shutting down")));
@@ -468,6 +514,9 @@ absl::Status ModelManager::UnloadModelNow(const std::string& name, std::string_v
       slot.reason = std::string(why);
     }
     it->second.scanned = false;  // A later load reads the folder afresh.
+    // An unloaded model stays unloaded: no request may load it lazily again
+    // (a LoadModel or a rescan reads its config again).
+    it->second.lazy = false;
   }
   if (options_.info) options_.info(StrCat("model '", name, "' unloaded (", why, "); ", retired.size(),
                                           " version(s) release once their requests finish"));
@@ -495,7 +544,16 @@ void ModelManager::RecordFailure(const std::string& name, const std::string& mes
   if (options_.error) options_.error(message);
 }
 
-absl::Status ModelManager::ReloadModel(const std::string& name, const std::string* config_json) {
+absl::Status ModelManager::ReloadAndEnforceBudget(const std::string& name, const std::string* config_json,
+                                                  LoadReason reason) {
+  bool loaded_any = false;
+  absl::Status status = ReloadModel(name, config_json, reason, &loaded_any);
+  if (loaded_any) EnforceMemoryBudget(name);
+  return status;
+}
+
+absl::Status ModelManager::ReloadModel(const std::string& name, const std::string* config_json,
+                                       LoadReason reason, bool* loaded_any) {
   absl::MutexLock load_lock(ModelLoadLock(name));
   {
     absl::MutexLock lock(&mu_);
@@ -546,6 +604,46 @@ absl::Status ModelManager::ReloadModel(const std::string& name, const std::strin
                                                  "/1/model.onnx) that its version policy selects")));
   }
 
+  // Lazy models: a scan registers them; only a request (or LoadModel) loads.
+  const bool lazy = base_config.lazy_loading().enable();
+  bool registered = false;
+  {
+    absl::MutexLock lock(&mu_);
+    ModelEntry& entry = models_[name];
+    entry.lazy = lazy;
+    const uint64_t timeout_ms = base_config.lazy_loading().load_timeout_ms();
+    entry.lazy_load_timeout = timeout_ms == 0 ? kDefaultLazyLoadTimeout
+                                              : absl::Milliseconds(static_cast<int64_t>(
+                                                    std::min<uint64_t>(timeout_ms, uint64_t{1} << 40)));
+    entry.lazy_idle_unload = absl::Seconds(static_cast<int64_t>(
+        std::min<uint64_t>(base_config.lazy_loading().idle_unload_seconds(), uint64_t{1} << 40)));
+    bool loaded = false;
+    for (const auto& [v, slot] : entry.versions) loaded |= slot.handle != nullptr;
+    registered = lazy && reason == LoadReason::kScan && !loaded;
+    if (registered) {
+      // Nothing serves: list the versions a request would load, load none.
+      entry.versions.clear();
+      for (int64_t v : chosen) {
+        VersionSlot& slot = entry.versions[v];
+        slot.state = ModelState::kUnavailable;
+        slot.reason = kLazyNotLoadedReason;
+      }
+      const bool changed = !entry.scanned || entry.scan_fingerprint != scan_fingerprint;
+      entry.scan_fingerprint = scan_fingerprint;
+      entry.scanned = true;
+      entry.reason.clear();
+      if (changed) {
+        // New files deserve a fresh try at once.
+        entry.last_error.clear();
+        entry.lazy_failed_at = absl::InfinitePast();
+      }
+    }
+  }
+  if (registered) {
+    if (options_.info) options_.info(StrCat("model '", name, "' registered, ", kLazyNotLoadedReason));
+    return absl::OkStatus();
+  }
+
   // What must load: versions not served, or served from other bytes.
   std::map<int64_t, uint64_t> to_load;
   std::map<int64_t, ModelHandle> previous;  // What each load replaces.
@@ -582,6 +680,7 @@ absl::Status ModelManager::ReloadModel(const std::string& name, const std::strin
     for (auto& [v, result] : loaded) {
       VersionSlot& slot = entry.versions[v];
       if (result.ok()) {
+        if (loaded_any != nullptr) *loaded_any = true;
         const bool swapped = slot.handle != nullptr;
         if (swapped) retired.push_back(std::move(slot.handle));
         events.push_back(StrCat("model '", name, "' version ", v,
@@ -708,6 +807,7 @@ absl::StatusOr<ModelHandle> ModelManager::LoadVersion(const std::string& name, c
   model->sessions = instances;
   model->session_options = session_options;
   model->files_fingerprint = files_fingerprint;
+  model->memory_bytes = FolderBytes(fs::path(model_dir) / std::to_string(version));
 
   // Warm-up runs on the sessions directly, before any request can see them.
   RETURN_IF_ERROR(RunWarmup(model->config, model_dir, instances));
@@ -719,6 +819,7 @@ absl::StatusOr<ModelHandle> ModelManager::LoadVersion(const std::string& name, c
   ASSIGN_OR_RETURN(model->scheduler, scheduler::CreateScheduler(std::move(sched)));
 
   if (model->metrics != nullptr) model->metrics->SetLoadDuration(absl::Now() - load_start);
+  model->Touch(absl::Now());  // The idle clock starts at load.
   // The deleter hands the version to the release thread (see the class comment).
   releases_->Created();
   std::shared_ptr<ReleaseQueue> releases = releases_;
@@ -729,6 +830,10 @@ absl::StatusOr<ModelHandle> ModelManager::LoadVersion(const std::string& name, c
 
 absl::StatusOr<ModelHandle> ModelManager::GetModel(std::string_view name, std::string_view version) const {
   absl::MutexLock lock(&mu_);
+  return GetModelLocked(name, version);
+}
+
+absl::StatusOr<ModelHandle> ModelManager::GetModelLocked(std::string_view name, std::string_view version) const {
   auto it = models_.find(name);
   if (it == models_.end()) {
     return absl::NotFoundError(StrCat("unknown model '", name, "'"));
@@ -760,6 +865,315 @@ absl::StatusOr<ModelHandle> ModelManager::GetModel(std::string_view name, std::s
                                          v->second.reason.empty() ? "" : ": ", v->second.reason));
   }
   return v->second.handle;
+}
+
+void ModelManager::AcquireModelAsync(std::string name, std::string version,
+                                     std::function<void(absl::StatusOr<ModelHandle>)> done) {
+  absl::StatusOr<ModelHandle> found;
+  bool start_load = false;
+  {
+    absl::MutexLock lock(&mu_);
+    found = shutting_down_ ? absl::UnavailableError(StrCat("model '", name, "': server is shutting down"))
+                           : GetModelLocked(name, version);
+    if (!shutting_down_ && !found.ok() && found.status().code() == absl::StatusCode::kUnavailable) {
+      auto it = models_.find(name);
+      bool loaded = false;
+      if (it != models_.end()) {
+        for (const auto& [v, slot] : it->second.versions) loaded |= slot.handle != nullptr;
+      }
+      const absl::Time now = absl::Now();
+      if (it != models_.end() && it->second.lazy && !loaded) {
+        ModelEntry& entry = it->second;
+        auto load = lazy_loads_.find(name);
+        if (load == lazy_loads_.end() && now - entry.lazy_failed_at < kLazyRetryBackoff) {
+          // The last load failed a moment ago: its error, not another load.
+          found = RetryLater(StrCat("model '", name, "' failed to load (lazy): ", entry.last_error),
+                             absl::ToInt64Seconds(absl::Ceil(entry.lazy_failed_at + kLazyRetryBackoff - now,
+                                                             absl::Seconds(1))));
+        } else {
+          if (load == lazy_loads_.end()) {
+            load = lazy_loads_.emplace(name, LazyLoad{now, {}}).first;
+            start_load = true;
+          }
+          load->second.waiters.push_back({version, now + entry.lazy_load_timeout, std::move(done)});
+          done = nullptr;
+        }
+      }
+    }
+  }
+  if (done) {
+    if (found.ok()) (*found)->Touch(absl::Now());
+    done(std::move(found));
+    return;
+  }
+  WakeJanitor();  // A new deadline.
+  if (!start_load) return;
+  EmitLazyEvent(name, LazyEvent::kLoadStarted, StrCat("model '", name, "': first request, lazy load started"));
+  if (!loaders_->Submit([this, name] { RunLazyLoad(name); })) {
+    // Shutting down: Shutdown answers the waiters (it takes them under mu_).
+    std::vector<LazyWaiter> waiters;
+    {
+      absl::MutexLock lock(&mu_);
+      auto load = lazy_loads_.find(name);
+      if (load != lazy_loads_.end()) {
+        waiters = std::move(load->second.waiters);
+        lazy_loads_.erase(load);
+      }
+    }
+    for (auto& waiter : waiters) {
+      waiter.done(absl::UnavailableError(StrCat("model '", name, "': server is shutting down")));
+    }
+  }
+}
+
+void ModelManager::RunLazyLoad(const std::string& name) {
+  const absl::Time start = absl::Now();
+  bool loaded_any = false;
+  const absl::Status status = ReloadModel(name, nullptr, LoadReason::kLazyAcquire, &loaded_any);
+  const absl::Duration took = absl::Now() - start;
+  std::vector<std::pair<LazyWaiter, absl::StatusOr<ModelHandle>>> answers;
+  {
+    absl::MutexLock lock(&mu_);
+    auto load = lazy_loads_.find(name);
+    std::vector<LazyWaiter> waiters;
+    if (load != lazy_loads_.end()) {
+      waiters = std::move(load->second.waiters);
+      lazy_loads_.erase(load);
+    }
+    auto it = models_.find(name);
+    if (it != models_.end()) {
+      if (status.ok()) {
+        it->second.last_lazy_load_duration = took;
+        it->second.lazy_failed_at = absl::InfinitePast();
+      } else {
+        it->second.lazy_failed_at = absl::Now();
+      }
+    }
+    for (auto& waiter : waiters) {
+      absl::StatusOr<ModelHandle> result = GetModelLocked(name, waiter.version);
+      if (!result.ok() && !status.ok() && result.status().code() == absl::StatusCode::kUnavailable) {
+        result = absl::UnavailableError(StrCat("model '", name, "' failed to load (lazy): ", status.message()));
+      }
+      answers.emplace_back(std::move(waiter), std::move(result));
+    }
+  }
+  WakeJanitor();  // The idle clock of the loaded versions runs from now.
+  for (auto& [waiter, result] : answers) {
+    if (result.ok()) (*result)->Touch(absl::Now());
+    waiter.done(std::move(result));
+  }
+  answers.clear();
+  if (status.ok()) {
+    EmitLazyEvent(name, LazyEvent::kLoaded,
+                  StrCat("model '", name, "' loaded lazily in ", absl::FormatDuration(took)));
+  }
+  if (loaded_any) EnforceMemoryBudget(name);
+}
+
+bool ModelManager::UnloadLazyNow(const std::string& name, std::string_view why, LazyEvent event) {
+  std::vector<ModelHandle> retired;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = models_.find(name);
+    if (it == models_.end() || !it->second.lazy) return false;
+    for (auto& [version, slot] : it->second.versions) {
+      if (!slot.handle) continue;
+      retired.push_back(std::move(slot.handle));
+      slot.handle = nullptr;
+      slot.state = ModelState::kUnavailable;
+      slot.reason = kLazyNotLoadedReason;
+      slot.loaded_fingerprint = 0;
+    }
+    if (retired.empty()) return false;
+    // Versions that were not serving (a failed load) go back to "not loaded"
+    // too: the next request tries them again.
+    for (auto& [version, slot] : it->second.versions) {
+      slot.state = ModelState::kUnavailable;
+      slot.reason = kLazyNotLoadedReason;
+    }
+  }
+  EmitLazyEvent(name, event,
+                StrCat("model '", name, "' unloaded (", why, "); ", retired.size(),
+                       " version(s) release once their requests finish; the next request loads it again"));
+  retired.clear();  // Outside the lock: the release thread destroys them once drained.
+  return true;
+}
+
+void ModelManager::IdleUnload(const std::string& name) {
+  absl::MutexLock load_lock(ModelLoadLock(name));
+  bool idle = false;
+  absl::Duration idle_for;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = models_.find(name);
+    if (it == models_.end()) return;
+    ModelEntry& entry = it->second;
+    entry.idle_unload_queued = false;
+    int64_t last_used = 0;
+    bool loaded = false;
+    for (const auto& [v, slot] : entry.versions) {
+      if (!slot.handle) continue;
+      loaded = true;
+      last_used = std::max(last_used, slot.handle->last_used_ns.load(std::memory_order_relaxed));
+    }
+    // Checked again here: a request may have come since the janitor looked.
+    idle = loaded && entry.lazy && entry.lazy_idle_unload > absl::ZeroDuration() &&
+           absl::Now() - absl::FromUnixNanos(last_used) >= entry.lazy_idle_unload;
+    idle_for = entry.lazy_idle_unload;
+  }
+  if (idle) {
+    (void)UnloadLazyNow(name, StrCat("idle for ", absl::FormatDuration(idle_for)), LazyEvent::kIdleUnloaded);
+  }
+  WakeJanitor();  // Its next idle deadline, if it stayed.
+}
+
+void ModelManager::EnforceMemoryBudget(const std::string& just_loaded) {
+  const uint64_t budget = options_.memory_budget_bytes;
+  if (budget == 0) return;
+  // Each pass unloads one model or stops; the bound only guards against a
+  // victim that keeps coming back.
+  for (int pass = 0; pass < 1000; ++pass) {
+    uint64_t total = 0;
+    std::string victim;
+    {
+      absl::MutexLock lock(&mu_);
+      int64_t victim_used = 0;
+      for (const auto& [name, entry] : models_) {
+        int64_t last_used = 0;
+        bool loaded = false;
+        for (const auto& [v, slot] : entry.versions) {
+          if (!slot.handle) continue;
+          loaded = true;
+          total += slot.handle->memory_bytes;
+          last_used = std::max(last_used, slot.handle->last_used_ns.load(std::memory_order_relaxed));
+        }
+        if (!loaded || !entry.lazy || name == just_loaded) continue;
+        if (victim.empty() || last_used < victim_used) {
+          victim = name;
+          victim_used = last_used;
+        }
+      }
+    }
+    if (total <= budget) return;
+    if (victim.empty()) {
+      if (options_.warn) {
+        options_.warn(StrCat("loaded models use ", total, " bytes of model files, over the memory budget of ", budget,
+                             " bytes (after loading model '", just_loaded,
+                             "'), and no other lazy model is loaded to evict"));
+      }
+      return;
+    }
+    absl::MutexLock load_lock(ModelLoadLock(victim));
+    if (!UnloadLazyNow(victim,
+                       StrCat("evicted, least recently used: loaded models used ", total,
+                              " bytes, over the memory budget of ", budget, " bytes"),
+                       LazyEvent::kEvicted)) {
+      continue;  // Changed meanwhile (unloaded, no longer lazy): look again.
+    }
+  }
+}
+
+void ModelManager::WakeJanitor() {
+  absl::MutexLock lock(&janitor_mu_);
+  ++janitor_wakeups_;
+}
+
+void ModelManager::JanitorLoop() {
+  uint64_t seen = 0;
+  for (;;) {
+    {
+      absl::MutexLock lock(&janitor_mu_);
+      if (stop_janitor_) return;
+      seen = janitor_wakeups_;
+    }
+    const absl::Time now = absl::Now();
+    absl::Time next = absl::InfiniteFuture();
+    std::vector<std::pair<std::string, LazyWaiter>> expired;
+    std::vector<std::pair<std::string, int64_t>> retry_after;
+    std::vector<std::string> idle;
+    {
+      absl::MutexLock lock(&mu_);
+      for (auto& [name, load] : lazy_loads_) {
+        auto& waiters = load.waiters;
+        auto split = std::partition(waiters.begin(), waiters.end(),
+                                    [&](const LazyWaiter& w) { return w.deadline > now; });
+        for (auto w = waiters.begin(); w != split; ++w) next = std::min(next, w->deadline);
+        if (split == waiters.end()) continue;
+        // The retry hint: what a previous load of this model took, less the
+        // time this one has run; 1 s when unknown.
+        int64_t seconds = 1;
+        auto it = models_.find(name);
+        if (it != models_.end() && it->second.last_lazy_load_duration > absl::ZeroDuration()) {
+          seconds = absl::ToInt64Seconds(
+              absl::Ceil(it->second.last_lazy_load_duration - (now - load.started), absl::Seconds(1)));
+        }
+        retry_after.emplace_back(name, std::max<int64_t>(1, seconds));
+        for (auto w = split; w != waiters.end(); ++w) expired.emplace_back(name, std::move(*w));
+        waiters.erase(split, waiters.end());
+      }
+      for (auto& [name, entry] : models_) {
+        if (!entry.lazy || entry.lazy_idle_unload <= absl::ZeroDuration() || entry.idle_unload_queued) continue;
+        int64_t last_used = 0;
+        bool loaded = false;
+        for (const auto& [v, slot] : entry.versions) {
+          if (!slot.handle) continue;
+          loaded = true;
+          last_used = std::max(last_used, slot.handle->last_used_ns.load(std::memory_order_relaxed));
+        }
+        if (!loaded) continue;
+        const absl::Time deadline = absl::FromUnixNanos(last_used) + entry.lazy_idle_unload;
+        if (deadline <= now) {
+          entry.idle_unload_queued = true;
+          idle.push_back(name);
+        } else {
+          next = std::min(next, deadline);
+        }
+      }
+    }
+    // Outside the lock: answers, events and the unload tasks.
+    for (const auto& [name, seconds] : retry_after) {
+      EmitLazyEvent(name, LazyEvent::kLoadTimedOut,
+                    StrCat("model '", name, "': lazy load still running after load_timeout_ms; waiting requests "
+                           "answered Unavailable, retry in ", seconds, " s"));
+    }
+    for (auto& [name, waiter] : expired) {
+      int64_t seconds = 1;
+      for (const auto& [n, s] : retry_after) {
+        if (n == name) seconds = s;
+      }
+      // One event per request answered (the log line above is per model).
+      if (options_.lazy_event) options_.lazy_event(name, LazyEvent::kLoadTimedOut);
+      waiter.done(RetryLater(StrCat("model '", name, "' is loading (lazy); retry later"), seconds));
+    }
+    expired.clear();
+    for (const auto& name : idle) {
+      if (!loaders_->Submit([this, name] { IdleUnload(name); })) {
+        absl::MutexLock lock(&mu_);
+        auto it = models_.find(name);
+        if (it != models_.end()) it->second.idle_unload_queued = false;
+      }
+    }
+    absl::MutexLock lock(&janitor_mu_);
+    auto woken = [this, seen]() ABSL_SHARED_LOCKS_REQUIRED(janitor_mu_) {
+      return stop_janitor_ || janitor_wakeups_ != seen;
+    };
+    janitor_mu_.AwaitWithDeadline(absl::Condition(&woken), next);
+    if (stop_janitor_) return;
+  }
+}
+
+void ModelManager::EmitLazyEvent(const std::string& name, LazyEvent event, const std::string& log) {
+  if (options_.info) options_.info(log);
+  // kLoadTimedOut is counted per request by the janitor itself.
+  if (options_.lazy_event && event != LazyEvent::kLoadTimedOut) options_.lazy_event(name, event);
+}
+
+bool ModelManager::ConfigSaysLazy(const std::string& name) const {
+  auto text = ReadFile(fs::path(options_.repository_path) / name / "config.pbtxt");
+  if (!text.ok()) return false;
+  std::vector<std::string> warnings;  // Reported when it loads, not here.
+  auto config = ParseModelConfig(*text, name, &warnings);
+  return config.ok() && config->lazy_loading().enable();
 }
 
 std::vector<ModelIndexEntry> ModelManager::Index() const {
@@ -800,10 +1214,24 @@ void ModelManager::Shutdown() {
     stop_polling_ = true;
   }
   if (poller_.joinable()) poller_.join();
+  std::vector<std::pair<std::string, LazyWaiter>> waiters;
   {
     absl::MutexLock lock(&mu_);
     shutting_down_ = true;
+    for (auto& [name, load] : lazy_loads_) {
+      for (auto& waiter : load.waiters) waiters.emplace_back(name, std::move(waiter));
+      load.waiters.clear();  // The load itself ends with the loaders.
+    }
   }
+  {
+    absl::MutexLock lock(&janitor_mu_);
+    stop_janitor_ = true;
+  }
+  if (janitor_.joinable()) janitor_.join();
+  for (auto& [name, waiter] : waiters) {
+    waiter.done(absl::UnavailableError(StrCat("model '", name, "': server is shutting down")));
+  }
+  waiters.clear();
   loaders_->Stop();
   std::vector<ModelHandle> handles;
   {

@@ -4,11 +4,13 @@
 // handles that pin a version for the life of a request.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -54,6 +56,20 @@ struct ModelVersion {
   // Set when the config declares a text_pipeline: the model is then served
   // with the text signature (pipeline/text_pipeline.h).
   std::shared_ptr<const pipeline::TextPipeline> text_pipeline;
+  // Bytes of the files in this version's folder (model.onnx plus any external
+  // data files), counted at load: the estimate of the weight memory the
+  // memory budget (ModelManager::Options::memory_budget_bytes) adds up. ORT
+  // keeps roughly one copy of the initializers per session; arenas and
+  // activations are not counted.
+  uint64_t memory_bytes = 0;
+  // When a request last used this version (Unix nanoseconds; set at load).
+  // Lazy models unload after `lazy_loading.idle_unload_seconds` without use,
+  // and the memory budget evicts the least recently used first. Request
+  // paths store into it with Touch(); relaxed order is enough (a heuristic).
+  mutable std::atomic<int64_t> last_used_ns{0};
+  void Touch(absl::Time now) const {
+    last_used_ns.store(absl::ToUnixNanos(now), std::memory_order_relaxed);
+  }
 
   // Stops the scheduler, which joins its runner threads: a version must never
   // be destroyed on one of its own runner threads. Handles the manager gives
@@ -82,6 +98,25 @@ enum class ModelControlMode {
 std::string_view ModelControlModeName(ModelControlMode mode);  // "none", "poll", "explicit"
 // Errors: InvalidArgument for anything but none, poll, explicit.
 absl::StatusOr<ModelControlMode> ParseModelControlMode(std::string_view text);
+
+// Lazy-loading events, for metrics (ModelManager::Options::lazy_event).
+enum class LazyEvent {
+  kLoadStarted,    // A request found a lazy model not loaded and started its load.
+  kLoaded,         // That load finished and the model is READY.
+  kLoadTimedOut,   // A request waited load_timeout_ms and was answered Unavailable
+                   // (one event per request; the load goes on).
+  kIdleUnloaded,   // Unused for idle_unload_seconds: unloaded, back to not loaded.
+  kEvicted,        // Unloaded to bring the loaded models under the memory budget.
+};
+std::string_view LazyEventName(LazyEvent event);  // "load_started", "loaded", ...
+
+// The Status payload key that carries a retry hint, in whole seconds as
+// decimal text ("1"), on Unavailable errors a retry can cure (a lazy load in
+// progress). Front ends turn it into HTTP's Retry-After header.
+inline constexpr char kRetryAfterPayload[] = "ortserve/retry-after";
+
+// Index() reason of a lazy model that is known but not loaded.
+inline constexpr char kLazyNotLoadedReason[] = "not loaded (lazy: loads on its first request)";
 
 struct ModelIndexEntry {
   std::string name;
@@ -115,8 +150,27 @@ struct ModelIndexEntry {
 // fingerprinted by content (config.pbtxt, other files, every version folder's
 // files); only versions whose fingerprint changed are loaded again.
 //
+// Lazy loading (config `lazy_loading { enable: true }`): every scan of the
+// repository (LoadAll in every control mode, PollOnce) registers such a model
+// without loading it: Index() lists its versions as UNAVAILABLE with reason
+// kLazyNotLoadedReason, GetModel answers Unavailable. The first
+// AcquireModelAsync for it starts one load on a loader thread; requests that
+// come meanwhile wait on that same load. A request still waiting after
+// load_timeout_ms is answered Unavailable with a kRetryAfterPayload while the
+// load goes on. Once loaded it behaves as any model, plus: unused for
+// idle_unload_seconds (see ModelVersion::last_used_ns) it unloads and goes
+// back to "not loaded"; and after any load, while the loaded versions'
+// memory_bytes add up to more than Options::memory_budget_bytes, the least
+// recently used lazy models (never the one just loaded, never a non-lazy
+// one: nothing would load it again) are unloaded. Unloads let admitted
+// requests finish, as UnloadModel does. In kExplicit mode LoadModel loads a
+// lazy model at once, and UnloadModel turns lazy loading off for it until
+// the next LoadModel. A lazy load that fails answers its waiters with the
+// error; the next load is tried at most once a second.
+//
 // Thread-safe. Threads owned: `load_threads` loader threads, one release
-// thread, and in poll mode with a poll interval one poller thread.
+// thread, one lazy janitor thread (waiter timeouts, idle unloads), and in
+// poll mode with a poll interval one poller thread.
 class ModelManager {
  public:
   struct Options {
@@ -138,6 +192,13 @@ class ModelManager {
     // Per-version Prometheus series are resolved here at load. Not owned;
     // outlives the manager. Null: no metrics.
     observability::Metrics* metrics = nullptr;
+    // Sum of ModelVersion::memory_bytes the loaded versions may reach before
+    // lazy models are evicted, least recently used first. 0: no budget.
+    uint64_t memory_budget_bytes = 0;
+    // Called for each lazy-loading event (also logged through `info`). From
+    // loader or janitor threads, never with a manager lock held; must not
+    // block.
+    std::function<void(std::string_view model, LazyEvent event)> lazy_event;
   };
 
   static absl::StatusOr<std::unique_ptr<ModelManager>> Create(Options options);
@@ -182,6 +243,22 @@ class ModelManager {
   // ready, with the reason), InvalidArgument (a version that is not a number).
   absl::StatusOr<ModelHandle> GetModel(std::string_view name, std::string_view version) const;
 
+  // The path every request takes to its model version, lazy or not.
+  //  - `name` READY (at `version`; empty: the highest ready): `done` runs
+  //    inline with the handle, at the cost of GetModel.
+  //  - a lazy model not loaded: its load starts on a loader thread (or the
+  //    request joins the one in progress); `done` runs from the loader
+  //    thread with the handle or the load's error, or, after the model's
+  //    load_timeout_ms, from the janitor thread with Unavailable "model 'x'
+  //    is loading (lazy); retry later" carrying kRetryAfterPayload.
+  //  - anything else: `done` runs inline with GetModel's error (NotFound,
+  //    InvalidArgument, Unavailable); Unavailable "server is shutting down"
+  //    once Shutdown started.
+  // `done` runs exactly once and never with a manager lock held; the caller
+  // thread never blocks. The handle given to `done` is Touch()ed.
+  void AcquireModelAsync(std::string name, std::string version,
+                         std::function<void(absl::StatusOr<ModelHandle>)> done);
+
   // Every model and version the manager knows, sorted by name then version.
   std::vector<ModelIndexEntry> Index() const;
 
@@ -197,8 +274,10 @@ class ModelManager {
 
   ModelControlMode control_mode() const { return options_.control_mode; }
 
-  // Stops the poller and the loaders, then every scheduler (intake stops,
-  // admitted requests finish), then releases what is left. Idempotent.
+  // Stops the poller, answers requests waiting on lazy loads Unavailable
+  // ("server is shutting down"), stops the janitor and the loaders, then
+  // every scheduler (intake stops, admitted requests finish), then releases
+  // what is left. Idempotent.
   void Shutdown();
 
  private:
@@ -216,18 +295,56 @@ class ModelManager {
     std::map<int64_t, VersionSlot> versions;
     uint64_t scan_fingerprint = 0;  // The folder as the last load attempt read it.
     bool scanned = false;
+    // Lazy loading, from the last config read (see the class comment).
+    bool lazy = false;
+    absl::Duration lazy_load_timeout;
+    absl::Duration lazy_idle_unload;  // Zero: never.
+    bool idle_unload_queued = false;  // A janitor-queued unload task is pending.
+    absl::Duration last_lazy_load_duration;  // Zero until a lazy load succeeded.
+    absl::Time lazy_failed_at = absl::InfinitePast();  // Last failed lazy load.
   };
+  // A request waiting on a lazy load.
+  struct LazyWaiter {
+    std::string version;
+    absl::Time deadline;
+    std::function<void(absl::StatusOr<ModelHandle>)> done;
+  };
+  // The single load in flight for a lazy model, and who waits on it.
+  struct LazyLoad {
+    absl::Time started;
+    std::vector<LazyWaiter> waiters;
+  };
+  // Why ReloadModel runs: a repository scan registers lazy models without
+  // loading them; an explicit LoadModel or a lazy acquire loads them.
+  enum class LoadReason { kScan, kExplicit, kLazyAcquire };
 
   explicit ModelManager(Options options);
   // Loads or reloads `name` from the repository (serialised per model).
   // `config_json`: null for the folder's config.
-  absl::Status ReloadModel(const std::string& name, const std::string* config_json);
+  // `loaded_any` (optional) is set when a version was loaded and published.
+  absl::Status ReloadModel(const std::string& name, const std::string* config_json, LoadReason reason,
+                           bool* loaded_any = nullptr);
+  // ReloadModel, then the memory budget.
+  absl::Status ReloadAndEnforceBudget(const std::string& name, const std::string* config_json, LoadReason reason);
   // `previous`: the version being replaced (null if none); its sessions are
   // reused when `files_fingerprint` and the session options are unchanged.
   absl::StatusOr<ModelHandle> LoadVersion(const std::string& name, const std::string& model_dir,
                                           int64_t version, const ModelConfig& base_config,
                                           uint64_t files_fingerprint, const ModelHandle& previous);
   absl::Status UnloadModelNow(const std::string& name, std::string_view why);
+  // Unloads lazy model `name` back to "not loaded" if it is still lazy and
+  // loaded; true if it did. Needs `name`'s load lock.
+  bool UnloadLazyNow(const std::string& name, std::string_view why, LazyEvent event);
+  absl::StatusOr<ModelHandle> GetModelLocked(std::string_view name, std::string_view version) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // True when the folder's config.pbtxt parses and enables lazy loading.
+  bool ConfigSaysLazy(const std::string& name) const;
+  void RunLazyLoad(const std::string& name);
+  void IdleUnload(const std::string& name);
+  void EnforceMemoryBudget(const std::string& just_loaded);
+  void JanitorLoop();
+  void WakeJanitor();
+  void EmitLazyEvent(const std::string& name, LazyEvent event, const std::string& log);
   absl::Status CheckExplicit(std::string_view what, std::string_view name) const;
   absl::Mutex* ModelLoadLock(const std::string& name);
   void RecordFailure(const std::string& name, const std::string& message, uint64_t scan_fingerprint);
@@ -243,6 +360,15 @@ class ModelManager {
   // together with mu_ held first.
   std::map<std::string, std::unique_ptr<absl::Mutex>, std::less<>> load_locks_ ABSL_GUARDED_BY(mu_);
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  // Lazy loads in flight, by model name.
+  std::map<std::string, LazyLoad, std::less<>> lazy_loads_ ABSL_GUARDED_BY(mu_);
+
+  // The lazy janitor sleeps until the next waiter deadline or idle deadline,
+  // or until woken (a new waiter, a finished load).
+  absl::Mutex janitor_mu_;
+  uint64_t janitor_wakeups_ ABSL_GUARDED_BY(janitor_mu_) = 0;
+  bool stop_janitor_ ABSL_GUARDED_BY(janitor_mu_) = false;
+  std::thread janitor_;
 
   absl::Mutex poll_mu_;
   bool stop_polling_ ABSL_GUARDED_BY(poll_mu_) = false;
