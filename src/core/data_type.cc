@@ -2,6 +2,7 @@
 #include "core/data_type.h"
 
 #include <array>
+#include <bit>
 
 namespace ortserve {
 namespace {
@@ -67,6 +68,33 @@ std::optional<DataType> DataTypeFromConfigName(std::string_view name) {
 size_t DataTypeSize(DataType type) {
   const TypeInfo* info = Find(type);
   return info ? info->size : 0;
+}
+
+float HalfToFloat(uint16_t bits) {
+  const uint32_t sign = static_cast<uint32_t>(bits & 0x8000) << 16;
+  const uint32_t exponent = (bits >> 10) & 0x1f;
+  uint32_t mantissa = bits & 0x3ff;
+  uint32_t out;
+  if (exponent == 0x1f) {
+    out = sign | 0x7f800000 | (mantissa << 13);  // Inf / NaN (payload kept).
+  } else if (exponent != 0) {
+    out = sign | ((exponent + 112) << 23) | (mantissa << 13);  // 127 - 15 = 112.
+  } else if (mantissa == 0) {
+    out = sign;  // +-0.
+  } else {
+    // Subnormal half: normalize into a float.
+    int e = -1;
+    do {
+      ++e;
+      mantissa <<= 1;
+    } while ((mantissa & 0x400) == 0);
+    out = sign | static_cast<uint32_t>(112 - e) << 23 | ((mantissa & 0x3ff) << 13);
+  }
+  return std::bit_cast<float>(out);
+}
+
+float Bfloat16ToFloat(uint16_t bits) {
+  return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16);
 }
 
 }  // namespace ortserve

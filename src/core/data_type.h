@@ -43,4 +43,9 @@ std::string_view DataTypeConfigName(DataType type);
 // Bytes per element, or 0 for kBytes and kInvalid (variable size).
 size_t DataTypeSize(DataType type);
 
+// Widen FP16 (IEEE 754 half, subnormals, Inf and NaN payloads kept) and
+// bfloat16 bit patterns to float. Exact.
+float HalfToFloat(uint16_t bits);
+float Bfloat16ToFloat(uint16_t bits);
+
 }  // namespace ortserve

@@ -3,10 +3,13 @@
 // into and encodes from.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
@@ -16,6 +19,9 @@
 #include "core/tensor.h"
 
 namespace ortserve {
+namespace observability {
+class Tracer;  // Only named here: core neither includes nor links observability.
+}  // namespace observability
 
 // An output the client asked for, with how it wants it encoded.
 struct RequestedOutput {
@@ -34,6 +40,31 @@ class CancellationFlag {
 
  private:
   std::atomic<bool> cancelled_{false};
+};
+
+// Request metadata a front end exposes to the layers below it: HTTP headers
+// or gRPC metadata, looked up by lower-case name. Implementations are views
+// over the front end's request; valid until the request's callback returns.
+class RequestHeaders {
+ public:
+  virtual ~RequestHeaders() = default;
+  // The first value of header `lowercase_name`, or nullopt.
+  virtual std::optional<std::string_view> Get(std::string_view lowercase_name) const = 0;
+};
+
+// Where a request sits in a trace, for the spans recorded below the front
+// end (tokenization, queue wait, batch execution). The front end's request
+// record fills it for sampled requests only; `tracer` stays null otherwise,
+// and then nothing is recorded. Plain data: copying it never allocates.
+struct RequestTrace {
+  std::array<uint8_t, 16> trace_id{};
+  std::array<uint8_t, 8> span_id{};  // The request's server span: the parent.
+  observability::Tracer* tracer = nullptr;  // Not owned; outlives the request.
+  // Text pipeline requests: the request's token count, summed over its texts
+  // (set once tokenized); 0 otherwise.
+  int64_t input_tokens = 0;
+
+  bool sampled() const { return tracer != nullptr; }
 };
 
 struct InferRequest {
@@ -55,6 +86,13 @@ struct InferRequest {
   // Keeps the wire bytes alive that input tensors view (the HTTP body, the
   // gRPC message).
   std::shared_ptr<const void> payload;
+
+  // The front end's headers/metadata (routing reads X-Model-Version and the
+  // sticky key here); null when the request came without any.
+  const RequestHeaders* headers = nullptr;
+
+  // Trace position for child spans; empty (unsampled) by default.
+  RequestTrace trace;
 
   // The input named `name`, or null.
   const Tensor* FindInput(std::string_view name) const {

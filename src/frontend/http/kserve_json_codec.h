@@ -207,8 +207,8 @@ absl::StatusOr<EncodedResponse> EncodeInferResponse(const InferResponse& respons
                                                     const InferRequest& request,
                                                     const EncodeOptions& options = {});
 
-// Conversions used by the encoder (exposed for tests and other front ends).
-float HalfToFloat(uint16_t bits);
-float Bfloat16ToFloat(uint16_t bits);
+// Conversions used by the encoder (core/data_type.h; kept here for callers).
+using ::ortserve::Bfloat16ToFloat;
+using ::ortserve::HalfToFloat;
 
 }  // namespace ortserve::frontend

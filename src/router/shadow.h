@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: Apache-2.0
+// Shadow traffic: a sampled copy of a model's requests runs on a candidate
+// (another version or model) off the primary's path, and the two answers are
+// compared so the candidate can be judged on live traffic before it serves any.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "core/infer_request.h"
+
+namespace ortserve::router {
+
+// What comparing a shadow's outputs with the primary's found. Outputs are
+// matched by name; outputs only one side has are skipped.
+struct OutputComparison {
+  // Label rows compared, and how many agreed. A label is the argmax along the
+  // last dimension of a floating-point output of rank >= 2 (one per row of
+  // the leading dimensions), or each element of a BYTES output.
+  int64_t label_rows = 0;
+  int64_t label_agreements = 0;
+  // The largest |primary - shadow| over numeric outputs of equal type and
+  // shape; +inf when a NaN is on one side only or shapes/types differ.
+  double max_abs_difference = 0;
+  // Outputs compared (by name, on both sides).
+  int compared_outputs = 0;
+};
+
+OutputComparison CompareOutputs(std::span<const Tensor> primary, std::span<const Tensor> shadow);
+
+// A deep copy of `request` for the shadow target: its input bytes in one
+// owned buffer (the primary's body may be gone before the shadow runs), the
+// same parameters and requested outputs, and no headers, cancellation,
+// deadline or id of the client's.
+std::unique_ptr<InferRequest> CopyForShadow(const InferRequest& request);
+
+// Bounds the shadow requests of one primary model in flight at once (queued
+// or running on the target). Thread-safe, lock-free.
+class ShadowLimiter {
+ public:
+  // True when a slot was taken; the caller must Release() it exactly once.
+  bool TryAcquire(uint32_t limit) {
+    uint32_t current = in_flight_.load(std::memory_order_relaxed);
+    while (current < limit) {
+      if (in_flight_.compare_exchange_weak(current, current + 1, std::memory_order_acq_rel)) return true;
+    }
+    return false;
+  }
+  void Release() { in_flight_.fetch_sub(1, std::memory_order_acq_rel); }
+  uint32_t in_flight() const { return in_flight_.load(std::memory_order_acquire); }
+
+ private:
+  std::atomic<uint32_t> in_flight_{0};
+};
+
+}  // namespace ortserve::router
