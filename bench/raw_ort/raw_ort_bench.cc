@@ -133,6 +133,7 @@ struct Options {
   double seconds = 3.0;
   int latency_runs = 300;
   int64_t dim = 1;
+  std::vector<int64_t> dims;  // Per dynamic non-batch dimension, in input order; then `dim`.
   int64_t int_max = 100;
   std::string json_out;
 };
@@ -184,8 +185,15 @@ int Run(const Options& o) {
     Batch b;
     for (const InputSpec& in : inputs) {
       std::vector<int64_t> shape = in.shape;
+      size_t next_dim = 0;
       for (size_t d = 0; d < shape.size(); ++d) {
-        if (shape[d] < 0) shape[d] = d == 0 ? batch : o.dim;
+        if (shape[d] >= 0) continue;
+        if (d == 0) {
+          shape[d] = batch;
+        } else {
+          shape[d] = next_dim < o.dims.size() ? o.dims[next_dim] : o.dim;
+          ++next_dim;
+        }
       }
       size_t count = 1;
       for (int64_t d : shape) count *= static_cast<size_t>(d);
@@ -329,6 +337,9 @@ int main(int argc, char** argv) {
   app.add_option("--seconds", o.seconds, "Seconds per batch size")->capture_default_str();
   app.add_option("--latency-runs", o.latency_runs, "Batch-1 runs for the latency figures")->capture_default_str();
   app.add_option("--dim", o.dim, "Value for dynamic non-batch dimensions")->capture_default_str();
+  app.add_option("--dims", o.dims,
+                 "Values for an input's dynamic non-batch dimensions in order (e.g. 48,192); the rest take --dim")
+      ->delimiter(',');
   app.add_option("--int-max", o.int_max, "Random integer inputs lie in [0, int-max]")->capture_default_str();
   app.add_option("--json-out", o.json_out, "Write the results as JSON here");
   CLI11_PARSE(app, argc, argv);

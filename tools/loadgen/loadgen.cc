@@ -237,7 +237,7 @@ class Driver {
 class HttpWorker : public Driver {
  public:
   HttpWorker(const Options& options, const Marks& marks, int slots, double rate, uint64_t seed,
-             std::shared_ptr<const std::string> request_bytes, tcp::endpoint endpoint)
+             std::shared_ptr<const std::vector<std::string>> request_bytes, tcp::endpoint endpoint)
       : Driver(options, marks, slots, rate, seed),
         io_(1),
         arrival_timer_(io_),
@@ -318,7 +318,9 @@ class HttpWorker : public Driver {
 
   void Write(int slot) {
     Conn& c = *conns_[slot];
-    asio::async_write(c.socket, asio::buffer(*request_), [this, slot](const boost::system::error_code& ec, size_t) {
+    // A request mix is sent in turn, each worker starting at its own offset.
+    const std::string& bytes = (*request_)[next_request_++ % request_->size()];
+    asio::async_write(c.socket, asio::buffer(bytes), [this, slot](const boost::system::error_code& ec, size_t) {
       if (ec) return Fail(slot, "write");
       Conn& c = *conns_[slot];
       c.response = {};
@@ -354,7 +356,8 @@ class HttpWorker : public Driver {
   asio::io_context io_;
   asio::steady_timer arrival_timer_;
   asio::steady_timer stop_timer_;
-  std::shared_ptr<const std::string> request_;
+  std::shared_ptr<const std::vector<std::string>> request_;
+  size_t next_request_ = 0;
   tcp::endpoint endpoint_;
   std::vector<std::unique_ptr<Conn>> conns_;
 };
@@ -365,7 +368,7 @@ class HttpWorker : public Driver {
 class GrpcWorker : public Driver {
  public:
   GrpcWorker(const Options& options, const Marks& marks, int slots, double rate, uint64_t seed,
-             std::shared_ptr<const inference::ModelInferRequest> request,
+             std::shared_ptr<const std::vector<inference::ModelInferRequest>> request,
              std::vector<std::shared_ptr<inference::GRPCInferenceService::Stub>> stubs)
       : Driver(options, marks, slots, rate, seed), request_(std::move(request)), stubs_(std::move(stubs)) {
     for (int i = 0; i < slots; ++i) calls_.push_back(std::make_unique<Call>());
@@ -419,7 +422,8 @@ class GrpcWorker : public Driver {
     c.context = std::make_unique<grpc::ClientContext>();
     c.response.Clear();
     auto& stub = stubs_[static_cast<size_t>(slot) % stubs_.size()];
-    c.reader = stub->PrepareAsyncModelInfer(c.context.get(), *request_, &cq_);
+    const auto& request = (*request_)[next_request_++ % request_->size()];
+    c.reader = stub->PrepareAsyncModelInfer(c.context.get(), request, &cq_);
     c.reader->StartCall();
     c.reader->Finish(&c.response, &c.status, &c);
   }
@@ -449,7 +453,8 @@ class GrpcWorker : public Driver {
     }
   }
 
-  std::shared_ptr<const inference::ModelInferRequest> request_;
+  std::shared_ptr<const std::vector<inference::ModelInferRequest>> request_;
+  size_t next_request_ = 0;
   std::vector<std::shared_ptr<inference::GRPCInferenceService::Stub>> stubs_;
   grpc::CompletionQueue cq_;
   grpc::Alarm arrival_alarm_;
@@ -536,28 +541,40 @@ absl::StatusOr<std::vector<int64_t>> ParseDims(const std::string& text, const st
   return dims;
 }
 
-absl::StatusOr<std::vector<InputTensor>> BuildInputs(const Options& o) {
+// The request mix: one request, or with --shape given more than once for an
+// input, one request per shape (inputs with fewer shapes cycle through theirs).
+absl::StatusOr<std::vector<std::vector<InputTensor>>> BuildInputs(const Options& o) {
   if (!o.input_file.empty()) {
     std::ifstream in(o.input_file, std::ios::binary);
     if (!in) return absl::NotFoundError(StrCat("--input-file ", o.input_file, ": cannot open"));
     std::stringstream text;
     text << in.rdbuf();
-    return ParseRequestJson(text.str());
+    ASSIGN_OR_RETURN(std::vector<InputTensor> inputs, ParseRequestJson(text.str()));
+    return std::vector<std::vector<InputTensor>>{std::move(inputs)};
   }
   ASSIGN_OR_RETURN(std::vector<TensorMetadata> meta, FetchMetadata(o));
-  GenerateOptions g;
-  g.batch = o.batch;
-  g.int_min = o.int_min;
-  g.int_max = o.int_max;
-  g.seed = o.seed;
+  std::map<std::string, std::vector<std::vector<int64_t>>> shapes;
+  size_t variants = 1;
   for (const std::string& s : o.shapes) {
     const size_t colon = s.rfind(':');
     if (colon == std::string::npos) {
       return absl::InvalidArgumentError(StrCat("--shape '", s, "': expected NAME:d0,d1,..."));
     }
-    ASSIGN_OR_RETURN(g.shape_overrides[s.substr(0, colon)], ParseDims(s.substr(colon + 1), StrCat("--shape ", s)));
+    auto& list = shapes[s.substr(0, colon)];
+    ASSIGN_OR_RETURN(list.emplace_back(), ParseDims(s.substr(colon + 1), StrCat("--shape ", s)));
+    variants = std::max(variants, list.size());
   }
-  return GenerateInputs(meta, g);
+  std::vector<std::vector<InputTensor>> mix;
+  for (size_t v = 0; v < variants; ++v) {
+    GenerateOptions g;
+    g.batch = o.batch;
+    g.int_min = o.int_min;
+    g.int_max = o.int_max;
+    g.seed = o.seed + v;
+    for (const auto& [name, list] : shapes) g.shape_overrides[name] = list[v % list.size()];
+    ASSIGN_OR_RETURN(mix.emplace_back(), GenerateInputs(meta, g));
+  }
+  return mix;
 }
 
 std::string HttpRequestBytes(const Options& o, const std::vector<InputTensor>& inputs) {
@@ -686,11 +703,11 @@ absl::Status Main(Options o) {
   const int slots_total = o.mode == "open" ? o.max_outstanding : o.concurrency;
   if (slots_total < o.threads) o.threads = slots_total;
 
-  std::vector<InputTensor> inputs;
+  std::vector<std::vector<InputTensor>> mix;
   if (o.http_post.empty()) {
-    ASSIGN_OR_RETURN(inputs, BuildInputs(o));
+    ASSIGN_OR_RETURN(mix, BuildInputs(o));
   }
-  const int64_t batch = inputs.empty() || inputs[0].shape.empty() ? 1 : inputs[0].shape[0];
+  const int64_t batch = mix.empty() || mix[0].empty() || mix[0][0].shape.empty() ? 1 : mix[0][0].shape[0];
 
   std::vector<std::unique_ptr<Driver>> workers;
   std::vector<std::function<void()>> runs;
@@ -698,7 +715,8 @@ absl::Status Main(Options o) {
   auto slots_of = [&](int t) { return slots_total / o.threads + (t < slots_total % o.threads ? 1 : 0); };
   const double rate_each = o.rate / o.threads;
   if (o.protocol == "grpc") {
-    auto request = GrpcRequest(o, inputs);
+    auto request = std::make_shared<std::vector<inference::ModelInferRequest>>();
+    for (const auto& inputs : mix) request->push_back(*GrpcRequest(o, inputs));
     const int channels = o.grpc_channels > 0 ? o.grpc_channels : o.threads;
     std::vector<std::shared_ptr<inference::GRPCInferenceService::Stub>> stubs;
     for (int i = 0; i < channels; ++i) {
@@ -719,19 +737,18 @@ absl::Status Main(Options o) {
       workers.push_back(std::move(w));
     }
   } else if (o.protocol == "http-json" || o.protocol == "http-binary") {
-    std::string bytes;
+    auto request = std::make_shared<std::vector<std::string>>();
     if (o.http_post.empty()) {
-      bytes = HttpRequestBytes(o, inputs);
+      for (const auto& inputs : mix) request->push_back(HttpRequestBytes(o, inputs));
     } else {
       std::ifstream in(o.body_file, std::ios::binary);
       if (!in) return absl::NotFoundError(StrCat("--body-file ", o.body_file, ": cannot open"));
       std::stringstream body;
       body << in.rdbuf();
-      bytes = StrCat("POST ", o.http_post, " HTTP/1.1\r\nHost: ", o.host, ":", o.port,
-                     "\r\nContent-Type: application/json\r\nContent-Length: ", body.str().size(), "\r\n\r\n",
-                     body.str());
+      request->push_back(StrCat("POST ", o.http_post, " HTTP/1.1\r\nHost: ", o.host, ":", o.port,
+                                "\r\nContent-Type: application/json\r\nContent-Length: ", body.str().size(),
+                                "\r\n\r\n", body.str()));
     }
-    auto request = std::make_shared<const std::string>(std::move(bytes));
     asio::io_context resolve_io;
     tcp::resolver resolver(resolve_io);
     boost::system::error_code ec;
@@ -831,7 +848,9 @@ int main(int argc, char** argv) {
   app.add_option("-b,--batch", o.batch, "Random inputs: size of the leading -1 (batch) dimension")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
-  app.add_option("--shape", o.shapes, "Random inputs: NAME:d0,d1,... overrides an input's shape (repeatable)");
+  app.add_option("--shape", o.shapes,
+                 "Random inputs: NAME:d0,d1,... overrides an input's shape; repeat a NAME for a request mix "
+                 "(one request per shape, sent in turn)");
   app.add_option("--int-min", o.int_min, "Random integer inputs: smallest value")->capture_default_str();
   app.add_option("--int-max", o.int_max, "Random integer inputs: largest value")->capture_default_str();
   app.add_option("--seed", o.seed, "Random seed (inputs and Poisson arrivals)")->capture_default_str();
