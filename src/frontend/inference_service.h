@@ -6,16 +6,21 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "core/clock.h"
 #include "core/infer_request.h"
 #include "observability/request_record.h"
 #include "pipeline/tokenization_pool.h"
 #include "repository/model_manager.h"
+#include "router/response_cache.h"
+#include "router/shadow.h"
+#include "router/version_router.h"
 
 namespace ortserve::frontend {
 
@@ -54,6 +59,9 @@ class InferenceService {
     std::vector<std::string> required_models;
     // Metrics, logs and tracing (each may be null).
     observability::Telemetry telemetry;
+    // Where models with `response_cache { enable: true }` keep answers (not
+    // owned); null: no caching.
+    router::ResponseCache* response_cache = nullptr;
   };
   explicit InferenceService(Options options) : options_(std::move(options)) {}
 
@@ -109,10 +117,15 @@ class InferenceService {
     options_.models->UnloadModelAsync(std::move(name), std::move(done));
   }
 
-  // Checks `request` against the model (input names, types, shapes, batch
-  // size, byte sizes, requested outputs), then queues it. `done` is called
-  // exactly once with the response or the error: InvalidArgument for a bad
-  // request (naming the tensor), NotFound/Unavailable for the model, and the
+  // Routes `request` to a model version (an explicit version, the
+  // X-Model-Version override, the model's weighted split sticky by key, or
+  // the default), answers it from the response cache when the model opts in,
+  // checks it against the model (input names, types, shapes, batch size,
+  // byte sizes, requested outputs), then queues it; mirrors a sampled copy to
+  // the model's shadow target, and reroutes it to the model's fallback when
+  // the primary fails (router/, docs/routing.md). `done` is called exactly
+  // once with the response or the error: InvalidArgument for a bad request
+  // (naming the tensor), NotFound/Unavailable for the model, and the
   // scheduler's errors. Keeps the model version alive until `done` returns.
   //
   // `record` (optional, owned by the front end, must outlive `done`): the
@@ -130,7 +143,44 @@ class InferenceService {
   static absl::Status ValidateRequest(const repository::ModelVersion& model, InferRequest& request);
 
  private:
+  // What a pass through routing may do: a client's request may use the cache,
+  // mirror and fall back; a shadow copy or a fallback attempt may not repeat
+  // what brought it there.
+  struct Pass {
+    bool shadow = true;
+    bool fallback = true;
+    bool cache = true;
+    // The fallback pass: the primary's name and error, for the response.
+    std::string fallback_from;
+    std::string fallback_reason;
+    // Set once a lazy load was waited for: its error (a retry-after hint)
+    // is what the client hears if the model still cannot serve.
+    bool lazy_waited = false;
+    absl::Status lazy_error;
+  };
+  struct ShadowState {
+    router::ShadowLimiter limiter;
+  };
+
+  // Resolves the version (routing) and dispatches; `done` is already wrapped
+  // for the in-flight count.
+  void Route(std::unique_ptr<InferRequest> request, InferCallback done, observability::RequestRecord* record,
+             Pass pass);
+  void Dispatch(ModelHandle model, router::RouteReason reason, std::unique_ptr<InferRequest> request,
+                InferCallback done, observability::RequestRecord* record, Pass pass);
+  // Starts the shadow copy of `request` when the model's routing samples it;
+  // returns the callback that hands the primary's answer to the comparison
+  // (or null when the request is not mirrored).
+  std::function<void(const absl::StatusOr<InferResponse>&)> MaybeShadow(const ModelHandle& model,
+                                                                         const InferRequest& request);
+  ShadowState& ShadowStateFor(const std::string& model);
+  // The fallback of a primary that failed with `error`, or `error` itself.
+  void Fallback(const ModelHandle& primary, std::shared_ptr<InferRequest> saved, absl::Status error,
+                InferCallback done, observability::RequestRecord* record);
+
   Options options_;
+  absl::Mutex shadow_mu_;
+  std::map<std::string, std::unique_ptr<ShadowState>, std::less<>> shadow_states_ ABSL_GUARDED_BY(shadow_mu_);
   std::atomic<bool> ready_{false};
   std::atomic<bool> draining_{false};
   std::atomic<size_t> inflight_{0};

@@ -10,6 +10,7 @@
 #include "core/status.h"
 #include "core/strings.h"
 #include "observability/metrics.h"
+#include "observability/tracing.h"
 #include "pipeline/text_pipeline.h"
 
 namespace ortserve::frontend {
@@ -163,7 +164,24 @@ void TokenizeAndQueue(const std::shared_ptr<TextJob>& job) {
     job->lengths[i] = *length;
     rows[i] = std::move(row);
   }
-  if (job->model->metrics != nullptr) job->model->metrics->RecordTokenization(absl::Now() - start);
+  const absl::Time end = absl::Now();
+  if (job->model->metrics != nullptr) job->model->metrics->RecordTokenization(end - start);
+  if (request.trace.sampled()) {
+    int64_t tokens = 0;
+    for (int64_t length : job->lengths) tokens += length;
+    observability::Span span = observability::ChildSpan(request.trace, StrCat("tokenize ", job->model->name),
+                                                        "tokenize", job->model->name,
+                                                        job->model->version_string, start);
+    span.end = end;
+    span.attributes.emplace_back("llm.request.input_tokens", tokens);
+    span.attributes.emplace_back("ai.request.texts", static_cast<int64_t>(n));
+    request.trace.tracer->Export(std::move(span));
+    // Each row's queue and batch spans belong to the request's span.
+    for (auto& row : rows) {
+      row->trace = request.trace;
+      row->trace.input_tokens = tokens;
+    }
+  }
   job->remaining.store(n, std::memory_order_relaxed);
   scheduler::Scheduler& scheduler = *job->model->scheduler;
   for (size_t i = 0; i < n; ++i) {

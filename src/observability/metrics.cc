@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <charconv>
 #include <cmath>
 #include <exception>
@@ -216,6 +217,18 @@ struct Metrics::Families {
   prometheus::Family<prometheus::Gauge>* pending;
   prometheus::Family<prometheus::Gauge>* inflight_batches;
   prometheus::Family<prometheus::Gauge>* load_duration;
+  prometheus::Family<prometheus::Counter>* lazy_events;
+  prometheus::Family<prometheus::Counter>* cache_lookups;
+  prometheus::Family<prometheus::Counter>* routes;
+  prometheus::Family<prometheus::Counter>* fallbacks;
+  prometheus::Family<prometheus::Counter>* shadow_requests;
+  prometheus::Family<prometheus::Counter>* shadow_label_rows;
+  prometheus::Family<prometheus::Counter>* shadow_label_agreements;
+  prometheus::Family<prometheus::Histogram>* shadow_max_abs_difference;
+  prometheus::Gauge* cache_bytes;
+  prometheus::Gauge* cache_entries;
+  prometheus::Counter* cache_evictions;
+  std::atomic<uint64_t> cache_evictions_seen{0};
   prometheus::Gauge* ready;
   prometheus::Counter* spans_exported;
   prometheus::Counter* spans_dropped;
@@ -291,6 +304,58 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(MetricsOptions options)
                           .Name("ortserve_model_load_duration_seconds")
                           .Help("How long the model version's last load took, in seconds.")
                           .Register(r);
+  f->lazy_events = &prometheus::BuildCounter()
+                        .Name("ortserve_model_lazy_events_total")
+                        .Help("Lazy-loading events by model: load_started, loaded, load_timed_out (per request "
+                              "answered 503), idle_unloaded, evicted (memory budget).")
+                        .Register(r);
+  f->cache_lookups = &prometheus::BuildCounter()
+                          .Name("ortserve_cache_lookups_total")
+                          .Help("Response cache lookups by model, version and result (hit or miss).")
+                          .Register(r);
+  f->routes = &prometheus::BuildCounter()
+                   .Name("ortserve_route_total")
+                   .Help("Requests routed to a model version, by why that version was chosen "
+                         "(explicit, override, sticky, split, default).")
+                   .Register(r);
+  f->fallbacks = &prometheus::BuildCounter()
+                      .Name("ortserve_fallback_total")
+                      .Help("Requests a fallback model version answered because their primary failed.")
+                      .Register(r);
+  f->shadow_requests = &prometheus::BuildCounter()
+                            .Name("ortserve_shadow_requests_total")
+                            .Help("Mirrored (shadow) requests by result: compared, dropped (shadow queue full or "
+                                  "target unavailable), shadow_failed, primary_failed.")
+                            .Register(r);
+  f->shadow_label_rows = &prometheus::BuildCounter()
+                              .Name("ortserve_shadow_label_rows_total")
+                              .Help("Rows whose label (argmax of a score output, or a BYTES label) was compared "
+                                    "between the primary and its shadow.")
+                              .Register(r);
+  f->shadow_label_agreements = &prometheus::BuildCounter()
+                                    .Name("ortserve_shadow_label_agreements_total")
+                                    .Help("Compared rows whose primary and shadow labels agreed.")
+                                    .Register(r);
+  f->shadow_max_abs_difference = &prometheus::BuildHistogram()
+                                      .Name("ortserve_shadow_max_abs_difference")
+                                      .Help("Largest absolute difference between primary and shadow numeric "
+                                            "outputs, per compared request.")
+                                      .Register(r);
+  f->cache_bytes = &prometheus::BuildGauge()
+                        .Name("ortserve_cache_bytes")
+                        .Help("Bytes held by the response cache.")
+                        .Register(r)
+                        .Add({});
+  f->cache_entries = &prometheus::BuildGauge()
+                          .Name("ortserve_cache_entries")
+                          .Help("Responses held by the response cache.")
+                          .Register(r)
+                          .Add({});
+  f->cache_evictions = &prometheus::BuildCounter()
+                            .Name("ortserve_cache_evictions_total")
+                            .Help("Responses evicted from the response cache to stay within its byte budget.")
+                            .Register(r)
+                            .Add({});
   f->ready = &prometheus::BuildGauge()
                   .Name("ortserve_server_ready")
                   .Help("1 while the server reports ready (/v2/health/ready), else 0.")
@@ -345,9 +410,69 @@ VersionMetrics* Metrics::ForVersion(std::string_view model, std::string_view ver
     v->pending_ = &f.pending->Add(base);
     v->inflight_batches_ = &f.inflight_batches->Add(base);
     v->load_duration_ = &f.load_duration->Add(base);
+    v->cache_hits_ = &f.cache_lookups->Add(with({{"result", "hit"}}));
+    v->cache_misses_ = &f.cache_lookups->Add(with({{"result", "miss"}}));
+    for (size_t i = 0; i < kRouteReasons.size(); ++i) {
+      v->routes_[i] = &f.routes->Add(with({{"reason", std::string(kRouteReasons[i])}}));
+    }
+    v->fallbacks_ = &f.fallbacks->Add(base);
   }
   slot = std::move(v);
   return slot.get();
+}
+
+ShadowMetrics* Metrics::ForShadow(std::string_view model, std::string_view shadow_model,
+                                  std::string_view shadow_version) {
+  const std::string key = StrCat(model, "\n", shadow_model, "\n", shadow_version);
+  absl::MutexLock lock(&mu_);
+  auto& slot = shadows_[key];
+  if (slot) return slot.get();
+  auto s = std::make_unique<ShadowMetrics>();
+  const prometheus::Labels base = {{"model", std::string(model)},
+                                   {"shadow_model", std::string(shadow_model)},
+                                   {"shadow_version", std::string(shadow_version)}};
+  static constexpr std::array<std::string_view, 4> kResults = {"compared", "dropped", "shadow_failed",
+                                                               "primary_failed"};
+  Families& f = *families_;
+  for (size_t i = 0; i < kResults.size(); ++i) {
+    prometheus::Labels labels = base;
+    labels.emplace("result", std::string(kResults[i]));
+    s->results_[i] = &f.shadow_requests->Add(labels);
+  }
+  s->label_rows_ = &f.shadow_label_rows->Add(base);
+  s->label_agreements_ = &f.shadow_label_agreements->Add(base);
+  s->max_abs_difference_ = &f.shadow_max_abs_difference->Add(
+      base, prometheus::Histogram::BucketBoundaries{1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1, 10});
+  slot = std::move(s);
+  return slot.get();
+}
+
+void Metrics::RecordLazyEvent(std::string_view model, std::string_view event) {
+  absl::MutexLock lock(&mu_);
+  families_->lazy_events->Add({{"model", std::string(model)}, {"event", std::string(event)}}).Increment();
+}
+
+void Metrics::SetCacheUsage(size_t bytes, size_t entries, uint64_t evictions) {
+  families_->cache_bytes->Set(static_cast<double>(bytes));
+  families_->cache_entries->Set(static_cast<double>(entries));
+  // Callers race with snapshots of a growing total: count each eviction once.
+  uint64_t seen = families_->cache_evictions_seen.load(std::memory_order_relaxed);
+  while (evictions > seen) {
+    if (families_->cache_evictions_seen.compare_exchange_weak(seen, evictions, std::memory_order_relaxed)) {
+      families_->cache_evictions->Increment(static_cast<double>(evictions - seen));
+      break;
+    }
+  }
+}
+
+void ShadowMetrics::Record(Result result) { results_[static_cast<size_t>(result)]->Increment(); }
+
+void ShadowMetrics::RecordComparison(int64_t label_rows, int64_t label_agreements, double max_abs_difference) {
+  if (label_rows > 0) {
+    label_rows_->Increment(static_cast<double>(label_rows));
+    label_agreements_->Increment(static_cast<double>(label_agreements));
+  }
+  max_abs_difference_->Observe(max_abs_difference);
 }
 
 void Metrics::SetReady(bool ready) { families_->ready->Set(ready ? 1 : 0); }
@@ -411,6 +536,18 @@ void VersionMetrics::RecordTokenization(absl::Duration duration) {
 
 void VersionMetrics::SetLoadDuration(absl::Duration duration) {
   if (load_duration_) load_duration_->Set(Seconds(duration));
+}
+
+void VersionMetrics::RecordCacheLookup(bool hit) {
+  if (prometheus::Counter* counter = hit ? cache_hits_ : cache_misses_) counter->Increment();
+}
+
+void VersionMetrics::RecordRoute(size_t reason_index) {
+  if (reason_index < routes_.size() && routes_[reason_index] != nullptr) routes_[reason_index]->Increment();
+}
+
+void VersionMetrics::RecordFallback() {
+  if (fallbacks_) fallbacks_->Increment();
 }
 
 struct MetricsServer::Impl {

@@ -104,6 +104,13 @@ class VersionMetrics {
   // Model manager: how long the version's last load took.
   void SetLoadDuration(absl::Duration duration);
 
+  // Traffic (router): a response-cache lookup; a request routed to this
+  // version by `reason` (RouteReason names: explicit, override, sticky,
+  // split, default); a request this version answered for a failed primary.
+  void RecordCacheLookup(bool hit);
+  void RecordRoute(size_t reason_index);
+  void RecordFallback();
+
  private:
   friend class Metrics;
   VersionMetrics() = default;
@@ -123,6 +130,33 @@ class VersionMetrics {
   prometheus::Gauge* pending_ = nullptr;
   prometheus::Gauge* inflight_batches_ = nullptr;
   prometheus::Gauge* load_duration_ = nullptr;
+  prometheus::Counter* cache_hits_ = nullptr;
+  prometheus::Counter* cache_misses_ = nullptr;
+  std::array<prometheus::Counter*, 5> routes_{};
+  prometheus::Counter* fallbacks_ = nullptr;
+};
+
+// The route reasons, in RecordRoute's index order.
+inline constexpr std::array<std::string_view, 5> kRouteReasons = {"explicit", "override", "sticky", "split",
+                                                                   "default"};
+
+// Shadow traffic of one (primary model, shadow target) pair: made on demand
+// by Metrics::ForShadow (under a lock, on the sampled shadow path only);
+// recording is lock-free.
+class ShadowMetrics {
+ public:
+  enum class Result { kCompared, kDropped, kShadowFailed, kPrimaryFailed };
+  void Record(Result result);
+  // One comparison: rows whose label (argmax or BYTES value) was compared,
+  // how many agreed, and the largest absolute difference over numeric outputs.
+  void RecordComparison(int64_t label_rows, int64_t label_agreements, double max_abs_difference);
+
+ private:
+  friend class Metrics;
+  std::array<prometheus::Counter*, 4> results_{};
+  prometheus::Counter* label_rows_ = nullptr;
+  prometheus::Counter* label_agreements_ = nullptr;
+  prometheus::Histogram* max_abs_difference_ = nullptr;
 };
 
 // One row of `ortserve_model_state`: a model version and its state (one of
@@ -155,6 +189,19 @@ class Metrics {
   // before the metrics are served.
   void SetModelStateSource(std::function<std::vector<ModelStateSample>()> source);
 
+  // The shadow series for `model` mirrored to `shadow_model`/`shadow_version`.
+  // Takes a lock; the same pointer for the same labels, valid for the life
+  // of this object.
+  ShadowMetrics* ForShadow(std::string_view model, std::string_view shadow_model, std::string_view shadow_version);
+
+  // A lazy-loading event of `model` ("load_started", "loaded",
+  // "load_timed_out", "idle_unloaded", "evicted"). Takes a lock: model
+  // lifecycle events only.
+  void RecordLazyEvent(std::string_view model, std::string_view event);
+
+  // The response cache's totals (set after each insert).
+  void SetCacheUsage(size_t bytes, size_t entries, uint64_t evictions);
+
   // Server-wide signals.
   void SetReady(bool ready);
   void SpanExported(size_t count);
@@ -176,6 +223,7 @@ class Metrics {
   std::shared_ptr<class ModelStateCollector> model_states_;
   absl::Mutex mu_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<VersionMetrics>> versions_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::unique_ptr<ShadowMetrics>, std::less<>> shadows_ ABSL_GUARDED_BY(mu_);
   VersionMetrics* unresolved_ = nullptr;
 };
 

@@ -4,27 +4,109 @@
 #include <gperftools/profiler.h>
 #include <unistd.h>
 
+#if ORTSERVE_TCMALLOC
+#include <gperftools/malloc_extension.h>
+#endif
+
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
 #include "core/strings.h"
 
+#if ORTSERVE_TCMALLOC
+// tcmalloc's sampling period. gperftools has no API to set it, only this
+// flag (exported by libtcmalloc, initialised from TCMALLOC_SAMPLE_PARAMETER);
+// its sampler rereads the flag at every sampling point, and while sampling
+// is off it still stops by every few MiB a thread allocates, so a change
+// takes effect at run time.
+namespace FLAG__namespace_do_not_use_directly_use_DECLARE_int64_instead {
+extern int64_t FLAGS_tcmalloc_sample_parameter;
+}  // namespace FLAG__namespace_do_not_use_directly_use_DECLARE_int64_instead
+#endif
+
 namespace ortserve::observability {
 namespace {
 std::atomic<bool> busy{false};
+
+#if ORTSERVE_TCMALLOC
+int64_t& SampleParameter() {
+  return FLAG__namespace_do_not_use_directly_use_DECLARE_int64_instead::FLAGS_tcmalloc_sample_parameter;
+}
+
+// Heap sampling is on from start-up unless the environment chooses. This runs
+// during static initialisation, after tcmalloc's own (a shared library's
+// initialisers run before those of the program that links it).
+const bool sampling_set = [] {
+  if (std::getenv("TCMALLOC_SAMPLE_PARAMETER") == nullptr) {
+    SampleParameter() = HeapProfiler::kDefaultSamplePeriodBytes;
+  }
+  return true;
+}();
+#endif
 }  // namespace
 
+bool HeapProfiler::Available() { return ORTSERVE_TCMALLOC != 0; }
+
+int64_t HeapProfiler::SamplePeriod() {
+#if ORTSERVE_TCMALLOC
+  return SampleParameter();
+#else
+  return 0;
+#endif
+}
+
+absl::Status HeapProfiler::SetSamplePeriod(int64_t bytes) {
+  if (bytes < 0) return absl::InvalidArgumentError(StrCat("heap sample period ", bytes, " is negative"));
+#if ORTSERVE_TCMALLOC
+  SampleParameter() = bytes;
+  return absl::OkStatus();
+#else
+  return absl::FailedPreconditionError("this ortserve is built without tcmalloc (ORTSERVE_TCMALLOC=OFF)");
+#endif
+}
+
+absl::StatusOr<std::string> HeapProfiler::Capture() {
+#if ORTSERVE_TCMALLOC
+  if (SampleParameter() <= 0) {
+    return absl::FailedPreconditionError(
+        "tcmalloc heap sampling is off (TCMALLOC_SAMPLE_PARAMETER=0); start ortserve with "
+        "TCMALLOC_SAMPLE_PARAMETER=524288");
+  }
+  std::string profile;
+  MallocExtension::instance()->GetHeapSample(&profile);
+  if (profile.empty()) return absl::InternalError("tcmalloc returned an empty heap sample");
+  return profile;
+#else
+  return absl::UnimplementedError(
+      "heap profiles need tcmalloc: this ortserve was built with ORTSERVE_TCMALLOC=OFF");
+#endif
+}
+
 bool CpuProfiler::Available() { return true; }
+
+int CpuProfiler::Frequency() {
+  // gperftools reads CPUPROFILE_FREQUENCY once, when it loads (its default is
+  // 100 Hz; values outside [1, 4000] fall back to it); later changes to the
+  // environment do nothing.
+  static const int frequency = [] {
+    const char* value = std::getenv("CPUPROFILE_FREQUENCY");
+    const int hz = value != nullptr ? std::atoi(value) : 0;
+    return hz >= 1 && hz <= 4000 ? hz : 100;
+  }();
+  return frequency;
+}
 
 absl::StatusOr<std::string> CpuProfiler::Capture(absl::Duration duration, int frequency_hz) {
   if (duration <= absl::ZeroDuration() || duration > absl::Seconds(300)) {
     return absl::InvalidArgumentError(
         StrCat("profile duration ", absl::ToDoubleSeconds(duration), " s is not in (0, 300]"));
   }
-  if (frequency_hz < 1 || frequency_hz > 4000) {
-    return absl::InvalidArgumentError(StrCat("profile frequency ", frequency_hz, " Hz is not in [1, 4000]"));
+  if (frequency_hz != 0 && frequency_hz != Frequency()) {
+    return absl::InvalidArgumentError(StrCat("profile frequency ", frequency_hz, " Hz cannot be honoured: the CPU profiler samples at ",
+                                             Frequency(), " Hz, fixed at start-up by CPUPROFILE_FREQUENCY"));
   }
   if (busy.exchange(true)) return absl::AbortedError("a CPU profile is already being recorded");
   struct Release {
@@ -35,8 +117,6 @@ absl::StatusOr<std::string> CpuProfiler::Capture(absl::Duration duration, int fr
   if (fd < 0) return absl::InternalError("cannot create a temporary file for the CPU profile");
   close(fd);
   ProfilerOptions options{};
-  // The frequency is read from the environment when the profiler starts.
-  setenv("CPUPROFILE_FREQUENCY", std::to_string(frequency_hz).c_str(), 1);
   if (ProfilerStartWithOptions(path, &options) == 0) {
     std::remove(path);
     return absl::InternalError("gperftools ProfilerStart failed");

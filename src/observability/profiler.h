@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // CpuProfiler: records a CPU profile of the running process (gperftools'
-// sampling profiler) and returns it in pprof's format.
+// sampling profiler) and returns it in pprof's format. HeapProfiler: returns
+// tcmalloc's sample of the live heap, in pprof's heap format.
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -14,15 +16,50 @@ namespace ortserve::observability {
 // Thread-safe; one profile at a time per process (gperftools has one).
 class CpuProfiler {
  public:
-  // Profiles the whole process for `duration` at `frequency_hz` samples a
+  // Profiles the whole process for `duration` at Frequency() samples a
   // second, blocking the calling thread (call it off any event loop), and
   // returns the profile bytes (`go tool pprof` / `pprof` read them).
-  // Errors: InvalidArgument for a duration outside (0, 300] s; Aborted when
-  // a profile is already being recorded; Internal when the profiler fails.
-  static absl::StatusOr<std::string> Capture(absl::Duration duration, int frequency_hz = 100);
+  // `frequency_hz`: 0, or the rate the caller expects (checked).
+  // Errors: InvalidArgument for a duration outside (0, 300] s or a
+  // frequency other than Frequency(); Aborted when a profile is already
+  // being recorded; Internal when the profiler fails.
+  static absl::StatusOr<std::string> Capture(absl::Duration duration, int frequency_hz = 0);
 
   // Whether this build has the profiler.
   static bool Available();
+  // The sampling rate in Hz. gperftools fixes it when the process starts
+  // (environment variable CPUPROFILE_FREQUENCY, default 100).
+  static int Frequency();
+};
+
+// The live heap as tcmalloc samples it: one stack trace per sampled
+// allocation still in use. Needs a build with tcmalloc (CMake option
+// ORTSERVE_TCMALLOC, on by default unless ORTSERVE_SANITIZE). Heap sampling
+// is on from start-up in such builds: every ~512 KiB allocated, one
+// allocation's stack is recorded (cheap enough to leave on); the environment
+// variable TCMALLOC_SAMPLE_PARAMETER, when set, chooses the period in bytes
+// instead (0 turns sampling, and so this profile, off).
+//
+// Thread-safe.
+class HeapProfiler {
+ public:
+  // The period the server uses when TCMALLOC_SAMPLE_PARAMETER is not set.
+  static constexpr int64_t kDefaultSamplePeriodBytes = 512 * 1024;
+
+  // Whether this build links tcmalloc.
+  static bool Available();
+  // The current sampling period in bytes; 0 when sampling is off or there
+  // is no tcmalloc.
+  static int64_t SamplePeriod();
+  // Sets the sampling period (0: off). Threads pick the new period up at
+  // their next sampling point. FailedPrecondition without tcmalloc.
+  static absl::Status SetSamplePeriod(int64_t bytes);
+
+  // The heap sample in the text form `pprof` reads ("heap profile: ..."
+  // header, then one line per stack, then the process's memory maps).
+  // Errors: Unimplemented without tcmalloc; FailedPrecondition while
+  // sampling is off (the profile would be empty).
+  static absl::StatusOr<std::string> Capture();
 };
 
 }  // namespace ortserve::observability

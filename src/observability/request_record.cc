@@ -13,6 +13,15 @@ RequestRecord::RequestRecord(const Telemetry* telemetry, Protocol protocol, std:
   span_ = telemetry_->tracer->StartSpan(parent_);
 }
 
+RequestTrace RequestRecord::Trace() const {
+  RequestTrace trace;
+  if (!traced() || telemetry_->tracer == nullptr) return trace;
+  trace.trace_id = span_->trace_id;
+  trace.span_id = span_->span_id;
+  trace.tracer = telemetry_->tracer;
+  return trace;
+}
+
 std::string RequestRecord::ResponseTraceparent() const { return span_ ? FormatTraceparent(*span_) : std::string(); }
 
 void RequestRecord::Finish(const Line& line, Outcome outcome, size_t response_bytes, std::string_view error) {
@@ -42,6 +51,7 @@ void RequestRecord::Finish(const Line& line, Outcome outcome, size_t response_by
     span.attributes.emplace_back(protocol_ == Protocol::kHttp ? "http.response.status_code" : "rpc.grpc.status_code",
                                  static_cast<int64_t>(line.status));
     if (!request_id_.empty()) span.attributes.emplace_back("ai.request.id", request_id_);
+    if (input_tokens_ >= 0) span.attributes.emplace_back("llm.request.input_tokens", input_tokens_);
     span.error = outcome != Outcome::kSuccess;
     span.status_message = std::string(error);
     telemetry_->tracer->Export(std::move(span));

@@ -48,6 +48,12 @@ class RequestRecord {
   bool traced() const { return span_.has_value() && span_->sampled; }
   // The span of this request, to parent child spans (queue, batch) on.
   const std::optional<TraceContext>& span() const { return span_; }
+  // What the layers below record child spans against (InferRequest::trace):
+  // this request's span and the tracer when sampled, else empty (unsampled).
+  RequestTrace Trace() const;
+  // Text pipeline requests: the token count of the request's texts, recorded
+  // on the request span as llm.request.input_tokens.
+  void SetInputTokens(int64_t tokens) { input_tokens_ = tokens; }
   // The `traceparent` to send back: this request's span. Empty without a tracer.
   std::string ResponseTraceparent() const;
 
@@ -68,6 +74,7 @@ class RequestRecord {
   bool inference_ = false;
   bool finished_ = false;
   std::string request_id_;
+  int64_t input_tokens_ = -1;  // -1: not a text request.
   std::optional<TraceContext> parent_;
   std::optional<TraceContext> span_;
 };

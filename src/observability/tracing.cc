@@ -7,6 +7,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <algorithm>
 #include <random>
 
 #include "core/strings.h"
@@ -203,8 +204,8 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Create(Options options) {
 
 Tracer::~Tracer() {
   {
-    absl::MutexLock lock(&mu_);
-    stopping_ = true;
+    absl::MutexLock lock(&wake_mu_);  // Releasing it wakes the exporter.
+    stopping_.store(true, std::memory_order_release);
   }
   if (thread_.joinable()) thread_.join();
 }
@@ -228,60 +229,101 @@ TraceContext Tracer::ChildOf(const TraceContext& trace) {
   return context;
 }
 
-void Tracer::Export(Span span) {
-  size_t dropped = 0;
-  {
-    absl::MutexLock lock(&mu_);
-    if (buffer_.size() >= options_.max_buffered_spans || stopping_) {
-      ++dropped_;
-      dropped = 1;
-    } else {
-      buffer_.push_back(std::move(span));
-    }
-  }
-  if (dropped > 0 && options_.metrics != nullptr) options_.metrics->SpanDropped(dropped);
+TraceContext Tracer::NewSampledTrace() {
+  TraceContext context;
+  RandomId(&context.trace_id);
+  RandomId(&context.span_id);
+  context.sampled = true;
+  return context;
 }
 
-uint64_t Tracer::dropped() const {
-  absl::MutexLock lock(&mu_);
-  return dropped_;
+void Tracer::CountDropped(uint64_t n) {
+  dropped_.fetch_add(n, std::memory_order_relaxed);
+  if (options_.metrics != nullptr) options_.metrics->SpanDropped(n);
 }
-uint64_t Tracer::exported() const {
-  absl::MutexLock lock(&mu_);
-  return exported_;
+
+void Tracer::Export(Span span) {
+  // Reserve a place first, so the bound holds across shards without a lock.
+  const size_t before = buffered_.fetch_add(1, std::memory_order_acq_rel);
+  if (before >= options_.max_buffered_spans || stopping_.load(std::memory_order_acquire)) {
+    buffered_.fetch_sub(1, std::memory_order_acq_rel);
+    return CountDropped(1);
+  }
+  // A thread keeps to one shard; threads are spread over them in turn.
+  static std::atomic<size_t> next_shard{0};
+  thread_local const size_t shard_index = next_shard.fetch_add(1, std::memory_order_relaxed) % kShards;
+  Shard& shard = shards_[shard_index];
+  {
+    absl::MutexLock lock(&shard.mu);
+    shard.spans.push_back(std::move(span));
+  }
+  if (before + 1 == options_.max_batch_spans) {
+    absl::MutexLock lock(&wake_mu_);  // A full batch: releasing it wakes the exporter.
+  }
 }
+
+size_t Tracer::Drain(std::vector<Span>& out, size_t max) {
+  size_t taken = 0;
+  for (Shard& shard : shards_) {
+    absl::MutexLock lock(&shard.mu);
+    while (taken < max && !shard.spans.empty()) {
+      out.push_back(std::move(shard.spans.front()));
+      shard.spans.pop_front();
+      ++taken;
+    }
+    if (taken == max) break;
+  }
+  buffered_.fetch_sub(taken, std::memory_order_acq_rel);
+  return taken;
+}
+
+uint64_t Tracer::dropped() const { return dropped_.load(std::memory_order_relaxed); }
+uint64_t Tracer::exported() const { return exported_.load(std::memory_order_relaxed); }
 
 void Tracer::Run() {
   std::vector<Span> batch;
   for (;;) {
-    bool stopping = false;
     {
-      absl::MutexLock lock(&mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || buffer_.size() >= options_.max_batch_spans;
+      absl::MutexLock lock(&wake_mu_);
+      auto ready = [this] {
+        return stopping_.load(std::memory_order_acquire) ||
+               buffered_.load(std::memory_order_acquire) >= options_.max_batch_spans;
       };
-      mu_.AwaitWithTimeout(absl::Condition(&ready), options_.flush_interval);
-      stopping = stopping_;
-      const size_t n = std::min(buffer_.size(), options_.max_batch_spans);
-      for (size_t i = 0; i < n; ++i) {
-        batch.push_back(std::move(buffer_.front()));
-        buffer_.pop_front();
-      }
+      wake_mu_.AwaitWithTimeout(absl::Condition(&ready), options_.flush_interval);
     }
+    const bool stopping = stopping_.load(std::memory_order_acquire);
+    Drain(batch, options_.max_batch_spans);
     if (!batch.empty()) {
       const bool sent = !host_.empty() && Post(EncodeOtlpJson(batch, options_.service_name));
-      {
-        absl::MutexLock lock(&mu_);
-        (sent ? exported_ : dropped_) += batch.size();
-      }
-      if (options_.metrics != nullptr) {
-        sent ? options_.metrics->SpanExported(batch.size()) : options_.metrics->SpanDropped(batch.size());
+      if (sent) {
+        exported_.fetch_add(batch.size(), std::memory_order_relaxed);
+        if (options_.metrics != nullptr) options_.metrics->SpanExported(batch.size());
+      } else {
+        CountDropped(batch.size());
       }
       batch.clear();
       continue;  // More may be buffered.
     }
     if (stopping) return;
   }
+}
+
+Span ChildSpan(const RequestTrace& trace, std::string name, std::string_view operation, std::string_view model,
+               std::string_view version, absl::Time start) {
+  Span span;
+  span.context.trace_id = trace.trace_id;
+  RandomId(&span.context.span_id);
+  span.context.sampled = true;
+  span.parent_span_id = trace.span_id;
+  span.name = std::move(name);
+  span.kind = Span::Kind::kInternal;
+  span.start = start;
+  span.end = start;
+  span.attributes.reserve(4);
+  span.attributes.emplace_back("ai.model.name", std::string(model));
+  span.attributes.emplace_back("ai.model.version", std::string(version));
+  span.attributes.emplace_back("ai.operation", std::string(operation));
+  return span;
 }
 
 bool Tracer::Post(const std::string& body) {

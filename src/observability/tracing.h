@@ -5,6 +5,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -20,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "core/infer_request.h"
 
 namespace ortserve::observability {
 
@@ -63,7 +65,10 @@ struct Span {
 std::string EncodeOtlpJson(const std::vector<Span>& spans, std::string_view service_name);
 
 // Starts traces and exports spans. Thread-safe. Export never blocks: when the
-// buffer is full the span is dropped and counted.
+// buffer is full the span is dropped and counted. Export takes no global
+// lock: spans go to one of several buffers (a thread keeps to one), which the
+// exporter thread drains, so request threads and scheduler runners that
+// record spans at once rarely meet on a lock.
 class Tracer {
  public:
   struct Options {
@@ -88,6 +93,9 @@ class Tracer {
   TraceContext StartSpan(const std::optional<TraceContext>& parent);
   // A new span id in `trace`'s trace (for child spans).
   TraceContext ChildOf(const TraceContext& trace);
+  // A new sampled trace, whatever the ratio: for a span that stands for work
+  // done for sampled requests (a batch run), which links to their spans.
+  TraceContext NewSampledTrace();
 
   // Queues a finished sampled span for export.
   void Export(Span span);
@@ -99,15 +107,34 @@ class Tracer {
   explicit Tracer(Options options);
   void Run();
   bool Post(const std::string& body);
+  // Moves up to `max` buffered spans into `out`; returns how many.
+  size_t Drain(std::vector<Span>& out, size_t max);
+  void CountDropped(uint64_t n);
+
+  static constexpr size_t kShards = 16;
+  struct alignas(64) Shard {
+    absl::Mutex mu;
+    std::deque<Span> spans ABSL_GUARDED_BY(mu);
+  };
 
   const Options options_;
   std::string host_, port_, path_;
-  mutable absl::Mutex mu_;
-  std::deque<Span> buffer_ ABSL_GUARDED_BY(mu_);
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t exported_ ABSL_GUARDED_BY(mu_) = 0;
+  std::array<Shard, kShards> shards_;
+  std::atomic<size_t> buffered_{0};  // Spans in all shards (reserved before pushing).
+  std::atomic<bool> stopping_{false};
+  std::atomic<uint64_t> dropped_{0};
+  std::atomic<uint64_t> exported_{0};
+  // Only for the exporter's wait: Export touches it when the buffered count
+  // reaches a batch, and the destructor when stopping.
+  absl::Mutex wake_mu_;
   std::thread thread_;
 };
+
+// A child span of the sampled request at `trace` (its parent is the
+// request's server span), with the attributes every ortserve span carries:
+// ai.model.name, ai.model.version and ai.operation. The caller sets `end`
+// and exports it with trace.tracer->Export.
+Span ChildSpan(const RequestTrace& trace, std::string name, std::string_view operation,
+               std::string_view model, std::string_view version, absl::Time start);
 
 }  // namespace ortserve::observability

@@ -6,6 +6,7 @@
 #include "core/status.h"
 #include "core/strings.h"
 #include "observability/metrics.h"
+#include "observability/tracing.h"
 
 namespace ortserve::scheduler {
 namespace {
@@ -430,6 +431,49 @@ absl::Status DynamicBatcher::BuildResponse(RunnerState& state, Entry& entry, boo
   return absl::OkStatus();
 }
 
+void DynamicBatcher::RecordSpans(RunnerState& state, int64_t rows, const BatchTimes& times,
+                                 const absl::Status& status) {
+  const std::string& model = options_.model_name;
+  const std::string& version = options_.model_version;
+  observability::Tracer* tracer = nullptr;
+  observability::Span batch;
+  for (const Entry& entry : state.batch) {
+    const RequestTrace& trace = entry.request->trace;
+    if (!trace.sampled()) continue;
+    tracer = trace.tracer;
+    observability::Span queue =
+        observability::ChildSpan(trace, StrCat("queue ", model), "queue", model, version, entry.enqueued);
+    queue.end = times.cut;
+    if (trace.input_tokens > 0) queue.attributes.emplace_back("llm.request.input_tokens", trace.input_tokens);
+    tracer->Export(std::move(queue));
+    observability::TraceContext served;
+    served.trace_id = trace.trace_id;
+    served.span_id = trace.span_id;
+    served.sampled = true;
+    batch.links.push_back(served);
+  }
+  if (tracer == nullptr) return;
+  // The run is shared by every request of the batch, so it is no request's
+  // child: it starts a trace of its own and links the sampled requests' spans.
+  batch.context = tracer->NewSampledTrace();
+  batch.name = StrCat("batch ", model);
+  batch.start = times.cut;
+  batch.end = times.done;
+  batch.attributes.reserve(9);
+  batch.attributes.emplace_back("ai.model.name", model);
+  batch.attributes.emplace_back("ai.model.version", version);
+  batch.attributes.emplace_back("ai.operation", std::string("batch"));
+  batch.attributes.emplace_back("ai.batch.requests", static_cast<int64_t>(state.batch.size()));
+  batch.attributes.emplace_back("ai.batch.rows", rows);
+  batch.attributes.emplace_back("ai.batch.sampled_requests", static_cast<int64_t>(batch.links.size()));
+  batch.attributes.emplace_back("ai.batch.input_us", absl::ToInt64Microseconds(times.run_start - times.cut));
+  batch.attributes.emplace_back("ai.batch.run_us", absl::ToInt64Microseconds(times.run_end - times.run_start));
+  batch.attributes.emplace_back("ai.batch.output_us", absl::ToInt64Microseconds(times.done - times.run_end));
+  batch.error = !status.ok();
+  if (!status.ok()) batch.status_message = std::string(ToStd(status.message()));
+  tracer->Export(std::move(batch));
+}
+
 void DynamicBatcher::Execute(RunnerState& state, backend::Session& session) {
   if (!state.rejected.empty()) AnswerRejected(state.rejected);
   if (state.batch.empty()) return;
@@ -437,8 +481,10 @@ void DynamicBatcher::Execute(RunnerState& state, backend::Session& session) {
   const size_t count = state.batch.size();
   const absl::Time cut = state.cut_time;
   int64_t rows = 0;
+  bool traced = false;  // Some request of the batch is sampled.
   state.requests.clear();
   for (const Entry& entry : state.batch) {
+    traced |= entry.request->trace.sampled();
     if (stats != nullptr) stats->queue.Record(cut - entry.enqueued);
     if (options_.metrics != nullptr) options_.metrics->RecordQueue(cut - entry.enqueued);
     state.requests.push_back(entry.request.get());
@@ -514,6 +560,7 @@ void DynamicBatcher::Execute(RunnerState& state, backend::Session& session) {
     }
   }
   const absl::Time done = options_.clock->Now();
+  if (traced) RecordSpans(state, rows, {cut, run_start, run_end, done}, status);
   if (options_.metrics != nullptr) {
     options_.metrics->BatchFinished();
     if (status.ok()) {

@@ -59,6 +59,11 @@ namespace ortserve::scheduler {
 // them, so a request padded to a longer sequence gets outputs of the padded
 // size (its shape says so). Trimming is the caller's business.
 //
+// Tracing: for requests sampled by the front end (InferRequest::trace), the
+// runner exports a queue-wait span per request and one batch span per run
+// that links the sampled requests' spans; a batch with no sampled request
+// records nothing and allocates nothing for tracing.
+//
 // Thread-safe. Destruction stops the scheduler (see Stop).
 class DynamicBatcher final : public Scheduler {
  public:
@@ -118,6 +123,14 @@ class DynamicBatcher final : public Scheduler {
   Scan ScanByTokens(absl::Time now, std::vector<Rejected>& rejected) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool token_mode() const { return options_.max_batch_tokens > 0 && options_.dynamic_batching && options_.max_batch_size > 0; }
   void Execute(RunnerState& state, backend::Session& session);
+  // When a batch's phases began and ended (the injected clock).
+  struct BatchTimes {
+    absl::Time cut, run_start, run_end, done;
+  };
+  // Exports a queue span per sampled request of the batch (enqueue to cut,
+  // a child of the request's span) and one batch span (cut to outputs split)
+  // linking those requests' spans. Called only when some request is sampled.
+  void RecordSpans(RunnerState& state, int64_t rows, const BatchTimes& times, const absl::Status& status);
   void AnswerRejected(std::vector<Rejected>& rejected);
   void FailBatch(RunnerState& state, const absl::Status& status);
   absl::Status BuildResponse(RunnerState& state, Entry& entry, bool single, int64_t batch_rows,

@@ -77,6 +77,14 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"json", "text"}));
   app.add_flag("--access-log", options.access_log, "Log one line per request (also: POST /v2/logging access_log)");
+  app.add_option("--response-cache-bytes", options.response_cache_bytes,
+                 "Byte budget of the response cache used by models with response_cache { enable: true }; "
+                 "0: no caching")
+      ->capture_default_str();
+  app.add_option("--model-memory-budget-bytes", options.model_memory_budget_bytes,
+                 "Unload lazy models, least recently used first, while loaded model weights exceed this; "
+                 "0: no budget")
+      ->capture_default_str();
   app.add_option("--required-model", options.required_models,
                  "A model that must be READY for /v2/health/ready (repeatable); without any, ready once "
                  "start-up loading is done");
@@ -100,7 +108,8 @@ int main(int argc, char** argv) {
                  "Spans buffered for export; more are dropped (and counted), never waited for")
       ->capture_default_str();
   app.add_flag("--enable-profiling", options.enable_profiling,
-               "Serve GET /v2/admin/profile/cpu?seconds=N: a pprof CPU profile of the server");
+               "Serve GET /v2/admin/profile/cpu?seconds=N (a pprof CPU profile of the server) and "
+               "/v2/admin/profile/heap (a tcmalloc heap sample)");
   app.add_option("--ort-log-severity", options.ort_log_severity,
                  "ONNX Runtime's own log severity: 0 verbose .. 4 fatal")
       ->capture_default_str()

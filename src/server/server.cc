@@ -10,6 +10,7 @@
 #include "frontend/http/http_server.h"
 #include "frontend/inference_service.h"
 #include "pipeline/tokenization_pool.h"
+#include "router/response_cache.h"
 #include "observability/logging.h"
 #include "observability/metrics.h"
 #include "observability/tracing.h"
@@ -26,6 +27,7 @@ struct Server::Impl {
   std::unique_ptr<backend::OrtSessionFactory> sessions;
   std::unique_ptr<repository::ModelManager> models;
   std::unique_ptr<pipeline::TokenizationPool> tokenization;  // Outlives the service that uses it.
+  std::unique_ptr<router::ResponseCache> response_cache;      // Likewise.
   std::unique_ptr<frontend::InferenceService> service;
   std::unique_ptr<frontend::HttpServer> http;
   std::unique_ptr<frontend::GrpcServer> grpc;
@@ -90,6 +92,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   model_options.info = [](const std::string& message) { spdlog::info("{}", message); };
   ASSIGN_OR_RETURN(model_options.control_mode, repository::ParseModelControlMode(options.model_control_mode));
   model_options.startup_models = options.load_models;
+  model_options.memory_budget_bytes = options.model_memory_budget_bytes;
+  model_options.lazy_event = [metrics = impl->metrics.get()](std::string_view model,
+                                                             repository::LazyEvent event) {
+    metrics->RecordLazyEvent(model, repository::LazyEventName(event));
+  };
   model_options.poll_interval = absl::Seconds(options.repository_poll_secs);
   ASSIGN_OR_RETURN(impl->models, repository::ModelManager::Create(std::move(model_options)));
   impl->metrics->SetModelStateSource([models = impl->models.get()] {
@@ -109,6 +116,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   service_options.tokenization_pool = impl->tokenization.get();
   service_options.required_models = options.required_models;
   service_options.telemetry = {impl->metrics.get(), impl->logging.get(), impl->tracer.get()};
+  if (options.response_cache_bytes > 0) {
+    router::ResponseCache::Options cache_options;
+    cache_options.max_bytes = options.response_cache_bytes;
+    ASSIGN_OR_RETURN(impl->response_cache, router::ResponseCache::Create(cache_options));
+    service_options.response_cache = impl->response_cache.get();
+  }
   impl->service = std::make_unique<frontend::InferenceService>(std::move(service_options));
 
   if (options.http_port >= 0) {

@@ -27,6 +27,11 @@ struct ServerOptions {
   std::string model_control_mode = "none";
   int repository_poll_secs = 15;  // poll mode: seconds between polls; 0: never.
   std::vector<std::string> load_models;  // explicit mode: loaded at start ("*": all).
+  // Lazy models are evicted (least recently used first) while the loaded
+  // versions' weights exceed this; 0: no budget.
+  uint64_t model_memory_budget_bytes = 0;
+  // The response cache shared by models with response_cache { enable: true }; 0: off.
+  size_t response_cache_bytes = size_t{256} << 20;
   // Text pipelines (issue 5).
   int tokenizer_threads = 0;                       // Tokenization workers; 0: one per core.
   std::string sae_model = "sae_classifier";        // POST /api/v1/sae/analyze; "": off.
@@ -48,7 +53,7 @@ struct ServerOptions {
   std::string otlp_endpoint;
   double trace_sampling_ratio = 0;  // New root traces sampled; a traceparent's flag wins.
   size_t trace_buffer_spans = 4096;
-  bool enable_profiling = false;    // GET /v2/admin/profile/cpu on the HTTP port.
+  bool enable_profiling = false;    // GET /v2/admin/profile/{cpu,heap} on the HTTP port.
   int ort_log_severity = 3;
   int ort_intra_op_threads = 0;  // The shared intra-op pool; 0: one thread per core.
   int ort_inter_op_threads = 0;

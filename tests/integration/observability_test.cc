@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // Observability through the real binary: Prometheus values after known
-// requests, readiness, SIGTERM drain, OTLP export to a collector stand-in,
-// the access log, /v2/logging, and the Grafana dashboard's metrics.
+// requests, readiness, SIGTERM drain, OTLP export to a collector stand-in
+// (request, tokenization, queue and batch spans; REST and gRPC trace
+// context), gRPC request metrics, the CPU and heap profile endpoints, the
+// access log, /v2/logging, and the Grafana dashboard's metrics.
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
@@ -12,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <fstream>
 #include <mutex>
 #include <regex>
@@ -20,6 +23,7 @@
 #include <thread>
 
 #include "core/strings.h"
+#include "integration/grpc_test_util.h"
 #include "integration/server_harness.h"
 
 namespace ortserve::testing {
@@ -56,23 +60,6 @@ open(root + '/held/config.pbtxt', 'w').write(
 const std::string kGoodBody =
     R"({"id":"req-1","inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]})";
 const std::string kBadBody = R"({"inputs":[{"name":"x","shape":[1,3],"datatype":"FP32","data":[1,2,3]}]})";
-
-// The value of the series `name` whose labels include every `labels` pair
-// (`key="value"`), or -1 when no line matches.
-double MetricValue(const std::string& exposition, const std::string& name,
-                   const std::vector<std::string>& labels = {}) {
-  std::istringstream lines(exposition);
-  for (std::string line; std::getline(lines, line);) {
-    if (line.empty() || line[0] == '#') continue;
-    if (line.compare(0, name.size(), name) != 0) continue;
-    if (line.size() <= name.size() || (line[name.size()] != '{' && line[name.size()] != ' ')) continue;
-    bool all = true;
-    for (const auto& label : labels) all &= line.find(label) != std::string::npos;
-    if (!all) continue;
-    return std::stod(line.substr(line.rfind(' ') + 1));
-  }
-  return -1;
-}
 
 std::string Scrape(uint16_t port) {
   HttpClient client(port);
@@ -307,6 +294,71 @@ const rapidjson::Value* Attribute(const rapidjson::Value& span, const char* key)
   return nullptr;
 }
 
+std::string StringAttribute(const rapidjson::Value& span, const char* key) {
+  const rapidjson::Value* value = Attribute(span, key);
+  return value != nullptr && value->HasMember("stringValue") ? (*value)["stringValue"].GetString() : "<absent>";
+}
+
+int64_t IntAttribute(const rapidjson::Value& span, const char* key) {
+  const rapidjson::Value* value = Attribute(span, key);
+  return value != nullptr && value->HasMember("intValue") ? std::stoll((*value)["intValue"].GetString()) : -1;
+}
+
+// Every span the collector received so far, across its payloads (the
+// exporter batches spans as they come, so one request's spans may arrive in
+// several posts).
+class SpanSet {
+ public:
+  void Load(const std::vector<std::string>& payloads) {
+    docs_.clear();
+    spans_.clear();
+    for (const auto& payload : payloads) {
+      auto doc = std::make_unique<rapidjson::Document>();
+      EXPECT_FALSE(doc->Parse(payload.c_str()).HasParseError()) << payload;
+      if (doc->HasParseError()) continue;
+      for (const auto& rs : (*doc)["resourceSpans"].GetArray()) {
+        for (const auto& ss : rs["scopeSpans"].GetArray()) {
+          for (const auto& span : ss["spans"].GetArray()) spans_.push_back(&span);
+        }
+      }
+      docs_.push_back(std::move(doc));
+    }
+  }
+  // The spans whose ai.operation is `operation` (and, when given, in `trace_id`).
+  std::vector<const rapidjson::Value*> Operation(const std::string& operation, const std::string& trace_id = "") const {
+    std::vector<const rapidjson::Value*> out;
+    for (const auto* span : spans_) {
+      if (StringAttribute(*span, "ai.operation") != operation) continue;
+      if (!trace_id.empty() && (*span)["traceId"].GetString() != trace_id) continue;
+      out.push_back(span);
+    }
+    return out;
+  }
+  const std::vector<const rapidjson::Value*>& all() const { return spans_; }
+
+ private:
+  std::vector<std::unique_ptr<rapidjson::Document>> docs_;
+  std::vector<const rapidjson::Value*> spans_;
+};
+
+// Waits until the collector's spans satisfy `done` (or 20 s pass).
+template <typename F>
+bool WaitForSpans(Collector& collector, SpanSet& spans, F done) {
+  return WaitFor([&] {
+    spans.Load(collector.WaitForPayloads(0, 0s));
+    return done(spans);
+  });
+}
+
+// Whether `batch` links the span `span_id` of trace `trace_id`.
+bool Links(const rapidjson::Value& batch, const std::string& trace_id, const std::string& span_id) {
+  if (!batch.HasMember("links")) return false;
+  for (const auto& link : batch["links"].GetArray()) {
+    if (link["traceId"].GetString() == trace_id && link["spanId"].GetString() == span_id) return true;
+  }
+  return false;
+}
+
 TEST(ObservabilityTest, TracesExportOtlpJsonAndPropagateTraceparent) {
   TempDir repo;
   MakeRepository(repo.path());
@@ -335,29 +387,320 @@ TEST(ObservabilityTest, TracesExportOtlpJsonAndPropagateTraceparent) {
   EXPECT_NE(span_id, parent_span);
   EXPECT_EQ(back.substr(52), "-01");
 
-  auto payloads = collector.WaitForPayloads(1);
-  ASSERT_EQ(payloads.size(), 1u);
+  // The sampled request exports its server span, its queue span and the
+  // batch span of its run; the unsampled one exports nothing (its batch
+  // served no sampled request).
+  SpanSet spans;
+  ASSERT_TRUE(WaitForSpans(collector, spans, [](const SpanSet& s) {
+    return s.Operation("infer").size() >= 1 && s.Operation("queue").size() >= 1 && s.Operation("batch").size() >= 1;
+  })) << spans.all().size() << " spans";
   EXPECT_EQ(collector.paths()[0], "/v1/traces");
   rapidjson::Document doc;
+  const auto payloads = collector.WaitForPayloads(1);
   ASSERT_FALSE(doc.Parse(payloads[0].c_str()).HasParseError()) << payloads[0];
-  const auto& resource_spans = doc["resourceSpans"][0];
-  const auto& service = resource_spans["resource"]["attributes"][0];
+  const auto& service = doc["resourceSpans"][0]["resource"]["attributes"][0];
   EXPECT_STREQ(service["key"].GetString(), "service.name");
   EXPECT_STREQ(service["value"]["stringValue"].GetString(), "ortserve");
-  const auto& spans = resource_spans["scopeSpans"][0]["spans"];
-  ASSERT_EQ(spans.Size(), 1u) << payloads[0];  // Only the sampled request.
-  const auto& span = spans[0];
+  ASSERT_EQ(spans.Operation("infer").size(), 1u);  // Only the sampled request.
+  const auto& span = *spans.Operation("infer")[0];
   EXPECT_EQ(span["traceId"].GetString(), trace_id);
   EXPECT_EQ(span["spanId"].GetString(), span_id);
   EXPECT_EQ(span["parentSpanId"].GetString(), parent_span);
   EXPECT_EQ(span["kind"].GetInt(), 2);  // SERVER
   EXPECT_LT(std::stoll(span["startTimeUnixNano"].GetString()), std::stoll(span["endTimeUnixNano"].GetString()));
-  ASSERT_NE(Attribute(span, "ai.model.name"), nullptr);
-  EXPECT_STREQ((*Attribute(span, "ai.model.name"))["stringValue"].GetString(), "identity");
-  EXPECT_STREQ((*Attribute(span, "ai.model.version"))["stringValue"].GetString(), "1");
-  EXPECT_STREQ((*Attribute(span, "ai.operation"))["stringValue"].GetString(), "infer");
-  EXPECT_STREQ((*Attribute(span, "ai.request.id"))["stringValue"].GetString(), "req-1");
+  EXPECT_EQ(StringAttribute(span, "ai.model.name"), "identity");
+  EXPECT_EQ(StringAttribute(span, "ai.model.version"), "1");
+  EXPECT_EQ(StringAttribute(span, "ai.request.id"), "req-1");
+  EXPECT_EQ(StringAttribute(span, "rpc.system"), "http");
+  EXPECT_EQ(Attribute(span, "llm.request.input_tokens"), nullptr);  // Not a text model.
   EXPECT_EQ(span["status"]["code"].GetInt(), 1);
+
+  // Queue wait: a child of the request span, inside it.
+  ASSERT_EQ(spans.Operation("queue").size(), 1u);
+  const auto& queue = *spans.Operation("queue")[0];
+  EXPECT_EQ(queue["traceId"].GetString(), trace_id);
+  EXPECT_EQ(queue["parentSpanId"].GetString(), span_id);
+  EXPECT_NE(queue["spanId"].GetString(), span_id);
+  EXPECT_EQ(queue["kind"].GetInt(), 1);  // INTERNAL
+  EXPECT_EQ(StringAttribute(queue, "ai.model.name"), "identity");
+  EXPECT_EQ(StringAttribute(queue, "ai.model.version"), "1");
+  EXPECT_GE(std::stoll(queue["startTimeUnixNano"].GetString()), std::stoll(span["startTimeUnixNano"].GetString()));
+  EXPECT_LE(std::stoll(queue["endTimeUnixNano"].GetString()), std::stoll(span["endTimeUnixNano"].GetString()));
+
+  // The batch run: a trace of its own that links the request span.
+  ASSERT_EQ(spans.Operation("batch").size(), 1u);
+  const auto& batch = *spans.Operation("batch")[0];
+  EXPECT_NE(batch["traceId"].GetString(), trace_id);
+  EXPECT_FALSE(batch.HasMember("parentSpanId"));
+  EXPECT_TRUE(Links(batch, trace_id, span_id)) << "the batch span does not link the request span";
+  EXPECT_EQ(batch["links"].Size(), 1u);
+  EXPECT_EQ(StringAttribute(batch, "ai.model.name"), "identity");
+  EXPECT_EQ(StringAttribute(batch, "ai.model.version"), "1");
+  EXPECT_EQ(IntAttribute(batch, "ai.batch.requests"), 1);
+  EXPECT_EQ(IntAttribute(batch, "ai.batch.rows"), 1);
+  EXPECT_EQ(batch["status"]["code"].GetInt(), 1);
+  // It starts when the queue wait ends.
+  EXPECT_EQ(std::stoll(batch["startTimeUnixNano"].GetString()), std::stoll(queue["endTimeUnixNano"].GetString()));
+}
+
+TEST(ObservabilityTest, BatchSpanLinksEverySampledRequestItServed) {
+  TempDir repo;
+  MakeRepository(repo.path(), /*hold_us=*/3000000);
+  Collector collector;
+  auto server = ServerProcess::Start(
+      {"--model-repository", repo.path(), "--otlp-endpoint",
+       StrCat("http://127.0.0.1:", collector.port(), "/v1/traces"), "--trace-sampling-ratio", "1",
+       "--metrics-port", "0"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  const uint16_t port = (*server)->http_port();
+  // Three requests wait together in `held`'s queue (it waits 3 s for 8 rows),
+  // and are cut as one batch when the delay passes.
+  constexpr int kRequests = 3;
+  std::vector<std::string> traceparents(kRequests);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kRequests; ++i) {
+    clients.emplace_back([&, i] {
+      auto response = HttpClient(port).Post("/v2/models/held/infer", kGoodBody);
+      if (response.status == 200) traceparents[i] = response.Header("traceparent");
+    });
+  }
+  for (auto& t : clients) t.join();
+  SpanSet spans;
+  ASSERT_TRUE(WaitForSpans(collector, spans, [&](const SpanSet& s) {
+    return s.Operation("infer").size() == kRequests && s.Operation("queue").size() == kRequests &&
+           !s.Operation("batch").empty();
+  })) << spans.all().size() << " spans";
+  // Held in one queue for the whole delay: one run served them all, unless
+  // a request came after the cut (then it ran in a second batch).
+  size_t linked = 0;
+  for (const auto* batch : spans.Operation("batch")) linked += (*batch)["links"].Size();
+  EXPECT_EQ(linked, static_cast<size_t>(kRequests));
+  for (const auto& traceparent : traceparents) {
+    ASSERT_EQ(traceparent.size(), 55u);
+    const std::string trace = traceparent.substr(3, 32), span = traceparent.substr(36, 16);
+    int linking = 0;
+    for (const auto* batch : spans.Operation("batch")) linking += Links(*batch, trace, span) ? 1 : 0;
+    EXPECT_EQ(linking, 1) << traceparent;
+    ASSERT_EQ(spans.Operation("queue", trace).size(), 1u) << traceparent;
+    EXPECT_EQ((*spans.Operation("queue", trace)[0])["parentSpanId"].GetString(), span);
+  }
+}
+
+TEST(ObservabilityTest, TextModelRequestsRecordTokenizationAndInputTokens) {
+  TempDir repo;
+  ASSERT_TRUE(RunPython("import shutil; shutil.copytree('" + SourceDir() + "/models/text_embedding', '" +
+                        repo.path() + "/text_embedding')")
+                  .ok());
+  Collector collector;
+  auto server = ServerProcess::Start({"--model-repository", repo.path(), "--otlp-endpoint",
+                                      StrCat("http://127.0.0.1:", collector.port(), "/v1/traces"),
+                                      "--trace-sampling-ratio", "1"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  HttpClient client((*server)->http_port());
+  auto response = client.Post("/v2/models/text_embedding/infer",
+                              R"({"id": "t", "inputs": [{"name": "text", "datatype": "BYTES", "shape": [2],
+                                  "data": ["hello there", "my arm is sore today"]}]})");
+  ASSERT_EQ(response.status, 200u) << response.body;
+  rapidjson::Document body;
+  ASSERT_FALSE(body.Parse(response.body.c_str()).HasParseError()) << response.body;
+  ASSERT_TRUE(body.HasMember("parameters") && body["parameters"].HasMember("token_count")) << response.body;
+  const int64_t tokens = body["parameters"]["token_count"].GetInt64();
+  ASSERT_GT(tokens, 4);
+  const std::string traceparent = response.Header("traceparent");
+  ASSERT_EQ(traceparent.size(), 55u);
+  const std::string trace = traceparent.substr(3, 32), span_id = traceparent.substr(36, 16);
+
+  // One request span, one tokenization span, and a queue span per text
+  // (each text is its own row in the token-budget batcher).
+  SpanSet spans;
+  ASSERT_TRUE(WaitForSpans(collector, spans, [&](const SpanSet& s) {
+    return s.Operation("infer", trace).size() == 1 && s.Operation("tokenize", trace).size() == 1 &&
+           s.Operation("queue", trace).size() == 2 && !s.Operation("batch").empty();
+  })) << spans.all().size() << " spans";
+  const auto& request = *spans.Operation("infer", trace)[0];
+  EXPECT_EQ(request["spanId"].GetString(), span_id);
+  EXPECT_EQ(IntAttribute(request, "llm.request.input_tokens"), tokens);
+  EXPECT_EQ(StringAttribute(request, "ai.model.name"), "text_embedding");
+  const auto& tokenize = *spans.Operation("tokenize", trace)[0];
+  EXPECT_EQ(tokenize["parentSpanId"].GetString(), span_id);
+  EXPECT_EQ(IntAttribute(tokenize, "llm.request.input_tokens"), tokens);
+  EXPECT_EQ(StringAttribute(tokenize, "ai.model.name"), "text_embedding");
+  EXPECT_EQ(StringAttribute(tokenize, "ai.model.version"), "1");
+  for (const auto* queue : spans.Operation("queue", trace)) {
+    EXPECT_EQ((*queue)["parentSpanId"].GetString(), span_id);
+    EXPECT_EQ(IntAttribute(*queue, "llm.request.input_tokens"), tokens);
+    // Queued after tokenization finished.
+    EXPECT_GE(std::stoll((*queue)["startTimeUnixNano"].GetString()),
+              std::stoll(tokenize["endTimeUnixNano"].GetString()));
+  }
+  size_t links = 0;
+  for (const auto* batch : spans.Operation("batch")) {
+    EXPECT_EQ(StringAttribute(*batch, "ai.model.name"), "text_embedding");
+    links += Links(*batch, trace, span_id) ? (*batch)["links"].Size() : 0;
+  }
+  EXPECT_EQ(links, 2u);  // Both rows' runs link the request span.
+}
+
+TEST(ObservabilityTest, GrpcRequestsJoinTheCallersTraceAndCountInRequestMetrics) {
+  TempDir repo;
+  MakeRepository(repo.path());
+  Collector collector;
+  auto server = ServerProcess::Start(
+      {"--model-repository", repo.path(), "--grpc-port", "0", "--metrics-port", "0", "--otlp-endpoint",
+       StrCat("http://127.0.0.1:", collector.port(), "/v1/traces"), "--trace-sampling-ratio", "0"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_NE((*server)->grpc_port(), 0);
+  auto stub = inference::GRPCInferenceService::NewStub(GrpcChannel((*server)->grpc_port()));
+  const std::string trace_id = "0af7651916cd43dd8448eb211c80319c";
+  const std::string parent_span = "b7ad6b7169203331";
+
+  inference::ModelInferRequest request;
+  request.set_model_name("identity");
+  request.set_id("grpc-1");
+  AddRawInput<float>(&request, "x", "FP32", {1, 4}, {1, 2, 3, 4});
+  auto context = Context();
+  context->AddMetadata("traceparent", "00-" + trace_id + "-" + parent_span + "-01");
+  inference::ModelInferResponse response;
+  const grpc::Status status = stub->ModelInfer(context.get(), request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  // The server's span comes back in the initial metadata, as over HTTP.
+  const auto& metadata = context->GetServerInitialMetadata();
+  auto it = metadata.find("traceparent");
+  ASSERT_NE(it, metadata.end());
+  const std::string back(it->second.data(), it->second.size());
+  ASSERT_EQ(back.size(), 55u) << back;
+  EXPECT_EQ(back.substr(0, 36), "00-" + trace_id + "-");
+  EXPECT_EQ(back.substr(52), "-01");
+  const std::string span_id = back.substr(36, 16);
+
+  // A failing request (unknown model) counts too, under the unresolved series.
+  inference::ModelInferRequest bad = request;
+  bad.set_model_name("nosuchmodel");
+  inference::ModelInferResponse ignored;
+  EXPECT_EQ(stub->ModelInfer(Context().get(), bad, &ignored).error_code(), grpc::StatusCode::NOT_FOUND);
+
+  SpanSet spans;
+  ASSERT_TRUE(WaitForSpans(collector, spans, [&](const SpanSet& s) {
+    return s.Operation("infer", trace_id).size() == 1 && s.Operation("queue", trace_id).size() == 1;
+  })) << spans.all().size() << " spans";
+  const auto& span = *spans.Operation("infer", trace_id)[0];
+  EXPECT_EQ(span["spanId"].GetString(), span_id);
+  EXPECT_EQ(span["parentSpanId"].GetString(), parent_span);
+  EXPECT_EQ(span["kind"].GetInt(), 2);
+  EXPECT_EQ(StringAttribute(span, "rpc.system"), "grpc");
+  EXPECT_EQ(IntAttribute(span, "rpc.grpc.status_code"), 0);
+  EXPECT_EQ(StringAttribute(span, "ai.model.name"), "identity");
+  EXPECT_EQ(StringAttribute(span, "ai.request.id"), "grpc-1");
+  EXPECT_EQ((*spans.Operation("queue", trace_id)[0])["parentSpanId"].GetString(), span_id);
+
+  // Request metrics, recorded once the answer is sent.
+  const std::vector<std::string> grpc = {R"(model="identity")", R"(version="1")", R"(protocol="grpc")",
+                                         R"(outcome="success")"};
+  std::string m;
+  EXPECT_TRUE(WaitFor([&] {
+    m = Scrape((*server)->metrics_port());
+    return MetricValue(m, "ortserve_request_total", grpc) == 1 &&
+           MetricValue(m, "ortserve_request_total",
+                       {R"(model="")", R"(protocol="grpc")", R"(outcome="client_error")"}) == 1;
+  })) << m;
+  EXPECT_EQ(MetricValue(m, "ortserve_request_total",
+                        {R"(model="identity")", R"(protocol="http")", R"(outcome="success")"}), 0);
+  EXPECT_EQ(MetricValue(m, "ortserve_request_duration_seconds_count",
+                        {R"(model="identity")", R"(version="1")", R"(protocol="grpc")"}), 1);
+  EXPECT_GT(MetricValue(m, "ortserve_response_bytes_sum",
+                        {R"(model="identity")", R"(version="1")", R"(protocol="grpc")"}), 16);
+}
+
+TEST(ObservabilityTest, GrpcStreamMessagesAreEachCountedAsRequests) {
+  TempDir repo;
+  MakeRepository(repo.path());
+  auto server = ServerProcess::Start({"--model-repository", repo.path(), "--grpc-port", "0", "--metrics-port", "0"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = inference::GRPCInferenceService::NewStub(GrpcChannel((*server)->grpc_port()));
+  auto context = Context();
+  auto stream = stub->ModelStreamInfer(context.get());
+  inference::ModelInferRequest request;
+  request.set_model_name("identity");
+  AddRawInput<float>(&request, "x", "FP32", {1, 4}, {1, 2, 3, 4});
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(stream->Write(request));
+  stream->WritesDone();
+  inference::ModelStreamInferResponse response;
+  int answers = 0;
+  while (stream->Read(&response)) {
+    EXPECT_TRUE(response.error_message().empty()) << response.error_message();
+    ++answers;
+  }
+  ASSERT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(answers, 3);
+  const std::vector<std::string> grpc = {R"(model="identity")", R"(protocol="grpc")", R"(outcome="success")"};
+  std::string m;
+  EXPECT_TRUE(WaitFor([&] {
+    m = Scrape((*server)->metrics_port());
+    return MetricValue(m, "ortserve_request_total", grpc) == 3;
+  })) << m;
+}
+
+// gperftools' legacy CPU profile: a header of five machine words, 0, 3 (the
+// header's length), 0 (format version), the sampling period in microseconds
+// and 0 (padding).
+TEST(ObservabilityTest, CpuProfileEndpointReturnsAPprofProfileOnlyWhenEnabled) {
+  TempDir repo;
+  MakeRepository(repo.path());
+  {
+    auto server = ServerProcess::Start({"--model-repository", repo.path()});
+    ASSERT_TRUE(server.ok()) << server.status();
+    HttpClient client((*server)->http_port());
+    EXPECT_EQ(client.Get("/v2/admin/profile/cpu?seconds=1").status, 403u);
+    EXPECT_EQ(client.Get("/v2/admin/profile/heap").status, 403u);
+  }
+  auto server = ServerProcess::Start({"--model-repository", repo.path(), "--enable-profiling"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  HttpClient client((*server)->http_port());
+  // gperftools fixes the rate at start-up (CPUPROFILE_FREQUENCY, default
+  // 100 Hz): another rate is refused rather than silently ignored.
+  auto other_rate = client.Get("/v2/admin/profile/cpu?seconds=1&hz=200");
+  EXPECT_EQ(other_rate.status, 400u);
+  EXPECT_NE(other_rate.body.find("CPUPROFILE_FREQUENCY"), std::string::npos) << other_rate.body;
+  auto response = client.Get("/v2/admin/profile/cpu?seconds=1&hz=100");
+  ASSERT_EQ(response.status, 200u) << response.body;
+  ASSERT_GE(response.body.size(), 5 * sizeof(uintptr_t));
+  uintptr_t header[5];
+  std::memcpy(header, response.body.data(), sizeof(header));
+  EXPECT_EQ(header[0], 0u);
+  EXPECT_EQ(header[1], 3u);
+  EXPECT_EQ(header[2], 0u);
+  EXPECT_EQ(header[3], 1000000u / 100);  // 100 Hz: a sample every 10000 us.
+  EXPECT_EQ(header[4], 0u);
+  // A bad parameter is refused, naming it.
+  auto bad = client.Get("/v2/admin/profile/cpu?seconds=soon");
+  EXPECT_EQ(bad.status, 400u);
+  EXPECT_NE(bad.body.find("seconds"), std::string::npos) << bad.body;
+}
+
+// tcmalloc's heap sample, text form: "heap profile: <in-use objects>:
+// <in-use bytes> [<allocated objects>: <allocated bytes>] @ heap_v2/<period>",
+// one line per sampled stack, then the process maps.
+TEST(ObservabilityTest, HeapProfileEndpointReturnsTcmallocsHeapSample) {
+  TempDir repo;
+  MakeRepository(repo.path());
+  auto server = ServerProcess::Start({"--model-repository", repo.path(), "--enable-profiling"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  HttpClient client((*server)->http_port());
+  ASSERT_EQ(client.Post("/v2/models/identity/infer", kGoodBody).status, 200u);
+  auto response = client.Get("/v2/admin/profile/heap");
+#if ORTSERVE_TEST_TCMALLOC
+  ASSERT_EQ(response.status, 200u) << response.body;
+  ASSERT_EQ(response.body.rfind("heap profile:", 0), 0u) << response.body.substr(0, 200);
+  const std::string header = response.body.substr(0, response.body.find('\n'));
+  EXPECT_NE(header.find("@ heap_v2/524288"), std::string::npos) << header;  // Sampling is on by default.
+  EXPECT_TRUE(std::regex_search(header, std::regex(R"(^heap profile:\s*\d+:\s*\d+ \[\s*\d+:\s*\d+\] @ heap_v2/)")))
+      << header;
+  EXPECT_NE(response.body.find("MAPPED_LIBRARIES:"), std::string::npos);
+  EXPECT_EQ(client.Post("/v2/admin/profile/heap", "").status, 405u);
+#else
+  EXPECT_EQ(response.status, 501u) << response.body;
+  EXPECT_NE(response.body.find("tcmalloc"), std::string::npos) << response.body;
+#endif
 }
 
 TEST(ObservabilityTest, LoggingEndpointChangesSettingsAndAccessLogWritesJsonLines) {

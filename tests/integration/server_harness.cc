@@ -15,6 +15,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <regex>
+#include <string_view>
+#include <thread>
 
 #include "core/strings.h"
 
@@ -244,6 +246,32 @@ absl::Status RunPython(const std::string& script) {
   std::filesystem::remove(file);
   if (rc != 0) return absl::InternalError(StrCat("python script failed with status ", rc));
   return absl::OkStatus();
+}
+
+double MetricValue(const std::string& exposition, const std::string& name, const std::vector<std::string>& labels) {
+  size_t at = 0;
+  while (at < exposition.size()) {
+    size_t end = exposition.find('\n', at);
+    if (end == std::string::npos) end = exposition.size();
+    const std::string_view line(exposition.data() + at, end - at);
+    at = end + 1;
+    if (line.empty() || line[0] == '#' || line.substr(0, name.size()) != name) continue;
+    if (line.size() <= name.size() || (line[name.size()] != '{' && line[name.size()] != ' ')) continue;
+    bool all = true;
+    for (const auto& label : labels) all &= line.find(label) != std::string_view::npos;
+    if (!all) continue;
+    return std::stod(std::string(line.substr(line.rfind(' ') + 1)));
+  }
+  return -1;
+}
+
+bool WaitUntil(const std::function<bool()>& check, int seconds) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (check()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return check();
 }
 
 }  // namespace ortserve::testing

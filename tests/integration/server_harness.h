@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -96,5 +97,14 @@ class TempDir {
 // Runs `/usr/bin/python3 -c script` (ONNX model builders in tests); fails the
 // process-level Status if the script fails.
 absl::Status RunPython(const std::string& script);
+
+// The value of the Prometheus series `name` in `exposition` whose labels
+// include every `labels` entry (`key="value"`), or -1 when no line matches.
+double MetricValue(const std::string& exposition, const std::string& name,
+                   const std::vector<std::string>& labels = {});
+
+// Polls `check` every 20 ms until it holds or `seconds` pass (the server
+// acts on its own schedule; no fixed sleeps). Returns the last result.
+bool WaitUntil(const std::function<bool()>& check, int seconds = 20);
 
 }  // namespace ortserve::testing

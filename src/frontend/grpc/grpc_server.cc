@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "core/strings.h"
 #include "frontend/grpc/grpc_codec.h"
+#include "observability/request_record.h"
 #include "proto/grpc_service.grpc.pb.h"
 
 namespace ortserve::frontend {
@@ -24,6 +25,29 @@ using inference::ModelInferResponse;
 using inference::ModelStreamInferResponse;
 
 constexpr std::string_view kServiceName = "inference.GRPCInferenceService";
+constexpr std::string_view kModelInferMethod = "/inference.GRPCInferenceService/ModelInfer";
+constexpr std::string_view kModelStreamInferMethod = "/inference.GRPCInferenceService/ModelStreamInfer";
+
+// The call's client metadata as RequestHeaders (gRPC delivers keys in lower
+// case). A view: valid while the call's ServerContext lives.
+class MetadataHeaders final : public RequestHeaders {
+ public:
+  explicit MetadataHeaders(const grpc::CallbackServerContext* context) : context_(context) {}
+  std::optional<std::string_view> Get(std::string_view lowercase_name) const override {
+    const auto& metadata = context_->client_metadata();
+    auto it = metadata.find(grpc::string_ref(lowercase_name.data(), lowercase_name.size()));
+    if (it == metadata.end()) return std::nullopt;
+    return std::string_view(it->second.data(), it->second.size());
+  }
+
+ private:
+  const grpc::CallbackServerContext* context_;
+};
+
+// The W3C `traceparent` the client sent in the call's metadata, or "".
+std::string_view TraceparentOf(const RequestHeaders& headers) {
+  return headers.Get("traceparent").value_or(std::string_view());
+}
 
 // The RPC's deadline as absl time; InfiniteFuture when it has none.
 absl::Time DeadlineOf(const grpc::CallbackServerContext* context) {
@@ -120,32 +144,63 @@ class InferReactor : public grpc::ServerUnaryReactor {
  public:
   InferReactor(InferenceService* service, grpc::CallbackServerContext* context,
                std::shared_ptr<const ModelInferRequest> request, ModelInferResponse* response)
-      : service_(service), response_(response), cancellation_(std::make_shared<CancellationFlag>()) {
+      : service_(service),
+        response_(response),
+        cancellation_(std::make_shared<CancellationFlag>()),
+        headers_(context),
+        record_(&service->telemetry(), observability::Protocol::kGrpc, TraceparentOf(headers_)) {
+    record_.MarkInference();
+    // W3C trace context: the caller learns this request's span, as over HTTP.
+    if (std::string traceparent = record_.ResponseTraceparent(); !traceparent.empty()) {
+      context->AddInitialMetadata("traceparent", traceparent);
+    }
     auto prepared = PrepareRequest(std::move(request), DeadlineOf(context), cancellation_);
     if (!prepared.ok()) {
       refs_.store(1);
-      Finish(ToGrpcStatus(prepared.status()));
+      Answer(prepared.status());
       return;
     }
+    (*prepared)->headers = &headers_;
     choices_ = ChoicesOf(**prepared);
     service_->Infer(*std::move(prepared), [this](absl::StatusOr<InferResponse> result) {
-      const absl::Status status = EncodeResult(*service_, std::move(result), choices_, response_);
-      Finish(ToGrpcStatus(status));
+      Answer(EncodeResult(*service_, std::move(result), choices_, response_));
       Unref();
-    });
+    }, &record_);
   }
 
   void OnCancel() override { cancellation_->Cancel(); }
-  void OnDone() override { Unref(); }
+  // The answer is sent (or the call is over): metrics, span and access log.
+  void OnDone() override {
+    record_.Finish({"POST", kModelInferMethod, static_cast<unsigned>(code_)}, observability::OutcomeFor(code_),
+                   response_bytes_, error_);
+    Unref();
+  }
 
  private:
   void Unref() {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
+  // Finishes the RPC with `status`, keeping what OnDone records. gRPC orders
+  // OnDone after Finish, so these fields are written before they are read.
+  void Answer(const absl::Status& status) {
+    code_ = status.code();
+    if (status.ok()) {
+      response_bytes_ = response_->ByteSizeLong();
+    } else {
+      error_ = std::string(ToStd(status.message()));
+    }
+    Finish(ToGrpcStatus(status));
+  }
+
   InferenceService* const service_;
   ModelInferResponse* const response_;
   std::shared_ptr<CancellationFlag> cancellation_;
+  MetadataHeaders headers_;
+  observability::RequestRecord record_;
+  absl::StatusCode code_ = absl::StatusCode::kUnknown;
+  size_t response_bytes_ = 0;
+  std::string error_;
   InferRequest choices_;
   std::atomic<int> refs_{2};  // gRPC's reference and the inference callback's.
 };
@@ -157,8 +212,18 @@ class InferReactor : public grpc::ServerUnaryReactor {
 class StreamReactor : public grpc::ServerBidiReactor<ModelInferRequest, ModelStreamInferResponse> {
  public:
   StreamReactor(InferenceService* service, grpc::CallbackServerContext* context, int max_in_flight)
-      : service_(service), context_(context), max_in_flight_(max_in_flight) {
+      : service_(service), context_(context), headers_(context), max_in_flight_(max_in_flight) {
     Act(Next());
+  }
+
+  ~StreamReactor() override {
+    // Messages never written (the client went away) are recorded as cancelled.
+    std::deque<std::unique_ptr<Slot>> unwritten;
+    {
+      absl::MutexLock lock(&mu_);
+      unwritten.swap(pending_);
+    }
+    for (auto& slot : unwritten) FinishRecord(*slot, absl::StatusCode::kCancelled, 0);
   }
 
   void OnReadDone(bool ok) override {
@@ -172,6 +237,10 @@ class StreamReactor : public grpc::ServerBidiReactor<ModelInferRequest, ModelStr
       } else {
         message = std::move(next_message_);
         auto owned = std::make_unique<Slot>();
+        // Each message is one inference request: its own record and span, a
+        // child of the stream's `traceparent` when the client sent one.
+        owned->record.emplace(&service_->telemetry(), observability::Protocol::kGrpc, TraceparentOf(headers_));
+        owned->record->MarkInference();
         owned->cancellation = std::make_shared<CancellationFlag>();
         if (cancelled_) owned->cancellation->Cancel();
         slot = owned.get();
@@ -184,12 +253,17 @@ class StreamReactor : public grpc::ServerBidiReactor<ModelInferRequest, ModelStr
   }
 
   void OnWriteDone(bool ok) override {
+    std::unique_ptr<Slot> written;
     {
       absl::MutexLock lock(&mu_);
       writing_ = false;
+      written = std::move(pending_.front());
       pending_.pop_front();
       if (!ok) failed_ = true;
     }
+    FinishRecord(*written, ok ? written->code : absl::StatusCode::kCancelled,
+                 ok ? written->response.ByteSizeLong() : 0);
+    written.reset();
     Act(Next());
   }
 
@@ -206,7 +280,16 @@ class StreamReactor : public grpc::ServerBidiReactor<ModelInferRequest, ModelStr
     std::shared_ptr<CancellationFlag> cancellation;
     ModelStreamInferResponse response;
     bool ready = false;
+    absl::StatusCode code = absl::StatusCode::kOk;  // The message's answer.
+    std::optional<observability::RequestRecord> record;
   };
+
+  static void FinishRecord(Slot& slot, absl::StatusCode code, size_t bytes) {
+    if (!slot.record) return;
+    slot.record->Finish({"POST", kModelStreamInferMethod, static_cast<unsigned>(code)},
+                        observability::OutcomeFor(code), bytes, slot.response.error_message());
+    slot.record.reset();
+  }
   // What to start after releasing mu_ (gRPC operations are never started
   // with the lock held).
   struct Action {
@@ -219,6 +302,7 @@ class StreamReactor : public grpc::ServerBidiReactor<ModelInferRequest, ModelStr
     const std::string id = message->id();
     const std::string model = message->model_name();
     auto fail = [&](const absl::Status& status) {
+      slot->code = status.code();
       slot->response.set_error_message(std::string(ToStd(status.message())));
       slot->response.mutable_infer_response()->set_id(id);
       slot->response.mutable_infer_response()->set_model_name(model);
@@ -228,10 +312,12 @@ class StreamReactor : public grpc::ServerBidiReactor<ModelInferRequest, ModelStr
       fail(prepared.status());
       return Complete(slot);
     }
+    (*prepared)->headers = &headers_;
     auto choices = std::make_shared<InferRequest>(ChoicesOf(**prepared));
     service_->Infer(*std::move(prepared), [this, slot, choices, id, model](absl::StatusOr<InferResponse> result) {
       const absl::Status status =
           EncodeResult(*service_, std::move(result), *choices, slot->response.mutable_infer_response());
+      slot->code = status.code();
       if (!status.ok()) {
         slot->response.Clear();
         slot->response.set_error_message(std::string(ToStd(status.message())));
@@ -239,7 +325,7 @@ class StreamReactor : public grpc::ServerBidiReactor<ModelInferRequest, ModelStr
         slot->response.mutable_infer_response()->set_model_name(model);
       }
       Complete(slot);
-    });
+    }, &*slot->record);
   }
 
   // Marks `slot` answered, writes what can be written, drops the callback's
@@ -291,6 +377,7 @@ class StreamReactor : public grpc::ServerBidiReactor<ModelInferRequest, ModelStr
 
   InferenceService* const service_;
   grpc::CallbackServerContext* const context_;
+  const MetadataHeaders headers_;  // The stream's metadata, shared by its messages.
   const int max_in_flight_;
   absl::Mutex mu_;
   std::deque<std::unique_ptr<Slot>> pending_ ABSL_GUARDED_BY(mu_);  // Unanswered or unwritten, in order.

@@ -160,7 +160,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     return Reply{status, std::string(kJson), EncodeError(message), {}};
   }
   static Reply Error(const absl::Status& status) {
-    return Error(HttpStatusFor(status.code()), std::string(ToStd(status.message())));
+    Reply reply = Error(HttpStatusFor(status.code()), std::string(ToStd(status.message())));
+    // A lazy model still loading says when to come back.
+    if (auto retry = status.GetPayload(repository::kRetryAfterPayload)) {
+      reply.headers.emplace_back("Retry-After", std::string(*retry));
+    }
+    return reply;
   }
   static Reply Ok(std::string body) { return Reply{200, std::string(kJson), std::move(body), {}}; }
   static Reply Bare(unsigned status) { return Reply{status, "text/plain", "", {}}; }
@@ -204,6 +209,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (parts[1] == "admin" && parts.size() == 4 && parts[2] == "profile" && parts[3] == "cpu") {
       if (verb != http::verb::get && verb != http::verb::post) return method_not_allowed();
       return ProfileCpu(target);
+    }
+    if (parts[1] == "admin" && parts.size() == 4 && parts[2] == "profile" && parts[3] == "heap") {
+      if (verb != http::verb::get) return method_not_allowed();
+      return ProfileHeap();
     }
     if (parts[1] == "repository" && parts.size() == 3 && parts[2] == "index") {
       if (verb != http::verb::post) return method_not_allowed();
@@ -356,13 +365,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // GET /v2/admin/profile/cpu?seconds=N[&hz=F]: a pprof CPU profile of the
   // whole server over the next N seconds (off unless --enable-profiling).
-  // Recorded on a thread of its own: no I/O thread waits for it.
+  // The rate is fixed at start-up (CPUPROFILE_FREQUENCY); an `hz` other than
+  // it is refused. Recorded on a thread of its own: no I/O thread waits for it.
   void ProfileCpu(std::string_view target) {
     if (!options_.enable_profiling) {
       return Send(Error(403, "profiling is disabled; start ortserve with --enable-profiling"));
     }
     double seconds = 10;
-    int hz = 100;
+    int hz = 0;  // The profiler's own rate.
     if (auto q = target.find('?'); q != std::string_view::npos) {
       for (auto param : SplitQuery(target.substr(q + 1))) {
         const auto eq = param.find('=');
@@ -388,6 +398,21 @@ class Connection : public std::enable_shared_from_this<Connection> {
         self->Send(Reply{200, "application/octet-stream", *std::move(profile), {}});
       });
     }).detach();
+  }
+
+  // GET /v2/admin/profile/heap: tcmalloc's sample of the live heap in pprof's
+  // heap format (off unless --enable-profiling; 501 in a build without
+  // tcmalloc). Quick (a walk of the sampled allocations), so answered inline.
+  void ProfileHeap() {
+    if (!options_.enable_profiling) {
+      return Send(Error(403, "profiling is disabled; start ortserve with --enable-profiling"));
+    }
+    if (!observability::HeapProfiler::Available()) {
+      return Send(Error(501, "heap profiles need tcmalloc: this ortserve was built with ORTSERVE_TCMALLOC=OFF"));
+    }
+    auto profile = observability::HeapProfiler::Capture();
+    if (!profile.ok()) return Send(Error(profile.status()));
+    Send(Reply{200, "text/plain", *std::move(profile), {}});
   }
 
   // A request that failed before reaching the service still counts against
@@ -432,6 +457,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     infer->model_version = std::move(version);
     infer->arrival = now;
     infer->cancellation = cancellation_ = std::make_shared<CancellationFlag>();
+    // Routing reads X-Model-Version and the sticky key from the headers,
+    // which live in the parser until the next request is read.
+    headers_.request = &request;
+    infer->headers = &headers_;
     // Encoding needs the request's output choices after the scheduler has
     // consumed the request.
     encode_request_.outputs = infer->outputs;
@@ -554,6 +583,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const HttpServer::Options& options_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  // The current request's headers, as routing sees them.
+  struct Headers final : RequestHeaders {
+    std::optional<std::string_view> Get(std::string_view name) const override {
+      if (request == nullptr) return std::nullopt;
+      auto it = request->find(beast::string_view(name.data(), name.size()));
+      if (it == request->end()) return std::nullopt;
+      return std::string_view(it->value().data(), it->value().size());
+    }
+    const http::request<http::string_body>* request = nullptr;
+  } headers_;
   bool keep_alive_ = true;
   Reply reply_;
   std::string head_;

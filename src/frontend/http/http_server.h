@@ -26,7 +26,7 @@ class HttpServer {
     InferenceService* service = nullptr;  // Not owned.
     // Which models answer the text endpoints (SAE, TEI, OpenAI).
     PipelineRouteOptions pipeline;
-    // Serve GET /v2/admin/profile/cpu (a pprof CPU profile of the server).
+    // Serve GET /v2/admin/profile/cpu and /heap (pprof CPU profile, heap sample).
     bool enable_profiling = false;
   };
 

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <thread>
+#include <vector>
+
 #include "observability/metrics.h"
 
 namespace ortserve::observability {
@@ -66,6 +69,76 @@ TEST(TracerTest, FullBufferDropsAndCountsInsteadOfBlocking) {
   for (int i = 0; i < 5; ++i) tracer->Export(Span{.name = "s"});
   EXPECT_EQ(tracer->dropped(), 3u);
   EXPECT_NE(metrics->Serialize().find("ortserve_trace_spans_total{result=\"dropped\"} 3\n"), std::string::npos);
+}
+
+TEST(TracerTest, SpansFromManyThreadsAreEachBufferedOnceUpToTheBound) {
+  Tracer::Options options;
+  options.max_buffered_spans = 1000;
+  options.max_batch_spans = 100000;          // The exporter never takes a batch...
+  options.flush_interval = absl::Hours(1);   // ...so every span stays buffered.
+  auto tracer = *Tracer::Create(options);
+  constexpr int kThreads = 8, kPerThread = 200;  // 1600 spans for 1000 places.
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kPerThread; ++i) tracer->Export(Span{.name = "s"});
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(tracer->dropped(), static_cast<uint64_t>(kThreads * kPerThread) - 1000u);
+}
+
+TEST(TracerTest, DestructionFlushesEveryBufferedSpan) {
+  auto metrics = *Metrics::Create({});
+  Tracer::Options options;
+  options.max_batch_spans = 7;
+  options.flush_interval = absl::Hours(1);
+  options.metrics = metrics.get();
+  auto tracer = *Tracer::Create(options);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 25; ++i) tracer->Export(Span{.name = "s"});
+    });
+  }
+  for (auto& t : threads) t.join();
+  tracer.reset();  // No endpoint: each batch is counted as not sent.
+  EXPECT_NE(metrics->Serialize().find("ortserve_trace_spans_total{result=\"dropped\"} 100\n"), std::string::npos)
+      << metrics->Serialize();
+}
+
+TEST(TracerTest, ChildSpanIsTheRequestsChildWithModelAttributes) {
+  auto tracer = *Tracer::Create({.sampling_ratio = 1.0});
+  const TraceContext request = tracer->StartSpan(std::nullopt);
+  RequestTrace trace;
+  trace.trace_id = request.trace_id;
+  trace.span_id = request.span_id;
+  trace.tracer = tracer.get();
+  ASSERT_TRUE(trace.sampled());
+  Span span = ChildSpan(trace, "queue m", "queue", "m", "3", absl::FromUnixSeconds(5));
+  EXPECT_EQ(span.context.TraceIdHex(), request.TraceIdHex());
+  EXPECT_NE(span.context.SpanIdHex(), request.SpanIdHex());
+  EXPECT_TRUE(span.context.sampled);
+  ASSERT_TRUE(span.parent_span_id.has_value());
+  EXPECT_EQ(*span.parent_span_id, request.span_id);
+  EXPECT_EQ(span.kind, Span::Kind::kInternal);
+  EXPECT_EQ(span.start, absl::FromUnixSeconds(5));
+  ASSERT_EQ(span.attributes.size(), 3u);
+  EXPECT_EQ(span.attributes[0].first, "ai.model.name");
+  EXPECT_EQ(std::get<std::string>(span.attributes[0].second), "m");
+  EXPECT_EQ(span.attributes[1].first, "ai.model.version");
+  EXPECT_EQ(std::get<std::string>(span.attributes[1].second), "3");
+  EXPECT_EQ(span.attributes[2].first, "ai.operation");
+  EXPECT_EQ(std::get<std::string>(span.attributes[2].second), "queue");
+  EXPECT_FALSE(RequestTrace{}.sampled());
+}
+
+TEST(TracerTest, NewSampledTraceIsSampledWhateverTheRatio) {
+  auto tracer = *Tracer::Create({.sampling_ratio = 0.0});
+  const TraceContext a = tracer->NewSampledTrace(), b = tracer->NewSampledTrace();
+  EXPECT_TRUE(a.sampled);
+  EXPECT_NE(a.TraceIdHex(), b.TraceIdHex());
+  EXPECT_NE(a.TraceIdHex(), std::string(32, '0'));
 }
 
 TEST(OtlpJsonTest, EncodesSpansWithIdsTimesAttributesAndLinks) {
