@@ -27,8 +27,8 @@
 //      lowercases char by char (Σ -> σ everywhere).
 //   3. JS lowercases before stripping accents; Rust strips (NFD, drop Mn)
 //      first. strip_accents = null means "same as lowercase" in both.
-// The JS port has no truncation; Rust's longest-first algorithm
-// (tokenizers/src/utils/truncation.rs) is implemented in truncateLongestFirst.
+// The JS port has no truncation; the Rust library's longest-first rule is
+// implemented in truncateLongestFirst and countedLength.
 //
 // Usage: node scripts/make_tokenizer_goldens.mjs [--check-rust]
 //   --check-rust        instead of writing, compare the committed goldens with
@@ -141,19 +141,35 @@ function rustBertNormalize(text) {
   return text;
 }
 
-// Rust truncate_encodings, LongestFirst, on a pair (a, b) of id lists
-// (b === null for a single text). maxLength excludes the special tokens.
-function truncateLongestFirst(a, b, maxLength) {
-  if (b === null) return [a.slice(0, maxLength), null];
-  if (a.length + b.length <= maxLength) return [a, b];
-  let n1 = a.length;
-  let n2 = b.length;
+// The length the Rust library compares when it truncates a pair: the tokens of
+// the shortest prefix of whole words (pre-tokens or added tokens) that holds
+// at least `maxLength` tokens, or all of them. Found by experiment with
+// tokenizers@0.23.2 (see docs/tokenizer.md). With BertPreTokenizer a word
+// never contains '#', so exactly the pieces after a word's first one start
+// with the "##" prefix.
+function countedLength(tokens, maxLength) {
+  if (tokens.length <= maxLength) return tokens.length;
+  let k = maxLength;
+  while (k < tokens.length && tokens[k].startsWith('##')) ++k;
+  return k;
+}
+
+// Longest-first truncation of a pair (a, b) of id lists (b === null for a
+// single text); `budget` excludes the special tokens. `counted` holds the two
+// lengths compared (countedLength; the real lengths when omitted). With n1 the
+// shorter: if n1 is at most half the budget, keep it whole and give the longer
+// the rest, else budget / 2 for the shorter and the rest for the longer (a tie
+// makes b the longer).
+function truncateLongestFirst(a, b, budget, counted = [a.length, b?.length ?? 0]) {
+  if (b === null) return [a.slice(0, budget), null];
+  let [n1, n2] = counted;
+  if (n1 + n2 <= budget) return [a, b];
   const swap = n1 > n2;
   if (swap) [n1, n2] = [n2, n1];
-  n2 = n1 > maxLength ? n1 : Math.max(n1, maxLength - n1);
-  if (n1 + n2 > maxLength) {
-    n1 = Math.floor(maxLength / 2);
-    n2 = n1 + (maxLength % 2);
+  n2 = n1 > budget ? n1 : Math.max(n1, budget - n1);
+  if (n1 + n2 > budget) {
+    n1 = Math.floor(budget / 2);
+    n2 = n1 + (budget % 2);
   }
   if (swap) [n1, n2] = [n2, n1];
   return [a.slice(0, n1), b.slice(0, n2)];
@@ -312,6 +328,7 @@ async function main() {
   const SEP = vocab['[SEP]'];
 
   const encodeIds = (text) => tok.encode(text, { add_special_tokens: false }).ids;
+  const encodeTokens = (text) => tok.encode(text, { add_special_tokens: false }).tokens;
 
   // Well-known bert-base-uncased encodings, and the Rust-vs-JS overrides.
   assertEqual(tok.encode('Hello, world!').ids, [101, 7592, 1010, 2088, 999, 102], 'hello world');
@@ -321,6 +338,12 @@ async function main() {
               'longest-first (medium, long)');
   assertEqual(truncateLongestFirst([1, 2, 3, 4, 5, 6, 7, 8], [9, 10], 7), [[1, 2, 3, 4, 5], [9, 10]],
               'longest-first (long, short)');
+  // Both over max_length 10 (budget 7): counted as 10 and 10, a tie, so b
+  // gets the odd token although a is longer.
+  assertEqual(countedLength(encodeTokens('a '.repeat(12)), 10), 10, 'counted length, one-piece words');
+  assertEqual(countedLength(['x', 'y', 'to', '##ken', '##ize'], 3), 5, 'counted length ends on a word');
+  assertEqual(truncateLongestFirst([...Array(12).keys()], [...Array(11).keys()], 7, [10, 10]),
+              [[0, 1, 2], [0, 1, 2, 3]], 'longest-first (both over max_length)');
 
   const corpus = [];
   const N_SINGLE = 7600;
@@ -355,7 +378,9 @@ async function main() {
     if (b !== null || index % 3 === 0) {
       const specials = b === null ? 2 : 3;
       const maxLength = specials + (index % 11 === 0 ? int(2) : int(40));
-      const [ta, tb] = truncateLongestFirst(a, b, maxLength - specials);
+      const counted = b === null ? undefined
+        : [countedLength(encodeTokens(entry.a), maxLength), countedLength(encodeTokens(entry.b), maxLength)];
+      const [ta, tb] = truncateLongestFirst(a, b, maxLength - specials, counted);
       const tids = tb === null ? [CLS, ...ta, SEP] : [CLS, ...ta, SEP, ...tb, SEP];
       truncatedLines.push(`${index}\t${maxLength}\t${tids.join(' ')}${types(ta, tb)}`);
     }

@@ -8,7 +8,13 @@
 // {"a": text, "b": pair text (optional)} objects (tests/data/tokenizer/
 // corpus.jsonl; both texts are counted as sentences, encoded separately) or
 // a plain text file with one sentence per line.
+// It also prints a checksum of the ids of one pass (FNV-1a, 32 bits, over
+// every id and 0xFFFFFFFF after each text); bench/tokenizer/
+// rust_binding_bench.mjs prints the same for the Rust library, so equal
+// checksums mean identical ids.
 #include <chrono>
+#include <cstdint>
+#include <ctime>
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -79,11 +85,23 @@ int main(int argc, char** argv) {
       *tokens += encoding.size();
     }
   };
+  // Warm-up (buffers grow to their steady-state size) and checksum, untimed.
   size_t warm_tokens = 0;
-  pass(&warm_tokens);  // warm-up: buffers grow to their steady-state size
+  uint32_t checksum = 0x811C9DC5u;
+  auto mix = [&checksum](uint32_t v) { checksum = (checksum ^ v) * 0x01000193u; };
+  for (const std::string& t : texts) {
+    if (!(*tokenizer)->Encode(t, options, &encoding).ok()) {
+      std::fprintf(stderr, "encode failed\n");
+      return 1;
+    }
+    warm_tokens += encoding.size();
+    for (int64_t id : encoding.ids) mix(static_cast<uint32_t>(id));
+    mix(0xFFFFFFFFu);
+  }
 
   using Clock = std::chrono::steady_clock;
   size_t passes = 0, tokens = 0;
+  const std::clock_t cpu_start = std::clock();  // process CPU time
   const auto start = Clock::now();
   double elapsed = 0;
   do {
@@ -91,14 +109,17 @@ int main(int argc, char** argv) {
     ++passes;
     elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   } while (elapsed < seconds);
+  const double cpu_seconds = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
 
   const double sentences = static_cast<double>(passes * texts.size());
   std::printf("corpus: %zu sentences, %.2f MB, %zu tokens per pass (incl. [CLS]/[SEP])\n",
               texts.size(), bytes_per_pass / 1e6, warm_tokens);
-  std::printf("passes: %zu in %.3f s (1 thread)\n", passes, elapsed);
+  std::printf("passes: %zu in %.3f s (1 thread), process CPU %.0f%% of one core\n", passes, elapsed,
+              100 * cpu_seconds / elapsed);
   std::printf("sentences/s: %.0f\n", sentences / elapsed);
   std::printf("tokens/s: %.0f\n", tokens / elapsed);
   std::printf("MB/s: %.1f\n", passes * bytes_per_pass / 1e6 / elapsed);
   std::printf("ns/sentence: %.0f\n", elapsed * 1e9 / sentences);
+  std::printf("ids checksum: %08x\n", checksum);
   return 0;
 }

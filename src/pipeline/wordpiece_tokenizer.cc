@@ -299,14 +299,17 @@ class WordPieceSink {
     word_.append(p, n);
     ++chars_;
   }
+  // Once `limit` ids are held, words that follow are dropped, so a limited
+  // run ends exactly at the first word boundary at or after `limit` ids.
   void Space() {
     if (word_.empty()) return;
-    wordpiece_(self_, word_, chars_, ids_);
+    if (!Done()) wordpiece_(self_, word_, chars_, ids_);
     word_.clear();
     chars_ = 0;
   }
   void Punct(const char* p, size_t n) {
     Space();
+    if (Done()) return;
     if (n == 1) {
       ids_->push_back(punct_ids_[static_cast<unsigned char>(p[0])]);
     } else {
@@ -549,22 +552,31 @@ absl::Status WordPieceTokenizer::EncodePair(std::string_view a, std::string_view
   Scratch& scratch = ThreadScratch();
   scratch.a.clear();
   scratch.b.clear();
-  TokenizeText(a, scratch, &scratch.a, kNoLimit);
-  TokenizeText(b, scratch, &scratch.b, kNoLimit);
-  if (options.truncate) {
-    // Longest-first, as tokenizers/src/utils/truncation.rs: with n1 the
-    // shorter length, keep n1 if the longer one can fill the rest, else give
-    // each half (the longer text gets the odd token).
-    const size_t max = static_cast<size_t>(options.max_length) - pair_specials_;
+  if (!options.truncate) {
+    TokenizeText(a, scratch, &scratch.a, kNoLimit);
+    TokenizeText(b, scratch, &scratch.b, kNoLimit);
+  } else {
+    // Longest-first, with the lengths Hugging Face tokenizers compares: each
+    // text is counted only up to the end of the word that holds its
+    // max_length-th token (the whole text when shorter). Tokenizing stops
+    // there, which is all the ids truncation can keep.
+    const size_t max_length = static_cast<size_t>(options.max_length);
+    TokenizeText(a, scratch, &scratch.a, max_length);
+    TokenizeText(b, scratch, &scratch.b, max_length);
+    // With n1 the shorter counted length and `budget` the room left by the
+    // special tokens: when n1 is at most half the budget, keep it whole and
+    // give the longer text the rest; else keep budget / 2 of the shorter and
+    // the rest of the longer (on a tie the second text counts as the longer).
+    const size_t budget = max_length - pair_specials_;
     size_t n1 = scratch.a.size();
     size_t n2 = scratch.b.size();
-    if (n1 + n2 > max) {
+    if (n1 + n2 > budget) {
       const bool swap = n1 > n2;
       if (swap) std::swap(n1, n2);
-      n2 = n1 > max ? n1 : std::max(n1, max - n1);
-      if (n1 + n2 > max) {
-        n1 = max / 2;
-        n2 = n1 + max % 2;
+      n2 = n1 > budget ? n1 : std::max(n1, budget - n1);
+      if (n1 + n2 > budget) {
+        n1 = budget / 2;
+        n2 = n1 + budget % 2;
       }
       if (swap) std::swap(n1, n2);
       if (scratch.a.size() > n1) scratch.a.resize(n1);

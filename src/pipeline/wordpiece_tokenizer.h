@@ -31,7 +31,7 @@ namespace ortserve::pipeline {
 //      prefix ("##"); a word longer than max_input_chars_per_word, or one with
 //      a piece not in the vocabulary, becomes the unknown token.
 //   5. Post-processing template ([CLS] A [SEP] / [CLS] A [SEP] B [SEP]),
-//      longest-first truncation, padding.
+//      longest-first truncation (the rule is in docs/tokenizer.md), padding.
 // Steps 2-4 run fused in one pass over the text; ASCII bytes take a table
 // path that never calls into utf8proc. Known deviations from the Rust crate
 // are listed in docs/tokenizer.md (Unicode table versions; canonical
@@ -153,8 +153,10 @@ class WordPieceTokenizer final : public Tokenizer {
                        bool lowercase);
   size_t CountSpecials(const std::vector<TemplatePiece>& tmpl) const;
 
-  // Appends the ids of one text (no specials). Stops early once `ids` holds
-  // at least `limit` ids (it may then hold more; callers truncate).
+  // Appends the ids of one text (no specials). Stops at the first word
+  // boundary (a pre-token or added token ends) where `ids` holds at least
+  // `limit` ids: the ids are then exactly those of the shortest prefix of
+  // whole words that reaches `limit`, or of the whole text if it is shorter.
   void TokenizeText(std::string_view text, Scratch& scratch, std::vector<int64_t>* ids,
                     size_t limit) const;
   void TokenizeSegment(std::string_view segment, const Pass& pass, Scratch& scratch,

@@ -4,6 +4,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -271,14 +272,17 @@ TEST(WordPieceTokenizerTest, TruncatesSingleTextsIncludingSpecials) {
 
 TEST(WordPieceTokenizerTest, TruncatesPairsLongestFirst) {
   auto t = Tiny();
-  // Lengths as in the Rust crate's truncation tests (max 7 tokens without
-  // specials = max_length 10): (4, 8) -> (3, 4); (8, 4) -> (4, 3);
-  // (2, 8) -> (2, 5); (8, 8) -> (3, 4).
+  // max_length 10 leaves 7 tokens besides the specials: (4, 8) -> (3, 4);
+  // (8, 4) -> (4, 3); (2, 8) -> (2, 5); (8, 8) -> (3, 4). A text is counted
+  // only up to max_length, so (12, 11) is a tie and the odd token goes to the
+  // second text, while (10, 9) still gives it to the longer first one. Every
+  // case was checked against tokenizers@0.23.2.
   struct Case {
     size_t a, b, want_a, want_b;
   };
   for (const Case& c : {Case{4, 8, 3, 4}, Case{8, 4, 4, 3}, Case{2, 8, 2, 5}, Case{8, 2, 5, 2},
-                        Case{8, 8, 3, 4}, Case{2, 4, 2, 4}, Case{0, 8, 0, 7}}) {
+                        Case{8, 8, 3, 4}, Case{2, 4, 2, 4}, Case{0, 8, 0, 7}, Case{12, 11, 3, 4},
+                        Case{10, 9, 4, 3}, Case{11, 10, 3, 4}, Case{10, 10, 3, 4}}) {
     std::string a, b;
     for (size_t i = 0; i < c.a; ++i) a += "the ";
     for (size_t i = 0; i < c.b; ++i) b += "fox ";
@@ -297,6 +301,45 @@ TEST(WordPieceTokenizerTest, TruncatesPairsLongestFirst) {
   TokenizerOptions options;
   options.max_length = 2;
   EXPECT_EQ(t->EncodePair("a", "b", options, &e).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(WordPieceTokenizerTest, PairTruncationCountsEachTextUpToTheWordHoldingTokenMaxLength) {
+  auto t = Tiny();
+  // "unaffable" is three tokens (un ##aff ##able); max_length 10 leaves 7.
+  // Expected splits were checked against tokenizers@0.23.2 (with its vocab,
+  // where the word is three tokens too).
+  struct Case {
+    std::string a;
+    size_t b_foxes, want_a, want_b;
+  };
+  auto repeat = [](std::string_view word, int n) {
+    std::string out;
+    for (int i = 0; i < n; ++i) {
+      out += word;
+      out += ' ';
+    }
+    return out;
+  };
+  const Case cases[] = {
+      // Token 10 of `a` is "un": counted to the word's end, 12 > 10 foxes.
+      {repeat("the", 9) + "unaffable", 13, 4, 3},
+      // Token 10 is "##aff": counted as 11 (the last "the" not), still > 10.
+      {repeat("the", 8) + "unaffable the", 13, 4, 3},
+      // Token 10 ends a word: counted 10, a tie with the foxes, so the odd
+      // token goes to the second text although `a` has 13 tokens.
+      {repeat("the", 10) + "unaffable", 12, 3, 4},
+  };
+  for (const Case& c : cases) {
+    TokenizerOptions options;
+    options.max_length = 10;
+    Encoding e;
+    ASSERT_TRUE(t->EncodePair(c.a, repeat("fox", static_cast<int>(c.b_foxes)), options, &e).ok());
+    ASSERT_EQ(e.ids.size(), 10u) << c.a;
+    const auto sep = std::find(e.ids.begin() + 1, e.ids.end(), 3);
+    EXPECT_EQ(static_cast<size_t>(sep - e.ids.begin() - 1), c.want_a) << c.a;
+    EXPECT_EQ(static_cast<size_t>(e.ids.end() - sep - 2), c.want_b) << c.a;
+    EXPECT_THAT(std::vector<int64_t>(sep + 1, e.ids.end() - 1), ::testing::Each(8)) << c.a;
+  }
 }
 
 TEST(WordPieceTokenizerTest, PadsToMaxLength) {
