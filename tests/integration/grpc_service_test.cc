@@ -12,7 +12,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <fstream>
 #include <functional>
+#include <map>
+#include <set>
 #include <thread>
 #include <memory>
 #include <string>
@@ -593,6 +596,38 @@ TEST_F(GrpcServiceTest, ConcurrentStreamsAndCallsAllSucceed) {
   }
   for (auto& thread : threads) thread.join();
   EXPECT_EQ(ok.load(), 2 * kThreads * kPerThread);
+}
+
+// Routing reads gRPC metadata as HTTP reads headers: x-model-version wins
+// over the split, and a sticky metadata key keeps a caller on one version.
+TEST(GrpcRoutingTest, MetadataOverridesAndStickyKeysRouteVersions) {
+  TempDir repo;
+  ASSERT_TRUE(WriteAddModels({{repo.path() + "/ab/1/model.onnx", 1}, {repo.path() + "/ab/2/model.onnx", 2}}).ok());
+  std::ofstream(repo.path() + "/ab/config.pbtxt")
+      << "max_batch_size: 8\nversion_policy { all {} }\n"
+         "routing { split { version: 1 weight: 50 } split { version: 2 weight: 50 } sticky_header: \"x-user\" }\n";
+  auto server = ServerProcess::Start({"--model-repository", repo.path(), "--grpc-port", "0"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = GRPCInferenceService::NewStub(GrpcChannel((*server)->grpc_port()));
+  auto infer = [&](const std::map<std::string, std::string>& metadata) {
+    ModelInferRequest request;
+    request.set_model_name("ab");
+    AddRawInput(&request, "x", "FP32", {1, 2}, std::vector<float>{1, 2});
+    auto context = Context();
+    for (const auto& [key, value] : metadata) context->AddMetadata(key, value);
+    ModelInferResponse response;
+    grpc::Status status = stub->ModelInfer(context.get(), request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.model_version();
+  };
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(infer({{"x-model-version", "2"}}), "2");
+  std::set<std::string> seen;
+  for (int user = 0; user < 16; ++user) {
+    const std::string first = infer({{"x-user", "user-" + std::to_string(user)}});
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(infer({{"x-user", "user-" + std::to_string(user)}}), first);
+    seen.insert(first);
+  }
+  EXPECT_EQ(seen.size(), 2u);  // 16 users over a 50/50 split reach both versions.
 }
 
 TEST(GrpcLimitsTest, OversizedMessageIsResourceExhausted) {

@@ -26,25 +26,8 @@ rapidjson::Document Json(const std::string& text) {
   return doc;
 }
 
-// Writes tiny ONNX models y = x + addend (x: FP32 [N, 2]) at the given paths,
-// in one Python run.
 void MakeAddModels(const std::vector<std::pair<std::string, float>>& models) {
-  std::string script = R"(
-import os
-import onnx
-from onnx import helper, TensorProto
-def make(path, addend):
-    x = helper.make_tensor_value_info('x', TensorProto.FLOAT, ['N', 2])
-    y = helper.make_tensor_value_info('y', TensorProto.FLOAT, ['N', 2])
-    c = helper.make_tensor('c', TensorProto.FLOAT, [1], [addend])
-    graph = helper.make_graph([helper.make_node('Add', ['x', 'c'], ['y'])], 'add', [x], [y], [c])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)])
-    model.ir_version = 8
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    onnx.save(model, path)
-)";
-  for (const auto& [path, addend] : models) script += "make('" + path + "', " + std::to_string(addend) + ")\n";
-  absl::Status status = RunPython(script);
+  absl::Status status = WriteAddModels(models);
   ASSERT_TRUE(status.ok()) << status;
 }
 

@@ -248,6 +248,27 @@ absl::Status RunPython(const std::string& script) {
   return absl::OkStatus();
 }
 
+absl::Status WriteAddModels(const std::vector<std::pair<std::string, float>>& path_and_addend) {
+  std::string script = R"(
+import os
+import onnx
+from onnx import helper, TensorProto
+def make(path, addend):
+    x = helper.make_tensor_value_info('x', TensorProto.FLOAT, ['N', 2])
+    y = helper.make_tensor_value_info('y', TensorProto.FLOAT, ['N', 2])
+    c = helper.make_tensor('c', TensorProto.FLOAT, [1], [addend])
+    graph = helper.make_graph([helper.make_node('Add', ['x', 'c'], ['y'])], 'add', [x], [y], [c])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)])
+    model.ir_version = 8
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    onnx.save(model, path)
+)";
+  for (const auto& [path, addend] : path_and_addend) {
+    script += StrCat("make('", path, "', ", addend, ")\n");
+  }
+  return RunPython(script);
+}
+
 double MetricValue(const std::string& exposition, const std::string& name, const std::vector<std::string>& labels) {
   size_t at = 0;
   while (at < exposition.size()) {

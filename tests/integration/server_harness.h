@@ -98,6 +98,10 @@ class TempDir {
 // process-level Status if the script fails.
 absl::Status RunPython(const std::string& script);
 
+// Writes tiny ONNX models y = x + addend (x, y: FP32 [N, 2]) at the given
+// model.onnx paths (folders created), in one Python run.
+absl::Status WriteAddModels(const std::vector<std::pair<std::string, float>>& path_and_addend);
+
 // The value of the Prometheus series `name` in `exposition` whose labels
 // include every `labels` entry (`key="value"`), or -1 when no line matches.
 double MetricValue(const std::string& exposition, const std::string& name,

@@ -25,27 +25,13 @@ rapidjson::Document Json(const std::string& text) {
   return doc;
 }
 
-// Writes y = x + addend models (x, y: FP32 [N, 2]) at repo/<model>/<version>/model.onnx.
+// Writes y = x + addend models at repo/<model>/<version>/model.onnx.
 void MakeAddModels(const std::string& repo, const std::vector<std::tuple<std::string, int, float>>& models) {
-  std::string script = R"(
-import os
-import onnx
-from onnx import helper, TensorProto
-def make(path, addend):
-    x = helper.make_tensor_value_info('x', TensorProto.FLOAT, ['N', 2])
-    y = helper.make_tensor_value_info('y', TensorProto.FLOAT, ['N', 2])
-    c = helper.make_tensor('c', TensorProto.FLOAT, [1], [addend])
-    graph = helper.make_graph([helper.make_node('Add', ['x', 'c'], ['y'])], 'add', [x], [y], [c])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)])
-    model.ir_version = 8
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    onnx.save(model, path)
-)";
+  std::vector<std::pair<std::string, float>> paths;
   for (const auto& [model, version, addend] : models) {
-    script += "make('" + repo + "/" + model + "/" + std::to_string(version) + "/model.onnx', " +
-              std::to_string(addend) + ")\n";
+    paths.emplace_back(repo + "/" + model + "/" + std::to_string(version) + "/model.onnx", addend);
   }
-  absl::Status status = RunPython(script);
+  absl::Status status = WriteAddModels(paths);
   ASSERT_TRUE(status.ok()) << status;
 }
 
