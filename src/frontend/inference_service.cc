@@ -285,7 +285,7 @@ void InferenceService::Dispatch(ModelHandle model, router::RouteReason reason, s
   observability::VersionMetrics* metrics = model->metrics;
   if (record != nullptr && pass.fallback_from.empty()) record->SetModel(metrics);
   model->Touch(request->arrival);  // Idle unload and LRU eviction of lazy models.
-  if (metrics != nullptr) metrics->RecordRoute(static_cast<size_t>(reason));
+  if (metrics != nullptr && !pass.mirror) metrics->RecordRoute(static_cast<size_t>(reason));
   if (absl::Status status = ValidateRequest(*model, *request); !status.ok()) {
     model->stats->fail.Record(absl::ZeroDuration());
     return std::move(done)(std::move(status));
@@ -310,9 +310,12 @@ void InferenceService::Dispatch(ModelHandle model, router::RouteReason reason, s
   const bool cached = pass.cache && cache != nullptr && config.response_cache().enable();
   router::CacheKey key;
   if (cached) {
+    const absl::Time lookup_start = options_.clock->Now();
     key = cache->ComputeKey(model->name, CacheVersionOf(*model).view(), *request);
     std::optional<InferResponse> hit = cache->Lookup(key);
     if (metrics != nullptr) metrics->RecordCacheLookup(hit.has_value());
+    // Triton's statistics count lookups too, with the time the lookup took.
+    (hit ? model->stats->cache_hit : model->stats->cache_miss).Record(options_.clock->Now() - lookup_start);
     if (hit) {
       hit->id = request->id;
       hit->model_version = model->version_string;
@@ -346,10 +349,14 @@ void InferenceService::Dispatch(ModelHandle model, router::RouteReason reason, s
     };
   }
 
-  // Shadow: compare the primary's own answer (before any fallback).
+  // Shadow: compare the primary's own answer (before any fallback). The copy
+  // is queued after the primary, so it never goes ahead of it.
+  ShadowLaunch shadow;
   if (pass.shadow) {
-    if (auto compare = MaybeShadow(model, *request)) {
-      done = [compare = std::move(compare), done = std::move(done)](absl::StatusOr<InferResponse> result) mutable {
+    shadow = MaybeShadow(model, *request);
+    if (shadow.compare) {
+      done = [compare = std::move(shadow.compare), done = std::move(done)](
+                 absl::StatusOr<InferResponse> result) mutable {
         compare(result);
         std::move(done)(std::move(result));
       };
@@ -386,13 +393,15 @@ void InferenceService::Dispatch(ModelHandle model, router::RouteReason reason, s
         std::move(done)(std::move(result));
       };
     }
-    return InferText(std::move(model), std::move(request), options_.tokenization_pool, std::move(done));
+    InferText(std::move(model), std::move(request), options_.tokenization_pool, std::move(done));
+  } else {
+    scheduler::Scheduler* scheduler = model->scheduler.get();
+    // The callback holds the handle so the version outlives the request.
+    scheduler->Enqueue(std::move(request),
+                       [handle = std::move(model), done = std::move(done)](
+                           absl::StatusOr<InferResponse> result) mutable { std::move(done)(std::move(result)); });
   }
-  scheduler::Scheduler* scheduler = model->scheduler.get();
-  // The callback holds the handle so the version outlives the request.
-  scheduler->Enqueue(std::move(request),
-                     [handle = std::move(model), done = std::move(done)](
-                         absl::StatusOr<InferResponse> result) mutable { std::move(done)(std::move(result)); });
+  if (shadow.launch) std::move(shadow.launch)();
 }
 
 InferenceService::ShadowState& InferenceService::ShadowStateFor(const std::string& model) {
@@ -446,12 +455,11 @@ struct ShadowPair {
 
 }  // namespace
 
-std::function<void(const absl::StatusOr<InferResponse>&)> InferenceService::MaybeShadow(const ModelHandle& model,
-                                                                                        const InferRequest& request) {
+InferenceService::ShadowLaunch InferenceService::MaybeShadow(const ModelHandle& model, const InferRequest& request) {
   const config::ModelRouting& routing = model->config.routing();
-  if (!routing.has_shadow()) return nullptr;
+  if (!routing.has_shadow()) return {};
   const config::ModelShadow& policy = routing.shadow();
-  if (policy.fraction() < 1 && UniformDraw() >= policy.fraction()) return nullptr;
+  if (policy.fraction() < 1 && UniformDraw() >= policy.fraction()) return {};
   const std::string& target_name = policy.model().empty() ? model->name : policy.model();
   const std::string target_version = policy.version() > 0 ? std::to_string(policy.version()) : std::string();
   observability::Metrics* metrics = options_.telemetry.metrics;
@@ -464,7 +472,7 @@ std::function<void(const absl::StatusOr<InferResponse>&)> InferenceService::Mayb
   const uint32_t limit = policy.max_in_flight() > 0 ? policy.max_in_flight() : 64;
   if (!target.ok() || draining() || !state.limiter.TryAcquire(limit)) {
     if (shadow_metrics != nullptr) shadow_metrics->Record(observability::ShadowMetrics::Result::kDropped);
-    return nullptr;
+    return {};
   }
   auto pair = std::make_shared<ShadowPair>();
   pair->metrics = shadow_metrics;
@@ -475,25 +483,29 @@ std::function<void(const absl::StatusOr<InferResponse>&)> InferenceService::Mayb
   copy->arrival = options_.clock->Now();
   // Counted in flight so that a shutdown drain waits for it.
   inflight_.fetch_add(1, std::memory_order_acq_rel);
-  Pass pass;
-  pass.shadow = false;
-  pass.fallback = false;
-  pass.cache = false;
-  Dispatch(*std::move(target), router::RouteReason::kExplicit, std::move(copy),
-           [this, pair](absl::StatusOr<InferResponse> result) {
-             bool finish;
-             {
-               absl::MutexLock lock(&pair->mu);
-               pair->shadow_done = true;
-               pair->shadow_ok = result.ok();
-               if (result.ok()) pair->shadow = std::move(result->outputs);
-               finish = pair->primary_done;
-             }
-             if (finish) pair->Finish();
-             inflight_.fetch_sub(1, std::memory_order_acq_rel);
-           },
-           nullptr, std::move(pass));
-  return [pair](const absl::StatusOr<InferResponse>& result) {
+  ShadowLaunch launch;
+  launch.launch = [this, pair, target = *std::move(target), copy = std::move(copy)]() mutable {
+    Pass pass;
+    pass.shadow = false;
+    pass.fallback = false;
+    pass.cache = false;
+    pass.mirror = true;
+    Dispatch(std::move(target), router::RouteReason::kExplicit, std::move(copy),
+             [this, pair](absl::StatusOr<InferResponse> result) {
+               bool finish;
+               {
+                 absl::MutexLock lock(&pair->mu);
+                 pair->shadow_done = true;
+                 pair->shadow_ok = result.ok();
+                 if (result.ok()) pair->shadow = std::move(result->outputs);
+                 finish = pair->primary_done;
+               }
+               if (finish) pair->Finish();
+               inflight_.fetch_sub(1, std::memory_order_acq_rel);
+             },
+             nullptr, std::move(pass));
+  };
+  launch.compare = [pair](const absl::StatusOr<InferResponse>& result) {
     bool finish;
     {
       absl::MutexLock lock(&pair->mu);
@@ -504,6 +516,7 @@ std::function<void(const absl::StatusOr<InferResponse>&)> InferenceService::Mayb
     }
     if (finish) pair->Finish();
   };
+  return launch;
 }
 
 void InferenceService::Fallback(const ModelHandle& primary, std::shared_ptr<InferRequest> saved, absl::Status error,

@@ -156,6 +156,8 @@ class InferenceService {
     // Set once a lazy load was waited for: its error (a retry-after hint)
     // is what the client hears if the model still cannot serve.
     bool lazy_waited = false;
+    // A shadow copy: not counted as routed traffic.
+    bool mirror = false;
     absl::Status lazy_error;
   };
   struct ShadowState {
@@ -168,11 +170,15 @@ class InferenceService {
              Pass pass);
   void Dispatch(ModelHandle model, router::RouteReason reason, std::unique_ptr<InferRequest> request,
                 InferCallback done, observability::RequestRecord* record, Pass pass);
-  // Starts the shadow copy of `request` when the model's routing samples it;
-  // returns the callback that hands the primary's answer to the comparison
-  // (or null when the request is not mirrored).
-  std::function<void(const absl::StatusOr<InferResponse>&)> MaybeShadow(const ModelHandle& model,
-                                                                         const InferRequest& request);
+  // A mirrored request: `compare` takes the primary's answer, `launch`
+  // queues the copy on the shadow target. Both empty when not mirrored.
+  struct ShadowLaunch {
+    std::function<void(const absl::StatusOr<InferResponse>&)> compare;
+    absl::AnyInvocable<void() &&> launch;
+  };
+  // Copies `request` for the model's shadow target when its routing samples
+  // it (and a shadow slot is free).
+  ShadowLaunch MaybeShadow(const ModelHandle& model, const InferRequest& request);
   ShadowState& ShadowStateFor(const std::string& model);
   // The fallback of a primary that failed with `error`, or `error` itself.
   void Fallback(const ModelHandle& primary, std::shared_ptr<InferRequest> saved, absl::Status error,

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -90,12 +91,17 @@ class TrafficTest : public ::testing::Test {
     MakeAddModels(r, {{"ab", 1, 1}, {"ab", 2, 2},
                       {"primary", 1, 1}, {"candidate", 1, 1.5f},
                       {"fragile", 1, 1}, {"backup", 1, 100},
-                      {"cached", 1, 7}, {"random", 1, 3}});
+                      {"cached", 1, 7}, {"random", 1, 3},
+                      {"busy_primary", 1, 1}, {"held", 1, 1}});
     WriteConfig(r, "ab",
                 "routing { split { version: 1 weight: 80 } split { version: 2 weight: 20 } "
                 "sticky_header: \"X-Patient-Id\" }\n");
     WriteConfig(r, "primary", "routing { shadow { model: \"candidate\" fraction: 1.0 } }\n");
     WriteConfig(r, "candidate", "");
+    // The shadow target holds its queue for 2 s: one shadow request fills
+    // the one slot, and the next ones are dropped.
+    WriteConfig(r, "busy_primary", "routing { shadow { model: \"held\" fraction: 1.0 max_in_flight: 1 } }\n");
+    WriteConfig(r, "held", "dynamic_batching { max_queue_delay_microseconds: 2000000 preferred_batch_size: [8] }\n");
     WriteConfig(r, "fragile",
                 "dynamic_batching { max_queue_delay_microseconds: 0 }\nrouting { fallback_model: \"backup\" }\n");
     WriteConfig(r, "backup", "");
@@ -197,6 +203,25 @@ TEST_F(TrafficTest, ShadowLeavesPrimaryAnswersUnchangedAndCountsAgreement) {
   EXPECT_GE(MetricValue(m, "ortserve_execution_total", {R"(model="candidate")"}), 1);
 }
 
+TEST_F(TrafficTest, ShadowBeyondItsInFlightBoundIsDroppedAndCountedNotWaitedFor) {
+  HttpClient client(server_->http_port());
+  for (int i = 0; i < 5; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    Answer a = Infer(client, "/v2/models/busy_primary/infer", Body(1, 2));
+    ASSERT_EQ(a.status, 200u) << a.body;
+    // The primary never waits for its shadow (held for 2 s).
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1500));
+  }
+  const std::vector<std::string> labels = {R"(model="busy_primary")", R"(shadow_model="held")"};
+  auto count = [&](const char* result) {
+    std::vector<std::string> l = labels;
+    l.push_back(std::string(R"(result=")") + result + "\"");
+    return MetricValue(Scrape(server_->metrics_port()), "ortserve_shadow_requests_total", l);
+  };
+  EXPECT_EQ(count("dropped"), 4);
+  ASSERT_TRUE(WaitUntil([&] { return count("compared") == 1; }, 10)) << count("compared");
+}
+
 TEST_F(TrafficTest, FallbackAnswersWhenThePrimaryTimesOutOrIsUnavailable) {
   HttpClient client(server_->http_port());
   // A 1 us queue timeout has passed before the request reaches the queue.
@@ -244,6 +269,11 @@ TEST_F(TrafficTest, ResponseCacheHitsRepeatsAndStaysOffForNondeterministicModels
   EXPECT_EQ(MetricValue(m, "ortserve_cache_lookups_total", {R"(model="cached")", R"(result="miss")"}), 2);
   EXPECT_EQ(MetricValue(m, "ortserve_execution_total", {R"(model="cached")"}), 2);
   EXPECT_GT(MetricValue(m, "ortserve_cache_bytes"), 0);
+  // Triton's statistics extension counts them too.
+  auto stats = Json(client.Get("/v2/models/cached/stats").body);
+  const auto& inference = stats["model_stats"][0]["inference_stats"];
+  EXPECT_EQ(inference["cache_hit"]["count"].GetInt(), 2);
+  EXPECT_EQ(inference["cache_miss"]["count"].GetInt(), 2);
 
   for (int i = 0; i < 3; ++i) ASSERT_EQ(Infer(client, "/v2/models/random/infer", Body(1, 2)).status, 200u);
   const std::string after = Scrape(server_->metrics_port());
