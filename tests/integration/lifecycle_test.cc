@@ -9,9 +9,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <sstream>
 #include <thread>
 
 #include "integration/server_harness.h"
@@ -278,6 +280,35 @@ TEST(LifecycleTest, SwapsAndFailedVersionsUnderLoadFailNoRequest) {
     });
   }
 
+  // And the load generator, in back-to-back one-second runs (closed loop,
+  // four connections), whose reports must count no failed request.
+  std::atomic<int> loadgen_runs{0};
+  std::atomic<int> loadgen_failed{0};
+  std::atomic<int> loadgen_ok{0};
+  std::thread loadgen([&] {
+    const std::string report = root.path() + "/loadgen.json";
+    while (!stop.load()) {
+      const std::string command = BinaryDir() + "/tools/loadgen/ortserve-loadgen --protocol http-json --port " +
+                                  std::to_string(port) + " -m m -c 4 --duration 1 --warmup 0 -q --json-out " +
+                                  report + " > /dev/null 2>&1";
+      if (std::system(command.c_str()) != 0) {
+        ++loadgen_failed;
+        continue;
+      }
+      std::ifstream in(report);
+      std::stringstream text;
+      text << in.rdbuf();
+      auto doc = Json(text.str());
+      if (doc.HasParseError() || !doc.HasMember("requests_failed")) {
+        ++loadgen_failed;
+        continue;
+      }
+      ++loadgen_runs;
+      loadgen_failed += doc["requests_failed"].GetInt();
+      loadgen_ok += doc["requests_ok"].GetInt();
+    }
+  });
+
   HttpClient control(port);
   int last_good = 1;
   int swaps = 0;
@@ -304,6 +335,10 @@ TEST(LifecycleTest, SwapsAndFailedVersionsUnderLoadFailNoRequest) {
   }
   stop = true;
   for (auto& t : clients) t.join();
+  loadgen.join();
+  EXPECT_GE(loadgen_runs.load(), 1);
+  EXPECT_GT(loadgen_ok.load(), 0);
+  EXPECT_EQ(loadgen_failed.load(), 0) << "failed requests (or runs) reported by ortserve-loadgen";
   EXPECT_EQ(swaps, 20);
   EXPECT_EQ(failures, 5);
   EXPECT_EQ(failed.load(), 0) << first_failure;
