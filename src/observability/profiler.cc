@@ -36,19 +36,16 @@ int64_t& SampleParameter() {
   return FLAG__namespace_do_not_use_directly_use_DECLARE_int64_instead::FLAGS_tcmalloc_sample_parameter;
 }
 
-// Heap sampling is on from start-up unless the environment chooses. This runs
-// during static initialisation, after tcmalloc's own (a shared library's
-// initialisers run before those of the program that links it).
-const bool sampling_set = [] {
-  if (std::getenv("TCMALLOC_SAMPLE_PARAMETER") == nullptr) {
-    SampleParameter() = HeapProfiler::kDefaultSamplePeriodBytes;
-  }
-  return true;
-}();
 #endif
 }  // namespace
 
 bool HeapProfiler::Available() { return ORTSERVE_TCMALLOC != 0; }
+
+void HeapProfiler::EnableDefaultSampling() {
+#if ORTSERVE_TCMALLOC
+  if (std::getenv("TCMALLOC_SAMPLE_PARAMETER") == nullptr) SampleParameter() = kDefaultSamplePeriodBytes;
+#endif
+}
 
 int64_t HeapProfiler::SamplePeriod() {
 #if ORTSERVE_TCMALLOC
@@ -72,8 +69,8 @@ absl::StatusOr<std::string> HeapProfiler::Capture() {
 #if ORTSERVE_TCMALLOC
   if (SampleParameter() <= 0) {
     return absl::FailedPreconditionError(
-        "tcmalloc heap sampling is off (TCMALLOC_SAMPLE_PARAMETER=0); start ortserve with "
-        "TCMALLOC_SAMPLE_PARAMETER=524288");
+        "tcmalloc heap sampling is off: start ortserve with --enable-profiling (and without "
+        "TCMALLOC_SAMPLE_PARAMETER=0)");
   }
   std::string profile;
   MallocExtension::instance()->GetHeapSample(&profile);

@@ -34,17 +34,22 @@ class CpuProfiler {
 
 // The live heap as tcmalloc samples it: one stack trace per sampled
 // allocation still in use. Needs a build with tcmalloc (CMake option
-// ORTSERVE_TCMALLOC, on by default unless ORTSERVE_SANITIZE). Heap sampling
-// is on from start-up in such builds: every ~512 KiB allocated, one
-// allocation's stack is recorded (cheap enough to leave on); the environment
-// variable TCMALLOC_SAMPLE_PARAMETER, when set, chooses the period in bytes
-// instead (0 turns sampling, and so this profile, off).
-//
+// ORTSERVE_TCMALLOC, on by default unless ORTSERVE_SANITIZE). Sampling is off
+// unless turned on: the server does so with --enable-profiling (every
+// ~512 KiB allocated, one allocation's stack is recorded). It is not free: a
+// sample unwinds the stack, which on a server reading 100 KB tensor bodies
+// was about one unwind per request. The environment variable
+// TCMALLOC_SAMPLE_PARAMETER, when set, chooses the period in bytes instead
+// (0 keeps sampling off).
 // Thread-safe.
 class HeapProfiler {
  public:
-  // The period the server uses when TCMALLOC_SAMPLE_PARAMETER is not set.
+  // The period EnableDefaultSampling sets.
   static constexpr int64_t kDefaultSamplePeriodBytes = 512 * 1024;
+
+  // Turns sampling on at kDefaultSamplePeriodBytes, unless
+  // TCMALLOC_SAMPLE_PARAMETER chose the period. No-op without tcmalloc.
+  static void EnableDefaultSampling();
 
   // Whether this build links tcmalloc.
   static bool Available();

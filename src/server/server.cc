@@ -9,6 +9,7 @@
 #include "frontend/grpc/grpc_server.h"
 #include "frontend/http/http_server.h"
 #include "frontend/inference_service.h"
+#include "observability/profiler.h"
 #include "pipeline/tokenization_pool.h"
 #include "router/response_cache.h"
 #include "observability/logging.h"
@@ -136,6 +137,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     http.pipeline.predict_model = options.predict_model.empty() ? options.sae_model : options.predict_model;
     http.pipeline.sae_max_chars = options.sae_max_report_chars;
     http.enable_profiling = options.enable_profiling;
+    // Heap samples need sampling from the start; it costs a stack unwind per
+    // sample, so only servers that serve profiles pay for it.
+    if (options.enable_profiling) observability::HeapProfiler::EnableDefaultSampling();
     ASSIGN_OR_RETURN(impl->http, frontend::HttpServer::Start(std::move(http)));
     // Tests and scripts read the bound port from this line.
     spdlog::info("HTTP listening on {}:{}", options.http_address, impl->http->port());

@@ -692,7 +692,7 @@ TEST(ObservabilityTest, HeapProfileEndpointReturnsTcmallocsHeapSample) {
   ASSERT_EQ(response.status, 200u) << response.body;
   ASSERT_EQ(response.body.rfind("heap profile:", 0), 0u) << response.body.substr(0, 200);
   const std::string header = response.body.substr(0, response.body.find('\n'));
-  EXPECT_NE(header.find("@ heap_v2/524288"), std::string::npos) << header;  // Sampling is on by default.
+  EXPECT_NE(header.find("@ heap_v2/524288"), std::string::npos) << header;  // --enable-profiling turns sampling on.
   EXPECT_TRUE(std::regex_search(header, std::regex(R"(^heap profile:\s*\d+:\s*\d+ \[\s*\d+:\s*\d+\] @ heap_v2/)")))
       << header;
   EXPECT_NE(response.body.find("MAPPED_LIBRARIES:"), std::string::npos);

@@ -96,6 +96,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::vector<std::pair<std::string, std::string>> headers;
   };
 
+  static constexpr size_t kSmallBody = 4096;
+  static constexpr size_t kReadChunk = 65536;
+
   void ReadHeader() {
     parser_.emplace();
     parser_->body_limit(options_.max_body_bytes);
@@ -113,6 +116,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (auto length = parser_->content_length()) {
       if (*length > options_.max_body_bytes) return OnReadError(http::error::body_limit);
       request.body().reserve(*length + simdjson::SIMDJSON_PADDING);
+      // Beast reads as much as the read buffer has room for (at least 512
+      // bytes): a body of tensors would come in hundreds of small reads.
+      // With room for 64 KiB (Beast's most per read) a 1 MB body takes ~16.
+      // The room stays with the connection, for its next request.
+      if (*length > kSmallBody) buffer_.reserve(std::min<size_t>(*length, kReadChunk));
     }
     if (beast::iequals(request[http::field::expect], "100-continue")) {
       static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";

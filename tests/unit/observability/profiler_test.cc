@@ -33,8 +33,10 @@ Header ParseHeader(const std::string& profile) {
   return header;
 }
 
-TEST(HeapProfilerTest, SamplingIsOnByDefaultAndTheSampleSeesLiveAllocations) {
+TEST(HeapProfilerTest, SamplingIsOffUntilEnabledAndTheSampleSeesLiveAllocations) {
   if (std::getenv("TCMALLOC_SAMPLE_PARAMETER") == nullptr) {
+    EXPECT_EQ(HeapProfiler::SamplePeriod(), 0);
+    HeapProfiler::EnableDefaultSampling();
     EXPECT_EQ(HeapProfiler::SamplePeriod(), HeapProfiler::kDefaultSamplePeriodBytes);
   }
   ASSERT_TRUE(HeapProfiler::SetSamplePeriod(64 * 1024).ok());
