@@ -488,13 +488,6 @@ CliResult RunCli(const std::vector<std::string>& args) {
   return result;
 }
 
-rapidjson::Document Json(const std::string& text) {
-  rapidjson::Document doc;
-  doc.Parse(text.c_str(), text.size());
-  EXPECT_FALSE(doc.HasParseError()) << text;
-  return doc;
-}
-
 class CliTest : public ::testing::TestWithParam<Protocol> {
  protected:
   std::vector<std::string> Args(std::vector<std::string> rest) {

@@ -22,12 +22,6 @@ namespace ortserve::testing {
 namespace {
 namespace fs = std::filesystem;
 
-rapidjson::Document Json(const std::string& text) {
-  rapidjson::Document doc;
-  doc.Parse(text.c_str(), text.size());
-  return doc;
-}
-
 void MakeAddModels(const std::vector<std::pair<std::string, float>>& models) {
   absl::Status status = WriteAddModels(models);
   ASSERT_TRUE(status.ok()) << status;
@@ -72,15 +66,6 @@ Answer Infer(HttpClient& client, const std::string& model) {
   return answer;
 }
 
-// Polls `check` (bounded: the server acts on its own schedule) until it holds.
-bool WaitFor(const std::function<bool()>& check, int seconds) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (check()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return check();
-}
 
 // The index entry of model/version: {state, reason}, or empty strings.
 std::pair<std::string, std::string> IndexEntry(HttpClient& client, const std::string& model,
@@ -205,12 +190,12 @@ TEST(LifecycleTest, PollModePicksUpANewVersionAndKeepsServingThroughACorruptOne)
   ASSERT_EQ(Infer(client, "m").version, "1");
 
   PublishVersion(staging / "v2", repo / "m", 2);
-  ASSERT_TRUE(WaitFor([&] { return Infer(client, "m").version == "2"; }, 30)) << (*server)->Output();
+  ASSERT_TRUE(WaitUntil([&] { return Infer(client, "m").version == "2"; }, 30)) << (*server)->Output();
   EXPECT_EQ(IndexEntry(client, "m", "2").first, "READY");
   EXPECT_TRUE(Infer(client, "m").consistent);
 
   WriteCorruptVersion(staging, repo / "m", 3);
-  ASSERT_TRUE(WaitFor([&] { return IndexEntry(client, "m", "3").first == "UNAVAILABLE"; }, 30))
+  ASSERT_TRUE(WaitUntil([&] { return IndexEntry(client, "m", "3").first == "UNAVAILABLE"; }, 30))
       << (*server)->Output();
   auto [state, reason] = IndexEntry(client, "m", "3");
   EXPECT_FALSE(reason.empty());

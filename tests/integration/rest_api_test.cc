@@ -14,13 +14,6 @@
 namespace ortserve::testing {
 namespace {
 
-rapidjson::Document Json(const std::string& text) {
-  rapidjson::Document doc;
-  doc.Parse(text.c_str(), text.size());
-  EXPECT_FALSE(doc.HasParseError()) << text;
-  return doc;
-}
-
 // Appends raw little-endian values to a binary body.
 template <typename T>
 void AppendRaw(std::string* body, std::initializer_list<T> values) {

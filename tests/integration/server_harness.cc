@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -267,6 +269,13 @@ def make(path, addend):
     script += StrCat("make('", path, "', ", addend, ")\n");
   }
   return RunPython(script);
+}
+
+rapidjson::Document Json(const std::string& text) {
+  rapidjson::Document doc;
+  doc.Parse(text.c_str(), text.size());
+  if (doc.HasParseError()) ADD_FAILURE() << "not JSON: " << text.substr(0, 500);
+  return doc;
 }
 
 double MetricValue(const std::string& exposition, const std::string& name, const std::vector<std::string>& labels) {

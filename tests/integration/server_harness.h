@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "rapidjson/document.h"
 
 namespace ortserve::testing {
 
@@ -101,6 +102,10 @@ absl::Status RunPython(const std::string& script);
 // Writes tiny ONNX models y = x + addend (x, y: FP32 [N, 2]) at the given
 // model.onnx paths (folders created), in one Python run.
 absl::Status WriteAddModels(const std::vector<std::pair<std::string, float>>& path_and_addend);
+
+// `text` parsed as JSON; a parse error fails the current test (and the
+// document is then empty).
+rapidjson::Document Json(const std::string& text);
 
 // The value of the Prometheus series `name` in `exposition` whose labels
 // include every `labels` entry (`key="value"`), or -1 when no line matches.

@@ -20,12 +20,6 @@ namespace ortserve::testing {
 namespace {
 namespace fs = std::filesystem;
 
-rapidjson::Document Json(const std::string& text) {
-  rapidjson::Document doc;
-  doc.Parse(text.c_str(), text.size());
-  return doc;
-}
-
 // Writes y = x + addend models at repo/<model>/<version>/model.onnx.
 void MakeAddModels(const std::string& repo, const std::vector<std::tuple<std::string, int, float>>& models) {
   std::vector<std::pair<std::string, float>> paths;
