@@ -191,6 +191,19 @@ struct ResponseCache::Shard {
   List lru ABSL_GUARDED_BY(mu);  // Front: most recently used.
   absl::flat_hash_map<CacheKey, List::iterator> index ABSL_GUARDED_BY(mu);
   size_t bytes ABSL_GUARDED_BY(mu) = 0;
+
+  // Moves `it` out of the shard into `dropped` (freed by the caller once the
+  // lock is released) and takes its charge off the shard's and the cache's
+  // totals.
+  void Unlink(List::iterator it, List* dropped, std::atomic<size_t>& cache_bytes, std::atomic<size_t>& cache_entries)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    const size_t charge = it->entry->charge;
+    index.erase(it->key);
+    dropped->splice(dropped->end(), lru, it);
+    bytes -= charge;
+    cache_bytes.fetch_sub(charge, std::memory_order_relaxed);
+    cache_entries.fetch_sub(1, std::memory_order_relaxed);
+  }
 };
 
 absl::StatusOr<std::unique_ptr<ResponseCache>> ResponseCache::Create(Options options) {
@@ -357,12 +370,7 @@ void ResponseCache::Insert(const CacheKey& key, const InferResponse& response) {
     absl::MutexLock lock(&shard.mu);
     auto it = shard.index.find(key);
     if (it != shard.index.end()) {
-      // Replace: the newer answer wins.
-      shard.bytes -= it->second->entry->charge;
-      bytes_.fetch_sub(it->second->entry->charge, std::memory_order_relaxed);
-      entries_.fetch_sub(1, std::memory_order_relaxed);
-      dropped.splice(dropped.end(), shard.lru, it->second);
-      shard.index.erase(it);
+      shard.Unlink(it->second, &dropped, bytes_, entries_);  // Replace: the newer answer wins.
     }
     shard.lru.push_front(Shard::Item{key, std::move(entry)});
     shard.index.emplace(key, shard.lru.begin());
@@ -372,13 +380,7 @@ void ResponseCache::Insert(const CacheKey& key, const InferResponse& response) {
     // The new entry fits on its own (charge <= capacity), so this stops
     // before reaching it.
     while (shard.bytes > shard_capacity_) {
-      auto last = std::prev(shard.lru.end());
-      const size_t last_charge = last->entry->charge;
-      shard.index.erase(last->key);
-      dropped.splice(dropped.end(), shard.lru, last);
-      shard.bytes -= last_charge;
-      bytes_.fetch_sub(last_charge, std::memory_order_relaxed);
-      entries_.fetch_sub(1, std::memory_order_relaxed);
+      shard.Unlink(std::prev(shard.lru.end()), &dropped, bytes_, entries_);
       ++evicted;
     }
   }
@@ -396,12 +398,7 @@ size_t ResponseCache::EraseModel(std::string_view model_name) {
       for (auto it = shard.lru.begin(); it != shard.lru.end();) {
         auto next = std::next(it);
         if (it->entry->model_name == model_name) {
-          const size_t charge = it->entry->charge;
-          shard.index.erase(it->key);
-          dropped.splice(dropped.end(), shard.lru, it);
-          shard.bytes -= charge;
-          bytes_.fetch_sub(charge, std::memory_order_relaxed);
-          entries_.fetch_sub(1, std::memory_order_relaxed);
+          shard.Unlink(it, &dropped, bytes_, entries_);
           ++erased;
         }
         it = next;
