@@ -313,6 +313,7 @@ absl::StatusOr<ModelControlMode> ParseModelControlMode(std::string_view text) {
 
 ModelManager::ModelManager(Options options)
     : options_(std::move(options)),
+      hash_cache_(options_.file_hash_cache),
       releases_(std::make_shared<ReleaseQueue>()),
       loaders_(std::make_unique<LoaderPool>(options_.load_threads)) {
   releases_->Start();
@@ -325,6 +326,17 @@ ModelManager::~ModelManager() {
   // destroyed inline here (their schedulers are already stopped).
   absl::MutexLock lock(&mu_);
   models_.clear();
+}
+
+ModelManager::LoadedUse ModelManager::LoadedUseOf(const ModelEntry& entry) {
+  LoadedUse use;
+  for (const auto& [v, slot] : entry.versions) {
+    if (!slot.handle) continue;
+    use.loaded = true;
+    use.memory_bytes += slot.handle->memory_bytes;
+    use.last_used_ns = std::max(use.last_used_ns, slot.handle->last_used_ns.load(std::memory_order_relaxed));
+  }
+  return use;
 }
 
 absl::StatusOr<std::unique_ptr<ModelManager>> ModelManager::Create(Options options) {
@@ -404,8 +416,13 @@ absl::Status ModelManager::PollOnce() {
       for (const auto& [name, entry] : models_) known[name] = {entry.scanned, entry.scan_fingerprint};
     }
     std::set<std::string> on_disk(present.begin(), present.end());
+    // Folders gone from the repository leave the hash cache.
+    std::vector<std::string> present_dirs;
+    for (const auto& name : present) present_dirs.push_back((fs::path(options_.repository_path) / name).string());
+    hash_cache_.RetainModels(present_dirs);
     for (const auto& name : present) {
-      auto snapshot = ReadModelSnapshot(options_.repository_path, name);
+      // Stats every file; reads only those whose stat identity changed.
+      auto snapshot = ReadModelSnapshot(options_.repository_path, name, &hash_cache_);
       auto it = known.find(name);
       if (!snapshot.ok() || it == known.end() || !it->second.first ||
           it->second.second != snapshot->fingerprint) {
@@ -560,7 +577,7 @@ absl::Status ModelManager::ReloadModel(const std::string& name, const std::strin
     if (shutting_down_) return absl::UnavailableError(StrCat("cannot load model '", name, "': shutting down"));
     models_[name];  // Known from now on (LOADING until a version is chosen).
   }
-  auto snapshot = ReadModelSnapshot(options_.repository_path, name);
+  auto snapshot = ReadModelSnapshot(options_.repository_path, name, &hash_cache_);
   if (!snapshot.ok()) {
     RecordFailure(name, StrCat("model '", name, "': ", snapshot.status().message()), 0);
     return snapshot.status();
@@ -1009,16 +1026,10 @@ void ModelManager::IdleUnload(const std::string& name) {
     if (it == models_.end()) return;
     ModelEntry& entry = it->second;
     entry.idle_unload_queued = false;
-    int64_t last_used = 0;
-    bool loaded = false;
-    for (const auto& [v, slot] : entry.versions) {
-      if (!slot.handle) continue;
-      loaded = true;
-      last_used = std::max(last_used, slot.handle->last_used_ns.load(std::memory_order_relaxed));
-    }
+    const LoadedUse use = LoadedUseOf(entry);
     // Checked again here: a request may have come since the janitor looked.
-    idle = loaded && entry.lazy && entry.lazy_idle_unload > absl::ZeroDuration() &&
-           absl::Now() - absl::FromUnixNanos(last_used) >= entry.lazy_idle_unload;
+    idle = use.loaded && entry.lazy && entry.lazy_idle_unload > absl::ZeroDuration() &&
+           absl::Now() - absl::FromUnixNanos(use.last_used_ns) >= entry.lazy_idle_unload;
     idle_for = entry.lazy_idle_unload;
   }
   if (idle) {
@@ -1039,15 +1050,10 @@ void ModelManager::EnforceMemoryBudget(const std::string& just_loaded) {
       absl::MutexLock lock(&mu_);
       int64_t victim_used = 0;
       for (const auto& [name, entry] : models_) {
-        int64_t last_used = 0;
-        bool loaded = false;
-        for (const auto& [v, slot] : entry.versions) {
-          if (!slot.handle) continue;
-          loaded = true;
-          total += slot.handle->memory_bytes;
-          last_used = std::max(last_used, slot.handle->last_used_ns.load(std::memory_order_relaxed));
-        }
-        if (!loaded || !entry.lazy || name == just_loaded) continue;
+        const LoadedUse use = LoadedUseOf(entry);
+        const int64_t last_used = use.last_used_ns;
+        total += use.memory_bytes;
+        if (!use.loaded || !entry.lazy || name == just_loaded) continue;
         if (victim.empty() || last_used < victim_used) {
           victim = name;
           victim_used = last_used;
@@ -1113,15 +1119,9 @@ void ModelManager::JanitorLoop() {
       }
       for (auto& [name, entry] : models_) {
         if (!entry.lazy || entry.lazy_idle_unload <= absl::ZeroDuration() || entry.idle_unload_queued) continue;
-        int64_t last_used = 0;
-        bool loaded = false;
-        for (const auto& [v, slot] : entry.versions) {
-          if (!slot.handle) continue;
-          loaded = true;
-          last_used = std::max(last_used, slot.handle->last_used_ns.load(std::memory_order_relaxed));
-        }
-        if (!loaded) continue;
-        const absl::Time deadline = absl::FromUnixNanos(last_used) + entry.lazy_idle_unload;
+        const LoadedUse use = LoadedUseOf(entry);
+        if (!use.loaded) continue;
+        const absl::Time deadline = absl::FromUnixNanos(use.last_used_ns) + entry.lazy_idle_unload;
         if (deadline <= now) {
           entry.idle_unload_queued = true;
           idle.push_back(name);
@@ -1177,8 +1177,23 @@ bool ModelManager::ConfigSaysLazy(const std::string& name) const {
 }
 
 std::vector<ModelIndexEntry> ModelManager::Index() const {
+  // kExplicit: the folders a client could load, listed before taking the
+  // lock (one directory listing, no config read), so a slow disk delays only
+  // this call. An unreadable repository adds nothing: the index still shows
+  // what the manager knows.
+  std::vector<std::string> folders;
+  if (options_.control_mode == ModelControlMode::kExplicit) {
+    auto listed = ListLoadableModelNames(options_.repository_path);
+    if (listed.ok()) folders = *std::move(listed);
+  }
   absl::MutexLock lock(&mu_);
   std::vector<ModelIndexEntry> index;
+  bool added = false;
+  for (auto& name : folders) {
+    if (models_.find(name) != models_.end()) continue;
+    index.push_back({std::move(name), "", ModelState::kUnavailable, kNeverLoadedReason});
+    added = true;
+  }
   for (const auto& [name, entry] : models_) {
     if (entry.versions.empty()) {
       index.push_back({name, "", entry.reason.empty() ? ModelState::kLoading : ModelState::kUnavailable,
@@ -1192,6 +1207,11 @@ std::vector<ModelIndexEntry> ModelManager::Index() const {
       std::string reason = entry.reason.empty() ? slot.reason : entry.reason;
       index.push_back({name, std::to_string(version), slot.state, std::move(reason)});
     }
+  }
+  if (added) {
+    // By name; stable, so each model's versions keep their numeric order.
+    std::stable_sort(index.begin(), index.end(),
+                     [](const ModelIndexEntry& a, const ModelIndexEntry& b) { return a.name < b.name; });
   }
   return index;
 }

@@ -20,6 +20,7 @@
 #include "backend/session.h"
 #include "core/model_stats.h"
 #include "repository/model_config.h"
+#include "repository/model_source.h"
 #include "scheduler/scheduler.h"
 
 namespace ortserve::pipeline {
@@ -118,6 +119,10 @@ inline constexpr char kRetryAfterPayload[] = "ortserve/retry-after";
 // Index() reason of a lazy model that is known but not loaded.
 inline constexpr char kLazyNotLoadedReason[] = "not loaded (lazy: loads on its first request)";
 
+// Index() reason of a model folder that kExplicit mode never loaded (listed
+// by name only, no version, UNAVAILABLE), as Triton's repository index says.
+inline constexpr char kNeverLoadedReason[] = "unloaded";
+
 struct ModelIndexEntry {
   std::string name;
   std::string version;  // Empty when the model failed before any version was known.
@@ -148,7 +153,21 @@ struct ModelIndexEntry {
 //
 // Change detection (poll mode, and explicit reloads): a model folder is
 // fingerprinted by content (config.pbtxt, other files, every version folder's
-// files); only versions whose fingerprint changed are loaded again.
+// files); only versions whose fingerprint changed are loaded again. The
+// content hash of each file is remembered under its stat identity (device,
+// inode, size, mtime and ctime in nanoseconds; see FileHashCache), so a poll
+// of an unchanged repository stats its files and reads none; a file is read
+// again only when its identity changed. The cache is shared by the poller
+// and the loader threads (it is thread-safe) and holds only files present at
+// their model's last fingerprint, of model folders present at the last poll.
+//
+// Index in kExplicit mode: besides the models known to the manager, every
+// loadable model folder of the repository (ListLoadableModelNames: one
+// listing of the repository folder, no config read) is listed by name only,
+// UNAVAILABLE with reason kNeverLoadedReason, so that a client can discover
+// what it could load. The listing is taken at each Index() call, before and
+// outside the manager's lock: a folder copied in shows at once (there is no
+// poller in this mode), and the call never waits on a load.
 //
 // Lazy loading (config `lazy_loading { enable: true }`): every scan of the
 // repository (LoadAll in every control mode, PollOnce) registers such a model
@@ -199,6 +218,8 @@ class ModelManager {
     // loader or janitor threads, never with a manager lock held; must not
     // block.
     std::function<void(std::string_view model, LazyEvent event)> lazy_event;
+    // The file-hash cache of change detection (its clock, racy window).
+    FileHashCache::Options file_hash_cache;
   };
 
   static absl::StatusOr<std::unique_ptr<ModelManager>> Create(Options options);
@@ -259,8 +280,16 @@ class ModelManager {
   void AcquireModelAsync(std::string name, std::string version,
                          std::function<void(absl::StatusOr<ModelHandle>)> done);
 
-  // Every model and version the manager knows, sorted by name then version.
+  // Every model and version the manager knows, sorted by name then version;
+  // in kExplicit mode also each loadable model folder it does not know, by
+  // name only (version empty), UNAVAILABLE with kNeverLoadedReason. Takes the
+  // manager's lock only briefly (never across a load); in kExplicit mode
+  // lists the repository folder first (an unreadable repository lists no
+  // extra folders).
   std::vector<ModelIndexEntry> Index() const;
+
+  // What change detection has read from disk and reused (see FileHashCache).
+  FileHashCache::Stats file_hash_stats() const { return hash_cache_.stats(); }
 
   // The last failed load of `name` (config, load or warm-up error), empty
   // when its last load succeeded or the model is unknown.
@@ -303,6 +332,14 @@ class ModelManager {
     absl::Duration last_lazy_load_duration;  // Zero until a lazy load succeeded.
     absl::Time lazy_failed_at = absl::InfinitePast();  // Last failed lazy load.
   };
+  // Of a model's loaded versions: whether any is, their weight bytes, and
+  // the latest use. Reads atomics only; call with mu_ held (the versions map).
+  struct LoadedUse {
+    bool loaded = false;
+    uint64_t memory_bytes = 0;
+    int64_t last_used_ns = 0;
+  };
+  static LoadedUse LoadedUseOf(const ModelEntry& entry);
   // A request waiting on a lazy load.
   struct LazyWaiter {
     std::string version;
@@ -351,6 +388,8 @@ class ModelManager {
   void PollLoop();
 
   const Options options_;
+  // Change detection's memory of file hashes; thread-safe on its own.
+  FileHashCache hash_cache_;
   std::shared_ptr<ReleaseQueue> releases_;
   std::unique_ptr<LoaderPool> loaders_;
 

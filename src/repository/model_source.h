@@ -1,19 +1,120 @@
 // SPDX-License-Identifier: Apache-2.0
 // Model source: what the repository folder holds for a model, read from disk
-// and fingerprinted by content, plus the checks that keep request-supplied
-// names and config-supplied file names inside the repository.
+// and fingerprinted by content (re-reading only files whose stat identity
+// changed), plus the checks that keep request-supplied names and
+// config-supplied file names inside the repository.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "core/clock.h"
 
 namespace ortserve::repository {
+
+// What stat(2) says about a file, enough to tell that it may have changed:
+// any write, truncate, rename over it, chmod or utimes moves its ctime, which
+// no user can set (`touch -d` sets the mtime only).
+struct FileIdentity {
+  uint64_t device = 0;
+  uint64_t inode = 0;
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;  // Nanoseconds since the Unix epoch.
+  int64_t ctime_ns = 0;
+  bool operator==(const FileIdentity&) const = default;
+};
+
+// Remembers the content hash of each file a fingerprint read, under the file's
+// stat identity, so that the next fingerprint of an unchanged folder stats its
+// files instead of reading them. Detection stays by content: a file is read
+// and hashed again whenever its identity changed (also when only the ctime
+// did: a rewrite that restores the old mtime is seen), and the fingerprint is
+// built from the hashes, so a `touch` that leaves the bytes alone is still no
+// change.
+//
+// Racy files. Filesystem timestamps advance in coarse ticks (a few
+// milliseconds on Linux, seconds on some filesystems), so a file written
+// again within the tick its hash was taken in keeps its identity. A hash is
+// therefore reused only when the file's ctime is at least `racy_window`
+// older than the moment the hash was started (read from `clock`); a newer
+// file is read again at the next fingerprint, by which time it has aged (the
+// same rule as git's "racily clean" index entries). A file whose identity
+// changes while it is read is never cached.
+//
+// Bounds: entries are grouped by model folder; each fingerprint of a folder
+// drops the entries of its files that are gone, Forget drops a folder and
+// RetainModels drops every folder not named. Small files read for their text
+// (config.pbtxt, at most kMaxCachedTextBytes) keep the text with the entry.
+//
+// Thread-safe: polls and loads fingerprint from different threads. The lock
+// guards only the map, never a read of a file; two threads hashing the same
+// file at once both read it, and either result is valid for its identity.
+// Errors: Internal when a file cannot be stat'ed or read.
+class FileHashCache {
+ public:
+  struct Options {
+    // Time for the racy check; compared with file ctimes, so it must follow
+    // the real clock (tests move a FakeClock past the files they wrote).
+    // Not owned; null: Clock::Real().
+    const Clock* clock = nullptr;
+    // See "Racy files" above. Covers the timestamp tick of common local and
+    // network filesystems.
+    absl::Duration racy_window = absl::Seconds(2);
+  };
+  static constexpr size_t kMaxCachedTextBytes = size_t{1} << 20;
+
+  // Counters since construction (relaxed; for logs and tests).
+  struct Stats {
+    uint64_t files_read = 0;   // Files opened and hashed.
+    uint64_t bytes_read = 0;   // Their bytes.
+    uint64_t files_reused = 0;  // Hashes taken from the cache, the file not opened.
+    size_t entries = 0;        // Files remembered now.
+  };
+
+  FileHashCache();  // Default Options.
+  explicit FileHashCache(Options options);
+
+  // The content hash of `model_dir`/`relative_path` (independent of its name
+  // and of any other file). With `text` non-null also its bytes. Remembers
+  // the file under `model_dir`.
+  absl::StatusOr<uint64_t> HashFile(const std::string& model_dir, const std::string& relative_path,
+                                    std::string* text = nullptr);
+  // Drops the entries of `model_dir` whose relative path is not in `present`
+  // (sorted).
+  void Retain(const std::string& model_dir, const std::vector<std::string>& present);
+  // Drops every entry of `model_dir`.
+  void Forget(const std::string& model_dir);
+  // Drops the entries of every model folder not in `model_dirs`.
+  void RetainModels(const std::vector<std::string>& model_dirs);
+
+  Stats stats() const;
+
+ private:
+  struct Entry {
+    FileIdentity identity;
+    uint64_t hash = 0;
+    bool trusted = false;  // Not racy: the hash may be reused while `identity` holds.
+    std::shared_ptr<const std::string> text;  // When read for its text and small.
+  };
+
+  const Clock* const clock_;
+  const absl::Duration racy_window_;
+  mutable absl::Mutex mu_;
+  // Model folder -> path relative to it -> entry.
+  std::map<std::string, std::map<std::string, Entry, std::less<>>, std::less<>> entries_ ABSL_GUARDED_BY(mu_);
+  std::atomic<uint64_t> files_read_{0};
+  std::atomic<uint64_t> bytes_read_{0};
+  std::atomic<uint64_t> files_reused_{0};
+};
 
 // One model folder as read at one moment. Fingerprints hash file names, sizes
 // and bytes (never mtimes), so an edit that keeps the size and the timestamp is
@@ -30,13 +131,23 @@ struct ModelSnapshot {
   uint64_t fingerprint = 0;
 };
 
-// Reads `<repository>/<name>` and fingerprints it. Errors: NotFound when the
-// folder does not exist; Internal when a file cannot be read.
-absl::StatusOr<ModelSnapshot> ReadModelSnapshot(const std::string& repository, const std::string& name);
+// Reads `<repository>/<name>` and fingerprints it. Files whose stat identity
+// `cache` remembers unchanged are not read again (see FileHashCache); null:
+// every file is read. Errors: NotFound when the folder does not exist (its
+// cache entries are dropped); Internal when a file cannot be read.
+absl::StatusOr<ModelSnapshot> ReadModelSnapshot(const std::string& repository, const std::string& name,
+                                                FileHashCache* cache = nullptr);
 
 // The model folders in `repository` (sorted; hidden folders skipped).
 // Errors: NotFound when `repository` is not a directory.
 absl::StatusOr<std::vector<std::string>> ListModelNames(const std::string& repository);
+
+// ListModelNames less the folders a request could not name
+// (ValidateModelName fails: a symlink resolving outside the repository, a
+// name with '..' or '\\'). One directory listing; only symlinked folders
+// cost a path resolution. Never reads a config. Errors: NotFound when
+// `repository` is not a directory; Internal when it cannot be listed.
+absl::StatusOr<std::vector<std::string>> ListLoadableModelNames(const std::string& repository);
 
 // A model name as it arrives in a request (URL segment, gRPC field): not
 // empty, no '/', '\\' or NUL, no "..", not starting with '.', and — with the

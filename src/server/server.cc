@@ -103,6 +103,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   impl->metrics->SetModelStateSource([models = impl->models.get()] {
     std::vector<observability::ModelStateSample> samples;
     for (const auto& entry : models->Index()) {
+      // Explicit mode lists folders never loaded; they have no version to chart.
+      if (entry.version.empty() && entry.reason == repository::kNeverLoadedReason) continue;
       samples.push_back({entry.name, entry.version, repository::ModelStateName(entry.state)});
     }
     return samples;

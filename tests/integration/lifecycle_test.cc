@@ -103,6 +103,22 @@ TEST(LifecycleTest, ExplicitModeLoadsAndUnloadsWithAConfigOverride) {
   HttpClient client((*server)->http_port());
   EXPECT_EQ(Infer(client, "a").status, 200u);
   EXPECT_EQ(client.Get("/v2/models/b/ready").status, 400u);
+  // The index lists what could be loaded too (Triton's explicit mode), and
+  // {"ready": true} leaves it out.
+  auto index = Json(client.Post("/v2/repository/index", "").body);
+  bool listed = false;
+  for (const auto& e : index.GetArray()) {
+    if (std::string(e["name"].GetString()) != "b") continue;
+    listed = true;
+    EXPECT_FALSE(e.HasMember("version"));
+    EXPECT_STREQ(e["state"].GetString(), "UNAVAILABLE");
+    EXPECT_STREQ(e["reason"].GetString(), "unloaded");
+  }
+  EXPECT_TRUE(listed) << "never-loaded model 'b' missing from the index";
+  auto ready_index = Json(client.Post("/v2/repository/index", R"({"ready": true})").body);
+  ASSERT_EQ(ready_index.GetArray().Size(), 1u);
+  EXPECT_STREQ(ready_index[0]["name"].GetString(), "a");
+  EXPECT_EQ(client.Post("/v2/repository/index", R"({"ready": "yes"})").status, 400u);
 
   auto res = client.Post("/v2/repository/models/b/load", "");
   ASSERT_EQ(res.status, 200u) << res.body;

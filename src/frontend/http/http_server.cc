@@ -224,7 +224,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     if (parts[1] == "repository" && parts.size() == 3 && parts[2] == "index") {
       if (verb != http::verb::post) return method_not_allowed();
-      return Send(Ok(RepositoryIndexJson(service.Index())));
+      return RepositoryIndex();
     }
     // Model repository extension: POST /v2/repository/models/{m}/load|unload.
     if (parts[1] == "repository" && parts.size() == 5 && parts[2] == "models" &&
@@ -284,6 +284,25 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // model config>"}} for a config override on load; "unload_dependents" is
   // accepted on unload (ortserve has no ensembles). The load runs on the
   // model manager's loader threads; the answer comes back on this strand.
+  // POST /v2/repository/index, body empty or {"ready": bool} (only READY
+  // entries when true).
+  void RepositoryIndex() {
+    const std::string& body = parser_->get().body();
+    bool ready_only = false;
+    if (body.find_first_not_of(" \t\r\n") != std::string::npos) {
+      simdjson::dom::parser json;
+      simdjson::dom::element doc;
+      if (json.parse(body).get(doc) != simdjson::SUCCESS || !doc.is_object()) {
+        return Send(Error(400, "repository index body is not a JSON object"));
+      }
+      simdjson::dom::element ready;
+      if (doc["ready"].get(ready) == simdjson::SUCCESS && ready.get(ready_only) != simdjson::SUCCESS) {
+        return Send(Error(400, "repository index 'ready' must be a boolean"));
+      }
+    }
+    Send(Ok(RepositoryIndexJson(options_.service->Index(), ready_only)));
+  }
+
   void RepositoryControl(std::string_view encoded_name, bool load) {
     auto name = UrlDecode(encoded_name);
     if (!name) return Send(Error(400, StrCat("malformed model name '", encoded_name, "'")));

@@ -84,11 +84,12 @@ std::string ModelMetadataJson(const ModelMetadata& metadata) {
   return Done(buffer);
 }
 
-std::string RepositoryIndexJson(const std::vector<repository::ModelIndexEntry>& index) {
+std::string RepositoryIndexJson(const std::vector<repository::ModelIndexEntry>& index, bool ready_only) {
   rapidjson::StringBuffer buffer;
   Writer w(buffer);
   w.StartArray();
   for (const auto& entry : index) {
+    if (ready_only && entry.state != repository::ModelState::kReady) continue;
     w.StartObject();
     Key(w, "name");
     String(w, entry.name);

@@ -17,7 +17,8 @@ std::string ServerMetadataJson();
 std::string ModelMetadataJson(const ModelMetadata& metadata);
 
 // POST /v2/repository/index: [{"name","version","state","reason"}].
-std::string RepositoryIndexJson(const std::vector<repository::ModelIndexEntry>& index);
+// `ready_only`: only READY entries (the request body's {"ready": true}).
+std::string RepositoryIndexJson(const std::vector<repository::ModelIndexEntry>& index, bool ready_only = false);
 
 // GET /v2/models[/{m}[/versions/{v}]]/stats, in Triton's shape.
 std::string ModelStatsJson(const std::vector<ModelHandle>& models);

@@ -476,6 +476,7 @@ TEST_P(ModelLifecycleTest, UnloadDrainsInFlightRequestsThenReleases) {
 TEST_P(ModelLifecycleTest, ASlowLoadBlocksNeitherOtherModelsNorTheIndex) {
   AddVersion("fast", 1);
   AddVersion("slow", 1);
+  AddVersion("idle", 1);
   auto& manager = Start(ModelControlMode::kExplicit, {"fast"});
   factory_.GateCreate("/slow/");
   absl::Notification loaded;
@@ -488,6 +489,9 @@ TEST_P(ModelLifecycleTest, ASlowLoadBlocksNeitherOtherModelsNorTheIndex) {
   // The load is parked inside session creation: everything else still answers.
   EXPECT_EQ(ServedVersion("fast"), 1);
   EXPECT_EQ(Entry("slow", "1").state, ModelState::kLoading);
+  // The index still lists the folder nobody loaded (explicit mode).
+  EXPECT_EQ(Entry("idle", "").state, ModelState::kUnavailable);
+  EXPECT_EQ(Entry("idle", "").reason, kNeverLoadedReason);
   Pending pending;
   Send("fast", &pending);
   ASSERT_TRUE(pending.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
