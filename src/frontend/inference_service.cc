@@ -152,15 +152,44 @@ void InferenceService::Infer(std::unique_ptr<InferRequest> request, InferCallbac
   // In flight (the shutdown drain waits for it) until its answer has been
   // handed over, whichever versions or models served it.
   inflight_.fetch_add(1, std::memory_order_acq_rel);
-  done = [this, done = std::move(done)](absl::StatusOr<InferResponse> result) mutable {
-    std::move(done)(std::move(result));
-    inflight_.fetch_sub(1, std::memory_order_acq_rel);
-  };
+  Pass pass;
+  pass.call = AcquireCall(std::move(done));
   if (request->arrival == absl::InfinitePast()) request->arrival = options_.clock->Now();
   // Sampled requests carry their span down, for the tokenization, queue and
   // batch spans; unsampled ones carry an empty trace (nothing is recorded).
   if (record != nullptr && record->traced()) request->trace = record->Trace();
-  Route(std::move(request), std::move(done), record, Pass{});
+  Route(std::move(request),
+        [this, call = pass.call](absl::StatusOr<InferResponse> result) { Finish(call, std::move(result)); }, record,
+        std::move(pass));
+}
+
+InferenceService::Call* InferenceService::AcquireCall(InferCallback done) {
+  Call* call;
+  {
+    absl::MutexLock lock(&calls_mu_);
+    call = free_calls_;
+    if (call != nullptr) {
+      free_calls_ = call->next_free;
+    } else {
+      call = calls_.emplace_back(std::make_unique<Call>()).get();
+    }
+  }
+  call->done = std::move(done);
+  return call;
+}
+
+void InferenceService::Finish(Call* call, absl::StatusOr<InferResponse> result) {
+  InferCallback done = std::move(call->done);
+  ModelHandle model = std::move(call->model);  // Released after `done` returns.
+  if (call->pending != nullptr) call->pending->RequestAnswered();
+  call->pending = nullptr;
+  {
+    absl::MutexLock lock(&calls_mu_);
+    call->next_free = free_calls_;
+    free_calls_ = call;
+  }
+  std::move(done)(std::move(result));
+  inflight_.fetch_sub(1, std::memory_order_acq_rel);
 }
 
 namespace {
@@ -291,10 +320,15 @@ void InferenceService::Dispatch(ModelHandle model, router::RouteReason reason, s
     return std::move(done)(std::move(status));
   }
   const config::ModelConfig& config = model->config;
+  // Where the answer goes straight back to the client (no wrapper below sees
+  // it first): that Call then also holds the version and settles the
+  // pending gauge, so the common path wraps `done` in nothing.
+  Call* direct = pass.call;
 
   // The fallback pass says so in the response.
   if (!pass.fallback_from.empty()) {
     if (metrics != nullptr) metrics->RecordFallback();
+    direct = nullptr;
     done = [from = std::move(pass.fallback_from), why = std::move(pass.fallback_reason),
             done = std::move(done)](absl::StatusOr<InferResponse> result) mutable {
       if (result.ok()) {
@@ -317,7 +351,7 @@ void InferenceService::Dispatch(ModelHandle model, router::RouteReason reason, s
     // Triton's statistics count lookups too, with the time the lookup took.
     (hit ? model->stats->cache_hit : model->stats->cache_miss).Record(options_.clock->Now() - lookup_start);
     if (hit) {
-      hit->id = request->id;
+      hit->id = std::move(request->id);  // The request ends here.
       hit->model_version = model->version_string;
       return std::move(done)(*std::move(hit));
     }
@@ -339,6 +373,7 @@ void InferenceService::Dispatch(ModelHandle model, router::RouteReason reason, s
     saved->cancellation = request->cancellation;
     saved->payload = request->payload;
     saved->trace = request->trace;
+    direct = nullptr;
     done = [this, model, saved = std::move(saved), record, done = std::move(done)](
                absl::StatusOr<InferResponse> result) mutable {
       if (result.ok() || !FallbackCovers(result.status().code()) ||
@@ -355,6 +390,7 @@ void InferenceService::Dispatch(ModelHandle model, router::RouteReason reason, s
   if (pass.shadow) {
     shadow = MaybeShadow(model, *request);
     if (shadow.compare) {
+      direct = nullptr;
       done = [compare = std::move(shadow.compare), done = std::move(done)](
                  absl::StatusOr<InferResponse> result) mutable {
         compare(result);
@@ -364,6 +400,7 @@ void InferenceService::Dispatch(ModelHandle model, router::RouteReason reason, s
   }
 
   if (cached) {
+    direct = nullptr;
     done = [cache, key, metrics = options_.telemetry.metrics, done = std::move(done)](
                absl::StatusOr<InferResponse> result) mutable {
       if (result.ok()) {
@@ -380,10 +417,15 @@ void InferenceService::Dispatch(ModelHandle model, router::RouteReason reason, s
   // Admitted: counted as pending on this version (the autoscaling signal)
   // until its answer has been handed over.
   if (metrics != nullptr) metrics->RequestAdmitted();
-  done = [metrics, done = std::move(done)](absl::StatusOr<InferResponse> result) mutable {
-    if (metrics != nullptr) metrics->RequestAnswered();
-    std::move(done)(std::move(result));
-  };
+  if (direct != nullptr) {
+    direct->pending = metrics;
+    direct->model = model;  // The version outlives the request.
+  } else {
+    done = [metrics, done = std::move(done)](absl::StatusOr<InferResponse> result) mutable {
+      if (metrics != nullptr) metrics->RequestAnswered();
+      std::move(done)(std::move(result));
+    };
+  }
   if (model->text_pipeline != nullptr) {
     if (record != nullptr && record->traced()) {  // The request span's llm.request.input_tokens.
       done = [record, done = std::move(done)](absl::StatusOr<InferResponse> result) mutable {
@@ -394,6 +436,8 @@ void InferenceService::Dispatch(ModelHandle model, router::RouteReason reason, s
       };
     }
     InferText(std::move(model), std::move(request), options_.tokenization_pool, std::move(done));
+  } else if (direct != nullptr) {
+    model->scheduler->Enqueue(std::move(request), std::move(done));  // `direct` holds the version.
   } else {
     scheduler::Scheduler* scheduler = model->scheduler.get();
     // The callback holds the handle so the version outlives the request.

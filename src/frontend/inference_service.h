@@ -143,6 +143,18 @@ class InferenceService {
   static absl::Status ValidateRequest(const repository::ModelVersion& model, InferRequest& request);
 
  private:
+  // What answering one admitted request needs: the caller's callback and, on
+  // the common path (no fallback, shadow or cache insert sees the answer
+  // first), the version it holds and whose pending gauge counts it. Calls are
+  // recycled, so the callback handed down captures only a pointer (it fits
+  // AnyInvocable's inline storage) and a warm server allocates no wrapper per
+  // request. The pool grows to the most requests in flight at once.
+  struct Call {
+    InferCallback done;
+    ModelHandle model;
+    observability::VersionMetrics* pending = nullptr;
+    Call* next_free = nullptr;
+  };
   // What a pass through routing may do: a client's request may use the cache,
   // mirror and fall back; a shadow copy or a fallback attempt may not repeat
   // what brought it there.
@@ -159,13 +171,21 @@ class InferenceService {
     // A shadow copy: not counted as routed traffic.
     bool mirror = false;
     absl::Status lazy_error;
+    // A client's request: the Call its answer goes back through (null for
+    // shadow copies and fallback passes).
+    Call* call = nullptr;
   };
   struct ShadowState {
     router::ShadowLimiter limiter;
   };
 
-  // Resolves the version (routing) and dispatches; `done` is already wrapped
-  // for the in-flight count.
+  // A recycled (or, when none is free, new) Call holding `done`.
+  Call* AcquireCall(InferCallback done);
+  // Settles `call`'s pending gauge, recycles it, hands `result` to its
+  // callback, then ends the request's in-flight count and version hold.
+  void Finish(Call* call, absl::StatusOr<InferResponse> result);
+  // Resolves the version (routing) and dispatches; `done` already ends the
+  // in-flight count (it answers through `pass.call`).
   void Route(std::unique_ptr<InferRequest> request, InferCallback done, observability::RequestRecord* record,
              Pass pass);
   void Dispatch(ModelHandle model, router::RouteReason reason, std::unique_ptr<InferRequest> request,
@@ -187,6 +207,9 @@ class InferenceService {
   Options options_;
   absl::Mutex shadow_mu_;
   std::map<std::string, std::unique_ptr<ShadowState>, std::less<>> shadow_states_ ABSL_GUARDED_BY(shadow_mu_);
+  absl::Mutex calls_mu_;
+  std::vector<std::unique_ptr<Call>> calls_ ABSL_GUARDED_BY(calls_mu_);  // Every Call made.
+  Call* free_calls_ ABSL_GUARDED_BY(calls_mu_) = nullptr;                // Linked by next_free.
   std::atomic<bool> ready_{false};
   std::atomic<bool> draining_{false};
   std::atomic<size_t> inflight_{0};

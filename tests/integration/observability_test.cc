@@ -204,20 +204,29 @@ TEST(ObservabilityTest, ReadinessHoldsWhileAnotherModelLoadsAndFails) {
   // Probe readiness continuously while models load in the background.
   std::atomic<bool> done{false};
   std::atomic<int> probes{0}, not_ready{0};
+  std::string first_not_ready;  // Written by the prober only, read after join.
   std::thread prober([&] {
     HttpClient p(port);
     while (!done.load()) {
-      if (p.Get("/v2/health/ready").status != 200) ++not_ready;
+      auto response = p.Get("/v2/health/ready");
+      if (response.status != 200 && not_ready++ == 0) {
+        first_not_ready = std::to_string(response.status) + " " + response.body;
+      }
       ++probes;
     }
   });
+  // The loads can finish in milliseconds: make sure the prober is probing
+  // before they start and probes again after they end.
+  ASSERT_TRUE(WaitFor([&] { return probes.load() > 0; }));
   EXPECT_EQ(client.Post("/v2/repository/models/held/load", "").status, 200u);
   EXPECT_NE(client.Post("/v2/repository/models/corrupt/load", "").status, 200u);
   EXPECT_EQ(client.Post("/v2/repository/models/identity/load", "").status, 200u);  // A reload.
+  const int after_loads = probes.load();
+  EXPECT_TRUE(WaitFor([&] { return probes.load() > after_loads; }));
   done = true;
   prober.join();
   EXPECT_GT(probes.load(), 0);
-  EXPECT_EQ(not_ready.load(), 0);
+  EXPECT_EQ(not_ready.load(), 0) << "first: " << first_not_ready << "\n" << (*server)->Output();
   EXPECT_EQ(client.Get("/v2/health/ready").status, 200u);
   EXPECT_EQ(client.Get("/v2/models/held/ready").status, 200u);
 }
