@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "core/strings.h"
+#include "observability/gpu_metrics.h"
 #include "prometheus/collectable.h"
 #include "prometheus/counter.h"
 #include "prometheus/exposer.h"
@@ -20,6 +21,7 @@
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
 #include "prometheus/text_serializer.h"
+#include "spdlog/spdlog.h"
 
 namespace ortserve::observability {
 
@@ -214,6 +216,7 @@ struct Metrics::Families {
   prometheus::Family<prometheus::Histogram>* tokenization;
   prometheus::Family<prometheus::Histogram>* batch_size;
   prometheus::Family<prometheus::Counter>* executions;
+  prometheus::Family<prometheus::Counter>* instance_executions;
   prometheus::Family<prometheus::Gauge>* pending;
   prometheus::Family<prometheus::Gauge>* inflight_batches;
   prometheus::Family<prometheus::Gauge>* load_duration;
@@ -292,6 +295,11 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(MetricsOptions options)
                        .Name("ortserve_execution_total")
                        .Help("Model runs (batches executed).")
                        .Register(r);
+  f->instance_executions = &prometheus::BuildCounter()
+                                .Name("ortserve_instance_execution_total")
+                                .Help("Model runs by the instance (runner thread) that made them; instance is its "
+                                      "position in the model's instance_group, from 0.")
+                                .Register(r);
   f->pending = &prometheus::BuildGauge()
                     .Name("ortserve_pending_requests")
                     .Help("Requests admitted to a model version's scheduler and not yet answered (queued + executing).")
@@ -370,6 +378,18 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(MetricsOptions options)
   metrics->families_ = std::move(f);
   if (metrics->options_.process_metrics) metrics->process_ = std::make_shared<ProcessCollector>();
   metrics->model_states_ = std::make_shared<ModelStateCollector>();
+  if (metrics->options_.gpu_metrics) {
+    // A machine without an NVIDIA driver is normal: say why once, at start.
+    auto gpu = GpuCollector::Open(GpuMetricsOptions{metrics->options_.nvml_library});
+    if (!gpu.ok()) {
+      spdlog::info("GPU metrics off: {}", ToStd(gpu.status().message()));
+    } else if ((*gpu)->devices().empty()) {
+      spdlog::info("GPU metrics off: NVML ({}) found no GPU", metrics->options_.nvml_library);
+    } else {
+      spdlog::info("GPU metrics on: {}", (*gpu)->Describe());
+      metrics->gpu_ = *std::move(gpu);
+    }
+  }
   metrics->unresolved_ = metrics->ForVersion("", "");
   return metrics;
 }
@@ -416,6 +436,7 @@ VersionMetrics* Metrics::ForVersion(std::string_view model, std::string_view ver
       v->routes_[i] = &f.routes->Add(with({{"reason", std::string(kRouteReasons[i])}}));
     }
     v->fallbacks_ = &f.fallbacks->Add(base);
+    v->instance_executions_ = f.instance_executions;
   }
   slot = std::move(v);
   return slot.get();
@@ -491,6 +512,10 @@ std::string Metrics::Serialize() const {
     auto process = process_->Collect();
     families.insert(families.end(), process.begin(), process.end());
   }
+  if (gpu_) {
+    auto gpu = gpu_->Collect();
+    families.insert(families.end(), gpu.begin(), gpu.end());
+  }
   return prometheus::TextSerializer().Serialize(families);
 }
 
@@ -550,6 +575,21 @@ void VersionMetrics::RecordFallback() {
   if (fallbacks_) fallbacks_->Increment();
 }
 
+InstanceMetrics VersionMetrics::ForInstance(size_t instance) {
+  InstanceMetrics metrics;
+  if (instance_executions_ != nullptr) {
+    // Family::Add locks the family and returns the existing child for the
+    // same labels, so a restarted runner keeps counting where it left off.
+    metrics.executions_ =
+        &instance_executions_->Add({{"model", model_}, {"version", version_}, {"instance", StrCat(instance)}});
+  }
+  return metrics;
+}
+
+void InstanceMetrics::RecordExecution() {
+  if (executions_) executions_->Increment();
+}
+
 struct MetricsServer::Impl {
   std::unique_ptr<prometheus::Exposer> exposer;
 };
@@ -571,6 +611,7 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::s
   server->impl_->exposer->RegisterCollectable(metrics->registry_);
   server->impl_->exposer->RegisterCollectable(metrics->model_states_);
   if (metrics->process_) server->impl_->exposer->RegisterCollectable(metrics->process_);
+  if (metrics->gpu_) server->impl_->exposer->RegisterCollectable(metrics->gpu_);
   const auto ports = server->impl_->exposer->GetListeningPorts();
   if (ports.empty()) return absl::UnavailableError(StrCat("metrics server on ", bind, " has no port"));
   server->port_ = static_cast<uint16_t>(ports.front());

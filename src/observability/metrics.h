@@ -65,11 +65,33 @@ struct MetricsOptions {
                                                 262144, 1048576, 4194304, 16777216, 67108864};
   // process_* metrics from /proc/self.
   bool process_metrics = true;
+  // ortserve_gpu_* metrics from the NVIDIA driver's NVML library, loaded at
+  // run time from `nvml_library` (see GpuCollector). Without the library, or
+  // when NVML fails to start, there are no GPU series and one info line in
+  // the log says why. Off by default so that tests making many Metrics do
+  // not start NVML each time; the server turns it on.
+  bool gpu_metrics = false;
+  std::string nvml_library = "libnvidia-ml.so.1";
 };
 
 // Parses a comma-separated list of strictly increasing finite numbers
 // ("0.001,0.01,0.1"). Errors: InvalidArgument naming `flag` and the bad value.
 absl::StatusOr<std::vector<double>> ParseBuckets(std::string_view flag, std::string_view text);
+
+// The execution counter of one instance (runner thread) of a model version:
+// a pointer to its label child, resolved once by VersionMetrics::ForInstance
+// when the runner starts. A default-constructed one records nothing.
+// Recording is lock-free and thread-safe.
+class InstanceMetrics {
+ public:
+  InstanceMetrics() = default;
+  // One model run of this instance (counted where ortserve_execution_total is).
+  void RecordExecution();
+
+ private:
+  friend class VersionMetrics;
+  prometheus::Counter* executions_ = nullptr;
+};
 
 // The metrics of one model version: pointers to its label children, resolved
 // once by Metrics::ForVersion. Every method is lock-free (atomic adds) and
@@ -111,6 +133,12 @@ class VersionMetrics {
   void RecordRoute(size_t reason_index);
   void RecordFallback();
 
+  // The counter of instance `instance` (the scheduler's runner index, the
+  // instance_group position: label "0", "1", ...). Adds the label child on
+  // first call (prometheus' family lock): call it when a runner starts, never
+  // per run. A no-op counter for Unresolved().
+  InstanceMetrics ForInstance(size_t instance);
+
  private:
   friend class Metrics;
   VersionMetrics() = default;
@@ -134,6 +162,7 @@ class VersionMetrics {
   prometheus::Counter* cache_misses_ = nullptr;
   std::array<prometheus::Counter*, 5> routes_{};
   prometheus::Counter* fallbacks_ = nullptr;
+  prometheus::Family<prometheus::Counter>* instance_executions_ = nullptr;
 };
 
 // The route reasons, in RecordRoute's index order.
@@ -221,6 +250,7 @@ class Metrics {
   std::unique_ptr<Families> families_;
   std::shared_ptr<class ProcessCollector> process_;
   std::shared_ptr<class ModelStateCollector> model_states_;
+  std::shared_ptr<class GpuCollector> gpu_;  // Null without NVML.
   absl::Mutex mu_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<VersionMetrics>> versions_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::unique_ptr<ShadowMetrics>, std::less<>> shadows_ ABSL_GUARDED_BY(mu_);

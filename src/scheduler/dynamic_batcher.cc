@@ -63,6 +63,8 @@ DynamicBatcher::DynamicBatcher(SchedulerOptions options)
     if (options_.max_batch_size > 0) {
       state->builder.Reserve(options_.instances[i]->signature().inputs, options_.max_batch_size);
     }
+    // Runner i is instance i; its counter child is resolved once, here.
+    if (options_.metrics != nullptr) state->instance_metrics = options_.metrics->ForInstance(i);
     states_.push_back(std::move(state));
   }
   if (observable_clock_ != nullptr) observable_clock_->AddObserver(this, [this] { WakeForClock(); });
@@ -566,6 +568,7 @@ void DynamicBatcher::Execute(RunnerState& state, backend::Session& session) {
     if (status.ok()) {
       options_.metrics->RecordExecution(static_cast<size_t>(options_.max_batch_size > 0 ? rows : 1), count,
                                         run_start - cut, run_end - run_start, done - run_end);
+      state.instance_metrics.RecordExecution();
     }
   }
   if (stats != nullptr) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "observability/metrics.h"
 #include "scheduler/batch_builder.h"
 #include "scheduler/observable_clock.h"
 #include "scheduler/ring_queue.h"
@@ -99,6 +100,8 @@ class DynamicBatcher final : public Scheduler {
     std::vector<std::string> subset_names;
     std::vector<int> run_position;  // Signature output index -> run output index, or -1.
     absl::Time cut_time;
+    // This runner's ortserve_instance_execution_total child (no-op without metrics).
+    observability::InstanceMetrics instance_metrics;
   };
 
   void RunLoop(size_t index);

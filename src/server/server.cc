@@ -48,6 +48,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   log_options.access_log = options.access_log;
   ASSIGN_OR_RETURN(impl->logging, observability::Logging::Install(log_options));
   observability::MetricsOptions metric_options;
+  metric_options.gpu_metrics = true;  // ortserve_gpu_* when the NVIDIA driver is there (docs/metrics.md).
   if (!options.latency_buckets.empty()) {
     ASSIGN_OR_RETURN(metric_options.latency_buckets,
                      observability::ParseBuckets("--metrics-latency-buckets", options.latency_buckets));

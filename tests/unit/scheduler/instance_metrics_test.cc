@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: Apache-2.0
+// ortserve_instance_execution_total: each runner counts the model runs it made.
+#include <atomic>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "fakes/fake_session.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "core/strings.h"
+#include "observability/metrics.h"
+#include "scheduler/scheduler.h"
+#include "unit/scheduler/test_util.h"
+
+namespace ortserve::scheduler {
+namespace {
+
+using ::ortserve::testing::FakeSession;
+using ::ortserve::testing::MakeSignature;
+using test::Collector;
+using test::MakeFloatRequest;
+using ::testing::HasSubstr;
+
+constexpr absl::Duration kWait = absl::Seconds(30);  // Bound for things that must happen.
+
+// The value of `series` (name and labels, as exposed) in a text exposition; -1 when absent.
+double Sample(const std::string& exposition, const std::string& series) {
+  const std::string prefix = series + " ";
+  for (size_t at = 0; (at = exposition.find(prefix, at)) != std::string::npos; at += prefix.size()) {
+    if (at == 0 || exposition[at - 1] == '\n') return std::strtod(exposition.c_str() + at + prefix.size(), nullptr);
+  }
+  return -1;
+}
+
+std::string InstanceSeries(int instance) {
+  return StrCat("ortserve_instance_execution_total{instance=\"", instance, "\",model=\"m\",version=\"1\"}");
+}
+
+class InstanceMetricsTest : public ::testing::TestWithParam<bool> {
+ protected:
+  InstanceMetricsTest() {
+    observability::MetricsOptions metrics_options;
+    metrics_options.process_metrics = false;
+    metrics_options.gpu_metrics = false;
+    metrics_ = *observability::Metrics::Create(metrics_options);
+    const auto signature =
+        MakeSignature({{"INPUT0", DataType::kFp32, {-1, 1}}}, {{"OUTPUT0", DataType::kFp32, {-1, 1}}});
+    // One session per instance, so each instance's runs can be counted apart.
+    sessions_ = {std::make_shared<FakeSession>(signature), std::make_shared<FakeSession>(signature)};
+    for (auto& session : sessions_) session->set_record_shapes(false);
+    options_.model_name = "m";
+    options_.model_version = "1";
+    options_.instances = {sessions_[0], sessions_[1]};
+    options_.max_batch_size = 4;
+    // Parameter: with dynamic batching (batches of several requests) or without (one run per request).
+    options_.dynamic_batching = GetParam();
+    options_.max_queue_delay = absl::Microseconds(100);
+    options_.metrics = metrics_->ForVersion("m", "1");
+  }
+  ~InstanceMetricsTest() override {
+    for (auto& session : sessions_) session->Release();
+    if (scheduler_) scheduler_->Stop();
+  }
+
+  std::unique_ptr<observability::Metrics> metrics_;
+  std::vector<std::shared_ptr<FakeSession>> sessions_;
+  SchedulerOptions options_;
+  std::unique_ptr<Scheduler> scheduler_;
+};
+
+TEST_P(InstanceMetricsTest, EachInstanceCountsItsOwnRunsAndTheyAddUpToAllRuns) {
+  auto created = CreateScheduler(options_);
+  ASSERT_TRUE(created.ok()) << created.status();
+  scheduler_ = std::move(created).value();
+  // The series exist (at 0) as soon as the runners start.
+  std::string text = metrics_->Serialize();
+  EXPECT_EQ(Sample(text, InstanceSeries(0)), 0);
+  EXPECT_EQ(Sample(text, InstanceSeries(1)), 0);
+
+  // Park both instances, then send two full batches (max_batch_size rows each, so each is cut at
+  // once): while one instance holds the first, only the other can run the second.
+  Collector collector;
+  for (auto& session : sessions_) session->Hold();
+  scheduler_->Enqueue(MakeFloatRequest("first", {4, 1}, {1, 2, 3, 4}), collector.Callback("first"));
+  scheduler_->Enqueue(MakeFloatRequest("second", {4, 1}, {5, 6, 7, 8}), collector.Callback("second"));
+  ASSERT_TRUE(sessions_[0]->WaitForRunsStarted(1, kWait));
+  ASSERT_TRUE(sessions_[1]->WaitForRunsStarted(1, kWait));
+  for (auto& session : sessions_) session->Release();
+  ASSERT_TRUE(collector.WaitFor(2, kWait));
+
+  // Then concurrent load from several producers.
+  constexpr int kProducers = 4;
+  constexpr int kPerProducer = 250;
+  std::atomic<int> answered{0};
+  std::atomic<int> failed{0};
+  absl::Notification all_answered;
+  std::vector<std::thread> producers;
+  for (int p = 0; p < kProducers; ++p) {
+    producers.emplace_back([&, p] {
+      for (int i = 0; i < kPerProducer; ++i) {
+        scheduler_->Enqueue(MakeFloatRequest(StrCat(p, "-", i), {1, 1}, {static_cast<float>(i)}),
+                            [&](absl::StatusOr<InferResponse> result) {
+                              if (!result.ok()) ++failed;
+                              if (++answered == kProducers * kPerProducer) all_answered.Notify();
+                            });
+      }
+    });
+  }
+  for (auto& producer : producers) producer.join();
+  ASSERT_TRUE(all_answered.WaitForNotificationWithTimeout(kWait));
+  EXPECT_EQ(failed.load(), 0);
+  scheduler_->Stop();
+
+  text = metrics_->Serialize();
+  const double instance0 = Sample(text, InstanceSeries(0));
+  const double instance1 = Sample(text, InstanceSeries(1));
+  const double executions = Sample(text, "ortserve_execution_total{model=\"m\",version=\"1\"}");
+  EXPECT_GT(instance0, 0);
+  EXPECT_GT(instance1, 0);
+  EXPECT_EQ(instance0 + instance1, executions);
+  // Each counter is exactly its own session's runs.
+  EXPECT_EQ(instance0, sessions_[0]->runs_finished());
+  EXPECT_EQ(instance1, sessions_[1]->runs_finished());
+  if (!GetParam()) EXPECT_EQ(executions, 2 + kProducers * kPerProducer);
+}
+
+TEST_P(InstanceMetricsTest, FailedRunsAreNotCountedLikeExecutionTotal) {
+  for (auto& session : sessions_) session->SetFailure(absl::InternalError("boom"));
+  auto created = CreateScheduler(options_);
+  ASSERT_TRUE(created.ok()) << created.status();
+  scheduler_ = std::move(created).value();
+  Collector collector;
+  for (int i = 0; i < 6; ++i) {
+    scheduler_->Enqueue(MakeFloatRequest(StrCat(i), {1, 1}, {1}), collector.Callback(StrCat(i)));
+  }
+  ASSERT_TRUE(collector.WaitFor(6, kWait));
+  scheduler_->Stop();
+  const std::string text = metrics_->Serialize();
+  EXPECT_EQ(Sample(text, InstanceSeries(0)), 0);
+  EXPECT_EQ(Sample(text, InstanceSeries(1)), 0);
+  EXPECT_EQ(Sample(text, "ortserve_execution_total{model=\"m\",version=\"1\"}"), 0);
+}
+
+TEST(InstanceMetricsForInstanceTest, UnresolvedVersionHasNoInstanceSeries) {
+  observability::MetricsOptions options;
+  options.process_metrics = false;
+  options.gpu_metrics = false;
+  auto metrics = *observability::Metrics::Create(options);
+  metrics->Unresolved()->ForInstance(0).RecordExecution();  // A no-op, not a crash.
+  observability::InstanceMetrics().RecordExecution();
+  EXPECT_THAT(metrics->Serialize(), ::testing::Not(HasSubstr("ortserve_instance_execution_total{")));
+}
+
+INSTANTIATE_TEST_SUITE_P(WithAndWithoutDynamicBatching, InstanceMetricsTest, ::testing::Bool());
+
+}  // namespace
+}  // namespace ortserve::scheduler
