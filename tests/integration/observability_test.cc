@@ -97,8 +97,14 @@ TEST(ObservabilityTest, MetricsCountRequestsByOutcomeAndObserveHistograms) {
   std::string m;
   EXPECT_TRUE(WaitFor([&] {
     m = Scrape((*server)->metrics_port());
+    // A request is counted once its response is written, which can be just
+    // after the client has read it: wait for the last ones too.
     return MetricValue(m, "ortserve_batch_size_count", model) == 3 &&
-           MetricValue(m, "ortserve_inflight_batches", model) == 0;
+           MetricValue(m, "ortserve_inflight_batches", model) == 0 &&
+           MetricValue(m, "ortserve_request_duration_seconds_count",
+                       {R"(model="identity")", R"(version="1")", R"(protocol="http")"}) == 4 &&
+           MetricValue(m, "ortserve_request_total",
+                       {R"(model="")", R"(outcome="client_error")", R"(protocol="http")"}) == 1;
   })) << m;
   const std::vector<std::string> id = {R"(model="identity")", R"(version="1")", R"(protocol="http")"};
   auto with = [&](std::string extra) {

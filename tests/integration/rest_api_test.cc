@@ -414,12 +414,21 @@ open(root + '/batched/config.pbtxt', 'w').write(
   for (auto& t : clients) t.join();
   EXPECT_EQ(ok.load(), kClients);
   HttpClient client((*server)->http_port());
-  auto stats = Json(client.Get("/v2/models/batched/stats").body);
+  // A run's per-batch-size statistics are recorded after its answers are
+  // sent, so a client can read the stats just before them: poll briefly.
+  rapidjson::Document stats;
+  uint64_t largest = 0;
+  WaitUntil([&] {
+    stats = Json(client.Get("/v2/models/batched/stats").body);
+    largest = 0;
+    for (const auto& b : stats["model_stats"][0]["batch_stats"].GetArray()) {
+      largest = std::max<uint64_t>(largest, b["batch_size"].GetUint64());
+    }
+    return largest > 1;
+  }, 10);
   const auto& s = stats["model_stats"][0];
   EXPECT_EQ(s["inference_count"].GetUint64(), static_cast<uint64_t>(kClients));
   EXPECT_LT(s["execution_count"].GetUint64(), static_cast<uint64_t>(kClients)) << "requests were not batched";
-  uint64_t largest = 0;
-  for (const auto& b : s["batch_stats"].GetArray()) largest = std::max<uint64_t>(largest, b["batch_size"].GetUint64());
   EXPECT_GT(largest, 1u);
 }
 
