@@ -50,7 +50,7 @@ void RequestRecord::Finish(const Line& line, Outcome outcome, size_t response_by
     span.attributes.emplace_back("rpc.system", std::string(ProtocolName(protocol_)));
     span.attributes.emplace_back(protocol_ == Protocol::kHttp ? "http.response.status_code" : "rpc.grpc.status_code",
                                  static_cast<int64_t>(line.status));
-    if (!request_id_.empty()) span.attributes.emplace_back("ai.request.id", request_id_);
+    if (!request_id().empty()) span.attributes.emplace_back("ai.request.id", std::string(request_id()));
     if (input_tokens_ >= 0) span.attributes.emplace_back("llm.request.input_tokens", input_tokens_);
     span.error = outcome != Outcome::kSuccess;
     span.status_message = std::string(error);
@@ -61,7 +61,7 @@ void RequestRecord::Finish(const Line& line, Outcome outcome, size_t response_by
     record.protocol = ProtocolName(protocol_);
     record.method = line.method;
     record.target = line.target;
-    record.request_id = request_id_;
+    record.request_id = request_id();
     if (model_ != nullptr) {
       record.model = model_->model();
       record.version = model_->version();

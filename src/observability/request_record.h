@@ -3,6 +3,8 @@
 // (metrics, trace span, access log) from arrival to response written.
 #pragma once
 
+#include <array>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -43,7 +45,21 @@ class RequestRecord {
   void SetModel(VersionMetrics* metrics) { model_ = metrics; }
   void MarkInference() { inference_ = true; }
   bool inference() const { return inference_ || model_ != nullptr; }
-  void SetRequestId(std::string_view id) { request_id_ = std::string(id); }
+  // Kept for the span and the access log. Ids up to kInlineIdBytes (UUIDs,
+  // and most clients' ids) are stored in the record itself: no allocation.
+  void SetRequestId(std::string_view id) {
+    if (id.size() <= kInlineIdBytes) {
+      std::memcpy(id_inline_.data(), id.data(), id.size());
+      id_size_ = id.size();
+      id_long_.clear();
+    } else {
+      id_long_.assign(id.data(), id.size());
+      id_size_ = kLongId;
+    }
+  }
+  std::string_view request_id() const {
+    return id_size_ == kLongId ? std::string_view(id_long_) : std::string_view(id_inline_.data(), id_size_);
+  }
 
   bool traced() const { return span_.has_value() && span_->sampled; }
   // The span of this request, to parent child spans (queue, batch) on.
@@ -73,7 +89,11 @@ class RequestRecord {
   VersionMetrics* model_ = nullptr;
   bool inference_ = false;
   bool finished_ = false;
-  std::string request_id_;
+  static constexpr size_t kInlineIdBytes = 64;
+  static constexpr size_t kLongId = static_cast<size_t>(-1);
+  std::array<char, kInlineIdBytes> id_inline_;
+  size_t id_size_ = 0;   // kLongId: the id is in id_long_.
+  std::string id_long_;  // Ids longer than kInlineIdBytes.
   int64_t input_tokens_ = -1;  // -1: not a text request.
   std::optional<TraceContext> parent_;
   std::optional<TraceContext> span_;

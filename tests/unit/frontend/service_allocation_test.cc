@@ -74,8 +74,7 @@ using ::ortserve::testing::MakeSignature;
 constexpr int kRequests = 1000;
 // The split model's sticky keys: few enough that every key is met in warm-up.
 constexpr int kStickyKeys = 16;
-// Request ids of at most 15 characters fit std::string's inline buffer, so
-// that copying one allocates nothing (see LongRequestIds... below).
+// Short request ids (UUID-length ones are checked too, below).
 constexpr char kShortIdPrefix[] = "request-";
 
 // FakeSessions whose own work (the model run) is not counted, as ORT's would
@@ -294,19 +293,16 @@ TEST_F(ServiceAllocationTest, PlainModelAllocatesNothingPerWarmRequest) {
   EXPECT_EQ(allocations, 0u) << "heap allocations while serving " << kRequests << " warm requests";
 }
 
-TEST_F(ServiceAllocationTest, LongRequestIdsCostOnlyTheRecordsCopyOfTheId) {
+TEST_F(ServiceAllocationTest, UuidLengthRequestIdsAllocateNothing) {
   Answers warm, counted;
   // UUID-length ids, as clients send them.
   const uint64_t allocations = CountAllocations("plain", &ByIndex, /*sticky=*/false, warm, counted,
                                                 "0c6f2d4e-9a51-4b7e-8f3a-2d1e6b9c7a50-");
   absl::MutexLock lock(&counted.mu);
   EXPECT_EQ(counted.ok, kRequests);
-  // One per request, outside the service's reach: Infer hands the id to the
-  // front end's RequestRecord (SetRequestId), which keeps its own std::string
-  // copy, and an id longer than 15 characters does not fit inline. Removing
-  // it needs a change in observability/request_record.h (e.g. an inline id
-  // buffer); Infer itself copies no id.
-  EXPECT_EQ(allocations, static_cast<uint64_t>(kRequests))
+  // The RequestRecord keeps ids up to 64 bytes inline; the request's own id
+  // string was allocated by the front end before counting (and moves).
+  EXPECT_EQ(allocations, 0u)
       << "heap allocations while serving " << kRequests << " warm requests";
 }
 
