@@ -259,22 +259,34 @@ bool DynamicBatcher::DropIfDone(RingQueue<Entry>& level, size_t i, absl::Time no
 DynamicBatcher::Scan DynamicBatcher::ScanQueue(absl::Time now, std::vector<Rejected>& rejected) {
   if (token_mode()) return ScanByTokens(now, rejected);
   Scan scan;
+  picks_.clear();
   const InferRequest* seed = nullptr;
   int64_t rows = 0;
   const bool batching = options_.dynamic_batching && options_.max_batch_size > 0;
   const int64_t max_rows = batching ? options_.max_batch_size : 1;
-  for (auto& level : levels_) {
+  for (size_t l = 0; l < levels_.size(); ++l) {
+    auto& level = levels_[l];
     for (size_t i = 0; i < level.size();) {
       if (DropIfDone(level, i, now, rejected)) continue;
       Entry& entry = level[i];
       if (seed == nullptr) {
-        seed = entry.request.get();
-      } else if (!batching || rows + entry.rows > max_rows ||
-                 !CanBatch(*seed, *entry.request, options_.pad_variable_dims)) {
-        scan.cut_now = true;  // Waiting cannot grow this batch.
+        seed = entry.request.get();  // The head: always in the batch, so nothing starves.
+      } else if (!batching) {
+        scan.cut_now = true;
+        return scan;
+      } else if (!CanBatch(*seed, *entry.request, options_.pad_variable_dims)) {
+        if (options_.pad_variable_dims) {  // Another rank: it cannot join any batch of this one.
+          scan.cut_now = true;
+          return scan;
+        }
+        ++i;  // Another shape: it waits for a batch of its own shape.
+        continue;
+      } else if (rows + entry.rows > max_rows) {
+        scan.cut_now = true;  // Full: waiting cannot grow this batch.
         return scan;
       }
       rows += entry.rows;
+      picks_.emplace_back(l, i);
       ++scan.count;
       scan.oldest = std::min(scan.oldest, entry.enqueued);
       if (!batching || rows == max_rows) {
@@ -315,20 +327,16 @@ bool DynamicBatcher::NextBatch(RunnerState& state) {
     if (!state.rejected.empty()) break;
     forming_cv_.WaitWithTimeout(&mu_, scan.oldest + options_.max_queue_delay - now);
   }
-  if (token_mode()) {
-    // The first `take` picks, in queue order; erasing shifts the later
-    // entries of the same level forward by one each time.
-    size_t erased = 0;
-    for (size_t p = 0; p < take; ++p) {
-      if (p > 0 && picks_[p].first != picks_[p - 1].first) erased = 0;
-      state.batch.push_back(levels_[picks_[p].first].erase_at(picks_[p].second - erased));
-      ++erased;
-    }
-  } else {
-    // The batch is the `take` entries at the head, in priority order.
-    for (auto& level : levels_) {
-      while (state.batch.size() < take && !level.empty()) state.batch.push_back(level.pop_front());
-    }
+  // The first `take` picks, in queue order; erasing shifts the later entries
+  // of the same level forward by one each time (picks at the head of a level
+  // are plain pops).
+  size_t erased = 0;
+  for (size_t p = 0; p < take; ++p) {
+    if (p > 0 && picks_[p].first != picks_[p - 1].first) erased = 0;
+    auto& level = levels_[picks_[p].first];
+    const size_t at = picks_[p].second - erased;
+    state.batch.push_back(at == 0 ? level.pop_front() : level.erase_at(at));
+    ++erased;
   }
   queued_ -= take;
   forming_ = false;

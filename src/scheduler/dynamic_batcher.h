@@ -116,7 +116,13 @@ class DynamicBatcher final : public Scheduler {
     bool cut_now = false;  // Waiting cannot grow the batch (full, or next incompatible).
     absl::Time oldest = absl::InfiniteFuture();  // Earliest enqueue time among them.
   };
-  // Moves cancelled and expired entries it meets into `rejected`.
+  // Chooses the next batch: the head of the queue (highest priority, oldest)
+  // and, in queue order, the entries that can run with it. Without
+  // pad_variable_dims, entries of another shape are passed over and wait for
+  // a batch of their own shape (shape-aware batching: a mix of image widths
+  // forms one batch per width instead of cutting at every change). Fills
+  // picks_ with the chosen entries, in queue order. Moves cancelled and
+  // expired entries it meets into `rejected`.
   Scan ScanQueue(absl::Time now, std::vector<Rejected>& rejected) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves entry `i` of `level` to `rejected` when it was cancelled or its
   // deadline passed; true when it did (the entry is gone from `level`).

@@ -278,7 +278,7 @@ TEST_F(DynamicBatcherTest, PadsVariableDimsWithPadValueAndReturnsPaddedOutputs) 
   EXPECT_THAT(Floats(collector_.Get("long")->outputs[1]), ElementsAre(4, 5, 6, 7, 8, 9));
 }
 
-TEST_F(DynamicBatcherTest, DoesNotBatchDifferentShapesWithoutPadding) {
+TEST_F(DynamicBatcherTest, BatchesEqualShapesTogetherAndPassesOverOthersWithoutPadding) {
   options_.max_batch_size = 4;
   options_.dynamic_batching = true;
   options_.max_queue_delay = absl::Hours(1);
@@ -291,14 +291,16 @@ TEST_F(DynamicBatcherTest, DoesNotBatchDifferentShapesWithoutPadding) {
   Send("three", {1, 3}, {1, 2, 3});
   Send("two-again", {1, 2}, {3, 4});
   session_->Release();
-  ASSERT_TRUE(collector_.WaitFor(3, kWait));  // "two-again" waits for company.
-  clock_.Advance(absl::Hours(1));
+  ASSERT_TRUE(collector_.WaitFor(1, kWait));
+  clock_.Advance(absl::Hours(1));  // Every queued request has waited its delay.
   ASSERT_TRUE(collector_.WaitFor(4, kWait));
   const auto shapes = session_->batch_shapes();
-  ASSERT_EQ(shapes.size(), 4u);
-  EXPECT_EQ(shapes[1][0], Shape({1, 2}));
+  ASSERT_EQ(shapes.size(), 3u);
+  EXPECT_EQ(shapes[1][0], Shape({2, 2}));  // "two" and "two-again", past "three".
   EXPECT_EQ(shapes[2][0], Shape({1, 3}));
-  EXPECT_EQ(shapes[3][0], Shape({1, 2}));
+  // Each still gets its own rows back.
+  EXPECT_THAT(Floats(collector_.Get("two-again")->outputs[0]), ElementsAre(6, 8));
+  EXPECT_THAT(Floats(collector_.Get("three")->outputs[0]), ElementsAre(2, 4, 6));
 }
 
 TEST_F(DynamicBatcherTest, SplitsOutputsAsViewsIntoTheBatchOutput) {
