@@ -267,24 +267,14 @@ absl::StatusOr<std::vector<std::string>> ListModelNames(const std::string& repos
 }
 
 absl::StatusOr<std::vector<std::string>> ListLoadableModelNames(const std::string& repository) {
-  std::error_code ec;
-  if (!fs::is_directory(repository, ec)) {
-    return absl::NotFoundError(StrCat("model repository '", repository, "' is not a directory"));
-  }
-  std::vector<std::string> names;
-  for (fs::directory_iterator it(repository, ec), end; !ec && it != end; it.increment(ec)) {
-    std::error_code type_ec;
-    if (!it->is_directory(type_ec)) continue;
-    std::string name = it->path().filename().string();
-    if (name.empty() || name[0] == '.') continue;
+  ASSIGN_OR_RETURN(std::vector<std::string> names, ListModelNames(repository));
+  std::erase_if(names, [&](const std::string& name) {
     // A plain folder's name has no '/' or NUL; only the other name rules
     // apply. A symlinked one must also resolve inside the repository.
-    if (name.find('\\') != std::string::npos || name.find("..") != std::string::npos) continue;
-    if (it->is_symlink(type_ec) && !ValidateModelName(repository, name).ok()) continue;
-    names.push_back(std::move(name));
-  }
-  if (ec) return absl::InternalError(StrCat("cannot list model repository '", repository, "': ", ec.message()));
-  std::sort(names.begin(), names.end());
+    if (name.find('\\') != std::string::npos || name.find("..") != std::string::npos) return true;
+    std::error_code ec;
+    return fs::is_symlink(fs::path(repository) / name, ec) && !ValidateModelName(repository, name).ok();
+  });
   return names;
 }
 

@@ -3,17 +3,14 @@
 // Extends the hot-path rule above the scheduler: after warm-up,
 // InferenceService::Infer (routing, response cache, pending-gauge and
 // in-flight wrappers) and everything below it allocate nothing on the heap
-// per request, except the response a cache hit builds and the record's copy
-// of a long request id (each pinned, with its reason, in its test).
+// per request, except the response a cache hit builds (pinned, with its
+// reason, in its test).
 // The model runs on FakeSessions whose own work is not counted (as in
 // tests/unit/scheduler/allocation_test.cc); the ModelManager, schedulers,
 // metrics and response cache are the real ones.
 // The requests, their callbacks and their observability records are built
-// before counting: they are the front end's. Replaces the global operator
-// new, so it is its own test executable.
-#include <execinfo.h>
-#include <unistd.h>
-
+// before counting: they are the front end's. Links tests/common/counting_new.cc,
+// which replaces the global operator new, so it is its own test executable.
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
@@ -27,6 +24,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "backend/session.h"
+#include "common/counting_new.h"
 #include "fakes/fake_session.h"
 #include "frontend/inference_service.h"
 #include "gtest/gtest.h"
@@ -34,35 +32,6 @@
 #include "observability/request_record.h"
 #include "repository/model_manager.h"
 #include "router/response_cache.h"
-
-namespace {
-std::atomic<bool> g_counting{false};
-std::atomic<uint64_t> g_allocations{0};
-thread_local bool t_in_session = false;  // Set while the model runs (ORT allocates there anyway).
-
-void* CountedAlloc(size_t size) {
-  if (g_counting.load(std::memory_order_relaxed) && !t_in_session) {
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
-    if (std::getenv("ALLOC_TRACE") != nullptr) {
-      void* frames[32];
-      const int n = backtrace(frames, 32);
-      backtrace_symbols_fd(frames, n, 2);
-      write(2, "----\n", 5);
-    }
-  }
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-}  // namespace
-
-void* operator new(size_t size) { return CountedAlloc(size); }
-void* operator new[](size_t size) { return CountedAlloc(size); }
-void* operator new(size_t size, const std::nothrow_t&) noexcept { return std::malloc(size == 0 ? 1 : size); }
-void* operator new[](size_t size, const std::nothrow_t&) noexcept { return std::malloc(size == 0 ? 1 : size); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
-void operator delete[](void* p, size_t) noexcept { std::free(p); }
 
 namespace ortserve::frontend {
 namespace {

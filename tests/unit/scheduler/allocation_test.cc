@@ -1,11 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // Set ALLOC_TRACE=1 to print a backtrace for each counted allocation.
 // Proves the hot-path rule: after warm-up, serving a request of a seen shape
-// allocates nothing on the heap between Enqueue and completion. Replaces the
-// global operator new, so it is its own test executable.
-#include <execinfo.h>
-#include <unistd.h>
-
+// allocates nothing on the heap between Enqueue and completion. Links
+// tests/common/counting_new.cc, which replaces the global operator new, so it
+// is its own test executable.
 #include <atomic>
 #include <cstdlib>
 #include <memory>
@@ -13,38 +11,10 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "common/counting_new.h"
 #include "fakes/fake_session.h"
 #include "gtest/gtest.h"
 #include "scheduler/scheduler.h"
-
-namespace {
-std::atomic<bool> g_counting{false};
-std::atomic<uint64_t> g_allocations{0};
-thread_local bool t_in_session = false;  // Set while the model runs (ORT allocates there anyway).
-
-void* CountedAlloc(size_t size) {
-  if (g_counting.load(std::memory_order_relaxed) && !t_in_session) {
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
-    if (std::getenv("ALLOC_TRACE") != nullptr) {
-      void* frames[24];
-      const int n = backtrace(frames, 24);
-      backtrace_symbols_fd(frames, n, 2);
-      write(2, "----\n", 5);
-    }
-  }
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-}  // namespace
-
-void* operator new(size_t size) { return CountedAlloc(size); }
-void* operator new[](size_t size) { return CountedAlloc(size); }
-void* operator new(size_t size, const std::nothrow_t&) noexcept { return std::malloc(size == 0 ? 1 : size); }
-void* operator new[](size_t size, const std::nothrow_t&) noexcept { return std::malloc(size == 0 ? 1 : size); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
-void operator delete[](void* p, size_t) noexcept { std::free(p); }
 
 namespace ortserve::scheduler {
 namespace {
