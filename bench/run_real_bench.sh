@@ -62,6 +62,11 @@ add_model rec_batched ch_PP_OCRv4_rec_infer \
   "max_batch_size: 4
 $OCR_IN
 dynamic_batching { max_queue_delay_microseconds: 2000 pad_variable_dims: true pad_value: 0 }"
+# The same mix without padding: each batch takes one width (shape-aware batching).
+add_model rec_by_width ch_PP_OCRv4_rec_infer \
+  "max_batch_size: 4
+$OCR_IN
+dynamic_batching { max_queue_delay_microseconds: 2000 }"
 add_model vad silero_vad 'max_batch_size: 0'
 
 taskset -c "$SERVER_CPUS" "$ORTSERVE" --model-repository "$REPO" --http-port "$BASE_PORT" --grpc-port -1 \
@@ -93,6 +98,7 @@ loadgen cls_batched cls_batched --shape x:1,3,48,192
 raw raw_rec ch_PP_OCRv4_rec_infer 240 --batches 1,2,4,8,16
 loadgen rec_unbatched rec_unbatched --shape x:1,3,48,160 --shape x:1,3,48,240 --shape x:1,3,48,320
 loadgen rec_batched rec_batched --shape x:1,3,48,160 --shape x:1,3,48,240 --shape x:1,3,48,320
+loadgen rec_by_width rec_by_width --shape x:1,3,48,160 --shape x:1,3,48,240 --shape x:1,3,48,320
 loadgen vad vad --shape input:1,512 --shape state:2,1,128 --int-min 16000 --int-max 16000
 
 "$ROOT/bench/summarize_real.py" "$OUT" > "$OUT/results.md" 2>/dev/null || true

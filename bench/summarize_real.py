@@ -15,7 +15,7 @@ def load(name):
 
 ROWS = [
     ("OCR direction classifier, 1x3x48x192", "raw_cls", ["cls_unbatched", "cls_batched"]),
-    ("OCR recognizer, widths 160/240/320 mixed (raw ORT at 240)", "raw_rec", ["rec_unbatched", "rec_batched"]),
+    ("OCR recognizer, widths 160/240/320 mixed (raw ORT at 240)", "raw_rec", ["rec_unbatched", "rec_batched", "rec_by_width"]),
     ("Silero VAD, 512 samples + state", None, ["vad"]),
 ]
 print("| model | what | inferences/s | vs raw ORT best | p50 us | p99 us | errors |")
