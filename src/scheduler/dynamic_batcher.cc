@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "scheduler/dynamic_batcher.h"
 
+#include <sys/prctl.h>
+
 #include <algorithm>
 
 #include "core/status.h"
@@ -190,7 +192,18 @@ void DynamicBatcher::WakeForClock() {
   deadline_cv_.Signal();
 }
 
+namespace {
+
+// The batch delay and the deadlines are timed waits of a few hundred
+// microseconds; Linux's default 50 us timer slack for ordinary threads
+// stretched each by ~90 us (measured: 293 us of queue wait for a 200 us
+// max_queue_delay). Timers of these threads fire within a microsecond.
+void TightenTimerSlack() { prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0); }
+
+}  // namespace
+
 void DynamicBatcher::RunLoop(size_t index) {
+  TightenTimerSlack();
   RunnerState& state = *states_[index];
   backend::Session& session = *options_.instances[index];
   for (;;) {
@@ -345,6 +358,7 @@ bool DynamicBatcher::NextBatch(RunnerState& state) {
 }
 
 void DynamicBatcher::DeadlineLoop() {
+  TightenTimerSlack();
   absl::MutexLock lock(&mu_);
   while (!deadline_exit_) {
     const absl::Time now = options_.clock->Now();
