@@ -247,7 +247,13 @@ TEST_F(RestApiTest, StatisticsCountSuccessesAndFailures) {
       {"name":"flag","shape":[1,1],"datatype":"BOOL","data":[true]}]})";
   for (int i = 0; i < 3; ++i) ASSERT_EQ(client.Post("/v2/models/multi_io/infer", good).status, 200u);
   EXPECT_EQ(client.Post("/v2/models/multi_io/infer", R"({"inputs":[]})").status, 400u);
-  auto after = Json(client.Get("/v2/models/multi_io/stats").body);
+  // Per-batch-size statistics are recorded just after a run's answers are
+  // sent: wait for them (bounded) before reading everything.
+  rapidjson::Document after;
+  WaitUntil([&] {
+    after = Json(client.Get("/v2/models/multi_io/stats").body);
+    return after["model_stats"][0]["batch_stats"].Size() > 0;
+  }, 10);
   EXPECT_EQ(count(after, "success"), ok0 + 3);
   EXPECT_EQ(count(after, "fail"), fail0 + 1);
   EXPECT_STREQ(after["model_stats"][0]["name"].GetString(), "multi_io");

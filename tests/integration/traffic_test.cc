@@ -258,7 +258,12 @@ TEST_F(TrafficTest, ResponseCacheHitsRepeatsAndStaysOffForNondeterministicModels
   // Scheduling parameters do not split the cache.
   Answer prioritised = Infer(client, "/v2/models/cached/infer", Body(1, 2, R"({"priority":1})"));
   EXPECT_EQ(prioritised.y, first.y);
-  const std::string m = Scrape(server_->metrics_port());
+  // A run is counted just after its answers are sent: wait for the count.
+  std::string m;
+  EXPECT_TRUE(WaitUntil([&] {
+    m = Scrape(server_->metrics_port());
+    return MetricValue(m, "ortserve_execution_total", {R"(model="cached")"}) >= 2;
+  }, 10));
   EXPECT_EQ(MetricValue(m, "ortserve_cache_lookups_total", {R"(model="cached")", R"(result="hit")"}), 2);
   EXPECT_EQ(MetricValue(m, "ortserve_cache_lookups_total", {R"(model="cached")", R"(result="miss")"}), 2);
   EXPECT_EQ(MetricValue(m, "ortserve_execution_total", {R"(model="cached")"}), 2);
@@ -270,7 +275,11 @@ TEST_F(TrafficTest, ResponseCacheHitsRepeatsAndStaysOffForNondeterministicModels
   EXPECT_EQ(inference["cache_miss"]["count"].GetInt(), 2);
 
   for (int i = 0; i < 3; ++i) ASSERT_EQ(Infer(client, "/v2/models/random/infer", Body(1, 2)).status, 200u);
-  const std::string after = Scrape(server_->metrics_port());
+  std::string after;
+  EXPECT_TRUE(WaitUntil([&] {
+    after = Scrape(server_->metrics_port());
+    return MetricValue(after, "ortserve_execution_total", {R"(model="random")"}) >= 3;
+  }, 10));
   EXPECT_EQ(MetricValue(after, "ortserve_cache_lookups_total", {R"(model="random")", R"(result="miss")"}), 0);
   EXPECT_EQ(MetricValue(after, "ortserve_execution_total", {R"(model="random")"}), 3);
   EXPECT_NE(server_->Output().find("declared nondeterministic"), std::string::npos);
