@@ -242,11 +242,10 @@ void InferenceService::Route(std::unique_ptr<InferRequest> request, InferCallbac
   router::RouteReason reason = router::RouteReason::kDefault;
   // An explicit version or the override header wins; else the default
   // version, whose config says whether a split picks another.
-  router::Resolution resolution = router::ResolveVersion(config::ModelRouting::default_instance(), *request, 0,
-                                                         [](int64_t) { return false; });
-  if (resolution.choice.reason != router::RouteReason::kDefault) {
-    reason = resolution.choice.reason;
-    model = models.GetModel(name, resolution.version_text);
+  const std::optional<router::NamedVersion> named = router::RequestedVersion(*request);
+  if (named) {
+    reason = named->reason;
+    model = models.GetModel(name, named->text);
   } else {
     model = models.GetModel(name, "");
     if (model.ok() && (*model)->config.routing().split_size() > 0) {
@@ -281,7 +280,7 @@ void InferenceService::Route(std::unique_ptr<InferRequest> request, InferCallbac
     auto request_box = std::make_shared<std::unique_ptr<InferRequest>>(std::move(request));
     auto done_box = std::make_shared<InferCallback>(std::move(done));
     auto pass_box = std::make_shared<Pass>(std::move(pass));
-    const std::string version(resolution.version_text);
+    const std::string version(named ? named->text : std::string_view());
     models.AcquireModelAsync(name, version, [this, request_box, done_box, pass_box,
                                              record](absl::StatusOr<ModelHandle> acquired) {
       pass_box->lazy_waited = true;

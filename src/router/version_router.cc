@@ -96,16 +96,19 @@ std::optional<double> StickyPointOf(const config::ModelRouting& routing, const I
   return std::nullopt;
 }
 
-Resolution ResolveVersion(const config::ModelRouting& routing, const InferRequest& request, double random_point,
-                          absl::FunctionRef<bool(int64_t)> ready) {
-  if (!request.model_version.empty()) {
-    return {{0, RouteReason::kExplicit}, request.model_version};
-  }
+std::optional<NamedVersion> RequestedVersion(const InferRequest& request) {
+  if (!request.model_version.empty()) return NamedVersion{request.model_version, RouteReason::kExplicit};
   if (request.headers != nullptr) {
     if (auto value = request.headers->Get(kVersionHeader); value && !value->empty()) {
-      return {{0, RouteReason::kOverride}, *value};
+      return NamedVersion{*value, RouteReason::kOverride};
     }
   }
+  return std::nullopt;
+}
+
+Resolution ResolveVersion(const config::ModelRouting& routing, const InferRequest& request, double random_point,
+                          absl::FunctionRef<bool(int64_t)> ready) {
+  if (auto named = RequestedVersion(request)) return {{0, named->reason}, named->text};
   if (routing.split_size() == 0) return {};
   if (auto point = StickyPointOf(routing, request)) {
     if (int64_t version = PickWeighted(routing, *point, ready); version > 0) {

@@ -45,6 +45,15 @@ int64_t PickWeighted(const config::ModelRouting& routing, double point,
 // lacks it. A parameter that is not a string is keyed by its decimal text.
 std::optional<double> StickyPointOf(const config::ModelRouting& routing, const InferRequest& request);
 
+// The version `request` names itself: its own `model_version` (explicit),
+// else the override header (kOverride); nullopt when it names none. The
+// text is returned as given, so that a bad value is reported by the lookup.
+struct NamedVersion {
+  std::string_view text;
+  RouteReason reason;
+};
+std::optional<NamedVersion> RequestedVersion(const InferRequest& request);
+
 // Resolves the version for `request`. An explicit `request.model_version`
 // wins, then the override header. Otherwise the split (sticky when keyed,
 // else at `random_point`, a uniform draw in [0, 1)). Pure apart from `ready`.

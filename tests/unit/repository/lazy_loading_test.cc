@@ -10,6 +10,7 @@
 
 #include "absl/strings/cord.h"
 #include "absl/synchronization/notification.h"
+#include "fakes/controlled_session_factory.h"
 #include "fakes/fake_session.h"
 #include "repository/model_manager.h"
 
@@ -20,58 +21,7 @@ using ::ortserve::testing::FakeSession;
 
 constexpr absl::Duration kWait = absl::Seconds(20);  // Upper bound; tests finish far sooner.
 
-// Makes FakeSessions and counts them per model path. Knobs per path
-// substring: fail creation, or park creation on a gate (a slow load).
-// Thread-safe.
-class GatedFactory final : public backend::SessionFactory {
- public:
-  GatedFactory() {
-    signature_.inputs.push_back({"x", DataType::kFp32, Shape{-1, 2}});
-    signature_.outputs.push_back({"y", DataType::kFp32, Shape{-1, 2}});
-  }
-  void FailCreate(std::string part) {
-    absl::MutexLock lock(&mu_);
-    fail_part_ = std::move(part);
-  }
-  void GateCreate(std::string part) {
-    absl::MutexLock lock(&mu_);
-    gate_part_ = std::move(part);
-  }
-  absl::Notification gate_entered;
-  absl::Notification gate_open;
-
-  absl::StatusOr<std::unique_ptr<backend::Session>> Create(const backend::SessionOptions& options) override {
-    bool gated = false;
-    {
-      absl::MutexLock lock(&mu_);
-      paths_.push_back(options.model_path);
-      if (!fail_part_.empty() && options.model_path.find(fail_part_) != std::string::npos) {
-        return absl::InvalidArgumentError("Load model from " + options.model_path + " failed: protobuf parsing failed");
-      }
-      gated = !gate_part_.empty() && options.model_path.find(gate_part_) != std::string::npos;
-    }
-    if (gated) {
-      if (!gate_entered.HasBeenNotified()) gate_entered.Notify();
-      gate_open.WaitForNotification();
-    }
-    return std::unique_ptr<backend::Session>(new FakeSession(signature_));
-  }
-
-  // Sessions created for paths containing `part`.
-  size_t CreatedFor(std::string_view part) const {
-    absl::MutexLock lock(&mu_);
-    size_t n = 0;
-    for (const auto& path : paths_) n += path.find(part) != std::string::npos;
-    return n;
-  }
-
- private:
-  backend::ModelSignature signature_;
-  mutable absl::Mutex mu_;
-  std::string fail_part_ ABSL_GUARDED_BY(mu_);
-  std::string gate_part_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::string> paths_ ABSL_GUARDED_BY(mu_);
-};
+using ControlledFactory = ::ortserve::testing::ControlledSessionFactory;
 
 // What the manager reported through its callbacks, with waits on it.
 // Thread-safe.
@@ -206,7 +156,7 @@ class LazyLoadingTest : public ::testing::TestWithParam<int> {
   }
 
   fs::path root_;
-  GatedFactory factory_;
+  ControlledFactory factory_;
   Recorder recorder_;
   std::unique_ptr<ModelManager> manager_;
 };

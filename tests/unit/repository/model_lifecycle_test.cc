@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "absl/synchronization/notification.h"
+#include "fakes/controlled_session_factory.h"
 #include "fakes/fake_session.h"
 #include "repository/model_manager.h"
 #include "repository/model_source.h"
@@ -17,79 +18,7 @@ namespace {
 namespace fs = std::filesystem;
 using ::ortserve::testing::FakeSession;
 
-// Makes FakeSessions; knobs per model-path substring: fail creation (a corrupt
-// file), fail every run (breaks warm-up), or park creation on a gate (a slow
-// load). Keeps a pointer to each session it made. Thread-safe.
-class ControlledFactory final : public backend::SessionFactory {
- public:
-  ControlledFactory() {
-    signature_.inputs.push_back({"x", DataType::kFp32, Shape{-1, 2}});
-    signature_.outputs.push_back({"y", DataType::kFp32, Shape{-1, 2}});
-  }
-  void FailCreate(std::string part) {
-    absl::MutexLock lock(&mu_);
-    fail_create_.push_back(std::move(part));
-  }
-  void FailRuns(std::string part) {
-    absl::MutexLock lock(&mu_);
-    fail_runs_.push_back(std::move(part));
-  }
-  void GateCreate(std::string part) {
-    absl::MutexLock lock(&mu_);
-    gate_part_ = std::move(part);
-  }
-  absl::Notification gate_entered;
-  absl::Notification gate_open;
-
-  absl::StatusOr<std::unique_ptr<backend::Session>> Create(const backend::SessionOptions& options) override {
-    const std::string& path = options.model_path;
-    bool gated = false;
-    {
-      absl::MutexLock lock(&mu_);
-      paths_.push_back(path);
-      for (const auto& part : fail_create_) {
-        if (path.find(part) != std::string::npos) {
-          return absl::InvalidArgumentError("Load model from " + path + " failed: protobuf parsing failed");
-        }
-      }
-      gated = !gate_part_.empty() && path.find(gate_part_) != std::string::npos;
-    }
-    if (gated) {
-      gate_entered.Notify();
-      gate_open.WaitForNotification();
-    }
-    auto session = std::make_unique<FakeSession>(signature_);
-    absl::MutexLock lock(&mu_);
-    for (const auto& part : fail_runs_) {
-      if (path.find(part) != std::string::npos) session->SetFailure(absl::InternalError("kernel failed"));
-    }
-    sessions_.push_back(session.get());
-    return std::unique_ptr<backend::Session>(std::move(session));
-  }
-
-  size_t created() const {
-    absl::MutexLock lock(&mu_);
-    return paths_.size();
-  }
-  // Only while the version owning it is alive.
-  FakeSession* session(size_t i) const {
-    absl::MutexLock lock(&mu_);
-    return sessions_.at(i);
-  }
-  size_t sessions() const {
-    absl::MutexLock lock(&mu_);
-    return sessions_.size();
-  }
-
- private:
-  backend::ModelSignature signature_;
-  mutable absl::Mutex mu_;
-  std::vector<std::string> fail_create_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::string> fail_runs_ ABSL_GUARDED_BY(mu_);
-  std::string gate_part_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::string> paths_ ABSL_GUARDED_BY(mu_);
-  std::vector<FakeSession*> sessions_ ABSL_GUARDED_BY(mu_);
-};
+using ControlledFactory = ::ortserve::testing::ControlledSessionFactory;
 
 std::unique_ptr<InferRequest> MakeRequest(const std::string& model) {
   auto request = std::make_unique<InferRequest>();
