@@ -57,6 +57,7 @@ DynamicBatcher::DynamicBatcher(SchedulerOptions options)
     auto state = std::make_unique<RunnerState>();
     state->batch.reserve(max_rows);
     state->requests.reserve(max_rows);
+    state->answers.reserve(max_rows);
     state->rejected.reserve(kInitialQueueCapacity);
     state->run_outputs.reserve(all_output_names_.size());
     state->subset_names.reserve(all_output_names_.size());
@@ -563,6 +564,10 @@ void DynamicBatcher::Execute(RunnerState& state, backend::Session& session) {
       stats->inference_count.fetch_add(batch_rows, std::memory_order_relaxed);
       stats->execution_count.fetch_add(1, std::memory_order_relaxed);
     }
+    // Every answer is built and every statistic recorded before the first
+    // answer is sent: compute_output is the time to split the batch (not the
+    // front end's hand-off), and a client that reads the statistics after its
+    // answer finds its own run counted.
     int64_t row_begin = 0;
     for (Entry& entry : state.batch) {
       InferResponse response;
@@ -570,7 +575,7 @@ void DynamicBatcher::Execute(RunnerState& state, backend::Session& session) {
       row_begin += entry.rows;
       if (!built.ok()) {
         if (stats != nullptr) stats->fail.Record(options_.clock->Now() - entry.enqueued);
-        std::move(entry.done)(std::move(built));
+        state.answers.emplace_back(std::move(built));
         continue;
       }
       if (stats != nullptr) {
@@ -580,11 +585,10 @@ void DynamicBatcher::Execute(RunnerState& state, backend::Session& session) {
         stats->success.Record(now - arrival);
         stats->last_inference_ms.store(absl::ToUnixMillis(now), std::memory_order_relaxed);
       }
-      std::move(entry.done)(std::move(response));
+      state.answers.emplace_back(std::move(response));
     }
   }
   const absl::Time done = options_.clock->Now();
-  if (traced) RecordSpans(state, rows, {cut, run_start, run_end, done}, status);
   if (options_.metrics != nullptr) {
     options_.metrics->BatchFinished();
     if (status.ok()) {
@@ -607,8 +611,13 @@ void DynamicBatcher::Execute(RunnerState& state, backend::Session& session) {
       }
     }
   }
+  if (status.ok()) {
+    for (size_t i = 0; i < count; ++i) std::move(state.batch[i].done)(std::move(state.answers[i]));
+  }
+  if (traced) RecordSpans(state, rows, {cut, run_start, run_end, done}, status);
   // Release the batch outputs this runner holds, and the requests.
   state.run_outputs.clear();
+  state.answers.clear();
   state.requests.clear();
   state.batch.clear();
   absl::MutexLock lock(&mu_);

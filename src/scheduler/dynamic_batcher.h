@@ -97,6 +97,8 @@ class DynamicBatcher final : public Scheduler {
     std::vector<const InferRequest*> requests;
     BatchInputBuilder builder;
     std::vector<Tensor> run_outputs;
+    // The batch's answers, built before any is sent (parallel to `batch`).
+    std::vector<absl::StatusOr<InferResponse>> answers;
     std::vector<std::string> subset_names;
     std::vector<int> run_position;  // Signature output index -> run output index, or -1.
     absl::Time cut_time;

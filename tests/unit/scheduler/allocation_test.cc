@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "common/counting_new.h"
 #include "fakes/fake_session.h"
 #include "gtest/gtest.h"
@@ -80,10 +81,16 @@ class AllocationTest : public ::testing::TestWithParam<Case> {};
 
 TEST_P(AllocationTest, ServingAWarmShapeAllocatesNothingInTheScheduler) {
   const Case& c = GetParam();
+  // The first warm-up round holds the runners until all its requests are
+  // queued, so the queue reaches the deepest it can be in the measured round
+  // (which, on a busy machine, may find the runners slower than in warm-up).
+  absl::Notification all_queued;
+  std::atomic<bool> hold{true};
   auto session = std::make_shared<FakeSession>(
       MakeSignature({{"INPUT0", DataType::kFp32, {-1, 4}}, {"INPUT1", DataType::kFp32, {-1, 4}}},
                     {{c.output_names[0], DataType::kFp32, {-1, 4}}, {c.output_names[1], DataType::kFp32, {-1, 4}}}),
-      [](std::span<const Tensor> inputs, std::span<const std::string> names, FakeSession::Outputs& outputs) {
+      [&](std::span<const Tensor> inputs, std::span<const std::string> names, FakeSession::Outputs& outputs) {
+        if (hold.load()) all_queued.WaitForNotification();
         t_in_session = true;  // Excludes the model's own work, as ORT's would be.
         absl::Status status = FakeSession::CopyInputs(inputs, names, outputs);
         t_in_session = false;
@@ -111,6 +118,10 @@ TEST_P(AllocationTest, ServingAWarmShapeAllocatesNothingInTheScheduler) {
     Prepared first = Prepare(&warm, requested);
     for (int i = 0; i < kRequests; ++i) {
       scheduler->Enqueue(std::move(first.requests[i]), std::move(first.callbacks[i]));
+    }
+    if (round == 0) {
+      hold = false;
+      all_queued.Notify();
     }
     ASSERT_TRUE(warm.WaitFor(kRequests));
   }
