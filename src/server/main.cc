@@ -6,9 +6,15 @@
 #include <iostream>
 
 #include "CLI/CLI.hpp"
+#include "absl/synchronization/mutex.h"
 #include "server/server.h"
 
 int main(int argc, char** argv) {
+  // Debian's abseil is built without NDEBUG, so every absl::Mutex (ours and
+  // gRPC's) would keep a lock-order graph for deadlock detection: several
+  // lock/unlock round trips into a global graph per request. The unit tests
+  // keep the detection on; the server does not pay for it.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   ortserve::server::ServerOptions options;
   CLI::App app{"ortserve: an ONNX Runtime inference server speaking KServe v2 (REST and gRPC)"};
   app.add_option("--model-repository", options.model_repository,
@@ -25,6 +31,10 @@ int main(int argc, char** argv) {
   app.add_option("--http-max-input-size", options.http_max_body_bytes,
                  "Largest HTTP request body accepted, in bytes; larger ones get 413")
       ->capture_default_str();
+  app.add_option("--http-idle-timeout-seconds", options.http_idle_timeout_seconds,
+                 "Close an HTTP connection whose request or response has not moved for this long")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--grpc-address", options.grpc_address, "Address the gRPC server binds")->capture_default_str();
   app.add_option("--grpc-port", options.grpc_port, "gRPC port; 0 picks a free port, -1 disables gRPC")
       ->capture_default_str();

@@ -134,6 +134,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     http.port = static_cast<uint16_t>(options.http_port);
     http.threads = options.http_threads;
     http.max_body_bytes = options.http_max_body_bytes;
+    http.idle_timeout = absl::Seconds(options.http_idle_timeout_seconds);
     http.service = impl->service.get();
     http.pipeline.sae_model = options.sae_model;
     http.pipeline.embed_model = options.embed_model;

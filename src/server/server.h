@@ -17,6 +17,7 @@ struct ServerOptions {
   int http_port = 8000;       // 0: any free port; -1: HTTP off.
   int http_threads = 4;
   size_t http_max_body_bytes = 64u << 20;
+  double http_idle_timeout_seconds = 60;
   std::string grpc_address = "0.0.0.0";
   int grpc_port = 8001;       // -1: gRPC off.
   size_t grpc_max_message_bytes = 64u << 20;

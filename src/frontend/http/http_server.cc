@@ -5,9 +5,13 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <simdjson.h>
+#include <sys/socket.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <future>
 #include <optional>
 #include <thread>
@@ -78,14 +82,24 @@ std::vector<std::string_view> SplitPath(std::string_view target) {
 }
 
 // One connection. Reads a request, answers it, and reads the next (keep-alive).
-// Runs only on its strand.
+// Lives on one event loop (one I/O thread) from accept to close: its handlers
+// never run concurrently, and answers from runner threads are posted to it.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
+  using Clock = std::chrono::steady_clock;
+
   Connection(tcp::socket socket, const HttpServer::Options& options, std::atomic<int64_t>& active)
-      : stream_(std::move(socket)), options_(options), active_(active) {}
+      : socket_(std::move(socket)), options_(options), active_(active) {}
 
   void Start() {
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->ReadHeader(); });
+    net::dispatch(socket_.get_executor(), [self = shared_from_this()] { self->ReadHeader(); });
+  }
+
+  // Called by the loop's sweeper (on this connection's thread): closes the
+  // connection when a read or write has outlived the idle timeout. No timer
+  // per operation: a deadline check every sweep costs no system call.
+  void CloseIfExpired(Clock::time_point now) {
+    if (now >= deadline_ && socket_.is_open()) Close();
   }
 
  private:
@@ -98,13 +112,21 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   static constexpr size_t kSmallBody = 4096;
   static constexpr size_t kReadChunk = 65536;
+  // Beast reads as much as the buffer has room for, at least 512 bytes; with
+  // this much room a typical request (headers and a small body) is one read.
+  static constexpr size_t kInitialRoom = 16384;
+
+  void ArmDeadline() {
+    deadline_ = Clock::now() + std::chrono::nanoseconds(absl::ToInt64Nanoseconds(options_.idle_timeout));
+  }
 
   void ReadHeader() {
     parser_.emplace();
     parser_->body_limit(options_.max_body_bytes);
     parser_->header_limit(64 * 1024);
-    stream_.expires_after(std::chrono::nanoseconds(absl::ToInt64Nanoseconds(options_.idle_timeout)));
-    http::async_read_header(stream_, buffer_, *parser_,
+    if (buffer_.capacity() < kInitialRoom) buffer_.reserve(kInitialRoom);
+    ArmDeadline();
+    http::async_read_header(socket_, buffer_, *parser_,
                             [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
   }
 
@@ -124,7 +146,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     if (beast::iequals(request[http::field::expect], "100-continue")) {
       static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      net::async_write(stream_, net::buffer(kContinue),
+      net::async_write(socket_, net::buffer(kContinue),
                        [self = shared_from_this()](beast::error_code ec, size_t) {
                          if (ec) return self->Close();
                          self->ReadBody();
@@ -135,7 +157,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void ReadBody() {
-    http::async_read(stream_, buffer_, *parser_,
+    http::async_read(socket_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) { self->OnBody(ec); });
   }
 
@@ -155,6 +177,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void OnBody(beast::error_code ec) {
     if (ec) return OnReadError(ec);
+    // Answering may take longer than the idle timeout (a model run, a load).
+    deadline_ = Clock::time_point::max();
     keep_alive_ = parser_->get().keep_alive();
     // Counted until its response is written: the shutdown drain waits for it.
     active_.fetch_add(1, std::memory_order_acq_rel);
@@ -283,7 +307,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Load or unload a model. Body (optional): {"parameters": {"config": "<JSON
   // model config>"}} for a config override on load; "unload_dependents" is
   // accepted on unload (ortserve has no ensembles). The load runs on the
-  // model manager's loader threads; the answer comes back on this strand.
+  // model manager's loader threads; the answer comes back on this connection's thread.
   // POST /v2/repository/index, body empty or {"ready": bool} (only READY
   // entries when true).
   void RepositoryIndex() {
@@ -339,7 +363,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
     }
     auto done = [self = shared_from_this()](absl::Status status) {
-      net::post(self->stream_.get_executor(), [self, status = std::move(status)] {
+      net::post(self->socket_.get_executor(), [self, status = std::move(status)] {
         if (!status.ok()) return self->Send(Error(status));
         self->Send(Ok(""));
       });
@@ -351,17 +375,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
   }
 
-  // The body is parsed here, on this strand; the answer comes back from the
-  // thread that finished the inference and is written from this strand.
+  // The body is parsed here, on this connection's thread; the answer comes back
+  // from the thread that finished the inference and is written from here.
   void PipelineRoute(std::string_view target) {
     cancellation_ = std::make_shared<CancellationFlag>();
     HandlePipelineRoute(*options_.service, options_.pipeline, target, parser_->get().body(), cancellation_,
                         [self = shared_from_this()](unsigned status, std::string body) mutable {
-                          net::post(self->stream_.get_executor(), [self, status, body = std::move(body)]() mutable {
+                          net::post(self->socket_.get_executor(), [self, status, body = std::move(body)]() mutable {
                             self->cancellation_.reset();
                             self->Send(Reply{status, std::string(kJson), std::move(body), {}});
                           });
                         });
+    WatchForClose();
   }
 
   Reply Stats(const std::string& name, const std::string& version) {
@@ -420,7 +445,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     std::thread([self = shared_from_this(), seconds, hz] {
       auto profile = observability::CpuProfiler::Capture(absl::Seconds(seconds), hz);
-      net::post(self->stream_.get_executor(), [self, profile = std::move(profile)]() mutable {
+      net::post(self->socket_.get_executor(), [self, profile = std::move(profile)]() mutable {
         if (!profile.ok()) return self->Send(Error(profile.status()));
         self->Send(Reply{200, "application/octet-stream", *std::move(profile), {}});
       });
@@ -494,11 +519,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     encode_request_.binary_data_output = infer->binary_data_output;
     options_.service->Infer(std::move(infer), [self = shared_from_this()](
                                                   absl::StatusOr<InferResponse> result) mutable {
-      // Back onto this connection's strand to encode and write.
-      net::post(self->stream_.get_executor(), [self, result = std::move(result)]() mutable {
+      // Back onto this connection's thread to encode and write.
+      net::post(self->socket_.get_executor(), [self, result = std::move(result)]() mutable {
         self->OnInferDone(std::move(result));
       });
     }, &*record_);
+    WatchForClose();
   }
 
   absl::StatusOr<InferRequest> DecodeRawRequestFor(const repository::ModelVersion& model,
@@ -574,8 +600,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     buffers_.emplace_back(head_.data(), head_.size());
     if (!reply_.body.empty()) buffers_.emplace_back(reply_.body.data(), reply_.body.size());
     for (const auto& b : extra) buffers_.push_back(b);
-    stream_.expires_after(std::chrono::nanoseconds(absl::ToInt64Nanoseconds(options_.idle_timeout)));
-    net::async_write(stream_, buffers_, [self = shared_from_this()](beast::error_code ec, size_t written) {
+    StopWatchingForClose();
+    ArmDeadline();
+    net::async_write(socket_, buffers_, [self = shared_from_this()](beast::error_code ec, size_t written) {
       self->FinishRecord(written);
       self->response_.reset();
       self->encoded_ = {};
@@ -601,12 +628,44 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void Close() {
     if (cancellation_) cancellation_->Cancel();
+    deadline_ = Clock::time_point::max();
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.close();
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    socket_.close(ignored);
   }
 
-  beast::tcp_stream stream_;
+  // While a request waits for its answer nothing is read, so a client that
+  // hangs up would go unnoticed until the write. Watching the socket instead
+  // cancels the request (it is dropped before it runs, see the scheduler).
+  // Readable with data means the client pipelined its next request: that
+  // stays in the socket for the next read.
+  void WatchForClose() {
+    watching_ = true;
+    socket_.async_wait(tcp::socket::wait_read,
+                       [self = shared_from_this(), generation = ++watch_generation_](beast::error_code ec) {
+                         // Answered first (the wait was cancelled), or a stale wait.
+                         if (ec || !self->watching_ || generation != self->watch_generation_) return;
+                         self->watching_ = false;
+                         char byte;
+                         const ssize_t n = ::recv(self->socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+                         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+                           if (self->cancellation_) self->cancellation_->Cancel();
+                           self->keep_alive_ = false;
+                         }
+                       });
+  }
+
+  void StopWatchingForClose() {
+    if (!watching_) return;
+    watching_ = false;
+    beast::error_code ignored;
+    socket_.cancel(ignored);  // Only the wait is pending here.
+  }
+
+  tcp::socket socket_;
+  Clock::time_point deadline_ = Clock::time_point::max();
+  bool watching_ = false;
+  uint32_t watch_generation_ = 0;
   const HttpServer::Options& options_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -634,26 +693,66 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
 }  // namespace
 
+// One event loop per I/O thread. A connection is bound to one loop when it is
+// accepted (round robin), so its handlers never cross threads and the loops
+// never wake each other: a shared loop run by several threads hands every
+// event to an idle thread, a context switch per step on a busy core.
 struct HttpServer::Impl {
+  struct Loop {
+    net::io_context ioc{1};  // One thread: Asio skips waking other threads.
+    std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+    net::steady_timer sweep{ioc};
+    std::vector<std::weak_ptr<Connection>> connections;  // Only touched on this loop's thread.
+    std::thread thread;
+  };
+
   Options options;
-  net::io_context ioc;
-  tcp::acceptor acceptor{ioc};
-  std::vector<std::thread> threads;
-  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  std::vector<std::unique_ptr<Loop>> loops;
+  std::unique_ptr<tcp::acceptor> acceptor;  // On loops[0].
+  size_t next_loop = 0;                     // Only touched on loops[0]'s thread.
   std::atomic<bool> stopped{false};
   std::atomic<int64_t> active{0};  // Requests read and not yet answered.
 
-  explicit Impl(Options o) : options(std::move(o)), ioc(options.threads) {}
+  explicit Impl(Options o) : options(std::move(o)) {
+    for (int i = 0; i < options.threads; ++i) loops.push_back(std::make_unique<Loop>());
+    acceptor = std::make_unique<tcp::acceptor>(loops[0]->ioc);
+  }
 
   void Accept() {
-    acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    Loop& loop = *loops[next_loop];
+    next_loop = (next_loop + 1) % loops.size();
+    acceptor->async_accept(loop.ioc, [this, &loop](beast::error_code ec, tcp::socket socket) {
       if (ec) {
         if (ec == net::error::operation_aborted) return;
       } else {
-        socket.set_option(tcp::no_delay(true));
-        std::make_shared<Connection>(std::move(socket), options, active)->Start();
+        socket.set_option(tcp::no_delay(true), ec);
+        auto connection = std::make_shared<Connection>(std::move(socket), options, active);
+        net::post(loop.ioc, [&loop, connection] {
+          loop.connections.push_back(connection);
+          connection->Start();
+        });
       }
       Accept();
+    });
+  }
+
+  // Closes connections whose read or write outlived the idle timeout, and
+  // forgets closed ones. Runs every quarter timeout (at most every second).
+  void Sweep(Loop& loop) {
+    const auto period = std::clamp<std::chrono::nanoseconds>(
+        std::chrono::nanoseconds(absl::ToInt64Nanoseconds(options.idle_timeout / 4)), std::chrono::milliseconds(10),
+        std::chrono::seconds(1));
+    loop.sweep.expires_after(period);
+    loop.sweep.async_wait([this, &loop](beast::error_code ec) {
+      if (ec) return;
+      const auto now = Connection::Clock::now();
+      std::erase_if(loop.connections, [now](const std::weak_ptr<Connection>& weak) {
+        auto connection = weak.lock();
+        if (!connection) return true;
+        connection->CloseIfExpired(now);
+        return false;
+      });
+      Sweep(loop);
     });
   }
 };
@@ -669,39 +768,44 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(Options options) {
   auto address = net::ip::make_address(impl->options.address, ec);
   if (ec) return absl::InvalidArgumentError(StrCat("bad HTTP address '", impl->options.address, "': ", ec.message()));
   tcp::endpoint endpoint(address, impl->options.port);
-  impl->acceptor.open(endpoint.protocol(), ec);
-  if (!ec) impl->acceptor.set_option(net::socket_base::reuse_address(true), ec);
-  if (!ec) impl->acceptor.bind(endpoint, ec);
-  if (!ec) impl->acceptor.listen(net::socket_base::max_listen_connections, ec);
+  impl->acceptor->open(endpoint.protocol(), ec);
+  if (!ec) impl->acceptor->set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) impl->acceptor->bind(endpoint, ec);
+  if (!ec) impl->acceptor->listen(net::socket_base::max_listen_connections, ec);
   if (ec) {
     return absl::UnavailableError(StrCat("cannot listen for HTTP on ", impl->options.address, ":",
                                          impl->options.port, ": ", ec.message()));
   }
   impl->Accept();
-  impl->work.emplace(impl->ioc.get_executor());
-  for (int i = 0; i < impl->options.threads; ++i) {
-    impl->threads.emplace_back([ioc = &impl->ioc] { ioc->run(); });
+  for (auto& loop : impl->loops) {
+    loop->work.emplace(loop->ioc.get_executor());
+    impl->Sweep(*loop);
+    loop->thread = std::thread([ioc = &loop->ioc] { ioc->run(); });
   }
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
 
 void HttpServer::Stop() {
   if (!impl_ || impl_->stopped.exchange(true)) return;
-  net::post(impl_->ioc, [impl = impl_.get()] {
+  net::post(impl_->loops[0]->ioc, [impl = impl_.get()] {
     beast::error_code ignored;
-    impl->acceptor.close(ignored);
+    impl->acceptor->close(ignored);
   });
-  impl_->work.reset();
-  impl_->ioc.stop();
-  for (auto& thread : impl_->threads) thread.join();
+  for (auto& loop : impl_->loops) {
+    loop->work.reset();
+    loop->ioc.stop();
+  }
+  for (auto& loop : impl_->loops) {
+    if (loop->thread.joinable()) loop->thread.join();
+  }
 }
 
 void HttpServer::StopAccepting() {
   if (!impl_ || impl_->stopped.load()) return;
   std::promise<void> closed;
-  net::post(impl_->ioc, [impl = impl_.get(), &closed] {
+  net::post(impl_->loops[0]->ioc, [impl = impl_.get(), &closed] {
     beast::error_code ignored;
-    impl->acceptor.close(ignored);
+    impl->acceptor->close(ignored);
     closed.set_value();
   });
   closed.get_future().wait();
@@ -712,7 +816,7 @@ size_t HttpServer::ActiveRequests() const {
   return n > 0 ? static_cast<size_t>(n) : 0;
 }
 
-uint16_t HttpServer::port() const { return impl_->acceptor.local_endpoint().port(); }
+uint16_t HttpServer::port() const { return impl_->acceptor->local_endpoint().port(); }
 
 unsigned HttpStatusFor(absl::StatusCode code) {
   switch (code) {

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // HttpServer: the KServe v2 REST front end (Open Inference Protocol plus the
 // Triton extensions clients rely on), on Boost.Beast over a fixed pool of I/O
-// threads. HTTP/1.1 keep-alive; no thread per connection or request.
+// threads, each running its own event loop; a connection stays on the loop
+// that accepted it. HTTP/1.1 keep-alive; no thread per connection or request.
+// A client that hangs up while its request waits cancels the request.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +24,9 @@ class HttpServer {
     uint16_t port = 8000;  // 0: any free port; see port().
     int threads = 4;
     size_t max_body_bytes = 64 << 20;  // Larger bodies get 413.
+    // A connection whose request read or response write has not finished
+    // this long after it began is closed (checked every quarter of it, at
+    // most every second). No limit while the request is being answered.
     absl::Duration idle_timeout = absl::Seconds(60);
     InferenceService* service = nullptr;  // Not owned.
     // Which models answer the text endpoints (SAE, TEI, OpenAI).

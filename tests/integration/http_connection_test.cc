@@ -1,0 +1,240 @@
+// SPDX-License-Identifier: Apache-2.0
+// HTTP connection handling on the real ortserve binary, over raw sockets: the
+// idle timeout (silent clients, half-sent requests, kept-alive connections),
+// answers that outlast it, and clients that hang up while their request waits
+// in a model's queue (the request is dropped before it runs).
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <rapidjson/document.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "integration/server_harness.h"
+
+namespace ortserve::testing {
+namespace {
+namespace fs = std::filesystem;
+
+// A blocking loopback TCP connection with a receive timeout, so that a
+// server that never answers fails the test instead of hanging it.
+class RawConnection {
+ public:
+  explicit RawConnection(uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
+    timeval timeout{20, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  }
+  ~RawConnection() { Close(); }
+
+  bool connected() const { return connected_; }
+
+  bool Send(const std::string& data) {
+    return ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(data.size());
+  }
+
+  // Reads until one full response has arrived (returns it; closed = false)
+  // or the server closes (returns what came; closed = true). Bytes past the
+  // response stay for the next call. Fails on the receive timeout.
+  struct Read {
+    std::string data;
+    bool closed = false;
+    bool timed_out = false;
+  };
+  Read ReadResponseOrClose() {
+    Read read;
+    char buffer[4096];
+    while (true) {
+      const size_t head_end = pending_.find("\r\n\r\n");
+      if (head_end != std::string::npos) {
+        const size_t length_at = pending_.find("Content-Length: ");
+        if (length_at != std::string::npos && length_at < head_end) {
+          const size_t end = head_end + 4 + std::stoul(pending_.substr(length_at + 16));
+          if (pending_.size() >= end) {
+            read.data = pending_.substr(0, end);
+            pending_.erase(0, end);
+            return read;
+          }
+        }
+      }
+      const ssize_t n = ::recv(fd_, buffer, sizeof(buffer), 0);
+      if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+        read.data = std::move(pending_);
+        read.closed = true;
+        return read;
+      }
+      if (n < 0) {
+        read.data = std::move(pending_);
+        read.timed_out = true;
+        return read;
+      }
+      pending_.append(buffer, static_cast<size_t>(n));
+    }
+  }
+
+  void Close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+  std::string pending_;
+};
+
+std::string InferRequest(const std::string& model, float a, float b) {
+  const std::string body = R"({"inputs":[{"name":"x","shape":[1,2],"datatype":"FP32","data":[)" +
+                           std::to_string(a) + "," + std::to_string(b) + "]}]}";
+  return "POST /v2/models/" + model + "/infer HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n" +
+         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+// y = x + 1 models; `held` keeps a lone request queued for `hold_us` waiting
+// for a batch of 8 to form.
+void WriteHeldModel(const std::string& repo, const std::string& name, int hold_us) {
+  ASSERT_TRUE(WriteAddModels({{repo + "/" + name + "/1/model.onnx", 1.0f}}).ok());
+  std::ofstream(fs::path(repo) / name / "config.pbtxt")
+      << "max_batch_size: 8\n"
+         "input { name: \"x\" data_type: TYPE_FP32 dims: [2] }\n"
+         "output { name: \"y\" data_type: TYPE_FP32 dims: [2] }\n"
+         "dynamic_batching { max_queue_delay_microseconds: "
+      << hold_us << " preferred_batch_size: [8] }\n";
+}
+
+class HttpConnectionTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    repo_ = new TempDir();
+    WriteHeldModel(repo_->path(), "held", 1500000);
+    WriteHeldModel(repo_->path(), "quick", 0);
+  }
+  static void TearDownTestSuite() {
+    delete repo_;
+    repo_ = nullptr;
+  }
+
+  void SetUp() override {
+    auto server = ServerProcess::Start(
+        {"--model-repository", repo_->path(), "--http-idle-timeout-seconds", "0.4", "--http-thread-count", "2"});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+  }
+
+  uint64_t InferenceCount(const std::string& model) {
+    HttpClient client(server_->http_port());
+    auto stats = Json(client.Get("/v2/models/" + model + "/stats").body);
+    return stats["model_stats"][0]["inference_count"].GetUint64();
+  }
+
+  static TempDir* repo_;
+  std::unique_ptr<ServerProcess> server_;
+};
+TempDir* HttpConnectionTest::repo_ = nullptr;
+
+TEST_F(HttpConnectionTest, SilentClientIsDisconnectedAfterTheIdleTimeout) {
+  RawConnection silent(server_->http_port());
+  ASSERT_TRUE(silent.connected());
+  const auto start = std::chrono::steady_clock::now();
+  auto read = silent.ReadResponseOrClose();
+  EXPECT_TRUE(read.closed) << (read.timed_out ? "the server never closed the idle connection" : read.data);
+  // 0.4 s plus at most one 0.1 s sweep; generous for a loaded machine.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+}
+
+TEST_F(HttpConnectionTest, HalfSentRequestIsDisconnectedAfterTheIdleTimeout) {
+  RawConnection slow(server_->http_port());
+  ASSERT_TRUE(slow.connected());
+  ASSERT_TRUE(slow.Send("POST /v2/models/quick/infer HTTP/1.1\r\nHost: localhost\r\nContent-Len"));
+  auto read = slow.ReadResponseOrClose();
+  EXPECT_TRUE(read.closed) << (read.timed_out ? "the server waited forever for the rest" : read.data);
+  // The server is unaffected.
+  HttpClient client(server_->http_port());
+  EXPECT_EQ(client.Get("/v2/health/ready").status, 200u);
+}
+
+TEST_F(HttpConnectionTest, KeptAliveConnectionServesRequestsThenClosesWhenIdle) {
+  RawConnection connection(server_->http_port());
+  ASSERT_TRUE(connection.connected());
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(connection.Send(InferRequest("quick", 1, 2)));
+    auto read = connection.ReadResponseOrClose();
+    ASSERT_FALSE(read.closed);
+    ASSERT_FALSE(read.timed_out);
+    EXPECT_EQ(read.data.rfind("HTTP/1.1 200", 0), 0u) << read.data;
+    EXPECT_NE(read.data.find("[2.0,3.0]"), std::string::npos) << read.data;
+  }
+  auto read = connection.ReadResponseOrClose();
+  EXPECT_TRUE(read.closed) << read.data;
+}
+
+TEST_F(HttpConnectionTest, AnswerThatTakesLongerThanTheIdleTimeoutStillArrives) {
+  // `held` answers a lone request after 1.5 s, past the 0.4 s idle timeout:
+  // nothing is read or written while the model has it, so it is not idle.
+  RawConnection connection(server_->http_port());
+  ASSERT_TRUE(connection.connected());
+  ASSERT_TRUE(connection.Send(InferRequest("held", 5, 6)));
+  auto read = connection.ReadResponseOrClose();
+  ASSERT_FALSE(read.closed) << "closed while the request was being answered";
+  ASSERT_FALSE(read.timed_out);
+  EXPECT_EQ(read.data.rfind("HTTP/1.1 200", 0), 0u) << read.data;
+  EXPECT_NE(read.data.find("[6.0,7.0]"), std::string::npos) << read.data;
+}
+
+TEST_F(HttpConnectionTest, ClientThatHangsUpWhileQueuedIsDroppedBeforeItRuns) {
+  RawConnection stays(server_->http_port());
+  RawConnection leaves(server_->http_port());
+  ASSERT_TRUE(stays.connected());
+  ASSERT_TRUE(leaves.connected());
+  ASSERT_TRUE(stays.Send(InferRequest("held", 1, 1)));
+  ASSERT_TRUE(leaves.Send(InferRequest("held", 2, 2)));
+  // Both wait 1.5 s in the queue for a batch of 8; one client leaves now.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  leaves.Close();
+  auto read = stays.ReadResponseOrClose();
+  ASSERT_FALSE(read.timed_out);
+  EXPECT_EQ(read.data.rfind("HTTP/1.1 200", 0), 0u) << read.data;
+  // Only the request whose client stayed ran; the other was never computed.
+  EXPECT_EQ(InferenceCount("held"), 1u);
+  HttpClient client(server_->http_port());
+  auto stats = Json(client.Get("/v2/models/held/stats").body);
+  const auto& s = stats["model_stats"][0];
+  EXPECT_EQ(s["execution_count"].GetUint64(), 1u);
+  EXPECT_EQ(s["inference_stats"]["fail"]["count"].GetUint64(), 1u) << "the abandoned request is counted as failed";
+}
+
+TEST_F(HttpConnectionTest, PipelinedRequestIsNotMistakenForAHangUp) {
+  // The second request arrives while the first waits in the queue: the
+  // socket is readable, but the client is still there. Both are answered.
+  RawConnection connection(server_->http_port());
+  ASSERT_TRUE(connection.connected());
+  ASSERT_TRUE(connection.Send(InferRequest("held", 1, 2) + InferRequest("quick", 3, 4)));
+  auto first = connection.ReadResponseOrClose();
+  ASSERT_FALSE(first.closed);
+  ASSERT_FALSE(first.timed_out);
+  EXPECT_EQ(first.data.rfind("HTTP/1.1 200", 0), 0u) << first.data;
+  EXPECT_NE(first.data.find("[2.0,3.0]"), std::string::npos) << first.data;
+  auto second = connection.ReadResponseOrClose();
+  ASSERT_FALSE(second.closed);
+  ASSERT_FALSE(second.timed_out);
+  EXPECT_NE(second.data.find("[4.0,5.0]"), std::string::npos) << second.data;
+  EXPECT_EQ(InferenceCount("held"), 1u);
+}
+
+}  // namespace
+}  // namespace ortserve::testing
