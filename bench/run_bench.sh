@@ -73,9 +73,10 @@ fi
 MODEL="${1:-bert_mini}"
 ORTSERVE="$BUILD/src/server/ortserve"
 LOADGEN="$BUILD/tools/loadgen/ortserve-loadgen"
+FLOOR="$BUILD/bench/tcp_floor/tcp_floor"
 RAW="$BUILD/bench/raw_ort/raw_ort_bench"
-for bin in "$ORTSERVE" "$LOADGEN" "$RAW"; do
-  [[ -x "$bin" ]] || die "$bin not built (cmake --build $BUILD --target ortserve ortserve-loadgen raw_ort_bench)"
+for bin in "$ORTSERVE" "$LOADGEN" "$RAW" "$FLOOR"; do
+  [[ -x "$bin" ]] || die "$bin not built (cmake --build $BUILD --target ortserve ortserve-loadgen raw_ort_bench tcp_floor)"
 done
 if [[ ! -f "$ROOT/bench/models/batching/$MODEL/1/model.onnx" ]]; then
   log "generating $MODEL"
@@ -88,6 +89,7 @@ mkdir -p "$OUT"
 HTTP_PORT="$BASE_PORT"
 GRPC_PORT="$((BASE_PORT + 1))"
 NODE_PORT="$((BASE_PORT + 10))"
+FLOOR_PORT="$((BASE_PORT + 20))"
 SERVER_PID=""
 
 cleanup() {
@@ -166,6 +168,15 @@ taskset -c "$SERVER_CPUS" "$RAW" --model "$ONNX" --threads "$THREADS" --seconds 
 # that the two latencies compared are minutes apart at most.
 taskset -c "$SERVER_CPUS" "$RAW" --model "$ONNX" --threads "$THREADS" --batches 1 --seconds 1 \
   --latency-runs 300 --json-out "$OUT/raw_ort_c1.json" >&2
+# The transport floor: a bare loopback TCP round trip around a server that
+# keeps its core busy for the model's single-run time (tcp_floor, no ortserve).
+FLOOR_US="$("$PY" -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["single_run_us"]["mean"]))' "$OUT/raw_ort_c1.json")"
+taskset -c "$SERVER_CPUS" "$FLOOR" serve --port "$FLOOR_PORT" --compute-us "$FLOOR_US" &
+FLOOR_PID=$!
+taskset -c "$LOADGEN_CPUS" "$FLOOR" ping --port "$FLOOR_PORT" --compute-us "$FLOOR_US" \
+  --seconds "$(( DURATION < 5 ? DURATION : 5 ))" > "$OUT/tcp_floor.json"
+wait "$FLOOR_PID" || true
+log "transport floor: $(cat "$OUT/tcp_floor.json")"
 start_ortserve nobatching
 loadgen_stats off-http-binary-c1 http-binary "$HTTP_PORT" --concurrency 1
 loadgen_stats off-http-json-c1 http-json "$HTTP_PORT" --concurrency 1

@@ -53,6 +53,7 @@ def main():
     args = parser.parse_args()
     runs = load(args.folder)
     machine = runs.pop("machine", {})
+    floor = runs.pop("tcp_floor", {}).get("overhead_us")
     raw = runs.get("raw_ort", {})
     rates = args.rates.split(",")
 
@@ -108,17 +109,25 @@ def main():
     md.append("Two overheads: p50 minus raw ORT's single-run p50 (taken minutes apart, so machine noise enters), "
               "and mean latency minus the mean model run time (compute_infer) ortserve itself measured for the "
               "same requests (same run, robust to noise).\n")
-    md.append("| what | p50 us | p99 us | mean us | p50 - raw ORT p50, us | mean - same-run compute_infer, us |")
-    md.append("|---|---:|---:|---:|---:|---:|")
+    md.append("The transport floor is a bare loopback TCP round trip (`tcp_floor`, no ortserve) around a server "
+              "that keeps its core busy for the model's mean single-run time, minus that time: what any "
+              "network server pays on this machine (loopback, wake-ups, scheduling) before doing any work. "
+              "The last column is what is left for ortserve itself.\n")
+    md.append("| what | p50 us | p99 us | mean us | p50 - raw ORT p50, us | mean - same-run compute_infer, us "
+              "| ... minus the transport floor's mean, us |")
+    md.append("|---|---:|---:|---:|---:|---:|---:|")
     md.append(f"| raw ORT single run | {fmt(raw_p50)} | {fmt(raw_p99)} | {fmt(single.get('mean'))} "
-              f"| 0 | |")
+              f"| 0 | | |")
+    if floor:
+        md.append(f"| transport floor (tcp_floor), overhead only | {fmt(floor['p50'])} | {fmt(floor['p99'])} | "
+                  f"{fmt(floor['mean'])} | | | |")
     single_cpu = None
     for src in (raw_c1, raw):
         if src and src.get("single_run_cpu_us"):
             single_cpu = src["single_run_cpu_us"]
             break
     if single_cpu:
-        md.append(f"| raw ORT single run, CPU time only | {fmt(single_cpu['p50'])} | | {fmt(single_cpu['mean'])} | | |")
+        md.append(f"| raw ORT single run, CPU time only | {fmt(single_cpu['p50'])} | | {fmt(single_cpu['mean'])} | | | |")
     overhead_same_run = {}
     for name, label in (("off-http-binary-c1", "ortserve HTTP binary"), ("off-http-json-c1", "ortserve HTTP JSON"),
                         ("off-grpc-c1", "ortserve gRPC"), ("node-http-json-c1", "Node peer HTTP JSON")):
@@ -127,8 +136,9 @@ def main():
             infer = compute_infer_us(args.folder, name)
             same = None if infer is None else lat(name, "mean") - infer
             overhead_same_run[name] = same
+            own = None if same is None or not floor or name.startswith("node") else same - floor["mean"]
             md.append(f"| {label} | {fmt(lat(name, 'p50'))} | {fmt(lat(name, 'p99'))} | {fmt(lat(name, 'mean'))} | "
-                      f"{fmt(over)} | {fmt(same)} |")
+                      f"{fmt(over)} | {fmt(same)} | {fmt(own)} |")
 
     md.append("\n## Open loop (Poisson arrivals, HTTP binary; Node peer HTTP JSON), rates as fractions of the "
               "unbatched HTTP capacity\n")
