@@ -142,6 +142,9 @@ absl::StatusOr<scheduler::SchedulerOptions> SchedulerOptionsFrom(const ModelVers
 // stopped by then, so nothing joins). Thread-safe.
 class ModelManager::ReleaseQueue {
  public:
+  explicit ReleaseQueue(std::function<void(const std::string&, const std::string&)> released)
+      : released_(std::move(released)) {}
+
   void Start() {
     thread_ = std::thread([this] { Run(); });
   }
@@ -208,7 +211,10 @@ class ModelManager::ReleaseQueue {
   }
 
   void Destroy(ModelVersion* version) {
+    const std::string name = released_ ? version->name : std::string();
+    const std::string number = released_ ? version->version_string : std::string();
     delete version;  // Stops its scheduler: admitted requests are done by now.
+    if (released_) released_(name, number);
     absl::MutexLock lock(&mu_);
     --live_;
   }
@@ -218,6 +224,7 @@ class ModelManager::ReleaseQueue {
   std::deque<ModelVersion*> pending_ ABSL_GUARDED_BY(mu_);
   size_t live_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread thread_;
+  const std::function<void(const std::string&, const std::string&)> released_;
 };
 
 // The loader threads: a fixed pool running load and unload tasks in order.
@@ -314,7 +321,7 @@ absl::StatusOr<ModelControlMode> ParseModelControlMode(std::string_view text) {
 ModelManager::ModelManager(Options options)
     : options_(std::move(options)),
       hash_cache_(options_.file_hash_cache),
-      releases_(std::make_shared<ReleaseQueue>()),
+      releases_(std::make_shared<ReleaseQueue>(options_.released)),
       loaders_(std::make_unique<LoaderPool>(options_.load_threads)) {
   releases_->Start();
   janitor_ = std::thread([this] { JanitorLoop(); });

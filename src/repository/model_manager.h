@@ -218,6 +218,10 @@ class ModelManager {
     // loader or janitor threads, never with a manager lock held; must not
     // block.
     std::function<void(std::string_view model, LazyEvent event)> lazy_event;
+    // Called when a loaded version is released: unloaded, swapped out or
+    // retired, and drained of its requests (or at shutdown). From the release
+    // thread, never with a manager lock held; must not call into the manager.
+    std::function<void(const std::string& model, const std::string& version)> released;
     // The file-hash cache of change detection (its clock, racy window).
     FileHashCache::Options file_hash_cache;
   };

@@ -388,7 +388,8 @@ void ResponseCache::Insert(const CacheKey& key, const InferResponse& response) {
   if (evicted > 0) evictions_.fetch_add(evicted, std::memory_order_relaxed);
 }
 
-size_t ResponseCache::EraseModel(std::string_view model_name) {
+template <typename Match>
+size_t ResponseCache::EraseIf(Match match) {
   size_t erased = 0;
   for (size_t s = 0; s < num_shards_; ++s) {
     Shard& shard = shards_[s];
@@ -397,7 +398,7 @@ size_t ResponseCache::EraseModel(std::string_view model_name) {
       absl::MutexLock lock(&shard.mu);
       for (auto it = shard.lru.begin(); it != shard.lru.end();) {
         auto next = std::next(it);
-        if (it->entry->model_name == model_name) {
+        if (match(*it->entry)) {
           shard.Unlink(it, &dropped, bytes_, entries_);
           ++erased;
         }
@@ -406,6 +407,16 @@ size_t ResponseCache::EraseModel(std::string_view model_name) {
     }
   }
   return erased;
+}
+
+size_t ResponseCache::EraseModel(std::string_view model_name) {
+  return EraseIf([&](const Entry& entry) { return entry.model_name == model_name; });
+}
+
+size_t ResponseCache::EraseVersion(std::string_view model_name, std::string_view model_version) {
+  return EraseIf([&](const Entry& entry) {
+    return entry.model_name == model_name && entry.model_version == model_version;
+  });
 }
 
 void ResponseCache::Clear() {

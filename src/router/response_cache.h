@@ -46,7 +46,8 @@
 // object, its list node and index slot (EntryCharge). An entry charged more
 // than one shard's share is not stored.
 //
-// Reloads. EraseModel drops a model's entries when it is unloaded or reloaded.
+// Reloads. EraseModel / EraseVersion drop a model's (version's) entries when
+// it is unloaded or reloaded; the server erases a version when it is released.
 // A request still in flight across that point may Insert its (old) answer
 // afterwards; callers that must rule that out put something that changes on
 // every load into the version string they pass to ComputeKey.
@@ -155,6 +156,8 @@ class ResponseCache {
   // Drops every entry whose response named `model_name` (InferResponse::
   // model_name at Insert); returns how many. O(entries).
   size_t EraseModel(std::string_view model_name);
+  // Likewise for one version of it (InferResponse::model_version at Insert).
+  size_t EraseVersion(std::string_view model_name, std::string_view model_version);
 
   // Drops every entry.
   void Clear();
@@ -176,6 +179,9 @@ class ResponseCache {
   struct Shard;
 
   ResponseCache(const Options& options, std::array<uint8_t, 16> hash_key);
+  // Drops the entries `match` selects; returns how many.
+  template <typename Match>
+  size_t EraseIf(Match match);
   Shard& ShardFor(const CacheKey& key) const;
 
   const size_t max_bytes_;

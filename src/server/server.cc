@@ -26,9 +26,11 @@ struct Server::Impl {
   std::unique_ptr<observability::Tracer> tracer;
   std::unique_ptr<observability::MetricsServer> metrics_server;
   std::unique_ptr<backend::OrtSessionFactory> sessions;
+  // Outlives the manager (whose release thread erases released versions'
+  // entries) and the service.
+  std::unique_ptr<router::ResponseCache> response_cache;
   std::unique_ptr<repository::ModelManager> models;
   std::unique_ptr<pipeline::TokenizationPool> tokenization;  // Outlives the service that uses it.
-  std::unique_ptr<router::ResponseCache> response_cache;      // Likewise.
   std::unique_ptr<frontend::InferenceService> service;
   std::unique_ptr<frontend::HttpServer> http;
   std::unique_ptr<frontend::GrpcServer> grpc;
@@ -100,6 +102,19 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     metrics->RecordLazyEvent(model, repository::LazyEventName(event));
   };
   model_options.poll_interval = absl::Seconds(options.repository_poll_secs);
+  if (options.response_cache_bytes > 0) {
+    router::ResponseCache::Options cache_options;
+    cache_options.max_bytes = options.response_cache_bytes;
+    ASSIGN_OR_RETURN(impl->response_cache, router::ResponseCache::Create(cache_options));
+    // A released version's answers can never be served again (the key holds
+    // its files' digest): give their bytes back to the budget.
+    model_options.released = [cache = impl->response_cache.get(), metrics = impl->metrics.get()](
+                                     const std::string& model, const std::string& version) {
+      if (cache->EraseVersion(model, version) == 0) return;
+      const auto stats = cache->GetStats();
+      metrics->SetCacheUsage(stats.bytes, stats.entries, stats.evictions);
+    };
+  }
   ASSIGN_OR_RETURN(impl->models, repository::ModelManager::Create(std::move(model_options)));
   impl->metrics->SetModelStateSource([models = impl->models.get()] {
     std::vector<observability::ModelStateSample> samples;
@@ -120,12 +135,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   service_options.tokenization_pool = impl->tokenization.get();
   service_options.required_models = options.required_models;
   service_options.telemetry = {impl->metrics.get(), impl->logging.get(), impl->tracer.get()};
-  if (options.response_cache_bytes > 0) {
-    router::ResponseCache::Options cache_options;
-    cache_options.max_bytes = options.response_cache_bytes;
-    ASSIGN_OR_RETURN(impl->response_cache, router::ResponseCache::Create(cache_options));
-    service_options.response_cache = impl->response_cache.get();
-  }
+  service_options.response_cache = impl->response_cache.get();
   impl->service = std::make_unique<frontend::InferenceService>(std::move(service_options));
 
   if (options.http_port >= 0) {

@@ -285,6 +285,36 @@ TEST_F(TrafficTest, ResponseCacheHitsRepeatsAndStaysOffForNondeterministicModels
   EXPECT_NE(server_->Output().find("declared nondeterministic"), std::string::npos);
 }
 
+TEST(ResponseCacheReleaseTest, UnloadingAModelGivesItsCachedAnswersBack) {
+  TempDir repo;
+  MakeAddModels(repo.path(), {{"cached", 1, 7}, {"other", 1, 1}});
+  WriteConfig(repo.path(), "cached", "response_cache { enable: true }\n");
+  WriteConfig(repo.path(), "other", "response_cache { enable: true }\n");
+  auto server = ServerProcess::Start({"--model-repository", repo.path(), "--metrics-port", "0",
+                                      "--model-control-mode", "explicit", "--load-model", "*"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  HttpClient client((*server)->http_port());
+  ASSERT_EQ(Infer(client, "/v2/models/cached/infer", Body(1, 2)).status, 200u);
+  ASSERT_EQ(Infer(client, "/v2/models/cached/infer", Body(3, 4)).status, 200u);
+  ASSERT_EQ(Infer(client, "/v2/models/other/infer", Body(1, 2)).status, 200u);
+  std::string m = Scrape((*server)->metrics_port());
+  EXPECT_EQ(MetricValue(m, "ortserve_cache_entries"), 3);
+  const double all_bytes = MetricValue(m, "ortserve_cache_bytes");
+
+  ASSERT_EQ(client.Post("/v2/repository/models/cached/unload", "").status, 200u);
+  // Released once drained (at once here): only `other`'s entry is left.
+  EXPECT_TRUE(WaitUntil([&] {
+    m = Scrape((*server)->metrics_port());
+    return MetricValue(m, "ortserve_cache_entries") == 1;
+  }, 10)) << m;
+  EXPECT_GT(MetricValue(m, "ortserve_cache_bytes"), 0);
+  EXPECT_LT(MetricValue(m, "ortserve_cache_bytes"), all_bytes);
+  // `other` still hits.
+  ASSERT_EQ(Infer(client, "/v2/models/other/infer", Body(1, 2)).status, 200u);
+  m = Scrape((*server)->metrics_port());
+  EXPECT_EQ(MetricValue(m, "ortserve_cache_lookups_total", {R"(model="other")", R"(result="hit")"}), 1);
+}
+
 // The index entries of `model`: state of each.
 std::string ModelState(HttpClient& client, const std::string& model) {
   auto doc = Json(client.Post("/v2/repository/index", "").body);

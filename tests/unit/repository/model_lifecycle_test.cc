@@ -60,6 +60,10 @@ class ModelLifecycleTest : public ::testing::TestWithParam<int> {
       absl::MutexLock lock(&log_mu_);
       errors_.push_back(e);
     };
+    options.released = [this](const std::string& model, const std::string& version) {
+      absl::MutexLock lock(&log_mu_);
+      released_.push_back(model + "/" + version);
+    };
     auto manager = ModelManager::Create(std::move(options));
     EXPECT_TRUE(manager.ok());
     manager_ = *std::move(manager);
@@ -75,6 +79,10 @@ class ModelLifecycleTest : public ::testing::TestWithParam<int> {
       if (e.name == model && e.version == version) return e;
     }
     return {};
+  }
+  std::vector<std::string> Released() {
+    absl::MutexLock lock(&log_mu_);
+    return released_;
   }
   // Sends one request through the served version; the result arrives on `done`.
   struct Pending {
@@ -96,7 +104,8 @@ class ModelLifecycleTest : public ::testing::TestWithParam<int> {
   ControlledFactory factory_;
   std::unique_ptr<ModelManager> manager_;
   absl::Mutex log_mu_;
-  std::vector<std::string> errors_;
+  std::vector<std::string> errors_ ABSL_GUARDED_BY(log_mu_);
+  std::vector<std::string> released_ ABSL_GUARDED_BY(log_mu_);
 };
 
 TEST_P(ModelLifecycleTest, ExplicitModeLoadsOnlyStartupModelsThenFollowsTheApi) {
@@ -400,6 +409,33 @@ TEST_P(ModelLifecycleTest, UnloadDrainsInFlightRequestsThenReleases) {
   ASSERT_TRUE(pending.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
   EXPECT_TRUE(pending.status.ok()) << pending.status;
   EXPECT_TRUE(manager.WaitForLiveVersions(0, absl::Seconds(10)));
+  EXPECT_EQ(Released(), std::vector<std::string>{"m/1"});
+}
+
+TEST_P(ModelLifecycleTest, ReleaseIsReportedOnlyOnceTheLastRequestIsDone) {
+  AddVersion("m", 1);
+  auto& manager = Start(ModelControlMode::kExplicit, {"m"});
+  FakeSession* session = factory_.session(0);
+  session->Hold();
+  Pending pending;
+  Send("m", &pending);
+  ASSERT_TRUE(session->WaitForRunsStarted(1, absl::Seconds(10)));
+  ASSERT_TRUE(manager.UnloadModel("m").ok());
+  EXPECT_TRUE(Released().empty()) << "released while a request still ran on it";
+  session->Release();
+  ASSERT_TRUE(pending.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_TRUE(manager.WaitForLiveVersions(0, absl::Seconds(10)));
+  EXPECT_EQ(Released(), std::vector<std::string>{"m/1"});
+}
+
+TEST_P(ModelLifecycleTest, SwappedOutVersionIsReportedReleased) {
+  AddVersion("m", 1, "old weights");
+  auto& manager = Start(ModelControlMode::kPoll);
+  AddVersion("m", 1, "new weights, other size");
+  ASSERT_TRUE(manager.PollOnce().ok());
+  ASSERT_TRUE(manager.WaitForLiveVersions(1, absl::Seconds(10)));
+  EXPECT_EQ(Released(), std::vector<std::string>{"m/1"});
+  EXPECT_EQ(ServedVersion("m"), 1);
 }
 
 TEST_P(ModelLifecycleTest, ASlowLoadBlocksNeitherOtherModelsNorTheIndex) {

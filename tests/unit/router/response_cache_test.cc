@@ -459,6 +459,29 @@ TEST(ResponseCacheTest, EraseModelDropsOnlyThatModelsEntries) {
   EXPECT_EQ(cache->GetStats().bytes, 0u);
 }
 
+TEST(ResponseCacheTest, EraseVersionDropsOnlyThatVersionsEntries) {
+  auto cache = MakeCache();
+  const CacheKey m1 = cache->ComputeKey("m", "1", MakeRequest({1, 0, 0, 0}));
+  const CacheKey m1b = cache->ComputeKey("m", "1", MakeRequest({2, 0, 0, 0}));
+  const CacheKey m2 = cache->ComputeKey("m", "2", MakeRequest({1, 0, 0, 0}));
+  const CacheKey n1 = cache->ComputeKey("n", "1", MakeRequest({1, 0, 0, 0}));
+  cache->Insert(m1, MakeResponse("m", {1}, "1"));
+  cache->Insert(m1b, MakeResponse("m", {4}, "1"));
+  cache->Insert(m2, MakeResponse("m", {2}, "2"));
+  cache->Insert(n1, MakeResponse("n", {3}, "1"));
+
+  EXPECT_EQ(cache->EraseVersion("m", "1"), 2u);
+  EXPECT_FALSE(cache->Lookup(m1).has_value());
+  EXPECT_FALSE(cache->Lookup(m1b).has_value());
+  EXPECT_TRUE(cache->Lookup(m2).has_value());
+  EXPECT_TRUE(cache->Lookup(n1).has_value());
+  EXPECT_EQ(cache->GetStats().entries, 2u);
+  EXPECT_EQ(cache->GetStats().bytes, ResponseCache::EntryCharge(MakeResponse("m", {2}, "2")) +
+                                         ResponseCache::EntryCharge(MakeResponse("n", {3}, "1")));
+  EXPECT_EQ(cache->EraseVersion("m", "1"), 0u);
+  EXPECT_EQ(cache->EraseVersion("n", "2"), 0u);
+}
+
 // ---------------------------------------------------------------------------
 // Concurrency
 
