@@ -393,6 +393,41 @@ absl::StatusOr<backend::SessionOptions> SessionOptionsFromConfig(const ModelConf
   return options;
 }
 
+absl::StatusOr<std::vector<backend::SessionOptions>> InstanceSessionOptions(const ModelConfig& config,
+                                                                            const backend::SessionOptions& base) {
+  const bool io_binding_set = config.parameters().contains("io_binding");
+  std::vector<backend::SessionOptions> instances;
+  auto add = [&](backend::DeviceKind device, int gpu, int count) {
+    backend::SessionOptions options = base;
+    options.device = device;
+    options.gpu_device_id = device == backend::DeviceKind::kGpu ? gpu : 0;
+    if (!io_binding_set) options.io_binding = device == backend::DeviceKind::kGpu;
+    for (int i = 0; i < std::max(1, count); ++i) instances.push_back(options);
+  };
+  for (const auto& group : config.instance_group()) {
+    switch (group.kind()) {
+      case config::ModelInstanceGroup::KIND_GPU:
+        if (group.gpus().empty()) add(backend::DeviceKind::kGpu, 0, group.count());
+        for (int gpu : group.gpus()) {
+          if (gpu < 0) {
+            return absl::InvalidArgumentError(
+                StrCat("model '", config.name(), "': instance_group gpus has a negative GPU id ", gpu));
+          }
+          add(backend::DeviceKind::kGpu, gpu, group.count());
+        }
+        break;
+      case config::ModelInstanceGroup::KIND_MODEL:
+        return absl::InvalidArgumentError(
+            StrCat("model '", config.name(), "': instance_group kind KIND_MODEL is not supported"));
+      default:  // KIND_CPU, KIND_AUTO (CPU: ortserve picks no GPU on its own).
+        add(backend::DeviceKind::kCpu, 0, group.count());
+        break;
+    }
+  }
+  if (instances.empty()) add(backend::DeviceKind::kCpu, 0, 1);
+  return instances;
+}
+
 Shape ServedShape(const ModelConfig& config, const RepeatedField<int64_t>& dims) {
   Shape shape;
   if (config.max_batch_size() > 0) shape.push_back(-1);

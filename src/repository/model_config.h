@@ -39,6 +39,17 @@ absl::StatusOr<backend::SessionOptions> SessionOptionsFromConfig(const ModelConf
                                                                  std::string model_path,
                                                                  std::vector<std::string>* warnings);
 
+// One SessionOptions per model instance, in instance order, as Triton places
+// them: each `instance_group` adds `count` instances of its kind, and a
+// KIND_GPU group adds `count` instances on each GPU of its `gpus` (GPU 0 when
+// the list is empty; Triton would use every visible GPU). A GPU instance runs
+// through IoBinding unless the `io_binding` parameter says otherwise; a CPU
+// instance never unless it says so. `base` is SessionOptionsFromConfig's
+// result. No group: one CPU instance. Errors: InvalidArgument for a negative
+// GPU id or a KIND_MODEL group.
+absl::StatusOr<std::vector<backend::SessionOptions>> InstanceSessionOptions(const ModelConfig& config,
+                                                                            const backend::SessionOptions& base);
+
 // The shape a request tensor must have, as clients see it: the config's dims,
 // with a leading -1 batch dimension when max_batch_size > 0.
 Shape ServedShape(const ModelConfig& config, const google::protobuf::RepeatedField<int64_t>& dims);

@@ -770,19 +770,23 @@ absl::StatusOr<ModelHandle> ModelManager::LoadVersion(const std::string& name, c
   std::vector<std::string> warnings;
   ASSIGN_OR_RETURN(backend::SessionOptions session_options,
                    SessionOptionsFromConfig(base_config, path, &warnings));
+  ASSIGN_OR_RETURN(std::vector<backend::SessionOptions> instance_options,
+                   InstanceSessionOptions(base_config, session_options));
   // A config-only change (batching, instance count, warm-up, ...) reuses the
-  // sessions of the version it replaces when the model files and the session
-  // options are unchanged: the weights are not read again.
-  std::vector<std::shared_ptr<backend::Session>> reusable;
-  if (previous != nullptr && previous->files_fingerprint == files_fingerprint &&
-      previous->session_options == session_options) {
-    reusable = previous->sessions;
-  }
-  std::shared_ptr<backend::Session> first;
-  if (!reusable.empty()) {
-    first = reusable.front();
-  } else {
-    ASSIGN_OR_RETURN(first, options_.session_factory->Create(session_options));
+  // sessions of the version it replaces when the model files and that
+  // instance's session options (device included) are unchanged: the weights
+  // are not read again.
+  auto reusable = [&](size_t i) -> std::shared_ptr<backend::Session> {
+    if (previous == nullptr || previous->files_fingerprint != files_fingerprint ||
+        i >= previous->sessions.size() || i >= previous->instance_options.size() ||
+        !(previous->instance_options[i] == instance_options[i])) {
+      return nullptr;
+    }
+    return previous->sessions[i];
+  };
+  std::shared_ptr<backend::Session> first = reusable(0);
+  if (!first) {
+    ASSIGN_OR_RETURN(first, options_.session_factory->Create(instance_options[0]));
   }
 
   auto model = std::make_unique<ModelVersion>();
@@ -814,22 +818,20 @@ absl::StatusOr<ModelHandle> ModelManager::LoadVersion(const std::string& name, c
   }
 
   // One session per instance: separate sessions run truly in parallel, each
-  // with its own intra-op pool.
+  // with its own intra-op pool (and, on a GPU, its own stream).
   std::vector<std::shared_ptr<backend::Session>> instances;
   instances.push_back(std::move(first));
-  int total = 0;
-  for (const auto& group : model->config.instance_group()) total += group.count();
-  for (int i = 1; i < total; ++i) {
-    if (static_cast<size_t>(i) < reusable.size()) {
-      instances.push_back(reusable[static_cast<size_t>(i)]);
+  for (size_t i = 1; i < instance_options.size(); ++i) {
+    if (auto session = reusable(i)) {
+      instances.push_back(std::move(session));
       continue;
     }
     ASSIGN_OR_RETURN(std::unique_ptr<backend::Session> session,
-                     options_.session_factory->Create(session_options));
+                     options_.session_factory->Create(instance_options[i]));
     instances.push_back(std::move(session));
   }
   model->sessions = instances;
-  model->session_options = session_options;
+  model->instance_options = std::move(instance_options);
   model->files_fingerprint = files_fingerprint;
   model->memory_bytes = FolderBytes(fs::path(model_dir) / std::to_string(version));
 

@@ -52,7 +52,7 @@ struct ModelVersion {
   // and the fingerprint of the version folder they were read from: a
   // config-only change reuses them instead of reading the weights again.
   std::vector<std::shared_ptr<backend::Session>> sessions;
-  backend::SessionOptions session_options;
+  std::vector<backend::SessionOptions> instance_options;  // Parallel to `sessions`.
   uint64_t files_fingerprint = 0;
   // Set when the config declares a text_pipeline: the model is then served
   // with the text signature (pipeline/text_pipeline.h).

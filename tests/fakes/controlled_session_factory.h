@@ -48,6 +48,7 @@ class ControlledSessionFactory final : public backend::SessionFactory {
     {
       absl::MutexLock lock(&mu_);
       paths_.push_back(path);
+      options_.push_back(options);
       for (const auto& part : fail_create_) {
         if (path.find(part) != std::string::npos) {
           return absl::InvalidArgumentError("Load model from " + path + " failed: protobuf parsing failed");
@@ -80,6 +81,11 @@ class ControlledSessionFactory final : public backend::SessionFactory {
     for (const auto& path : paths_) n += path.find(part) != std::string::npos;
     return n;
   }
+  // The options of every Create call so far, in order.
+  std::vector<backend::SessionOptions> created_options() const {
+    absl::MutexLock lock(&mu_);
+    return options_;
+  }
   // Only while the version owning it is alive.
   FakeSession* session(size_t i) const {
     absl::MutexLock lock(&mu_);
@@ -97,6 +103,7 @@ class ControlledSessionFactory final : public backend::SessionFactory {
   std::vector<std::string> fail_runs_ ABSL_GUARDED_BY(mu_);
   std::string gate_part_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> paths_ ABSL_GUARDED_BY(mu_);
+  std::vector<backend::SessionOptions> options_ ABSL_GUARDED_BY(mu_);
   std::vector<FakeSession*> sessions_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -162,6 +162,61 @@ TEST(ModelConfigTest, SessionOptionsFollowTritonOnnxRuntimeParameters) {
   EXPECT_NE(warnings[0].find("mystery"), std::string::npos);
 }
 
+TEST(ModelConfigTest, GpuGroupsPlaceCountInstancesOnEachListedGpuAsTritonDoes) {
+  ModelConfig config = Parse(R"(
+    name: "m"
+    instance_group [ { kind: KIND_GPU count: 2 gpus: [ 0, 1 ] }, { kind: KIND_CPU count: 1 }, { kind: KIND_GPU } ]
+  )");
+  auto base = SessionOptionsFromConfig(config, "m.onnx", nullptr);
+  ASSERT_TRUE(base.ok()) << base.status();
+  auto instances = InstanceSessionOptions(config, *base);
+  ASSERT_TRUE(instances.ok()) << instances.status();
+  ASSERT_EQ(instances->size(), 6u);
+  const std::vector<std::pair<backend::DeviceKind, int>> expected = {
+      {backend::DeviceKind::kGpu, 0}, {backend::DeviceKind::kGpu, 0}, {backend::DeviceKind::kGpu, 1},
+      {backend::DeviceKind::kGpu, 1}, {backend::DeviceKind::kCpu, 0}, {backend::DeviceKind::kGpu, 0}};
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ((*instances)[i].device, expected[i].first) << "instance " << i;
+    EXPECT_EQ((*instances)[i].gpu_device_id, expected[i].second) << "instance " << i;
+    // GPU instances bind their I/O (one copy each way); CPU ones need not.
+    EXPECT_EQ((*instances)[i].io_binding, expected[i].first == backend::DeviceKind::kGpu) << "instance " << i;
+    EXPECT_EQ((*instances)[i].model_path, "m.onnx");
+  }
+}
+
+TEST(ModelConfigTest, InstancePlacementKeepsAnExplicitIoBindingAndDefaultsToOneCpuInstance) {
+  ModelConfig config = Parse(R"(
+    instance_group [ { kind: KIND_GPU count: 1 gpus: [ 2 ] }, { kind: KIND_CPU count: 1 } ]
+    parameters { key: "io_binding" value: { string_value: "false" } }
+  )");
+  auto base = SessionOptionsFromConfig(config, "m.onnx", nullptr);
+  ASSERT_TRUE(base.ok()) << base.status();
+  auto instances = InstanceSessionOptions(config, *base);
+  ASSERT_TRUE(instances.ok()) << instances.status();
+  ASSERT_EQ(instances->size(), 2u);
+  EXPECT_EQ((*instances)[0].gpu_device_id, 2);
+  EXPECT_FALSE((*instances)[0].io_binding);
+  EXPECT_FALSE((*instances)[1].io_binding);
+
+  ModelConfig none = Parse("name: \"m\"");
+  auto single = InstanceSessionOptions(none, *SessionOptionsFromConfig(none, "m.onnx", nullptr));
+  ASSERT_TRUE(single.ok());
+  ASSERT_EQ(single->size(), 1u);
+  EXPECT_EQ((*single)[0].device, backend::DeviceKind::kCpu);
+}
+
+TEST(ModelConfigTest, NegativeGpuIdsAndKindModelAreRejectedByName) {
+  ModelConfig negative = Parse(R"(name: "m" instance_group [ { kind: KIND_GPU gpus: [ 0, -1 ] } ])");
+  auto instances = InstanceSessionOptions(negative, *SessionOptionsFromConfig(negative, "m.onnx", nullptr));
+  ASSERT_FALSE(instances.ok());
+  EXPECT_EQ(instances.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(instances.status().message()).find("-1"), std::string::npos) << instances.status();
+  ModelConfig model_kind = Parse(R"(name: "m" instance_group [ { kind: KIND_MODEL } ])");
+  auto rejected = InstanceSessionOptions(model_kind, *SessionOptionsFromConfig(model_kind, "m.onnx", nullptr));
+  ASSERT_FALSE(rejected.ok());
+  EXPECT_NE(std::string(rejected.status().message()).find("KIND_MODEL"), std::string::npos);
+}
+
 TEST(ModelConfigTest, BadParameterValuesAreRejected) {
   ModelConfig config = Parse(R"(parameters { key: "intra_op_thread_count" value: { string_value: "four" } })");
   auto options = SessionOptionsFromConfig(config, "m.onnx", nullptr);

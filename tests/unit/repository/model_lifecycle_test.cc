@@ -412,6 +412,32 @@ TEST_P(ModelLifecycleTest, UnloadDrainsInFlightRequestsThenReleases) {
   EXPECT_EQ(Released(), std::vector<std::string>{"m/1"});
 }
 
+TEST_P(ModelLifecycleTest, InstancesAreCreatedPerGpuAndReusedWhenOnlyTheCountGrows) {
+  AddVersion("m", 1);
+  WriteFile("m/config.pbtxt", "instance_group [ { kind: KIND_GPU count: 1 gpus: [ 0, 1 ] } ]\n");
+  auto& manager = Start(ModelControlMode::kPoll);
+  ASSERT_EQ(ServedVersion("m"), 1);
+  auto created = factory_.created_options();
+  ASSERT_EQ(created.size(), 2u);
+  EXPECT_EQ(created[0].device, backend::DeviceKind::kGpu);
+  EXPECT_EQ(created[0].gpu_device_id, 0);
+  EXPECT_EQ(created[1].gpu_device_id, 1);
+  EXPECT_TRUE(created[0].io_binding);
+
+  // Two per GPU now: instance 0 (GPU 0) is reused; the new order is
+  // GPU 0, GPU 0, GPU 1, GPU 1, so instances 1..3 are created afresh.
+  WriteFile("m/config.pbtxt", "instance_group [ { kind: KIND_GPU count: 2 gpus: [ 0, 1 ] } ]\n");
+  ASSERT_TRUE(manager.PollOnce().ok());
+  created = factory_.created_options();
+  ASSERT_EQ(created.size(), 5u);
+  EXPECT_EQ(created[2].gpu_device_id, 0);
+  EXPECT_EQ(created[3].gpu_device_id, 1);
+  EXPECT_EQ(created[4].gpu_device_id, 1);
+  auto model = manager.GetModel("m", "");
+  ASSERT_TRUE(model.ok());
+  EXPECT_EQ((*model)->sessions.size(), 4u);
+}
+
 TEST_P(ModelLifecycleTest, ReleaseIsReportedOnlyOnceTheLastRequestIsDone) {
   AddVersion("m", 1);
   auto& manager = Start(ModelControlMode::kExplicit, {"m"});
