@@ -7,7 +7,7 @@ HTTP_PORT ?= 8000
 GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 
-.PHONY: all setup configure build run test test-unit test-integration asan clean
+.PHONY: all setup configure build run test test-unit test-integration test-gpu asan clean
 
 all: build
 
@@ -25,9 +25,10 @@ run: build
 	$(BUILD)/src/server/ortserve --model-repository models \
 	  --http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
 
-# Builds, then runs the whole suite: unit, integration and conformance tests.
+# Builds, then runs the whole suite: unit, integration and conformance tests
+# (the GPU checks, label `gpu`, need the GPU machine: `make test-gpu`).
 test: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600 -LE gpu
 	@grep -h "ONNX node tests through ortserve" $(BUILD)/Testing/Temporary/LastTest.log || true
 
 test-unit: build
@@ -35,6 +36,10 @@ test-unit: build
 
 test-integration: build
 	cd $(BUILD) && ctest --output-on-failure -L integration
+
+# On the GPU machine (ORT_WITH_CUDA=1 scripts/setup.sh first): issue #8's checks.
+test-gpu: build
+	cd $(BUILD) && ctest --output-on-failure -L gpu
 
 # The suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 # ONNX Runtime's own one-off start-up allocation is suppressed (tests/lsan.supp).
