@@ -117,7 +117,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   static constexpr size_t kInitialRoom = 16384;
 
   void ArmDeadline() {
-    deadline_ = Clock::now() + std::chrono::nanoseconds(absl::ToInt64Nanoseconds(options_.idle_timeout));
+    // Saturating: a timeout of years (or infinite) means never.
+    const auto now = Clock::now();
+    const int64_t timeout = absl::ToInt64Nanoseconds(options_.idle_timeout);
+    deadline_ = timeout >= (Clock::time_point::max() - now).count() ? Clock::time_point::max()
+                                                                     : now + std::chrono::nanoseconds(timeout);
   }
 
   void ReadHeader() {
