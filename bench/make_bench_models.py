@@ -17,13 +17,26 @@ compared with batching on and off.
   resnet50       ResNet-50 topology (bottleneck blocks 3-4-6-3), input
                  FP32 [batch, 3, 224, 224], output logits FP32 [batch, 1000].
 
-Run with Debian's python (torch 1.13, onnx):
-  /usr/bin/python3 bench/make_bench_models.py [--models bert_mini,bert_base,resnet50] [--fp16]
+With --gpu every model is also written to bench/models/gpu_batching/<name>/
+and bench/models/gpu_nobatching/<name>/ (the same model.onnx, hard-linked
+where possible) with `instance_group [ { count: 2 kind: KIND_GPU gpus: [ 0 ] } ]`
+(two instances, so one batch's copies overlap the other's run) and otherwise
+the CPU variants' max_batch_size / dynamic_batching. --configs-only (with
+--gpu) exports nothing: it writes the GPU variants next to models already in
+bench/models/batching/.
+
+Run with Debian's python (torch 1.13, onnx), or on the GPU machine with its
+python3 (torch 2.11, onnx 1.23: the TorchScript exporter is asked for by name,
+with the dynamo exporter as the fallback):
+  /usr/bin/python3 bench/make_bench_models.py [--models bert_mini,bert_base,resnet50] [--fp16] [--gpu]
+  /usr/bin/python3 bench/make_bench_models.py --models bert_mini --gpu --configs-only
 """
 
 import argparse
+import inspect
 import math
 import os
+import shutil
 import sys
 
 import torch
@@ -137,38 +150,116 @@ input [
 output [
   {{ name: "logits" data_type: {out_type} dims: [ {out_dims} ] }}
 ]
-instance_group [ {{ count: 1 kind: KIND_CPU }} ]
+instance_group [ {instance_group} ]
 {batching}"""
+
+CPU_INSTANCES = "{ count: 1 kind: KIND_CPU }"
+GPU_INSTANCES = "{{ count: {count} kind: KIND_GPU gpus: [ {gpu} ] }}"
 
 BATCHING = """dynamic_batching {{
   max_queue_delay_microseconds: {delay}{preferred}
 }}
 """
-# Set from the command line (--queue-delay-us, --preferred-batch-size).
+# Set from the command line (--queue-delay-us, --preferred-batch-size, --gpu*).
 BATCHING_ARGS = {"delay": 2000, "preferred": ""}
+GPU_ARGS = {"enabled": False, "count": 2, "gpu": 0}
+
+BERT_INPUTS = [("input_ids", "TYPE_INT64", SEQ), ("attention_mask", "TYPE_INT64", SEQ)]
+# name -> (inputs, output type, output dims): what each model's config.pbtxt declares.
+SIGNATURES = {
+    "bert_mini": (BERT_INPUTS, "TYPE_FP32", "2"),
+    "bert_base": (BERT_INPUTS, "TYPE_FP32", "2"),
+    "bert_base_fp16": (BERT_INPUTS, "TYPE_FP16", "2"),
+    "resnet50": ([("input", "TYPE_FP32", "3, 224, 224")], "TYPE_FP32", "1000"),
+}
 
 
-def write_repo(root, name, onnx_bytes, inputs, out_type, out_dims):
-    for variant, batching in (("batching", BATCHING.format(**BATCHING_ARGS)), ("nobatching", "")):
+def config_text(name, instance_group, batching):
+    inputs, out_type, out_dims = SIGNATURES[name]
+    lines = ",\n".join(f'  {{ name: "{n}" data_type: {t} dims: [ {d} ] }}' for n, t, d in inputs)
+    return CONFIG.format(name=name, inputs=lines, out_type=out_type, out_dims=out_dims,
+                         instance_group=instance_group, batching=batching)
+
+
+def variants(gpu):
+    """(folder, instance_group, batching) for the CPU or the GPU pair of variants."""
+    if gpu:
+        group = GPU_INSTANCES.format(**GPU_ARGS)
+        return (("gpu_batching", group, BATCHING.format(**BATCHING_ARGS)), ("gpu_nobatching", group, ""))
+    return (("batching", CPU_INSTANCES, BATCHING.format(**BATCHING_ARGS)), ("nobatching", CPU_INSTANCES, ""))
+
+
+def link_or_copy(src, dst):
+    """dst becomes the same file as src: a hard link where the file system allows, else a copy."""
+    if os.path.exists(dst):
+        if os.path.samefile(src, dst):
+            return
+        os.remove(dst)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def write_gpu_repo(root, name):
+    """Writes the GPU variants of `name` next to its existing CPU model file."""
+    source = os.path.join(root, "batching", name, "1", "model.onnx")
+    if not os.path.isfile(source):
+        sys.exit(f"--gpu: {source} does not exist (generate '{name}' first, without --configs-only)")
+    for variant, group, batching in variants(gpu=True):
+        model_dir = os.path.join(root, variant, name)
+        os.makedirs(os.path.join(model_dir, "1"), exist_ok=True)
+        link_or_copy(source, os.path.join(model_dir, "1", "model.onnx"))
+        with open(os.path.join(model_dir, "config.pbtxt"), "w") as f:
+            f.write(config_text(name, group, batching))
+    print(f"{name}: GPU variants in {os.path.join(root, 'gpu_batching', name)} and gpu_nobatching")
+
+
+def write_repo(root, name, onnx_bytes):
+    for variant, group, batching in variants(gpu=False):
         model_dir = os.path.join(root, variant, name)
         os.makedirs(os.path.join(model_dir, "1"), exist_ok=True)
         with open(os.path.join(model_dir, "1", "model.onnx"), "wb") as f:
             f.write(onnx_bytes)
-        lines = ",\n".join(f'  {{ name: "{n}" data_type: {t} dims: [ {d} ] }}' for n, t, d in inputs)
         with open(os.path.join(model_dir, "config.pbtxt"), "w") as f:
-            f.write(CONFIG.format(name=name, inputs=lines, out_type=out_type, out_dims=out_dims, batching=batching))
+            f.write(config_text(name, group, batching))
+    if GPU_ARGS["enabled"]:
+        write_gpu_repo(root, name)
 
 
 def export(model, args, input_names, path_tmp):
+    """Exports to ONNX bytes (weights inline) with a dynamic batch dimension.
+
+    torch 1.13 has only the TorchScript exporter. torch >= 2.9 defaults to the
+    dynamo exporter (which may also write weights to a side file); ask for the
+    TorchScript one by name and fall back to dynamo (opset 18, batch as a
+    torch.export Dim) only if it is gone."""
     model.eval()
     dynamic = {n: {0: "batch"} for n in input_names}
     dynamic["logits"] = {0: "batch"}
+    common = dict(input_names=input_names, output_names=["logits"], do_constant_folding=True)
+    has_dynamo = "dynamo" in inspect.signature(torch.onnx.export).parameters
     with torch.no_grad():
-        torch.onnx.export(model, args, path_tmp, input_names=input_names, output_names=["logits"],
-                          dynamic_axes=dynamic, opset_version=17, do_constant_folding=True)
-    with open(path_tmp, "rb") as f:
-        data = f.read()
-    os.remove(path_tmp)
+        try:
+            extra = {"dynamo": False} if has_dynamo else {}
+            torch.onnx.export(model, args, path_tmp, dynamic_axes=dynamic, opset_version=17, **common, **extra)
+        except Exception as legacy_error:  # noqa: BLE001 - any failure: try the other exporter.
+            if not has_dynamo:
+                raise
+            print(f"TorchScript exporter failed ({legacy_error!r}); trying the dynamo exporter", file=sys.stderr)
+            batch = torch.export.Dim("batch", min=1, max=1024)
+            shapes = tuple({0: batch} for _ in input_names)  # Positional: forward()'s own argument names vary.
+            torch.onnx.export(model, args, path_tmp, dynamo=True, external_data=False, opset_version=18,
+                              dynamic_shapes=shapes, **common)
+    side_files = [p for p in (path_tmp + ".data",) if os.path.exists(p)]
+    if side_files:
+        import onnx  # Inline the side file's weights (onnx.load reads them).
+        data = onnx.load(path_tmp).SerializeToString()
+    else:
+        with open(path_tmp, "rb") as f:
+            data = f.read()
+    for p in [path_tmp] + side_files:
+        os.remove(p)
     return data
 
 
@@ -213,8 +304,7 @@ def make_bert(root, name, layers, hidden, heads, fp16=False):
     data = export(model, (ids, mask), ["input_ids", "attention_mask"], os.path.join(root, name + ".tmp.onnx"))
     if fp16:
         data = to_fp16(data)
-    inputs = [("input_ids", "TYPE_INT64", SEQ), ("attention_mask", "TYPE_INT64", SEQ)]
-    write_repo(root, name, data, inputs, "TYPE_FP16" if fp16 else "TYPE_FP32", "2")
+    write_repo(root, name, data)
     print(f"{name}: {len(data) / 1e6:.1f} MB")
 
 
@@ -224,7 +314,7 @@ def make_resnet(root):
     randomize_batchnorm(model)
     x = torch.rand(2, 3, 224, 224)
     data = export(model, (x,), ["input"], os.path.join(root, "resnet50.tmp.onnx"))
-    write_repo(root, "resnet50", data, [("input", "TYPE_FP32", "3, 224, 224")], "TYPE_FP32", "1000")
+    write_repo(root, "resnet50", data)
     print(f"resnet50: {len(data) / 1e6:.1f} MB")
 
 
@@ -238,11 +328,29 @@ def main():
                         help="dynamic_batching max_queue_delay_microseconds (default 2000)")
     parser.add_argument("--preferred-batch-size", default="",
                         help="comma-separated preferred_batch_size for the batching variant (default: none)")
+    parser.add_argument("--gpu", action="store_true",
+                        help="also write gpu_batching/<name> and gpu_nobatching/<name> (KIND_GPU instances)")
+    parser.add_argument("--gpu-instances", type=int, default=2, help="instance_group count for --gpu (default 2)")
+    parser.add_argument("--gpu-id", type=int, default=0, help="instance_group gpus for --gpu (default 0)")
+    parser.add_argument("--configs-only", action="store_true",
+                        help="with --gpu: export nothing, write the GPU variants of models already generated")
     args = parser.parse_args()
+    if args.configs_only and not args.gpu:
+        parser.error("--configs-only writes only the GPU variants: give --gpu too")
+    if args.gpu_instances < 1:
+        parser.error(f"--gpu-instances {args.gpu_instances}: must be at least 1")
+    GPU_ARGS.update(enabled=args.gpu, count=args.gpu_instances, gpu=args.gpu_id)
     BATCHING_ARGS["delay"] = args.queue_delay_us
     if args.preferred_batch_size:
         BATCHING_ARGS["preferred"] = f"\n  preferred_batch_size: [ {args.preferred_batch_size.replace(',', ', ')} ]"
     os.makedirs(args.out, exist_ok=True)
+    if args.configs_only:
+        names = [n for n in args.models.split(",") if n] + (["bert_base_fp16"] if args.fp16 else [])
+        for name in names:
+            if name not in SIGNATURES:
+                sys.exit(f"unknown model '{name}' (expected one of {', '.join(SIGNATURES)})")
+            write_gpu_repo(args.out, name)
+        return
     for name in args.models.split(","):
         if name == "bert_mini":
             make_bert(args.out, "bert_mini", 4, 256, 4)

@@ -8,15 +8,22 @@
 //  - single-run latency: batch-1 Run() calls, p50/p99/mean.
 // Inputs are random, of each input's datatype; the leading dynamic dimension is
 // the batch dimension, other dynamic dimensions take --dim (or --shape).
-// Output: text on stdout, JSON with --json-out.
+// With --cuda the session runs on ORT's CUDA execution provider (device
+// --device-id, options as ortserve's `cuda.*` parameters via --cuda-option);
+// inputs stay in host memory as a server's would, so each Run() includes the
+// copies to and from the device.
+// Output: text on stdout, JSON with --json-out ("provider": "cuda" or "cpu").
 //
 // Thread-safety: single-threaded program (ORT's intra-op pool aside).
-// Errors: a message on stderr and exit status 1.
+// Errors: a message on stderr and exit status 1; exit status 2 when --cuda is
+// given and the CUDA execution provider cannot be loaded (no provider library,
+// no CUDA runtime, no device).
 #include <onnxruntime_cxx_api.h>
 
 #include <time.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -25,6 +32,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "CLI/CLI.hpp"
@@ -136,7 +144,44 @@ struct Options {
   std::vector<int64_t> dims;  // Per dynamic non-batch dimension, in input order; then `dim`.
   int64_t int_max = 100;
   std::string json_out;
+  bool cuda = false;
+  int device_id = 0;
+  std::vector<std::string> cuda_options;  // key=value, as ortserve's `cuda.<key>` parameters.
 };
+
+// Exit status when --cuda is given and the provider cannot be loaded.
+constexpr int kNoCudaExitCode = 2;
+
+// Appends the CUDA execution provider the way ortserve's session factory does
+// (device_id, then the given provider options). Returns 0, or the exit status
+// after a message on stderr: 1 for a malformed --cuda-option, kNoCudaExitCode
+// when the provider cannot be used here.
+int AppendCuda(const Options& o, Ort::SessionOptions& so) {
+  std::unordered_map<std::string, std::string> values{{"device_id", std::to_string(o.device_id)}};
+  for (const std::string& kv : o.cuda_options) {
+    const size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::fprintf(stderr, "raw_ort_bench: --cuda-option \"%s\": expected key=value\n", kv.c_str());
+      return 1;
+    }
+    values[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  try {
+    Ort::CUDAProviderOptions cuda;
+    cuda.Update(values);
+    so.AppendExecutionProvider_CUDA_V2(*cuda);
+    return 0;
+  } catch (const Ort::Exception& e) {
+    std::string reason = e.what();
+    while (!reason.empty() && std::isspace(static_cast<unsigned char>(reason.back()))) reason.pop_back();
+    std::fprintf(stderr,
+                 "raw_ort_bench: --cuda: the CUDA execution provider (device %d) cannot be loaded: %s\n"
+                 "  (it needs libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so beside\n"
+                 "  libonnxruntime.so.1 -- ORT_WITH_CUDA=1 scripts/setup.sh -- plus CUDA 13, cuDNN 9 and a GPU)\n",
+                 o.device_id, reason.c_str());
+    return kNoCudaExitCode;
+  }
+}
 
 int Run(const Options& o) {
   // ortserve runs its sessions on the Env's shared (global) thread pools; do the
@@ -157,6 +202,9 @@ int Run(const Options& o) {
   so.SetExecutionMode(ORT_SEQUENTIAL);
   so.SetGraphOptimizationLevel(ORT_ENABLE_ALL);
   so.AddConfigEntry("session.intra_op.allow_spinning", o.allow_spinning ? "1" : "0");
+  if (o.cuda) {
+    if (const int status = AppendCuda(o, so); status != 0) return status;
+  }
   Ort::Session session(env, o.model.c_str(), so);
 
   Ort::AllocatorWithDefaultOptions allocator;
@@ -230,7 +278,8 @@ int Run(const Options& o) {
   }
   const Stats single = Summarize(lat);
   const Stats single_cpu = Summarize(cpu);
-  std::printf("raw ORT %s, %d intra-op thread(s)\n", o.model.c_str(), o.threads);
+  std::printf("raw ORT %s, %s, %d intra-op thread(s)\n", o.model.c_str(),
+              o.cuda ? ("CUDA device " + std::to_string(o.device_id)).c_str() : "CPU", o.threads);
   std::printf("  single run (batch %lld): p50 %.1f us  p99 %.1f us  mean %.1f us\n",
               static_cast<long long>(one.values[0].GetTensorTypeAndShapeInfo().GetShape()[0]), single.p50_us,
               single.p99_us, single.mean_us);
@@ -280,6 +329,18 @@ int Run(const Options& o) {
     w.SetMaxDecimalPlaces(3);
     w.StartObject();
     w.Key("model"); w.String(o.model.c_str());
+    w.Key("provider"); w.String(o.cuda ? "cuda" : "cpu");
+    if (o.cuda) {
+      w.Key("device_id"); w.Int(o.device_id);
+      w.Key("cuda_options");
+      w.StartObject();
+      for (const std::string& kv : o.cuda_options) {
+        const size_t eq = kv.find('=');
+        w.Key(kv.substr(0, eq).c_str());
+        w.String(kv.substr(eq + 1).c_str());
+      }
+      w.EndObject();
+    }
     w.Key("intra_op_threads"); w.Int(o.threads);
     w.Key("allow_spinning"); w.Bool(o.allow_spinning);
     w.Key("ort_version"); w.String(Ort::GetVersionString().c_str());
@@ -342,6 +403,12 @@ int main(int argc, char** argv) {
       ->delimiter(',');
   app.add_option("--int-max", o.int_max, "Random integer inputs lie in [0, int-max]")->capture_default_str();
   app.add_option("--json-out", o.json_out, "Write the results as JSON here");
+  app.add_flag("--cuda", o.cuda, "Run on ORT's CUDA execution provider (exit status 2 if it cannot be loaded)");
+  app.add_option("--device-id", o.device_id, "CUDA device for --cuda")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1024));
+  app.add_option("--cuda-option", o.cuda_options,
+                 "CUDA provider option key=value for --cuda (repeatable), e.g. cudnn_conv_algo_search=HEURISTIC");
   CLI11_PARSE(app, argc, argv);
   try {
     return ortserve::bench::Run(o);
