@@ -14,6 +14,9 @@
 #   LOADGEN_CPUS [1]        cores the load generator runs on
 #   THREADS [1]             ONNX Runtime intra-op threads (server, raw ORT and Node peer alike)
 #   CONCURRENCY [32]        closed-loop concurrency for the saturation runs
+#   DRAIN [auto]            seconds the load generator waits for answers after a run: at least
+#                           5, and 2 x CONCURRENCY x the model's single-run time (bert_base at
+#                           concurrency 32 queues ~6 s of work)
 #   RATES [0.5,0.9]         open-loop rates as fractions of the unbatched HTTP capacity
 #   SKIP_NODE [0]           1: leave out the Node peer
 #   BASE_PORT [18500]       ortserve HTTP (gRPC +1), Node peer +10
@@ -131,7 +134,7 @@ loadgen() {  # NAME PROTOCOL PORT [loadgen flags...]
   local name="$1" protocol="$2" port="$3"; shift 3
   log "$name"
   taskset -c "$LOADGEN_CPUS" "$LOADGEN" --protocol "$protocol" --port "$port" -m "$MODEL" \
-    --duration "$DURATION" --warmup "$WARMUP" --label "$name" --json-out "$OUT/$name.json" "$@" \
+    --duration "$DURATION" --warmup "$WARMUP" --drain "$DRAIN" --label "$name" --json-out "$OUT/$name.json" "$@" \
     | tee -a "$OUT/loadgen.txt" >&2
 }
 
@@ -171,6 +174,8 @@ taskset -c "$SERVER_CPUS" "$RAW" --model "$ONNX" --threads "$THREADS" --batches 
 # The transport floor: a bare loopback TCP round trip around a server that
 # keeps its core busy for the model's single-run time (tcp_floor, no ortserve).
 FLOOR_US="$("$PY" -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["single_run_us"]["mean"]))' "$OUT/raw_ort_c1.json")"
+DRAIN="${DRAIN:-$("$PY" -c "import math; print(max(5, math.ceil(2 * $CONCURRENCY * $FLOOR_US / 1e6)))")}"
+log "load generator drain: $DRAIN s"
 taskset -c "$SERVER_CPUS" "$FLOOR" serve --port "$FLOOR_PORT" --compute-us "$FLOOR_US" &
 FLOOR_PID=$!
 taskset -c "$LOADGEN_CPUS" "$FLOOR" ping --port "$FLOOR_PORT" --compute-us "$FLOOR_US" \
