@@ -42,11 +42,7 @@ absl::StatusOr<ModelMetadata> InferenceService::GetModelMetadata(std::string_vie
   metadata.name = model->name;
   metadata.platform = model->config.platform();
   metadata.last_load_error = options_.models->LastLoadError(model->name);
-  for (const auto& entry : Index()) {
-    if (entry.name == model->name && entry.state == repository::ModelState::kReady) {
-      metadata.versions.push_back(entry.version);
-    }
-  }
+  metadata.versions = options_.models->ReadyVersions(model->name);
   if (model->text_pipeline != nullptr) {  // The text signature, not the model's own tensors.
     for (const auto& spec : model->text_pipeline->text_inputs()) {
       metadata.inputs.push_back({spec.name, spec.type, spec.dims});

@@ -1225,6 +1225,17 @@ std::vector<ModelIndexEntry> ModelManager::Index() const {
   return index;
 }
 
+std::vector<std::string> ModelManager::ReadyVersions(std::string_view name) const {
+  std::vector<std::string> versions;
+  absl::MutexLock lock(&mu_);
+  auto it = models_.find(name);
+  if (it == models_.end()) return versions;
+  for (const auto& [version, slot] : it->second.versions) {
+    if (slot.state == ModelState::kReady) versions.push_back(std::to_string(version));
+  }
+  return versions;
+}
+
 std::string ModelManager::LastLoadError(std::string_view name) const {
   absl::MutexLock lock(&mu_);
   auto it = models_.find(name);

@@ -298,6 +298,9 @@ class ModelManager {
   // The last failed load of `name` (config, load or warm-up error), empty
   // when its last load succeeded or the model is unknown.
   std::string LastLoadError(std::string_view name) const;
+  // The READY versions of `name`, in numeric order (empty when none or the
+  // model is unknown). A map lookup: unlike Index(), no directory listing.
+  std::vector<std::string> ReadyVersions(std::string_view name) const;
 
   // Versions loaded and not yet released (served, retired but still draining,
   // or waiting on the release thread).

@@ -438,6 +438,17 @@ TEST_P(ModelLifecycleTest, InstancesAreCreatedPerGpuAndReusedWhenOnlyTheCountGro
   EXPECT_EQ((*model)->sessions.size(), 4u);
 }
 
+TEST_P(ModelLifecycleTest, ReadyVersionsListsOnlyServedVersionsInNumericOrder) {
+  for (int v : {1, 2, 9, 10}) AddVersion("m", v);
+  WriteFile("m/config.pbtxt", "version_policy { all {} }\n");
+  factory_.FailCreate("/m/2/");
+  auto& manager = Start(ModelControlMode::kExplicit, {"m"});
+  EXPECT_EQ(manager.ReadyVersions("m"), (std::vector<std::string>{"1", "9", "10"}));
+  EXPECT_TRUE(manager.ReadyVersions("unknown").empty());
+  ASSERT_TRUE(manager.UnloadModel("m").ok());
+  EXPECT_TRUE(manager.ReadyVersions("m").empty());
+}
+
 TEST_P(ModelLifecycleTest, ReleaseIsReportedOnlyOnceTheLastRequestIsDone) {
   AddVersion("m", 1);
   auto& manager = Start(ModelControlMode::kExplicit, {"m"});
