@@ -4,6 +4,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
+#include <limits>
 #include <atomic>
 #include <deque>
 #include <filesystem>
@@ -710,6 +711,7 @@ absl::Status ModelManager::ReloadModel(const std::string& name, const std::strin
         events.push_back(StrCat("model '", name, "' version ", v,
                                 swapped ? " reloaded and swapped in" : " is READY"));
         slot.handle = *std::move(result);
+        entry.published_seq = ++publish_seq_;
         slot.state = ModelState::kReady;
         slot.reason.clear();
         slot.loaded_fingerprint = to_load[v];
@@ -1055,14 +1057,32 @@ void ModelManager::EnforceMemoryBudget(const std::string& just_loaded) {
   for (int pass = 0; pass < 1000; ++pass) {
     uint64_t total = 0;
     std::string victim;
+    // Candidates are the lazy models used less recently than `just_loaded`
+    // and published before it. When loads finish concurrently, each one's
+    // enforcement thus leaves the later ones alone (a model loaded a moment
+    // later for a waiting request is never the victim) and never evicts what
+    // is more recently used than itself; the last load's enforcement settles
+    // the budget.
+    bool newer_loaded = false;
     {
       absl::MutexLock lock(&mu_);
+      uint64_t loaded_seq = std::numeric_limits<uint64_t>::max();
+      int64_t loaded_used = std::numeric_limits<int64_t>::max();
+      if (auto it = models_.find(just_loaded); it != models_.end()) {
+        loaded_seq = it->second.published_seq;
+        if (const LoadedUse use = LoadedUseOf(it->second); use.loaded) loaded_used = use.last_used_ns;
+      }
       int64_t victim_used = 0;
       for (const auto& [name, entry] : models_) {
         const LoadedUse use = LoadedUseOf(entry);
         const int64_t last_used = use.last_used_ns;
         total += use.memory_bytes;
         if (!use.loaded || !entry.lazy || name == just_loaded) continue;
+        if (entry.published_seq > loaded_seq) {
+          newer_loaded = true;
+          continue;
+        }
+        if (last_used >= loaded_used) continue;
         if (victim.empty() || last_used < victim_used) {
           victim = name;
           victim_used = last_used;
@@ -1070,11 +1090,12 @@ void ModelManager::EnforceMemoryBudget(const std::string& just_loaded) {
       }
     }
     if (total <= budget) return;
+    if (victim.empty() && newer_loaded) return;  // A newer load's enforcement decides.
     if (victim.empty()) {
       if (options_.warn) {
         options_.warn(StrCat("loaded models use ", total, " bytes of model files, over the memory budget of ", budget,
                              " bytes (after loading model '", just_loaded,
-                             "'), and no other lazy model is loaded to evict"));
+                             "'), and no lazy model used less recently than it is loaded to evict"));
       }
       return;
     }

@@ -68,8 +68,14 @@ struct ModelVersion {
   // and the memory budget evicts the least recently used first. Request
   // paths store into it with Touch(); relaxed order is enough (a heuristic).
   mutable std::atomic<int64_t> last_used_ns{0};
+  // Never moves back: a Touch that read the clock earlier but lands later
+  // (say, a loader thread finishing a lazy load after the request that
+  // waited for it has already used the model) keeps the later use.
   void Touch(absl::Time now) const {
-    last_used_ns.store(absl::ToUnixNanos(now), std::memory_order_relaxed);
+    const int64_t ns = absl::ToUnixNanos(now);
+    int64_t seen = last_used_ns.load(std::memory_order_relaxed);
+    while (seen < ns && !last_used_ns.compare_exchange_weak(seen, ns, std::memory_order_relaxed)) {
+    }
   }
 
   // Stops the scheduler, which joins its runner threads: a version must never
@@ -338,6 +344,9 @@ class ModelManager {
     bool idle_unload_queued = false;  // A janitor-queued unload task is pending.
     absl::Duration last_lazy_load_duration;  // Zero until a lazy load succeeded.
     absl::Time lazy_failed_at = absl::InfinitePast();  // Last failed lazy load.
+    // When a version of it was last published, in publish order (the
+    // memory budget: see EnforceMemoryBudget).
+    uint64_t published_seq = 0;
   };
   // Of a model's loaded versions: whether any is, their weight bytes, and
   // the latest use. Reads atomics only; call with mu_ held (the versions map).
@@ -398,6 +407,7 @@ class ModelManager {
   // Change detection's memory of file hashes; thread-safe on its own.
   FileHashCache hash_cache_;
   std::shared_ptr<ReleaseQueue> releases_;
+  uint64_t publish_seq_ ABSL_GUARDED_BY(mu_) = 0;
   std::unique_ptr<LoaderPool> loaders_;
 
   mutable absl::Mutex mu_;

@@ -55,6 +55,14 @@ class Recorder {
     absl::MutexLock lock(&mu_);
     return WarningsLocked(text);
   }
+  // Every event and warning so far, for failure messages.
+  std::string Dump() const {
+    absl::MutexLock lock(&mu_);
+    std::string text = "events:";
+    for (const auto& [model, event] : events_) text += " " + model + "/" + std::string(LazyEventName(event));
+    for (const auto& warning : warnings_) text += "\nwarning: " + warning;
+    return text;
+  }
 
  private:
   size_t CountLocked(std::string_view model, LazyEvent event) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
@@ -320,7 +328,7 @@ TEST_P(LazyLoadingTest, TheMemoryBudgetEvictsTheLeastRecentlyUsedLazyModel) {
   (*a)->Touch(absl::Now() + absl::Seconds(1));
   *a = nullptr;
   ASSERT_TRUE(AcquireAndWait("c").ok());
-  ASSERT_TRUE(recorder_.WaitFor("b", LazyEvent::kEvicted));
+  ASSERT_TRUE(recorder_.WaitFor("b", LazyEvent::kEvicted)) << recorder_.Dump();
   EXPECT_EQ(Entry("b", "1").reason, kLazyNotLoadedReason);
   EXPECT_TRUE(manager.GetModel("a", "").ok());
   EXPECT_TRUE(manager.GetModel("c", "").ok());
