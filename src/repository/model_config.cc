@@ -349,9 +349,8 @@ absl::StatusOr<backend::SessionOptions> SessionOptionsFromConfig(const ModelConf
   options.execution_mode = mode == 1 ? backend::ExecutionMode::kParallel : backend::ExecutionMode::kSequential;
   ASSIGN_OR_RETURN(options.enable_cpu_mem_arena, ParseBoolParameter(config, "enable_mem_arena", true));
   ASSIGN_OR_RETURN(options.enable_mem_pattern, ParseBoolParameter(config, "enable_mem_pattern", true));
-  const bool gpu = !config.instance_group().empty() &&
-                   config.instance_group(0).kind() == config::ModelInstanceGroup::KIND_GPU;
-  ASSIGN_OR_RETURN(options.io_binding, ParseBoolParameter(config, "io_binding", gpu));
+  // The device, and IoBinding's default, are per instance: InstanceSessionOptions.
+  ASSIGN_OR_RETURN(options.io_binding, ParseBoolParameter(config, "io_binding", false));
 
   // Triton's ONNX Runtime backend: level -1 basic, 1 extended, otherwise all.
   switch (config.optimization().graph().level()) {
@@ -384,11 +383,6 @@ absl::StatusOr<backend::SessionOptions> SessionOptionsFromConfig(const ModelConf
       warnings->push_back(StrCat("model '", config.name(), "': parameter '", key,
                                  "' is not known to ortserve and is ignored"));
     }
-  }
-  if (!config.instance_group().empty() &&
-      config.instance_group(0).kind() == config::ModelInstanceGroup::KIND_GPU) {
-    options.device = backend::DeviceKind::kGpu;
-    if (config.instance_group(0).gpus_size() > 0) options.gpu_device_id = config.instance_group(0).gpus(0);
   }
   return options;
 }

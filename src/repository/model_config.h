@@ -30,8 +30,9 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view text, std::string_
 absl::Status CompleteModelConfig(std::string_view model_name, const backend::ModelSignature& model,
                                  ModelConfig* config, std::vector<std::string>* warnings);
 
-// Session options from the config's `parameters`, `optimization` and
-// `instance_group` (Triton's ONNX Runtime backend parameter names:
+// Session options from the config's `parameters` and `optimization`, for
+// a CPU instance; InstanceSessionOptions places each instance (Triton's ONNX
+// Runtime backend parameter names:
 // intra_op_thread_count, inter_op_thread_count, execution_mode,
 // enable_mem_arena, enable_mem_pattern). Errors: InvalidArgument for a value
 // that does not parse.

@@ -152,8 +152,12 @@ TEST(ModelConfigTest, SessionOptionsFollowTritonOnnxRuntimeParameters) {
   EXPECT_EQ(options->execution_mode, backend::ExecutionMode::kParallel);
   EXPECT_FALSE(options->enable_cpu_mem_arena);
   EXPECT_EQ(options->graph_optimization, backend::GraphOptimization::kExtended);
-  EXPECT_EQ(options->device, backend::DeviceKind::kGpu);
-  EXPECT_EQ(options->gpu_device_id, 3);
+  auto instances = InstanceSessionOptions(config, *options);
+  ASSERT_TRUE(instances.ok()) << instances.status();
+  ASSERT_EQ(instances->size(), 1u);
+  EXPECT_EQ((*instances)[0].device, backend::DeviceKind::kGpu);
+  EXPECT_EQ((*instances)[0].gpu_device_id, 3);
+  EXPECT_EQ((*instances)[0].intra_op_threads, 3);
   ASSERT_EQ(options->config_entries.size(), 1u);
   EXPECT_EQ(options->config_entries[0].first, "session.intra_op.allow_spinning");
   ASSERT_EQ(options->gpu_provider_options.size(), 1u);
