@@ -16,7 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
-#include <thread>
+#include <vector>
 
 #include "integration/server_harness.h"
 
@@ -105,6 +105,16 @@ std::string InferRequest(const std::string& model, float a, float b) {
          "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 
+// Whether `read` is one complete 200 answer holding `y` (its output data).
+::testing::AssertionResult AnsweredWith(const RawConnection::Read& read, const std::string& y) {
+  if (read.timed_out) return ::testing::AssertionFailure() << "no answer in time; got: " << read.data;
+  if (read.closed) return ::testing::AssertionFailure() << "closed instead of answering; got: " << read.data;
+  if (read.data.rfind("HTTP/1.1 200", 0) != 0 || read.data.find(y) == std::string::npos) {
+    return ::testing::AssertionFailure() << "expected a 200 answer with " << y << ", got: " << read.data;
+  }
+  return ::testing::AssertionSuccess();
+}
+
 // y = x + 1 models; `held` keeps a lone request queued for `hold_us` waiting
 // for a batch of 8 to form.
 void WriteHeldModel(const std::string& repo, const std::string& name, int hold_us) {
@@ -130,8 +140,11 @@ class HttpConnectionTest : public ::testing::Test {
   }
 
   void SetUp() override {
-    auto server = ServerProcess::Start(
-        {"--model-repository", repo_->path(), "--http-idle-timeout-seconds", "0.4", "--http-thread-count", "2"});
+    std::vector<std::string> args = {"--model-repository", repo_->path(), "--http-idle-timeout-seconds", "0.4",
+                                     "--http-thread-count", "2"};
+    // The metrics server costs about a second per start and stop: only where read.
+    if (with_metrics_) args.insert(args.end(), {"--metrics-port", "0"});
+    auto server = ServerProcess::Start(args);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
   }
@@ -143,9 +156,19 @@ class HttpConnectionTest : public ::testing::Test {
   }
 
   static TempDir* repo_;
+  bool with_metrics_ = false;
   std::unique_ptr<ServerProcess> server_;
 };
 TempDir* HttpConnectionTest::repo_ = nullptr;
+
+// Reads the pending-requests gauge to know when requests are queued.
+class HttpHangUpTest : public HttpConnectionTest {
+ protected:
+  void SetUp() override {
+    with_metrics_ = true;
+    HttpConnectionTest::SetUp();
+  }
+};
 
 TEST_F(HttpConnectionTest, SilentClientIsDisconnectedAfterTheIdleTimeout) {
   RawConnection silent(server_->http_port());
@@ -173,11 +196,7 @@ TEST_F(HttpConnectionTest, KeptAliveConnectionServesRequestsThenClosesWhenIdle) 
   ASSERT_TRUE(connection.connected());
   for (int i = 0; i < 3; ++i) {
     ASSERT_TRUE(connection.Send(InferRequest("quick", 1, 2)));
-    auto read = connection.ReadResponseOrClose();
-    ASSERT_FALSE(read.closed);
-    ASSERT_FALSE(read.timed_out);
-    EXPECT_EQ(read.data.rfind("HTTP/1.1 200", 0), 0u) << read.data;
-    EXPECT_NE(read.data.find("[2.0,3.0]"), std::string::npos) << read.data;
+    ASSERT_TRUE(AnsweredWith(connection.ReadResponseOrClose(), "[2.0,3.0]"));
   }
   auto read = connection.ReadResponseOrClose();
   EXPECT_TRUE(read.closed) << read.data;
@@ -189,26 +208,24 @@ TEST_F(HttpConnectionTest, AnswerThatTakesLongerThanTheIdleTimeoutStillArrives) 
   RawConnection connection(server_->http_port());
   ASSERT_TRUE(connection.connected());
   ASSERT_TRUE(connection.Send(InferRequest("held", 5, 6)));
-  auto read = connection.ReadResponseOrClose();
-  ASSERT_FALSE(read.closed) << "closed while the request was being answered";
-  ASSERT_FALSE(read.timed_out);
-  EXPECT_EQ(read.data.rfind("HTTP/1.1 200", 0), 0u) << read.data;
-  EXPECT_NE(read.data.find("[6.0,7.0]"), std::string::npos) << read.data;
+  EXPECT_TRUE(AnsweredWith(connection.ReadResponseOrClose(), "[6.0,7.0]"));
 }
 
-TEST_F(HttpConnectionTest, ClientThatHangsUpWhileQueuedIsDroppedBeforeItRuns) {
+TEST_F(HttpHangUpTest, ClientThatHangsUpWhileQueuedIsDroppedBeforeItRuns) {
   RawConnection stays(server_->http_port());
   RawConnection leaves(server_->http_port());
   ASSERT_TRUE(stays.connected());
   ASSERT_TRUE(leaves.connected());
   ASSERT_TRUE(stays.Send(InferRequest("held", 1, 1)));
   ASSERT_TRUE(leaves.Send(InferRequest("held", 2, 2)));
-  // Both wait 1.5 s in the queue for a batch of 8; one client leaves now.
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // Both wait 1.5 s in the queue for a batch of 8; once both are queued,
+  // one client leaves.
+  HttpClient metrics(server_->metrics_port());
+  ASSERT_TRUE(WaitUntil([&] {
+    return MetricValue(metrics.Get("/metrics").body, "ortserve_pending_requests", {R"(model="held")"}) == 2;
+  }, 10));
   leaves.Close();
-  auto read = stays.ReadResponseOrClose();
-  ASSERT_FALSE(read.timed_out);
-  EXPECT_EQ(read.data.rfind("HTTP/1.1 200", 0), 0u) << read.data;
+  EXPECT_TRUE(AnsweredWith(stays.ReadResponseOrClose(), "[2.0,2.0]"));
   // Only the request whose client stayed ran; the other was never computed.
   EXPECT_EQ(InferenceCount("held"), 1u);
   HttpClient client(server_->http_port());
@@ -224,15 +241,8 @@ TEST_F(HttpConnectionTest, PipelinedRequestIsNotMistakenForAHangUp) {
   RawConnection connection(server_->http_port());
   ASSERT_TRUE(connection.connected());
   ASSERT_TRUE(connection.Send(InferRequest("held", 1, 2) + InferRequest("quick", 3, 4)));
-  auto first = connection.ReadResponseOrClose();
-  ASSERT_FALSE(first.closed);
-  ASSERT_FALSE(first.timed_out);
-  EXPECT_EQ(first.data.rfind("HTTP/1.1 200", 0), 0u) << first.data;
-  EXPECT_NE(first.data.find("[2.0,3.0]"), std::string::npos) << first.data;
-  auto second = connection.ReadResponseOrClose();
-  ASSERT_FALSE(second.closed);
-  ASSERT_FALSE(second.timed_out);
-  EXPECT_NE(second.data.find("[4.0,5.0]"), std::string::npos) << second.data;
+  EXPECT_TRUE(AnsweredWith(connection.ReadResponseOrClose(), "[2.0,3.0]"));
+  EXPECT_TRUE(AnsweredWith(connection.ReadResponseOrClose(), "[4.0,5.0]"));
   EXPECT_EQ(InferenceCount("held"), 1u);
 }
 

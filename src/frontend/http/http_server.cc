@@ -308,10 +308,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
     Send(Error(404, StrCat("no such endpoint: ", target)));
   }
 
-  // Load or unload a model. Body (optional): {"parameters": {"config": "<JSON
-  // model config>"}} for a config override on load; "unload_dependents" is
-  // accepted on unload (ortserve has no ensembles). The load runs on the
-  // model manager's loader threads; the answer comes back on this connection's thread.
   // POST /v2/repository/index, body empty or {"ready": bool} (only READY
   // entries when true).
   void RepositoryIndex() {
@@ -331,6 +327,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     Send(Ok(RepositoryIndexJson(options_.service->Index(), ready_only)));
   }
 
+  // Load or unload a model. Body (optional): {"parameters": {"config": "<JSON
+  // model config>"}} for a config override on load; "unload_dependents" is
+  // accepted on unload (ortserve has no ensembles). The load runs on the model
+  // manager's loader threads; the answer comes back on this connection's thread.
   void RepositoryControl(std::string_view encoded_name, bool load) {
     auto name = UrlDecode(encoded_name);
     if (!name) return Send(Error(400, StrCat("malformed model name '", encoded_name, "'")));
@@ -644,12 +644,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Readable with data means the client pipelined its next request: that
   // stays in the socket for the next read.
   void WatchForClose() {
-    watching_ = true;
     socket_.async_wait(tcp::socket::wait_read,
-                       [self = shared_from_this(), generation = ++watch_generation_](beast::error_code ec) {
-                         // Answered first (the wait was cancelled), or a stale wait.
-                         if (ec || !self->watching_ || generation != self->watch_generation_) return;
-                         self->watching_ = false;
+                       [self = shared_from_this(), watch = ++watch_](beast::error_code ec) {
+                         // Answered first (the wait was cancelled), or a wait of an earlier request.
+                         if (ec || watch != self->watch_) return;
                          char byte;
                          const ssize_t n = ::recv(self->socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
                          if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
@@ -659,17 +657,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
                        });
   }
 
+  // Before a write: no read or write is pending then, only a watch (if any).
   void StopWatchingForClose() {
-    if (!watching_) return;
-    watching_ = false;
+    ++watch_;
     beast::error_code ignored;
-    socket_.cancel(ignored);  // Only the wait is pending here.
+    socket_.cancel(ignored);
   }
 
   tcp::socket socket_;
   Clock::time_point deadline_ = Clock::time_point::max();
-  bool watching_ = false;
-  uint32_t watch_generation_ = 0;
+  uint32_t watch_ = 0;  // Which WatchForClose is current; bumped to retire it.
   const HttpServer::Options& options_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -704,8 +701,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 struct HttpServer::Impl {
   struct Loop {
     net::io_context ioc{1};  // One thread: Asio skips waking other threads.
-    std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
-    net::steady_timer sweep{ioc};
+    net::steady_timer sweep{ioc};  // Always armed: it also keeps the loop running until Stop.
     std::vector<std::weak_ptr<Connection>> connections;  // Only touched on this loop's thread.
     std::thread thread;
   };
@@ -782,7 +778,6 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(Options options) {
   }
   impl->Accept();
   for (auto& loop : impl->loops) {
-    loop->work.emplace(loop->ioc.get_executor());
     impl->Sweep(*loop);
     loop->thread = std::thread([ioc = &loop->ioc] { ioc->run(); });
   }
@@ -795,10 +790,7 @@ void HttpServer::Stop() {
     beast::error_code ignored;
     impl->acceptor->close(ignored);
   });
-  for (auto& loop : impl_->loops) {
-    loop->work.reset();
-    loop->ioc.stop();
-  }
+  for (auto& loop : impl_->loops) loop->ioc.stop();
   for (auto& loop : impl_->loops) {
     if (loop->thread.joinable()) loop->thread.join();
   }

@@ -394,7 +394,7 @@ TEST_P(ModelLifecycleTest, RequestsAdmittedToTheOldVersionFinishOnItAndItIsRelea
   EXPECT_TRUE(manager.WaitForLiveVersions(1, absl::Seconds(10)));
 }
 
-TEST_P(ModelLifecycleTest, UnloadDrainsInFlightRequestsThenReleases) {
+TEST_P(ModelLifecycleTest, UnloadDrainsInFlightRequestsThenReleasesAndReportsIt) {
   AddVersion("m", 1);
   auto& manager = Start(ModelControlMode::kExplicit, {"m"});
   FakeSession* session = factory_.session(0);
@@ -405,6 +405,7 @@ TEST_P(ModelLifecycleTest, UnloadDrainsInFlightRequestsThenReleases) {
   ASSERT_TRUE(manager.UnloadModel("m").ok());
   EXPECT_EQ(manager.GetModel("m", "").status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(manager.LiveVersionCount(), 1u);
+  EXPECT_TRUE(Released().empty()) << "released while a request still ran on it";
   session->Release();
   ASSERT_TRUE(pending.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
   EXPECT_TRUE(pending.status.ok()) << pending.status;
@@ -447,22 +448,6 @@ TEST_P(ModelLifecycleTest, ReadyVersionsListsOnlyServedVersionsInNumericOrder) {
   EXPECT_TRUE(manager.ReadyVersions("unknown").empty());
   ASSERT_TRUE(manager.UnloadModel("m").ok());
   EXPECT_TRUE(manager.ReadyVersions("m").empty());
-}
-
-TEST_P(ModelLifecycleTest, ReleaseIsReportedOnlyOnceTheLastRequestIsDone) {
-  AddVersion("m", 1);
-  auto& manager = Start(ModelControlMode::kExplicit, {"m"});
-  FakeSession* session = factory_.session(0);
-  session->Hold();
-  Pending pending;
-  Send("m", &pending);
-  ASSERT_TRUE(session->WaitForRunsStarted(1, absl::Seconds(10)));
-  ASSERT_TRUE(manager.UnloadModel("m").ok());
-  EXPECT_TRUE(Released().empty()) << "released while a request still ran on it";
-  session->Release();
-  ASSERT_TRUE(pending.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
-  ASSERT_TRUE(manager.WaitForLiveVersions(0, absl::Seconds(10)));
-  EXPECT_EQ(Released(), std::vector<std::string>{"m/1"});
 }
 
 TEST_P(ModelLifecycleTest, SwappedOutVersionIsReportedReleased) {
