@@ -2,9 +2,11 @@
 // Session: one loaded model instance that runs (batched) inputs to outputs.
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -28,6 +30,44 @@ struct ModelSignature {
   const TensorSpec* FindOutput(std::string_view name) const;
 };
 
+// Host memory a caller builds a session's inputs in (the scheduler's batch
+// buffers), owned and move-only. It comes from the session, because where it
+// lives decides how fast the engine reads it: a GPU session hands out
+// page-locked (pinned) memory, which the device copies in one DMA with no
+// staging through a driver buffer; a CPU session hands out heap memory.
+// A buffer must be released before the session that made it is destroyed.
+class HostBuffer {
+ public:
+  // Gives `data` back to whoever allocated it.
+  using Release = void (*)(void* owner, std::byte* data);
+
+  HostBuffer() = default;
+  // Heap memory for `bytes` bytes (uninitialized).
+  explicit HostBuffer(size_t bytes);
+  // Memory from an allocator: `release(owner, data)` frees it.
+  HostBuffer(std::byte* data, size_t size, bool pinned, Release release, void* owner)
+      : data_(data), size_(size), pinned_(pinned), release_(release), owner_(owner) {}
+  HostBuffer(HostBuffer&& other) noexcept { *this = std::move(other); }
+  HostBuffer& operator=(HostBuffer&& other) noexcept;
+  HostBuffer(const HostBuffer&) = delete;
+  HostBuffer& operator=(const HostBuffer&) = delete;
+  ~HostBuffer() { Reset(); }
+
+  std::byte* data() const { return data_; }
+  size_t size() const { return size_; }
+  // Page-locked memory (from a GPU session's pinned allocator).
+  bool pinned() const { return pinned_; }
+
+ private:
+  void Reset();
+
+  std::byte* data_ = nullptr;
+  size_t size_ = 0;
+  bool pinned_ = false;
+  Release release_ = nullptr;
+  void* owner_ = nullptr;
+};
+
 // Runs a loaded model. Implementations wrap an execution engine (ONNX Runtime)
 // or fake one in tests.
 //
@@ -47,6 +87,11 @@ class Session {
   // Internal for a failure inside the engine.
   virtual absl::Status Run(std::span<const Tensor> inputs, std::span<const std::string> output_names,
                            std::vector<Tensor>* outputs) = 0;
+
+  // Memory for inputs the caller assembles (see HostBuffer): `bytes` bytes,
+  // uninitialized. The default is heap memory. Thread-safe. Call it while
+  // warming up, not per request: pinned memory is slow to allocate.
+  virtual HostBuffer AllocateHostBuffer(size_t bytes) { return HostBuffer(bytes); }
 };
 
 // Graph optimization levels, as ORT names them.

@@ -166,15 +166,18 @@ PadElement MakePadElement(DataType type, double value) {
   return PadElement{};
 }
 
-namespace {
-// Resizes `buffer` to `bytes`; growth reserves room for `max_rows` rows.
-void Size(std::vector<std::byte>& buffer, size_t bytes, int64_t rows, int64_t max_rows) {
-  if (bytes > buffer.capacity() && rows > 0 && max_rows > rows) {
-    buffer.reserve(bytes / static_cast<size_t>(rows) * static_cast<size_t>(max_rows));
+void BatchInputBuilder::Size(Buffer& buffer, size_t bytes, int64_t rows, int64_t max_rows) {
+  if (bytes > buffer.memory.size()) {
+    size_t capacity = bytes;
+    if (rows > 0 && max_rows > rows) {
+      capacity = std::max(bytes, bytes / static_cast<size_t>(rows) * static_cast<size_t>(max_rows));
+    }
+    // The old contents need not survive: every Build writes the whole batch.
+    buffer.memory = memory_source_ != nullptr ? memory_source_->AllocateHostBuffer(capacity)
+                                              : backend::HostBuffer(capacity);
   }
-  buffer.resize(bytes);
+  buffer.size = bytes;
 }
-}  // namespace
 
 void BatchInputBuilder::Reserve(std::span<const backend::TensorSpec> inputs, int64_t max_rows) {
   if (buffers_.size() < inputs.size()) buffers_.resize(inputs.size());
@@ -189,7 +192,9 @@ void BatchInputBuilder::Reserve(std::span<const backend::TensorSpec> inputs, int
       fixed = spec.dims[d] >= 0;
       row *= spec.dims[d];
     }
-    if (fixed && max_rows > 0) buffers_[i].reserve(static_cast<size_t>(row * max_rows) * element_size);
+    if (fixed && max_rows > 0) {
+      Size(buffers_[i], static_cast<size_t>(row * max_rows) * element_size, max_rows, max_rows);
+    }
   }
 }
 
@@ -230,14 +235,14 @@ absl::Status BatchInputBuilder::Build(std::span<const InferRequest* const> reque
                                                  static_cast<size_t>(want) * element_size));
       }
     }
-    std::vector<std::byte>& buffer = buffers_[i];
+    Buffer& buffer = buffers_[i];
     if (!padded) {
       // Equal non-batch shapes (or BYTES): the batch is the plain concatenation.
       Size(buffer, bytes, batch.shape[0], max_rows);
       size_t at = 0;
       for (const InferRequest* request : requests) {
         const Tensor* input = MatchingInput(*request, i, seed_input.name);
-        if (!input->data.empty()) std::memcpy(buffer.data() + at, input->data.data(), input->data.size());
+        if (!input->data.empty()) std::memcpy(buffer.memory.data() + at, input->data.data(), input->data.size());
         at += input->data.size();
       }
     } else {
@@ -250,19 +255,19 @@ absl::Status BatchInputBuilder::Build(std::span<const InferRequest* const> reque
         const Tensor* input = MatchingInput(*request, i, seed_input.name);
         const size_t region = static_cast<size_t>(input->shape[0]) * row_bytes;
         if (input->data.size() == region) {
-          std::memcpy(buffer.data() + at, input->data.data(), region);
+          std::memcpy(buffer.memory.data() + at, input->data.data(), region);
         } else {
-          Fill(buffer.data() + at, region, pad_element);
+          Fill(buffer.memory.data() + at, region, pad_element);
           target = batch.shape;
           target[0] = input->shape[0];
           if (!input->data.empty()) {
-            CopyPadded(input->data.data(), buffer.data() + at, input->shape, target, element_size);
+            CopyPadded(input->data.data(), buffer.memory.data() + at, input->shape, target, element_size);
           }
         }
         at += region;
       }
     }
-    batch.data = std::span<const std::byte>(buffer.data(), buffer.size());
+    batch.data = std::span<const std::byte>(buffer.memory.data(), buffer.size);
   }
   return absl::OkStatus();
 }

@@ -39,9 +39,16 @@ PadElement MakePadElement(DataType type, double value);
 // and reuses: after the first batch of a given byte size, building another one
 // allocates nothing (buffers and tensor vectors keep their capacity).
 //
-// Not thread-safe: one per runner thread.
+// The buffers come from the session the batches run on
+// (Session::AllocateHostBuffer), so a GPU session's batches are built in
+// pinned memory and reach the device in one DMA; without a session they are
+// heap memory.
+//
+// Not thread-safe: one per runner thread. Must not outlive `memory_source`.
 class BatchInputBuilder {
  public:
+  explicit BatchInputBuilder(backend::Session* memory_source = nullptr) : memory_source_(memory_source) {}
+
   // Builds the batch for `requests` (all CanBatch with requests[0]). With `pad`
   // every input is padded to the largest size per dimension with `pad_value`.
   // A buffer that must grow is sized for `max_rows` rows of this batch's row
@@ -60,7 +67,16 @@ class BatchInputBuilder {
   std::span<const Tensor> tensors() const { return {tensors_.data(), tensors_.size()}; }
 
  private:
-  std::vector<std::vector<std::byte>> buffers_;  // One per input position.
+  struct Buffer {
+    backend::HostBuffer memory;  // Its size is the capacity.
+    size_t size = 0;             // Bytes of the current batch.
+  };
+  // Makes `buffer` hold `bytes`; a buffer that must grow takes room for
+  // `max_rows` rows of `rows`' row size at once.
+  void Size(Buffer& buffer, size_t bytes, int64_t rows, int64_t max_rows);
+
+  backend::Session* memory_source_;
+  std::vector<Buffer> buffers_;  // One per input position.
   std::vector<Tensor> tensors_;
 };
 

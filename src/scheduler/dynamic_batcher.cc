@@ -63,6 +63,8 @@ DynamicBatcher::DynamicBatcher(SchedulerOptions options)
     state->subset_names.reserve(all_output_names_.size());
     state->run_position.resize(all_output_names_.size());
     for (const auto& name : all_output_names_) state->subset_names.push_back(name);
+    // Batches are built in memory from the instance's session (pinned on a GPU).
+    state->builder = BatchInputBuilder(options_.instances[i].get());
     if (options_.max_batch_size > 0) {
       state->builder.Reserve(options_.instances[i]->signature().inputs, options_.max_batch_size);
     }

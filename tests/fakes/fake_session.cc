@@ -2,6 +2,7 @@
 #include "fakes/fake_session.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 namespace ortserve::testing {
@@ -39,6 +40,7 @@ absl::Status FakeSession::Run(std::span<const Tensor> inputs, std::span<const st
     ++started_;
     ++running_;
     max_running_ = std::max(max_running_, running_);
+    if (InHostBuffers(inputs)) ++runs_on_host_;
     if (record_shapes_) {
       auto& shapes = shapes_.emplace_back();
       for (const auto& input : inputs) shapes.push_back(input.shape);
@@ -80,6 +82,51 @@ std::span<std::byte> FakeSession::AcquireBuffer(size_t bytes, std::shared_ptr<co
   auto& buffer = pool_.emplace_back(std::make_shared<std::vector<std::byte>>(bytes));
   *holder = buffer;
   return {buffer->data(), buffer->size()};
+}
+
+backend::HostBuffer FakeSession::AllocateHostBuffer(size_t bytes) {
+  auto* data = new std::byte[std::max<size_t>(bytes, 1)];
+  absl::MutexLock lock(&mu_);
+  ++host_allocated_;
+  host_buffers_.emplace_back(data, bytes);
+  return backend::HostBuffer(data, bytes, /*pinned=*/true, &ReleaseHostBuffer, this);
+}
+
+void FakeSession::ReleaseHostBuffer(void* session, std::byte* data) {
+  auto* self = static_cast<FakeSession*>(session);
+  {
+    absl::MutexLock lock(&self->mu_);
+    std::erase_if(self->host_buffers_, [data](std::span<const std::byte> b) { return b.data() == data; });
+  }
+  delete[] data;
+}
+
+bool FakeSession::InHostBuffers(std::span<const Tensor> inputs) const {
+  if (inputs.empty()) return false;
+  for (const Tensor& input : inputs) {
+    const bool inside = std::any_of(host_buffers_.begin(), host_buffers_.end(), [&](std::span<const std::byte> b) {
+      const auto begin = reinterpret_cast<uintptr_t>(input.data.data());
+      const auto buffer = reinterpret_cast<uintptr_t>(b.data());
+      return begin >= buffer && begin + input.data.size() <= buffer + b.size();
+    });
+    if (!inside) return false;
+  }
+  return true;
+}
+
+int FakeSession::host_buffers_allocated() const {
+  absl::MutexLock lock(&mu_);
+  return host_allocated_;
+}
+
+int FakeSession::host_buffers_alive() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(host_buffers_.size());
+}
+
+int FakeSession::runs_on_host_buffers() const {
+  absl::MutexLock lock(&mu_);
+  return runs_on_host_;
 }
 
 void FakeSession::Hold() {

@@ -23,7 +23,10 @@ namespace ortserve::testing {
 //  - a gate (Hold/Release) that parks every Run until released;
 //  - a failure status every Run returns;
 //  - counters: runs started and finished, the most runs at once;
-//  - the recorded input shapes of each run (off with set_record_shapes(false)).
+//  - the recorded input shapes of each run (off with set_record_shapes(false));
+//  - host memory (AllocateHostBuffer) it marks pinned, as a GPU session's is,
+//    and counts: buffers made and still alive, and the runs whose every input
+//    lay in such a buffer.
 //
 // Output memory comes from a pool of buffers the session recycles once no
 // tensor refers to them any more, so after warm-up Run allocates nothing
@@ -59,6 +62,8 @@ class FakeSession final : public backend::Session {
   absl::Status Run(std::span<const Tensor> inputs, std::span<const std::string> output_names,
                    std::vector<Tensor>* outputs) override;
 
+  backend::HostBuffer AllocateHostBuffer(size_t bytes) override;
+
   // Parks every Run (after it counts as started) until Release().
   void Hold();
   void Release();
@@ -73,6 +78,10 @@ class FakeSession final : public backend::Session {
   int runs_started() const;
   int runs_finished() const;
   int max_concurrent_runs() const;
+  int host_buffers_allocated() const;
+  int host_buffers_alive() const;
+  // Runs whose inputs all lay in this session's host buffers.
+  int runs_on_host_buffers() const;
   // Per run, the shape of each input, in the order given.
   std::vector<std::vector<Shape>> batch_shapes() const;
   // Per run, dim 0 of the first input (the batch size), 0 for rank-0 inputs.
@@ -93,6 +102,13 @@ class FakeSession final : public backend::Session {
   int running_ ABSL_GUARDED_BY(mu_) = 0;
   int max_running_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::vector<Shape>> shapes_ ABSL_GUARDED_BY(mu_);
+
+  static void ReleaseHostBuffer(void* session, std::byte* data);
+  bool InHostBuffers(std::span<const Tensor> inputs) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  int host_allocated_ ABSL_GUARDED_BY(mu_) = 0;
+  int runs_on_host_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::span<const std::byte>> host_buffers_ ABSL_GUARDED_BY(mu_);  // Alive ones.
 
   absl::Mutex pool_mu_;
   std::vector<std::shared_ptr<std::vector<std::byte>>> pool_ ABSL_GUARDED_BY(pool_mu_);

@@ -2,7 +2,8 @@
 // GPU serving on the real ortserve binary (issue #8), for the GPU machine:
 // a KIND_GPU model answers as its CPU twin does, two instances on one GPU
 // both serve (one's copies overlap the other's run), dynamic batching forms
-// batches on the GPU, and the NVML gauges are exported. Label `gpu`: not in
+// batches on the GPU, the NVML gauges are exported, and a GPU session builds
+// batches in pinned memory. Label `gpu`: not in
 // `make test`; without an NVIDIA device and the CUDA provider they skip.
 // ORTSERVE_GPU_TEST_ON_CPU=1 runs them with KIND_CPU instead (the NVML check
 // skips), to keep the tests themselves honest on a machine without a GPU.
@@ -10,6 +11,7 @@
 #include <rapidjson/document.h>
 
 #include <atomic>
+#include <cstring>
 #include <cstdlib>
 #include <cmath>
 #include <filesystem>
@@ -19,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "backend/ort/ort_session_factory.h"
 #include "integration/server_harness.h"
 
 namespace ortserve::testing {
@@ -168,6 +171,46 @@ TEST_F(GpuServingTest, GpuUtilizationAndMemoryAreExported) {
   EXPECT_GE(MetricValue(m, "ortserve_gpu_utilization_ratio", {R"(gpu="0")"}), 0) << m;
   EXPECT_GT(MetricValue(m, "ortserve_gpu_memory_total_bytes", {R"(gpu="0")"}), 0) << m;
   EXPECT_GT(MetricValue(m, "ortserve_gpu_memory_used_bytes", {R"(gpu="0")"}), 0) << m;
+}
+
+// The backend alone: a GPU session hands out pinned memory for batches, and a
+// batch built there, bound with IoBinding, gives the CPU session's answers.
+TEST(GpuSessionTest, BatchBuffersArePinnedAndGiveTheCpuAnswers) {
+  if (const std::string missing = MissingGpu(); !missing.empty()) GTEST_SKIP() << missing;
+  auto factory = backend::OrtSessionFactory::Create(backend::OrtSessionFactory::Options{});
+  ASSERT_TRUE(factory.ok()) << factory.status();
+  backend::SessionOptions options;
+  options.model_path = SourceDir() + "/models/iris_classifier/1/model.onnx";
+  auto cpu = (*factory)->Create(options);
+  ASSERT_TRUE(cpu.ok()) << cpu.status();
+  options.device = OnCpu() ? backend::DeviceKind::kCpu : backend::DeviceKind::kGpu;
+  options.io_binding = true;
+  auto gpu = (*factory)->Create(options);
+  ASSERT_TRUE(gpu.ok()) << gpu.status();
+
+  constexpr int kRows = 32;
+  std::vector<float> values(kRows * 4);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(i % 9) * 0.75f;
+  backend::HostBuffer buffer = (*gpu)->AllocateHostBuffer(values.size() * sizeof(float));
+  EXPECT_EQ(buffer.pinned(), !OnCpu());
+  ASSERT_EQ(buffer.size(), values.size() * sizeof(float));
+  std::memcpy(buffer.data(), values.data(), buffer.size());
+  Tensor input;
+  input.name = "input";
+  input.type = DataType::kFp32;
+  input.shape = {kRows, 4};
+  input.data = std::span<const std::byte>(buffer.data(), buffer.size());
+  const std::vector<std::string> names = {"probabilities"};
+  for (int repeat = 0; repeat < 3; ++repeat) {
+    std::vector<Tensor> expected, actual;
+    ASSERT_TRUE((*cpu)->Run({&input, 1}, names, &expected).ok());
+    ASSERT_TRUE((*gpu)->Run({&input, 1}, names, &actual).ok());
+    ASSERT_EQ(actual[0].shape, expected[0].shape);
+    const auto e = expected[0].values<float>();
+    const auto a = actual[0].values<float>();
+    ASSERT_EQ(a.size(), e.size());
+    for (size_t j = 0; j < e.size(); ++j) EXPECT_NEAR(a[j], e[j], 1e-4) << "element " << j;
+  }
 }
 
 }  // namespace

@@ -152,15 +152,36 @@ Tensor StringOutput(const std::string& name, Ort::Value& value) {
 
 class OrtSession final : public Session {
  public:
-  OrtSession(Ort::Session session, ModelSignature signature, bool io_binding, bool gpu)
+  // `gpu_device_id` < 0: a CPU session.
+  OrtSession(Ort::Session session, ModelSignature signature, bool io_binding, int gpu_device_id)
       : session_(std::move(session)),
         signature_(std::move(signature)),
         io_binding_(io_binding),
         // GPU results land in pinned host memory so the copy back is one DMA.
-        output_memory_(gpu ? Ort::MemoryInfo("CudaPinned", OrtDeviceAllocator, 0, OrtMemTypeCPUOutput)
-                           : Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault)) {}
+        output_memory_(gpu_device_id >= 0 ? PinnedMemory(gpu_device_id)
+                                          : Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault)) {
+    if (gpu_device_id < 0) return;
+    // The CUDA provider registers a pinned-memory allocator with the session;
+    // without one (an older provider) batches fall back to heap memory, which
+    // is correct, only slower to copy.
+    try {
+      pinned_allocator_.emplace(session_, PinnedMemory(gpu_device_id));
+    } catch (const Ort::Exception&) {
+      pinned_allocator_.reset();
+    }
+  }
 
   const ModelSignature& signature() const override { return signature_; }
+
+  HostBuffer AllocateHostBuffer(size_t bytes) override {
+    if (!pinned_allocator_ || bytes == 0) return HostBuffer(bytes);
+    try {
+      auto* data = static_cast<std::byte*>(pinned_allocator_->Alloc(bytes));
+      return HostBuffer(data, bytes, /*pinned=*/true, &FreePinned, &*pinned_allocator_);
+    } catch (const Ort::Exception&) {
+      return HostBuffer(bytes);  // Page-locked memory is a limited resource.
+    }
+  }
 
   absl::Status Run(std::span<const Tensor> inputs, std::span<const std::string> output_names,
                    std::vector<Tensor>* outputs) override {
@@ -243,6 +264,18 @@ class OrtSession final : public Session {
     return results;
   }
 
+  static Ort::MemoryInfo PinnedMemory(int gpu_device_id) {
+    return Ort::MemoryInfo("CudaPinned", OrtDeviceAllocator, gpu_device_id, OrtMemTypeCPUOutput);
+  }
+
+  static void FreePinned(void* allocator, std::byte* data) {
+    try {
+      static_cast<Ort::Allocator*>(allocator)->Free(data);
+    } catch (const Ort::Exception&) {
+      // Nothing to do: the session's allocator goes away with the session.
+    }
+  }
+
   static Tensor ToTensor(const std::string& name, Ort::Value value) {
     auto info = value.GetTensorTypeAndShapeInfo();
     auto type = FromOrt(info.GetElementType());
@@ -266,6 +299,7 @@ class OrtSession final : public Session {
   absl::Mutex bindings_mu_;
   std::vector<std::unique_ptr<Ort::IoBinding>> free_bindings_ ABSL_GUARDED_BY(bindings_mu_);
   Ort::RunOptions run_options_;
+  std::optional<Ort::Allocator> pinned_allocator_;  // GPU sessions only.
   Ort::MemoryInfo cpu_memory_ = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
 };
 
@@ -343,7 +377,7 @@ absl::StatusOr<std::unique_ptr<Session>> OrtSessionFactory::Create(const Session
       signature.outputs.push_back(std::move(spec));
     }
     return std::unique_ptr<Session>(new OrtSession(std::move(session), std::move(signature), options.io_binding,
-                                                   options.device == DeviceKind::kGpu));
+                                                   options.device == DeviceKind::kGpu ? options.gpu_device_id : -1));
   } catch (const Ort::Exception& e) {
     return FromOrtException(e, StrCat("loading ", options.model_path));
   }

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include "integration/server_harness.h"
 
 namespace ortserve::backend {
@@ -86,6 +88,28 @@ TEST_P(OrtRunTest, RunsOnCallerBuffersWithAndWithoutIoBinding) {
     EXPECT_EQ(outputs[1].values<float>()[1], -5.0f);
     EXPECT_EQ(outputs[1].values<float>()[5], 3.0f);
   }
+}
+
+TEST_P(OrtRunTest, RunsOnInputsBuiltInItsOwnHostMemory) {
+  SessionOptions options{.model_path = Path("neg.onnx")};
+  options.io_binding = GetParam();
+  auto session = factory_->Create(options);
+  ASSERT_TRUE(session.ok()) << session.status();
+  const float values[] = {1, 5, 2, -1, -2, -3};
+  HostBuffer buffer = (*session)->AllocateHostBuffer(sizeof(values));
+  ASSERT_NE(buffer.data(), nullptr);
+  EXPECT_EQ(buffer.size(), sizeof(values));
+  EXPECT_FALSE(buffer.pinned());  // A CPU session's memory is the heap's.
+  std::memcpy(buffer.data(), values, sizeof(values));
+  Tensor x{.name = "x", .type = DataType::kFp32, .shape = {2, 3},
+           .data = std::span<const std::byte>(buffer.data(), buffer.size()), .holder = nullptr};
+  const std::vector<std::string> names = {"y"};
+  std::vector<Tensor> outputs;
+  ASSERT_TRUE((*session)->Run({&x, 1}, names, &outputs).ok());
+  ASSERT_EQ(outputs.size(), 1u);
+  EXPECT_EQ(outputs[0].values<float>()[1], -5.0f);
+  EXPECT_EQ(outputs[0].values<float>()[5], 3.0f);
+  EXPECT_EQ((*session)->AllocateHostBuffer(0).data(), nullptr);
 }
 
 INSTANTIATE_TEST_SUITE_P(IoBinding, OrtRunTest, ::testing::Bool());

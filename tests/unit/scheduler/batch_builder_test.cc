@@ -5,6 +5,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "fakes/fake_session.h"
 #include "unit/scheduler/test_util.h"
 
 namespace ortserve::scheduler {
@@ -60,6 +61,30 @@ TEST(BatchInputBuilderTest, ReusesItsBufferForTheSameShape) {
   ASSERT_TRUE(builder.Build(swapped, false, 0).ok());
   EXPECT_EQ(builder.tensors()[0].data.data(), first);
   EXPECT_THAT(test::Floats(builder.tensors()[0]), ElementsAre(5, 6, 1, 2, 3, 4));
+}
+
+TEST(BatchInputBuilderTest, TakesItsBuffersFromTheSessionAndGivesThemBack) {
+  ortserve::testing::FakeSession session(
+      ortserve::testing::MakeSignature({{"INPUT0", DataType::kFp32, {-1, 2}}}, {}));
+  auto a = test::MakeFloatRequest("a", {2, 2}, {1, 2, 3, 4});
+  auto b = test::MakeFloatRequest("b", {1, 2}, {5, 6});
+  {
+    BatchInputBuilder builder(&session);
+    builder.Reserve(session.signature().inputs, /*max_rows=*/4);
+    EXPECT_EQ(session.host_buffers_allocated(), 1);  // Room for 4 rows, up front.
+    const InferRequest* requests[] = {a.get(), b.get()};
+    ASSERT_TRUE(builder.Build(requests, false, 0, 4).ok());
+    EXPECT_THAT(test::Floats(builder.tensors()[0]), ElementsAre(1, 2, 3, 4, 5, 6));
+    const InferRequest* more[] = {a.get(), a.get()};
+    ASSERT_TRUE(builder.Build(more, false, 0, 4).ok());
+    EXPECT_EQ(session.host_buffers_allocated(), 1);
+    const InferRequest* over[] = {a.get(), a.get(), b.get()};  // 5 rows: past the reservation.
+    ASSERT_TRUE(builder.Build(over, false, 0, 4).ok());
+    EXPECT_THAT(test::Floats(builder.tensors()[0]), ElementsAre(1, 2, 3, 4, 1, 2, 3, 4, 5, 6));
+    EXPECT_EQ(session.host_buffers_allocated(), 2);
+    EXPECT_EQ(session.host_buffers_alive(), 1);  // The smaller one went back.
+  }
+  EXPECT_EQ(session.host_buffers_alive(), 0);
 }
 
 TEST(BatchRowsTest, RejectsInputsThatDisagreeOnTheBatchSize) {

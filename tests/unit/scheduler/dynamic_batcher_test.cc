@@ -303,6 +303,34 @@ TEST_F(DynamicBatcherTest, BatchesEqualShapesTogetherAndPassesOverOthersWithoutP
   EXPECT_THAT(Floats(collector_.Get("three")->outputs[0]), ElementsAre(2, 4, 6));
 }
 
+TEST_F(DynamicBatcherTest, BuildsBatchesInTheInstancesHostMemoryAndRunsSinglesInPlace) {
+  // A GPU session hands out pinned memory; the batch must be built there, and
+  // a request that runs alone must be read from its own bytes (no copy).
+  options_.max_batch_size = 4;
+  options_.dynamic_batching = true;
+  options_.max_queue_delay = absl::Hours(1);
+  Start();
+  Send("a", {1, 2}, {1, 2});
+  Send("b", {3, 2}, {3, 4, 5, 6, 7, 8});
+  ASSERT_TRUE(collector_.WaitFor(2, kWait));
+  EXPECT_EQ(session_->runs_on_host_buffers(), 1);
+  Send("c", {4, 2}, {1, 2, 3, 4, 5, 6, 7, 8});  // Fills a batch on its own.
+  ASSERT_TRUE(collector_.WaitFor(3, kWait));
+  EXPECT_THAT(session_->batch_sizes(), ElementsAre(4, 4));
+  EXPECT_EQ(session_->runs_on_host_buffers(), 1);
+  const int allocated = session_->host_buffers_allocated();
+  EXPECT_GE(allocated, 1);
+  Send("d", {2, 2}, {1, 2, 3, 4});
+  Send("e", {2, 2}, {5, 6, 7, 8});
+  ASSERT_TRUE(collector_.WaitFor(5, kWait));
+  EXPECT_THAT(Floats(collector_.Get("e")->outputs[0]), ElementsAre(10, 12, 14, 16));
+  EXPECT_EQ(session_->runs_on_host_buffers(), 2);
+  EXPECT_EQ(session_->host_buffers_allocated(), allocated);  // Warm: reused.
+  scheduler_->Stop();
+  scheduler_.reset();
+  EXPECT_EQ(session_->host_buffers_alive(), 0);  // Given back before the session goes.
+}
+
 TEST_F(DynamicBatcherTest, SplitsOutputsAsViewsIntoTheBatchOutput) {
   options_.max_batch_size = 4;
   options_.dynamic_batching = true;
