@@ -377,6 +377,18 @@ absl::StatusOr<backend::SessionOptions> SessionOptionsFromConfig(const ModelConf
     if (key.rfind("session.", 0) == 0) {
       // ORT session config entries pass through, e.g. session.intra_op.allow_spinning.
       options.config_entries.emplace_back(key, value.string_value());
+    } else if (key == "cuda.enable_cuda_graph") {
+      // A captured CUDA graph replays the device addresses of its first run,
+      // and ortserve binds each batch's inputs afresh (at addresses the arena
+      // picks): replays could read another batch's inputs. Refuse rather than
+      // answer wrongly, until inputs live in fixed device buffers.
+      ASSIGN_OR_RETURN(bool graph, ParseBoolParameter(config, key, false));
+      if (graph) {
+        return absl::InvalidArgumentError(StrCat(
+            "model '", config.name(), "': cuda.enable_cuda_graph is not supported: a CUDA graph replays fixed "
+            "device addresses, but ortserve binds each batch's inputs anew, so replays could compute on stale "
+            "inputs; remove the parameter or set it to \"0\""));
+      }
     } else if (key.rfind("cuda.", 0) == 0) {
       options.gpu_provider_options.emplace_back(key.substr(5), value.string_value());
     } else if (warnings) {

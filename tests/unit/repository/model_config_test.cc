@@ -134,6 +134,24 @@ TEST(ModelConfigTest, BatchingNeedsAVariableFirstDimension) {
   EXPECT_NE(std::string(status.message()).find("batch dimension"), std::string::npos) << status;
 }
 
+TEST(ModelConfigTest, CudaGraphsAreRefusedClearlyAndOffIsAccepted) {
+  auto with = [](const std::string& value) {
+    return Parse(R"(
+      instance_group [ { kind: KIND_GPU } ]
+      parameters { key: "cuda.enable_cuda_graph" value: { string_value: ")" + value + R"(" } }
+    )");
+  };
+  auto on = SessionOptionsFromConfig(with("1"), "/m/1/model.onnx", nullptr);
+  ASSERT_FALSE(on.ok());
+  EXPECT_EQ(on.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(on.status().message()).find("cuda.enable_cuda_graph is not supported"), std::string::npos)
+      << on.status();
+  auto off = SessionOptionsFromConfig(with("false"), "/m/1/model.onnx", nullptr);
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_TRUE(off->gpu_provider_options.empty());
+  EXPECT_FALSE(SessionOptionsFromConfig(with("maybe"), "/m/1/model.onnx", nullptr).ok());
+}
+
 TEST(ModelConfigTest, SessionOptionsFollowTritonOnnxRuntimeParameters) {
   ModelConfig config = Parse(R"(
     optimization { graph { level: 1 } }
