@@ -306,7 +306,7 @@ with open(path, "a") as out:
         try:
             body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
             for line in body.splitlines():
-                if line.startswith("ortserve_gpu_"):
+                if line.startswith(("ortserve_gpu_", "ortserve_device_busy_seconds_total")):
                     out.write(f"{time.time():.3f} {line}\n")
             out.flush()
         except Exception:
@@ -487,10 +487,33 @@ if os.path.exists(path):
             except ValueError:
                 pass
 
+# ortserve's own view: the share of each run's time that its device had a
+# model run in progress (ortserve_device_busy_seconds_total; 100 - it is the
+# idle gaps the scheduler left).
+busy = {}  # device -> [(epoch, seconds)]
+if os.path.exists(path):
+    for line in open(path):
+        parts = line.split()
+        if len(parts) >= 3 and parts[1].startswith("ortserve_device_busy_seconds_total{"):
+            device = parts[1].split('device="', 1)[-1].split('"', 1)[0]
+            try:
+                busy.setdefault(device, []).append((float(parts[0]), float(parts[-1])))
+            except ValueError:
+                pass
+
 def mean_util(label):
     d = [v for t, v in dmon if in_phase(label, t)]
     n = [v * 100 for t, v in nvml if in_phase(label, t)]
     return (sum(d) / len(d) if d else None, sum(n) / len(n) if n else None)
+
+def busy_pct(label):
+    best = None
+    for samples in busy.values():
+        s = [(t, v) for t, v in samples if in_phase(label, t)]
+        if len(s) >= 2 and s[-1][0] > s[0][0] and s[-1][1] >= s[0][1]:
+            pct = 100 * (s[-1][1] - s[0][1]) / (s[-1][0] - s[0][0])
+            best = pct if best is None else max(best, pct)
+    return best
 
 raw = {k: load(k) for k in ("raw_cuda_fp32", "raw_cuda_fp16", "raw_cpu")}
 ref_name = "raw_cuda_fp32" if raw["raw_cuda_fp32"] else "raw_cpu"
@@ -514,7 +537,7 @@ for name, r in raw.items():
     sm, nv = mean_util(name)
     rows.append((f"{name} (best batch {r['best_batch']})", r.get("provider", "cpu"), "-",
                  r["best_inferences_per_s"], r["single_run_us"]["p50"] / 1e3, r["single_run_us"]["p99"] / 1e3,
-                 r["best_inferences_per_s"] / ref_best if ref_best else None, sm, nv))
+                 r["best_inferences_per_s"] / ref_best if ref_best else None, sm, nv, None))
     summary["runs"][name] = {"best_inferences_per_s": r["best_inferences_per_s"], "best_batch": r["best_batch"],
                              "batch1_p50_us": r["single_run_us"]["p50"], "provider": r.get("provider", "cpu"),
                              "sweep": r["throughput"], "gpu_sm_pct": sm}
@@ -528,18 +551,20 @@ for name in loads:
         continue
     sm, nv = mean_util(name)
     conc = r.get("concurrency") if r.get("mode") == "closed" else f"open {r.get('target_rate_rps', 0):.0f}/s"
+    db = busy_pct(name)
     rows.append((name, r["protocol"], conc, r["throughput_rps"], r["latency_us"]["p50"] / 1e3,
-                 r["latency_us"]["p99"] / 1e3, r["throughput_rps"] / ref_best if ref_best else None, sm, nv))
+                 r["latency_us"]["p99"] / 1e3, r["throughput_rps"] / ref_best if ref_best else None, sm, nv, db))
     summary["runs"][name] = {"throughput_rps": r["throughput_rps"], "p50_us": r["latency_us"]["p50"],
                              "p99_us": r["latency_us"]["p99"], "failed": r.get("requests_failed"),
-                             "errors": r.get("errors"), "gpu_sm_pct": sm, "gpu_nvml_pct": nv}
+                             "errors": r.get("errors"), "gpu_sm_pct": sm, "gpu_nvml_pct": nv,
+                             "device_busy_pct": db}
 
 lines = [f"reference: {ref_name}, best {fmt(ref_best)} inferences/s, batch-1 p50 {fmt(ref_b1_us and ref_b1_us / 1e3, '.2f')} ms",
          "",
-         "| run | protocol | concurrency | inferences/s | p50 ms | p99 ms | vs raw best | GPU sm % (dmon) | GPU % (NVML) |",
-         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-for n, p, c, t, p50, p99, ratio, sm, nv in rows:
-    lines.append(f"| {n} | {p} | {c} | {t:.0f} | {p50:.2f} | {p99:.2f} | {fmt(ratio, '.3f')} | {fmt(sm)} | {fmt(nv)} |")
+         "| run | protocol | concurrency | inferences/s | p50 ms | p99 ms | vs raw best | GPU sm % (dmon) | GPU % (NVML) | device busy % (ortserve) |",
+         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+for n, p, c, t, p50, p99, ratio, sm, nv, db in rows:
+    lines.append(f"| {n} | {p} | {c} | {t:.0f} | {p50:.2f} | {p99:.2f} | {fmt(ratio, '.3f')} | {fmt(sm)} | {fmt(nv)} | {fmt(db, '.1f')} |")
 
 def thr(name):
     r = summary["runs"].get(name)

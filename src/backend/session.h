@@ -92,6 +92,10 @@ class Session {
   // uninitialized. The default is heap memory. Thread-safe. Call it while
   // warming up, not per request: pinned memory is slow to allocate.
   virtual HostBuffer AllocateHostBuffer(size_t bytes) { return HostBuffer(bytes); }
+
+  // The device the session runs on, as metrics label it: "cpu", or "gpu"
+  // and the device id ("gpu0").
+  virtual std::string device_name() const { return "cpu"; }
 };
 
 // Graph optimization levels, as ORT names them.

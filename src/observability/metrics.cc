@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <cmath>
@@ -217,6 +218,7 @@ struct Metrics::Families {
   prometheus::Family<prometheus::Histogram>* batch_size;
   prometheus::Family<prometheus::Counter>* executions;
   prometheus::Family<prometheus::Counter>* instance_executions;
+  prometheus::Family<prometheus::Counter>* device_busy;
   prometheus::Family<prometheus::Gauge>* pending;
   prometheus::Family<prometheus::Gauge>* inflight_batches;
   prometheus::Family<prometheus::Gauge>* load_duration;
@@ -300,6 +302,11 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(MetricsOptions options)
                                 .Help("Model runs by the instance (runner thread) that made them; instance is its "
                                       "position in the model's instance_group, from 0.")
                                 .Register(r);
+  f->device_busy = &prometheus::BuildCounter()
+                        .Name("ortserve_device_busy_seconds_total")
+                        .Help("Time at least one model run was in progress on the device (cpu, gpu0, ...), added "
+                              "as runs end; idle gaps are wall time less this.")
+                        .Register(r);
   f->pending = &prometheus::BuildGauge()
                     .Name("ortserve_pending_requests")
                     .Help("Requests admitted to a model version's scheduler and not yet answered (queued + executing).")
@@ -437,6 +444,7 @@ VersionMetrics* Metrics::ForVersion(std::string_view model, std::string_view ver
     }
     v->fallbacks_ = &f.fallbacks->Add(base);
     v->instance_executions_ = f.instance_executions;
+    v->owner_ = this;
   }
   slot = std::move(v);
   return slot.get();
@@ -575,15 +583,39 @@ void VersionMetrics::RecordFallback() {
   if (fallbacks_) fallbacks_->Increment();
 }
 
-InstanceMetrics VersionMetrics::ForInstance(size_t instance) {
+InstanceMetrics VersionMetrics::ForInstance(size_t instance, std::string_view device) {
   InstanceMetrics metrics;
   if (instance_executions_ != nullptr) {
     // Family::Add locks the family and returns the existing child for the
     // same labels, so a restarted runner keeps counting where it left off.
-    metrics.executions_ =
-        &instance_executions_->Add({{"model", model_}, {"version", version_}, {"instance", StrCat(instance)}});
+    metrics.executions_ = &instance_executions_->Add({{"model", model_},
+                                                      {"version", version_},
+                                                      {"instance", StrCat(instance)},
+                                                      {"device", std::string(device)}});
   }
+  if (owner_ != nullptr) metrics.device_ = owner_->ForDevice(device);
   return metrics;
+}
+
+DeviceActivity* Metrics::ForDevice(std::string_view device) {
+  absl::MutexLock lock(&mu_);
+  auto it = devices_.find(device);
+  if (it != devices_.end()) return it->second.get();
+  auto activity = std::make_unique<DeviceActivity>();
+  activity->busy_seconds_ = &families_->device_busy->Add({{"device", std::string(device)}});
+  return devices_.emplace(std::string(device), std::move(activity)).first->second.get();
+}
+
+void DeviceActivity::RunStarted(absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  if (running_++ == 0) busy_since_ = std::max(now, last_end_);
+}
+
+void DeviceActivity::RunFinished(absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  if (running_ == 0 || --running_ > 0) return;
+  last_end_ = std::max(now, busy_since_);
+  busy_seconds_->Increment(absl::ToDoubleSeconds(last_end_ - busy_since_));
 }
 
 void InstanceMetrics::RecordExecution() {

@@ -78,19 +78,50 @@ struct MetricsOptions {
 // ("0.001,0.01,0.1"). Errors: InvalidArgument naming `flag` and the bad value.
 absl::StatusOr<std::vector<double>> ParseBuckets(std::string_view flag, std::string_view text);
 
-// The execution counter of one instance (runner thread) of a model version:
-// a pointer to its label child, resolved once by VersionMetrics::ForInstance
-// when the runner starts. A default-constructed one records nothing.
-// Recording is lock-free and thread-safe.
+// Whether a device ("cpu", "gpu0", ...) is running a model:
+// ortserve_device_busy_seconds_total counts the time at least one model run,
+// of any model, was in progress on it (added when the runs in progress end).
+// The device's idle gaps are the wall time less that; under load that keeps
+// every queue full they are what the scheduler leaves between runs. Made by
+// Metrics::ForDevice. Thread-safe: a short lock at each run's start and end,
+// never held across a run.
+class DeviceActivity {
+ public:
+  void RunStarted(absl::Time now);
+  void RunFinished(absl::Time now);
+
+ private:
+  friend class Metrics;
+  absl::Mutex mu_;
+  int running_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time busy_since_ ABSL_GUARDED_BY(mu_);
+  // Clocks read on different threads may disagree by a little; a busy span
+  // never starts before the last one ended, so no time is counted twice.
+  absl::Time last_end_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  prometheus::Counter* busy_seconds_ = nullptr;
+};
+
+// The series of one instance (runner thread) of a model version: its
+// execution counter and its device's activity, resolved once by
+// VersionMetrics::ForInstance when the runner starts. A default-constructed
+// one records nothing. Thread-safe; RecordExecution is lock-free.
 class InstanceMetrics {
  public:
   InstanceMetrics() = default;
   // One model run of this instance (counted where ortserve_execution_total is).
   void RecordExecution();
+  // The instance's model run started or ended (failed runs too).
+  void RunStarted(absl::Time now) {
+    if (device_ != nullptr) device_->RunStarted(now);
+  }
+  void RunFinished(absl::Time now) {
+    if (device_ != nullptr) device_->RunFinished(now);
+  }
 
  private:
   friend class VersionMetrics;
   prometheus::Counter* executions_ = nullptr;
+  DeviceActivity* device_ = nullptr;
 };
 
 // The metrics of one model version: pointers to its label children, resolved
@@ -133,11 +164,12 @@ class VersionMetrics {
   void RecordRoute(size_t reason_index);
   void RecordFallback();
 
-  // The counter of instance `instance` (the scheduler's runner index, the
-  // instance_group position: label "0", "1", ...). Adds the label child on
-  // first call (prometheus' family lock): call it when a runner starts, never
-  // per run. A no-op counter for Unresolved().
-  InstanceMetrics ForInstance(size_t instance);
+  // The series of instance `instance` (the scheduler's runner index, the
+  // instance_group position: label "0", "1", ...) running on `device` ("cpu",
+  // "gpu0", ...). Adds the label child on first call (prometheus' family
+  // lock): call it when a runner starts, never per run. No-op series for
+  // Unresolved().
+  InstanceMetrics ForInstance(size_t instance, std::string_view device = "cpu");
 
  private:
   friend class Metrics;
@@ -163,6 +195,7 @@ class VersionMetrics {
   std::array<prometheus::Counter*, 5> routes_{};
   prometheus::Counter* fallbacks_ = nullptr;
   prometheus::Family<prometheus::Counter>* instance_executions_ = nullptr;
+  class Metrics* owner_ = nullptr;
 };
 
 // The route reasons, in RecordRoute's index order.
@@ -228,6 +261,11 @@ class Metrics {
   // lifecycle events only.
   void RecordLazyEvent(std::string_view model, std::string_view event);
 
+  // The activity of `device` ("cpu", "gpu0", ...), shared by every model
+  // running there. Takes a lock: call it when a runner starts. Valid for the
+  // life of this object.
+  DeviceActivity* ForDevice(std::string_view device);
+
   // The response cache's totals (set after each insert).
   void SetCacheUsage(size_t bytes, size_t entries, uint64_t evictions);
 
@@ -254,6 +292,7 @@ class Metrics {
   absl::Mutex mu_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<VersionMetrics>> versions_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::unique_ptr<ShadowMetrics>, std::less<>> shadows_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::unique_ptr<DeviceActivity>, std::less<>> devices_ ABSL_GUARDED_BY(mu_);
   VersionMetrics* unresolved_ = nullptr;
 };
 

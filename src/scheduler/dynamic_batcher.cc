@@ -69,7 +69,9 @@ DynamicBatcher::DynamicBatcher(SchedulerOptions options)
       state->builder.Reserve(options_.instances[i]->signature().inputs, options_.max_batch_size);
     }
     // Runner i is instance i; its counter child is resolved once, here.
-    if (options_.metrics != nullptr) state->instance_metrics = options_.metrics->ForInstance(i);
+    if (options_.metrics != nullptr) {
+      state->instance_metrics = options_.metrics->ForInstance(i, options_.instances[i]->device_name());
+    }
     states_.push_back(std::move(state));
   }
   if (observable_clock_ != nullptr) observable_clock_->AddObserver(this, [this] { WakeForClock(); });
@@ -556,8 +558,13 @@ void DynamicBatcher::Execute(RunnerState& state, backend::Session& session) {
   if (options_.metrics != nullptr) options_.metrics->BatchStarted();
   const absl::Time run_start = options_.clock->Now();
   state.run_outputs.clear();
-  if (status.ok()) status = session.Run(inputs, names, &state.run_outputs);
-  const absl::Time run_end = options_.clock->Now();
+  absl::Time run_end = run_start;
+  if (status.ok()) {
+    state.instance_metrics.RunStarted(run_start);
+    status = session.Run(inputs, names, &state.run_outputs);
+    run_end = options_.clock->Now();
+    state.instance_metrics.RunFinished(run_end);
+  }
   if (!status.ok()) {
     FailBatch(state, status);
   } else {

@@ -102,7 +102,8 @@ class DynamicBatcher final : public Scheduler {
     std::vector<std::string> subset_names;
     std::vector<int> run_position;  // Signature output index -> run output index, or -1.
     absl::Time cut_time;
-    // This runner's ortserve_instance_execution_total child (no-op without metrics).
+    // This runner's ortserve_instance_execution_total child and its device's
+    // activity (no-ops without metrics).
     observability::InstanceMetrics instance_metrics;
   };
 

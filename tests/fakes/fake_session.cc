@@ -129,6 +129,16 @@ int FakeSession::runs_on_host_buffers() const {
   return runs_on_host_;
 }
 
+std::string FakeSession::device_name() const {
+  absl::MutexLock lock(&mu_);
+  return device_name_;
+}
+
+void FakeSession::set_device_name(std::string name) {
+  absl::MutexLock lock(&mu_);
+  device_name_ = std::move(name);
+}
+
 void FakeSession::Hold() {
   absl::MutexLock lock(&mu_);
   held_ = true;

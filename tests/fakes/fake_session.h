@@ -26,7 +26,8 @@ namespace ortserve::testing {
 //  - the recorded input shapes of each run (off with set_record_shapes(false));
 //  - host memory (AllocateHostBuffer) it marks pinned, as a GPU session's is,
 //    and counts: buffers made and still alive, and the runs whose every input
-//    lay in such a buffer.
+//    lay in such a buffer;
+//  - the device name it reports (default "cpu").
 //
 // Output memory comes from a pool of buffers the session recycles once no
 // tensor refers to them any more, so after warm-up Run allocates nothing
@@ -63,6 +64,8 @@ class FakeSession final : public backend::Session {
                    std::vector<Tensor>* outputs) override;
 
   backend::HostBuffer AllocateHostBuffer(size_t bytes) override;
+  std::string device_name() const override;
+  void set_device_name(std::string name);
 
   // Parks every Run (after it counts as started) until Release().
   void Hold();
@@ -106,6 +109,7 @@ class FakeSession final : public backend::Session {
   static void ReleaseHostBuffer(void* session, std::byte* data);
   bool InHostBuffers(std::span<const Tensor> inputs) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  std::string device_name_ ABSL_GUARDED_BY(mu_) = "cpu";
   int host_allocated_ ABSL_GUARDED_BY(mu_) = 0;
   int runs_on_host_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::span<const std::byte>> host_buffers_ ABSL_GUARDED_BY(mu_);  // Alive ones.

@@ -157,6 +157,7 @@ class OrtSession final : public Session {
       : session_(std::move(session)),
         signature_(std::move(signature)),
         io_binding_(io_binding),
+        device_name_(gpu_device_id >= 0 ? StrCat("gpu", gpu_device_id) : "cpu"),
         // GPU results land in pinned host memory so the copy back is one DMA.
         output_memory_(gpu_device_id >= 0 ? PinnedMemory(gpu_device_id)
                                           : Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault)) {
@@ -172,6 +173,7 @@ class OrtSession final : public Session {
   }
 
   const ModelSignature& signature() const override { return signature_; }
+  std::string device_name() const override { return device_name_; }
 
   HostBuffer AllocateHostBuffer(size_t bytes) override {
     if (!pinned_allocator_ || bytes == 0) return HostBuffer(bytes);
@@ -295,6 +297,7 @@ class OrtSession final : public Session {
   Ort::Session session_;
   ModelSignature signature_;
   const bool io_binding_;
+  const std::string device_name_;
   Ort::MemoryInfo output_memory_;
   absl::Mutex bindings_mu_;
   std::vector<std::unique_ptr<Ort::IoBinding>> free_bindings_ ABSL_GUARDED_BY(bindings_mu_);

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// ortserve_instance_execution_total: each runner counts the model runs it made.
+// ortserve_instance_execution_total: each runner counts the model runs it made;
+// ortserve_device_busy_seconds_total: the time each device was running a model.
 #include <atomic>
 #include <cstdlib>
 #include <memory>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "absl/synchronization/notification.h"
+#include "fakes/fake_clock.h"
 #include "fakes/fake_session.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -19,6 +21,7 @@
 namespace ortserve::scheduler {
 namespace {
 
+using ::ortserve::testing::FakeClock;
 using ::ortserve::testing::FakeSession;
 using ::ortserve::testing::MakeSignature;
 using test::Collector;
@@ -36,8 +39,13 @@ double Sample(const std::string& exposition, const std::string& series) {
   return -1;
 }
 
-std::string InstanceSeries(int instance) {
-  return StrCat("ortserve_instance_execution_total{instance=\"", instance, "\",model=\"m\",version=\"1\"}");
+std::string InstanceSeries(int instance, std::string_view device = "cpu") {
+  return StrCat("ortserve_instance_execution_total{device=\"", device, "\",instance=\"", instance,
+                "\",model=\"m\",version=\"1\"}");
+}
+
+std::string BusySeries(std::string_view device) {
+  return StrCat("ortserve_device_busy_seconds_total{device=\"", device, "\"}");
 }
 
 class InstanceMetricsTest : public ::testing::TestWithParam<bool> {
@@ -143,6 +151,62 @@ TEST_P(InstanceMetricsTest, FailedRunsAreNotCountedLikeExecutionTotal) {
   EXPECT_EQ(Sample(text, InstanceSeries(0)), 0);
   EXPECT_EQ(Sample(text, InstanceSeries(1)), 0);
   EXPECT_EQ(Sample(text, "ortserve_execution_total{model=\"m\",version=\"1\"}"), 0);
+}
+
+TEST_P(InstanceMetricsTest, EachDeviceCountsTheTimeItWasRunningAModel) {
+  // Instance 1 runs "on gpu0"; each run takes 5 ms of the fake clock.
+  FakeClock clock;
+  const auto signature =
+      MakeSignature({{"INPUT0", DataType::kFp32, {-1, 1}}}, {{"OUTPUT0", DataType::kFp32, {-1, 1}}});
+  auto slow = [&clock](std::span<const Tensor> inputs, std::span<const std::string> names,
+                       FakeSession::Outputs& outputs) {
+    clock.Advance(absl::Milliseconds(5));
+    return FakeSession::CopyInputs(inputs, names, outputs);
+  };
+  sessions_ = {std::make_shared<FakeSession>(signature, slow), std::make_shared<FakeSession>(signature, slow)};
+  sessions_[1]->set_device_name("gpu0");
+  options_.instances = {sessions_[0], sessions_[1]};
+  options_.clock = &clock;
+  options_.max_queue_delay = absl::ZeroDuration();
+  auto created = CreateScheduler(options_);
+  ASSERT_TRUE(created.ok()) << created.status();
+  scheduler_ = std::move(created).value();
+  Collector collector;
+  for (int i = 0; i < 20; ++i) {
+    scheduler_->Enqueue(MakeFloatRequest(StrCat(i), {4, 1}, {1, 2, 3, 4}), collector.Callback(StrCat(i)));
+    ASSERT_TRUE(collector.WaitFor(i + 1, kWait));  // One at a time: runs never overlap.
+  }
+  scheduler_.reset();  // Before `clock` goes.
+  const std::string text = metrics_->Serialize();
+  const double cpu = Sample(text, BusySeries("cpu"));
+  const double gpu = Sample(text, BusySeries("gpu0"));
+  EXPECT_EQ(Sample(text, InstanceSeries(0, "cpu")), sessions_[0]->runs_finished());
+  EXPECT_EQ(Sample(text, InstanceSeries(1, "gpu0")), sessions_[1]->runs_finished());
+  // Runs one after another: each device was busy exactly its runs' 5 ms.
+  EXPECT_NEAR(cpu, 0.005 * sessions_[0]->runs_finished(), 1e-9) << text;
+  EXPECT_NEAR(gpu, 0.005 * sessions_[1]->runs_finished(), 1e-9) << text;
+  EXPECT_NEAR(cpu + gpu, 0.1, 1e-9);
+}
+
+TEST(DeviceActivityTest, OverlappingRunsCountOnceAndGapsNotAtAll) {
+  observability::MetricsOptions options;
+  options.process_metrics = false;
+  options.gpu_metrics = false;
+  auto metrics = *observability::Metrics::Create(options);
+  observability::DeviceActivity* gpu = metrics->ForDevice("gpu0");
+  EXPECT_EQ(metrics->ForDevice("gpu0"), gpu);
+  const absl::Time t = absl::FromUnixSeconds(1000);
+  gpu->RunStarted(t);                          // Instance A.
+  gpu->RunStarted(t + absl::Seconds(1));       // Instance B overlaps A.
+  gpu->RunFinished(t + absl::Seconds(2));      // A ends; B still runs.
+  gpu->RunFinished(t + absl::Seconds(3));      // Busy 0..3.
+  gpu->RunStarted(t + absl::Seconds(5));       // After a 2 s idle gap.
+  gpu->RunFinished(t + absl::Seconds(6));
+  // A start read on another thread just before the last end is not counted twice.
+  gpu->RunStarted(t + absl::Milliseconds(5900));
+  gpu->RunFinished(t + absl::Seconds(7));
+  EXPECT_DOUBLE_EQ(Sample(metrics->Serialize(), BusySeries("gpu0")), 5.0);
+  EXPECT_EQ(Sample(metrics->Serialize(), BusySeries("cpu")), -1);  // No runner there.
 }
 
 TEST(InstanceMetricsForInstanceTest, UnresolvedVersionHasNoInstanceSeries) {
