@@ -143,6 +143,10 @@ TEST_F(GpuServingTest, BothInstancesOnOneGpuServeUnderConcurrency) {
     return MetricValue(m, "ortserve_instance_execution_total", {R"(model="gpu")", R"(instance="0")"}) > 0 &&
            MetricValue(m, "ortserve_instance_execution_total", {R"(model="gpu")", R"(instance="1")"}) > 0;
   }, 10)) << m;
+  // The runs were on GPU 0, and it counted the time it was busy with them.
+  const std::string device = OnCpu() ? R"(device="cpu")" : R"(device="gpu0")";
+  EXPECT_GT(MetricValue(m, "ortserve_instance_execution_total", {R"(model="gpu")", device}), 0) << m;
+  EXPECT_GT(MetricValue(m, "ortserve_device_busy_seconds_total", {device}), 0) << m;
 }
 
 TEST_F(GpuServingTest, DynamicBatchingFormsBatchesOnTheGpu) {
