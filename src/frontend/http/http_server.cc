@@ -13,10 +13,13 @@
 #include <charconv>
 #include <chrono>
 #include <future>
+#include <memory_resource>
 #include <optional>
+#include <tuple>
 #include <thread>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "core/strings.h"
 #include "frontend/http/kserve_json_codec.h"
 #include "frontend/http/pipeline_routes.h"
@@ -33,6 +36,13 @@ namespace http = beast::http;
 using tcp = net::ip::tcp;
 
 constexpr std::string_view kJson = "application/json";
+
+// A request's header fields. Beast allocates each field on its own; they come
+// from the connection's arena, emptied before each request, so a warm
+// connection reads headers without touching the heap.
+using FieldAllocator = std::pmr::polymorphic_allocator<char>;
+using Request = http::request<http::string_body, http::basic_fields<FieldAllocator>>;
+using RequestParser = http::request_parser<http::string_body, FieldAllocator>;
 
 // Decodes %XX escapes in a path segment; nullopt on a malformed escape.
 std::optional<std::string> UrlDecode(std::string_view s) {
@@ -64,9 +74,12 @@ std::vector<std::string_view> SplitQuery(std::string_view query) {
   return params;
 }
 
-std::vector<std::string_view> SplitPath(std::string_view target) {
+// Every endpoint has at most 7 segments: a path of up to 8 splits on the stack.
+using PathParts = absl::InlinedVector<std::string_view, 8>;
+
+PathParts SplitPath(std::string_view target) {
   if (auto q = target.find('?'); q != std::string_view::npos) target = target.substr(0, q);
-  std::vector<std::string_view> parts;
+  PathParts parts;
   size_t at = 0;
   while (at < target.size()) {
     if (target[at] == '/') {
@@ -104,10 +117,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
  private:
   struct Reply {
+    static constexpr size_t kNoHeaderLength = ~size_t{0};
+    Reply() = default;
+    Reply(unsigned status, std::string_view content_type, std::string body)
+        : status(status), content_type(content_type), body(std::move(body)) {}
     unsigned status = 200;
-    std::string content_type{kJson};
+    std::string_view content_type = kJson;  // Always a literal.
     std::string body;
-    std::vector<std::pair<std::string, std::string>> headers;
+    std::vector<std::pair<std::string, std::string>> headers;  // Rare ones (Retry-After).
+    // Inference-Header-Content-Length, for binary tensor responses.
+    size_t inference_header_length = kNoHeaderLength;
   };
 
   static constexpr size_t kSmallBody = 4096;
@@ -115,6 +134,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Beast reads as much as the buffer has room for, at least 512 bytes; with
   // this much room a typical request (headers and a small body) is one read.
   static constexpr size_t kInitialRoom = 16384;
+  // Buffers a connection keeps for its next request (body, encoded response)
+  // are dropped after use when larger than this: one huge request must not
+  // pin its memory for the life of a kept-alive connection.
+  static constexpr size_t kRetainedBytes = 1 << 20;
 
   void ArmDeadline() {
     // Saturating: a timeout of years (or infinite) means never.
@@ -125,7 +148,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void ReadHeader() {
-    parser_.emplace();
+    parser_.reset();
+    fields_arena_.release();
+    parser_.emplace(std::piecewise_construct, std::make_tuple(), std::make_tuple(FieldAllocator(&fields_arena_)));
     parser_->body_limit(options_.max_body_bytes);
     parser_->header_limit(64 * 1024);
     if (buffer_.capacity() < kInitialRoom) buffer_.reserve(kInitialRoom);
@@ -141,6 +166,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     // reserving it here lets the body be parsed where it lands, uncopied.
     if (auto length = parser_->content_length()) {
       if (*length > options_.max_body_bytes) return OnReadError(http::error::body_limit);
+      // The body lands in the buffer the last request's body used, when no
+      // request or response holds that one any more: warm, it allocates nothing.
+      if (body_.use_count() == 1 && body_->capacity() <= kRetainedBytes) {
+        request.body().swap(*body_);
+        request.body().clear();  // The reader appends.
+      }
       request.body().reserve(*length + simdjson::SIMDJSON_PADDING);
       // Beast reads as much as the read buffer has room for (at least 512
       // bytes): a body of tensors would come in hundreds of small reads.
@@ -193,7 +224,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   static Reply Error(unsigned status, std::string message) {
-    return Reply{status, std::string(kJson), EncodeError(message), {}};
+    return Reply{status, kJson, EncodeError(message)};
   }
   static Reply Error(const absl::Status& status) {
     Reply reply = Error(HttpStatusFor(status.code()), std::string(ToStd(status.message())));
@@ -203,8 +234,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     return reply;
   }
-  static Reply Ok(std::string body) { return Reply{200, std::string(kJson), std::move(body), {}}; }
-  static Reply Bare(unsigned status) { return Reply{status, "text/plain", "", {}}; }
+  static Reply Ok(std::string body) { return Reply{200, kJson, std::move(body)}; }
+  static Reply Bare(unsigned status) { return Reply{status, "text/plain", ""}; }
 
   void Route() {
     auto& request = parser_->get();
@@ -382,12 +413,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // The body is parsed here, on this connection's thread; the answer comes back
   // from the thread that finished the inference and is written from here.
   void PipelineRoute(std::string_view target) {
-    cancellation_ = std::make_shared<CancellationFlag>();
+    cancellation_ = FreshCancellation();
     HandlePipelineRoute(*options_.service, options_.pipeline, target, parser_->get().body(), cancellation_,
                         [self = shared_from_this()](unsigned status, std::string body) mutable {
                           net::post(self->socket_.get_executor(), [self, status, body = std::move(body)]() mutable {
                             self->cancellation_.reset();
-                            self->Send(Reply{status, std::string(kJson), std::move(body), {}});
+                            self->Send(Reply{status, kJson, std::move(body)});
                           });
                         });
     WatchForClose();
@@ -451,7 +482,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       auto profile = observability::CpuProfiler::Capture(absl::Seconds(seconds), hz);
       net::post(self->socket_.get_executor(), [self, profile = std::move(profile)]() mutable {
         if (!profile.ok()) return self->Send(Error(profile.status()));
-        self->Send(Reply{200, "application/octet-stream", *std::move(profile), {}});
+        self->Send(Reply{200, "application/octet-stream", *std::move(profile)});
       });
     }).detach();
   }
@@ -468,7 +499,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     auto profile = observability::HeapProfiler::Capture();
     if (!profile.ok()) return Send(Error(profile.status()));
-    Send(Reply{200, "text/plain", *std::move(profile), {}});
+    Send(Reply{200, "text/plain", *std::move(profile)});
   }
 
   // A request that failed before reaching the service still counts against
@@ -493,8 +524,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
       header_length = value;
     }
-    // The body becomes the request's payload: binary tensors are views into it.
-    auto body = std::make_shared<std::string>(std::move(request.body()));
+    // The body becomes the request's payload: binary tensors are views into
+    // it. It stays in body_ for the next request unless someone still holds it.
+    if (body_.use_count() != 1) body_ = std::make_shared<std::string>();
+    body_->swap(request.body());
+    const std::shared_ptr<std::string>& body = body_;
     const absl::Time now = absl::Now();
     absl::StatusOr<InferRequest> decoded;
     if (header_length == 0) {
@@ -512,7 +546,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     infer->model_name = std::move(name);
     infer->model_version = std::move(version);
     infer->arrival = now;
-    infer->cancellation = cancellation_ = std::make_shared<CancellationFlag>();
+    infer->cancellation = cancellation_ = FreshCancellation();
     // Routing reads X-Model-Version and the sticky key from the headers,
     // which live in the parser until the next request is read.
     headers_.request = &request;
@@ -556,40 +590,62 @@ class Connection : public std::enable_shared_from_this<Connection> {
     // lookup (and the manager's lock) on the common path.
     const bool classify = std::any_of(encode_request_.outputs.begin(), encode_request_.outputs.end(),
                                       [](const RequestedOutput& o) { return o.classification > 0; });
-    absl::StatusOr<ModelHandle> model = absl::NotFoundError("no classification requested");
-    if (classify) model = options_.service->GetModel(response_->model_name, response_->model_version);
+    ModelHandle model;
+    if (classify) {
+      if (auto found = options_.service->GetModel(response_->model_name, response_->model_version); found.ok()) {
+        model = *std::move(found);
+      }
+    }
     EncodeOptions encode_options;
-    if (model.ok() && !(*model)->labels.empty()) {
-      encode_options.labels = [labels = &(*model)->labels](std::string_view output) {
+    if (model != nullptr && !model->labels.empty()) {
+      encode_options.labels = [labels = &model->labels](std::string_view output) {
         auto it = labels->find(std::string(output));
         return it == labels->end() ? std::span<const std::string>() : std::span<const std::string>(it->second);
       };
     }
-    auto encoded = EncodeInferResponse(*response_, encode_request_, encode_options);
-    if (!encoded.ok()) return Send(Error(encoded.status()));
-    encoded_ = *std::move(encoded);
-    Reply reply = Ok(std::move(encoded_.json));
-    std::vector<net::const_buffer> extra;
-    if (encoded_.has_binary()) {
-      reply.content_type = "application/octet-stream";
-      reply.headers.emplace_back("Inference-Header-Content-Length", std::to_string(reply.body.size()));
-      for (auto span : encoded_.binary) extra.emplace_back(span.data(), span.size());
+    if (auto status = EncodeInferResponse(*response_, encode_request_, encode_options, &encoded_); !status.ok()) {
+      return Send(Error(status));
     }
-    Send(std::move(reply), std::move(extra), encoded_.binary_size);
+    // The reply takes the encoded JSON by swapping buffers with it, so both
+    // keep their capacity for the connection's next response.
+    reply_.status = 200;
+    reply_.content_type = encoded_.has_binary() ? "application/octet-stream" : kJson;
+    reply_.headers.clear();
+    reply_.body.swap(encoded_.json);
+    reply_.inference_header_length = encoded_.has_binary() ? reply_.body.size() : Reply::kNoHeaderLength;
+    SendReply(encoded_.binary, encoded_.binary_size);
   }
 
-  void Send(Reply reply, std::vector<net::const_buffer> extra = {}, size_t extra_size = 0) {
+  // A cancellation flag for the next request: the last one's when nothing
+  // else holds it (and it was never raised), else a new one.
+  std::shared_ptr<CancellationFlag> FreshCancellation() {
+    if (spare_cancellation_.use_count() != 1 || spare_cancellation_->cancelled()) {
+      spare_cancellation_ = std::make_shared<CancellationFlag>();
+    }
+    return spare_cancellation_;
+  }
+
+  void Send(Reply reply) {
     reply_ = std::move(reply);
+    SendReply({}, 0);
+  }
+
+  // Writes reply_, then `extra` (binary sections, `extra_size` bytes in all).
+  void SendReply(std::span<const std::span<const std::byte>> extra, size_t extra_size) {
     head_.clear();
     head_.append("HTTP/1.1 ");
-    head_.append(std::to_string(reply_.status));
+    AppendNumber(reply_.status);
     head_.push_back(' ');
     const auto reason = http::obsolete_reason(static_cast<http::status>(reply_.status));
     head_.append(reason.data(), reason.size());
     head_.append("\r\nServer: ortserve\r\nContent-Type: ");
     head_.append(reply_.content_type);
     head_.append("\r\nContent-Length: ");
-    head_.append(std::to_string(reply_.body.size() + extra_size));
+    AppendNumber(reply_.body.size() + extra_size);
+    if (reply_.inference_header_length != Reply::kNoHeaderLength) {
+      head_.append("\r\nInference-Header-Content-Length: ");
+      AppendNumber(reply_.inference_header_length);
+    }
     for (const auto& [key, value] : reply_.headers) {
       head_.append("\r\n").append(key).append(": ").append(value);
     }
@@ -603,16 +659,30 @@ class Connection : public std::enable_shared_from_this<Connection> {
     buffers_.clear();
     buffers_.emplace_back(head_.data(), head_.size());
     if (!reply_.body.empty()) buffers_.emplace_back(reply_.body.data(), reply_.body.size());
-    for (const auto& b : extra) buffers_.push_back(b);
+    for (const auto& b : extra) buffers_.emplace_back(b.data(), b.size());
     StopWatchingForClose();
     ArmDeadline();
     net::async_write(socket_, buffers_, [self = shared_from_this()](beast::error_code ec, size_t written) {
       self->FinishRecord(written);
       self->response_.reset();
-      self->encoded_ = {};
+      self->encoded_.binary.clear();  // Views into the response just released.
+      self->encoded_.owned.clear();
+      self->TrimRetained();
       if (ec || !self->keep_alive_) return self->Close();
       self->ReadHeader();
     });
+  }
+
+  void TrimRetained() {
+    if (reply_.body.capacity() > kRetainedBytes) std::string().swap(reply_.body);
+    if (encoded_.json.capacity() > kRetainedBytes) std::string().swap(encoded_.json);
+    if (body_ && body_->capacity() > kRetainedBytes) body_.reset();
+  }
+
+  void AppendNumber(size_t value) {
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof(digits), value).ptr;
+    head_.append(digits, end);
   }
 
   // The request is answered (or its client is gone): metrics, span, access log.
@@ -669,7 +739,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint32_t watch_ = 0;  // Which WatchForClose is current; bumped to retire it.
   const HttpServer::Options& options_;
   beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
+  // Room for typical headers; more (up to the 64 KiB limit) comes from the heap.
+  alignas(std::max_align_t) std::byte fields_memory_[4096];
+  std::pmr::monotonic_buffer_resource fields_arena_{fields_memory_, sizeof(fields_memory_)};
+  std::optional<RequestParser> parser_;  // Declared after its arena: destroyed first.
   // The current request's headers, as routing sees them.
   struct Headers final : RequestHeaders {
     std::optional<std::string_view> Get(std::string_view name) const override {
@@ -678,7 +751,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (it == request->end()) return std::nullopt;
       return std::string_view(it->value().data(), it->value().size());
     }
-    const http::request<http::string_body>* request = nullptr;
+    const Request* request = nullptr;
   } headers_;
   bool keep_alive_ = true;
   Reply reply_;
@@ -687,7 +760,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   InferRequest encode_request_;             // The output choices of the request in flight.
   std::optional<InferResponse> response_;  // Alive while its binary outputs are written.
   EncodedResponse encoded_;
-  std::shared_ptr<CancellationFlag> cancellation_;
+  std::shared_ptr<CancellationFlag> cancellation_;  // The request in flight's.
+  std::shared_ptr<CancellationFlag> spare_cancellation_;
+  std::shared_ptr<std::string> body_;  // The last request's body buffer, reused.
   std::atomic<int64_t>& active_;  // The server's count of requests being answered.
   std::optional<observability::RequestRecord> record_;  // The request being answered.
 };

@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "absl/container/inlined_vector.h"
 #include "core/status.h"
 #include "core/strings.h"
 #include "simdjson.h"
@@ -949,7 +950,7 @@ absl::StatusOr<InferRequest> DecodeInferRequest(const char* data, size_t size, s
     return Invalid("\"inputs\" must be an array, got ", KindName(inputs_value.type()));
   }
   const size_t input_count = inputs.size();
-  std::vector<InputEntry> entries(input_count);
+  absl::InlinedVector<InputEntry, 4> entries(input_count);
   request.input_parameters.resize(input_count);
   size_t index = 0;
   uint64_t binary_total = 0;
@@ -1086,6 +1087,17 @@ absl::StatusOr<EncodedResponse> EncodeInferResponse(const InferResponse& respons
                                                     const InferRequest& request,
                                                     const EncodeOptions& options) {
   EncodedResponse encoded;
+  RETURN_IF_ERROR(EncodeInferResponse(response, request, options, &encoded));
+  return encoded;
+}
+
+absl::Status EncodeInferResponse(const InferResponse& response, const InferRequest& request,
+                                 const EncodeOptions& options, EncodedResponse* out) {
+  EncodedResponse& encoded = *out;
+  encoded.json.clear();  // Each keeps its capacity.
+  encoded.binary.clear();
+  encoded.binary_size = 0;
+  encoded.owned.clear();
 
   // Decide what to write and check it before writing anything.
   struct Planned {
@@ -1099,7 +1111,7 @@ absl::StatusOr<EncodedResponse> EncodeInferResponse(const InferResponse& respons
     Shape shape;  // Classification result shape.
     std::span<const std::byte> data;
   };
-  std::vector<Planned> plan;
+  absl::InlinedVector<Planned, 4> plan;
   if (request.outputs.empty()) {
     plan.reserve(response.outputs.size());
     for (const Tensor& tensor : response.outputs) {
@@ -1204,7 +1216,7 @@ absl::StatusOr<EncodedResponse> EncodeInferResponse(const InferResponse& respons
   }
   writer.EndArray();
   writer.EndObject();
-  return encoded;
+  return absl::OkStatus();
 }
 
 }  // namespace ortserve::frontend

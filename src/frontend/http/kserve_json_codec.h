@@ -43,6 +43,7 @@
 #include "core/data_type.h"
 #include "core/infer_request.h"
 #include "core/parameters.h"
+#include "rapidjson/allocators.h"
 #include "rapidjson/writer.h"
 
 namespace ortserve::frontend {
@@ -72,11 +73,26 @@ inline void PutReserve(JsonStringStream& stream, size_t count) {
 }
 inline void PutUnsafe(JsonStringStream& stream, char c) { stream.str()->push_back(c); }
 
+namespace internal {
+// The writer's stack of open objects and arrays lives in this buffer (room
+// for about 60 levels; deeper nesting takes heap memory), so writing a
+// document allocates nothing but the output string.
+struct JsonWriterStack {
+  alignas(std::max_align_t) char buffer[1024];
+  rapidjson::MemoryPoolAllocator<> allocator{buffer, sizeof(buffer)};
+};
+}  // namespace internal
+
 // RapidJSON's writer over a JsonStringStream, with access to the string so that
 // large values (tensor data) can be appended directly. Not thread-safe.
-class JsonWriter : public rapidjson::Writer<JsonStringStream> {
+class JsonWriter : private internal::JsonWriterStack,
+                   public rapidjson::Writer<JsonStringStream, rapidjson::UTF8<>, rapidjson::UTF8<>,
+                                            rapidjson::MemoryPoolAllocator<>> {
  public:
-  explicit JsonWriter(JsonStringStream& stream) : rapidjson::Writer<JsonStringStream>(stream) {}
+  // The stack base is constructed first, so its allocator exists when the writer takes it.
+  explicit JsonWriter(JsonStringStream& stream) : Writer(stream, &allocator) {}
+  JsonWriter(const JsonWriter&) = delete;
+  JsonWriter& operator=(const JsonWriter&) = delete;
   std::string* output() { return os_->str(); }
 };
 
@@ -206,6 +222,11 @@ struct EncodeOptions {
 absl::StatusOr<EncodedResponse> EncodeInferResponse(const InferResponse& response,
                                                     const InferRequest& request,
                                                     const EncodeOptions& options = {});
+// The same, into `out`, whose buffers keep their capacity from call to call
+// (a connection encodes each response into the same one). On error `out`
+// holds a partial encoding.
+absl::Status EncodeInferResponse(const InferResponse& response, const InferRequest& request,
+                                 const EncodeOptions& options, EncodedResponse* out);
 
 // Conversions used by the encoder (core/data_type.h; kept here for callers).
 using ::ortserve::Bfloat16ToFloat;
