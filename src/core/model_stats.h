@@ -3,6 +3,7 @@
 // extension. Written by the scheduler on its runner threads, read by front ends.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <vector>
@@ -35,8 +36,15 @@ struct BatchSizeStats {
 // Thread-safe: every field is atomic; the batch table is sized at construction.
 class ModelStats {
  public:
+  // Batch sizes above this are counted in the totals but get no row of their
+  // own: the table is allocated up front, and a max_batch_size of many digits
+  // must not take the server's memory.
+  static constexpr size_t kMostTrackedBatch = 4096;
+
   explicit ModelStats(int max_batch_size)
-      : batch_stats_(static_cast<size_t>(max_batch_size > 0 ? max_batch_size : 1) + 1) {}
+      : batch_stats_(std::min<size_t>(static_cast<size_t>(max_batch_size > 0 ? max_batch_size : 1),
+                                      kMostTrackedBatch) +
+                     1) {}
 
   DurationStat success;         // Requests answered, end to end (request arrival to response).
   DurationStat fail;            // Requests that failed after admission.

@@ -331,6 +331,14 @@ absl::Status CompleteModelConfig(std::string_view model_name, const backend::Mod
                      " must be between 1 and max_batch_size ", config->max_batch_size()));
         }
       }
+      // Each level is a queue: a typo of many digits must fail the load, not
+      // take the server's memory.
+      if (config->dynamic_batching().priority_levels() > kMaxPriorityLevels) {
+        return absl::InvalidArgumentError(
+            StrCat("model '", model_name, "': dynamic_batching priority_levels ",
+                   config->dynamic_batching().priority_levels(), " is more than the ", kMaxPriorityLevels,
+                   " ortserve supports"));
+      }
     }
   }
   if (!config->has_version_policy()) config->mutable_version_policy()->mutable_latest()->set_num_versions(1);
@@ -401,6 +409,19 @@ absl::StatusOr<backend::SessionOptions> SessionOptionsFromConfig(const ModelConf
 
 absl::StatusOr<std::vector<backend::SessionOptions>> InstanceSessionOptions(const ModelConfig& config,
                                                                             const backend::SessionOptions& base) {
+  // Each instance is a runner thread and usually a session of its own: a
+  // count of many digits must fail the load, not take the server's memory.
+  uint64_t total = 0;
+  for (const auto& group : config.instance_group()) {
+    const uint64_t devices = group.kind() == config::ModelInstanceGroup::KIND_GPU
+                                 ? std::max<uint64_t>(1, static_cast<uint64_t>(group.gpus_size()))
+                                 : 1;
+    total += static_cast<uint64_t>(std::max(1, group.count())) * devices;
+    if (total > kMaxInstances) {
+      return absl::InvalidArgumentError(StrCat("model '", config.name(), "': instance_group asks for more than ",
+                                               kMaxInstances, " instances (count x gpus, summed over groups)"));
+    }
+  }
   const bool io_binding_set = config.parameters().contains("io_binding");
   std::vector<backend::SessionOptions> instances;
   auto add = [&](backend::DeviceKind device, int gpu, int count) {

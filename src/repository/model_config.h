@@ -3,6 +3,7 @@
 // turning it into session and scheduler options.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,6 +21,12 @@ using config::ModelConfig;
 // loads). Errors: InvalidArgument with the line and column of a syntax error.
 absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view text, std::string_view source,
                                              std::vector<std::string>* warnings);
+
+// Limits CompleteModelConfig (priority levels) and InstanceSessionOptions
+// (instances) enforce, so that a config typo fails the load with a clear
+// error instead of exhausting memory.
+inline constexpr uint32_t kMaxPriorityLevels = 1024;
+inline constexpr uint64_t kMaxInstances = 1024;  // Per model version, over all groups.
 
 // Completes `config` from the model's own signature, as Triton's auto-complete
 // does: name, platform, missing inputs/outputs and their types and dims, and

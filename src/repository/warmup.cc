@@ -97,6 +97,14 @@ absl::StatusOr<std::vector<Tensor>> BuildWarmupInputs(const ModelConfig& config,
       shape.push_back(d);
     }
     ASSIGN_OR_RETURN(int64_t count, ElementCount(shape));
+    // A warm-up tensor is built in memory; dims of many digits must fail the
+    // load, not the server.
+    const size_t element_bytes = *type == DataType::kBytes ? 12 : DataTypeSize(*type);
+    if (static_cast<uint64_t>(count) > kMaxWarmupBytes / element_bytes) {
+      return absl::InvalidArgumentError(StrCat(where, ": input '", name, "' of shape ", ShapeToString(shape),
+                                               " is larger than the ", kMaxWarmupBytes >> 20,
+                                               " MiB a warm-up input may have"));
+    }
     std::vector<std::byte> bytes;
     switch (spec.input_data_type_case()) {
       case config::ModelWarmup::Input::kZeroData:

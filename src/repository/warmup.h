@@ -5,6 +5,7 @@
 // a version that cannot run is rejected before it is ever served.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -25,8 +26,10 @@ namespace ortserve::repository {
 //    [0, 1) for floats, 0 or 1 for integers and BOOL, short letter strings for
 //    BYTES), or input_data_file (raw bytes read from <model_dir>/warmup/<file>,
 //    BYTES in the length-prefixed layout), whose size must match the shape.
-// Every non-optional config input must be given. Errors: InvalidArgument
-// naming the warm-up, the input and the field.
+// Every non-optional config input must be given, each at most
+// kMaxWarmupBytes (BYTES elements counted at 12 bytes). Errors:
+// InvalidArgument naming the warm-up, the input and the field.
+inline constexpr uint64_t kMaxWarmupBytes = uint64_t{1} << 30;
 absl::StatusOr<std::vector<Tensor>> BuildWarmupInputs(const ModelConfig& config,
                                                       const config::ModelWarmup& warmup,
                                                       const std::string& model_dir);

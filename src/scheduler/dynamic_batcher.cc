@@ -14,6 +14,11 @@ namespace ortserve::scheduler {
 namespace {
 
 constexpr size_t kInitialQueueCapacity = 64;
+// Per-runner scratch and batch buffers are sized up front for max_batch_size
+// rows, but for no more than this many: a config's max_batch_size of many
+// digits must not take the server's memory before any request arrives.
+// Larger batches grow the scratch once, when they first occur.
+constexpr int64_t kMostPreallocatedRows = 4096;
 
 absl::Status RejectionStatus(absl::StatusCode code, const std::string& model) {
   switch (code) {
@@ -45,7 +50,7 @@ DynamicBatcher::DynamicBatcher(SchedulerOptions options)
       levels_count_(std::max<uint32_t>(1, options_.priority_levels)),
       observable_clock_(dynamic_cast<ObservableClock*>(options_.clock)) {
   for (const auto& spec : options_.instances[0]->signature().outputs) all_output_names_.push_back(spec.name);
-  const size_t max_rows = static_cast<size_t>(std::max(1, options_.max_batch_size));
+  const size_t max_rows = static_cast<size_t>(std::clamp<int64_t>(options_.max_batch_size, 1, kMostPreallocatedRows));
   {
     absl::MutexLock lock(&mu_);
     levels_.resize(levels_count_);
@@ -66,7 +71,7 @@ DynamicBatcher::DynamicBatcher(SchedulerOptions options)
     // Batches are built in memory from the instance's session (pinned on a GPU).
     state->builder = BatchInputBuilder(options_.instances[i].get());
     if (options_.max_batch_size > 0) {
-      state->builder.Reserve(options_.instances[i]->signature().inputs, options_.max_batch_size);
+      state->builder.Reserve(options_.instances[i]->signature().inputs, static_cast<int64_t>(max_rows));
     }
     // Runner i is instance i; its counter child is resolved once, here.
     if (options_.metrics != nullptr) {
@@ -552,7 +557,7 @@ void DynamicBatcher::Execute(RunnerState& state, backend::Session& session) {
     inputs = state.requests[0]->inputs;
   } else {
     status = state.builder.Build(state.requests, options_.pad_variable_dims, options_.pad_value,
-                                  options_.max_batch_size);
+                                  std::min<int64_t>(options_.max_batch_size, kMostPreallocatedRows));
     inputs = state.builder.tensors();
   }
   if (options_.metrics != nullptr) options_.metrics->BatchStarted();

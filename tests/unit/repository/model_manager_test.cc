@@ -5,6 +5,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+
+#include "absl/synchronization/notification.h"
 
 #include "fakes/fake_session_factory.h"
 
@@ -114,6 +117,56 @@ TEST_F(ModelManagerTest, UnknownModelAndBadVersionAreDistinguished) {
   EXPECT_EQ(manager->GetModel("m", "abc").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(manager->GetModel("m", "-1").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(manager->GetModel("m", "2").status().code(), absl::StatusCode::kNotFound);
+}
+
+// Numbers of many digits in a config (a typo, or a hostile repository) fail
+// that model's load with a message naming the field, or load within bounded
+// memory; they never take the server down. Each of these crashed a loader
+// thread with std::bad_alloc before.
+TEST_F(ModelManagerTest, HugeConfigNumbersFailTheLoadClearlyOrStayBounded) {
+  for (const char* model : {"good", "levels", "instances", "gpu_instances", "warmup", "batch"}) AddVersion(model, 1);
+  WriteConfig("levels", "max_batch_size: 4 dynamic_batching { priority_levels: 4000000000 }");
+  WriteConfig("instances", "instance_group [ { count: 2000000000 kind: KIND_CPU } ]");
+  WriteConfig("gpu_instances", "instance_group [ { count: 600 kind: KIND_GPU gpus: [ 0, 1 ] } ]");
+  WriteConfig("warmup",
+              "max_batch_size: 4\n"
+              "model_warmup [ { name: \"big\" batch_size: 1 inputs { key: \"x\" value: "
+              "{ data_type: TYPE_FP32 dims: [ 100000, 100000 ] zero_data: true } } } ]");
+  // A huge max_batch_size is allowed (Triton allows it); what is set up
+  // front for it is bounded, and the model serves.
+  WriteConfig("batch", "max_batch_size: 2000000000 dynamic_batching { max_queue_delay_microseconds: 100 }");
+  auto manager = Load();
+  std::map<std::string, ModelIndexEntry> index;
+  for (const auto& e : manager->Index()) index[e.name] = e;
+  EXPECT_EQ(index["good"].state, ModelState::kReady);
+  EXPECT_EQ(index["batch"].state, ModelState::kReady) << index["batch"].reason;
+  EXPECT_EQ(index["levels"].state, ModelState::kUnavailable);
+  EXPECT_NE(index["levels"].reason.find("priority_levels 4000000000"), std::string::npos) << index["levels"].reason;
+  EXPECT_EQ(index["instances"].state, ModelState::kUnavailable);
+  EXPECT_NE(index["instances"].reason.find("more than 1024 instances"), std::string::npos)
+      << index["instances"].reason;
+  EXPECT_EQ(index["gpu_instances"].state, ModelState::kUnavailable);  // 600 x 2 GPUs.
+  EXPECT_NE(index["gpu_instances"].reason.find("more than 1024 instances"), std::string::npos)
+      << index["gpu_instances"].reason;
+  EXPECT_EQ(index["warmup"].state, ModelState::kUnavailable);
+  EXPECT_NE(index["warmup"].reason.find("larger than the 1024 MiB"), std::string::npos) << index["warmup"].reason;
+
+  auto batch = manager->GetModel("batch", "");
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  auto request = std::make_unique<InferRequest>();
+  request->model_name = "batch";
+  const float values[] = {1, 2, 3, 4, 5, 6};
+  request->inputs.push_back(MakeTensor<float>("x", DataType::kFp32, {3, 2}, std::span<const float>(values)));
+  absl::Notification done;
+  absl::StatusOr<InferResponse> answer = absl::UnknownError("no answer");
+  (*batch)->scheduler->Enqueue(std::move(request), [&](absl::StatusOr<InferResponse> result) {
+    answer = std::move(result);
+    done.Notify();
+  });
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  ASSERT_EQ(answer->outputs.size(), 1u);
+  EXPECT_EQ(answer->outputs[0].shape, (Shape{3, 2}));
 }
 
 TEST_F(ModelManagerTest, InstanceCountCreatesThatManySessions) {
