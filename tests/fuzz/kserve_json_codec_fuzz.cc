@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// libFuzzer entry point for the KServe v2 REST codec. Not wired into CMake yet;
-// build with clang: -fsanitize=fuzzer,address,undefined and link
-// ortserve_http_codec.
+// libFuzzer entry point for the KServe v2 REST codec (see CMakeLists.txt here:
+// `make fuzz` runs it; every build replays its corpus).
 //
 // Input layout: the first byte picks the form (bit 0: send an
 // Inference-Header-Content-Length, taken from the second byte as a fraction of
