@@ -443,6 +443,15 @@ void InferenceService::Dispatch(ModelHandle model, router::RouteReason reason, s
   if (shadow.launch) std::move(shadow.launch)();
 }
 
+InferenceService::InferenceService(Options options) : options_(std::move(options)) {
+  if (!options_.run_comparison) {
+    comparer_ = std::make_unique<router::ComparisonWorker>();
+    options_.run_comparison = [worker = comparer_.get()](absl::AnyInvocable<void() &&> task) {
+      worker->Submit(std::move(task));
+    };
+  }
+}
+
 InferenceService::ShadowState& InferenceService::ShadowStateFor(const std::string& model) {
   absl::MutexLock lock(&shadow_mu_);
   auto& slot = shadow_states_[model];
@@ -539,12 +548,14 @@ InferenceService::ShadowLaunch InferenceService::MaybeShadow(const ModelHandle& 
                  if (result.ok()) pair->shadow = std::move(result->outputs);
                  finish = pair->primary_done;
                }
-               if (finish) pair->Finish();
+               if (finish) options_.run_comparison([pair] { pair->Finish(); });
                inflight_.fetch_sub(1, std::memory_order_acq_rel);
              },
              nullptr, std::move(pass));
   };
-  launch.compare = [pair](const absl::StatusOr<InferResponse>& result) {
+  // On the primary's answer path: it keeps views of the answer (no bytes
+  // copied) and leaves the comparison to run_comparison, off that path.
+  launch.compare = [this, pair](const absl::StatusOr<InferResponse>& result) {
     bool finish;
     {
       absl::MutexLock lock(&pair->mu);
@@ -553,7 +564,7 @@ InferenceService::ShadowLaunch InferenceService::MaybeShadow(const ModelHandle& 
       if (result.ok()) pair->primary = result->outputs;
       finish = pair->shadow_done;
     }
-    if (finish) pair->Finish();
+    if (finish) options_.run_comparison([pair] { pair->Finish(); });
   };
   return launch;
 }

@@ -62,8 +62,11 @@ class InferenceService {
     // Where models with `response_cache { enable: true }` keep answers (not
     // owned); null: no caching.
     router::ResponseCache* response_cache = nullptr;
+    // Where shadow comparisons run (tests hold them back with this); unset: a
+    // router::ComparisonWorker thread of the service's own.
+    std::function<void(absl::AnyInvocable<void() &&>)> run_comparison;
   };
-  explicit InferenceService(Options options) : options_(std::move(options)) {}
+  explicit InferenceService(Options options);
 
   static constexpr std::string_view kServerName = "ortserve";
   static std::string_view ServerVersion();
@@ -213,6 +216,9 @@ class InferenceService {
   std::atomic<bool> ready_{false};
   std::atomic<bool> draining_{false};
   std::atomic<size_t> inflight_{0};
+  // Declared last: destroyed first, it runs the comparisons still queued
+  // (they release slots of shadow_states_' limiters) before anything they use goes.
+  std::unique_ptr<router::ComparisonWorker> comparer_;
 };
 
 }  // namespace ortserve::frontend

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "router/shadow.h"
 
+#include <sys/prctl.h>
+
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -143,6 +145,36 @@ std::unique_ptr<InferRequest> CopyForShadow(const InferRequest& request) {
   for (Tensor& t : copy->inputs) t.holder = bytes;
   copy->payload = std::move(bytes);
   return copy;
+}
+
+ComparisonWorker::ComparisonWorker() : thread_([this] { Run(); }) {}
+
+ComparisonWorker::~ComparisonWorker() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  thread_.join();
+}
+
+void ComparisonWorker::Submit(absl::AnyInvocable<void() &&> task) {
+  absl::MutexLock lock(&mu_);
+  queue_.push_back(std::move(task));
+}
+
+void ComparisonWorker::Run() {
+  prctl(PR_SET_NAME, "shadow-compare");
+  for (;;) {
+    absl::AnyInvocable<void() &&> task;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(this, &ComparisonWorker::HasWork));
+      if (queue_.empty()) return;  // Stopping, and nothing left.
+      task = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    std::move(task)();
+  }
 }
 
 }  // namespace ortserve::router

@@ -6,10 +6,14 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <span>
 #include <string>
+#include <thread>
 
+#include "absl/functional/any_invocable.h"
+#include "absl/synchronization/mutex.h"
 #include "core/infer_request.h"
 
 namespace ortserve::router {
@@ -54,6 +58,31 @@ class ShadowLimiter {
 
  private:
   std::atomic<uint32_t> in_flight_{0};
+};
+
+// Runs shadow comparisons one at a time on a thread of its own. A comparison
+// walks both answers' outputs (all of an embedding batch, say); on the thread
+// that delivered the second answer, a model's runner, it would hold up that
+// model's next batch. What waits here is bounded by the shadow limiters: a
+// mirrored request keeps its slot until it is compared. Thread-safe.
+class ComparisonWorker {
+ public:
+  ComparisonWorker();
+  // Runs what is queued, then joins the thread.
+  ~ComparisonWorker();
+  ComparisonWorker(const ComparisonWorker&) = delete;
+  ComparisonWorker& operator=(const ComparisonWorker&) = delete;
+
+  void Submit(absl::AnyInvocable<void() &&> task);
+
+ private:
+  void Run();
+  bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); }
+
+  absl::Mutex mu_;
+  std::deque<absl::AnyInvocable<void() &&>> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
 };
 
 }  // namespace ortserve::router
