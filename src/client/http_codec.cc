@@ -11,6 +11,7 @@
 
 #include "core/status.h"
 #include "core/strings.h"
+#include "core/utf8.h"
 #include "frontend/http/kserve_json_codec.h"
 #include "rapidjson/document.h"
 
@@ -568,41 +569,6 @@ uint16_t FloatToBfloat16(float value) {
   if ((bits & 0x7fffffff) > 0x7f800000) return static_cast<uint16_t>((bits >> 16) | 0x40);  // Quiet NaN.
   const uint32_t rounding = 0x7fff + ((bits >> 16) & 1);
   return static_cast<uint16_t>((bits + rounding) >> 16);
-}
-
-bool IsValidUtf8(std::string_view s) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const auto* end = p + s.size();
-  while (p < end) {
-    unsigned char c = *p;
-    if (c < 0x80) {
-      ++p;
-      continue;
-    }
-    int length;
-    uint32_t code;
-    if ((c & 0xe0) == 0xc0) {
-      length = 2;
-      code = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      length = 3;
-      code = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      length = 4;
-      code = c & 0x07;
-    } else {
-      return false;
-    }
-    if (end - p < length) return false;
-    for (int i = 1; i < length; ++i) {
-      if ((p[i] & 0xc0) != 0x80) return false;
-      code = (code << 6) | (p[i] & 0x3f);
-    }
-    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (code < kMin[length] || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return false;
-    p += length;
-  }
-  return true;
 }
 
 }  // namespace ortserve::client

@@ -78,7 +78,4 @@ absl::StatusOr<Tensor> TensorFromJson(std::string name, DataType type, Shape sha
 uint16_t FloatToHalf(float value);
 uint16_t FloatToBfloat16(float value);
 
-// Whether `s` is well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF).
-bool IsValidUtf8(std::string_view s);
-
 }  // namespace ortserve::client

@@ -12,6 +12,7 @@
 
 #include "core/status.h"
 #include "core/strings.h"
+#include "core/utf8.h"
 #include "simdjson.h"
 
 namespace ortserve::pipeline {
@@ -22,42 +23,6 @@ constexpr size_t kNoLimit = std::numeric_limits<size_t>::max();
 absl::string_view AbslView(std::string_view s) { return {s.data(), s.size()}; }
 
 bool IsUtf8Continuation(unsigned char b) { return (b & 0xC0) == 0x80; }
-
-// Byte offset of the first invalid UTF-8 sequence in `s`, or npos. Rejects
-// overlong forms, surrogates and code points above U+10FFFF, like Rust's str.
-size_t FindInvalidUtf8(std::string_view s) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const size_t n = s.size();
-  size_t i = 0;
-  while (i < n) {
-    const unsigned char b = p[i];
-    if (b < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xBF;  // bounds of the second byte
-    if (b >= 0xC2 && b <= 0xDF) {
-      len = 2;
-    } else if (b >= 0xE0 && b <= 0xEF) {
-      len = 3;
-      if (b == 0xE0) lo = 0xA0;
-      if (b == 0xED) hi = 0x9F;
-    } else if (b >= 0xF0 && b <= 0xF4) {
-      len = 4;
-      if (b == 0xF0) lo = 0x90;
-      if (b == 0xF4) hi = 0x8F;
-    } else {
-      return i;
-    }
-    if (i + len > n || p[i + 1] < lo || p[i + 1] > hi) return i;
-    for (size_t k = 2; k < len; ++k) {
-      if (!IsUtf8Continuation(p[i + k])) return i;
-    }
-    i += len;
-  }
-  return std::string_view::npos;
-}
 
 absl::Status ValidateUtf8(std::string_view text, std::string_view what) {
   if (simdjson::validate_utf8(text.data(), text.size())) return absl::OkStatus();

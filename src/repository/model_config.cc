@@ -14,6 +14,7 @@
 
 #include "core/status.h"
 #include "core/strings.h"
+#include "core/utf8.h"
 
 namespace ortserve::repository {
 namespace {
@@ -165,6 +166,38 @@ absl::StatusOr<bool> ParseBoolParameter(const ModelConfig& config, const std::st
 
 }  // namespace
 
+namespace {
+
+// The path of the first string field of `message` holding invalid UTF-8
+// ("parameters.key"), or "". Text format lets escapes ("\xff") put any bytes
+// in a string; proto3 strings must be UTF-8 (serializing fails, JSON cannot
+// carry them), so such a config is refused at parse time.
+std::string FindInvalidUtf8Field(const google::protobuf::Message& message) {
+  using google::protobuf::FieldDescriptor;
+  const auto* reflection = message.GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  reflection->ListFields(message, &fields);
+  for (const FieldDescriptor* field : fields) {
+    const int count = field->is_repeated() ? reflection->FieldSize(message, field) : 1;
+    for (int i = 0; i < count; ++i) {
+      if (field->type() == FieldDescriptor::TYPE_STRING) {
+        std::string scratch;
+        const std::string& value = field->is_repeated()
+                                       ? reflection->GetRepeatedStringReference(message, field, i, &scratch)
+                                       : reflection->GetStringReference(message, field, &scratch);
+        if (!IsValidUtf8(value)) return field->name();
+      } else if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+        const auto& child = field->is_repeated() ? reflection->GetRepeatedMessage(message, field, i)
+                                                 : reflection->GetMessage(message, field);
+        if (std::string inner = FindInvalidUtf8Field(child); !inner.empty()) return StrCat(field->name(), ".", inner);
+      }
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
 absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view text, std::string_view source,
                                              std::vector<std::string>* warnings) {
   ModelConfig config;
@@ -176,6 +209,9 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view text, std::string_
     return absl::InvalidArgumentError(
         collector.first_error().empty() ? StrCat(source, ": not a valid model config")
                                         : collector.first_error());
+  }
+  if (std::string field = FindInvalidUtf8Field(config); !field.empty()) {
+    return absl::InvalidArgumentError(StrCat(source, ": field ", field, " is not valid UTF-8"));
   }
   return config;
 }

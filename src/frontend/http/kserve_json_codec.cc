@@ -14,6 +14,7 @@
 #include "absl/container/inlined_vector.h"
 #include "core/status.h"
 #include "core/strings.h"
+#include "core/utf8.h"
 #include "simdjson.h"
 
 namespace ortserve::frontend {
@@ -493,24 +494,8 @@ char* EscapeJsonString(std::string_view s, char* p) {
       ++i;
       continue;
     }
-    // Multi-byte UTF-8: the lead byte fixes the length and the allowed range
-    // of the second byte (no overlongs, no surrogates, nothing past U+10FFFF).
-    size_t length = 0;
-    unsigned char low = 0x80, high = 0xbf;
-    if (c >= 0xc2 && c <= 0xdf) {
-      length = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      length = 3;
-      if (c == 0xe0) low = 0xa0;
-      if (c == 0xed) high = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      length = 4;
-      if (c == 0xf0) low = 0x90;
-      if (c == 0xf4) high = 0x8f;
-    }
-    bool valid = length != 0 && n - i >= length && in[i + 1] >= low && in[i + 1] <= high;
-    for (size_t k = 2; valid && k < length; ++k) valid = (in[i + k] & 0xc0) == 0x80;
-    if (valid) {
+    // Multi-byte UTF-8: copied when well-formed, else U+FFFD for its lead byte.
+    if (const size_t length = Utf8SequenceLength(in + i, n - i); length != 0) {
       std::memcpy(p, in + i, length);
       p += length;
       i += length;

@@ -134,6 +134,20 @@ TEST(ModelConfigTest, BatchingNeedsAVariableFirstDimension) {
   EXPECT_NE(std::string(status.message()).find("batch dimension"), std::string::npos) << status;
 }
 
+TEST(ModelConfigTest, StringsThatAreNotUtf8AreRefusedNamingTheField) {
+  // Found by tests/fuzz/model_config_fuzz: text format escapes can put any
+  // bytes in a string, which proto3 (and the JSON config endpoint) cannot carry.
+  std::vector<std::string> warnings;
+  auto bad = ParseModelConfig(R"(parameters { key: "a\xff" value: { string_value: "1" } })", "m/config.pbtxt",
+                              &warnings);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(), "m/config.pbtxt: field parameters.key is not valid UTF-8");
+  auto nested = ParseModelConfig(R"(output { name: "y" label_filename: "\xc0\x80" })", "m/config.pbtxt", &warnings);
+  ASSERT_FALSE(nested.ok());
+  EXPECT_EQ(nested.status().message(), "m/config.pbtxt: field output.label_filename is not valid UTF-8");
+  EXPECT_TRUE(ParseModelConfig("name: \"caf\xc3\xa9\"", "m/config.pbtxt", &warnings).ok());
+}
+
 TEST(ModelConfigTest, CudaGraphsAreRefusedClearlyAndOffIsAccepted) {
   auto with = [](const std::string& value) {
     return Parse(R"(

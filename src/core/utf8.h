@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: Apache-2.0
+// UTF-8 validation, one definition for every module that checks text from
+// clients or files.
+#pragma once
+
+#include <cstddef>
+#include <string_view>
+
+namespace ortserve {
+
+// The length (2 to 4) of the well-formed multi-byte UTF-8 sequence at `p`,
+// which has `remaining` bytes and a lead byte of 0x80 or more; 0 when it is
+// not well-formed: overlong forms, surrogates and code points above U+10FFFF
+// are not (RFC 3629).
+inline size_t Utf8SequenceLength(const unsigned char* p, size_t remaining) {
+  const unsigned char lead = p[0];
+  size_t length;
+  unsigned char low = 0x80, high = 0xBF;  // Bounds of the second byte.
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    length = 3;
+    if (lead == 0xE0) low = 0xA0;   // No overlong forms.
+    if (lead == 0xED) high = 0x9F;  // No surrogates.
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    length = 4;
+    if (lead == 0xF0) low = 0x90;   // No overlong forms.
+    if (lead == 0xF4) high = 0x8F;  // Nothing above U+10FFFF.
+  } else {
+    return 0;
+  }
+  if (remaining < length || p[1] < low || p[1] > high) return 0;
+  for (size_t k = 2; k < length; ++k) {
+    if ((p[k] & 0xC0) != 0x80) return 0;
+  }
+  return length;
+}
+
+// Byte offset of the first invalid UTF-8 sequence in `s`, or npos.
+size_t FindInvalidUtf8(std::string_view s);
+
+inline bool IsValidUtf8(std::string_view s) { return FindInvalidUtf8(s) == std::string_view::npos; }
+
+}  // namespace ortserve
