@@ -52,7 +52,7 @@ asan:
 # seed corpus. New inputs collect in build-fuzz/corpus/; a crash stops with its
 # input in build-fuzz/crashes/ (add it to tests/fuzz/corpus/<target>/ with the fix).
 FUZZ_SECONDS ?= 60
-FUZZERS = kserve_json_codec_fuzz grpc_codec_fuzz wordpiece_tokenizer_fuzz model_config_fuzz
+FUZZERS = kserve_json_codec_fuzz grpc_codec_fuzz wordpiece_tokenizer_fuzz model_config_fuzz http_server_fuzz
 fuzz:
 	WITH_FUZZ=1 scripts/setup.sh
 	CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -62,6 +62,7 @@ fuzz:
 	for f in $(FUZZERS); do \
 	  mkdir -p build-fuzz/corpus/$$f && \
 	  UBSAN_OPTIONS=halt_on_error=1:suppressions=$(CURDIR)/tests/fuzz/ubsan.supp:print_stacktrace=1 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	  build-fuzz/tests/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -timeout=10 \
 	    -artifact_prefix=build-fuzz/crashes/$$f- build-fuzz/corpus/$$f tests/fuzz/corpus/$$f || exit 1; \
 	done
