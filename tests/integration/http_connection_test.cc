@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <rapidjson/document.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -15,7 +16,11 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <memory>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "integration/server_harness.h"
@@ -244,6 +249,66 @@ TEST_F(HttpConnectionTest, PipelinedRequestIsNotMistakenForAHangUp) {
   EXPECT_TRUE(AnsweredWith(connection.ReadResponseOrClose(), "[2.0,3.0]"));
   EXPECT_TRUE(AnsweredWith(connection.ReadResponseOrClose(), "[4.0,5.0]"));
   EXPECT_EQ(InferenceCount("held"), 1u);
+}
+
+// CPU time the process `pid` has used, in clock ticks (user + system).
+long CpuTicks(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  // Fields after the command name (in parentheses, which may hold spaces).
+  std::istringstream rest(text.substr(text.rfind(')') + 2));
+  std::string field;
+  long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stol(field);
+    if (i == 15) stime = std::stol(field);
+  }
+  return utime + stime;
+}
+
+// Out of file descriptors, a server cannot accept: the connection stays in
+// the listen backlog, and accepting again at once fails again at once. The
+// server must wait for a descriptor to free up instead of spinning, keep
+// serving the connections it has, and accept again once it can.
+TEST(HttpDescriptorLimitTest, OutOfDescriptorsTheServerWaitsThenAcceptsAgain) {
+  TempDir repo;
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit low = saved;
+  low.rlim_cur = 64;  // The server inherits it.
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  auto server = ServerProcess::Start({"--model-repository", repo.path(), "--http-threads", "1"});
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const uint16_t port = (*server)->http_port();
+
+  RawConnection first(port);  // Accepted before the descriptors run out.
+  ASSERT_TRUE(first.connected());
+  ASSERT_TRUE(first.Send("GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_NE(first.ReadResponseOrClose().data.find("200 OK"), std::string::npos);
+  std::vector<std::unique_ptr<RawConnection>> flood;
+  for (int i = 0; i < 100; ++i) flood.push_back(std::make_unique<RawConnection>(port));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // Let it run out.
+
+  const long before = CpuTicks((*server)->pid());
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  const long used = CpuTicks((*server)->pid()) - before;
+  EXPECT_LT(used, sysconf(_SC_CLK_TCK) / 4) << "CPU ticks in 1 s while out of descriptors: a busy accept loop";
+
+  // The connection it has is still served.
+  ASSERT_TRUE(first.Send("GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_NE(first.ReadResponseOrClose().data.find("200 OK"), std::string::npos);
+
+  // Descriptors come back as the flood goes away: new clients are served.
+  flood.clear();
+  bool served = WaitUntil([&] {
+    RawConnection late(port);
+    if (!late.connected() || !late.Send("GET /v2/health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) {
+      return false;
+    }
+    return late.ReadResponseOrClose().data.find("200 OK") != std::string::npos;
+  }, 20);
+  EXPECT_TRUE(served);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <simdjson.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -785,12 +786,16 @@ struct HttpServer::Impl {
   std::vector<std::unique_ptr<Loop>> loops;
   std::unique_ptr<tcp::acceptor> acceptor;  // On loops[0].
   size_t next_loop = 0;                     // Only touched on loops[0]'s thread.
+  static constexpr std::chrono::milliseconds kAcceptRetry{50};
+  std::optional<net::steady_timer> accept_retry;  // On loops[0].
+  bool accept_paused = false;                     // Only touched on loops[0]'s thread.
   std::atomic<bool> stopped{false};
   std::atomic<int64_t> active{0};  // Requests read and not yet answered.
 
   explicit Impl(Options o) : options(std::move(o)) {
     for (int i = 0; i < options.threads; ++i) loops.push_back(std::make_unique<Loop>());
     acceptor = std::make_unique<tcp::acceptor>(loops[0]->ioc);
+    accept_retry.emplace(loops[0]->ioc);
   }
 
   void Accept() {
@@ -799,7 +804,9 @@ struct HttpServer::Impl {
     acceptor->async_accept(loop.ioc, [this, &loop](beast::error_code ec, tcp::socket socket) {
       if (ec) {
         if (ec == net::error::operation_aborted) return;
+        if (OutOfResources(ec)) return PauseAccepting(ec);
       } else {
+        accept_paused = false;
         socket.set_option(tcp::no_delay(true), ec);
         auto connection = std::make_shared<Connection>(std::move(socket), options, active);
         net::post(loop.ioc, [&loop, connection] {
@@ -808,6 +815,26 @@ struct HttpServer::Impl {
         });
       }
       Accept();
+    });
+  }
+
+  // Out of descriptors (or kernel memory), accept fails at once for as long
+  // as a connection waits in the backlog: retrying at once is a busy loop on
+  // loops[0]. Wait a little instead; connections keep waiting in the backlog
+  // (the kernel's, not ours) and are accepted once descriptors free up.
+  static bool OutOfResources(const beast::error_code& ec) {
+    return ec == net::error::no_descriptors || ec == net::error::no_buffer_space ||
+           ec == net::error::no_memory || ec.value() == ENFILE;
+  }
+  void PauseAccepting(const beast::error_code& ec) {
+    if (!accept_paused) {
+      spdlog::warn("HTTP: cannot accept connections ({}); retrying every {} ms until resources free up",
+                   ec.message(), kAcceptRetry.count());
+      accept_paused = true;
+    }
+    accept_retry->expires_after(kAcceptRetry);
+    accept_retry->async_wait([this](beast::error_code wait_ec) {
+      if (!wait_ec && acceptor->is_open()) Accept();
     });
   }
 
@@ -864,6 +891,7 @@ void HttpServer::Stop() {
   net::post(impl_->loops[0]->ioc, [impl = impl_.get()] {
     beast::error_code ignored;
     impl->acceptor->close(ignored);
+    impl->accept_retry->cancel();
   });
   for (auto& loop : impl_->loops) loop->ioc.stop();
   for (auto& loop : impl_->loops) {
@@ -877,6 +905,7 @@ void HttpServer::StopAccepting() {
   net::post(impl_->loops[0]->ioc, [impl = impl_.get(), &closed] {
     beast::error_code ignored;
     impl->acceptor->close(ignored);
+    impl->accept_retry->cancel();
     closed.set_value();
   });
   closed.get_future().wait();
