@@ -136,9 +136,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // this much room a typical request (headers and a small body) is one read.
   static constexpr size_t kInitialRoom = 16384;
   // Buffers a connection keeps for its next request (body, encoded response)
-  // are dropped after use when larger than this: one huge request must not
-  // pin its memory for the life of a kept-alive connection.
-  static constexpr size_t kRetainedBytes = 1 << 20;
+  // are dropped after use when larger than this: an idle kept-alive
+  // connection holds at most a few of these, however large its last request
+  // was (thousands of idle connections must not hold gigabytes). Typical
+  // text and tabular requests fit; large tensors are allocated per request.
+  static constexpr size_t kRetainedBytes = 64 << 10;
 
   void ArmDeadline() {
     // Saturating: a timeout of years (or infinite) means never.
