@@ -175,16 +175,21 @@ InferenceService::Call* InferenceService::AcquireCall(InferCallback done) {
 }
 
 void InferenceService::Finish(Call* call, absl::StatusOr<InferResponse> result) {
-  InferCallback done = std::move(call->done);
-  ModelHandle model = std::move(call->model);  // Released after `done` returns.
-  if (call->pending != nullptr) call->pending->RequestAnswered();
-  call->pending = nullptr;
   {
-    absl::MutexLock lock(&calls_mu_);
-    call->next_free = free_calls_;
-    free_calls_ = call;
+    InferCallback done = std::move(call->done);
+    ModelHandle model = std::move(call->model);  // Released after `done` returns.
+    if (call->pending != nullptr) call->pending->RequestAnswered();
+    call->pending = nullptr;
+    {
+      absl::MutexLock lock(&calls_mu_);
+      call->next_free = free_calls_;
+      free_calls_ = call;
+    }
+    std::move(done)(std::move(result));
   }
-  std::move(done)(std::move(result));
+  // Only now, with the callback and what it captured gone (a front end's
+  // connection, say), is the request over: a drain that sees the count reach
+  // zero may destroy the front end.
   inflight_.fetch_sub(1, std::memory_order_acq_rel);
 }
 

@@ -185,7 +185,8 @@ class InferenceService {
   // A recycled (or, when none is free, new) Call holding `done`.
   Call* AcquireCall(InferCallback done);
   // Settles `call`'s pending gauge, recycles it, hands `result` to its
-  // callback, then ends the request's in-flight count and version hold.
+  // callback, releases the callback and the version hold, and only then ends
+  // the request's in-flight count.
   void Finish(Call* call, absl::StatusOr<InferResponse> result);
   // Resolves the version (routing) and dispatches; `done` already ends the
   // in-flight count (it answers through `pass.call`).

@@ -351,6 +351,10 @@ class HttpAllocationTest : public ServiceAllocationTest {
   }
   void TearDown() override {
     if (fd_ >= 0) ::close(fd_);
+    // As the server's drain does: the HTTP front end goes only once no
+    // answer (whose callback holds a connection) is still on its way.
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (service_->InflightCount() != 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
     server_.reset();
     ServiceAllocationTest::TearDown();
   }
