@@ -832,6 +832,18 @@ absl::StatusOr<ModelHandle> ModelManager::LoadVersion(const std::string& name, c
                      options_.session_factory->Create(instance_options[i]));
     instances.push_back(std::move(session));
   }
+  // A GPU instance builds its batches in pinned memory (one DMA each); when
+  // the provider has no pinned allocator they come from pageable memory,
+  // correct but slower to copy. Say so once per load rather than silently.
+  for (size_t i = 0; i < instances.size(); ++i) {
+    if (instance_options[i].device != backend::DeviceKind::kGpu || !options_.warn) continue;
+    if (!instances[i]->AllocateHostBuffer(1).pinned()) {
+      options_.warn(StrCat("model '", name, "' version ", version, " instance ", i, " on ",
+                           instances[i]->device_name(),
+                           ": no pinned host memory from the CUDA provider; batches are copied to the GPU "
+                           "from pageable memory (slower)"));
+    }
+  }
   model->sessions = instances;
   model->instance_options = std::move(instance_options);
   model->files_fingerprint = files_fingerprint;

@@ -89,7 +89,12 @@ backend::HostBuffer FakeSession::AllocateHostBuffer(size_t bytes) {
   absl::MutexLock lock(&mu_);
   ++host_allocated_;
   host_buffers_.emplace_back(data, bytes);
-  return backend::HostBuffer(data, bytes, /*pinned=*/true, &ReleaseHostBuffer, this);
+  return backend::HostBuffer(data, bytes, pinned_, &ReleaseHostBuffer, this);
+}
+
+void FakeSession::set_pinned_host_memory(bool pinned) {
+  absl::MutexLock lock(&mu_);
+  pinned_ = pinned;
 }
 
 void FakeSession::ReleaseHostBuffer(void* session, std::byte* data) {

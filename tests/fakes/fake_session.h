@@ -64,6 +64,8 @@ class FakeSession final : public backend::Session {
                    std::vector<Tensor>* outputs) override;
 
   backend::HostBuffer AllocateHostBuffer(size_t bytes) override;
+  // Whether AllocateHostBuffer's memory is marked pinned (default true).
+  void set_pinned_host_memory(bool pinned);
   std::string device_name() const override;
   void set_device_name(std::string name);
 
@@ -110,6 +112,7 @@ class FakeSession final : public backend::Session {
   bool InHostBuffers(std::span<const Tensor> inputs) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   std::string device_name_ ABSL_GUARDED_BY(mu_) = "cpu";
+  bool pinned_ ABSL_GUARDED_BY(mu_) = true;
   int host_allocated_ ABSL_GUARDED_BY(mu_) = 0;
   int runs_on_host_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::span<const std::byte>> host_buffers_ ABSL_GUARDED_BY(mu_);  // Alive ones.

@@ -36,10 +36,22 @@ class FakeSessionFactory final : public backend::SessionFactory {
     }
     for (const auto& [part, signature] : models_) {
       if (options.model_path.find(part) != std::string::npos) {
-        return std::unique_ptr<backend::Session>(new FakeSession(signature));
+        auto session = std::make_unique<FakeSession>(signature);
+        if (options.device == backend::DeviceKind::kGpu) {
+          session->set_device_name("gpu" + std::to_string(options.gpu_device_id));
+        }
+        session->set_pinned_host_memory(pinned_);
+        return std::unique_ptr<backend::Session>(std::move(session));
       }
     }
     return absl::NotFoundError("FakeSessionFactory has no model for " + options.model_path);
+  }
+
+  // Whether the sessions made from now on hand out pinned host memory (as a
+  // GPU session with a working CUDA provider does). Default true.
+  void set_pinned_host_memory(bool pinned) {
+    absl::MutexLock lock(&mu_);
+    pinned_ = pinned;
   }
 
   // Options of every Create call, in order.
@@ -53,6 +65,7 @@ class FakeSessionFactory final : public backend::SessionFactory {
   std::vector<std::pair<std::string, backend::ModelSignature>> models_ ABSL_GUARDED_BY(mu_);
   std::vector<std::pair<std::string, absl::Status>> failures_ ABSL_GUARDED_BY(mu_);
   std::vector<backend::SessionOptions> created_ ABSL_GUARDED_BY(mu_);
+  bool pinned_ ABSL_GUARDED_BY(mu_) = true;
 };
 
 }  // namespace ortserve::testing

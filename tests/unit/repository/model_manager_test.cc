@@ -169,6 +169,32 @@ TEST_F(ModelManagerTest, HugeConfigNumbersFailTheLoadClearlyOrStayBounded) {
   EXPECT_EQ(answer->outputs[0].shape, (Shape{3, 2}));
 }
 
+TEST_F(ModelManagerTest, AGpuInstanceWithoutPinnedHostMemoryIsReportedOnce) {
+  AddVersion("gpu", 1);
+  WriteConfig("gpu", "instance_group [ { count: 2 kind: KIND_GPU gpus: [ 1 ] } ]");
+  AddVersion("cpu", 1);
+  factory_.set_pinned_host_memory(false);
+  auto manager = Load();
+  ASSERT_TRUE(manager->GetModel("gpu", "").ok());
+  ASSERT_TRUE(manager->GetModel("cpu", "").ok());
+  std::vector<std::string> pinned_warnings;
+  for (const auto& w : warnings_) {
+    if (w.find("pinned host memory") != std::string::npos) pinned_warnings.push_back(w);
+  }
+  // One per GPU instance; CPU instances need none.
+  ASSERT_EQ(pinned_warnings.size(), 2u);
+  EXPECT_NE(pinned_warnings[0].find("model 'gpu' version 1 instance 0 on gpu1"), std::string::npos)
+      << pinned_warnings[0];
+}
+
+TEST_F(ModelManagerTest, AGpuInstanceWithPinnedHostMemoryIsNotReported) {
+  AddVersion("gpu", 1);
+  WriteConfig("gpu", "instance_group [ { kind: KIND_GPU } ]");
+  auto manager = Load();
+  ASSERT_TRUE(manager->GetModel("gpu", "").ok());
+  for (const auto& w : warnings_) EXPECT_EQ(w.find("pinned host memory"), std::string::npos) << w;
+}
+
 TEST_F(ModelManagerTest, InstanceCountCreatesThatManySessions) {
   AddVersion("m", 1);
   WriteConfig("m", "instance_group [ { count: 3 kind: KIND_CPU } ]");
