@@ -13,6 +13,7 @@
 #include "fakes/fake_session_factory.h"
 #include "frontend/inference_service.h"
 #include "gtest/gtest.h"
+#include "integration/server_harness.h"
 #include "observability/metrics.h"
 #include "repository/model_manager.h"
 
@@ -46,14 +47,6 @@ class HeldComparisons {
   absl::Mutex mu_;
   std::vector<absl::AnyInvocable<void() &&>> tasks_ ABSL_GUARDED_BY(mu_);
 };
-
-double Sample(const std::string& exposition, const std::string& series) {
-  const std::string prefix = series + " ";
-  for (size_t at = 0; (at = exposition.find(prefix, at)) != std::string::npos; at += prefix.size()) {
-    if (at == 0 || exposition[at - 1] == '\n') return std::stod(exposition.substr(at + prefix.size()));
-  }
-  return -1;
-}
 
 TEST(ShadowServiceTest, PrimaryIsAnsweredBeforeItsComparisonRuns) {
   const fs::path root = fs::temp_directory_path() / ("ortserve-shadow-" + std::to_string(::getpid()));
@@ -108,14 +101,17 @@ TEST(ShadowServiceTest, PrimaryIsAnsweredBeforeItsComparisonRuns) {
   }
   // Each mirrored request's comparison was handed off, none has run.
   ASSERT_TRUE(held.WaitFor(kRequests));
-  const std::string compared = R"(ortserve_shadow_requests_total{model="primary",result="compared",)"
-                               R"(shadow_model="candidate",shadow_version="1"})";
-  EXPECT_EQ(Sample(metrics->Serialize(), compared), 0);
+  const std::vector<std::string> labels = {R"(model="primary")", R"(shadow_model="candidate")"};
+  auto compared = [&] {
+    std::vector<std::string> l = labels;
+    l.push_back(R"(result="compared")");
+    return testing::MetricValue(metrics->Serialize(), "ortserve_shadow_requests_total", l);
+  };
+  EXPECT_EQ(compared(), 0);
   held.RunAll();
-  EXPECT_EQ(Sample(metrics->Serialize(), compared), kRequests) << metrics->Serialize();
-  const std::string agreements = R"(ortserve_shadow_label_agreements_total{model="primary",)"
-                                 R"(shadow_model="candidate",shadow_version="1"})";
-  EXPECT_EQ(Sample(metrics->Serialize(), agreements), kRequests);  // The same model answers alike.
+  EXPECT_EQ(compared(), kRequests) << metrics->Serialize();
+  // The same model answers alike: every label agrees.
+  EXPECT_EQ(testing::MetricValue(metrics->Serialize(), "ortserve_shadow_label_agreements_total", labels), kRequests);
   fs::remove_all(root);
 }
 

@@ -58,6 +58,15 @@ class DynamicBatcherTest : public ::testing::Test {
     if (scheduler_) scheduler_->Stop();
   }
 
+  // Dynamic batching that cuts a batch only at max_batch_size (4) rows: the
+  // queue delay never runs out during a test.
+  void StartBatchingFourRows() {
+    options_.max_batch_size = 4;
+    options_.dynamic_batching = true;
+    options_.max_queue_delay = absl::Hours(1);
+    Start();
+  }
+
   void Start() {
     auto created = CreateScheduler(options_);
     ASSERT_TRUE(created.ok()) << created.status();
@@ -78,10 +87,7 @@ class DynamicBatcherTest : public ::testing::Test {
 };
 
 TEST_F(DynamicBatcherTest, CutsBatchWhenMaxBatchSizeRowsArrive) {
-  options_.max_batch_size = 4;
-  options_.dynamic_batching = true;
-  options_.max_queue_delay = absl::Hours(1);
-  Start();
+  StartBatchingFourRows();
   Send("a", {1, 2}, {1, 2});
   Send("b", {2, 2}, {3, 4, 5, 6});
   Send("c", {1, 2}, {7, 8});
@@ -279,10 +285,7 @@ TEST_F(DynamicBatcherTest, PadsVariableDimsWithPadValueAndReturnsPaddedOutputs) 
 }
 
 TEST_F(DynamicBatcherTest, BatchesEqualShapesTogetherAndPassesOverOthersWithoutPadding) {
-  options_.max_batch_size = 4;
-  options_.dynamic_batching = true;
-  options_.max_queue_delay = absl::Hours(1);
-  Start();
+  StartBatchingFourRows();
   session_->Hold();
   Send("running", {1, 1}, {0});
   clock_.Advance(absl::Hours(1));  // "running" waits out the delay alone.
@@ -306,10 +309,7 @@ TEST_F(DynamicBatcherTest, BatchesEqualShapesTogetherAndPassesOverOthersWithoutP
 TEST_F(DynamicBatcherTest, BuildsBatchesInTheInstancesHostMemoryAndRunsSinglesInPlace) {
   // A GPU session hands out pinned memory; the batch must be built there, and
   // a request that runs alone must be read from its own bytes (no copy).
-  options_.max_batch_size = 4;
-  options_.dynamic_batching = true;
-  options_.max_queue_delay = absl::Hours(1);
-  Start();
+  StartBatchingFourRows();
   Send("a", {1, 2}, {1, 2});
   Send("b", {3, 2}, {3, 4, 5, 6, 7, 8});
   ASSERT_TRUE(collector_.WaitFor(2, kWait));
@@ -332,10 +332,7 @@ TEST_F(DynamicBatcherTest, BuildsBatchesInTheInstancesHostMemoryAndRunsSinglesIn
 }
 
 TEST_F(DynamicBatcherTest, SplitsOutputsAsViewsIntoTheBatchOutput) {
-  options_.max_batch_size = 4;
-  options_.dynamic_batching = true;
-  options_.max_queue_delay = absl::Hours(1);
-  Start();
+  StartBatchingFourRows();
   Send("a", {1, 2}, {1, 2});
   Send("b", {3, 2}, {3, 4, 5, 6, 7, 8});
   ASSERT_TRUE(collector_.WaitFor(2, kWait));
@@ -380,10 +377,7 @@ TEST_F(DynamicBatcherTest, RejectsUnknownOutputAndOversizedBatch) {
 }
 
 TEST_F(DynamicBatcherTest, FailsEveryRequestOfABatchWhenTheSessionFails) {
-  options_.max_batch_size = 4;
-  options_.dynamic_batching = true;
-  options_.max_queue_delay = absl::Hours(1);
-  Start();
+  StartBatchingFourRows();
   session_->SetFailure(absl::InternalError("engine broke"));
   Send("a", {2, 1}, {1, 2});
   Send("b", {2, 1}, {3, 4});
@@ -397,10 +391,7 @@ TEST_F(DynamicBatcherTest, FailsEveryRequestOfABatchWhenTheSessionFails) {
 }
 
 TEST_F(DynamicBatcherTest, StopDrainsQueuedRequestsAndRejectsNewOnes) {
-  options_.max_batch_size = 4;
-  options_.dynamic_batching = true;
-  options_.max_queue_delay = absl::Hours(1);
-  Start();
+  StartBatchingFourRows();
   session_->Hold();
   Send("a", {1, 1}, {1});
   Send("b", {1, 1}, {2});
