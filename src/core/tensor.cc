@@ -1,26 +1,49 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "core/tensor.h"
 
-#include <limits>
+#include <algorithm>
+#include <optional>
 
+#include "core/checked_math.h"
+#include "core/status.h"
 #include "core/strings.h"
 
 namespace ortserve {
 
 absl::StatusOr<int64_t> ElementCount(std::span<const int64_t> shape) {
   int64_t count = 1;
+  // The product with zero dimensions counted as one: a shape like
+  // [0, 2^62] holds no element but would overflow any later product
+  // (padding it against another request, say), so it is refused as well.
+  int64_t extent = 1;
   for (int64_t dim : shape) {
     if (dim < 0) {
       return absl::InvalidArgumentError(
           StrCat("shape ", ShapeToString(shape), " has a negative dimension"));
     }
-    if (dim != 0 && count > std::numeric_limits<int64_t>::max() / dim) {
-      return absl::InvalidArgumentError(
-          StrCat("shape ", ShapeToString(shape), " has too many elements"));
+    const std::optional<int64_t> grown = CheckedMul(extent, std::max<int64_t>(dim, 1));
+    if (!grown || *grown > kMaxTensorElements) {
+      return absl::InvalidArgumentError(StrCat("shape ", ShapeToString(shape),
+                                               " has too many elements (at most 2^40, zero dimensions counted as 1)"));
     }
-    count *= dim;
+    extent = *grown;
+    count *= dim;  // Cannot overflow: |count| <= extent.
   }
   return count;
+}
+
+absl::StatusOr<uint64_t> DenseByteSize(DataType type, std::span<const int64_t> shape) {
+  ASSIGN_OR_RETURN(const int64_t count, ElementCount(shape));
+  const size_t element_size = DataTypeSize(type);
+  if (element_size == 0) {
+    return absl::InvalidArgumentError(StrCat("data type ", DataTypeName(type), " has no fixed element size"));
+  }
+  const std::optional<uint64_t> bytes = CheckedMul(static_cast<uint64_t>(count), uint64_t{element_size});
+  if (!bytes) {
+    return absl::InvalidArgumentError(StrCat("shape ", ShapeToString(shape), " of ", DataTypeName(type),
+                                             " needs more bytes than fit in 64 bits"));
+  }
+  return *bytes;
 }
 
 std::string ShapeToString(std::span<const int64_t> shape) {
@@ -91,15 +114,17 @@ absl::Status ValidateTensorBytes(const Tensor& tensor) {
   if (tensor.type == DataType::kBytes) {
     return SplitBytesElements(tensor.data, *count, tensor.name).status();
   }
-  const size_t element_size = DataTypeSize(tensor.type);
-  if (element_size == 0) {
+  if (DataTypeSize(tensor.type) == 0) {
     return absl::InvalidArgumentError(StrCat("tensor '", tensor.name, "' has an invalid data type"));
   }
-  const auto want = static_cast<uint64_t>(*count) * element_size;
-  if (tensor.data.size() != want) {
+  const absl::StatusOr<uint64_t> want = DenseByteSize(tensor.type, tensor.shape);
+  if (!want.ok()) {
+    return absl::InvalidArgumentError(StrCat("input '", tensor.name, "': ", want.status().message()));
+  }
+  if (tensor.data.size() != *want) {
     return absl::InvalidArgumentError(StrCat(
         "tensor '", tensor.name, "' of type ", DataTypeName(tensor.type), " and shape ",
-        ShapeToString(tensor.shape), " needs ", want, " bytes, got ", tensor.data.size()));
+        ShapeToString(tensor.shape), " needs ", *want, " bytes, got ", tensor.data.size()));
   }
   return absl::OkStatus();
 }

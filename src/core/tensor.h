@@ -21,9 +21,15 @@ namespace ortserve {
 // a tensor that carries data has a concrete shape.
 using Shape = absl::InlinedVector<int64_t, 6>;
 
-// The element count of a concrete shape; InvalidArgument on a negative
-// dimension or an overflow.
+// The element count of a concrete shape. InvalidArgument on a negative
+// dimension, or when the dimensions, zeros counted as one, multiply past
+// kMaxTensorElements (core/checked_math.h).
 absl::StatusOr<int64_t> ElementCount(std::span<const int64_t> shape);
+
+// The bytes of a dense tensor of `type` and `shape` (ElementCount times the
+// element size, checked). InvalidArgument for BYTES/INVALID (no fixed size)
+// and for what ElementCount refuses.
+absl::StatusOr<uint64_t> DenseByteSize(DataType type, std::span<const int64_t> shape);
 
 // "[2,3]".
 std::string ShapeToString(std::span<const int64_t> shape);

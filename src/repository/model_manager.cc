@@ -126,6 +126,7 @@ absl::StatusOr<scheduler::SchedulerOptions> SchedulerOptionsFrom(const ModelVers
                                      db.default_queue_policy().default_timeout_microseconds() == 0;
     options.pad_variable_dims = db.pad_variable_dims();
     options.pad_value = db.pad_value();
+    if (db.max_padded_batch_bytes() > 0) options.max_padded_batch_bytes = db.max_padded_batch_bytes();
   }
   // Text pipelines: a token budget per batch, measured on dim 1 ([batch, seq]).
   options.max_batch_tokens = config.text_pipeline().max_batch_tokens();

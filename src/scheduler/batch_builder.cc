@@ -5,11 +5,16 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
 
+#include "core/checked_math.h"
 #include "core/strings.h"
 
 namespace ortserve::scheduler {
 namespace {
+
+// Reserve's bound on what a model's declared shape may preallocate per input.
+constexpr uint64_t kReserveCap = uint64_t{256} << 20;
 
 // The input of `request` named like seed input `index` (`name`); requests
 // usually list inputs in the same order, so that position is tried first.
@@ -23,10 +28,24 @@ const Tensor* MatchingInput(const InferRequest& request, size_t index, const std
   return nullptr;
 }
 
+// Elements per row (the product of the dimensions after the first). Only for
+// shapes whose total size was checked already: the batch's, once BatchBytes
+// accepted it, and those within it.
 int64_t InnerCount(std::span<const int64_t> shape) {
   int64_t n = 1;
   for (size_t i = 1; i < shape.size(); ++i) n *= shape[i];
   return n;
+}
+
+// The bytes of a dense block of `shape`, or nullopt on overflow.
+std::optional<uint64_t> BlockBytes(std::span<const int64_t> shape, size_t element_size) {
+  std::optional<uint64_t> bytes = element_size;
+  for (int64_t dim : shape) {
+    if (dim < 0) return std::nullopt;
+    bytes = CheckedMul(*bytes, static_cast<uint64_t>(dim));
+    if (!bytes) return std::nullopt;
+  }
+  return bytes;
 }
 
 // Copies a row-major block of shape `src` into the top-left corner of a block
@@ -166,11 +185,13 @@ PadElement MakePadElement(DataType type, double value) {
   return PadElement{};
 }
 
-void BatchInputBuilder::Size(Buffer& buffer, size_t bytes, int64_t rows, int64_t max_rows) {
+void BatchInputBuilder::Size(Buffer& buffer, size_t bytes, int64_t rows, int64_t max_rows, uint64_t cap) {
   if (bytes > buffer.memory.size()) {
     size_t capacity = bytes;
     if (rows > 0 && max_rows > rows) {
-      capacity = std::max(bytes, bytes / static_cast<size_t>(rows) * static_cast<size_t>(max_rows));
+      const std::optional<uint64_t> warm =
+          CheckedMul(static_cast<uint64_t>(bytes / static_cast<size_t>(rows)), static_cast<uint64_t>(max_rows));
+      capacity = std::max<uint64_t>(bytes, std::min<uint64_t>(warm.value_or(cap), cap));
     }
     // The old contents need not survive: every Build writes the whole batch.
     buffer.memory = memory_source_ != nullptr ? memory_source_->AllocateHostBuffer(capacity)
@@ -190,23 +211,30 @@ void BatchInputBuilder::Reserve(std::span<const backend::TensorSpec> inputs, int
     int64_t row = 1;
     for (size_t d = 1; fixed && d < spec.dims.size(); ++d) {
       fixed = spec.dims[d] >= 0;
-      row *= spec.dims[d];
+      const std::optional<int64_t> grown = fixed ? CheckedMul(row, spec.dims[d]) : std::nullopt;
+      fixed = grown.has_value();
+      row = grown.value_or(0);
     }
-    if (fixed && max_rows > 0) {
-      Size(buffers_[i], static_cast<size_t>(row * max_rows) * element_size, max_rows, max_rows);
+    const std::optional<int64_t> rows_elements = CheckedMul(row, max_rows);
+    const std::optional<uint64_t> bytes =
+        rows_elements ? CheckedMul(static_cast<uint64_t>(*rows_elements), uint64_t{element_size}) : std::nullopt;
+    // A model declares its own dims; one that asks for more than the padded
+    // bound up front is warmed on its first batch instead.
+    if (fixed && max_rows > 0 && bytes && *bytes <= kReserveCap) {
+      Size(buffers_[i], *bytes, max_rows, max_rows, kReserveCap);
     }
   }
 }
 
-absl::Status BatchInputBuilder::Build(std::span<const InferRequest* const> requests, bool pad,
-                                      double pad_value, int64_t max_rows) {
+absl::Status BatchInputBuilder::Build(std::span<const InferRequest* const> requests,
+                                      const BuildOptions& options) {
   const InferRequest& seed = *requests[0];
   const size_t input_count = seed.inputs.size();
   if (buffers_.size() < input_count) buffers_.resize(input_count);
   tensors_.resize(input_count);
   for (size_t i = 0; i < input_count; ++i) {
     const Tensor& seed_input = seed.inputs[i];
-    const bool may_pad = pad && seed_input.type != DataType::kBytes;
+    const bool may_pad = options.pad && seed_input.type != DataType::kBytes;
     const size_t element_size = DataTypeSize(seed_input.type);
     Tensor& batch = tensors_[i];
     batch.name.assign(seed_input.name);  // Reuses the string's capacity.
@@ -214,12 +242,17 @@ absl::Status BatchInputBuilder::Build(std::span<const InferRequest* const> reque
     batch.shape = seed_input.shape;
     batch.holder = nullptr;
     batch.shape[0] = 0;
-    size_t bytes = 0;
+    uint64_t bytes = 0;
     bool padded = false;
     for (const InferRequest* request : requests) {
       const Tensor* input = MatchingInput(*request, i, seed_input.name);
-      batch.shape[0] += input->shape[0];
-      bytes += input->data.size();
+      const std::optional<int64_t> rows = CheckedAdd(batch.shape[0], input->shape[0]);
+      const std::optional<uint64_t> sum = CheckedAdd(bytes, uint64_t{input->data.size()});
+      if (!rows || !sum) {
+        return absl::InvalidArgumentError(StrCat("input '", input->name, "': the batch's size overflows"));
+      }
+      batch.shape[0] = *rows;
+      bytes = *sum;
       for (size_t d = 1; d < batch.shape.size(); ++d) {
         if (input->shape[d] != batch.shape[d]) {
           padded = true;
@@ -227,18 +260,17 @@ absl::Status BatchInputBuilder::Build(std::span<const InferRequest* const> reque
         }
       }
       if (!may_pad || element_size == 0) continue;
-      const int64_t want = input->shape[0] * InnerCount(input->shape);
-      if (input->data.size() != static_cast<size_t>(want) * element_size) {
+      const std::optional<uint64_t> want = BlockBytes(input->shape, element_size);
+      if (!want || input->data.size() != *want) {
         return absl::InvalidArgumentError(StrCat("input '", input->name, "' of request '", request->id,
-                                                 "' has ", input->data.size(), " bytes; shape ",
-                                                 ShapeToString(input->shape), " needs ",
-                                                 static_cast<size_t>(want) * element_size));
+                                                 "' has ", input->data.size(), " bytes, which its shape ",
+                                                 ShapeToString(input->shape), " does not call for"));
       }
     }
     Buffer& buffer = buffers_[i];
     if (!padded) {
       // Equal non-batch shapes (or BYTES): the batch is the plain concatenation.
-      Size(buffer, bytes, batch.shape[0], max_rows);
+      Size(buffer, bytes, batch.shape[0], options.max_rows, std::max(bytes, options.max_padded_bytes));
       size_t at = 0;
       for (const InferRequest* request : requests) {
         const Tensor* input = MatchingInput(*request, i, seed_input.name);
@@ -246,9 +278,16 @@ absl::Status BatchInputBuilder::Build(std::span<const InferRequest* const> reque
         at += input->data.size();
       }
     } else {
+      // Every size below is within the batch's, which is checked here once.
+      const std::optional<uint64_t> total = BlockBytes(batch.shape, element_size);
+      if (!total || *total > options.max_padded_bytes) {
+        return absl::InvalidArgumentError(StrCat("input '", seed_input.name, "': padded to ",
+                                                 ShapeToString(batch.shape), " the batch would need more than ",
+                                                 options.max_padded_bytes, " bytes (max_padded_batch_bytes)"));
+      }
       const size_t row_bytes = static_cast<size_t>(InnerCount(batch.shape)) * element_size;
-      Size(buffer, static_cast<size_t>(batch.shape[0]) * row_bytes, batch.shape[0], max_rows);
-      const PadElement pad_element = MakePadElement(seed_input.type, pad_value);
+      Size(buffer, static_cast<size_t>(*total), batch.shape[0], options.max_rows, options.max_padded_bytes);
+      const PadElement pad_element = MakePadElement(seed_input.type, options.pad_value);
       Shape target;
       size_t at = 0;
       for (const InferRequest* request : requests) {
@@ -270,6 +309,47 @@ absl::Status BatchInputBuilder::Build(std::span<const InferRequest* const> reque
     batch.data = std::span<const std::byte>(buffer.memory.data(), buffer.size);
   }
   return absl::OkStatus();
+}
+
+bool PaddedBatchShape::Start(const InferRequest& seed, uint64_t max_bytes) {
+  seed_ = &seed;
+  if (shapes_.size() < seed.inputs.size()) shapes_.resize(seed.inputs.size());
+  for (size_t i = 0; i < seed.inputs.size(); ++i) {
+    shapes_[i] = seed.inputs[i].shape;
+    if (!shapes_[i].empty()) shapes_[i][0] = 0;
+  }
+  if (Fits(seed, max_bytes, /*commit=*/false) && Fits(seed, max_bytes, /*commit=*/true)) return true;
+  seed_ = nullptr;  // Nothing may join it.
+  return false;
+}
+
+bool PaddedBatchShape::TryJoin(const InferRequest& candidate, uint64_t max_bytes) {
+  return seed_ != nullptr && Fits(candidate, max_bytes, /*commit=*/false) &&
+         Fits(candidate, max_bytes, /*commit=*/true);
+}
+
+bool PaddedBatchShape::Fits(const InferRequest& request, uint64_t max_bytes, bool commit) {
+  for (size_t i = 0; i < seed_->inputs.size(); ++i) {
+    const Tensor& seed_input = seed_->inputs[i];
+    const Tensor* input = MatchingInput(request, i, seed_input.name);
+    if (input == nullptr || input->shape.size() != shapes_[i].size() || shapes_[i].empty()) return false;
+    // BYTES inputs are never padded (CanBatch wants equal shapes): their
+    // bytes are the requests' own.
+    const size_t element_size = DataTypeSize(seed_input.type);
+    if (element_size == 0) continue;
+    Shape& shape = shapes_[i];
+    const std::optional<int64_t> rows = CheckedAdd(shape[0], input->shape[0]);
+    if (!rows) return false;
+    std::optional<uint64_t> bytes = CheckedMul(static_cast<uint64_t>(*rows), uint64_t{element_size});
+    for (size_t d = 1; bytes && d < shape.size(); ++d) {
+      bytes = CheckedMul(*bytes, static_cast<uint64_t>(std::max(shape[d], input->shape[d])));
+    }
+    if (!bytes || *bytes > max_bytes) return false;
+    if (!commit) continue;
+    shape[0] = *rows;
+    for (size_t d = 1; d < shape.size(); ++d) shape[d] = std::max(shape[d], input->shape[d]);
+  }
+  return true;
 }
 
 absl::Status SliceRows(const Tensor& batch_output, int64_t batch_rows, int64_t row_begin, int64_t rows,

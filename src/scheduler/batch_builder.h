@@ -27,6 +27,29 @@ absl::StatusOr<int64_t> BatchRows(const InferRequest& request);
 // elements have no fixed width to pad to).
 bool CanBatch(const InferRequest& seed, const InferRequest& candidate, bool pad);
 
+// The padded shape of a batch as requests join it, for a scheduler deciding
+// whether one more request fits: with padding, the batch takes the largest
+// size of every dimension among its requests, so its bytes can far exceed the
+// requests' own (a [1, 1, 100000] and a [1, 100000, 1] request pad to 80 GB of
+// FP32). Every product is checked.
+//
+// Not thread-safe. Warm after its first batch of a rank (no allocation).
+class PaddedBatchShape {
+ public:
+  // Starts a batch with `seed`. False when `seed` alone is over `max_bytes`
+  // in some input: then nothing may join it (it can only run on its own).
+  bool Start(const InferRequest& seed, uint64_t max_bytes);
+  // Joins `candidate` (CanBatch with the seed, padded) when every padded
+  // input of the batch, with it, stays at most `max_bytes`; false (and the
+  // batch unchanged) otherwise.
+  bool TryJoin(const InferRequest& candidate, uint64_t max_bytes);
+
+ private:
+  bool Fits(const InferRequest& request, uint64_t max_bytes, bool commit);
+  const InferRequest* seed_ = nullptr;
+  std::vector<Shape> shapes_;  // Per seed input: rows, then the largest of each dimension.
+};
+
 // One element of `type` holding `value` (cast; FP16/BF16 rounded to nearest
 // even; integers saturate), used to fill padding.
 struct PadElement {
@@ -49,15 +72,24 @@ class BatchInputBuilder {
  public:
   explicit BatchInputBuilder(backend::Session* memory_source = nullptr) : memory_source_(memory_source) {}
 
-  // Builds the batch for `requests` (all CanBatch with requests[0]). With `pad`
-  // every input is padded to the largest size per dimension with `pad_value`.
-  // A buffer that must grow is sized for `max_rows` rows of this batch's row
-  // size at once, so that a runner is warm after its first batch of a shape.
-  // The tensors are views into this builder's buffers, valid until the next
-  // Build. Errors: InvalidArgument when a request's input bytes do not match its
-  // shape.
-  absl::Status Build(std::span<const InferRequest* const> requests, bool pad, double pad_value,
-                     int64_t max_rows = 0);
+  struct BuildOptions {
+    // Pad every input to the largest size per dimension with `pad_value`.
+    bool pad = false;
+    double pad_value = 0;
+    // A buffer that must grow is sized for `max_rows` rows of this batch's
+    // row size at once (never past `max_padded_bytes`), so that a runner is
+    // warm after its first batch of a shape.
+    int64_t max_rows = 0;
+    // With `pad`: the most bytes one padded input may take.
+    uint64_t max_padded_bytes = uint64_t{256} << 20;
+  };
+  // Builds the batch for `requests` (all CanBatch with requests[0]). The
+  // tensors are views into this builder's buffers, valid until the next
+  // Build. Errors: InvalidArgument when a request's input bytes do not match
+  // its shape, or when the padded batch would exceed `max_padded_bytes` (a
+  // scheduler that forms batches with PaddedBatchShape never sees this);
+  // every size is checked arithmetic, so no shape can overflow a buffer.
+  absl::Status Build(std::span<const InferRequest* const> requests, const BuildOptions& options);
 
   // Sizes the pool up front for the model's inputs: names, and for an input
   // whose non-batch dimensions are all fixed (and not BYTES), a buffer for
@@ -72,8 +104,8 @@ class BatchInputBuilder {
     size_t size = 0;             // Bytes of the current batch.
   };
   // Makes `buffer` hold `bytes`; a buffer that must grow takes room for
-  // `max_rows` rows of `rows`' row size at once.
-  void Size(Buffer& buffer, size_t bytes, int64_t rows, int64_t max_rows);
+  // `max_rows` rows of `rows`' row size at once, up to `cap` bytes.
+  void Size(Buffer& buffer, size_t bytes, int64_t rows, int64_t max_rows, uint64_t cap);
 
   backend::Session* memory_source_;
   std::vector<Buffer> buffers_;  // One per input position.

@@ -240,12 +240,15 @@ DynamicBatcher::Scan DynamicBatcher::ScanByTokens(absl::Time now, std::vector<Re
       Entry& entry = level[i];
       if (seed == nullptr) {
         seed = &entry;  // The head: always in the batch, so nothing starves.
+        if (options_.pad_variable_dims) padded_.Start(*entry.request, options_.max_padded_batch_bytes);
       } else if (entry.bucket != seed->bucket ||
                  !CanBatch(*seed->request, *entry.request, options_.pad_variable_dims)) {
         ++i;  // Waits for a batch of its own length.
         continue;
       } else if (rows + entry.rows > max_rows ||
-                 (rows + entry.rows) * std::max(longest, entry.length) > budget) {
+                 (rows + entry.rows) * std::max(longest, entry.length) > budget ||
+                 (options_.pad_variable_dims &&
+                  !padded_.TryJoin(*entry.request, options_.max_padded_batch_bytes))) {
         scan.cut_now = true;  // Full: the next one of this length does not fit.
         return scan;
       }
@@ -294,6 +297,7 @@ DynamicBatcher::Scan DynamicBatcher::ScanQueue(absl::Time now, std::vector<Rejec
       Entry& entry = level[i];
       if (seed == nullptr) {
         seed = entry.request.get();  // The head: always in the batch, so nothing starves.
+        if (options_.pad_variable_dims) padded_.Start(*seed, options_.max_padded_batch_bytes);
       } else if (!batching) {
         scan.cut_now = true;
         return scan;
@@ -306,6 +310,12 @@ DynamicBatcher::Scan DynamicBatcher::ScanQueue(absl::Time now, std::vector<Rejec
         continue;
       } else if (rows + entry.rows > max_rows) {
         scan.cut_now = true;  // Full: waiting cannot grow this batch.
+        return scan;
+      } else if (options_.pad_variable_dims &&
+                 !padded_.TryJoin(*entry.request, options_.max_padded_batch_bytes)) {
+        // Padded with it, the batch would grow past its byte bound: it runs
+        // in a later batch, and waiting cannot make this one take it.
+        scan.cut_now = true;
         return scan;
       }
       rows += entry.rows;
@@ -556,8 +566,12 @@ void DynamicBatcher::Execute(RunnerState& state, backend::Session& session) {
   if (single) {
     inputs = state.requests[0]->inputs;
   } else {
-    status = state.builder.Build(state.requests, options_.pad_variable_dims, options_.pad_value,
-                                  std::min<int64_t>(options_.max_batch_size, kMostPreallocatedRows));
+    BatchInputBuilder::BuildOptions build;
+    build.pad = options_.pad_variable_dims;
+    build.pad_value = options_.pad_value;
+    build.max_rows = std::min<int64_t>(options_.max_batch_size, kMostPreallocatedRows);
+    build.max_padded_bytes = options_.max_padded_batch_bytes;
+    status = state.builder.Build(state.requests, build);
     inputs = state.builder.tensors();
   }
   if (options_.metrics != nullptr) options_.metrics->BatchStarted();

@@ -164,6 +164,9 @@ class DynamicBatcher final : public Scheduler {
   size_t queued_ ABSL_GUARDED_BY(mu_) = 0;
   // Token mode: the entries the last scan chose, as (level, index) pairs.
   std::vector<std::pair<size_t, size_t>> picks_ ABSL_GUARDED_BY(mu_);
+  // With pad_variable_dims: the padded shape of the batch a scan forms, so
+  // that no batch pads past max_padded_batch_bytes.
+  PaddedBatchShape padded_ ABSL_GUARDED_BY(mu_);
   size_t inflight_ ABSL_GUARDED_BY(mu_) = 0;
   bool forming_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

@@ -43,6 +43,8 @@ class Scheduler {
   virtual size_t InflightCount() const = 0;
 };
 
+inline constexpr uint64_t kDefaultMaxPaddedBatchBytes = uint64_t{256} << 20;
+
 // What a scheduler needs to know about the model it serves.
 struct SchedulerOptions {
   std::string model_name;
@@ -62,6 +64,9 @@ struct SchedulerOptions {
   bool allow_timeout_override = true;
   bool pad_variable_dims = false;
   double pad_value = 0;
+  // With pad_variable_dims: the most bytes one padded batch input may take
+  // (a request that would pad the batch past it waits for a batch of its own).
+  uint64_t max_padded_batch_bytes = kDefaultMaxPaddedBatchBytes;
   // Token budget (text models): with dynamic batching, a batch is also cut
   // before rows x longest sequence (its padded cost, measured on dimension
   // `sequence_axis` of the inputs) would exceed it, and batches are formed

@@ -4,6 +4,7 @@
 #include "core/data_type.h"
 #include "core/parameters.h"
 #include "core/strings.h"
+#include "core/checked_math.h"
 #include "core/tensor.h"
 
 namespace ortserve {
@@ -29,6 +30,32 @@ TEST(TensorTest, ElementCountRejectsNegativeAndOverflowingShapes) {
   EXPECT_EQ(*ElementCount(Shape{0, 5}), 0);
   EXPECT_FALSE(ElementCount(Shape{2, -1}).ok());
   EXPECT_FALSE(ElementCount(Shape{1LL << 40, 1LL << 40}).ok());
+  // No elements, but dimensions that overflow any product they enter.
+  EXPECT_FALSE(ElementCount(Shape{0, 1LL << 62}).ok());
+  EXPECT_FALSE(ElementCount(Shape{1LL << 62, 0, 4}).ok());
+  EXPECT_EQ(*ElementCount(Shape{0, 1LL << 40}), 0);  // At the bound.
+  EXPECT_FALSE(ElementCount(Shape{2, 0, 1LL << 40}).ok());
+}
+
+// Issue #14: 2^61 INT64 elements are 2^64 bytes, which wrapped to 0 and so
+// "matched" an empty body.
+TEST(TensorTest, ValidateRefusesAShapeWhoseByteCountWraps) {
+  Tensor t;
+  t.name = "x";
+  t.type = DataType::kInt64;
+  t.shape = Shape{1LL << 61};
+  EXPECT_EQ(ValidateTensorBytes(t).code(), absl::StatusCode::kInvalidArgument);
+  t.shape = Shape{1LL << 20, 1LL << 20};  // 2^40 elements: 8 TiB, not 0.
+  const absl::Status status = ValidateTensorBytes(t);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(status.message()).find("needs 8796093022208 bytes, got 0"), std::string::npos) << status;
+}
+
+TEST(CheckedMathTest, ReportsOverflowInsteadOfWrapping) {
+  EXPECT_EQ(CheckedMul<uint64_t>(uint64_t{1} << 61, 8), std::nullopt);
+  EXPECT_EQ(CheckedMul<uint64_t>(uint64_t{1} << 60, 8), uint64_t{1} << 63);
+  EXPECT_EQ(CheckedAdd<int64_t>(INT64_MAX, 1), std::nullopt);
+  EXPECT_EQ(CheckedAdd<size_t>(2, 3), size_t{5});
 }
 
 TEST(TensorTest, BytesElementsRoundTripIncludingEmbeddedNul) {

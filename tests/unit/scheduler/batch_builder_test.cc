@@ -42,7 +42,7 @@ TEST(BatchInputBuilderTest, PadsEveryNonBatchDimensionOfRankThreeInputs) {
   ASSERT_FALSE(CanBatch(*a, *b, /*pad=*/false));
   BatchInputBuilder builder;
   const InferRequest* requests[] = {a.get(), b.get()};
-  ASSERT_TRUE(builder.Build(requests, /*pad=*/true, 9).ok());
+  ASSERT_TRUE(builder.Build(requests, {.pad = true, .pad_value = 9}).ok());
   ASSERT_EQ(builder.tensors().size(), 1u);
   const Tensor& batch = builder.tensors()[0];
   EXPECT_EQ(batch.shape, Shape({2, 2, 2}));
@@ -54,11 +54,11 @@ TEST(BatchInputBuilderTest, ReusesItsBufferForTheSameShape) {
   auto b = test::MakeFloatRequest("b", {1, 2}, {5, 6});
   BatchInputBuilder builder;
   const InferRequest* requests[] = {a.get(), b.get()};
-  ASSERT_TRUE(builder.Build(requests, false, 0).ok());
+  ASSERT_TRUE(builder.Build(requests, {}).ok());
   const std::byte* first = builder.tensors()[0].data.data();
   EXPECT_THAT(test::Floats(builder.tensors()[0]), ElementsAre(1, 2, 3, 4, 5, 6));
   const InferRequest* swapped[] = {b.get(), a.get()};
-  ASSERT_TRUE(builder.Build(swapped, false, 0).ok());
+  ASSERT_TRUE(builder.Build(swapped, {}).ok());
   EXPECT_EQ(builder.tensors()[0].data.data(), first);
   EXPECT_THAT(test::Floats(builder.tensors()[0]), ElementsAre(5, 6, 1, 2, 3, 4));
 }
@@ -73,18 +73,65 @@ TEST(BatchInputBuilderTest, TakesItsBuffersFromTheSessionAndGivesThemBack) {
     builder.Reserve(session.signature().inputs, /*max_rows=*/4);
     EXPECT_EQ(session.host_buffers_allocated(), 1);  // Room for 4 rows, up front.
     const InferRequest* requests[] = {a.get(), b.get()};
-    ASSERT_TRUE(builder.Build(requests, false, 0, 4).ok());
+    ASSERT_TRUE(builder.Build(requests, {.max_rows = 4}).ok());
     EXPECT_THAT(test::Floats(builder.tensors()[0]), ElementsAre(1, 2, 3, 4, 5, 6));
     const InferRequest* more[] = {a.get(), a.get()};
-    ASSERT_TRUE(builder.Build(more, false, 0, 4).ok());
+    ASSERT_TRUE(builder.Build(more, {.max_rows = 4}).ok());
     EXPECT_EQ(session.host_buffers_allocated(), 1);
     const InferRequest* over[] = {a.get(), a.get(), b.get()};  // 5 rows: past the reservation.
-    ASSERT_TRUE(builder.Build(over, false, 0, 4).ok());
+    ASSERT_TRUE(builder.Build(over, {.max_rows = 4}).ok());
     EXPECT_THAT(test::Floats(builder.tensors()[0]), ElementsAre(1, 2, 3, 4, 1, 2, 3, 4, 5, 6));
     EXPECT_EQ(session.host_buffers_allocated(), 2);
     EXPECT_EQ(session.host_buffers_alive(), 1);  // The smaller one went back.
   }
   EXPECT_EQ(session.host_buffers_alive(), 0);
+}
+
+// Issue #14's remote crash: a zero-size request with a huge dimension and a
+// small one, padded together, made the batch's byte count wrap, so the
+// builder allocated a few bytes and copied far past them.
+TEST(BatchInputBuilderTest, RefusesAPaddedBatchWhoseSizeWouldOverflow) {
+  auto huge = test::MakeFloatRequest("huge", {1, 0, int64_t{1} << 40}, {});
+  auto small = test::MakeFloatRequest("small", {1, 3, 1}, {1, 2, 3});
+  BatchInputBuilder builder;
+  const InferRequest* requests[] = {small.get(), huge.get()};
+  const absl::Status status = builder.Build(requests, {.pad = true});
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), ::testing::HasSubstr("max_padded_batch_bytes"));
+}
+
+TEST(BatchInputBuilderTest, RefusesAPaddedBatchOverItsByteBound) {
+  // Each 4 KB; padded together, [2, 1024, 1024] FP32 = 8 MiB.
+  auto wide = test::MakeFloatRequest("wide", {1, 1, 1024}, std::vector<float>(1024, 1));
+  auto tall = test::MakeFloatRequest("tall", {1, 1024, 1}, std::vector<float>(1024, 2));
+  BatchInputBuilder builder;
+  const InferRequest* requests[] = {wide.get(), tall.get()};
+  EXPECT_EQ(builder.Build(requests, {.pad = true, .max_padded_bytes = 1 << 20}).code(),
+            absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(builder.Build(requests, {.pad = true, .max_padded_bytes = 8 << 20}).ok());
+  EXPECT_EQ(builder.tensors()[0].shape, Shape({2, 1024, 1024}));
+}
+
+TEST(BatchInputBuilderTest, RefusesBytesThatDoNotMatchAPaddedShape) {
+  auto a = test::MakeFloatRequest("a", {1, 2}, {1, 2});
+  auto lying = test::MakeFloatRequest("lying", {1, 3}, {1, 2});  // 8 bytes for 3 floats.
+  BatchInputBuilder builder;
+  const InferRequest* requests[] = {a.get(), lying.get()};
+  EXPECT_EQ(builder.Build(requests, {.pad = true}).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(PaddedBatchShapeTest, LetsARequestJoinOnlyWhileThePaddedBatchFits) {
+  auto wide = test::MakeFloatRequest("wide", {1, 1, 1024}, std::vector<float>(1024, 1));
+  auto tall = test::MakeFloatRequest("tall", {1, 1024, 1}, std::vector<float>(1024, 2));
+  auto huge = test::MakeFloatRequest("huge", {1, 0, int64_t{1} << 40}, {});
+  PaddedBatchShape shape;
+  ASSERT_TRUE(shape.Start(*wide, 1 << 20));
+  EXPECT_FALSE(shape.TryJoin(*tall, 1 << 20));  // 8 MiB padded.
+  EXPECT_FALSE(shape.TryJoin(*huge, 1 << 20));  // Overflows 64 bits.
+  EXPECT_TRUE(shape.TryJoin(*wide, 1 << 20));   // Same shape: 8 KB.
+  ASSERT_TRUE(shape.Start(*tall, 8 << 20));
+  EXPECT_TRUE(shape.TryJoin(*wide, 8 << 20));
+  EXPECT_FALSE(shape.TryJoin(*wide, 8 << 20));  // A third row: 12 MiB.
 }
 
 TEST(BatchRowsTest, RejectsInputsThatDisagreeOnTheBatchSize) {
