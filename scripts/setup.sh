@@ -12,7 +12,7 @@ packages=(
   # toolchain
   build-essential cmake ninja-build pkg-config ccache git ca-certificates curl openssl xxd
   # libraries (DESIGN.md: Dependencies)
-  libboost1.81-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libboost1.81-dev libboost-url1.81-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libsimdjson-dev rapidjson-dev libspdlog-dev libfmt-dev libcli11-dev
   libutf8proc-dev prometheus-cpp-dev libgoogle-perftools-dev
   # tests

@@ -94,6 +94,15 @@ struct InferRequest {
   // Trace position for child spans; empty (unsampled) by default.
   RequestTrace trace;
 
+  // A copy of every field (tensors stay views sharing their holders; the
+  // payload, cancellation and headers are shared). Fallback and shadow copies
+  // start from this, then change what they must, so that a field added here
+  // is never silently dropped on the way to another version.
+  InferRequest Clone() const { return *this; }
+
+  // Whether its client went away (or it was cancelled otherwise).
+  bool cancelled() const { return cancellation != nullptr && cancellation->cancelled(); }
+
   // The input named `name`, or null.
   const Tensor* FindInput(std::string_view name) const {
     for (const auto& input : inputs) {

@@ -51,6 +51,13 @@ class Parameters {
     if (const auto* b = std::get_if<bool>(v)) return *b;
     return std::nullopt;
   }
+  // The value as a string when it is one; nullopt otherwise.
+  std::optional<std::string_view> FindString(std::string_view key) const {
+    const ParameterValue* v = Find(key);
+    if (v == nullptr) return std::nullopt;
+    if (const auto* s = std::get_if<std::string>(v)) return std::string_view(*s);
+    return std::nullopt;
+  }
   bool Erase(std::string_view key) {
     for (auto it = entries_.begin(); it != entries_.end(); ++it) {
       if (it->first == key) {

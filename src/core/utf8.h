@@ -39,6 +39,48 @@ inline size_t Utf8SequenceLength(const unsigned char* p, size_t remaining) {
 // Byte offset of the first invalid UTF-8 sequence in `s`, or npos.
 size_t FindInvalidUtf8(std::string_view s);
 
+// Decodes one code point of UTF-8 already known to be valid (a non-ASCII
+// lead byte at p); sets *len to its length.
+inline char32_t DecodeUtf8(const unsigned char* p, int* len) {
+  const unsigned char b = p[0];
+  if (b < 0xE0) {
+    *len = 2;
+    return (char32_t(b & 0x1F) << 6) | (p[1] & 0x3F);
+  }
+  if (b < 0xF0) {
+    *len = 3;
+    return (char32_t(b & 0x0F) << 12) | (char32_t(p[1] & 0x3F) << 6) | (p[2] & 0x3F);
+  }
+  *len = 4;
+  return (char32_t(b & 0x07) << 18) | (char32_t(p[1] & 0x3F) << 12) | (char32_t(p[2] & 0x3F) << 6) |
+         (p[3] & 0x3F);
+}
+
+// Writes `cp` as UTF-8 into out (room for 4 bytes); returns the length.
+inline int EncodeUtf8(char32_t cp, char* out) {
+  if (cp < 0x80) {
+    out[0] = static_cast<char>(cp);
+    return 1;
+  }
+  if (cp < 0x800) {
+    out[0] = static_cast<char>(0xC0 | (cp >> 6));
+    out[1] = static_cast<char>(0x80 | (cp & 0x3F));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    out[0] = static_cast<char>(0xE0 | (cp >> 12));
+    out[1] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out[2] = static_cast<char>(0x80 | (cp & 0x3F));
+    return 3;
+  }
+  out[0] = static_cast<char>(0xF0 | (cp >> 18));
+  out[1] = static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+  out[2] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+  out[3] = static_cast<char>(0x80 | (cp & 0x3F));
+  return 4;
+}
+
+
 inline bool IsValidUtf8(std::string_view s) { return FindInvalidUtf8(s) == std::string_view::npos; }
 
 }  // namespace ortserve

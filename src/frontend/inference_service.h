@@ -1,7 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// InferenceService: the protocol-neutral facade every front end (REST, gRPC,
-// pipelines) calls. Stateless apart from readiness: model state lives in the
-// ModelManager, so front ends stay thin.
+// InferenceService: the protocol-neutral facade every front end calls.
 #pragma once
 
 #include <atomic>
@@ -18,9 +16,9 @@
 #include "observability/request_record.h"
 #include "pipeline/tokenization_pool.h"
 #include "repository/model_manager.h"
+#include "router/executor.h"
 #include "router/response_cache.h"
-#include "router/shadow.h"
-#include "router/version_router.h"
+#include "router/router.h"
 
 namespace ortserve::frontend {
 
@@ -45,6 +43,12 @@ struct ModelMetadata {
   std::string last_load_error;
 };
 
+// The protocol-neutral facade every front end (REST, gRPC, pipelines) calls,
+// as TF Serving's ServerCore is: a request goes admission -> router ->
+// executor (scheduler, text pipeline); metadata, readiness and model control
+// are read from the model manager. Stateless apart from readiness and the
+// in-flight count the shutdown drain waits on.
+//
 // Thread-safe.
 class InferenceService {
  public:
@@ -63,10 +67,15 @@ class InferenceService {
     // owned); null: no caching.
     router::ResponseCache* response_cache = nullptr;
     // Where shadow comparisons run (tests hold them back with this); unset: a
-    // router::ComparisonWorker thread of the service's own.
+    // thread of the router's own.
     std::function<void(absl::AnyInvocable<void() &&>)> run_comparison;
+    // Test seams: a router executor and model provider in place of the
+    // service's own (a ModelExecutor; `models`). Not owned.
+    router::Executor* executor = nullptr;
+    repository::ModelProvider* model_provider = nullptr;
   };
   explicit InferenceService(Options options);
+  ~InferenceService();
 
   static constexpr std::string_view kServerName = "ortserve";
   static std::string_view ServerVersion();
@@ -76,9 +85,8 @@ class InferenceService {
   // Live while the process can serve; front ends answer it from their own
   // event loops, so a wedged loop cannot answer.
   bool Live() const { return true; }
-  // Ready once start-up loading finished and until shutdown begins.
-  // Once start-up loading is done (SetReady(true)) and until shutdown
-  // begins, ready means: every required model has a READY version. Loads and
+  // Ready once start-up loading is done (SetReady(true)) and until shutdown
+  // begins, when every required model has a READY version. Loads and
   // reloads in the background never flip it (a reload keeps the old version
   // READY until the swap).
   bool Ready() const;
@@ -91,7 +99,7 @@ class InferenceService {
     SetReady(false);
   }
   bool draining() const { return draining_.load(std::memory_order_acquire); }
-  // Requests Infer admitted whose `done` has not returned yet.
+  // Requests Infer admitted (and shadow copies) whose `done` has not returned yet.
   size_t InflightCount() const { return inflight_.load(std::memory_order_acquire); }
 
   const observability::Telemetry& telemetry() const { return options_.telemetry; }
@@ -120,16 +128,12 @@ class InferenceService {
     options_.models->UnloadModelAsync(std::move(name), std::move(done));
   }
 
-  // Routes `request` to a model version (an explicit version, the
-  // X-Model-Version override, the model's weighted split sticky by key, or
-  // the default), answers it from the response cache when the model opts in,
-  // checks it against the model (input names, types, shapes, batch size,
-  // byte sizes, requested outputs), then queues it; mirrors a sampled copy to
-  // the model's shadow target, and reroutes it to the model's fallback when
-  // the primary fails (router/, docs/routing.md). `done` is called exactly
-  // once with the response or the error: InvalidArgument for a bad request
-  // (naming the tensor), NotFound/Unavailable for the model, and the
-  // scheduler's errors. Keeps the model version alive until `done` returns.
+  // Serves `request` (router/router.h: version, cache, checks, shadow,
+  // fallback; then the version's scheduler or text pipeline). `done` is
+  // called exactly once with the response or the error: InvalidArgument for
+  // a bad request (naming the tensor), NotFound/Unavailable for the model,
+  // and the scheduler's errors. Keeps the model version alive until `done`
+  // returns.
   //
   // `record` (optional, owned by the front end, must outlive `done`): the
   // request's observability record; Infer tells it the model version, and
@@ -137,49 +141,17 @@ class InferenceService {
   void Infer(std::unique_ptr<InferRequest> request, InferCallback done,
              observability::RequestRecord* record = nullptr);
 
-  // A model with a text pipeline is served with its text signature (input
-  // `text`, BYTES): Infer tokenizes on the tokenization pool and batches the
-  // texts as rows (frontend/text_inference.h).
-  //
-  // Infer's checks alone, for tests and for front ends that decode against a
-  // model before queueing.
-  static absl::Status ValidateRequest(const repository::ModelVersion& model, InferRequest& request);
-
  private:
-  // What answering one admitted request needs: the caller's callback and, on
-  // the common path (no fallback, shadow or cache insert sees the answer
-  // first), the version it holds and whose pending gauge counts it. Calls are
-  // recycled, so the callback handed down captures only a pointer (it fits
-  // AnyInvocable's inline storage) and a warm server allocates no wrapper per
-  // request. The pool grows to the most requests in flight at once.
+  // What answering one admitted request needs: the caller's callback and,
+  // when the router adds no wrapper, the version it holds and whose pending
+  // gauge counts it (router::AnswerSlot). Calls are recycled, so the callback
+  // handed down captures only a pointer (it fits AnyInvocable's inline
+  // storage) and a warm server allocates no wrapper per request. The pool
+  // grows to the most requests in flight at once.
   struct Call {
     InferCallback done;
-    ModelHandle model;
-    observability::VersionMetrics* pending = nullptr;
+    router::AnswerSlot slot;
     Call* next_free = nullptr;
-  };
-  // What a pass through routing may do: a client's request may use the cache,
-  // mirror and fall back; a shadow copy or a fallback attempt may not repeat
-  // what brought it there.
-  struct Pass {
-    bool shadow = true;
-    bool fallback = true;
-    bool cache = true;
-    // The fallback pass: the primary's name and error, for the response.
-    std::string fallback_from;
-    std::string fallback_reason;
-    // Set once a lazy load was waited for: its error (a retry-after hint)
-    // is what the client hears if the model still cannot serve.
-    bool lazy_waited = false;
-    // A shadow copy: not counted as routed traffic.
-    bool mirror = false;
-    absl::Status lazy_error;
-    // A client's request: the Call its answer goes back through (null for
-    // shadow copies and fallback passes).
-    Call* call = nullptr;
-  };
-  struct ShadowState {
-    router::ShadowLimiter limiter;
   };
 
   // A recycled (or, when none is free, new) Call holding `done`.
@@ -188,38 +160,16 @@ class InferenceService {
   // callback, releases the callback and the version hold, and only then ends
   // the request's in-flight count.
   void Finish(Call* call, absl::StatusOr<InferResponse> result);
-  // Resolves the version (routing) and dispatches; `done` already ends the
-  // in-flight count (it answers through `pass.call`).
-  void Route(std::unique_ptr<InferRequest> request, InferCallback done, observability::RequestRecord* record,
-             Pass pass);
-  void Dispatch(ModelHandle model, router::RouteReason reason, std::unique_ptr<InferRequest> request,
-                InferCallback done, observability::RequestRecord* record, Pass pass);
-  // A mirrored request: `compare` takes the primary's answer, `launch`
-  // queues the copy on the shadow target. Both empty when not mirrored.
-  struct ShadowLaunch {
-    std::function<void(const absl::StatusOr<InferResponse>&)> compare;
-    absl::AnyInvocable<void() &&> launch;
-  };
-  // Copies `request` for the model's shadow target when its routing samples
-  // it (and a shadow slot is free).
-  ShadowLaunch MaybeShadow(const ModelHandle& model, const InferRequest& request);
-  ShadowState& ShadowStateFor(const std::string& model);
-  // The fallback of a primary that failed with `error`, or `error` itself.
-  void Fallback(const ModelHandle& primary, std::shared_ptr<InferRequest> saved, absl::Status error,
-                InferCallback done, observability::RequestRecord* record);
 
   Options options_;
-  absl::Mutex shadow_mu_;
-  std::map<std::string, std::unique_ptr<ShadowState>, std::less<>> shadow_states_ ABSL_GUARDED_BY(shadow_mu_);
+  std::unique_ptr<router::Executor> own_executor_;
+  std::unique_ptr<router::Router> router_;
   absl::Mutex calls_mu_;
   std::vector<std::unique_ptr<Call>> calls_ ABSL_GUARDED_BY(calls_mu_);  // Every Call made.
   Call* free_calls_ ABSL_GUARDED_BY(calls_mu_) = nullptr;                // Linked by next_free.
   std::atomic<bool> ready_{false};
   std::atomic<bool> draining_{false};
   std::atomic<size_t> inflight_{0};
-  // Declared last: destroyed first, it runs the comparisons still queued
-  // (they release slots of shadow_states_' limiters) before anything they use goes.
-  std::unique_ptr<router::ComparisonWorker> comparer_;
 };
 
 }  // namespace ortserve::frontend

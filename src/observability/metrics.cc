@@ -1,9 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "observability/metrics.h"
 
-#include <dirent.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <charconv>
@@ -13,6 +10,7 @@
 #include <sstream>
 
 #include "core/strings.h"
+#include "observability/collectors.h"
 #include "observability/gpu_metrics.h"
 #include "prometheus/collectable.h"
 #include "prometheus/counter.h"
@@ -100,112 +98,6 @@ absl::StatusOr<std::vector<double>> ParseBuckets(std::string_view flag, std::str
   return buckets;
 }
 
-namespace {
-
-double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
-
-}  // namespace
-
-// Reads process_* metrics from /proc/self at scrape time. Thread-safe
-// (stateless).
-class ProcessCollector : public prometheus::Collectable {
- public:
-  std::vector<prometheus::MetricFamily> Collect() const override {
-    std::vector<prometheus::MetricFamily> families;
-    auto gauge = [&](const char* name, const char* help, prometheus::MetricType type, double value) {
-      prometheus::MetricFamily family;
-      family.name = name;
-      family.help = help;
-      family.type = type;
-      prometheus::ClientMetric metric;
-      if (type == prometheus::MetricType::Counter) {
-        metric.counter.value = value;
-      } else {
-        metric.gauge.value = value;
-      }
-      family.metric.push_back(std::move(metric));
-      families.push_back(std::move(family));
-    };
-    // /proc/self/stat: fields after the command (which may hold spaces) start
-    // at ')'; utime is field 14, stime 15, num_threads 20, starttime 22,
-    // vsize 23, rss 24 (pages).
-    std::ifstream stat_file("/proc/self/stat");
-    std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
-    const size_t close = stat.rfind(')');
-    if (close != std::string::npos) {
-      std::istringstream fields(stat.substr(close + 2));
-      std::vector<std::string> f;
-      for (std::string s; fields >> s;) f.push_back(s);
-      // f[0] is field 3 (state).
-      auto field = [&](int n) -> double {
-        const size_t i = static_cast<size_t>(n - 3);
-        return i < f.size() ? std::strtod(f[i].c_str(), nullptr) : 0;
-      };
-      const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
-      const double page = static_cast<double>(sysconf(_SC_PAGESIZE));
-      gauge("process_cpu_seconds_total", "User and system CPU time the process has used, in seconds.",
-            prometheus::MetricType::Counter, (field(14) + field(15)) / ticks);
-      gauge("process_threads", "Threads in the process.", prometheus::MetricType::Gauge, field(20));
-      gauge("process_virtual_memory_bytes", "Virtual memory size, in bytes.", prometheus::MetricType::Gauge,
-            field(23));
-      gauge("process_resident_memory_bytes", "Resident set size, in bytes.", prometheus::MetricType::Gauge,
-            field(24) * page);
-      std::ifstream uptime_file("/proc/uptime");
-      double uptime = 0;
-      uptime_file >> uptime;
-      const double boot = static_cast<double>(absl::ToUnixSeconds(absl::Now())) - uptime;
-      gauge("process_start_time_seconds", "Start time of the process since the Unix epoch, in seconds.",
-            prometheus::MetricType::Gauge, boot + field(22) / ticks);
-    }
-    double fds = 0;
-    if (DIR* dir = opendir("/proc/self/fd")) {
-      while (dirent* entry = readdir(dir)) {
-        if (entry->d_name[0] != '.') ++fds;
-      }
-      closedir(dir);
-      fds -= 1;  // The directory handle itself.
-    }
-    gauge("process_open_fds", "Open file descriptors.", prometheus::MetricType::Gauge, fds);
-    return families;
-  }
-};
-
-// Builds ortserve_model_state from the model manager's index at scrape time.
-// Thread-safe.
-class ModelStateCollector : public prometheus::Collectable {
- public:
-  void Set(std::function<std::vector<ModelStateSample>()> source) {
-    absl::MutexLock lock(&mu_);
-    source_ = std::move(source);
-  }
-  std::vector<prometheus::MetricFamily> Collect() const override {
-    prometheus::MetricFamily family;
-    family.name = "ortserve_model_state";
-    family.help = "1 for the state a model version is in (LOADING, READY, UNAVAILABLE), 0 for the others.";
-    family.type = prometheus::MetricType::Gauge;
-    std::function<std::vector<ModelStateSample>()> source;
-    {
-      absl::MutexLock lock(&mu_);
-      source = source_;
-    }
-    if (source) {
-      for (const ModelStateSample& sample : source()) {
-        for (std::string_view state : kModelStates) {
-          prometheus::ClientMetric metric;
-          metric.label = {{"model", sample.model}, {"state", std::string(state)}, {"version", sample.version}};
-          metric.gauge.value = state == sample.state ? 1 : 0;
-          family.metric.push_back(std::move(metric));
-        }
-      }
-    }
-    return {std::move(family)};
-  }
-
- private:
-  mutable absl::Mutex mu_;
-  std::function<std::vector<ModelStateSample>()> source_ ABSL_GUARDED_BY(mu_);
-};
-
 struct Metrics::Families {
   prometheus::Family<prometheus::Counter>* requests;
   prometheus::Family<prometheus::Histogram>* request_duration;
@@ -235,6 +127,9 @@ struct Metrics::Families {
   prometheus::Counter* cache_evictions;
   std::atomic<uint64_t> cache_evictions_seen{0};
   prometheus::Gauge* ready;
+  prometheus::Family<prometheus::Counter>* admission_refused;
+  prometheus::Gauge* admission_requests;
+  prometheus::Gauge* admission_bytes;
   prometheus::Counter* spans_exported;
   prometheus::Counter* spans_dropped;
 };
@@ -376,6 +271,22 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(MetricsOptions options)
                   .Help("1 while the server reports ready (/v2/health/ready), else 0.")
                   .Register(r)
                   .Add({});
+  f->admission_refused = &prometheus::BuildCounter()
+                               .Name("ortserve_admission_refused_total")
+                               .Help("Requests refused before routing, by reason (server_requests, "
+                                     "server_memory, model_requests, draining, ...).")
+                               .Register(r);
+  f->admission_requests = &prometheus::BuildGauge()
+                               .Name("ortserve_admission_inflight_requests")
+                               .Help("Requests holding an admission permit (read, not yet answered).")
+                               .Register(r)
+                               .Add({});
+  f->admission_bytes = &prometheus::BuildGauge()
+                            .Name("ortserve_admission_inflight_bytes")
+                            .Help("Memory the requests holding a permit are counted for (bodies and their "
+                                  "decoding).")
+                            .Register(r)
+                            .Add({});
   auto& spans = prometheus::BuildCounter()
                     .Name("ortserve_trace_spans_total")
                     .Help("Trace spans by what became of them: exported, or dropped (buffer full or export failed).")
@@ -505,6 +416,16 @@ void ShadowMetrics::RecordComparison(int64_t label_rows, int64_t label_agreement
 }
 
 void Metrics::SetReady(bool ready) { families_->ready->Set(ready ? 1 : 0); }
+
+void Metrics::RecordAdmissionRefusal(std::string_view reason) {
+  // Reasons are a fixed set of literals: the family's children stay few.
+  families_->admission_refused->Add({{"reason", std::string(reason)}}).Increment();
+}
+
+void Metrics::AddAdmissionInflight(int64_t requests, int64_t bytes) {
+  families_->admission_requests->Increment(static_cast<double>(requests));
+  families_->admission_bytes->Increment(static_cast<double>(bytes));
+}
 void Metrics::SpanExported(size_t count) { families_->spans_exported->Increment(static_cast<double>(count)); }
 void Metrics::SpanDropped(size_t count) { families_->spans_dropped->Increment(static_cast<double>(count)); }
 
@@ -527,76 +448,6 @@ std::string Metrics::Serialize() const {
   return prometheus::TextSerializer().Serialize(families);
 }
 
-void VersionMetrics::RecordRequest(Protocol protocol, Outcome outcome, absl::Duration latency,
-                                   size_t response_bytes) {
-  const auto p = static_cast<size_t>(protocol);
-  requests_[p][static_cast<size_t>(outcome)]->Increment();
-  request_duration_[p]->Observe(Seconds(latency));
-  if (outcome == Outcome::kSuccess) response_bytes_[p]->Observe(static_cast<double>(response_bytes));
-}
-
-void VersionMetrics::RequestAdmitted() {
-  if (pending_) pending_->Increment();
-}
-void VersionMetrics::RequestAnswered() {
-  if (pending_) pending_->Decrement();
-}
-void VersionMetrics::RecordQueue(absl::Duration wait) {
-  if (queue_duration_) queue_duration_->Observe(Seconds(wait));
-}
-
-void VersionMetrics::RecordExecution(size_t batch_rows, size_t requests, absl::Duration input,
-                                     absl::Duration infer, absl::Duration output) {
-  if (!batch_size_) return;
-  batch_size_->Observe(static_cast<double>(batch_rows));
-  executions_->Increment();
-  for (size_t i = 0; i < requests; ++i) {
-    compute_input_->Observe(Seconds(input));
-    compute_infer_->Observe(Seconds(infer));
-    compute_output_->Observe(Seconds(output));
-  }
-}
-
-void VersionMetrics::BatchStarted() {
-  if (inflight_batches_) inflight_batches_->Increment();
-}
-void VersionMetrics::BatchFinished() {
-  if (inflight_batches_) inflight_batches_->Decrement();
-}
-void VersionMetrics::RecordTokenization(absl::Duration duration) {
-  if (tokenization_) tokenization_->Observe(Seconds(duration));
-}
-
-void VersionMetrics::SetLoadDuration(absl::Duration duration) {
-  if (load_duration_) load_duration_->Set(Seconds(duration));
-}
-
-void VersionMetrics::RecordCacheLookup(bool hit) {
-  if (prometheus::Counter* counter = hit ? cache_hits_ : cache_misses_) counter->Increment();
-}
-
-void VersionMetrics::RecordRoute(size_t reason_index) {
-  if (reason_index < routes_.size() && routes_[reason_index] != nullptr) routes_[reason_index]->Increment();
-}
-
-void VersionMetrics::RecordFallback() {
-  if (fallbacks_) fallbacks_->Increment();
-}
-
-InstanceMetrics VersionMetrics::ForInstance(size_t instance, std::string_view device) {
-  InstanceMetrics metrics;
-  if (instance_executions_ != nullptr) {
-    // Family::Add locks the family and returns the existing child for the
-    // same labels, so a restarted runner keeps counting where it left off.
-    metrics.executions_ = &instance_executions_->Add({{"model", model_},
-                                                      {"version", version_},
-                                                      {"instance", StrCat(instance)},
-                                                      {"device", std::string(device)}});
-  }
-  if (owner_ != nullptr) metrics.device_ = owner_->ForDevice(device);
-  return metrics;
-}
-
 DeviceActivity* Metrics::ForDevice(std::string_view device) {
   absl::MutexLock lock(&mu_);
   auto it = devices_.find(device);
@@ -604,22 +455,6 @@ DeviceActivity* Metrics::ForDevice(std::string_view device) {
   auto activity = std::make_unique<DeviceActivity>();
   activity->busy_seconds_ = &families_->device_busy->Add({{"device", std::string(device)}});
   return devices_.emplace(std::string(device), std::move(activity)).first->second.get();
-}
-
-void DeviceActivity::RunStarted(absl::Time now) {
-  absl::MutexLock lock(&mu_);
-  if (running_++ == 0) busy_since_ = std::max(now, last_end_);
-}
-
-void DeviceActivity::RunFinished(absl::Time now) {
-  absl::MutexLock lock(&mu_);
-  if (running_ == 0 || --running_ > 0) return;
-  last_end_ = std::max(now, busy_since_);
-  busy_seconds_->Increment(absl::ToDoubleSeconds(last_end_ - busy_since_));
-}
-
-void InstanceMetrics::RecordExecution() {
-  if (executions_) executions_->Increment();
 }
 
 struct MetricsServer::Impl {

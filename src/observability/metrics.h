@@ -271,6 +271,11 @@ class Metrics {
 
   // Server-wide signals.
   void SetReady(bool ready);
+  // Admission (admission/admission.h): a refusal by `reason` (one of a fixed
+  // set of literals; takes the family's lock, on the refusal path only), and
+  // a change in the permits held (lock-free).
+  void RecordAdmissionRefusal(std::string_view reason);
+  void AddAdmissionInflight(int64_t requests, int64_t bytes);
   void SpanExported(size_t count);
   void SpanDropped(size_t count);
 

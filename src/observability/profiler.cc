@@ -2,6 +2,7 @@
 #include "observability/profiler.h"
 
 #include <gperftools/profiler.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #if ORTSERVE_TCMALLOC
@@ -96,7 +97,8 @@ int CpuProfiler::Frequency() {
   return frequency;
 }
 
-absl::StatusOr<std::string> CpuProfiler::Capture(absl::Duration duration, int frequency_hz) {
+absl::StatusOr<std::string> CpuProfiler::Capture(absl::Duration duration, int frequency_hz,
+                                                 absl::Notification* stop) {
   if (duration <= absl::ZeroDuration() || duration > absl::Seconds(300)) {
     return absl::InvalidArgumentError(
         StrCat("profile duration ", absl::ToDoubleSeconds(duration), " s is not in (0, 300]"));
@@ -118,8 +120,17 @@ absl::StatusOr<std::string> CpuProfiler::Capture(absl::Duration duration, int fr
     std::remove(path);
     return absl::InternalError("gperftools ProfilerStart failed");
   }
-  std::this_thread::sleep_for(std::chrono::nanoseconds(absl::ToInt64Nanoseconds(duration)));
+  bool stopped = false;
+  if (stop != nullptr) {
+    stopped = stop->WaitForNotificationWithTimeout(duration);
+  } else {
+    absl::SleepFor(duration);
+  }
   ProfilerStop();
+  if (stopped) {
+    std::remove(path);
+    return absl::CancelledError("the CPU profile was cut short: the server is shutting down");
+  }
   std::ifstream in(path, std::ios::binary);
   std::ostringstream bytes;
   bytes << in.rdbuf();
@@ -127,6 +138,47 @@ absl::StatusOr<std::string> CpuProfiler::Capture(absl::Duration duration, int fr
   std::string profile = bytes.str();
   if (profile.empty()) return absl::InternalError("the CPU profiler wrote no data");
   return profile;
+}
+
+ProfileWorker::ProfileWorker() : thread_([this] { Run(); }) {}
+
+ProfileWorker::~ProfileWorker() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  stop_.Notify();
+  thread_.join();
+}
+
+absl::Status ProfileWorker::Start(absl::Duration duration, int frequency_hz, Done done) {
+  absl::MutexLock lock(&mu_);
+  if (stopping_) return absl::UnavailableError("the server is shutting down");
+  if (busy_) return absl::AbortedError("a CPU profile is already being recorded");
+  busy_ = true;
+  job_ = Job{duration, frequency_hz, std::move(done)};
+  return absl::OkStatus();
+}
+
+void ProfileWorker::Run() {
+  pthread_setname_np(pthread_self(), "ortserve-profile");
+  for (;;) {
+    Job job;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](ProfileWorker* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mu_) {
+            return self->stopping_ || self->job_.has_value();
+          },
+          this));
+      if (!job_) return;  // Stopping, nothing left.
+      job = *std::move(job_);
+      job_.reset();
+    }
+    job.done(CpuProfiler::Capture(job.duration, job.frequency_hz, &stop_));
+    absl::MutexLock lock(&mu_);
+    busy_ = false;
+  }
 }
 
 }  // namespace ortserve::observability

@@ -8,7 +8,13 @@
 #include <cstdint>
 #include <string>
 
+#include <functional>
+#include <optional>
+#include <thread>
+
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 
 namespace ortserve::observability {
@@ -23,13 +29,53 @@ class CpuProfiler {
   // Errors: InvalidArgument for a duration outside (0, 300] s or a
   // frequency other than Frequency(); Aborted when a profile is already
   // being recorded; Internal when the profiler fails.
-  static absl::StatusOr<std::string> Capture(absl::Duration duration, int frequency_hz = 0);
+  // `stop` (optional): notified, it ends the recording early with Cancelled
+  // (a server shutting down does not wait out a 5-minute profile).
+  static absl::StatusOr<std::string> Capture(absl::Duration duration, int frequency_hz = 0,
+                                             absl::Notification* stop = nullptr);
 
   // Whether this build has the profiler.
   static bool Available();
   // The sampling rate in Hz. gperftools fixes it when the process starts
   // (environment variable CPUPROFILE_FREQUENCY, default 100).
   static int Frequency();
+};
+
+// Records CPU profiles on one thread of its own, named "ortserve-profile":
+// a recording blocks its thread for its whole duration, so it must not run
+// on an event loop, and a thread per request would let clients start
+// threads. One recording at a time (gperftools has one profiler).
+//
+// Thread-safe. The destructor ends a recording in progress (its callback
+// gets Cancelled) and joins the thread.
+class ProfileWorker {
+ public:
+  ProfileWorker();
+  ~ProfileWorker();
+  ProfileWorker(const ProfileWorker&) = delete;
+  ProfileWorker& operator=(const ProfileWorker&) = delete;
+
+  using Done = std::function<void(absl::StatusOr<std::string>)>;
+  // Starts recording for `duration` at `frequency_hz` (see
+  // CpuProfiler::Capture); `done` is called once, on the worker's thread,
+  // with the profile or the error. Aborted (and `done` not called) when a
+  // recording is already in progress or waiting.
+  absl::Status Start(absl::Duration duration, int frequency_hz, Done done);
+
+ private:
+  void Run();
+
+  absl::Mutex mu_;
+  struct Job {
+    absl::Duration duration;
+    int frequency_hz = 0;
+    Done done;
+  };
+  std::optional<Job> job_ ABSL_GUARDED_BY(mu_);
+  bool busy_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Notification stop_;
+  std::thread thread_;
 };
 
 // The live heap as tcmalloc samples it: one stack trace per sampled

@@ -20,6 +20,7 @@
 #include "backend/session.h"
 #include "core/model_stats.h"
 #include "repository/model_config.h"
+#include "repository/model_provider.h"
 #include "repository/model_source.h"
 #include "scheduler/scheduler.h"
 
@@ -84,9 +85,6 @@ struct ModelVersion {
   ~ModelVersion();
 };
 
-// Pins a version: a request holding one keeps the version (and its sessions)
-// alive through a swap or unload.
-using ModelHandle = std::shared_ptr<const ModelVersion>;
 
 enum class ModelState {
   kLoading,      // A first load of this version is in progress (nothing served yet).
@@ -196,7 +194,7 @@ struct ModelIndexEntry {
 // Thread-safe. Threads owned: `load_threads` loader threads, one release
 // thread, one lazy janitor thread (waiter timeouts, idle unloads), and in
 // poll mode with a poll interval one poller thread.
-class ModelManager {
+class ModelManager : public ModelProvider {
  public:
   struct Options {
     std::string repository_path;
@@ -272,7 +270,7 @@ class ModelManager {
   // The version to serve. `version` empty: the highest ready version.
   // Errors: NotFound (unknown model or version), Unavailable (known but not
   // ready, with the reason), InvalidArgument (a version that is not a number).
-  absl::StatusOr<ModelHandle> GetModel(std::string_view name, std::string_view version) const;
+  absl::StatusOr<ModelHandle> GetModel(std::string_view name, std::string_view version) const override;
 
   // The path every request takes to its model version, lazy or not.
   //  - `name` READY (at `version`; empty: the highest ready): `done` runs
@@ -288,7 +286,7 @@ class ModelManager {
   // `done` runs exactly once and never with a manager lock held; the caller
   // thread never blocks. The handle given to `done` is Touch()ed.
   void AcquireModelAsync(std::string name, std::string version,
-                         std::function<void(absl::StatusOr<ModelHandle>)> done);
+                         std::function<void(absl::StatusOr<ModelHandle>)> done) override;
 
   // Every model and version the manager knows, sorted by name then version;
   // in kExplicit mode also each loadable model folder it does not know, by

@@ -121,28 +121,24 @@ OutputComparison CompareOutputs(std::span<const Tensor> primary, std::span<const
 }
 
 std::unique_ptr<InferRequest> CopyForShadow(const InferRequest& request) {
-  auto copy = std::make_unique<InferRequest>();
-  copy->model_name = request.model_name;
-  copy->parameters = request.parameters;
-  copy->input_parameters = request.input_parameters;
-  copy->outputs = request.outputs;
-  copy->binary_data_output = request.binary_data_output;
+  auto copy = std::make_unique<InferRequest>(request.Clone());
+  // Nothing of the client's connection or deadline: the shadow runs on its own.
+  copy->id.clear();
+  copy->deadline = absl::InfiniteFuture();
+  copy->cancellation = nullptr;
+  copy->headers = nullptr;
+  copy->trace = RequestTrace();
+  // The inputs in one owned buffer: the primary's body may be gone first.
   size_t total = 0;
   for (const Tensor& input : request.inputs) total += input.data.size();
   auto bytes = std::make_shared<std::vector<std::byte>>(total);
   size_t at = 0;
-  copy->inputs.reserve(request.inputs.size());
-  for (const Tensor& input : request.inputs) {
-    Tensor t;
-    t.name = input.name;
-    t.type = input.type;
-    t.shape = input.shape;
+  for (Tensor& input : copy->inputs) {
     if (!input.data.empty()) std::memcpy(bytes->data() + at, input.data.data(), input.data.size());
-    t.data = std::span<const std::byte>(bytes->data() + at, input.data.size());
+    input.data = std::span<const std::byte>(bytes->data() + at, input.data.size());
+    input.holder = bytes;
     at += input.data.size();
-    copy->inputs.push_back(std::move(t));
   }
-  for (Tensor& t : copy->inputs) t.holder = bytes;
   copy->payload = std::move(bytes);
   return copy;
 }

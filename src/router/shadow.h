@@ -35,10 +35,10 @@ struct OutputComparison {
 
 OutputComparison CompareOutputs(std::span<const Tensor> primary, std::span<const Tensor> shadow);
 
-// A deep copy of `request` for the shadow target: its input bytes in one
-// owned buffer (the primary's body may be gone before the shadow runs), the
-// same parameters and requested outputs, and no headers, cancellation,
-// deadline or id of the client's.
+// A deep copy of `request` for the shadow target (InferRequest::Clone, so no
+// field is dropped): its input bytes in one owned buffer (the primary's body
+// may be gone before the shadow runs), and no headers, cancellation,
+// deadline, trace or id of the client's.
 std::unique_ptr<InferRequest> CopyForShadow(const InferRequest& request);
 
 // Bounds the shadow requests of one primary model in flight at once (queued

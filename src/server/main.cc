@@ -98,6 +98,16 @@ int main(int argc, char** argv) {
   app.add_option("--required-model", options.required_models,
                  "A model that must be READY for /v2/health/ready (repeatable); without any, ready once "
                  "start-up loading is done");
+  app.add_option("--max-inflight-requests", options.max_inflight_requests,
+                 "Requests in flight at once over HTTP and gRPC; more are refused with 503 (0: no bound)")
+      ->capture_default_str();
+  app.add_option("--max-inflight-bytes", options.max_inflight_bytes,
+                 "Memory the requests in flight may hold (bodies and their decoding); more are refused with 503 "
+                 "(0: a quarter of the machine's or container's memory)")
+      ->capture_default_str();
+  app.add_option("--max-model-inflight", options.max_model_inflight,
+                 "Requests of one model in flight at once (queued or running); more get 429 (0: no bound)")
+      ->capture_default_str();
   app.add_option("--shutdown-grace-seconds", options.shutdown_grace_seconds,
                  "On SIGTERM/SIGINT: readiness goes false, then in-flight requests get this long to finish")
       ->capture_default_str()

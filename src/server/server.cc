@@ -3,6 +3,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
+#include <fstream>
+
+#include "admission/admission.h"
 #include "backend/ort/ort_session_factory.h"
 #include "core/status.h"
 #include "core/strings.h"
@@ -18,6 +23,21 @@
 #include "repository/model_manager.h"
 
 namespace ortserve::server {
+namespace {
+
+// The memory this process may use: the container's limit (cgroup v2's
+// memory.max, or v1's limit) when it has one, else the machine's.
+uint64_t AvailableMemory() {
+  uint64_t machine = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  for (const char* path : {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
+    std::ifstream in(path);
+    uint64_t limit = 0;
+    if (in >> limit && limit > 0 && limit < machine) return limit;  // "max" fails to parse: no limit.
+  }
+  return machine;
+}
+
+}  // namespace
 
 struct Server::Impl {
   absl::Duration shutdown_grace;
@@ -31,6 +51,7 @@ struct Server::Impl {
   std::unique_ptr<router::ResponseCache> response_cache;
   std::unique_ptr<repository::ModelManager> models;
   std::unique_ptr<pipeline::TokenizationPool> tokenization;  // Outlives the service that uses it.
+  std::unique_ptr<admission::Admission> admission;  // Outlives the front ends.
   std::unique_ptr<frontend::InferenceService> service;
   std::unique_ptr<frontend::HttpServer> http;
   std::unique_ptr<frontend::GrpcServer> grpc;
@@ -131,6 +152,19 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   pipeline::TokenizationPool::Options tokenization_options;
   tokenization_options.threads = options.tokenizer_threads;
   ASSIGN_OR_RETURN(impl->tokenization, pipeline::TokenizationPool::Create(tokenization_options));
+  admission::Admission::Options admission_options;
+  admission_options.max_inflight_requests = options.max_inflight_requests;
+  admission_options.max_inflight_bytes =
+      options.max_inflight_bytes > 0 ? options.max_inflight_bytes : AvailableMemory() / 4;
+  admission_options.max_model_inflight = options.max_model_inflight;
+  admission_options.metrics = impl->metrics.get();
+  ASSIGN_OR_RETURN(impl->admission, admission::Admission::Create(admission_options));
+  spdlog::info("admission: at most {} requests and {} bytes in flight{}", admission_options.max_inflight_requests,
+               admission_options.max_inflight_bytes,
+               admission_options.max_model_inflight > 0
+                   ? StrCat(", ", admission_options.max_model_inflight, " per model")
+                   : std::string());
+
   frontend::InferenceService::Options service_options{.models = impl->models.get()};
   service_options.tokenization_pool = impl->tokenization.get();
   service_options.required_models = options.required_models;
@@ -146,6 +180,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     http.max_body_bytes = options.http_max_body_bytes;
     http.idle_timeout = absl::Seconds(options.http_idle_timeout_seconds);
     http.service = impl->service.get();
+    http.admission = impl->admission.get();
     http.pipeline.sae_model = options.sae_model;
     http.pipeline.embed_model = options.embed_model;
     http.pipeline.predict_model = options.predict_model.empty() ? options.sae_model : options.predict_model;
@@ -164,6 +199,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     grpc_options.port = static_cast<uint16_t>(options.grpc_port);
     grpc_options.max_message_bytes = options.grpc_max_message_bytes;
     grpc_options.service = impl->service.get();
+    grpc_options.admission = impl->admission.get();
     ASSIGN_OR_RETURN(impl->grpc, frontend::GrpcServer::Start(std::move(grpc_options)));
     // Tests and scripts read the bound port from this line.
     spdlog::info("gRPC listening on {}:{}", options.grpc_address, impl->grpc->port());
@@ -184,6 +220,7 @@ void Server::Stop() {
   impl_->stopped = true;
   // 1. Readiness false, so load balancers stop sending; new work is refused.
   if (impl_->service) impl_->service->BeginDrain();
+  if (impl_->admission) impl_->admission->BeginDrain();
   if (impl_->metrics) impl_->metrics->SetReady(false);
   if (impl_->grpc) impl_->grpc->SetServing(false);
   // 2. No new connections.

@@ -44,6 +44,12 @@ struct ServerOptions {
   bool access_log = false;
   // Readiness: these models must be READY (empty: ready once start-up loading is done).
   std::vector<std::string> required_models;
+  // Admission (admission/admission.h): requests in flight at once, the
+  // memory they may hold (0: a quarter of the machine's or the container's
+  // memory), and requests of one model in flight (0: no bound).
+  uint64_t max_inflight_requests = 4096;
+  uint64_t max_inflight_bytes = 0;
+  uint64_t max_model_inflight = 0;
   // SIGTERM: how long in-flight requests may take to drain before exit.
   double shutdown_grace_seconds = 30;
   // Histogram buckets, comma-separated (empty: the defaults in docs/metrics.md).

@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "boost/asio.hpp"
 #include "integration/grpc_test_util.h"
 #include "integration/server_harness.h"
 
@@ -144,6 +145,108 @@ TEST_F(PaddedBatchingTest, TheSameAttackOverGrpcCrashesNothing) {
   inference::ModelInferResponse response;
   const grpc::Status status = stub->ModelInfer(Context().get(), wrapped, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+}
+
+// Sends `bytes` on a fresh connection and returns everything the server
+// writes until it closes the connection (or 10 s pass).
+std::string RawExchange(uint16_t port, const std::string& bytes) {
+  namespace net = boost::asio;
+  net::io_context ioc;
+  net::ip::tcp::socket socket(ioc);
+  socket.connect({net::ip::make_address("127.0.0.1"), port});
+  net::write(socket, net::buffer(bytes));
+  std::string received;
+  std::array<char, 4096> chunk;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  socket.non_blocking(true);
+  while (std::chrono::steady_clock::now() < deadline) {
+    boost::system::error_code ec;
+    const size_t n = socket.read_some(net::buffer(chunk), ec);
+    if (ec == net::error::would_block) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      continue;
+    }
+    if (ec) break;  // Closed by the server.
+    received.append(chunk.data(), n);
+  }
+  return received;
+}
+
+size_t CountResponses(const std::string& data) {
+  size_t n = 0;
+  for (size_t at = data.find("HTTP/1.1 "); at != std::string::npos; at = data.find("HTTP/1.1 ", at + 1)) ++n;
+  return n;
+}
+
+class HostileRequestTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto server = ServerProcess::Start({"--model-repository", SourceDir() + "/models", "--grpc-port", "0"});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = server->release();
+  }
+  static void TearDownTestSuite() { delete server_; }
+  static ServerProcess* server_;
+};
+ServerProcess* HostileRequestTest::server_ = nullptr;
+
+// Issue #14: bytes that are not UTF-8, sent to a model with a string input,
+// failed inside ONNX Runtime and came back as a 500.
+TEST_F(HostileRequestTest, NonUtf8TextForAStringModelIsABadRequestNamingTheElement) {
+  std::string binary;
+  for (const std::string& element : {std::string("fine"), std::string("\xff\xfeok")}) {
+    const uint32_t n = static_cast<uint32_t>(element.size());
+    for (int i = 0; i < 4; ++i) binary.push_back(static_cast<char>((n >> (8 * i)) & 0xff));
+    binary += element;
+  }
+  const std::string json = R"({"inputs":[{"name":"text","shape":[2],"datatype":"BYTES","parameters":{"binary_data_size":)" +
+                           std::to_string(binary.size()) + "}}]}";
+  HttpClient client(server_->http_port());
+  const HttpResponse res = client.Post("/v2/models/string_length/infer", json + binary,
+                                       {{"Inference-Header-Content-Length", std::to_string(json.size())}});
+  EXPECT_EQ(res.status, 400u) << res.body;
+  EXPECT_NE(res.body.find("element 1 is not valid UTF-8"), std::string::npos) << res.body;
+}
+
+// Issue #14: gRPC ignored model files in a load request, which HTTP refuses.
+TEST_F(HostileRequestTest, ModelFilesInAGrpcLoadRequestAreRefusedAsOverHttp) {
+  auto stub = inference::GRPCInferenceService::NewStub(GrpcChannel(server_->grpc_port()));
+  inference::RepositoryModelLoadRequest request;
+  request.set_model_name("iris_classifier");
+  (*request.mutable_parameters())["file:1/model.onnx"].set_bytes_param("not a model");
+  inference::RepositoryModelLoadResponse response;
+  const grpc::Status status = stub->RepositoryModelLoad(Context().get(), request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("file:1/model.onnx"), std::string::npos) << status.error_message();
+}
+
+// RFC 9112: a Transfer-Encoding whose last coding is not chunked is a 400
+// and the connection closes; before, the request was read as body-less and
+// its "body" ran as a second request on the connection.
+TEST_F(HostileRequestTest, ATransferEncodingOtherThanChunkedIsRefusedAndNothingElseRuns) {
+  const std::string smuggled = "GET /v2/models/iris_classifier HTTP/1.1\r\nHost: x\r\n\r\n";
+  for (const std::string te : {"Transfer-Encoding: chunked, identity\r\n", "Transfer-Encoding: xchunked\r\n",
+                               "Transfer-Encoding: identity\r\n",
+                               "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n",
+                               "Transfer-Encoding: chunked\r\nContent-Length: 4\r\n"}) {
+    const std::string reply = RawExchange(
+        server_->http_port(), "POST /v2/models/iris_classifier/infer HTTP/1.1\r\nHost: x\r\n" + te + "\r\n" + smuggled);
+    EXPECT_EQ(reply.rfind("HTTP/1.1 400", 0), 0u) << te << reply;
+    EXPECT_EQ(CountResponses(reply), 1u) << te << reply;  // The smuggled GET never ran.
+    EXPECT_NE(reply.find("Connection: close"), std::string::npos) << reply;
+  }
+}
+
+TEST_F(HostileRequestTest, APlainChunkedBodyStillWorks) {
+  const std::string body =
+      R"({"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]})";
+  char size[16];
+  std::snprintf(size, sizeof(size), "%zx", body.size());
+  const std::string reply = RawExchange(server_->http_port(),
+                                        "POST /v2/models/iris_classifier/infer HTTP/1.1\r\nHost: x\r\n"
+                                        "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" +
+                                            std::string(size) + "\r\n" + body + "\r\n0\r\n\r\n");
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;
 }
 
 }  // namespace

@@ -51,7 +51,7 @@ namespace ortserve::frontend {
 // or neither of contents and raw data; contents in a field that does not fit
 // the datatype, a count that differs from the shape, a value out of range;
 // FP16/BF16 sent as contents; a requested output named twice. Byte sizes of
-// raw inputs are checked by InferenceService::ValidateRequest, shared with
+// raw inputs are checked by the router's executor (frontend/model_executor.h), shared with
 // the REST front end.
 absl::StatusOr<InferRequest> DecodeModelInferRequest(std::shared_ptr<const inference::ModelInferRequest> message,
                                                      absl::Time now);

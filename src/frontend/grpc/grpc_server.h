@@ -22,6 +22,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "admission/admission.h"
 #include "frontend/inference_service.h"
 
 namespace ortserve::frontend {
@@ -41,6 +42,9 @@ class GrpcServer {
     // How long Stop waits for calls in flight before cancelling them.
     absl::Duration shutdown_grace = absl::Seconds(5);
     InferenceService* service = nullptr;  // Not owned; outlives the server.
+    // Where each ModelInfer message takes its permit (not owned; outlives the
+    // server); null: no admission.
+    admission::Admission* admission = nullptr;
   };
 
   // Binds and starts serving. The health service starts NOT_SERVING; see

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "admission/admission.h"
 #include "frontend/http/pipeline_routes.h"
 #include "frontend/inference_service.h"
 
@@ -29,6 +30,9 @@ class HttpServer {
     // most every second). No limit while the request is being answered.
     absl::Duration idle_timeout = absl::Seconds(60);
     InferenceService* service = nullptr;  // Not owned.
+    // Where inferences (KServe infer, the text APIs) take their permit, once
+    // their header is read (not owned); null: no admission.
+    admission::Admission* admission = nullptr;
     // Which models answer the text endpoints (SAE, TEI, OpenAI).
     PipelineRouteOptions pipeline;
     // Serve GET /v2/admin/profile/cpu and /heap (pprof CPU profile, heap sample).

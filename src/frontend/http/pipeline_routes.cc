@@ -14,7 +14,7 @@
 #include "absl/strings/escaping.h"
 #include "core/strings.h"
 #include "frontend/http/http_server.h"
-#include "frontend/text_inference.h"
+#include "pipeline/text_inference.h"
 #include "pipeline/text_pipeline.h"
 
 namespace ortserve::frontend {
@@ -22,18 +22,7 @@ namespace {
 
 using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
-constexpr std::string_view kSaePath = "/api/v1/sae/analyze";
-constexpr std::string_view kEmbedPath = "/embed";
-constexpr std::string_view kPredictPath = "/predict";
-constexpr std::string_view kOpenAiEmbeddingsPath = "/v1/embeddings";
-
 enum class Api { kSae, kTeiEmbed, kTeiPredict, kOpenAiEmbeddings };
-
-std::string_view StripQuery(std::string_view path) {
-  if (auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
-  while (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
-  return path;
-}
 
 size_t Utf8Chars(std::string_view text) {
   size_t n = 0;
@@ -190,9 +179,9 @@ absl::StatusOr<TextInputs> ParseTexts(simdjson::dom::object& object, std::string
     ++i;
   }
   if (inputs.texts.empty()) return absl::InvalidArgumentError(StrCat("field '", field, "' is an empty array"));
-  if (static_cast<int64_t>(inputs.texts.size()) > kMaxTextRows) {
+  if (static_cast<int64_t>(inputs.texts.size()) > pipeline::kMaxTextRows) {
     return absl::InvalidArgumentError(StrCat("field '", field, "' has ", inputs.texts.size(),
-                                             " texts; at most ", kMaxTextRows, " per request"));
+                                             " texts; at most ", pipeline::kMaxTextRows, " per request"));
   }
   return inputs;
 }
@@ -251,7 +240,7 @@ const Tensor* FindOutput(const InferResponse& response, std::string_view name) {
 }
 
 int64_t TokenCount(const InferResponse& response) {
-  return response.parameters.FindInt(kTokenCountParameter).value_or(0);
+  return response.parameters.FindInt(pipeline::kTokenCountParameter).value_or(0);
 }
 
 void HandleSae(InferenceService& service, const PipelineRouteOptions& options, std::string_view body,
@@ -321,8 +310,8 @@ void HandleTeiEmbed(InferenceService& service, const PipelineRouteOptions& optio
   if (!model.ok()) return ReplyError(Api::kTeiEmbed, model.status(), reply);
   auto request = TextRequest(*model, texts->texts, {pipeline::kEmbeddingOutput}, std::move(cancellation));
   // TEI's defaults: normalize true, truncate false.
-  request->parameters.Set(std::string(kNormalizeParameter), normalize->value_or(true));
-  request->parameters.Set(std::string(kTruncateParameter), truncate->value_or(false));
+  request->parameters.Set(std::string(pipeline::kNormalizeParameter), normalize->value_or(true));
+  request->parameters.Set(std::string(pipeline::kTruncateParameter), truncate->value_or(false));
   service.Infer(std::move(request), [reply = std::move(reply)](absl::StatusOr<InferResponse> result) mutable {
     if (!result.ok()) return ReplyError(Api::kTeiEmbed, result.status(), reply);
     const Tensor* embedding = FindOutput(*result, pipeline::kEmbeddingOutput);
@@ -362,7 +351,7 @@ void HandleTeiPredict(InferenceService& service, const PipelineRouteOptions& opt
   auto request = TextRequest(*model, texts->texts,
                              {raw_scores ? pipeline::kLogitsOutput : pipeline::kProbabilitiesOutput},
                              std::move(cancellation));
-  request->parameters.Set(std::string(kTruncateParameter), truncate->value_or(false));
+  request->parameters.Set(std::string(pipeline::kTruncateParameter), truncate->value_or(false));
   const bool single = texts->single;
   service.Infer(std::move(request), [reply = std::move(reply), model = *model, raw_scores, single](
                                         absl::StatusOr<InferResponse> result) mutable {
@@ -435,8 +424,8 @@ void HandleOpenAiEmbeddings(InferenceService& service, const PipelineRouteOption
   if (!model.ok()) return ReplyError(Api::kOpenAiEmbeddings, model.status(), reply);
   auto request = TextRequest(*model, texts->texts, {pipeline::kEmbeddingOutput}, std::move(cancellation));
   // OpenAI's embeddings are unit length; long input is an error there too.
-  request->parameters.Set(std::string(kNormalizeParameter), true);
-  request->parameters.Set(std::string(kTruncateParameter), false);
+  request->parameters.Set(std::string(pipeline::kNormalizeParameter), true);
+  request->parameters.Set(std::string(pipeline::kTruncateParameter), false);
   service.Infer(std::move(request), [reply = std::move(reply), name = (*model)->name, base64](
                                         absl::StatusOr<InferResponse> result) mutable {
     if (!result.ok()) return ReplyError(Api::kOpenAiEmbeddings, result.status(), reply);
@@ -519,24 +508,19 @@ absl::StatusOr<SaeRequest> ParseSaeRequest(std::string_view body, size_t max_cha
   return request;
 }
 
-bool IsPipelineRoute(std::string_view path) {
-  path = StripQuery(path);
-  return path == kSaePath || path == kEmbedPath || path == kPredictPath || path == kOpenAiEmbeddingsPath;
-}
-
-void HandlePipelineRoute(InferenceService& service, const PipelineRouteOptions& options, std::string_view path,
+void HandlePipelineRoute(InferenceService& service, const PipelineRouteOptions& options, RouteId route,
                          std::string_view body, std::shared_ptr<CancellationFlag> cancellation,
                          PipelineReply reply) {
-  path = StripQuery(path);
-  if (path == kSaePath) return HandleSae(service, options, body, std::move(cancellation), std::move(reply));
-  if (path == kEmbedPath) return HandleTeiEmbed(service, options, body, std::move(cancellation), std::move(reply));
-  if (path == kPredictPath) {
-    return HandleTeiPredict(service, options, body, std::move(cancellation), std::move(reply));
+  switch (route) {
+    case RouteId::kSaeAnalyze: return HandleSae(service, options, body, std::move(cancellation), std::move(reply));
+    case RouteId::kTeiEmbed: return HandleTeiEmbed(service, options, body, std::move(cancellation), std::move(reply));
+    case RouteId::kTeiPredict:
+      return HandleTeiPredict(service, options, body, std::move(cancellation), std::move(reply));
+    case RouteId::kOpenAiEmbeddings:
+      return HandleOpenAiEmbeddings(service, options, body, std::move(cancellation), std::move(reply));
+    default: break;
   }
-  if (path == kOpenAiEmbeddingsPath) {
-    return HandleOpenAiEmbeddings(service, options, body, std::move(cancellation), std::move(reply));
-  }
-  std::move(reply)(404, PlainError(StrCat("no such endpoint: ", path)));
+  std::move(reply)(404, PlainError("no such text endpoint"));
 }
 
 }  // namespace ortserve::frontend

@@ -16,6 +16,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "core/infer_request.h"
+#include "frontend/http/route_table.h"
 #include "frontend/inference_service.h"
 
 namespace ortserve::frontend {
@@ -48,17 +49,15 @@ struct TextInputs {
   bool single = false;
 };
 
-// Whether `path` (query string ignored) is a pipeline endpoint.
-bool IsPipelineRoute(std::string_view path);
-
 // What a pipeline endpoint answers: HTTP status and JSON body.
 using PipelineReply = absl::AnyInvocable<void(unsigned status, std::string body) &&>;
 
-// Serves POST `path` with `body`. `reply` is called exactly once, inline for
+// Serves POST on pipeline endpoint `route` (kSaeAnalyze, kTeiEmbed,
+// kTeiPredict, kOpenAiEmbeddings) with `body`. `reply` is called exactly once, inline for
 // errors found while parsing, otherwise from the thread that completes the
 // inference (it must hop to the connection's own thread before writing).
 // Thread-safe.
-void HandlePipelineRoute(InferenceService& service, const PipelineRouteOptions& options, std::string_view path,
+void HandlePipelineRoute(InferenceService& service, const PipelineRouteOptions& options, RouteId route,
                          std::string_view body, std::shared_ptr<CancellationFlag> cancellation,
                          PipelineReply reply);
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "frontend/text_inference.h"
+#include "pipeline/text_inference.h"
 
 #include <atomic>
 #include <cstring>
@@ -11,18 +11,15 @@
 #include "core/strings.h"
 #include "observability/metrics.h"
 #include "observability/tracing.h"
-#include "pipeline/text_pipeline.h"
 
-namespace ortserve::frontend {
+namespace ortserve::pipeline {
 namespace {
-
-using pipeline::TextPipeline;
 
 // One text request in flight: its rows' sub-requests report here; the last
 // one to answer finishes the request. Thread-safe (rows answer on scheduler
 // runner threads).
 struct TextJob {
-  repository::ModelHandle model;
+  TextModel model;
   const TextPipeline* pipeline = nullptr;
   std::unique_ptr<InferRequest> request;  // Holds the text (views into its payload).
   InferCallback done;
@@ -49,8 +46,8 @@ absl::StatusOr<InferResponse> Postprocess(TextJob& job) {
   const TextPipeline& pipeline = *job.pipeline;
   const auto n = static_cast<int64_t>(job.rows.size());
   InferResponse response;
-  response.model_name = job.model->name;
-  response.model_version = job.model->version_string;
+  response.model_name = job.model.name;
+  response.model_version = job.model.version;
   response.id = job.request->id;
   int64_t tokens = 0;
   for (int64_t length : job.lengths) tokens += length;
@@ -64,7 +61,7 @@ absl::StatusOr<InferResponse> Postprocess(TextJob& job) {
     std::vector<float> logits(static_cast<size_t>(n) * labels);
     std::vector<uint8_t> positive(static_cast<size_t>(n));
     std::vector<float> positive_probability(static_cast<size_t>(n));
-    pipeline::Classification result;
+    Classification result;
     for (int64_t i = 0; i < n; ++i) {
       const auto row = static_cast<size_t>(i);
       RETURN_IF_ERROR(pipeline.Classify(job.rows[row], &result));
@@ -76,17 +73,17 @@ absl::StatusOr<InferResponse> Postprocess(TextJob& job) {
     }
     // Outputs in the signature's order, or the order the client asked for.
     auto add = [&](std::string_view name) {
-      if (name == pipeline::kLabelOutput) {
+      if (name == kLabelOutput) {
         response.outputs.push_back(MakeBytesTensor(std::string(name), Shape{n}, label_names));
-      } else if (name == pipeline::kProbabilitiesOutput) {
+      } else if (name == kProbabilitiesOutput) {
         response.outputs.push_back(MakeTensor<float>(std::string(name), DataType::kFp32,
                                                      Shape{n, static_cast<int64_t>(labels)}, probabilities));
-      } else if (name == pipeline::kLogitsOutput) {
+      } else if (name == kLogitsOutput) {
         response.outputs.push_back(MakeTensor<float>(std::string(name), DataType::kFp32,
                                                      Shape{n, static_cast<int64_t>(labels)}, logits));
-      } else if (name == pipeline::kIsPositiveOutput) {
+      } else if (name == kIsPositiveOutput) {
         response.outputs.push_back(MakeTensor<uint8_t>(std::string(name), DataType::kBool, Shape{n}, positive));
-      } else if (name == pipeline::kPositiveProbabilityOutput) {
+      } else if (name == kPositiveProbabilityOutput) {
         response.outputs.push_back(
             MakeTensor<float>(std::string(name), DataType::kFp32, Shape{n}, positive_probability));
       }
@@ -109,13 +106,13 @@ absl::StatusOr<InferResponse> Postprocess(TextJob& job) {
       dim = static_cast<int64_t>(vector.size());
       embeddings.reserve(static_cast<size_t>(n * dim));
     } else if (dim != static_cast<int64_t>(vector.size())) {
-      return absl::InternalError(StrCat("model '", job.model->name, "' gave embeddings of ", dim, " and ",
+      return absl::InternalError(StrCat("model '", job.model.name, "' gave embeddings of ", dim, " and ",
                                         vector.size(), " values in one request"));
     }
     embeddings.insert(embeddings.end(), vector.begin(), vector.end());
   }
-  if (Wanted(request, pipeline::kEmbeddingOutput)) {
-    response.outputs.push_back(MakeTensor<float>(std::string(pipeline::kEmbeddingOutput), DataType::kFp32,
+  if (Wanted(request, kEmbeddingOutput)) {
+    response.outputs.push_back(MakeTensor<float>(std::string(kEmbeddingOutput), DataType::kFp32,
                                                  Shape{n, dim}, embeddings));
   }
   return response;
@@ -142,8 +139,8 @@ void TokenizeAndQueue(const std::shared_ptr<TextJob>& job) {
   const absl::Time start = absl::Now();
   for (size_t i = 0; i < n; ++i) {
     auto row = std::make_unique<InferRequest>();
-    row->model_name = job->model->name;
-    row->model_version = job->model->version_string;
+    row->model_name = job->model.name;
+    row->model_version = job->model.version;
     row->id = request.id;
     row->priority = request.priority;
     row->deadline = request.deadline;
@@ -165,13 +162,13 @@ void TokenizeAndQueue(const std::shared_ptr<TextJob>& job) {
     rows[i] = std::move(row);
   }
   const absl::Time end = absl::Now();
-  if (job->model->metrics != nullptr) job->model->metrics->RecordTokenization(end - start);
+  if (job->model.metrics != nullptr) job->model.metrics->RecordTokenization(end - start);
   if (request.trace.sampled()) {
     int64_t tokens = 0;
     for (int64_t length : job->lengths) tokens += length;
-    observability::Span span = observability::ChildSpan(request.trace, StrCat("tokenize ", job->model->name),
-                                                        "tokenize", job->model->name,
-                                                        job->model->version_string, start);
+    observability::Span span = observability::ChildSpan(request.trace, StrCat("tokenize ", job->model.name),
+                                                        "tokenize", job->model.name,
+                                                        job->model.version, start);
     span.end = end;
     span.attributes.emplace_back("llm.request.input_tokens", tokens);
     span.attributes.emplace_back("ai.request.texts", static_cast<int64_t>(n));
@@ -183,7 +180,7 @@ void TokenizeAndQueue(const std::shared_ptr<TextJob>& job) {
     }
   }
   job->remaining.store(n, std::memory_order_relaxed);
-  scheduler::Scheduler& scheduler = *job->model->scheduler;
+  scheduler::Scheduler& scheduler = *job->model.scheduler;
   for (size_t i = 0; i < n; ++i) {
     scheduler.Enqueue(std::move(rows[i]), [job, i](absl::StatusOr<InferResponse> result) {
       if (!result.ok()) {
@@ -192,7 +189,7 @@ void TokenizeAndQueue(const std::shared_ptr<TextJob>& job) {
       } else if (result->outputs.empty()) {
         absl::MutexLock lock(&job->mu);
         if (job->error.ok()) {
-          job->error = absl::InternalError(StrCat("model '", job->model->name, "' returned no output"));
+          job->error = absl::InternalError(StrCat("model '", job->model.name, "' returned no output"));
         }
       } else {
         job->rows[i] = std::move(result->outputs[0]);
@@ -204,34 +201,34 @@ void TokenizeAndQueue(const std::shared_ptr<TextJob>& job) {
 
 }  // namespace
 
-absl::Status ValidateTextRequest(const repository::ModelVersion& model, const InferRequest& request) {
-  const TextPipeline& pipeline = *model.text_pipeline;
-  if (request.inputs.size() != 1 || request.inputs[0].name != pipeline::kTextInput) {
+absl::Status ValidateTextRequest(const TextPipeline& pipeline, std::string_view model_name,
+                                 const InferRequest& request) {
+  if (request.inputs.size() != 1 || request.inputs[0].name != kTextInput) {
     for (const auto& input : request.inputs) {
-      if (input.name != pipeline::kTextInput) {
-        return absl::InvalidArgumentError(StrCat("unexpected input '", input.name, "' for model '", model.name,
+      if (input.name != kTextInput) {
+        return absl::InvalidArgumentError(StrCat("unexpected input '", input.name, "' for model '", model_name,
                                                  "', which takes one BYTES input 'text'"));
       }
     }
     return absl::InvalidArgumentError(
-        StrCat("model '", model.name, "' expects exactly one input 'text' (BYTES, one string per row)"));
+        StrCat("model '", model_name, "' expects exactly one input 'text' (BYTES, one string per row)"));
   }
   const Tensor& text = request.inputs[0];
   if (text.type != DataType::kBytes) {
     return absl::InvalidArgumentError(StrCat("input 'text' has datatype ", DataTypeName(text.type), ", model '",
-                                             model.name, "' expects BYTES"));
+                                             model_name, "' expects BYTES"));
   }
   const bool shape_ok = (text.shape.size() == 1) || (text.shape.size() == 2 && text.shape[1] == 1);
   if (!shape_ok || text.shape[0] < 1 || text.shape[0] > kMaxTextRows) {
     return absl::InvalidArgumentError(StrCat("input 'text' has shape ", ShapeToString(text.shape), ", model '",
-                                             model.name, "' expects [n] (or [n,1]) with n from 1 to ",
+                                             model_name, "' expects [n] (or [n,1]) with n from 1 to ",
                                              kMaxTextRows));
   }
   RETURN_IF_ERROR(ValidateTensorBytes(text));
   for (const auto& output : request.outputs) {
     if (pipeline.FindTextOutput(output.name) == nullptr) {
       return absl::InvalidArgumentError(
-          StrCat("unexpected requested output '", output.name, "' for model '", model.name, "'"));
+          StrCat("unexpected requested output '", output.name, "' for model '", model_name, "'"));
     }
   }
   for (std::string_view key : {kTruncateParameter, kNormalizeParameter}) {
@@ -242,10 +239,10 @@ absl::Status ValidateTextRequest(const repository::ModelVersion& model, const In
   return absl::OkStatus();
 }
 
-void InferText(repository::ModelHandle model, std::unique_ptr<InferRequest> request,
-               pipeline::TokenizationPool* pool, InferCallback done) {
+void InferText(TextModel model, std::unique_ptr<InferRequest> request, TokenizationPool* pool,
+               InferCallback done) {
   auto job = std::make_shared<TextJob>();
-  job->pipeline = model->text_pipeline.get();
+  job->pipeline = model.pipeline;
   job->model = std::move(model);
   job->truncate = request->parameters.FindBool(kTruncateParameter).value_or(true);
   job->normalize = request->parameters.FindBool(kNormalizeParameter).value_or(job->pipeline->options().normalize);
@@ -266,4 +263,4 @@ void InferText(repository::ModelHandle model, std::unique_ptr<InferRequest> requ
   });
 }
 
-}  // namespace ortserve::frontend
+}  // namespace ortserve::pipeline

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Text inference: how the facade serves a model with a text pipeline. A
-// request carries raw text (input `text`, BYTES [-1], one string per row); it
+// Text inference: how a model with a text pipeline is served. A request
+// carries raw text (input `text`, BYTES [-1], one string per row); it
 // is tokenized on the tokenization pool, each row becomes its own sub-request
 // ([1, len] token tensors) queued to the model's scheduler, which batches rows
 // of many requests by token budget; once every row is answered the outputs
@@ -10,12 +10,18 @@
 
 #include <memory>
 
-#include "core/clock.h"
-#include "core/infer_request.h"
-#include "pipeline/tokenization_pool.h"
-#include "repository/model_manager.h"
+#include <string_view>
 
-namespace ortserve::frontend {
+#include "core/infer_request.h"
+#include "pipeline/text_pipeline.h"
+#include "pipeline/tokenization_pool.h"
+#include "scheduler/scheduler.h"
+
+namespace ortserve::observability {
+class VersionMetrics;
+}  // namespace ortserve::observability
+
+namespace ortserve::pipeline {
 
 // Request parameters a text request may carry.
 inline constexpr std::string_view kTruncateParameter = "truncate";    // bool, default true
@@ -26,19 +32,30 @@ inline constexpr std::string_view kTokenCountParameter = "token_count";
 // The most rows (texts) one text request may carry.
 inline constexpr int64_t kMaxTextRows = 1024;
 
-// Checks `request` against the text signature of `model` (which has a
-// text_pipeline): exactly one input `text`, BYTES, shape [n] or [n, 1] with
+// The model version a text request runs on. Its fields point into the
+// version, which `keepalive` holds until the request is answered.
+struct TextModel {
+  const TextPipeline* pipeline = nullptr;
+  scheduler::Scheduler* scheduler = nullptr;
+  std::string_view name;
+  std::string_view version;
+  observability::VersionMetrics* metrics = nullptr;  // May be null.
+  std::shared_ptr<const void> keepalive;
+};
+
+// Checks `request` against the text signature of `pipeline` (model
+// `model_name`): exactly one input `text`, BYTES, shape [n] or [n, 1] with
 // 1 <= n <= kMaxTextRows, well-formed elements, known requested outputs, and
 // boolean `truncate` / `normalize` parameters. InvalidArgument naming the
 // tensor or parameter otherwise.
-absl::Status ValidateTextRequest(const repository::ModelVersion& model, const InferRequest& request);
+absl::Status ValidateTextRequest(const TextPipeline& pipeline, std::string_view model_name,
+                                 const InferRequest& request);
 
-// Serves a validated text request; `done` is called exactly once (see
-// InferenceService::Infer). Errors: InvalidArgument for text that is not
+// Serves a validated text request; `done` is called exactly once. Errors: InvalidArgument for text that is not
 // UTF-8, OutOfRange for a text longer than max_length with truncate=false,
 // ResourceExhausted when the tokenization queue is full, and the scheduler's
 // errors. With no pool (tests), tokenization runs on the calling thread.
-void InferText(repository::ModelHandle model, std::unique_ptr<InferRequest> request,
-               pipeline::TokenizationPool* pool, InferCallback done);
+void InferText(TextModel model, std::unique_ptr<InferRequest> request, TokenizationPool* pool,
+               InferCallback done);
 
-}  // namespace ortserve::frontend
+}  // namespace ortserve::pipeline

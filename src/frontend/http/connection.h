@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: Apache-2.0
+// One HTTP/1.1 connection of the REST front end: reads a request, routes it
+// (route_table.h) to its handler, writes the answer, and reads the next
+// (keep-alive). Handlers are members defined per area: connection.cc holds
+// the I/O, kserve_routes.cc the KServe v2 endpoints (metadata, readiness,
+// config, statistics, infer), admin_routes.cc logging, profiling and the
+// model repository, pipeline_routes.cc's HandlePipelineRoute the text APIs.
+//
+// Runs only on the event loop (I/O thread) that accepted it, from accept to
+// close: its handlers never run concurrently, and answers from other threads
+// (model runners, loader threads) are posted back to it.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <memory_resource>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "boost/asio/ip/tcp.hpp"
+#include "boost/asio/post.hpp"
+#include "boost/beast/core/flat_buffer.hpp"
+#include "boost/beast/http.hpp"
+#include "admission/admission.h"
+#include "frontend/http/http_server.h"
+#include "frontend/http/kserve_json_codec.h"
+#include "frontend/http/route_table.h"
+#include "observability/request_record.h"
+
+namespace ortserve::observability {
+class ProfileWorker;
+}  // namespace ortserve::observability
+
+namespace ortserve::frontend {
+
+// What every connection of a server shares; outlives them all.
+struct ConnectionContext {
+  const HttpServer::Options* options = nullptr;
+  std::atomic<int64_t>* active = nullptr;  // Requests read and not yet answered.
+  observability::ProfileWorker* profiler = nullptr;  // Null unless profiling is on.
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using tcp = boost::asio::ip::tcp;
+
+  Connection(tcp::socket socket, const ConnectionContext& context)
+      : socket_(std::move(socket)), context_(context), options_(*context.options) {}
+
+  void Start();
+
+  // Called by the loop's sweeper (on this connection's thread): closes the
+  // connection when a read or write has outlived the idle timeout. No timer
+  // per operation: a deadline check every sweep costs no system call.
+  void CloseIfExpired(Clock::time_point now) {
+    if (now >= deadline_ && socket_.is_open()) Close();
+  }
+
+ // A request's header fields. Beast allocates each field on its own; they
+  // come from the connection's arena, emptied before each request, so a warm
+  // connection reads headers without touching the heap.
+  using FieldAllocator = std::pmr::polymorphic_allocator<char>;
+  using Request = boost::beast::http::request<boost::beast::http::string_body,
+                                              boost::beast::http::basic_fields<FieldAllocator>>;
+  using RequestParser = boost::beast::http::request_parser<boost::beast::http::string_body, FieldAllocator>;
+
+ private:
+
+  static constexpr std::string_view kJson = "application/json";
+
+  struct Reply {
+    static constexpr size_t kNoHeaderLength = ~size_t{0};
+    Reply() = default;
+    Reply(unsigned status, std::string_view content_type, std::string body)
+        : status(status), content_type(content_type), body(std::move(body)) {}
+    unsigned status = 200;
+    std::string_view content_type = kJson;  // Always a literal.
+    std::string body;
+    std::vector<std::pair<std::string, std::string>> headers;  // Rare ones (Retry-After).
+    // Inference-Header-Content-Length, for binary tensor responses.
+    size_t inference_header_length = kNoHeaderLength;
+  };
+
+  static constexpr size_t kSmallBody = 4096;
+  static constexpr size_t kReadChunk = 65536;
+  // Beast reads as much as the buffer has room for, at least 512 bytes; with
+  // this much room a typical request (headers and a small body) is one read.
+  static constexpr size_t kInitialRoom = 16384;
+  // Buffers a connection keeps for its next request (body, encoded response)
+  // are dropped after use when larger than this: an idle kept-alive
+  // connection holds at most a few of these, however large its last request
+  // was (thousands of idle connections must not hold gigabytes). Typical
+  // text and tabular requests fit; large tensors are allocated per request.
+  static constexpr size_t kRetainedBytes = 64 << 10;
+
+  // --- I/O (connection.cc) ---
+  void ArmDeadline();
+  void ReadHeader();
+  void OnHeader(boost::beast::error_code ec);
+  void ReadBody();
+  void OnReadError(boost::beast::error_code ec);
+  void OnBody(boost::beast::error_code ec);
+  // Matches the request's route as soon as its header is read, and takes
+  // the admission permit of an inference; false when it was refused (the
+  // refusal is being sent, without reading the body).
+  bool MatchAndAdmit();
+  // Starts the request's record (metrics, access log, span).
+  void BeginRecord();
+  // Routes the request that was just read to its handler.
+  void Route();
+  static Reply Error(unsigned status, std::string message);
+  static Reply Error(const absl::Status& status);
+  static Reply Ok(std::string body) { return Reply{200, kJson, std::move(body)}; }
+  static Reply Bare(unsigned status) { return Reply{status, "text/plain", ""}; }
+  // A cancellation flag for the next request: the last one's when nothing
+  // else holds it (and it was never raised), else a new one.
+  std::shared_ptr<CancellationFlag> FreshCancellation();
+  void Send(Reply reply);
+  // Writes reply_, then `extra` (binary sections, `extra_size` bytes in all).
+  void SendReply(std::span<const std::span<const std::byte>> extra, size_t extra_size);
+  void TrimRetained();
+  void AppendNumber(size_t value);
+  // The request is answered (or its client is gone): metrics, span, access log.
+  void FinishRecord(size_t written);
+  void Close();
+  // While a request waits for its answer nothing is read, so a client that
+  // hangs up would go unnoticed until the write. Watching the socket instead
+  // cancels the request (it is dropped before it runs, see the scheduler).
+  void WatchForClose();
+  // Before a write: no read or write is pending then, only a watch (if any).
+  void StopWatchingForClose();
+  // Runs `then` back on this connection's thread.
+  template <typename F>
+  void Post(F&& then);
+
+  // --- KServe v2 endpoints (kserve_routes.cc) ---
+  void ModelMetadata(const RouteMatch& route);
+  void ModelReady(const RouteMatch& route);
+  void ModelConfig(const RouteMatch& route);
+  Reply Stats(const std::string& name, const std::string& version);
+  void Infer(std::string name, std::string version);
+  absl::StatusOr<InferRequest> DecodeRawRequestFor(const repository::ModelVersion& model,
+                                                   const std::shared_ptr<std::string>& body);
+  void OnInferDone(absl::StatusOr<InferResponse> result);
+  // A request that failed before reaching the service still counts against
+  // its model when the model exists.
+  void ResolveModelForRecord(const std::string& name, const std::string& version);
+
+  // --- logging, profiling, model repository (admin_routes.cc) ---
+  void Logging();
+  void RepositoryIndex();
+  void RepositoryControl(const std::string& name, bool load);
+  void ProfileCpu(std::string_view query);
+  void ProfileHeap();
+
+  // --- the text APIs (pipeline_routes.h) ---
+  void PipelineRoute(RouteId id);
+
+  tcp::socket socket_;
+  Clock::time_point deadline_ = Clock::time_point::max();
+  uint32_t watch_ = 0;  // Which WatchForClose is current; bumped to retire it.
+  const ConnectionContext& context_;
+  const HttpServer::Options& options_;
+  boost::beast::flat_buffer buffer_;
+  // Room for typical headers; more (up to the 64 KiB limit) comes from the heap.
+  alignas(std::max_align_t) std::byte fields_memory_[4096];
+  std::pmr::monotonic_buffer_resource fields_arena_{fields_memory_, sizeof(fields_memory_)};
+  std::optional<RequestParser> parser_;  // Declared after its arena: destroyed first.
+  // The current request's headers, as routing sees them.
+  struct Headers final : RequestHeaders {
+    std::optional<std::string_view> Get(std::string_view name) const override;
+    const Request* request = nullptr;
+  } headers_;
+  bool keep_alive_ = true;
+  Reply reply_;
+  std::string head_;
+  std::vector<boost::asio::const_buffer> buffers_;
+  InferRequest encode_request_;             // The output choices of the request in flight.
+  std::optional<InferResponse> response_;  // Alive while its binary outputs are written.
+  EncodedResponse encoded_;
+  std::shared_ptr<CancellationFlag> cancellation_;  // The request in flight's.
+  std::shared_ptr<CancellationFlag> spare_cancellation_;
+  std::shared_ptr<std::string> body_;  // The last request's body buffer, reused.
+  std::optional<observability::RequestRecord> record_;  // The request being answered.
+  std::optional<absl::StatusOr<RouteMatch>> route_;  // The request being answered's.
+  admission::Permit permit_;  // An inference's, until its answer is written.
+};
+
+template <typename F>
+void Connection::Post(F&& then) {
+  boost::asio::post(socket_.get_executor(), std::forward<F>(then));
+}
+
+}  // namespace ortserve::frontend
