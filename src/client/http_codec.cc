@@ -11,17 +11,12 @@
 
 #include "core/status.h"
 #include "core/strings.h"
+#include "core/json_writer.h"
 #include "core/utf8.h"
-#include "frontend/http/kserve_json_codec.h"
 #include "rapidjson/document.h"
 
 namespace ortserve::client {
 namespace {
-
-using frontend::JsonStringStream;
-using frontend::JsonWriter;
-using frontend::WriteJsonString;
-using frontend::WriteParameters;
 
 // ---------------------------------------------------------------------------
 // Request encoding.
@@ -31,21 +26,6 @@ T Load(const std::byte* p) {
   T value;
   std::memcpy(&value, p, sizeof(T));
   return value;
-}
-
-// Floats in their shortest round-trip form for their own type; JSON has no
-// literal for NaN or infinities, so those are the strings the server accepts.
-template <typename F>
-void WriteFloat(JsonWriter& writer, F value) {
-  if (std::isnan(value)) {
-    writer.String("NaN");
-  } else if (std::isinf(value)) {
-    writer.String(value > 0 ? "Infinity" : "-Infinity");
-  } else {
-    char buf[64];
-    auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), value);
-    writer.RawValue(buf, static_cast<size_t>(end - buf), rapidjson::kNumberType);
-  }
 }
 
 // Whether `tensor` must travel binary even in JSON mode.
@@ -93,14 +73,14 @@ absl::Status WriteData(JsonWriter& writer, const Tensor& tensor) {
       for (size_t i = 0; i < count; ++i) writer.Int64(Load<int64_t>(p + 8 * i));
       break;
     case DataType::kFp32:
-      for (size_t i = 0; i < count; ++i) WriteFloat(writer, Load<float>(p + 4 * i));
+      for (size_t i = 0; i < count; ++i) WriteJsonFloat(writer, Load<float>(p + 4 * i));
       break;
     case DataType::kFp64:
-      for (size_t i = 0; i < count; ++i) WriteFloat(writer, Load<double>(p + 8 * i));
+      for (size_t i = 0; i < count; ++i) WriteJsonFloat(writer, Load<double>(p + 8 * i));
       break;
     case DataType::kBytes: {
       ASSIGN_OR_RETURN(auto elements, SplitBytesElements(tensor.data, -1, tensor.name));
-      for (std::string_view element : elements) WriteJsonString(writer, element);
+      for (std::string_view element : elements) writer.String(element);
       break;
     }
     default:
@@ -316,7 +296,7 @@ absl::StatusOr<HttpInferBody> EncodeHttpInferRequest(const InferRequest& request
   writer.StartObject();
   if (!request.id.empty()) {
     writer.Key("id");
-    WriteJsonString(writer, request.id);
+    writer.String(request.id);
   }
   Parameters parameters = request.parameters;
   if (request.priority != 0) parameters.Set("priority", static_cast<int64_t>(request.priority));
@@ -337,13 +317,13 @@ absl::StatusOr<HttpInferBody> EncodeHttpInferRequest(const InferRequest& request
     }
     writer.StartObject();
     writer.Key("name");
-    WriteJsonString(writer, tensor.name);
+    writer.String(tensor.name);
     writer.Key("shape");
     writer.StartArray();
     for (int64_t dim : tensor.shape) writer.Int64(dim);
     writer.EndArray();
     writer.Key("datatype");
-    WriteJsonString(writer, DataTypeName(tensor.type));
+    writer.String(DataTypeName(tensor.type));
     Parameters tensor_parameters;
     if (i < request.input_parameters.size()) tensor_parameters = request.input_parameters[i];
     if (as_binary) tensor_parameters.Set("binary_data_size", static_cast<int64_t>(tensor.data.size()));
@@ -366,7 +346,7 @@ absl::StatusOr<HttpInferBody> EncodeHttpInferRequest(const InferRequest& request
     for (const RequestedOutput& output : request.outputs) {
       writer.StartObject();
       writer.Key("name");
-      WriteJsonString(writer, output.name);
+      writer.String(output.name);
       Parameters output_parameters = output.parameters;
       if (binary_outputs || output.binary_data) output_parameters.Set("binary_data", true);
       if (output.classification > 0) {

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // The client side of the KServe v2 REST codec: InferRequest to a request body
 // (JSON, or JSON plus Triton's binary tensor extension) and response bodies to
-// InferResponse and the metadata types. The mirror of
-// frontend/http/kserve_json_codec.h, whose JSON-writing helpers it uses. Pure
+// InferResponse and the metadata types. The mirror of the server's
+// frontend/http/kserve_json_codec.h, written on core alone (core/json_writer.h
+// writes, RapidJSON's reader reads): the client links no server code. Pure
 // functions: no sockets, no client state.
 //
 // Thread-safety: every function is thread-safe.
@@ -14,8 +15,8 @@
 //    request names none).
 //  - JSON mode: inputs as flat `data` arrays; FP16/BF16 inputs and BYTES inputs
 //    that are not valid UTF-8 still go binary (JSON cannot carry them exactly).
-//    Floats are written in their shortest round-trip form, NaN and infinities
-//    as "NaN"/"Infinity"/"-Infinity".
+//    Floats are written in their shortest round-trip form ("3.0" for an
+//    integral value), NaN and infinities as "NaN"/"Infinity"/"-Infinity".
 //  - Response `data` may be nested; it is flattened row-major. FP32 values are
 //    parsed as doubles (full precision) and rounded to float; FP16/BF16 values
 //    are rounded to nearest-even.

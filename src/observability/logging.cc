@@ -12,6 +12,7 @@
 #include <chrono>
 #include <optional>
 
+#include "core/json_writer.h"
 #include "core/strings.h"
 
 namespace ortserve::observability {
@@ -19,28 +20,6 @@ namespace {
 
 constexpr std::string_view kAccessLogger = "access";
 constexpr const char* kTextPattern = "%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ ortserve: %v";
-
-void AppendJsonString(std::string& out, std::string_view s) {
-  out.push_back('"');
-  for (char c : s) {
-    switch (c) {
-      case '"': out.append("\\\""); break;
-      case '\\': out.append("\\\\"); break;
-      case '\n': out.append("\\n"); break;
-      case '\r': out.append("\\r"); break;
-      case '\t': out.append("\\t"); break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
-          out.append(buf);
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  out.push_back('"');
-}
 
 std::string Timestamp(absl::Time time) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", time, absl::UTCTimeZone());
@@ -91,11 +70,11 @@ std::string FormatJsonLine(absl::Time time, std::string_view level, std::string_
   // ", " and ": " separators: a space ends every field, so scripts that grep
   // "listening on [^ ]*:PORT" stop inside this line.
   line.append("{\"timestamp\": ");
-  AppendJsonString(line, Timestamp(time));
+  AppendJsonString(Timestamp(time), &line);
   line.append(", \"level\": ");
-  AppendJsonString(line, level);
+  AppendJsonString(level, &line);
   line.append(", \"message\": ");
-  AppendJsonString(line, message);
+  AppendJsonString(message, &line);
   line.push_back('}');
   return line;
 }
@@ -111,24 +90,24 @@ std::string FormatAccessRecord(LogFormat format, const AccessRecord& r, absl::Ti
   }
   std::string line;
   line.append("{\"timestamp\": ");
-  AppendJsonString(line, Timestamp(now));
+  AppendJsonString(Timestamp(now), &line);
   line.append(", \"level\": \"info\", \"message\": \"request\", \"protocol\": ");
-  AppendJsonString(line, r.protocol);
+  AppendJsonString(r.protocol, &line);
   line.append(", \"method\": ");
-  AppendJsonString(line, r.method);
+  AppendJsonString(r.method, &line);
   line.append(", \"target\": ");
-  AppendJsonString(line, r.target);
+  AppendJsonString(r.target, &line);
   line.append(", \"request_id\": ");
-  AppendJsonString(line, r.request_id);
+  AppendJsonString(r.request_id, &line);
   line.append(", \"model\": ");
-  AppendJsonString(line, r.model);
+  AppendJsonString(r.model, &line);
   line.append(", \"version\": ");
-  AppendJsonString(line, r.version);
+  AppendJsonString(r.version, &line);
   line.append(StrCat(", \"status\": ", r.status, ", \"latency_ms\": ", latency_ms, ", \"response_bytes\": ",
                      r.response_bytes));
   if (!r.trace_id.empty()) {
     line.append(", \"trace_id\": ");
-    AppendJsonString(line, r.trace_id);
+    AppendJsonString(r.trace_id, &line);
   }
   line.push_back('}');
   return line;

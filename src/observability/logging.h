@@ -37,9 +37,13 @@ struct AccessRecord {
   std::string_view trace_id;  // Empty when the request is not traced.
 };
 
-// Renders `record` in `format` (no trailing newline). Pure; for tests.
+// Renders `record` in `format` (no trailing newline). In JSON the line is
+// always valid JSON and UTF-8: strings are escaped by core/json_writer.h
+// (invalid bytes become U+FFFD, control characters are escaped). Pure;
+// thread-safe.
 std::string FormatAccessRecord(LogFormat format, const AccessRecord& record, absl::Time now);
-// Renders an ordinary log line in JSON (no trailing newline). Pure; for tests.
+// Renders an ordinary log line in JSON (no trailing newline), escaped the same
+// way. Pure; thread-safe.
 std::string FormatJsonLine(absl::Time time, std::string_view level, std::string_view message);
 
 // The process's logging: the default spdlog logger (server messages) and the

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <random>
 
+#include "core/json_writer.h"
 #include "core/strings.h"
 #include "observability/metrics.h"
 
@@ -63,30 +64,13 @@ double Uniform() {
   return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
 }
 
-void AppendJsonString(std::string& out, std::string_view s) {
-  out.push_back('"');
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(c);
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
-      out.append(buf);
-    } else {
-      out.push_back(c);
-    }
-  }
-  out.push_back('"');
-}
-
 void AppendAttribute(std::string& out, const std::string& key, const Span::Value& value) {
   out.append("{\"key\":");
-  AppendJsonString(out, key);
+  AppendJsonString(key, &out);
   out.append(",\"value\":{");
   if (const auto* s = std::get_if<std::string>(&value)) {
     out.append("\"stringValue\":");
-    AppendJsonString(out, *s);
+    AppendJsonString(*s, &out);
   } else {
     // OTLP JSON encodes 64-bit integers as strings.
     out.append(StrCat("\"intValue\":\"", std::get<int64_t>(value), "\""));
@@ -138,7 +122,7 @@ std::string EncodeOtlpJson(const std::vector<Span>& spans, std::string_view serv
     out.append("\",\"spanId\":\"").append(span.context.SpanIdHex()).append("\"");
     if (span.parent_span_id) out.append(",\"parentSpanId\":\"").append(Hex(*span.parent_span_id)).append("\"");
     out.append(",\"name\":");
-    AppendJsonString(out, span.name);
+    AppendJsonString(span.name, &out);
     out.append(StrCat(",\"kind\":", static_cast<int>(span.kind), ",\"startTimeUnixNano\":\"",
                       absl::ToUnixNanos(span.start), "\",\"endTimeUnixNano\":\"", absl::ToUnixNanos(span.end),
                       "\",\"attributes\":["));
@@ -160,7 +144,7 @@ std::string EncodeOtlpJson(const std::vector<Span>& spans, std::string_view serv
     out.append(StrCat(",\"status\":{\"code\":", span.error ? 2 : 1));
     if (!span.status_message.empty()) {
       out.append(",\"message\":");
-      AppendJsonString(out, span.status_message);
+      AppendJsonString(span.status_message, &out);
     }
     out.append("}}");
   }

@@ -61,7 +61,9 @@ struct Span {
 };
 
 // Renders spans as an OTLP ExportTraceServiceRequest in JSON (ids in hex,
-// times as decimal strings of Unix nanoseconds). Pure; for tests.
+// times as decimal strings of Unix nanoseconds). Always valid JSON and UTF-8:
+// strings are escaped by core/json_writer.h (invalid bytes become U+FFFD,
+// control characters are escaped). Pure; thread-safe.
 std::string EncodeOtlpJson(const std::vector<Span>& spans, std::string_view service_name);
 
 // Starts traces and exports spans. Thread-safe. Export never blocks: when the

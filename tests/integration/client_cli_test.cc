@@ -21,7 +21,6 @@
 #include "absl/synchronization/mutex.h"
 #include "client/client.h"
 #include "client/http_codec.h"
-#include "frontend/http/kserve_json_codec.h"
 #include "core/strings.h"
 #include "integration/server_harness.h"
 
@@ -367,85 +366,6 @@ TEST(ClientOptionsTest, CreateRejectsPortZero) {
   ClientOptions options;
   options.port = 0;
   EXPECT_EQ(Client::Create(options).status().code(), absl::StatusCode::kInvalidArgument);
-}
-
-// ---------------------------------------------------------------------------
-// The client-side REST codec (pure functions).
-
-TEST(HttpCodecTest, FloatToHalfInvertsHalfToFloatForEveryHalf) {
-  for (uint32_t bits = 0; bits <= 0xffff; ++bits) {
-    const float f = frontend::HalfToFloat(static_cast<uint16_t>(bits));
-    const uint16_t back = client::FloatToHalf(f);
-    if (std::isnan(f)) {
-      EXPECT_TRUE(std::isnan(frontend::HalfToFloat(back))) << bits;
-    } else {
-      EXPECT_EQ(back, bits) << "half bits " << bits;
-    }
-  }
-}
-
-TEST(HttpCodecTest, FloatToHalfRoundsToNearestEven) {
-  EXPECT_EQ(client::FloatToHalf(1.0f + std::ldexp(1.0f, -11)), 0x3c00);      // Tie: down to even.
-  EXPECT_EQ(client::FloatToHalf(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3c02);  // Tie: up to even.
-  EXPECT_EQ(client::FloatToHalf(65519.0f), 0x7bff);                          // Max finite.
-  EXPECT_EQ(client::FloatToHalf(65520.0f), 0x7c00);                          // Rounds to infinity.
-  EXPECT_EQ(client::FloatToHalf(std::ldexp(1.0f, -25)), 0x0000);             // Tie to zero.
-  EXPECT_EQ(client::FloatToHalf(1.5f * std::ldexp(1.0f, -24)), 0x0002);      // Subnormal tie: even.
-  EXPECT_EQ(client::FloatToHalf(-0.0f), 0x8000);
-}
-
-TEST(HttpCodecTest, TensorFromJsonFlattensNestedArraysAndChecksCount) {
-  auto tensor = client::TensorFromJson("x", DataType::kInt16, {2, 2}, "[[1, -2], [3, 32767]]");
-  ASSERT_TRUE(tensor.ok()) << tensor.status();
-  EXPECT_EQ(Values<int16_t>(*tensor), (std::vector<int16_t>{1, -2, 3, 32767}));
-  auto count = client::TensorFromJson("x", DataType::kFp32, {2, 2}, "[1, 2, 3]");
-  EXPECT_EQ(count.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(count.status().message().find("'x'"), absl::string_view::npos) << count.status();
-  auto range = client::TensorFromJson("x", DataType::kInt8, {1}, "[200]");
-  EXPECT_EQ(range.status().code(), absl::StatusCode::kInvalidArgument) << range.status();
-  auto special = client::TensorFromJson("x", DataType::kFp32, {2}, R"(["NaN", "-Infinity"])");
-  ASSERT_TRUE(special.ok()) << special.status();
-  EXPECT_TRUE(std::isnan(Values<float>(*special)[0]));
-  EXPECT_EQ(Values<float>(*special)[1], -INFINITY);
-}
-
-TEST(HttpCodecTest, DecodeResponseRejectsBinarySectionsThatDoNotAddUp) {
-  const std::string json =
-      R"({"model_name":"m","outputs":[{"name":"y","datatype":"FP32","shape":[2],"parameters":{"binary_data_size":8}}]})";
-  auto ok = client::DecodeHttpInferResponse(std::make_shared<std::string>(json + std::string(8, '\0')), json.size());
-  ASSERT_TRUE(ok.ok()) << ok.status();
-  EXPECT_EQ(Values<float>(ok->outputs[0]), (std::vector<float>{0, 0}));
-  auto extra = client::DecodeHttpInferResponse(std::make_shared<std::string>(json + std::string(12, '\0')), json.size());
-  EXPECT_EQ(extra.status().code(), absl::StatusCode::kInternal) << extra.status();
-  auto short_body = client::DecodeHttpInferResponse(std::make_shared<std::string>(json + std::string(4, '\0')), json.size());
-  EXPECT_EQ(short_body.status().code(), absl::StatusCode::kInternal) << short_body.status();
-  EXPECT_NE(short_body.status().message().find("'y'"), absl::string_view::npos) << short_body.status();
-}
-
-TEST(HttpCodecTest, JsonModeSendsFp16AndInvalidUtf8Binary) {
-  InferRequest request;
-  request.model_name = "m";
-  std::vector<uint16_t> half = {0x3c00};
-  request.inputs.push_back(MakeTensor<uint16_t>("h", DataType::kFp16, {1}, half));
-  std::vector<std::string> bad = {std::string("\xff\xfe", 2)};
-  request.inputs.push_back(MakeBytesTensor("s", {1}, bad));
-  std::vector<std::string> good = {"ok"};
-  request.inputs.push_back(MakeBytesTensor("t", {1}, good));
-  auto body = client::EncodeHttpInferRequest(request, /*binary=*/false);
-  ASSERT_TRUE(body.ok()) << body.status();
-  ASSERT_TRUE(body->header_length.has_value());
-  // FP16 (2 bytes) then the BYTES section (4-byte length + 2 bytes); "t" is JSON.
-  EXPECT_EQ(body->body.size() - *body->header_length, 2u + 6u);
-  EXPECT_NE(body->body.find(R"("data":["ok"])"), std::string::npos) << body->body;
-}
-
-TEST(HttpCodecTest, MapsHttpStatusesToCodes) {
-  EXPECT_EQ(client::HttpErrorStatus(400, R"({"error":"bad 'x'"})"), absl::InvalidArgumentError("bad 'x'"));
-  EXPECT_EQ(client::HttpErrorStatus(404, R"({"error":"no model"})").code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(client::HttpErrorStatus(413, "").code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_EQ(client::HttpErrorStatus(503, "").code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(client::HttpErrorStatus(504, "").code(), absl::StatusCode::kDeadlineExceeded);
-  EXPECT_EQ(client::HttpErrorStatus(502, "gateway").message(), "gateway");
 }
 
 // ---------------------------------------------------------------------------

@@ -15,9 +15,10 @@
 #include "absl/status/statusor.h"
 #include "client/client.h"
 #include "client/http_codec.h"
+#include "core/json_writer.h"
 #include "core/status.h"
 #include "core/strings.h"
-#include "frontend/http/kserve_json_codec.h"
+#include "frontend/http/kserve_json_codec.h"  // --format json writes what the REST API writes.
 
 namespace ortserve::cli {
 namespace {
@@ -149,13 +150,13 @@ std::string ElementText(const Tensor& t, size_t i, const std::vector<std::string
     case DataType::kInt16: return StrCat(at(2 * i, int16_t{}));
     case DataType::kInt32: return StrCat(at(4 * i, int32_t{}));
     case DataType::kInt64: return StrCat(at(8 * i, int64_t{}));
-    case DataType::kFp16: return StrCat(frontend::HalfToFloat(at(2 * i, uint16_t{})));
-    case DataType::kBf16: return StrCat(frontend::Bfloat16ToFloat(at(2 * i, uint16_t{})));
+    case DataType::kFp16: return StrCat(HalfToFloat(at(2 * i, uint16_t{})));
+    case DataType::kBf16: return StrCat(Bfloat16ToFloat(at(2 * i, uint16_t{})));
     case DataType::kFp32: return StrCat(at(4 * i, float{}));
     case DataType::kFp64: return StrCat(at(8 * i, double{}));
     case DataType::kBytes: {
       std::string out;
-      frontend::AppendJsonString(strings[i], &out);
+      AppendJsonString(strings[i], &out);
       return out;
     }
     default: return "?";
@@ -219,14 +220,14 @@ std::optional<Failure> Models(Client& client, const Flags& flags) {
       const auto& e = (*index)[i];
       if (i > 0) out += ",";
       out += "{\"name\":";
-      frontend::AppendJsonString(e.name, &out);
+      AppendJsonString(e.name, &out);
       out += ",\"version\":";
-      frontend::AppendJsonString(e.version, &out);
+      AppendJsonString(e.version, &out);
       out += ",\"state\":";
-      frontend::AppendJsonString(e.state, &out);
+      AppendJsonString(e.state, &out);
       if (!e.reason.empty()) {
         out += ",\"reason\":";
-        frontend::AppendJsonString(e.reason, &out);
+        AppendJsonString(e.reason, &out);
       }
       out += "}";
     }
@@ -244,21 +245,21 @@ std::optional<Failure> Metadata(Client& client, const Flags& flags) {
   if (!metadata.ok()) return ServerError(metadata.status());
   if (flags.format == "json") {
     std::string out = "{\"name\":";
-    frontend::AppendJsonString(metadata->name, &out);
+    AppendJsonString(metadata->name, &out);
     out += ",\"versions\":[";
     for (size_t i = 0; i < metadata->versions.size(); ++i) {
       if (i > 0) out += ",";
-      frontend::AppendJsonString(metadata->versions[i], &out);
+      AppendJsonString(metadata->versions[i], &out);
     }
     out += "],\"platform\":";
-    frontend::AppendJsonString(metadata->platform, &out);
+    AppendJsonString(metadata->platform, &out);
     for (const char* key : {"inputs", "outputs"}) {
       const auto& tensors = std::string_view(key) == "inputs" ? metadata->inputs : metadata->outputs;
       out += StrCat(",\"", key, "\":[");
       for (size_t i = 0; i < tensors.size(); ++i) {
         if (i > 0) out += ",";
         out += "{\"name\":";
-        frontend::AppendJsonString(tensors[i].name, &out);
+        AppendJsonString(tensors[i].name, &out);
         out += StrCat(",\"datatype\":\"", DataTypeName(tensors[i].type), "\",\"shape\":[",
                       StrJoin(tensors[i].shape, ","), "]}");
       }

@@ -9,6 +9,8 @@
 
 #include "core/status.h"
 #include "core/strings.h"
+#include "frontend/kserve/classification.h"
+#include "frontend/kserve/reserved_parameters.h"
 
 namespace ortserve::frontend {
 namespace {
@@ -128,33 +130,6 @@ absl::StatusOr<std::vector<std::byte>> ContentsToBytes(const InferTensorContents
   return bytes;
 }
 
-// The tensor the classification extension makes of `output`, encoded by the
-// REST codec (one ranking implementation for both front ends).
-absl::StatusOr<Tensor> ClassificationTensor(const InferResponse& response, const RequestedOutput& output,
-                                            const Tensor& tensor, const EncodeOptions& options) {
-  InferRequest one;
-  RequestedOutput binary = output;
-  binary.binary_data = true;
-  one.outputs.push_back(std::move(binary));
-  ASSIGN_OR_RETURN(EncodedResponse encoded, EncodeInferResponse(response, one, options));
-  if (encoded.binary.size() != 1) {
-    return absl::InternalError(StrCat("classification of output '", output.name, "' produced no data"));
-  }
-  const auto& section = encoded.binary[0];
-  ASSIGN_OR_RETURN(auto elements, SplitBytesElements(section, -1, output.name));
-  // The shape follows EncodeInferResponse's rule: rank >= 2 ranks each row
-  // of the first dimension separately.
-  Shape shape;
-  const auto n = static_cast<int64_t>(elements.size());
-  if (tensor.shape.size() >= 2 && tensor.shape[0] > 0) {
-    shape = {tensor.shape[0], n / tensor.shape[0]};
-  } else {
-    shape = {n};
-  }
-  return MakeOwnedTensor(output.name, DataType::kBytes, std::move(shape),
-                         std::vector<std::byte>(section.begin(), section.end()));
-}
-
 void Duration(const DurationStat& stat, inference::StatisticDuration* out) {
   out->set_count(stat.count());
   out->set_ns(stat.ns());
@@ -213,16 +188,8 @@ absl::StatusOr<InferRequest> DecodeModelInferRequest(std::shared_ptr<const Model
   request.id = wire.id();
   request.arrival = now;
   RETURN_IF_ERROR(DecodeParameters(wire.parameters(), "request", &request.parameters));
-  RETURN_IF_ERROR(BoolParameter(request.parameters, "binary_data_output", "request").status());
+  RETURN_IF_ERROR(ReadRequestParameters(now, &request));
   request.binary_data_output = true;  // gRPC always answers in raw_output_contents.
-  ASSIGN_OR_RETURN(std::optional<uint64_t> priority,
-                   UnsignedParameter(request.parameters, "priority", "request",
-                                     std::numeric_limits<uint32_t>::max()));
-  request.priority = static_cast<uint32_t>(priority.value_or(0));
-  ASSIGN_OR_RETURN(std::optional<uint64_t> timeout,
-                   UnsignedParameter(request.parameters, "timeout", "request",
-                                     std::numeric_limits<int64_t>::max()));
-  if (timeout && *timeout > 0) request.deadline = now + absl::Microseconds(static_cast<int64_t>(*timeout));
 
   const int raw_count = wire.raw_input_contents_size();
   if (raw_count > 0 && raw_count != wire.inputs_size()) {
@@ -246,8 +213,9 @@ absl::StatusOr<InferRequest> DecodeModelInferRequest(std::shared_ptr<const Model
     }
     auto count = ElementCount(tensor.shape);
     if (!count.ok()) return Invalid("input '", name, "': ", ToStd(count.status().message()));
-    const std::string where = StrCat("input '", name, "'");
-    RETURN_IF_ERROR(DecodeParameters(input.parameters(), where, &request.input_parameters[i]));
+    if (!input.parameters().empty()) {
+      RETURN_IF_ERROR(DecodeParameters(input.parameters(), StrCat("input '", name, "'"), &request.input_parameters[i]));
+    }
     if (raw_count > 0) {
       if (input.has_contents()) {
         return Invalid("input '", name, "' sets contents while the request uses raw_input_contents; use one");
@@ -276,14 +244,11 @@ absl::StatusOr<InferRequest> DecodeModelInferRequest(std::shared_ptr<const Model
     }
     RequestedOutput output;
     output.name = wanted.name();
-    const std::string where = StrCat("output '", output.name, "'");
-    RETURN_IF_ERROR(DecodeParameters(wanted.parameters(), where, &output.parameters));
-    RETURN_IF_ERROR(BoolParameter(output.parameters, "binary_data", where).status());
+    if (!wanted.parameters().empty()) {
+      RETURN_IF_ERROR(DecodeParameters(wanted.parameters(), StrCat("output '", output.name, "'"), &output.parameters));
+    }
+    RETURN_IF_ERROR(ReadOutputParameters(&output));
     output.binary_data = true;
-    ASSIGN_OR_RETURN(std::optional<uint64_t> k,
-                     UnsignedParameter(output.parameters, "classification", where,
-                                       std::numeric_limits<uint32_t>::max()));
-    output.classification = static_cast<uint32_t>(k.value_or(0));
     request.outputs.push_back(std::move(output));
   }
   request.payload = std::move(message);
@@ -298,40 +263,31 @@ absl::Status EncodeModelInferResponse(const InferResponse& response, const Infer
   out->set_id(response.id);
   EncodeParameters(response.parameters, out->mutable_parameters());
 
-  auto write = [&](const Tensor& tensor) -> absl::Status {
+  SelectedOutputs selected;
+  RETURN_IF_ERROR(SelectOutputs(response, request, &selected));
+  std::vector<std::byte> classes;  // Made only for classification outputs.
+  Shape classes_shape;
+  for (const SelectedOutput& item : selected) {
+    const Tensor& tensor = *item.tensor;
+    auto* output = out->add_outputs();
+    output->set_name(tensor.name);
+    std::string* raw = out->add_raw_output_contents();
+    if (item.classification > 0) {
+      std::span<const std::string> labels;
+      if (options.labels) labels = options.labels(tensor.name);
+      RETURN_IF_ERROR(Classify(tensor, item.classification, labels, &classes, &classes_shape));
+      output->set_datatype(std::string(DataTypeName(DataType::kBytes)));
+      for (int64_t d : classes_shape) output->add_shape(d);
+      raw->assign(reinterpret_cast<const char*>(classes.data()), classes.size());
+      EncodeParameters(item.requested->parameters, output->mutable_parameters());
+      continue;
+    }
     if (absl::Status status = ValidateTensorBytes(tensor); !status.ok()) {
       return absl::InternalError(StrCat("output '", tensor.name, "' is malformed: ", ToStd(status.message())));
     }
-    auto* output = out->add_outputs();
-    output->set_name(tensor.name);
     output->set_datatype(std::string(DataTypeName(tensor.type)));
     for (int64_t d : tensor.shape) output->add_shape(d);
-    out->add_raw_output_contents()->assign(reinterpret_cast<const char*>(tensor.data.data()), tensor.data.size());
-    return absl::OkStatus();
-  };
-  auto find = [&](std::string_view name) -> const Tensor* {
-    for (const auto& tensor : response.outputs) {
-      if (tensor.name == name) return &tensor;
-    }
-    return nullptr;
-  };
-
-  if (request.outputs.empty()) {
-    for (const auto& tensor : response.outputs) RETURN_IF_ERROR(write(tensor));
-    return absl::OkStatus();
-  }
-  for (const auto& wanted : request.outputs) {
-    const Tensor* tensor = find(wanted.name);
-    if (tensor == nullptr) {
-      return absl::InternalError(StrCat("the model produced no output '", wanted.name, "'"));
-    }
-    if (wanted.classification > 0) {
-      ASSIGN_OR_RETURN(Tensor classes, ClassificationTensor(response, wanted, *tensor, options));
-      RETURN_IF_ERROR(write(classes));
-      EncodeParameters(wanted.parameters, out->mutable_outputs(out->outputs_size() - 1)->mutable_parameters());
-    } else {
-      RETURN_IF_ERROR(write(*tensor));
-    }
+    raw->assign(reinterpret_cast<const char*>(tensor.data.data()), tensor.data.size());
   }
   return absl::OkStatus();
 }

@@ -31,8 +31,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "core/infer_request.h"
-#include "frontend/http/kserve_json_codec.h"
 #include "frontend/inference_service.h"
+#include "frontend/kserve/response_outputs.h"
 #include "proto/grpc_service.pb.h"
 
 namespace ortserve::frontend {
@@ -57,13 +57,14 @@ absl::StatusOr<InferRequest> DecodeModelInferRequest(std::shared_ptr<const infer
                                                      absl::Time now);
 
 // Encodes an infer response into `out` (cleared first). `request` gives the
-// output selection: empty request.outputs writes every response output in
-// response order; otherwise exactly the requested outputs in request order.
-// Classification outputs (classification = k > 0) become BYTES
-// "value:index[:label]" strings, computed by the REST codec's
-// EncodeInferResponse so both front ends rank identically; `options` gives
-// the labels. Errors: Internal when a requested output is missing or an
-// output tensor is malformed; InvalidArgument for classification of BYTES.
+// output selection (frontend/kserve/response_outputs.h): empty request.outputs
+// writes every response output in response order; otherwise exactly the
+// requested outputs in request order. Classification outputs
+// (classification = k > 0) become the BYTES tensor of
+// frontend/kserve/classification.h, the same ranking the REST front end
+// writes; `options` gives the labels. Errors: Internal when a requested output
+// is missing or an output tensor is malformed; InvalidArgument for
+// classification of BYTES.
 absl::Status EncodeModelInferResponse(const InferResponse& response, const InferRequest& request,
                                       const EncodeOptions& options, inference::ModelInferResponse* out);
 

@@ -27,10 +27,8 @@
 //    type (an FP32 0.1 is written "0.1", not "0.10000000149011612").
 #pragma once
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -42,83 +40,14 @@
 #include "absl/time/time.h"
 #include "core/data_type.h"
 #include "core/infer_request.h"
-#include "core/parameters.h"
-#include "rapidjson/allocators.h"
-#include "rapidjson/writer.h"
+#include "core/json_writer.h"  // The JSON writer; this codec's strings follow its escaping rules.
+#include "frontend/kserve/reserved_parameters.h"
+#include "frontend/kserve/response_outputs.h"  // EncodeOptions.
 
 namespace ortserve::frontend {
 
-// ---------------------------------------------------------------------------
-// JSON writing helpers, shared with the HTTP server's other endpoints.
-
-// A RapidJSON output stream that appends to a std::string, so a document is
-// written straight into the string that goes on the wire (no final copy).
-// Not thread-safe; one per document.
-class JsonStringStream {
- public:
-  using Ch = char;
-  explicit JsonStringStream(std::string* out) : out_(out) {}
-  void Put(char c) { out_->push_back(c); }
-  void Flush() {}
-  std::string* str() { return out_; }
-
- private:
-  std::string* out_;
-};
-// RapidJSON's writer calls these unqualified; these overloads (found by ADL)
-// replace its generic one-character-at-a-time versions.
-inline void PutReserve(JsonStringStream& stream, size_t count) {
-  std::string* s = stream.str();
-  if (s->capacity() - s->size() < count) s->reserve(std::max(s->size() + count, s->capacity() * 2));
-}
-inline void PutUnsafe(JsonStringStream& stream, char c) { stream.str()->push_back(c); }
-
-namespace internal {
-// The writer's stack of open objects and arrays lives in this buffer (room
-// for about 60 levels; deeper nesting takes heap memory), so writing a
-// document allocates nothing but the output string.
-struct JsonWriterStack {
-  alignas(std::max_align_t) char buffer[1024];
-  rapidjson::MemoryPoolAllocator<> allocator{buffer, sizeof(buffer)};
-};
-}  // namespace internal
-
-// RapidJSON's writer over a JsonStringStream, with access to the string so that
-// large values (tensor data) can be appended directly. Not thread-safe.
-class JsonWriter : private internal::JsonWriterStack,
-                   public rapidjson::Writer<JsonStringStream, rapidjson::UTF8<>, rapidjson::UTF8<>,
-                                            rapidjson::MemoryPoolAllocator<>> {
- public:
-  // The stack base is constructed first, so its allocator exists when the writer takes it.
-  explicit JsonWriter(JsonStringStream& stream) : Writer(stream, &allocator) {}
-  JsonWriter(const JsonWriter&) = delete;
-  JsonWriter& operator=(const JsonWriter&) = delete;
-  std::string* output() { return os_->str(); }
-};
-
-// Appends `s` as a JSON string literal (quotes included), escaping '"', '\\'
-// and control characters and replacing every byte that is not part of valid
-// UTF-8 with "\ufffd". The result is always valid JSON.
-void AppendJsonString(std::string_view s, std::string* out);
-
-// Writes `s` through `writer` as a key or a string value (whichever the writer
-// expects next) with AppendJsonString's rules. Use it instead of
-// JsonWriter::String/Key for anything that came from a client or a model.
-void WriteJsonString(JsonWriter& writer, std::string_view s);
-
-// Writes a protocol parameters map as a JSON object.
-void WriteParameters(JsonWriter& writer, const Parameters& parameters);
-
-// {"error":"<message>"}, escaped as AppendJsonString does.
+// {"error":"<message>"}, the message escaped by core/json_writer.h's rules.
 std::string EncodeError(std::string_view message);
-
-// Reserved request parameters, checked the same way for every protocol.
-// UnsignedParameter: a non-negative integer no larger than `max` (nullopt when
-// absent); BoolParameter: a boolean (false when absent). InvalidArgument,
-// naming `where` and `key`, for any other value.
-absl::StatusOr<std::optional<uint64_t>> UnsignedParameter(const Parameters& parameters, std::string_view key,
-                                                          std::string_view where, uint64_t max);
-absl::StatusOr<bool> BoolParameter(const Parameters& parameters, std::string_view key, std::string_view where);
 
 // ---------------------------------------------------------------------------
 // Requests.
@@ -190,18 +119,10 @@ struct EncodedResponse {
   bool has_binary() const { return !binary.empty(); }
 };
 
-struct EncodeOptions {
-  // Class labels for the classification extension: the labels of output
-  // `output_name` indexed by class, or an empty span when it has none. Unset:
-  // no labels.
-  std::function<std::span<const std::string>(std::string_view output_name)> labels;
-};
-
-// Encodes an infer response. `request` says which outputs to write and how:
-// with request.outputs empty every response output is written, in response
-// order, as binary when request.binary_data_output is set; otherwise exactly
-// the requested outputs, in request order, each binary when its binary_data
-// (or binary_data_output) is set. JSON:
+// Encodes an infer response. `request` says which outputs to write and how,
+// by the rules of frontend/kserve/response_outputs.h (all outputs in response
+// order, or the requested ones in request order; binary or JSON each).
+// JSON:
 //   {"model_name","model_version","id" (only when non-empty),
 //    "parameters" (only when non-empty),
 //    "outputs":[{"name","datatype","shape",
@@ -210,11 +131,9 @@ struct EncodeOptions {
 // Binary spans point into the response's tensors (no copy): keep `response`
 // alive until they are written.
 //
-// Classification (classification = k > 0): the output becomes BYTES holding the
-// top k classes as "value:index" or "value:index:label" strings, highest value
-// first, ties by lower index. For a tensor of rank >= 2 the first dimension is
-// the batch and each row is ranked separately (shape [batch, k']); otherwise the
-// whole tensor is ranked (shape [k']); k' = min(k, classes).
+// Classification (classification = k > 0): the output becomes the BYTES tensor
+// of frontend/kserve/classification.h ("value:index[:label]" strings, top k
+// per row), labelled by options.labels.
 //
 // Errors: Internal when a requested output is missing from the response or an
 // output tensor is malformed (size not matching its shape/type, bad BYTES

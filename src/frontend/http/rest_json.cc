@@ -1,16 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "frontend/http/rest_json.h"
 
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
+#include "core/json_writer.h"
 
 namespace ortserve::frontend {
 namespace {
 
-using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+// Every string goes through core/json_writer.h's escaper, so names and load
+// errors with invalid UTF-8 or control characters still make valid JSON.
+using Writer = JsonWriter;
 
-void String(Writer& w, std::string_view s) { w.String(s.data(), static_cast<rapidjson::SizeType>(s.size())); }
-void Key(Writer& w, std::string_view s) { w.Key(s.data(), static_cast<rapidjson::SizeType>(s.size())); }
+void String(Writer& w, std::string_view s) { w.String(s); }
+void Key(Writer& w, std::string_view s) { w.Key(s); }
 
 void Tensors(Writer& w, const std::vector<TensorMetadata>& tensors) {
   w.StartArray();
@@ -39,13 +40,12 @@ void Duration(Writer& w, std::string_view key, const DurationStat& stat) {
   w.EndObject();
 }
 
-std::string Done(const rapidjson::StringBuffer& buffer) { return {buffer.GetString(), buffer.GetSize()}; }
-
 }  // namespace
 
 std::string ServerMetadataJson() {
-  rapidjson::StringBuffer buffer;
-  Writer w(buffer);
+  std::string out;
+  JsonStringStream stream(&out);
+  Writer w(stream);
   w.StartObject();
   Key(w, "name");
   String(w, InferenceService::kServerName);
@@ -56,12 +56,13 @@ std::string ServerMetadataJson() {
   for (const auto& e : InferenceService::Extensions()) String(w, e);
   w.EndArray();
   w.EndObject();
-  return Done(buffer);
+  return out;
 }
 
 std::string ModelMetadataJson(const ModelMetadata& metadata) {
-  rapidjson::StringBuffer buffer;
-  Writer w(buffer);
+  std::string out;
+  JsonStringStream stream(&out);
+  Writer w(stream);
   w.StartObject();
   Key(w, "name");
   String(w, metadata.name);
@@ -81,12 +82,13 @@ std::string ModelMetadataJson(const ModelMetadata& metadata) {
     String(w, metadata.last_load_error);
   }
   w.EndObject();
-  return Done(buffer);
+  return out;
 }
 
 std::string RepositoryIndexJson(const std::vector<repository::ModelIndexEntry>& index, bool ready_only) {
-  rapidjson::StringBuffer buffer;
-  Writer w(buffer);
+  std::string out;
+  JsonStringStream stream(&out);
+  Writer w(stream);
   w.StartArray();
   for (const auto& entry : index) {
     if (ready_only && entry.state != repository::ModelState::kReady) continue;
@@ -104,12 +106,13 @@ std::string RepositoryIndexJson(const std::vector<repository::ModelIndexEntry>& 
     w.EndObject();
   }
   w.EndArray();
-  return Done(buffer);
+  return out;
 }
 
 std::string ModelStatsJson(const std::vector<ModelHandle>& models) {
-  rapidjson::StringBuffer buffer;
-  Writer w(buffer);
+  std::string out;
+  JsonStringStream stream(&out);
+  Writer w(stream);
   w.StartObject();
   Key(w, "model_stats");
   w.StartArray();
@@ -155,7 +158,7 @@ std::string ModelStatsJson(const std::vector<ModelHandle>& models) {
   }
   w.EndArray();
   w.EndObject();
-  return Done(buffer);
+  return out;
 }
 
 }  // namespace ortserve::frontend

@@ -5,6 +5,11 @@
 #include <rapidjson/document.h>
 #include <spdlog/spdlog.h>
 
+#include <string>
+#include <string_view>
+
+#include "simdjson.h"
+
 namespace ortserve::observability {
 namespace {
 
@@ -35,6 +40,41 @@ TEST(LoggingTest, AccessRecordCarriesRequestFields) {
   EXPECT_NE(text.find("POST /v2/models/m/infer status=200 latency_ms=1.5 bytes=77 model=m version=2"),
             std::string::npos)
       << text;
+}
+
+constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD in UTF-8.
+
+// simdjson rejects invalid JSON and invalid UTF-8 alike.
+std::string StringField(simdjson::dom::parser& parser, const std::string& json, const char* key) {
+  simdjson::dom::element root;
+  if (parser.parse(json).get(root) != simdjson::SUCCESS) return "<not valid JSON and UTF-8>";
+  std::string_view value;
+  if (root[key].get_string().get(value) != simdjson::SUCCESS) return "<no string field>";
+  return std::string(value);
+}
+
+TEST(LoggingTest, JsonLineIsValidJsonAndUtf8WhateverTheMessageHolds) {
+  const char raw[] = "bad \xff\xfe byte \x01, \x1f, \0, overlong \xc0\xaf, surrogate \xed\xa0\x80, cut \xe2\x82";
+  const std::string message(raw, sizeof(raw) - 1);
+  const std::string line = FormatJsonLine(absl::FromUnixSeconds(0), "info", message);
+  simdjson::dom::parser parser;
+  const std::string decoded = StringField(parser, line, "message");
+  EXPECT_NE(decoded.find(kReplacement), std::string::npos) << line;
+  EXPECT_NE(decoded.find("byte \x01, \x1f, "), std::string::npos) << line;  // Control characters survive escaped.
+  EXPECT_NE(decoded.find(std::string_view("\0", 1)), std::string::npos) << line;
+}
+
+TEST(LoggingTest, AccessRecordIsValidJsonAndUtf8WhateverTheClientSent) {
+  const std::string request_id("id\x00\xff\n", 5);
+  AccessRecord r{.protocol = "http", .method = "POST", .target = "/v2/models/\xc3(/infer\r\n", .request_id = request_id,
+                 .model = "m\x7f", .version = "\xf4\x90\x80\x80", .status = 400, .latency = absl::Microseconds(1),
+                 .response_bytes = 0, .trace_id = ""};
+  const std::string json = FormatAccessRecord(LogFormat::kJson, r, absl::FromUnixSeconds(0));
+  simdjson::dom::parser parser;
+  EXPECT_EQ(StringField(parser, json, "request_id"), std::string("id\0\xEF\xBF\xBD\n", 7)) << json;
+  EXPECT_EQ(StringField(parser, json, "target"), "/v2/models/\xEF\xBF\xBD(/infer\r\n") << json;
+  EXPECT_EQ(StringField(parser, json, "model"), "m\x7f") << json;
+  EXPECT_EQ(StringField(parser, json, "version"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD") << json;
 }
 
 TEST(LoggingTest, SettingsFollowTritonFieldsAndChangeTheLevel) {

@@ -4,8 +4,12 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
+
+#include "simdjson.h"
 
 #include "observability/metrics.h"
 
@@ -169,6 +173,30 @@ TEST(OtlpJsonTest, EncodesSpansWithIdsTimesAttributesAndLinks) {
   EXPECT_STREQ(s["links"][0]["traceId"].GetString(), "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
   EXPECT_EQ(s["status"]["code"].GetInt(), 2);
   EXPECT_STREQ(s["status"]["message"].GetString(), "boom");
+}
+
+TEST(OtlpJsonTest, SpansAreValidJsonAndUtf8WhateverTheirStringsHold) {
+  Span span;
+  span.context = *ParseTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  span.name = "infer \xff\x01";
+  span.attributes = {{"ai.request.id\xc0\xaf", std::string("r\x1f\xed\xbf\xbf")}};
+  span.error = true;
+  span.status_message = "cut \xe2\x82\n";
+  const std::string json = EncodeOtlpJson({span}, "svc\xfe");
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  ASSERT_EQ(parser.parse(json).get(root), simdjson::SUCCESS) << json;  // Valid JSON and UTF-8.
+  auto text = [](simdjson::simdjson_result<simdjson::dom::element> e) {
+    std::string_view s;
+    return e.get_string().get(s) == simdjson::SUCCESS ? std::string(s) : std::string("<not a string>");
+  };
+  const auto resource = root["resourceSpans"].at(0);
+  EXPECT_EQ(text(resource["resource"]["attributes"].at(0)["value"]["stringValue"]), "svc\xEF\xBF\xBD");
+  const auto s = resource["scopeSpans"].at(0)["spans"].at(0);
+  EXPECT_EQ(text(s["name"]), "infer \xEF\xBF\xBD\x01");
+  EXPECT_EQ(text(s["attributes"].at(0)["key"]), "ai.request.id\xEF\xBF\xBD\xEF\xBF\xBD");
+  EXPECT_EQ(text(s["attributes"].at(0)["value"]["stringValue"]), "r\x1f\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+  EXPECT_EQ(text(s["status"]["message"]), "cut \xEF\xBF\xBD\xEF\xBF\xBD\n");
 }
 
 }  // namespace

@@ -7,6 +7,8 @@
 
 #include <cstring>
 
+#include "frontend/http/kserve_json_codec.h"
+
 namespace ortserve::frontend {
 namespace {
 
@@ -135,6 +137,73 @@ TEST(GrpcCodecTest, ResponsesCarryRawOutputsForRequestedOutputsInRequestOrder) {
   missing.name = "missing";
   request.outputs.push_back(missing);
   EXPECT_EQ(EncodeModelInferResponse(response, request, {}, &out).code(), absl::StatusCode::kInternal);
+}
+
+TEST(GrpcCodecTest, ClassificationIsTheSameRankingTheRestEncoderWrites) {
+  InferResponse response;
+  response.model_name = "m";
+  const std::vector<float> scores = {0.1f, 0.7f, 0.2f, 0.6f, 0.3f, 0.1f};
+  response.outputs.push_back(MakeTensor<float>("probs", DataType::kFp32, {2, 3}, scores));
+  InferRequest request;
+  RequestedOutput output;
+  output.name = "probs";
+  output.classification = 2;
+  output.parameters.Set("classification", int64_t{2});
+  request.outputs.push_back(output);
+  const std::vector<std::string> labels = {"low", "mid", "high"};
+  EncodeOptions options;
+  options.labels = [&labels](std::string_view name) {
+    return name == "probs" ? std::span<const std::string>(labels) : std::span<const std::string>();
+  };
+
+  inference::ModelInferResponse out;
+  ASSERT_TRUE(EncodeModelInferResponse(response, request, options, &out).ok());
+  ASSERT_EQ(out.outputs_size(), 1);
+  EXPECT_EQ(out.outputs(0).datatype(), "BYTES");
+  EXPECT_EQ(std::vector<int64_t>(out.outputs(0).shape().begin(), out.outputs(0).shape().end()),
+            (std::vector<int64_t>{2, 2}));
+  EXPECT_EQ(out.outputs(0).parameters().at("classification").int64_param(), 2);
+  const std::string& raw = out.raw_output_contents(0);
+  auto elements = SplitBytesElements(std::span(reinterpret_cast<const std::byte*>(raw.data()), raw.size()), 4, "probs");
+  ASSERT_TRUE(elements.ok()) << elements.status();
+  EXPECT_EQ(*elements, (std::vector<std::string_view>{"0.7:1:mid", "0.2:2:high", "0.6:0:low", "0.3:1:mid"}));
+
+  // The REST encoder, asked for the same output in binary, sends the same bytes.
+  request.outputs[0].binary_data = true;
+  auto rest = EncodeInferResponse(response, request, options);
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  ASSERT_EQ(rest->binary.size(), 1u);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(rest->binary[0].data()), rest->binary[0].size()), raw);
+}
+
+TEST(GrpcCodecTest, ClassificationOfABytesOutputIsInvalidArgument) {
+  InferResponse response;
+  const std::vector<std::string> text = {"a"};
+  response.outputs.push_back(MakeBytesTensor("text", {1}, text));
+  InferRequest request;
+  RequestedOutput output;
+  output.name = "text";
+  output.classification = 1;
+  request.outputs.push_back(output);
+  inference::ModelInferResponse out;
+  EXPECT_EQ(EncodeModelInferResponse(response, request, {}, &out).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(GrpcCodecTest, ReservedOutputParametersOutOfRangeAreRejected) {
+  auto message = RawRequest();
+  auto* wanted = message->add_outputs();
+  wanted->set_name("y");
+  (*wanted->mutable_parameters())["classification"].set_int64_param(-1);
+  auto decoded = DecodeModelInferRequest(message, absl::Now());
+  ASSERT_FALSE(decoded.ok());
+  EXPECT_EQ(decoded.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(decoded.status().message()).find("output 'y' parameter 'classification'"), std::string::npos)
+      << decoded.status();
+  (*wanted->mutable_parameters())["classification"].set_int64_param(3);
+  decoded = DecodeModelInferRequest(message, absl::Now());
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->outputs[0].classification, 3u);
+  EXPECT_TRUE(decoded->outputs[0].binary_data);  // gRPC always answers raw.
 }
 
 }  // namespace
