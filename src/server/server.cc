@@ -51,6 +51,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   ASSIGN_OR_RETURN(impl->logging, observability::Logging::Install(log_options));
   observability::MetricsOptions metric_options;
   metric_options.gpu_metrics = true;  // ortserve_gpu_* when the NVIDIA driver is there (docs/metrics.md).
+  metric_options.build_info = {{"version", std::string(frontend::InferenceService::ServerVersion())},
+                               {"commit", options.build_commit},
+                               {"onnxruntime", backend::OrtSessionFactory::RuntimeVersion()}};
   if (!options.latency_buckets.empty()) {
     ASSIGN_OR_RETURN(metric_options.latency_buckets,
                      observability::ParseBuckets("--metrics-latency-buckets", options.latency_buckets));

@@ -46,6 +46,8 @@ struct ServerOptions {
   std::vector<std::string> required_models;
   // SIGTERM: how long in-flight requests may take to drain before exit.
   double shutdown_grace_seconds = 30;
+  // What the binary was built from, for the ortserve_build_info metric.
+  std::string build_commit = "unknown";
   // Histogram buckets, comma-separated (empty: the defaults in docs/metrics.md).
   std::string latency_buckets;
   std::string batch_size_buckets;
