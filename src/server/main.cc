@@ -108,6 +108,12 @@ int main(int argc, char** argv) {
   app.add_option("--required-model", options.required_models,
                  "A model that must be READY for /v2/health/ready (repeatable); without any, ready once "
                  "start-up loading is done");
+  app.add_option("--shutdown-delay-seconds", options.shutdown_delay_seconds,
+                 "On SIGTERM/SIGINT: readiness goes false but requests are still served (and connections "
+                 "accepted) for this long, so load balancers polling readiness stop sending first; then the "
+                 "drain (--shutdown-grace-seconds)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 3600.0));
   app.add_option("--shutdown-grace-seconds", options.shutdown_grace_seconds,
                  "On SIGTERM/SIGINT: readiness goes false, then in-flight requests get this long to finish")
       ->capture_default_str()

@@ -20,6 +20,7 @@
 namespace ortserve::server {
 
 struct Server::Impl {
+  absl::Duration shutdown_delay;
   absl::Duration shutdown_grace;
   std::unique_ptr<observability::Logging> logging;
   std::unique_ptr<observability::Metrics> metrics;
@@ -42,6 +43,7 @@ Server::~Server() { Stop(); }
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   auto impl = std::make_unique<Impl>();
+  impl->shutdown_delay = absl::Seconds(options.shutdown_delay_seconds);
   impl->shutdown_grace = absl::Seconds(options.shutdown_grace_seconds);
   // Observability first: loads are logged, timed and counted.
   observability::Logging::Options log_options;
@@ -185,11 +187,19 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
 void Server::Stop() {
   if (!impl_ || impl_->stopped) return;
   impl_->stopped = true;
-  // 1. Readiness false, so load balancers stop sending; new work is refused.
-  if (impl_->service) impl_->service->BeginDrain();
+  // 1. Readiness false, so load balancers stop sending. Until they notice
+  // (their next health check), requests still come: serve them for the
+  // shutdown delay rather than refuse them.
+  if (impl_->service) impl_->service->SetReady(false);
   if (impl_->metrics) impl_->metrics->SetReady(false);
   if (impl_->grpc) impl_->grpc->SetServing(false);
-  // 2. No new connections.
+  if (impl_->shutdown_delay > absl::ZeroDuration()) {
+    spdlog::info("shutting down: readiness off, still serving for {}s (--shutdown-delay-seconds)",
+                 absl::ToDoubleSeconds(impl_->shutdown_delay));
+    absl::SleepFor(impl_->shutdown_delay);
+  }
+  // 2. New work refused; no new connections.
+  if (impl_->service) impl_->service->BeginDrain();
   if (impl_->http) impl_->http->StopAccepting();
   // 3. Drain: wait (bounded) until every admitted request is answered and
   // every answer written.

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // What a deployment relies on from the ortserve process (issue #19): the
 // version and git commit it reports (--version, ortserve_build_info), its
-// flags taken from ORTSERVE_* environment variables (a ConfigMap).
+// shutdown sequence behind a load balancer (--shutdown-delay-seconds), and
+// its flags taken from ORTSERVE_* environment variables (a ConfigMap).
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -61,7 +62,7 @@ TEST(DeployProcessTest, VersionFlagPrintsVersionAndTheCommitItWasBuiltFrom) {
   const std::string commit = SourceCommit();
   // A tree without .git (a tarball) reports "unknown" unless the build set
   // ORTSERVE_GIT_COMMIT; a checkout reports its HEAD.
-  EXPECT_EQ(m[2].str(), commit.empty() ? "unknown" : commit) << out;
+  EXPECT_EQ(m[2].str(), commit.empty() ? "unknown" : commit) << out << "(built before the last commit? rebuild)";
   // --version needs no other flag (--model-repository is otherwise required).
 }
 
@@ -79,6 +80,36 @@ TEST(DeployProcessTest, BuildInfoMetricCarriesVersionAndCommit) {
                         {R"(version="0.1.0")", "commit=\"" + commit + "\"", R"(onnxruntime="1.29.0")"}),
             1)
       << text.substr(0, 2000);
+}
+
+TEST(DeployProcessTest, ShutdownDelayServesNewRequestsWhileReadinessIsOffThenDrains) {
+  auto server = ServerProcess::Start([] {
+    auto args = IrisOnly();
+    args.insert(args.end(), {"--shutdown-delay-seconds", "3"});
+    return args;
+  }());
+  ASSERT_TRUE(server.ok()) << server.status();
+  const uint16_t port = (*server)->http_port();
+  HttpClient kept(port);  // A load balancer's kept-alive connection.
+  ASSERT_EQ(kept.Get("/v2/health/ready").status, 200u);
+
+  const auto signalled = std::chrono::steady_clock::now();
+  kill((*server)->pid(), SIGTERM);
+  // Readiness goes false at once, so that health checks take the replica out...
+  EXPECT_TRUE(WaitUntil([&] { return kept.Get("/v2/health/ready").status == 503; }, 2));
+  // ...while requests that still arrive, on kept-alive and on new connections,
+  // are served, not refused.
+  auto answered = kept.Post("/v2/models/iris_classifier/infer", kIrisBody);
+  EXPECT_EQ(answered.status, 200u) << answered.body;
+  HttpClient fresh(port);
+  answered = fresh.Post("/v2/models/iris_classifier/infer", kIrisBody);
+  EXPECT_EQ(answered.status, 200u) << answered.body;
+  EXPECT_EQ(fresh.Get("/v2/health/ready").status, 503u);
+  EXPECT_LT(std::chrono::steady_clock::now() - signalled, std::chrono::seconds(3)) << "the checks outlasted the delay";
+
+  EXPECT_EQ((*server)->Stop(SIGTERM, 30), 0);
+  EXPECT_GE(std::chrono::steady_clock::now() - signalled, std::chrono::seconds(3));
+  EXPECT_NE((*server)->Output().find("still serving for 3s"), std::string::npos) << (*server)->Output();
 }
 
 TEST(DeployProcessTest, FlagsComeFromOrtserveEnvironmentVariablesAndTheCommandLineWins) {
