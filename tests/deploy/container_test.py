@@ -1,10 +1,16 @@
 # SPDX-License-Identifier: Apache-2.0
 """The ortserve image, run by podman (runc) as a cluster would run it
-(issue #19). Needs `make image` first (`make test-deploy` does it).
+(issue #19, parts 1 to 3). Needs `make image` first (`make test-deploy` does it).
   - ImageTest: non-root, read-only root filesystem, no capabilities, models
     mounted at the path a flag names; ready; an SAE request and a KServe v2
     infer; --version and ortserve_build_info carry the image's git commit;
     SIGTERM: readiness off at once, requests in flight answered, exit 0.
+  - KServeRuntimeTest: the container of deploy/kserve's ClusterServingRuntime
+    (its args and env, as KServe would start it) over a Triton-layout
+    repository at /mnt/models: v2 REST on 8080, gRPC on 8081, metrics on 8002.
+  - KubePlayTest: `podman kube play` of the Deployment and ConfigMap that
+    deploy/kubernetes/overlays/small renders, with the demo models in the
+    PersistentVolumeClaim's volume: the pod gets ready and answers.
 
 Run: /usr/bin/python3 container_test.py --cli build/tools/cli/ortserve-cli --source-dir . \
         [--image localhost/ortserve:latest]
@@ -22,6 +28,8 @@ import threading
 import time
 import unittest
 import uuid
+
+import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import deploytest  # noqa: E402
@@ -54,6 +62,11 @@ open('{repo}/held/config.pbtxt', 'w').write(
         for f in files:
             os.chmod(os.path.join(d, f), 0o644)
     return repo
+
+
+def container_ip(name):
+    return podman("inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                  name).stdout.strip()
 
 
 def git_head():
@@ -149,6 +162,83 @@ class ImageTest(ContainerCase):
         self.assertEqual(statuses, [200, 200, 200], logs)
         self.assertIn("draining 3 admitted request(s)", logs)
         self.assertIn("drained; stopping", logs)
+
+
+class KServeRuntimeTest(ContainerCase):
+    def test_clusterservingruntime_container_serves_a_triton_layout_repository_at_mnt_models(self):
+        with open(os.path.join(ARGS.source_dir, "deploy/kserve/clusterservingruntime.yaml")) as f:
+            (container,) = yaml.safe_load(f)["spec"]["containers"]
+        repo = make_repository(self.tmp)  # What the storage initializer leaves in /mnt/models.
+        http, grpc, metrics = deploytest.free_port(), deploytest.free_port(), deploytest.free_port()
+        env = []
+        for e in container.get("env", []):
+            env += ["--env", f"{e['name']}={e['value']}"]
+        name = self.run_container(
+            env + ["--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--user",
+                   str(container["securityContext"]["runAsUser"]), "--volume", f"{repo}:/mnt/models:ro",
+                   "--publish", f"127.0.0.1:{http}:8080", "--publish", f"127.0.0.1:{grpc}:8081",
+                   "--publish", f"127.0.0.1:{metrics}:8002"],
+            container["args"])
+        deploytest.wait_for(lambda: deploytest.ready(http), 120, "the runtime container ready")
+        status, body = deploytest.http("POST", f"http://127.0.0.1:{http}/v2/models/iris_classifier/infer",
+                                       deploytest.IRIS_INFER)
+        self.assertEqual(status, 200, body)
+        # gRPC: the KServe v2 service on 8081 (the CLI's health call is ServerLive + ServerReady).
+        cli = subprocess.run([ARGS.cli, "--protocol", "grpc", "--url", f"127.0.0.1:{grpc}", "health"],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(cli.returncode, 0, cli.stdout + cli.stderr + self.logs(name))
+        cli = subprocess.run([ARGS.cli, "--protocol", "grpc", "--url", f"127.0.0.1:{grpc}", "--format", "json",
+                              "infer", "iris_classifier", "--input", "input=1,4:FP32:[[5.1,3.5,1.4,0.2]]"],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(cli.returncode, 0, cli.stdout + cli.stderr)
+        status, text = deploytest.http("GET", f"http://127.0.0.1:{metrics}/metrics")
+        self.assertIn('ortserve_request_total{model="iris_classifier"', text.decode())
+
+
+class KubePlayTest(ContainerCase):
+    def test_podman_kube_play_runs_the_rendered_deployment(self):
+        if shutil.which("kubectl") is None:
+            self.skipTest("needs kubectl to render deploy/kubernetes")
+        rendered = subprocess.run(["kubectl", "kustomize",
+                                   os.path.join(ARGS.source_dir, "deploy/kubernetes/overlays/small")],
+                                  capture_output=True, text=True, check=True).stdout
+        docs = [d for d in yaml.safe_load_all(rendered) if d]
+        # What podman runs: the ConfigMap and the Deployment, as rendered. The
+        # claim is bound to a podman volume of its name, provisioned (filled)
+        # beforehand, as a cluster's storage would be.
+        play = [d for d in docs if d["kind"] in ("ConfigMap", "Deployment")]
+        deploy = next(d for d in play if d["kind"] == "Deployment")
+        self.assertEqual(deploy["spec"]["template"]["spec"]["containers"][0]["image"], ARGS.image)
+        claim = next(d for d in docs if d["kind"] == "PersistentVolumeClaim")["metadata"]["name"]
+        volumes = deploy["spec"]["template"]["spec"]["volumes"]
+        self.assertIn(claim, [v.get("persistentVolumeClaim", {}).get("claimName") for v in volumes])
+        path = os.path.join(self.tmp, "play.yaml")
+        with open(path, "w") as f:
+            yaml.safe_dump_all(play, f)
+        # The claim's volume holds the demo models, as a provisioned volume would.
+        repo = make_repository(self.tmp)
+        podman("volume", "rm", "--force", claim, check=False)
+        podman("volume", "create", claim)
+        self.addCleanup(lambda: podman("volume", "rm", "--force", claim, check=False))
+        tarball = os.path.join(self.tmp, "models.tar")
+        subprocess.run(["tar", "-C", repo, "-cf", tarball, "."], check=True)
+        podman("volume", "import", claim, tarball)
+        self.addCleanup(lambda: podman("kube", "down", path, check=False))
+        out = podman("kube", "play", "--replace", path).stdout.split()
+        # "Pod:\n<id>\nContainer:\n<id>"
+        pod, container = out[out.index("Pod:") + 1], out[out.index("Container:") + 1]
+        infra = podman("pod", "inspect", "--format", "{{.InfraContainerID}}", pod).stdout.strip()
+        ip = deploytest.wait_for(lambda: container_ip(infra), 30, "the pod's address")
+        deploytest.wait_for(lambda: deploytest.ready(8000, host=ip), 120, "the pod ready")
+        status, body = deploytest.http("POST", f"http://{ip}:8000/api/v1/sae/analyze", deploytest.SAE_BODY)
+        self.assertEqual(status, 200, body)
+        # The ConfigMap reached the server: JSON logs, one intra-op thread.
+        logs = self.logs(container)
+        self.assertIn('"level"', logs)
+        status, text = deploytest.http("GET", f"http://{ip}:8002/metrics")
+        self.assertIn("ortserve_build_info{", text.decode())
+        user = podman("top", container, "huser").stdout.split()[1:]
+        self.assertEqual(user, ["10001"])
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 """`cmake --install` makes a relocatable tree (issue #19, part 1): installed,
 then moved to another folder, the binary finds the ONNX Runtime beside it
 ($ORIGIN rpath, no LD_LIBRARY_PATH) and serves the demo models the tree
-carries, with the dashboard, the deploy recipes and the docs next to it.
+carries, with the dashboard, the deploy manifests and the docs next to it.
 
 Run: /usr/bin/python3 install_test.py --build-dir build --source-dir .
 """
@@ -35,7 +35,9 @@ class InstallTreeTest(unittest.TestCase):
         for path in ("bin/ortserve", "bin/ortserve-cli", "lib/libonnxruntime.so.1",
                      "share/ortserve/models/sae_classifier/config.pbtxt",
                      "share/ortserve/grafana/ortserve-dashboard.json",
-                     "share/ortserve/deploy/image/Containerfile", "share/doc/ortserve/README.md"):
+                     "share/ortserve/deploy/kubernetes/base/kustomization.yaml",
+                     "share/ortserve/deploy/kserve/clusterservingruntime.yaml",
+                     "share/doc/ortserve/README.md"):
             self.assertTrue(os.path.exists(os.path.join(prefix, path)), path)
 
         binary = os.path.join(prefix, "bin/ortserve")
