@@ -18,6 +18,8 @@ packages=(
   # tests
   libgtest-dev libgmock-dev googletest libbenchmark-dev libonnx-testdata
   python3-onnx python3-numpy python3-grpcio python3-protobuf python3-yaml
+  # tests/deploy: replicas behind a real load balancer
+  haproxy
 )
 # `make fuzz`: clang with its libFuzzer and sanitizer runtimes.
 [[ "${WITH_FUZZ:-0}" == 1 ]] && packages+=(clang libclang-rt-14-dev)
