@@ -660,6 +660,19 @@ std::string SummaryJson(const Options& o, const Summary& s, int64_t batch) {
   w.Key("p99_9"); w.Double(Us(s.latency.ValueAtQuantile(0.999)));
   w.Key("max"); w.Double(Us(s.latency.max()));
   w.EndObject();
+  // The latency distribution in more detail, [quantile, us] pairs: every
+  // percent, then the tail (tools/capacity/mgc_sim.py samples from it).
+  w.Key("latency_quantiles_us");
+  w.StartArray();
+  auto quantile = [&](double q) {
+    w.StartArray();
+    w.Double(q);
+    w.Double(Us(s.latency.ValueAtQuantile(q)));
+    w.EndArray();
+  };
+  for (int percent = 1; percent <= 99; ++percent) quantile(percent / 100.0);
+  for (double q : {0.995, 0.999, 0.9995, 0.9999}) quantile(q);
+  w.EndArray();
   w.Key("errors");
   w.StartObject();
   for (const auto& [k, v] : s.errors) {
