@@ -38,6 +38,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/str_format.h"
 #include "core/status.h"
 #include "core/strings.h"
 #include "proto/grpc_service.grpc.pb.h"
@@ -666,7 +667,8 @@ std::string SummaryJson(const Options& o, const Summary& s, int64_t batch) {
   w.StartArray();
   auto quantile = [&](double q) {
     w.StartArray();
-    w.Double(q);
+    const std::string key = absl::StrFormat("%.4g", q);  // 0.9995, not the 3 decimals set above.
+    w.RawValue(key.data(), key.size(), rapidjson::kNumberType);
     w.Double(Us(s.latency.ValueAtQuantile(q)));
     w.EndArray();
   };
