@@ -238,6 +238,9 @@ class KServeManifestsTest(unittest.TestCase):
         self.assertEqual(flag_value(c["args"], "--grpc-port"), "8081")
         self.assertEqual(flag_value(c["args"], "--metrics-port"), spec["annotations"]["prometheus.kserve.io/port"])
         self.assertEqual([p["containerPort"] for p in c["ports"]], [8080])
+        # The shutdown fits Kubernetes' default grace period (30 s).
+        self.assertLessEqual(float(flag_value(c["args"], "--shutdown-delay-seconds")) +
+                             float(flag_value(c["args"], "--shutdown-grace-seconds")), 30 - 2)
         self.assertEqual(c["readinessProbe"]["httpGet"]["path"], "/v2/health/ready")
         env = {e["name"]: e["value"] for e in c["env"]}
         self.assertEqual(int(env["ORTSERVE_INTRA_OP_THREAD_COUNT"]), cpu_cores(c["resources"]["limits"]["cpu"]))
