@@ -15,8 +15,8 @@
 #   IMAGE=name            image name (default localhost/ortserve)
 #   IMAGE_ARCHIVE=path    also write the image as an OCI archive
 #   IMAGE_EXTRA_PACKAGES  more Debian packages for the base (space-separated)
-# Needs root (or sudo) for mmdebstrap and podman; scripts/setup_deploy.sh
-# installs the tools.
+# Needs root (or sudo) for mmdebstrap and podman; `WITH_DEPLOY=1 scripts/setup.sh`
+# (run first) installs the tools.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="$(cd "${1:-$root/build}" && pwd)"
@@ -26,7 +26,7 @@ sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
 t0=$SECONDS
 step() { echo "[image] $(( SECONDS - t0 ))s: $*" >&2; }
 
-"$root/scripts/setup_deploy.sh"
+WITH_DEPLOY=1 "$root/scripts/setup.sh"
 
 # 1. The install tree.
 work="$build/image"

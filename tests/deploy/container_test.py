@@ -77,7 +77,7 @@ def git_head():
 class ContainerCase(unittest.TestCase):
     def setUp(self):
         if deploytest.podman_command() is None:
-            self.fail("podman is not installed: run scripts/setup_deploy.sh (make test-deploy does)")
+            self.fail("podman is not installed: run WITH_DEPLOY=1 scripts/setup.sh (make test-deploy does)")
         if podman("image", "exists", ARGS.image, check=False).returncode != 0:
             self.fail(f"no image {ARGS.image}: run `make image` first (make test-deploy does)")
         self.tmp = tempfile.mkdtemp(prefix="ortserve-container-")

@@ -46,9 +46,12 @@ std::string SourceCommit() {
 const std::string kIrisBody =
     R"({"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]})";
 
-std::vector<std::string> IrisOnly() {
-  return {"--model-repository", SourceDir() + "/models", "--model-control-mode", "explicit", "--load-model",
-          "iris_classifier"};
+// A server of the demo iris_classifier alone, plus `extra` flags.
+absl::StatusOr<std::unique_ptr<ServerProcess>> StartIris(std::vector<std::string> extra) {
+  std::vector<std::string> args = {"--model-repository", SourceDir() + "/models", "--model-control-mode",
+                                   "explicit", "--load-model", "iris_classifier"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return ServerProcess::Start(std::move(args));
 }
 
 TEST(DeployProcessTest, VersionFlagPrintsVersionAndTheCommitItWasBuiltFrom) {
@@ -67,11 +70,7 @@ TEST(DeployProcessTest, VersionFlagPrintsVersionAndTheCommitItWasBuiltFrom) {
 }
 
 TEST(DeployProcessTest, BuildInfoMetricCarriesVersionAndCommit) {
-  auto server = ServerProcess::Start([] {
-    auto args = IrisOnly();
-    args.insert(args.end(), {"--metrics-port", "0"});
-    return args;
-  }());
+  auto server = StartIris({"--metrics-port", "0"});
   ASSERT_TRUE(server.ok()) << server.status();
   HttpClient metrics((*server)->metrics_port());
   const std::string text = metrics.Get("/metrics").body;
@@ -83,11 +82,7 @@ TEST(DeployProcessTest, BuildInfoMetricCarriesVersionAndCommit) {
 }
 
 TEST(DeployProcessTest, ShutdownDelayServesNewRequestsWhileReadinessIsOffThenDrains) {
-  auto server = ServerProcess::Start([] {
-    auto args = IrisOnly();
-    args.insert(args.end(), {"--shutdown-delay-seconds", "3"});
-    return args;
-  }());
+  auto server = StartIris({"--shutdown-delay-seconds", "3"});
   ASSERT_TRUE(server.ok()) << server.status();
   const uint16_t port = (*server)->http_port();
   HttpClient kept(port);  // A load balancer's kept-alive connection.
