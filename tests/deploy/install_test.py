@@ -37,7 +37,7 @@ class InstallTreeTest(unittest.TestCase):
                      "share/ortserve/grafana/ortserve-dashboard.json",
                      "share/ortserve/deploy/kubernetes/base/kustomization.yaml",
                      "share/ortserve/deploy/kserve/clusterservingruntime.yaml",
-                     "share/doc/ortserve/README.md"):
+                     "share/doc/ortserve/README.md", "share/doc/ortserve/docs/deploy.md"):
             self.assertTrue(os.path.exists(os.path.join(prefix, path)), path)
 
         binary = os.path.join(prefix, "bin/ortserve")
