@@ -7,7 +7,7 @@ HTTP_PORT ?= 8000
 GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 
-.PHONY: all setup configure build run test test-unit test-integration test-gpu asan fuzz clean
+.PHONY: all setup configure build run test test-unit test-integration test-gpu test-deploy image install asan fuzz clean
 
 all: build
 
@@ -26,9 +26,10 @@ run: build
 	  --http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
 
 # Builds, then runs the whole suite: unit, integration and conformance tests
-# (the GPU checks, label `gpu`, need the GPU machine: `make test-gpu`).
+# (the GPU checks, label `gpu`, need the GPU machine: `make test-gpu`; the
+# container checks, label `container`, need the image: `make test-deploy`).
 test: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600 -LE gpu
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600 -LE 'gpu|container'
 	@grep -h "ONNX node tests through ortserve" $(BUILD)/Testing/Temporary/LastTest.log || true
 
 test-unit: build
@@ -36,6 +37,22 @@ test-unit: build
 
 test-integration: build
 	cd $(BUILD) && ctest --output-on-failure -L integration
+
+# A relocatable install tree (docs/deploy.md): make install PREFIX=/opt/ortserve
+PREFIX ?= /usr/local
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX) --strip
+
+# The OCI image from Debian's own tools (mmdebstrap + podman, which it
+# installs): localhost/ortserve:<version>-<commit> and :latest.
+image: build
+	scripts/build_image.sh $(BUILD)
+
+# The deployment checks (label `deploy`): the image under podman (the server,
+# the KServe runtime, `podman kube play` of the Kubernetes manifests), the
+# rendered manifests, three replicas behind HAProxy. Builds the image first.
+test-deploy: image
+	cd $(BUILD) && ctest --output-on-failure --timeout 900 -L deploy
 
 # On the GPU machine (ORT_WITH_CUDA=1 scripts/setup.sh first): issue #8's checks.
 test-gpu: build

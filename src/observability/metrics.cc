@@ -287,6 +287,16 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(MetricsOptions options)
                                   "decoding).")
                             .Register(r)
                             .Add({});
+  if (!metrics->options_.build_info.empty()) {
+    std::map<std::string, std::string> labels(metrics->options_.build_info.begin(),
+                                              metrics->options_.build_info.end());
+    prometheus::BuildGauge()
+        .Name("ortserve_build_info")
+        .Help("Always 1; the labels say what this server was built from (version, git commit, ONNX Runtime).")
+        .Register(r)
+        .Add(labels)
+        .Set(1);
+  }
   auto& spans = prometheus::BuildCounter()
                     .Name("ortserve_trace_spans_total")
                     .Help("Trace spans by what became of them: exported, or dropped (buffer full or export failed).")

@@ -72,6 +72,9 @@ struct MetricsOptions {
   // not start NVML each time; the server turns it on.
   bool gpu_metrics = false;
   std::string nvml_library = "libnvidia-ml.so.1";
+  // The labels of `ortserve_build_info` (a gauge that is always 1), e.g.
+  // {{"version", "0.1.0"}, {"commit", "..."}}; empty: no such series.
+  std::vector<std::pair<std::string, std::string>> build_info;
 };
 
 // Parses a comma-separated list of strictly increasing finite numbers

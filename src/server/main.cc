@@ -2,11 +2,15 @@
 // ortserve: serves ONNX models over KServe v2 REST and gRPC.
 #include <spdlog/spdlog.h>
 
+#include <cctype>
 #include <csignal>
 #include <iostream>
 
 #include "CLI/CLI.hpp"
 #include "absl/synchronization/mutex.h"
+#include "backend/ort/ort_session_factory.h"
+#include "frontend/inference_service.h"
+#include "server/build_info.h"
 #include "server/server.h"
 
 int main(int argc, char** argv) {
@@ -17,6 +21,12 @@ int main(int argc, char** argv) {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   ortserve::server::ServerOptions options;
   CLI::App app{"ortserve: an ONNX Runtime inference server speaking KServe v2 (REST and gRPC)"};
+  options.build_commit = std::string(ortserve::server::BuildCommit());
+  app.set_version_flag("--version",
+                       "ortserve " + std::string(ortserve::frontend::InferenceService::ServerVersion()) +
+                           " (commit " + options.build_commit + ", ONNX Runtime " +
+                           ortserve::backend::OrtSessionFactory::RuntimeVersion() + ")",
+                       "Print the version, the git commit it was built from and the ONNX Runtime version, then exit");
   app.add_option("--model-repository", options.model_repository,
                  "Model repository: <repo>/<model>/config.pbtxt and <repo>/<model>/<version>/model.onnx")
       ->required();
@@ -108,6 +118,12 @@ int main(int argc, char** argv) {
   app.add_option("--max-model-inflight", options.max_model_inflight,
                  "Requests of one model in flight at once (queued or running); more get 429 (0: no bound)")
       ->capture_default_str();
+  app.add_option("--shutdown-delay-seconds", options.shutdown_delay_seconds,
+                 "On SIGTERM/SIGINT: readiness goes false but requests are still served (and connections "
+                 "accepted) for this long, so load balancers polling readiness stop sending first; then the "
+                 "drain (--shutdown-grace-seconds)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 3600.0));
   app.add_option("--shutdown-grace-seconds", options.shutdown_grace_seconds,
                  "On SIGTERM/SIGINT: readiness goes false, then in-flight requests get this long to finish")
       ->capture_default_str()
@@ -146,6 +162,17 @@ int main(int argc, char** argv) {
   app.add_option("--ort-allow-spinning", options.ort_allow_spinning,
                  "Let idle ONNX Runtime pool threads spin before sleeping (lower latency, more CPU)")
       ->capture_default_str();
+  // Every option can also come from the environment, ORTSERVE_<FLAG> (upper
+  // case, '-' as '_': ORTSERVE_LOG_LEVEL=debug), e.g. from a Kubernetes
+  // ConfigMap; a flag on the command line wins over its variable.
+  for (CLI::Option* option : app.get_options()) {
+    if (option->get_lnames().empty() || option->get_lnames()[0] == "help" || option->get_lnames()[0] == "version") {
+      continue;
+    }
+    std::string name = "ORTSERVE_" + option->get_lnames()[0];
+    for (char& c : name) c = c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    option->envname(name);
+  }
   CLI11_PARSE(app, argc, argv);
 
   // Server::Start installs the configured log format; until then, text.

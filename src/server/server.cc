@@ -40,6 +40,7 @@ uint64_t AvailableMemory() {
 }  // namespace
 
 struct Server::Impl {
+  absl::Duration shutdown_delay;
   absl::Duration shutdown_grace;
   std::unique_ptr<observability::Logging> logging;
   std::unique_ptr<observability::Metrics> metrics;
@@ -63,6 +64,7 @@ Server::~Server() { Stop(); }
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   auto impl = std::make_unique<Impl>();
+  impl->shutdown_delay = absl::Seconds(options.shutdown_delay_seconds);
   impl->shutdown_grace = absl::Seconds(options.shutdown_grace_seconds);
   // Observability first: loads are logged, timed and counted.
   observability::Logging::Options log_options;
@@ -72,6 +74,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   ASSIGN_OR_RETURN(impl->logging, observability::Logging::Install(log_options));
   observability::MetricsOptions metric_options;
   metric_options.gpu_metrics = true;  // ortserve_gpu_* when the NVIDIA driver is there (docs/metrics.md).
+  metric_options.build_info = {{"version", std::string(frontend::InferenceService::ServerVersion())},
+                               {"commit", options.build_commit},
+                               {"onnxruntime", backend::OrtSessionFactory::RuntimeVersion()}};
   if (!options.latency_buckets.empty()) {
     ASSIGN_OR_RETURN(metric_options.latency_buckets,
                      observability::ParseBuckets("--metrics-latency-buckets", options.latency_buckets));
@@ -218,12 +223,20 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
 void Server::Stop() {
   if (!impl_ || impl_->stopped) return;
   impl_->stopped = true;
-  // 1. Readiness false, so load balancers stop sending; new work is refused.
-  if (impl_->service) impl_->service->BeginDrain();
-  if (impl_->admission) impl_->admission->BeginDrain();
+  // 1. Readiness false, so load balancers stop sending. Until they notice
+  // (their next health check), requests still come: serve them for the
+  // shutdown delay rather than refuse them.
+  if (impl_->service) impl_->service->SetReady(false);
   if (impl_->metrics) impl_->metrics->SetReady(false);
   if (impl_->grpc) impl_->grpc->SetServing(false);
-  // 2. No new connections.
+  if (impl_->shutdown_delay > absl::ZeroDuration()) {
+    spdlog::info("shutting down: readiness off, still serving for {}s (--shutdown-delay-seconds)",
+                 absl::ToDoubleSeconds(impl_->shutdown_delay));
+    absl::SleepFor(impl_->shutdown_delay);
+  }
+  // 2. New work refused; no new connections.
+  if (impl_->service) impl_->service->BeginDrain();
+  if (impl_->admission) impl_->admission->BeginDrain();
   if (impl_->http) impl_->http->StopAccepting();
   // 3. Drain: wait (bounded) until every admitted request is answered and
   // every answer written.

@@ -50,8 +50,14 @@ struct ServerOptions {
   uint64_t max_inflight_requests = 4096;
   uint64_t max_inflight_bytes = 0;
   uint64_t max_model_inflight = 0;
+  // SIGTERM: how long readiness is false while requests are still served and
+  // connections accepted, so that load balancers that poll readiness stop
+  // sending before the listeners close (0: close at once).
+  double shutdown_delay_seconds = 0;
   // SIGTERM: how long in-flight requests may take to drain before exit.
   double shutdown_grace_seconds = 30;
+  // What the binary was built from, for the ortserve_build_info metric.
+  std::string build_commit = "unknown";
   // Histogram buckets, comma-separated (empty: the defaults in docs/metrics.md).
   std::string latency_buckets;
   std::string batch_size_buckets;
@@ -76,9 +82,10 @@ class Server {
   static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& options);
   ~Server();
 
-  // Readiness off and new work refused, listening sockets closed, admitted
-  // requests drained (bounded by shutdown_grace_seconds), then front ends
-  // closed and models released. Idempotent.
+  // Readiness off for shutdown_delay_seconds while requests are still served,
+  // then new work refused, listening sockets closed, admitted requests
+  // drained (bounded by shutdown_grace_seconds), then front ends closed and
+  // models released. Idempotent.
   void Stop();
 
   uint16_t http_port() const;

@@ -38,6 +38,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/str_format.h"
 #include "core/status.h"
 #include "core/strings.h"
 #include "proto/grpc_service.grpc.pb.h"
@@ -660,6 +661,20 @@ std::string SummaryJson(const Options& o, const Summary& s, int64_t batch) {
   w.Key("p99_9"); w.Double(Us(s.latency.ValueAtQuantile(0.999)));
   w.Key("max"); w.Double(Us(s.latency.max()));
   w.EndObject();
+  // The latency distribution in more detail, [quantile, us] pairs: every
+  // percent, then the tail (tools/capacity/mgc_sim.py samples from it).
+  w.Key("latency_quantiles_us");
+  w.StartArray();
+  auto quantile = [&](double q) {
+    w.StartArray();
+    const std::string key = absl::StrFormat("%.4g", q);  // 0.9995, not the 3 decimals set above.
+    w.RawValue(key.data(), key.size(), rapidjson::kNumberType);
+    w.Double(Us(s.latency.ValueAtQuantile(q)));
+    w.EndArray();
+  };
+  for (int percent = 1; percent <= 99; ++percent) quantile(percent / 100.0);
+  for (double q : {0.995, 0.999, 0.9995, 0.9999}) quantile(q);
+  w.EndArray();
   w.Key("errors");
   w.StartObject();
   for (const auto& [k, v] : s.errors) {
