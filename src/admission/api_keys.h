@@ -55,18 +55,18 @@ absl::Status ValidateApiKeyId(std::string_view id);
 
 // What a new key grants.
 struct ApiKeySpec {
-  std::string id;
-  ScopeSet scopes;
-  ModelAllowList models;  // Default: every model.
-  std::string tenant;     // Empty: none.
-  std::optional<absl::Time> expires;
+  std::string id{};
+  ScopeSet scopes{};
+  ModelAllowList models{};  // Default: every model.
+  std::string tenant{};     // Empty: none.
+  std::optional<absl::Time> expires{};
 };
 
 // A new key: the text to give the client (shown once, never stored) and the
 // line for the key file (holds only the salted hash).
 struct GeneratedApiKey {
-  std::string key;
-  std::string line;
+  std::string key{};
+  std::string line{};
 };
 
 // Draws a secret and salt from the CSPRNG. InvalidArgument for a bad id or
@@ -85,9 +85,9 @@ std::string ApiKeyHashField(std::string_view key, std::string_view salt);
 class ApiKeySet {
  public:
   struct Entry {
-    std::string salt;    // Raw bytes.
+    std::string salt{};    // Raw bytes.
     Digest256 digest{};  // HMAC-SHA256(salt, key).
-    IdentityPtr identity;
+    IdentityPtr identity{};
   };
   // Limits on a key file (hostile or mistaken input).
   static constexpr size_t kMaxKeys = 10000;
@@ -113,12 +113,12 @@ class ApiKeySet {
 class ApiKeyStore {
  public:
   struct Options {
-    std::string path;
+    std::string path{};
     absl::Duration check_interval = absl::Seconds(2);
     // Key expiry and file checks. Not owned; null: Clock::Real().
     const Clock* clock = nullptr;
     // See ReloadingFiles::Options::on_reload.
-    std::function<void(const absl::Status&)> on_reload;
+    std::function<void(const absl::Status&)> on_reload{};
   };
 
   // Errors: those of reading and parsing the file.

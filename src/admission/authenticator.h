@@ -33,12 +33,12 @@ inline constexpr std::string_view kApiKeyMetadata = "x-api-key";
 // What the transport hands over. Views into the request; valid for the call.
 struct AuthRequest {
   // The Authorization header (or metadata) value; empty when absent.
-  std::string_view authorization;
+  std::string_view authorization{};
   // The X-API-Key header (or x-api-key metadata) value; empty when absent.
-  std::string_view api_key;
+  std::string_view api_key{};
   // The subject (RFC 2253) of the client certificate, only when the TLS
   // layer verified it against the client CA; empty otherwise.
-  std::string_view client_cert_subject;
+  std::string_view client_cert_subject{};
 };
 
 // Thread-safe. Authenticate takes no lock of its own; the key stores it owns
@@ -49,10 +49,10 @@ class Authenticator {
   struct MtlsGrant {
     // The certificate subject as RFC 2253 ("CN=ingest,O=Clinic"), or "*" for
     // any certificate the client CA verified.
-    std::string subject;
-    ScopeSet scopes;
-    ModelAllowList models;
-    std::string tenant;
+    std::string subject{};
+    ScopeSet scopes{};
+    ModelAllowList models{};
+    std::string tenant{};
   };
 
   struct Options {
@@ -60,10 +60,10 @@ class Authenticator {
     // (ortserve's behaviour before authentication existed).
     bool enabled = false;
     // Owned. Null: API keys are refused.
-    std::unique_ptr<ApiKeyStore> api_keys;
+    std::unique_ptr<ApiKeyStore> api_keys{};
     // Owned. Null: JWTs are refused.
-    std::unique_ptr<JwtVerifier> jwt;
-    std::vector<MtlsGrant> mtls_grants;
+    std::unique_ptr<JwtVerifier> jwt{};
+    std::vector<MtlsGrant> mtls_grants{};
     // Authorization values longer than this are refused unread.
     size_t max_credential_bytes = 16384;
   };

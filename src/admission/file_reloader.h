@@ -36,7 +36,7 @@ namespace ortserve::admission {
 class FileSetReader {
  public:
   struct Options {
-    std::vector<std::string> paths;
+    std::vector<std::string> paths{};
     // A file larger than this is refused (these are small text files; the
     // bound keeps a mistaken path from reading a disk image into memory).
     size_t max_file_bytes = size_t{1} << 20;
@@ -87,8 +87,8 @@ class ReloadingFiles {
  public:
   using Parser = std::function<absl::StatusOr<std::shared_ptr<const T>>(const std::vector<std::string>& contents)>;
   struct Options {
-    std::vector<std::string> paths;
-    Parser parse;
+    std::vector<std::string> paths{};
+    Parser parse{};
     absl::Duration check_interval = absl::Seconds(2);
     size_t max_file_bytes = size_t{1} << 20;
     // Not owned; null: Clock::Real().
@@ -96,7 +96,7 @@ class ReloadingFiles {
     // Told the outcome of each check that found changed files (OK: the new
     // value is in service), of a failing check whose error differs from the
     // previous one, and of the first good check after a failing one. Runs on the checking thread, with no lock held.
-    std::function<void(const absl::Status&)> on_reload;
+    std::function<void(const absl::Status&)> on_reload{};
   };
 
   static absl::StatusOr<std::unique_ptr<ReloadingFiles>> Create(Options options) {

@@ -38,7 +38,7 @@ namespace ortserve::admission {
 class GrpcTlsCredentials {
  public:
   struct Options {
-    TlsFiles files;
+    TlsFiles files{};
     // How often the operator's files are checked.
     absl::Duration check_interval = absl::Seconds(5);
     // How often gRPC re-reads the published copy (whole seconds, at least 1):
@@ -49,7 +49,7 @@ class GrpcTlsCredentials {
     bool poll_in_background = true;
     // Certificate validity and file checks. Not owned; null: Clock::Real().
     const Clock* clock = nullptr;
-    std::function<void(const absl::Status&)> on_reload;
+    std::function<void(const absl::Status&)> on_reload{};
   };
 
   // Errors: those of ValidateTlsFiles and BuildTlsServerContext (a mistake

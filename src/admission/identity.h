@@ -105,13 +105,13 @@ struct Identity {
   Kind kind = Kind::kAnonymous;
   // A stable name, safe to log and to key rate limits on: the API key's id,
   // the JWT's `sub`, the certificate's subject, or "anonymous". Never a secret.
-  std::string id;
+  std::string id{};
   // The JWT issuer (`iss`) for kJwt; empty otherwise.
-  std::string issuer;
+  std::string issuer{};
   // The tenant the credential belongs to; empty when none.
-  std::string tenant;
-  ScopeSet scopes;
-  ModelAllowList models;
+  std::string tenant{};
+  ScopeSet scopes{};
+  ModelAllowList models{};
   // When the credential stops being valid; InfiniteFuture when it does not.
   absl::Time expires = absl::InfiniteFuture();
 };

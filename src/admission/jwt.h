@@ -46,10 +46,10 @@ std::string_view JwtAlgorithmName(JwtAlgorithm alg);
 class JwtKeySet {
  public:
   struct Key {
-    std::string kid;
-    JwtAlgorithm alg;
-    std::string hmac_secret;  // kHS256: at least 32 bytes.
-    std::shared_ptr<EVP_PKEY> rsa_public;  // kRS256: 2048 to 8192 bits.
+    std::string kid{};
+    JwtAlgorithm alg{};
+    std::string hmac_secret{};  // kHS256: at least 32 bytes.
+    std::shared_ptr<EVP_PKEY> rsa_public{};  // kRS256: 2048 to 8192 bits.
   };
   static constexpr size_t kMaxKeys = 100;
 
@@ -91,11 +91,11 @@ class JwtVerifier {
  public:
   struct Options {
     // The JWKS file.
-    std::string keys_path;
+    std::string keys_path{};
     // Accepted `iss` values; at least one.
-    std::vector<std::string> issuers;
+    std::vector<std::string> issuers{};
     // Accepted `aud` values; at least one.
-    std::vector<std::string> audiences;
+    std::vector<std::string> audiences{};
     // Accepted algorithms; `none` cannot be listed.
     std::vector<JwtAlgorithm> algorithms = {JwtAlgorithm::kHS256, JwtAlgorithm::kRS256};
     // Tolerance for clocks that disagree; at most 5 minutes.
@@ -106,13 +106,13 @@ class JwtVerifier {
     size_t max_token_bytes = 8192;
     // When set, only scopes that start with it count, without it
     // ("ortserve:infer" grants infer when the prefix is "ortserve:").
-    std::string scope_prefix;
+    std::string scope_prefix{};
     std::string models_claim = "ortserve_models";
     std::string tenant_claim = "tenant";
     absl::Duration check_interval = absl::Seconds(2);
     // Not owned; null: Clock::Real().
     const Clock* clock = nullptr;
-    std::function<void(const absl::Status&)> on_reload;
+    std::function<void(const absl::Status&)> on_reload{};
   };
 
   // InvalidArgument for options out of range; the errors of reading and

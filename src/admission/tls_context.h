@@ -37,20 +37,20 @@ enum class ClientCertMode {
 // The files a TLS server reads. PEM; the key unencrypted (keep it 0600).
 struct TlsFiles {
   // The server certificate first, then the intermediates.
-  std::string cert_chain_path;
-  std::string private_key_path;
+  std::string cert_chain_path{};
+  std::string private_key_path{};
   // The CA bundle that client certificates must chain to; required unless
   // client_cert is kNone, refused when it is.
-  std::string client_ca_path;
+  std::string client_ca_path{};
   ClientCertMode client_cert = ClientCertMode::kNone;
 };
 
 // What a log line or a metric says about the certificate in service.
 struct CertificateInfo {
-  std::string subject;     // RFC 2253.
-  std::string serial_hex;  // Upper-case hex, as `openssl x509 -serial` prints.
-  absl::Time not_before;
-  absl::Time not_after;
+  std::string subject{};     // RFC 2253.
+  std::string serial_hex{};  // Upper-case hex, as `openssl x509 -serial` prints.
+  absl::Time not_before{};
+  absl::Time not_after{};
 };
 
 // Builds a server context from PEM texts (as read from TlsFiles) and checks
@@ -58,8 +58,8 @@ struct CertificateInfo {
 // client CA parses. InvalidArgument / FailedPrecondition naming the file and
 // the problem otherwise.
 struct TlsServerContext {
-  std::shared_ptr<boost::asio::ssl::context> context;
-  CertificateInfo certificate;
+  std::shared_ptr<boost::asio::ssl::context> context{};
+  CertificateInfo certificate{};
 };
 absl::StatusOr<TlsServerContext> BuildTlsServerContext(const TlsFiles& files, std::string_view cert_chain_pem,
                                                        std::string_view private_key_pem,
@@ -77,13 +77,13 @@ absl::StatusOr<TlsServerContext> BuildTlsServerContext(const TlsFiles& files, st
 class TlsContextProvider {
  public:
   struct Options {
-    TlsFiles files;
+    TlsFiles files{};
     absl::Duration check_interval = absl::Seconds(5);
     // Certificate validity and file checks; must follow the real clock
     // (compared with certificate dates and file times). Not owned; null:
     // Clock::Real().
     const Clock* clock = nullptr;
-    std::function<void(const absl::Status&)> on_reload;
+    std::function<void(const absl::Status&)> on_reload{};
   };
   // InvalidArgument for inconsistent options (client CA without client
   // certificates, or the reverse); the errors of BuildTlsServerContext.

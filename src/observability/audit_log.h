@@ -53,20 +53,20 @@ struct AuditEvent {
   absl::Time time = absl::InfinitePast();
   Type type = Type::kAdmin;
   // Identity::id and the name of Identity::kind ("anonymous" when none).
-  std::string_view client_id;
-  std::string_view client_kind;
-  std::string_view tenant;
+  std::string_view client_id{};
+  std::string_view client_kind{};
+  std::string_view tenant{};
   // The peer "ip:port".
-  std::string_view address;
+  std::string_view address{};
   // What was asked, e.g. "model.load", "logging.update", "http POST /v2/logging".
-  std::string_view action;
-  std::string_view model;
-  std::string_view version;
+  std::string_view action{};
+  std::string_view model{};
+  std::string_view version{};
   Outcome outcome = Outcome::kSuccess;
   // The status message or other detail; never a secret.
-  std::string_view message;
+  std::string_view message{};
   // More fields, under "extra" (e.g. a verdict's score).
-  absl::Span<const std::pair<std::string_view, std::string_view>> extra;
+  absl::Span<const std::pair<std::string_view, std::string_view>> extra{};
 };
 
 std::string_view AuditEventTypeName(AuditEvent::Type type);
@@ -110,7 +110,7 @@ class AuditLog {
     kNone,
   };
   struct Options {
-    std::string path;
+    std::string path{};
     SyncPolicy sync = SyncPolicy::kEveryLine;
     absl::Duration sync_interval = absl::Seconds(1);
     // Size rotation threshold in bytes; 0: off.

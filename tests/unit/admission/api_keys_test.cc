@@ -85,7 +85,7 @@ TEST_F(ApiKeyStoreTest, RefusesAWrongSecretAnUnknownIdAndMalformedKeysWithoutEch
   std::string other_id = key.key;
   other_id.replace(0, std::string("ortsk_svc").size(), "ortsk_svd");
   EXPECT_THAT(store->Verify(other_id).status().message(), HasSubstr("not recognised"));
-  for (const std::string bad : {std::string("ortsk_svc_short"), std::string("svc_") + std::string(43, 'A'),
+  for (const std::string& bad : {std::string("ortsk_svc_short"), std::string("svc_") + std::string(43, 'A'),
                                 key.key + "A", std::string("ortsk__") + std::string(43, 'A'),
                                 key.key.substr(0, key.key.size() - 1) + "!"}) {
     EXPECT_EQ(store->Verify(bad).status().code(), absl::StatusCode::kUnauthenticated) << bad;

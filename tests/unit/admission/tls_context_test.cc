@@ -32,22 +32,22 @@ using ::ortserve::admission::testing::TestCa;
 using ::testing::HasSubstr;
 
 struct ClientOptions {
-  std::string trusted_ca_pem;
-  std::optional<KeyAndCert> certificate;
+  std::string trusted_ca_pem{};
+  std::optional<KeyAndCert> certificate{};
   // Limit the client to TLS 1.2 with these ciphers (empty: defaults, 1.3).
-  std::string tls12_only_ciphers;
-  std::vector<std::string> alpn;
+  std::string tls12_only_ciphers{};
+  std::vector<std::string> alpn{};
 };
 
 struct HandshakeResult {
-  boost::system::error_code server_error;  // Of the server's handshake.
-  boost::system::error_code client_error;  // Of the client's handshake, or its read of the greeting.
+  boost::system::error_code server_error{};  // Of the server's handshake.
+  boost::system::error_code client_error{};  // Of the client's handshake, or its read of the greeting.
   bool greeted = false;                    // The client read the server's "ok".
-  std::string server_serial;               // Seen by the client.
-  std::string server_subject;
-  std::string client_subject;              // Seen by the server (verified).
-  std::string version;                     // Negotiated protocol.
-  std::string alpn;
+  std::string server_serial{};               // Seen by the client.
+  std::string server_subject{};
+  std::string client_subject{};              // Seen by the server (verified).
+  std::string version{};                     // Negotiated protocol.
+  std::string alpn{};
 };
 
 // One connection: the server side takes `server_context` (or the provider's

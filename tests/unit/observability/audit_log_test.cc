@@ -235,7 +235,9 @@ TEST_P(AuditLogRotationTest, SizeRotationLosesNoLineAndKeepsFilesUnderTheLimit) 
   for (const auto& entry : fs::directory_iterator(dir_.path())) {
     ++files;
     EXPECT_LE(fs::file_size(entry.path()), kMaxBytes) << entry.path();
-    if (entry.path() != path_) EXPECT_THAT(entry.path().filename().string(), HasSubstr("audit.log.2025"));
+    if (entry.path() != path_) {
+      EXPECT_THAT(entry.path().filename().string(), HasSubstr("audit.log.2025"));
+    }
   }
   EXPECT_GT(files, 10u);
   EXPECT_EQ(log->stats().rotations + 1, files);
