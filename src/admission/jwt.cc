@@ -170,6 +170,27 @@ absl::Status AddScopes(std::string_view words, std::string_view prefix, ScopeSet
 
 std::string_view JwtAlgorithmName(JwtAlgorithm alg) { return alg == JwtAlgorithm::kHS256 ? "HS256" : "RS256"; }
 
+absl::StatusOr<RsaJwkMembers> RsaJwkMembersOf(const EVP_PKEY* key) {
+  BIGNUM* n = nullptr;
+  BIGNUM* e = nullptr;
+  if (key == nullptr || EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_N, &n) != 1 ||
+      EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_E, &e) != 1) {
+    BN_free(n);
+    DrainOpenSslErrors();
+    return absl::InvalidArgumentError("not an RSA key");
+  }
+  const auto bytes = [](BIGNUM* bn) {
+    std::string out(static_cast<size_t>(BN_num_bytes(bn)), '\0');
+    BN_bn2bin(bn, reinterpret_cast<unsigned char*>(out.data()));
+    BN_free(bn);
+    return Base64UrlEncode(out);
+  };
+  RsaJwkMembers members;
+  members.n = bytes(n);
+  members.e = bytes(e);
+  return members;
+}
+
 absl::StatusOr<std::shared_ptr<const JwtKeySet>> JwtKeySet::Parse(std::string_view jwks_json) {
   simdjson::dom::parser parser;
   element root;

@@ -37,6 +37,14 @@ enum class JwtAlgorithm {
 };
 std::string_view JwtAlgorithmName(JwtAlgorithm alg);
 
+// The base64url modulus and exponent of an RSA public key, as a JWK's "n"
+// and "e" members. InvalidArgument when `key` is not an RSA key.
+struct RsaJwkMembers {
+  std::string n{};
+  std::string e{};
+};
+absl::StatusOr<RsaJwkMembers> RsaJwkMembersOf(const EVP_PKEY* key);
+
 // The verification keys of a JWKS document, each bound to one algorithm.
 // Keys of other types (EC, OKP), other algorithms or `use` other than "sig"
 // are skipped (an identity provider's JWKS can be used as it is) and counted.

@@ -9,8 +9,6 @@
 //   ortserve-keys jwk --kid r1 --rsa-public-key pub.pem # an RSA public key as a JWK
 //   ortserve-keys check-jwks --file jwks.json
 #include <fcntl.h>
-#include <openssl/bn.h>
-#include <openssl/core_names.h>
 #include <openssl/pem.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -147,20 +145,10 @@ int Jwk(const std::string& kid, bool hs256, const std::string& rsa_public_key) {
                                                   BIO_free);
     std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr),
                                                             EVP_PKEY_free);
-    BIGNUM* n = nullptr;
-    BIGNUM* e = nullptr;
-    if (!key || EVP_PKEY_get_bn_param(key.get(), OSSL_PKEY_PARAM_RSA_N, &n) != 1 ||
-        EVP_PKEY_get_bn_param(key.get(), OSSL_PKEY_PARAM_RSA_E, &e) != 1) {
-      return Fail(StrCat("'", rsa_public_key, "' is not a PEM RSA public key (openssl rsa -pubout)"));
-    }
-    std::string n_bytes(static_cast<size_t>(BN_num_bytes(n)), '\0');
-    std::string e_bytes(static_cast<size_t>(BN_num_bytes(e)), '\0');
-    BN_bn2bin(n, reinterpret_cast<unsigned char*>(n_bytes.data()));
-    BN_bn2bin(e, reinterpret_cast<unsigned char*>(e_bytes.data()));
-    BN_free(n);
-    BN_free(e);
-    jwk = StrCat(R"({"kty":"RSA","kid":")", kid, R"(","alg":"RS256","use":"sig","n":")", Base64UrlEncode(n_bytes),
-                 R"(","e":")", Base64UrlEncode(e_bytes), R"("})");
+    auto members = RsaJwkMembersOf(key.get());
+    if (!members.ok()) return Fail(StrCat("'", rsa_public_key, "' is not a PEM RSA public key (openssl rsa -pubout)"));
+    jwk = StrCat(R"({"kty":"RSA","kid":")", kid, R"(","alg":"RS256","use":"sig","n":")", members->n, R"(","e":")",
+                 members->e, R"("})");
   }
   // The server's own parser has the last word on what it will accept.
   if (auto set = JwtKeySet::Parse(StrCat(R"({"keys":[)", jwk, "]}")); !set.ok()) {

@@ -2,7 +2,6 @@
 #include "unit/admission/test_support.h"
 
 #include <openssl/bn.h>
-#include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
@@ -17,6 +16,7 @@
 #include <stdexcept>
 
 #include "admission/crypto.h"
+#include "admission/jwt.h"
 
 namespace ortserve::admission::testing {
 namespace {
@@ -70,8 +70,6 @@ X509* NewCert(EVP_PKEY* key, std::string_view cn, uint64_t serial, absl::Duratio
                              0);
   return cert;
 }
-
-std::string B64(const std::string& s) { return Base64UrlEncode(s); }
 
 }  // namespace
 
@@ -154,7 +152,7 @@ std::string SerialOfPem(std::string_view cert_pem) {
 }
 
 std::string SignHs256(std::string_view header_json, std::string_view payload_json, std::string_view secret) {
-  const std::string input = B64(std::string(header_json)) + "." + B64(std::string(payload_json));
+  const std::string input = Base64UrlEncode(header_json) + "." + Base64UrlEncode(payload_json);
   return input + "." + Base64UrlEncode(AsBytes(HmacSha256(secret, input)));
 }
 
@@ -165,20 +163,11 @@ TestRsaKey::TestRsaKey(int bits) {
 }
 
 std::string TestRsaKey::PublicJwk(std::string_view kid, std::string_view alg) const {
-  BIGNUM* n = nullptr;
-  BIGNUM* e = nullptr;
-  Check(EVP_PKEY_get_bn_param(key_.get(), OSSL_PKEY_PARAM_RSA_N, &n) == 1, "get n");
-  Check(EVP_PKEY_get_bn_param(key_.get(), OSSL_PKEY_PARAM_RSA_E, &e) == 1, "get e");
-  std::string n_bytes(static_cast<size_t>(BN_num_bytes(n)), '\0');
-  std::string e_bytes(static_cast<size_t>(BN_num_bytes(e)), '\0');
-  BN_bn2bin(n, reinterpret_cast<unsigned char*>(n_bytes.data()));
-  BN_bn2bin(e, reinterpret_cast<unsigned char*>(e_bytes.data()));
-  BN_free(n);
-  BN_free(e);
+  auto members = RsaJwkMembersOf(key_.get());
+  if (!members.ok()) throw std::runtime_error("test support: not an RSA key");
   std::string jwk = "{\"kty\":\"RSA\",\"kid\":\"" + std::string(kid) + "\",\"use\":\"sig\",";
   if (!alg.empty()) jwk += "\"alg\":\"" + std::string(alg) + "\",";
-  jwk += "\"n\":\"" + B64(n_bytes) + "\",\"e\":\"" + B64(e_bytes) + "\"}";
-  return jwk;
+  return jwk + "\"n\":\"" + members->n + "\",\"e\":\"" + members->e + "\"}";
 }
 
 std::string TestRsaKey::PublicPem() const {
@@ -188,7 +177,7 @@ std::string TestRsaKey::PublicPem() const {
 }
 
 std::string TestRsaKey::Sign(std::string_view header_json, std::string_view payload_json) const {
-  const std::string input = B64(std::string(header_json)) + "." + B64(std::string(payload_json));
+  const std::string input = Base64UrlEncode(header_json) + "." + Base64UrlEncode(payload_json);
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> md(EVP_MD_CTX_new(), EVP_MD_CTX_free);
   Check(EVP_DigestSignInit(md.get(), nullptr, EVP_sha256(), nullptr, key_.get()) == 1, "sign init");
   size_t len = 0;
