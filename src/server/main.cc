@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // ortserve: serves ONNX models over KServe v2 REST and gRPC.
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <cctype>
 #include <csignal>
@@ -30,6 +31,12 @@ int main(int argc, char** argv) {
   app.add_option("--model-repository", options.model_repository,
                  "Model repository: <repo>/<model>/config.pbtxt and <repo>/<model>/<version>/model.onnx")
       ->required();
+  app.add_option("--model-name", options.model_name,
+                 "When the repository holds model.onnx at its top level (KServe's single-file "
+                 "storageUri), the name it is served under, as version 1; ignored for a Triton layout")
+      ->capture_default_str();
+  app.add_option("--model-staging-dir", options.model_staging_dir,
+                 "Where that single-file layout is staged as links (default: the temporary folder)");
   app.add_option("--http-address", options.http_address, "Address the HTTP server binds")
       ->capture_default_str();
   app.add_option("--http-port", options.http_port, "HTTP port; 0 picks a free port, -1 disables HTTP")
@@ -178,6 +185,17 @@ int main(int argc, char** argv) {
   // Server::Start installs the configured log format; until then, text.
   spdlog::set_level(spdlog::level::from_str(options.log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ ortserve: %v");
+
+  // Connections, models and threads all take descriptors; the common soft
+  // limit of 1,024 runs out long before the machine does. Take what the hard
+  // limit allows (as nginx's worker_rlimit_nofile and systemd services do).
+  if (rlimit files{}; getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    const rlim_t before = files.rlim_cur;
+    files.rlim_cur = files.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &files) == 0) {
+      spdlog::info("open files limit raised from {} to {}", before, files.rlim_cur);
+    }
+  }
 
   // Block the stop signals in every thread; this one waits for them.
   sigset_t signals;

@@ -21,6 +21,7 @@
 #include "observability/metrics.h"
 #include "observability/tracing.h"
 #include "repository/model_manager.h"
+#include "repository/single_model_layout.h"
 
 namespace ortserve::server {
 namespace {
@@ -47,6 +48,9 @@ struct Server::Impl {
   std::unique_ptr<observability::Tracer> tracer;
   std::unique_ptr<observability::MetricsServer> metrics_server;
   std::unique_ptr<backend::OrtSessionFactory> sessions;
+  // The single-file layout's staged repository (null for a Triton layout);
+  // outlives the manager that reads it.
+  std::unique_ptr<repository::StagedRepository> staged_repository;
   // Outlives the manager (whose release thread erases released versions'
   // entries) and the service.
   std::unique_ptr<router::ResponseCache> response_cache;
@@ -114,6 +118,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
 
   repository::ModelManager::Options model_options;
   model_options.repository_path = options.model_repository;
+  ASSIGN_OR_RETURN(impl->staged_repository,
+                   repository::StagedRepository::StageIfSingleModel(options.model_repository, options.model_name,
+                                                                    options.model_staging_dir));
+  if (impl->staged_repository != nullptr) {
+    model_options.repository_path = impl->staged_repository->path();
+    spdlog::info("{}/model.onnx is served as model '{}' version 1 (staged in {})", options.model_repository,
+                 options.model_name, impl->staged_repository->path());
+  }
   model_options.session_factory = impl->sessions.get();
   model_options.load_threads = options.model_load_threads;
   model_options.metrics = impl->metrics.get();

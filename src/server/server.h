@@ -13,6 +13,11 @@ namespace ortserve::server {
 
 struct ServerOptions {
   std::string model_repository;
+  // A repository holding only model.onnx (and config.pbtxt) at its top level,
+  // as KServe's storage initializer leaves a single-file storageUri, serves
+  // it as this model, version 1 (repository/single_model_layout.h).
+  std::string model_name = "model";
+  std::string model_staging_dir;  // Where that layout is staged; "": the temporary folder.
   std::string http_address = "0.0.0.0";
   int http_port = 8000;       // 0: any free port; -1: HTTP off.
   int http_threads = 4;

@@ -195,6 +195,30 @@ class KServeRuntimeTest(ContainerCase):
         self.assertIn('ortserve_request_total{model="iris_classifier"', text.decode())
 
 
+    def test_clusterservingruntime_container_serves_a_single_model_onnx_under_the_isvc_name(self):
+        with open(os.path.join(ARGS.source_dir, "deploy/kserve/clusterservingruntime.yaml")) as f:
+            (container,) = yaml.safe_load(f)["spec"]["containers"]
+        # A storageUri naming one file: the storage initializer leaves /mnt/models/model.onnx.
+        repo = os.path.join(self.tmp, "single")
+        os.makedirs(repo)
+        shutil.copy(os.path.join(ARGS.source_dir, "models/iris_classifier/1/model.onnx"), repo)
+        for d in (self.tmp, repo):
+            os.chmod(d, 0o755)
+        os.chmod(os.path.join(repo, "model.onnx"), 0o644)
+        http = deploytest.free_port()
+        # KServe fills {{.Name}} with the InferenceService's name.
+        args = [a.replace("{{.Name}}", "iris") for a in container["args"]]
+        name = self.run_container(
+            ["--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--user",
+             str(container["securityContext"]["runAsUser"]), "--volume", f"{repo}:/mnt/models:ro",
+             "--publish", f"127.0.0.1:{http}:8080"],
+            args)
+        deploytest.wait_for(lambda: deploytest.ready(http), 120, "the runtime container ready")
+        status, body = deploytest.http("POST", f"http://127.0.0.1:{http}/v2/models/iris/infer",
+                                       deploytest.IRIS_INFER)
+        self.assertEqual(status, 200, f"{body!r} {self.logs(name)}")
+
+
 class KubePlayTest(ContainerCase):
     def test_podman_kube_play_runs_the_rendered_deployment(self):
         if shutil.which("kubectl") is None:

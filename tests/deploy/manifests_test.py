@@ -234,6 +234,8 @@ class KServeManifestsTest(unittest.TestCase):
         (c,) = spec["containers"]
         self.assertEqual(c["name"], "kserve-container")  # The name KServe looks for.
         self.assertEqual(flag_value(c["args"], "--model-repository"), "/mnt/models")
+        # A single-file storageUri is served under the InferenceService's name.
+        self.assertEqual(flag_value(c["args"], "--model-name"), "{{.Name}}")
         self.assertEqual(flag_value(c["args"], "--http-port"), "8080")
         self.assertEqual(flag_value(c["args"], "--grpc-port"), "8081")
         self.assertEqual(flag_value(c["args"], "--metrics-port"), spec["annotations"]["prometheus.kserve.io/port"])

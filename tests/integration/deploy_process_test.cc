@@ -126,13 +126,10 @@ TEST(DeployProcessTest, FlagsComeFromOrtserveEnvironmentVariablesAndTheCommandLi
   EXPECT_EQ((*server)->Output().find("{\"timestamp\""), std::string::npos) << (*server)->Output().substr(0, 500);
 }
 
-// TODO(#19): KServe's storage initializer, given a storageUri that names one
-// file, leaves /mnt/models/model.onnx with no Triton layout around it. The
-// repository must then serve that file as a single model (version 1, its
-// config completed from the model) named by --model-name (KServe's runtime
-// passes the InferenceService name: --model-name={{.Name}}). Enable when
-// src/repository serves this layout.
-TEST(DeployProcessTest, DISABLED_SingleModelOnnxAtTheRepositoryRootIsServedUnderModelName) {
+// KServe's storage initializer, given a storageUri that names one file,
+// leaves /mnt/models/model.onnx with no Triton layout around it; KServe's
+// runtime passes the InferenceService name as --model-name.
+TEST(DeployProcessTest, SingleModelOnnxAtTheRepositoryRootIsServedUnderModelName) {
   TempDir repo;
   std::filesystem::copy_file(SourceDir() + "/models/iris_classifier/1/model.onnx", repo.path() + "/model.onnx");
   auto server = ServerProcess::Start({"--model-repository", repo.path(), "--model-name", "iris"});
@@ -142,6 +139,35 @@ TEST(DeployProcessTest, DISABLED_SingleModelOnnxAtTheRepositoryRootIsServedUnder
   EXPECT_EQ(client.Get("/v2/models/iris/versions/1/ready").status, 200u);
   auto response = client.Post("/v2/models/iris/infer", kIrisBody);
   EXPECT_EQ(response.status, 200u) << response.body;
+  // The source folder (read-only under KServe) is not written to.
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(repo.path()), {}), 1);
+}
+
+TEST(DeployProcessTest, SingleModelLayoutTakesItsConfigAndLeavesNoStagingBehind) {
+  TempDir repo;
+  TempDir staging;
+  std::filesystem::copy_file(SourceDir() + "/models/iris_classifier/1/model.onnx", repo.path() + "/model.onnx");
+  {
+    std::ofstream config(repo.path() + "/config.pbtxt");
+    config << "max_batch_size: 8\ndynamic_batching { max_queue_delay_microseconds: 100 }\n";
+  }
+  auto server = ServerProcess::Start(
+      {"--model-repository", repo.path(), "--model-name", "iris", "--model-staging-dir", staging.path()});
+  ASSERT_TRUE(server.ok()) << server.status();
+  HttpClient client((*server)->http_port());
+  auto config = client.Get("/v2/models/iris/config");
+  ASSERT_EQ(config.status, 200u) << config.body;
+  EXPECT_NE(config.body.find("\"max_batch_size\":8"), std::string::npos) << config.body;
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(staging.path()), {}), 1);
+  EXPECT_EQ((*server)->Stop(SIGTERM, 30), 0);
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(staging.path()), {}), 0) << "staging left behind";
+}
+
+TEST(DeployProcessTest, ABadModelNameForTheSingleFileLayoutStopsStartUp) {
+  TempDir repo;
+  std::filesystem::copy_file(SourceDir() + "/models/iris_classifier/1/model.onnx", repo.path() + "/model.onnx");
+  auto server = ServerProcess::Start({"--model-repository", repo.path(), "--model-name", "../etc"});
+  EXPECT_FALSE(server.ok());
 }
 
 }  // namespace
