@@ -1,18 +1,36 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "observability/profiler.h"
 
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <regex>
+#include <string>
 #include <vector>
 
 namespace ortserve::observability {
 namespace {
 
-TEST(HeapProfilerTest, IsAvailableExactlyWhenBuiltWithTcmalloc) {
-  EXPECT_EQ(HeapProfiler::Available(), ORTSERVE_TEST_TCMALLOC != 0);
+// Whether gperftools' tcmalloc is the allocator this process really runs
+// with: its library is mapped, and malloc resolves into it (not only
+// whether the build asked for it, which is what Available() reads).
+bool TcmallocIsTheAllocator() {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  bool mapped = false;
+  while (std::getline(maps, line)) mapped = mapped || line.find("libtcmalloc") != std::string::npos;
+  if (!mapped) return false;
+  Dl_info info{};
+  void* malloc_address = dlsym(RTLD_DEFAULT, "malloc");
+  return malloc_address != nullptr && dladdr(malloc_address, &info) != 0 && info.dli_fname != nullptr &&
+         std::strstr(info.dli_fname, "libtcmalloc") != nullptr;
+}
+
+TEST(HeapProfilerTest, IsAvailableExactlyWhenTcmallocIsTheAllocator) {
+  EXPECT_EQ(HeapProfiler::Available(), TcmallocIsTheAllocator());
 }
 
 #if ORTSERVE_TEST_TCMALLOC
