@@ -4,7 +4,7 @@
 # machine: Debian's -dev packages, ONNX Runtime 1.29.0 and the BERT vocabulary
 # from the npm registry. Safe to re-run: finished steps are skipped.
 #   ORT_WITH_CUDA=1 scripts/setup.sh   also fetches the CUDA 13 execution provider.
-#   WITH_FUZZ=1 scripts/setup.sh       also installs clang and libFuzzer (`make fuzz`).
+#   WITH_FUZZ=1 scripts/setup.sh       also installs clang's libFuzzer runtime (`make fuzz`).
 #   WITH_DEPLOY=1 scripts/setup.sh     also installs what `make image` and `make test-deploy`
 #                                      need (docs/deploy.md).
 set -euo pipefail
@@ -22,9 +22,11 @@ packages=(
   python3-onnx python3-numpy python3-grpcio python3-protobuf python3-yaml
   # tests/deploy: replicas behind a real load balancer
   haproxy
+  # the thread-safety check (scripts/check_thread_safety.py): clang's -Wthread-safety
+  clang
 )
 # `make fuzz`: clang with its libFuzzer and sanitizer runtimes.
-[[ "${WITH_FUZZ:-0}" == 1 ]] && packages+=(clang libclang-rt-14-dev)
+[[ "${WITH_FUZZ:-0}" == 1 ]] && packages+=(libclang-rt-14-dev)
 # `make image` / `make test-deploy`: mmdebstrap for the base image; podman with
 # the runc runtime to build and run it and to `podman kube play` (its pods'
 # pause image is built from catatonit: there is no registry). kubectl is not

@@ -173,7 +173,9 @@ class DynamicBatcher final : public Scheduler {
   bool deadline_exit_ ABSL_GUARDED_BY(mu_) = false;
   // No queued entry has an earlier deadline (a lower bound, exact after a sweep).
   absl::Time earliest_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
-  std::vector<Rejected> expired_ ABSL_GUARDED_BY(mu_);  // Deadline thread's scratch.
+  // The deadline thread's scratch: only that thread touches it (filled under
+  // mu_, answered after unlocking), so it needs no lock.
+  std::vector<Rejected> expired_;
 
   std::vector<std::unique_ptr<RunnerState>> states_;
   std::vector<std::thread> runners_;
