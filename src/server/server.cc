@@ -247,6 +247,11 @@ absl::Status Server::Impl::SetUpSecurity(const ServerOptions& options) {
   std::vector<std::string> exposed;
   if (options.http_port >= 0 && !IsLoopback(options.http_address)) exposed.push_back("HTTP on " + options.http_address);
   if (options.grpc_port >= 0 && !IsLoopback(options.grpc_address)) exposed.push_back("gRPC on " + options.grpc_address);
+  // The metrics port has no TLS; it is named only when nothing guards it.
+  if (options.metrics_port >= 0 && !IsLoopback(options.metrics_address) &&
+      (!authenticator->enabled() || !options.metrics_auth)) {
+    exposed.push_back("metrics on " + options.metrics_address);
+  }
   if (!exposed.empty()) {
     std::string list;
     for (const auto& item : exposed) list += (list.empty() ? "" : ", ") + item;
