@@ -110,6 +110,9 @@ int Expected(Cred cred, Class route_class, const std::string& model) {
   return 200;
 }
 
+// Outside the matrix: a key limited to beta, the configured text model.
+constexpr Cred kBetaOnly = static_cast<Cred>(15);
+
 constexpr char kSecret[] = "0123456789abcdef0123456789abcdef-hs256-test-secret";
 
 class AuthTest : public ::testing::Test {
@@ -139,6 +142,7 @@ class AuthTest : public ::testing::Test {
     add(Cred::kAdmin, "adm", {admission::Scope::kAdmin}, {});
     add(Cred::kMetrics, "met", {admission::Scope::kMetrics}, {});
     add(Cred::kAlphaOnly, "alpha-only", {admission::Scope::kInfer, admission::Scope::kModelControl}, {"alpha"});
+    add(kBetaOnly, "beta-only", {admission::Scope::kInfer}, {"beta"});
     // A key with the right id and a wrong secret.
     keys_[static_cast<int>(Cred::kWrongKey)] =
         keys_[static_cast<int>(Cred::kInfer)].substr(0, keys_[static_cast<int>(Cred::kInfer)].size() - 4) + "AAAA";
@@ -274,6 +278,27 @@ TEST_F(AuthTest, RestAuthorizationMatrix) {
   // An unknown endpoint needs a credential too; with one, it is a plain 404.
   EXPECT_EQ(HttpClient(server_->http_port()).Get("/v2/nothing").status, 401u);
   EXPECT_EQ(HttpClient(server_->http_port()).Request("GET", "/v2/nothing", "", Headers(Cred::kInfer)).status, 404u);
+}
+
+TEST_F(AuthTest, OpenAiBodyModelIsCheckedAgainstTheModelList) {
+  // alpha-only may not use the configured embedding model (beta)...
+  EXPECT_EQ(HttpClient(server_->http_port()).Post("/v1/embeddings", R"({"input":"t"})", Headers(Cred::kAlphaOnly)).status,
+            403u);
+  // A key limited to beta passes the header check (beta is the configured
+  // model) but may not name another model in the body.
+  const HttpResponse other = HttpClient(server_->http_port())
+                                 .Post("/v1/embeddings", R"({"input":"t","model":"gamma"})", Headers(kBetaOnly));
+  EXPECT_EQ(other.status, 403u) << other.body;
+  EXPECT_NE(other.body.find("may not use model 'gamma'"), std::string::npos) << other.body;
+  const HttpResponse same = HttpClient(server_->http_port())
+                                .Post("/v1/embeddings", R"({"input":"t","model":"beta"})", Headers(kBetaOnly));
+  EXPECT_NE(same.status, 401u);
+  EXPECT_NE(same.status, 403u);
+  // A key for every model is not stopped by the body.
+  const HttpResponse any = HttpClient(server_->http_port())
+                               .Post("/v1/embeddings", R"({"input":"t","model":"gamma"})", Headers(Cred::kInfer));
+  EXPECT_NE(any.status, 401u);
+  EXPECT_NE(any.status, 403u);
 }
 
 TEST_F(AuthTest, ListsShowOnlyTheModelsACredentialMayUse) {

@@ -316,6 +316,24 @@ bool Connection::Authorize() {
   return false;
 }
 
+absl::Status Connection::CheckBodyModel() {
+  // Only credentials limited to some models pay for this look at the body;
+  // the route was authorized for the configured model when its header came.
+  if (!identity_ || identity_->models.AllowsAll() || context_.access == nullptr) return absl::OkStatus();
+  const std::string& body = parser_->get().body();
+  simdjson::dom::parser json;
+  simdjson::dom::element doc;
+  std::string_view model;
+  // A body that does not parse, or names no model, is the pipeline's to refuse or default.
+  if (json.parse(body).get(doc) != simdjson::SUCCESS || doc["model"].get(model) != simdjson::SUCCESS) {
+    return absl::OkStatus();
+  }
+  std::string action;
+  if (context_.access->auditing()) action = "http POST /v1/embeddings";
+  return context_.access->Authorize(*identity_, admission::RouteClass::kInfer, model,
+                                    context_.access->auditing() ? PeerAddress() : std::string(), action);
+}
+
 const std::string& Connection::PeerAddress() {
   if (peer_.empty()) {
     beast::error_code ec;
@@ -381,7 +399,10 @@ void Connection::Route() {
     case RouteId::kSaeAnalyze:
     case RouteId::kTeiEmbed:
     case RouteId::kTeiPredict:
-    case RouteId::kOpenAiEmbeddings: return PipelineRoute(route->id);
+    case RouteId::kOpenAiEmbeddings: {
+      if (auto refused = CheckBodyModel(); !refused.ok()) return Send(Error(refused));
+      return PipelineRoute(route->id);
+    }
   }
   Send(Error(404, StrCat("no such endpoint: ", target)));
 }

@@ -169,6 +169,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Authenticates and authorizes the matched request (AccessControl); false
   // when refused (401 with WWW-Authenticate, or 403, is being sent).
   bool Authorize();
+  // The OpenAI route's body may name its model: checked against a
+  // credential's model list (PermissionDenied, recorded) once the body is read.
+  absl::Status CheckBodyModel();
   // The peer's "ip:port", for the audit log (computed when first needed).
   const std::string& PeerAddress();
   // Records the admin or model-control action being answered (audit log).
