@@ -44,6 +44,19 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(ClientOptions options) {
     return absl::InvalidArgumentError(StrCat("ClientOptions.timeout ", absl::FormatDuration(options.timeout),
                                              " is not positive"));
   }
+  if (!options.api_key.empty() && !options.bearer_token.empty()) {
+    return absl::InvalidArgumentError("set one credential: an API key or a bearer token, not both");
+  }
+  for (const std::string* credential : {&options.api_key, &options.bearer_token}) {
+    // A header value cannot hold a line break (or it would start another header).
+    if (credential->find_first_of("\r\n") != std::string::npos) {
+      return absl::InvalidArgumentError("a credential holds a line break");
+    }
+  }
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    return absl::InvalidArgumentError("a TLS client certificate needs its key, and the reverse");
+  }
+  if (!options.tls_ca_file.empty() || !options.tls_cert_file.empty()) options.tls = true;
   if (options.protocol == Protocol::kHttp) return CreateHttpClient(std::move(options));
   return CreateGrpcClient(std::move(options));
 }

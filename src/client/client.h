@@ -72,6 +72,18 @@ struct ClientOptions {
   bool binary_http = true;
   // gRPC only: the largest message accepted or sent (bytes); -1 for no limit.
   int max_grpc_message_bytes = -1;
+  // TLS (https, gRPC over TLS): the server's certificate is verified against
+  // tls_ca_file (PEM; empty: the system's CAs) and the address. A client
+  // certificate and key (PEM) for servers that ask for one (mTLS).
+  bool tls = false;
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // Credentials, sent with every call (docs/security.md): an API key
+  // (X-API-Key / x-api-key) or a bearer token (Authorization: Bearer, a JWT
+  // or an API key). At most one.
+  std::string api_key;
+  std::string bearer_token;
 };
 
 struct ServerMetadata {

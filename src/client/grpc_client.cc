@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The gRPC transport: the generated stub, blocking for the blocking calls and
 // gRPC's callback API for InferAsync (no thread waits per call).
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <utility>
@@ -30,14 +32,15 @@ void SetDeadline(grpc::ClientContext* context, absl::Time deadline) {
 
 class GrpcClient final : public Client {
  public:
-  explicit GrpcClient(ClientOptions options) : options_(std::move(options)) {
+  GrpcClient(ClientOptions options, std::shared_ptr<grpc::ChannelCredentials> credentials)
+      : options_(std::move(options)) {
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(options_.max_grpc_message_bytes);
     args.SetMaxSendMessageSize(options_.max_grpc_message_bytes);
     const bool ipv6 = options_.address.find(':') != std::string::npos;
     const std::string target = ipv6 ? StrCat("[", options_.address, "]:", options_.port)
                                     : StrCat(options_.address, ":", options_.port);
-    channel_ = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+    channel_ = grpc::CreateCustomChannel(target, credentials ? credentials : grpc::InsecureChannelCredentials(), args);
     stub_ = inference::GRPCInferenceService::NewStub(channel_);
   }
 
@@ -105,7 +108,7 @@ class GrpcClient final : public Client {
     }
     call->done = std::move(done);
     call->response = std::make_shared<inference::ModelInferResponse>();
-    SetDeadline(&call->context, CallDeadline(options_.timeout, request.deadline));
+    Prepare(&call->context, CallDeadline(options_.timeout, request.deadline));
     {
       absl::MutexLock lock(&mu_);
       ++in_flight_;
@@ -140,8 +143,15 @@ class GrpcClient final : public Client {
                     const Request& request, Response* response,
                     absl::Time request_deadline = absl::InfiniteFuture()) {
     grpc::ClientContext context;
-    SetDeadline(&context, CallDeadline(options_.timeout, request_deadline));
+    Prepare(&context, CallDeadline(options_.timeout, request_deadline));
     return FromGrpc((stub_.get()->*method)(&context, request, response));
+  }
+
+  // The deadline, and the credential as metadata.
+  void Prepare(grpc::ClientContext* context, absl::Time deadline) const {
+    SetDeadline(context, deadline);
+    if (!options_.api_key.empty()) context->AddMetadata("x-api-key", options_.api_key);
+    if (!options_.bearer_token.empty()) context->AddMetadata("authorization", StrCat("Bearer ", options_.bearer_token));
   }
 
   const ClientOptions options_;
@@ -154,7 +164,23 @@ class GrpcClient final : public Client {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Client>> CreateGrpcClient(ClientOptions options) {
-  return std::unique_ptr<Client>(new GrpcClient(std::move(options)));
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  if (options.tls) {
+    auto read = [](const std::string& path, std::string* out) -> absl::Status {
+      if (path.empty()) return absl::OkStatus();
+      std::ifstream in(path, std::ios::binary);
+      if (!in) return absl::InvalidArgumentError(StrCat("cannot read TLS file '", path, "'"));
+      out->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      return absl::OkStatus();
+    };
+    // Empty roots: gRPC's default CAs.
+    grpc::SslCredentialsOptions ssl;
+    RETURN_IF_ERROR(read(options.tls_ca_file, &ssl.pem_root_certs));
+    RETURN_IF_ERROR(read(options.tls_cert_file, &ssl.pem_cert_chain));
+    RETURN_IF_ERROR(read(options.tls_key_file, &ssl.pem_private_key));
+    credentials = grpc::SslCredentials(ssl);
+  }
+  return std::unique_ptr<Client>(new GrpcClient(std::move(options), std::move(credentials)));
 }
 
 }  // namespace ortserve::client

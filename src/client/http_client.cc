@@ -23,6 +23,8 @@
 #include "boost/asio/post.hpp"
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
+#include "boost/asio/ssl/host_name_verification.hpp"
+#include "boost/beast/ssl.hpp"
 #include "client/http_codec.h"
 #include "client/transports.h"
 #include "core/status.h"
@@ -68,6 +70,45 @@ std::string ModelTarget(std::string_view name, std::string_view version, std::st
 
 class HttpClient;
 
+// A connection: TCP, or TLS over it (https). Meets Asio's AsyncReadStream
+// and AsyncWriteStream for completion handlers, so Beast's operations run on
+// either. Runs only on the client's I/O thread.
+class ClientStream {
+ public:
+  using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+  using executor_type = beast::tcp_stream::executor_type;
+  ClientStream(asio::io_context& ioc, asio::ssl::context* tls) {
+    if (tls != nullptr) {
+      tls_.emplace(ioc, *tls);
+    } else {
+      plain_.emplace(ioc);
+    }
+  }
+  beast::tcp_stream& tcp() { return tls_ ? tls_->next_layer() : *plain_; }
+  TlsStream* tls() { return tls_ ? &*tls_ : nullptr; }
+  executor_type get_executor() { return tcp().get_executor(); }
+  template <typename Buffers, typename Handler>
+  void async_read_some(const Buffers& buffers, Handler&& handler) {
+    if (tls_) {
+      tls_->async_read_some(buffers, std::forward<Handler>(handler));
+    } else {
+      plain_->async_read_some(buffers, std::forward<Handler>(handler));
+    }
+  }
+  template <typename Buffers, typename Handler>
+  void async_write_some(const Buffers& buffers, Handler&& handler) {
+    if (tls_) {
+      tls_->async_write_some(buffers, std::forward<Handler>(handler));
+    } else {
+      plain_->async_write_some(buffers, std::forward<Handler>(handler));
+    }
+  }
+
+ private:
+  std::optional<beast::tcp_stream> plain_;
+  std::optional<TlsStream> tls_;
+};
+
 // One request/response exchange. Lives (shared) until its handlers finish;
 // runs only on the client's I/O thread.
 class Exchange : public std::enable_shared_from_this<Exchange> {
@@ -83,9 +124,9 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   void Finish(absl::StatusOr<HttpResult> result);
   void Arm() {
     if (deadline_ == absl::InfiniteFuture()) {
-      stream_->expires_never();
+      stream_->tcp().expires_never();
     } else {
-      stream_->expires_after(std::chrono::nanoseconds(
+      stream_->tcp().expires_after(std::chrono::nanoseconds(
           std::max<int64_t>(0, absl::ToInt64Nanoseconds(deadline_ - absl::Now()))));
     }
   }
@@ -94,7 +135,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   http::request<http::string_body> request_;
   absl::Time deadline_;
   HttpDone done_;
-  std::unique_ptr<beast::tcp_stream> stream_;
+  std::unique_ptr<ClientStream> stream_;
   bool reused_ = false;  // stream_ came from the idle pool.
   beast::flat_buffer buffer_;
   std::optional<http::response_parser<http::string_body>> parser_;
@@ -102,8 +143,11 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
 
 class HttpClient final : public Client {
  public:
-  explicit HttpClient(ClientOptions options)
-      : options_(std::move(options)), work_(asio::make_work_guard(ioc_)), thread_([this] { ioc_.run(); }) {}
+  HttpClient(ClientOptions options, std::unique_ptr<asio::ssl::context> tls)
+      : options_(std::move(options)),
+        tls_(std::move(tls)),
+        work_(asio::make_work_guard(ioc_)),
+        thread_([this] { ioc_.run(); }) {}
 
   // Shutdown order: wait for in-flight exchanges, then stop and join the I/O
   // thread; idle connections close after it (as members, before ioc_).
@@ -191,6 +235,8 @@ class HttpClient final : public Client {
     http::request<http::string_body> request(verb, target, 11);
     request.set(http::field::host, StrCat(options_.address, ":", options_.port));
     request.set(http::field::user_agent, "ortserve-client");
+    if (!options_.api_key.empty()) request.set("X-API-Key", options_.api_key);
+    if (!options_.bearer_token.empty()) request.set(http::field::authorization, StrCat("Bearer ", options_.bearer_token));
     request.keep_alive(true);
     if (verb == http::verb::post) {
       request.set(http::field::content_type, header_length ? "application/octet-stream" : "application/json");
@@ -229,10 +275,11 @@ class HttpClient final : public Client {
   }
 
   const ClientOptions options_;
+  const std::unique_ptr<asio::ssl::context> tls_;  // Null: plain HTTP. Outlives the connections.
   asio::io_context ioc_;
   asio::executor_work_guard<asio::io_context::executor_type> work_;
   // Runs only on the I/O thread: keep-alive connections not in use.
-  std::vector<std::unique_ptr<beast::tcp_stream>> idle_;
+  std::vector<std::unique_ptr<ClientStream>> idle_;
   absl::Mutex mu_;
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread thread_;  // Last: starts after everything it uses exists.
@@ -250,16 +297,27 @@ void Exchange::Start() {
 
 void Exchange::Connect() {
   reused_ = false;
-  stream_ = std::make_unique<beast::tcp_stream>(client_->ioc_);
+  stream_ = std::make_unique<ClientStream>(client_->ioc_, client_->tls_.get());
   auto resolver = std::make_shared<tcp::resolver>(client_->ioc_);
   resolver->async_resolve(
       client_->options_.address, std::to_string(client_->options_.port),
       [self = shared_from_this(), resolver](beast::error_code ec, tcp::resolver::results_type endpoints) {
         if (ec) return self->OnError(ec, "resolving");
         self->Arm();
-        self->stream_->async_connect(endpoints, [self](beast::error_code ec, const tcp::endpoint&) {
+        self->stream_->tcp().async_connect(endpoints, [self](beast::error_code ec, const tcp::endpoint&) {
           if (ec) return self->OnError(ec, "connecting to");
-          self->Write();
+          ClientStream::TlsStream* tls = self->stream_->tls();
+          if (tls == nullptr) return self->Write();
+          // The server's name for SNI and for checking its certificate.
+          const std::string& host = self->client_->options_.address;
+          beast::error_code not_literal;
+          asio::ip::make_address(host, not_literal);
+          if (not_literal) SSL_set_tlsext_host_name(tls->native_handle(), host.c_str());
+          tls->set_verify_callback(asio::ssl::host_name_verification(host));
+          tls->async_handshake(asio::ssl::stream_base::client, [self](beast::error_code ec) {
+            if (ec) return self->OnError(ec, "TLS handshake with");
+            self->Write();
+          });
         });
       });
 }
@@ -289,7 +347,7 @@ void Exchange::Write() {
         result.header_length = length;
       }
       if (response.keep_alive()) {
-        self->stream_->expires_never();
+        self->stream_->tcp().expires_never();
         self->client_->idle_.push_back(std::move(self->stream_));
       }
       self->Finish(std::move(result));
@@ -301,7 +359,8 @@ void Exchange::OnError(beast::error_code ec, std::string_view during) {
   // A pooled connection the server closed while it was idle fails on first
   // use; that request never reached the server, so retry once on a new one.
   const bool stale = ec == http::error::end_of_stream || ec == asio::error::eof ||
-                     ec == asio::error::connection_reset || ec == asio::error::broken_pipe;
+                     ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
+                     ec == asio::ssl::error::stream_truncated;
   if (reused_ && stale && (!parser_ || !parser_->got_some())) return Connect();
   const std::string where = StrCat(during, " ", client_->options_.address, ":", client_->options_.port);
   if (ec == beast::error::timeout) {
@@ -321,7 +380,29 @@ void Exchange::Finish(absl::StatusOr<HttpResult> result) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Client>> CreateHttpClient(ClientOptions options) {
-  return std::unique_ptr<Client>(new HttpClient(std::move(options)));
+  std::unique_ptr<asio::ssl::context> tls;
+  if (options.tls) {
+    // TLS 1.2 or later; the server's certificate verified against the CA
+    // file (or the system's CAs) and its name.
+    tls = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+    tls->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
+    tls->set_verify_mode(asio::ssl::verify_peer);
+    beast::error_code ec;
+    if (options.tls_ca_file.empty()) {
+      tls->set_default_verify_paths(ec);
+    } else {
+      tls->load_verify_file(options.tls_ca_file, ec);
+    }
+    if (ec) return absl::InvalidArgumentError(StrCat("TLS CA file '", options.tls_ca_file, "': ", ec.message()));
+    if (!options.tls_cert_file.empty()) {
+      tls->use_certificate_chain_file(options.tls_cert_file, ec);
+      if (ec) return absl::InvalidArgumentError(StrCat("TLS certificate '", options.tls_cert_file, "': ", ec.message()));
+      tls->use_private_key_file(options.tls_key_file, asio::ssl::context::pem, ec);
+      if (ec) return absl::InvalidArgumentError(StrCat("TLS key '", options.tls_key_file, "': ", ec.message()));
+    }
+  }
+  return std::unique_ptr<Client>(new HttpClient(std::move(options), std::move(tls)));
 }
 
 }  // namespace ortserve::client

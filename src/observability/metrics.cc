@@ -474,7 +474,7 @@ struct MetricsServer::Impl {
 MetricsServer::~MetricsServer() = default;
 
 absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::string& address, int port,
-                                                                    Metrics* metrics) {
+                                                                    Metrics* metrics, BasicAuth authorize) {
   std::unique_ptr<MetricsServer> server(new MetricsServer());
   server->impl_ = std::make_unique<Impl>();
   const std::string bind = address.find(':') != std::string::npos ? StrCat("[", address, "]:", port)
@@ -485,6 +485,7 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::s
     // civetweb reports bind failures by throwing; keep it inside this module.
     return absl::UnavailableError(StrCat("cannot listen for metrics on ", bind, ": ", e.what()));
   }
+  if (authorize) server->impl_->exposer->RegisterAuth(std::move(authorize), "ortserve metrics");
   server->impl_->exposer->RegisterCollectable(metrics->registry_);
   server->impl_->exposer->RegisterCollectable(metrics->model_states_);
   if (metrics->process_) server->impl_->exposer->RegisterCollectable(metrics->process_);

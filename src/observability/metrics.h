@@ -310,8 +310,12 @@ class Metrics {
 class MetricsServer {
  public:
   // `port` 0 picks a free port. Errors: Unavailable when it cannot bind.
+  // With `authorize` set, /metrics needs HTTP Basic authentication, and a
+  // scrape is answered only when authorize(user, password) is true (401
+  // otherwise); it runs on the server's own threads.
+  using BasicAuth = std::function<bool(const std::string& user, const std::string& password)>;
   static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(const std::string& address, int port,
-                                                              Metrics* metrics);
+                                                              Metrics* metrics, BasicAuth authorize = {});
   ~MetricsServer();
   uint16_t port() const { return port_; }
 

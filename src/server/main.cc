@@ -169,6 +169,54 @@ int main(int argc, char** argv) {
   app.add_option("--ort-allow-spinning", options.ort_allow_spinning,
                  "Let idle ONNX Runtime pool threads spin before sleeping (lower latency, more CPU)")
       ->capture_default_str();
+  // --- Security (issue 16; docs/security.md) ---
+  app.add_option("--api-keys-file", options.api_keys_file,
+                 "API key file (ortserve-keys generate); turns authentication on; re-read when it changes");
+  app.add_option("--jwt-jwks-file", options.jwt_jwks_file,
+                 "JWT key set (JWKS: HS256 'oct' and RS256 'RSA' keys); turns authentication on; re-read when it "
+                 "changes");
+  app.add_option("--jwt-issuer", options.jwt_issuers, "An accepted JWT 'iss' (repeatable; required with a JWKS)");
+  app.add_option("--jwt-audience", options.jwt_audiences,
+                 "An accepted JWT 'aud' (repeatable; required with a JWKS)");
+  app.add_option("--jwt-clock-skew-seconds", options.jwt_clock_skew_seconds,
+                 "Tolerance for exp, nbf and iat, in seconds")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 300));
+  app.add_option("--jwt-scope-prefix", options.jwt_scope_prefix,
+                 "Only JWT scopes with this prefix count, without it (e.g. 'ortserve:')");
+  app.add_option("--mtls-grant", options.mtls_grants,
+                 "What a verified client certificate grants: 'SUBJECT|scopes[|models[|tenant]]', SUBJECT in RFC "
+                 "2253 form or '*' (repeatable); turns authentication on");
+  app.add_option("--auth-health-open", options.auth_health_open,
+                 "With authentication on, health probes (live, ready, model ready) need no credential")
+      ->capture_default_str();
+  app.add_option("--metrics-auth", options.metrics_auth,
+                 "With authentication on, /metrics needs the metrics scope (HTTP Basic, the credential as "
+                 "password); false opens it")
+      ->capture_default_str();
+  app.add_option("--tls-cert-file", options.tls_cert_file,
+                 "TLS certificate chain (PEM) for HTTP and gRPC; reloaded when it changes");
+  app.add_option("--tls-key-file", options.tls_key_file, "TLS private key (PEM, unencrypted)");
+  app.add_option("--tls-client-ca-file", options.tls_client_ca_file,
+                 "CA bundle client certificates must chain to (mutual TLS)");
+  app.add_option("--tls-client-cert", options.tls_client_cert,
+                 "Client certificates: none, optional or require (default: require with --tls-client-ca-file)")
+      ->check(CLI::IsMember({"none", "optional", "require"}));
+  app.add_option("--tls-reload-seconds", options.tls_reload_seconds,
+                 "How often the TLS files are checked for a change")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 3600.0));
+  app.add_option("--audit-log", options.audit_log,
+                 "Audit log (JSON lines): model control, admin actions, refused credentials; SIGHUP reopens it");
+  app.add_option("--audit-log-max-bytes", options.audit_log_max_bytes,
+                 "Rotate the audit log at this size (renamed <path>.<time>-<seq>); 0: never")
+      ->capture_default_str();
+  app.add_option("--audit-log-sync", options.audit_log_sync,
+                 "every-line: fdatasync each line; interval: at most every second; none: leave it to the kernel")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"every-line", "interval", "none"}));
+  // --- end of security ---
+
   // Every option can also come from the environment, ORTSERVE_<FLAG> (upper
   // case, '-' as '_': ORTSERVE_LOG_LEVEL=debug), e.g. from a Kubernetes
   // ConfigMap; a flag on the command line wins over its variable.
@@ -202,6 +250,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);  // Reopen the audit log, re-read credential and certificate files.
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   auto server = ortserve::server::Server::Start(options);
@@ -210,7 +259,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   int signal = 0;
-  sigwait(&signals, &signal);
+  while (sigwait(&signals, &signal) == 0 && signal == SIGHUP) (*server)->Reload();
   spdlog::info("received signal {}; shutting down", signal);
   (*server)->Stop();
   return 0;

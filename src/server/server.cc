@@ -8,9 +8,15 @@
 #include <fstream>
 
 #include "admission/admission.h"
+#include "admission/api_keys.h"
+#include "admission/authenticator.h"
+#include "admission/grpc_tls.h"
+#include "admission/jwt.h"
+#include "admission/tls_context.h"
 #include "backend/ort/ort_session_factory.h"
 #include "core/status.h"
 #include "core/strings.h"
+#include "frontend/access_control.h"
 #include "frontend/grpc/grpc_server.h"
 #include "frontend/http/http_server.h"
 #include "frontend/inference_service.h"
@@ -22,9 +28,70 @@
 #include "observability/tracing.h"
 #include "repository/model_manager.h"
 #include "repository/single_model_layout.h"
+#include "observability/audit_log.h"
 
 namespace ortserve::server {
 namespace {
+
+// --- Security (issue 16) ---
+
+std::vector<std::string> SplitOn(std::string_view text, char separator) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (true) {
+    const size_t end = text.find(separator, start);
+    parts.emplace_back(text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
+    if (end == std::string_view::npos) return parts;
+    start = end + 1;
+  }
+}
+
+// "SUBJECT|scopes[|models[|tenant]]" (--mtls-grant).
+absl::StatusOr<admission::Authenticator::MtlsGrant> ParseMtlsGrant(std::string_view text) {
+  const std::vector<std::string> parts = SplitOn(text, '|');
+  if (parts.size() < 2 || parts.size() > 4) {
+    return absl::InvalidArgumentError(
+        StrCat("--mtls-grant '", text, "': expected SUBJECT|scopes[|models[|tenant]]"));
+  }
+  admission::Authenticator::MtlsGrant grant;
+  grant.subject = parts[0];
+  auto scopes = admission::ParseScopeList(parts[1]);
+  if (!scopes.ok()) return absl::InvalidArgumentError(StrCat("--mtls-grant '", text, "': ", ToStd(scopes.status().message())));
+  grant.scopes = *scopes;
+  if (parts.size() >= 3 && !parts[2].empty() && parts[2] != "*") {
+    auto models = admission::ModelAllowList::Only(SplitOn(parts[2], ','));
+    if (!models.ok()) {
+      return absl::InvalidArgumentError(StrCat("--mtls-grant '", text, "': ", ToStd(models.status().message())));
+    }
+    grant.models = *std::move(models);
+  }
+  if (parts.size() == 4) grant.tenant = parts[3];
+  return grant;
+}
+
+bool IsLoopback(const std::string& address) {
+  return address == "127.0.0.1" || address == "::1" || address == "localhost" || address.starts_with("127.");
+}
+
+absl::StatusOr<admission::ClientCertMode> ParseClientCertMode(const ServerOptions& options) {
+  const std::string& mode = options.tls_client_cert;
+  if (mode.empty()) {
+    return options.tls_client_ca_file.empty() ? admission::ClientCertMode::kNone : admission::ClientCertMode::kRequire;
+  }
+  if (mode == "none") return admission::ClientCertMode::kNone;
+  if (mode == "optional") return admission::ClientCertMode::kOptional;
+  if (mode == "require") return admission::ClientCertMode::kRequire;
+  return absl::InvalidArgumentError(StrCat("--tls-client-cert '", mode, "': expected none, optional or require"));
+}
+
+void ReportReload(std::string_view what, const absl::Status& status) {
+  if (status.ok()) {
+    spdlog::info("{}: reloaded", what);
+  } else {
+    spdlog::error("{}: the changed file(s) do not load, the last good ones stay in service: {}", what,
+                  ToStd(status.message()));
+  }
+}
 
 // The memory this process may use: the container's limit (cgroup v2's
 // memory.max, or v1's limit) when it has one, else the machine's.
@@ -57,11 +124,158 @@ struct Server::Impl {
   std::unique_ptr<repository::ModelManager> models;
   std::unique_ptr<pipeline::TokenizationPool> tokenization;  // Outlives the service that uses it.
   std::unique_ptr<admission::Admission> admission;  // Outlives the front ends.
+  // Security (issue 16); all outlive the front ends.
+  std::unique_ptr<observability::AuditLog> audit;
+  std::unique_ptr<admission::Authenticator> authenticator;
+  std::unique_ptr<frontend::AccessControl> access;
+  std::unique_ptr<admission::TlsContextProvider> http_tls;
+  std::unique_ptr<admission::GrpcTlsCredentials> grpc_tls;  // Destroyed after the gRPC server.
   std::unique_ptr<frontend::InferenceService> service;
   std::unique_ptr<frontend::HttpServer> http;
   std::unique_ptr<frontend::GrpcServer> grpc;
   bool stopped = false;
+
+  // Authentication, TLS and the audit log, from the flags (docs/security.md);
+  // warns loudly about a server that anyone on the network may use.
+  absl::Status SetUpSecurity(const ServerOptions& options);
 };
+
+absl::Status Server::Impl::SetUpSecurity(const ServerOptions& options) {
+  if (!options.audit_log.empty()) {
+    observability::AuditLog::Options audit_options;
+    audit_options.path = options.audit_log;
+    audit_options.max_bytes = options.audit_log_max_bytes;
+    if (options.audit_log_sync == "every-line") {
+      audit_options.sync = observability::AuditLog::SyncPolicy::kEveryLine;
+    } else if (options.audit_log_sync == "interval") {
+      audit_options.sync = observability::AuditLog::SyncPolicy::kInterval;
+    } else if (options.audit_log_sync == "none") {
+      audit_options.sync = observability::AuditLog::SyncPolicy::kNone;
+    } else {
+      return absl::InvalidArgumentError(
+          StrCat("--audit-log-sync '", options.audit_log_sync, "': expected every-line, interval or none"));
+    }
+    auto opened = observability::AuditLog::Create(std::move(audit_options));
+    if (!opened.ok()) {
+      return absl::Status(opened.status().code(),
+                          StrCat("--audit-log '", options.audit_log, "': ", ToStd(opened.status().message())));
+    }
+    audit = *std::move(opened);
+    spdlog::info("audit log: {}", options.audit_log);
+  }
+
+  admission::Authenticator::Options auth_options;
+  if (!options.api_keys_file.empty()) {
+    admission::ApiKeyStore::Options key_options;
+    key_options.path = options.api_keys_file;
+    key_options.on_reload = [](const absl::Status& status) { ReportReload("API key file", status); };
+    auto keys = admission::ApiKeyStore::Create(std::move(key_options));
+    if (!keys.ok()) {
+      return absl::Status(keys.status().code(),
+                          StrCat("--api-keys-file '", options.api_keys_file, "': ", ToStd(keys.status().message())));
+    }
+    spdlog::info("authentication: {} API key(s) from {}", (*keys)->size(), options.api_keys_file);
+    auth_options.api_keys = *std::move(keys);
+  }
+  if (!options.jwt_jwks_file.empty()) {
+    if (options.jwt_issuers.empty() || options.jwt_audiences.empty()) {
+      return absl::InvalidArgumentError("--jwt-jwks-file needs --jwt-issuer and --jwt-audience");
+    }
+    if (options.jwt_clock_skew_seconds < 0 || options.jwt_clock_skew_seconds > 300) {
+      return absl::InvalidArgumentError("--jwt-clock-skew-seconds must be 0..300");
+    }
+    admission::JwtVerifier::Options jwt_options;
+    jwt_options.keys_path = options.jwt_jwks_file;
+    jwt_options.issuers = options.jwt_issuers;
+    jwt_options.audiences = options.jwt_audiences;
+    jwt_options.clock_skew = absl::Seconds(options.jwt_clock_skew_seconds);
+    jwt_options.scope_prefix = options.jwt_scope_prefix;
+    jwt_options.on_reload = [](const absl::Status& status) { ReportReload("JWT key set", status); };
+    auto jwt = admission::JwtVerifier::Create(std::move(jwt_options));
+    if (!jwt.ok()) {
+      return absl::Status(jwt.status().code(),
+                          StrCat("--jwt-jwks-file '", options.jwt_jwks_file, "': ", ToStd(jwt.status().message())));
+    }
+    spdlog::info("authentication: JWT bearer tokens, {} key(s) from {}", (*jwt)->keys()->size(),
+                 options.jwt_jwks_file);
+    auth_options.jwt = *std::move(jwt);
+  }
+  for (const std::string& text : options.mtls_grants) {
+    ASSIGN_OR_RETURN(auto grant, ParseMtlsGrant(text));
+    auth_options.mtls_grants.push_back(std::move(grant));
+  }
+  auth_options.enabled = auth_options.api_keys || auth_options.jwt || !auth_options.mtls_grants.empty();
+  ASSIGN_OR_RETURN(authenticator, admission::Authenticator::Create(std::move(auth_options)));
+
+  const bool tls_on = !options.tls_cert_file.empty() || !options.tls_key_file.empty();
+  if (!options.mtls_grants.empty() && options.tls_client_ca_file.empty()) {
+    return absl::InvalidArgumentError("--mtls-grant needs client certificates: set --tls-client-ca-file");
+  }
+  if (tls_on || !options.tls_client_ca_file.empty()) {
+    admission::TlsFiles files;
+    files.cert_chain_path = options.tls_cert_file;
+    files.private_key_path = options.tls_key_file;
+    files.client_ca_path = options.tls_client_ca_file;
+    ASSIGN_OR_RETURN(files.client_cert, ParseClientCertMode(options));
+    RETURN_IF_ERROR(admission::ValidateTlsFiles(files));
+    const absl::Duration interval = absl::Seconds(std::max(0.1, options.tls_reload_seconds));
+    if (options.http_port >= 0) {
+      admission::TlsContextProvider::Options tls_options;
+      tls_options.files = files;
+      tls_options.check_interval = interval;
+      tls_options.on_reload = [](const absl::Status& status) { ReportReload("HTTP TLS certificate", status); };
+      ASSIGN_OR_RETURN(http_tls, admission::TlsContextProvider::Create(std::move(tls_options)));
+    }
+    if (options.grpc_port >= 0) {
+      admission::GrpcTlsCredentials::Options tls_options;
+      tls_options.files = files;
+      tls_options.check_interval = interval;
+      tls_options.on_reload = [](const absl::Status& status) { ReportReload("gRPC TLS certificate", status); };
+      ASSIGN_OR_RETURN(grpc_tls, admission::GrpcTlsCredentials::Create(std::move(tls_options)));
+    }
+    const admission::CertificateInfo certificate =
+        http_tls ? http_tls->certificate() : grpc_tls ? grpc_tls->certificate() : admission::CertificateInfo{};
+    spdlog::info("TLS: certificate '{}' (serial {}) valid until {}; client certificates {}", certificate.subject,
+                 certificate.serial_hex, absl::FormatTime(certificate.not_after),
+                 options.tls_client_ca_file.empty() ? "not requested" : options.tls_client_cert.empty() ? "required" : options.tls_client_cert);
+  }
+
+  frontend::AccessControl::Options access_options;
+  access_options.authenticator = authenticator.get();
+  access_options.authorizer.open_health = options.auth_health_open;
+  access_options.authorizer.open_metrics = !options.metrics_auth;
+  access_options.audit = audit.get();
+  access = std::make_unique<frontend::AccessControl>(access_options);
+
+  // Said loudly, once, at start: who can reach this server can use it.
+  std::vector<std::string> exposed;
+  if (options.http_port >= 0 && !IsLoopback(options.http_address)) exposed.push_back("HTTP on " + options.http_address);
+  if (options.grpc_port >= 0 && !IsLoopback(options.grpc_address)) exposed.push_back("gRPC on " + options.grpc_address);
+  // The metrics port has no TLS; it is named only when nothing guards it.
+  if (options.metrics_port >= 0 && !IsLoopback(options.metrics_address) &&
+      (!authenticator->enabled() || !options.metrics_auth)) {
+    exposed.push_back("metrics on " + options.metrics_address);
+  }
+  if (!exposed.empty()) {
+    std::string list;
+    for (const auto& item : exposed) list += (list.empty() ? "" : ", ") + item;
+    if (!authenticator->enabled()) {
+      spdlog::warn("SECURITY: reachable beyond this host ({}) with NO AUTHENTICATION: anyone who reaches the "
+                   "server can run, load and unload models and change the logs. For trusted networks only; "
+                   "otherwise bind 127.0.0.1 or set --api-keys-file / --jwt-jwks-file (docs/security.md)",
+                   list);
+    } else if (!tls_on) {
+      spdlog::warn("SECURITY: reachable beyond this host ({}) WITHOUT TLS: credentials and data travel in clear "
+                   "text; set --tls-cert-file and --tls-key-file (docs/security.md)",
+                   list);
+    }
+  }
+  if (authenticator->enabled()) {
+    spdlog::info("authentication on: health probes {}, metrics {}", options.auth_health_open ? "open" : "need a credential",
+                 options.metrics_auth ? "need the metrics scope" : "open");
+  }
+  return absl::OkStatus();
+}
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Server::~Server() { Stop(); }
@@ -76,6 +290,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   log_options.level = options.log_level;
   log_options.access_log = options.access_log;
   ASSIGN_OR_RETURN(impl->logging, observability::Logging::Install(log_options));
+  RETURN_IF_ERROR(impl->SetUpSecurity(options));
   observability::MetricsOptions metric_options;
   metric_options.gpu_metrics = true;  // ortserve_gpu_* when the NVIDIA driver is there (docs/metrics.md).
   metric_options.build_info = {{"version", std::string(frontend::InferenceService::ServerVersion())},
@@ -103,8 +318,20 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     ASSIGN_OR_RETURN(impl->tracer, observability::Tracer::Create(std::move(trace_options)));
   }
   if (options.metrics_port >= 0) {
-    ASSIGN_OR_RETURN(impl->metrics_server, observability::MetricsServer::Start(
-                                               options.metrics_address, options.metrics_port, impl->metrics.get()));
+    observability::MetricsServer::BasicAuth metrics_auth;
+    if (impl->access->enabled() && options.metrics_auth) {
+      // Prometheus sends the credential (an API key or a JWT) as the Basic
+      // password (basic_auth.password_file); the user name is not used.
+      metrics_auth = [access = impl->access.get()](const std::string&, const std::string& password) {
+        const std::string bearer = StrCat("Bearer ", password);
+        return access->Check({.authorization = bearer}, admission::RouteClass::kMetrics, {}, "metrics port",
+                             "http GET /metrics")
+            .ok();
+      };
+    }
+    ASSIGN_OR_RETURN(impl->metrics_server,
+                     observability::MetricsServer::Start(options.metrics_address, options.metrics_port,
+                                                         impl->metrics.get(), std::move(metrics_auth)));
     // Tests and scripts read the bound port from this line.
     spdlog::info("metrics listening on {}:{}", options.metrics_address, impl->metrics_server->port());
   }
@@ -203,12 +430,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     http.pipeline.predict_model = options.predict_model.empty() ? options.sae_model : options.predict_model;
     http.pipeline.sae_max_chars = options.sae_max_report_chars;
     http.enable_profiling = options.enable_profiling;
+    http.access = impl->access.get();
+    http.tls = impl->http_tls.get();
     // Heap samples need sampling from the start; it costs a stack unwind per
     // sample, so only servers that serve profiles pay for it.
     if (options.enable_profiling) observability::HeapProfiler::EnableDefaultSampling();
     ASSIGN_OR_RETURN(impl->http, frontend::HttpServer::Start(std::move(http)));
     // Tests and scripts read the bound port from this line.
-    spdlog::info("HTTP listening on {}:{}", options.http_address, impl->http->port());
+    spdlog::info("HTTP listening on {}:{}{}", options.http_address, impl->http->port(),
+                 impl->http_tls ? " (TLS)" : "");
   }
   if (options.grpc_port >= 0) {
     frontend::GrpcServer::Options grpc_options;
@@ -217,6 +447,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     grpc_options.max_message_bytes = options.grpc_max_message_bytes;
     grpc_options.service = impl->service.get();
     grpc_options.admission = impl->admission.get();
+    grpc_options.access = impl->access.get();
+    if (impl->grpc_tls) grpc_options.credentials = impl->grpc_tls->server_credentials();
     ASSIGN_OR_RETURN(impl->grpc, frontend::GrpcServer::Start(std::move(grpc_options)));
     // Tests and scripts read the bound port from this line.
     spdlog::info("gRPC listening on {}:{}", options.grpc_address, impl->grpc->port());
@@ -275,6 +507,25 @@ void Server::Stop() {
   if (impl_->models) impl_->models->Shutdown();
   impl_->tracer.reset();
   impl_->metrics_server.reset();
+}
+
+void Server::Reload() {
+  if (!impl_) return;
+  if (impl_->audit) {
+    if (auto status = impl_->audit->Reopen(); !status.ok()) {
+      spdlog::error("audit log: cannot reopen {}: {}", impl_->audit->path(), ToStd(status.message()));
+    }
+  }
+  if (impl_->authenticator) {
+    if (auto status = impl_->authenticator->CheckNow(); !status.ok()) ReportReload("credentials", status);
+  }
+  if (impl_->http_tls) {
+    if (auto status = impl_->http_tls->CheckNow(); !status.ok()) ReportReload("HTTP TLS certificate", status);
+  }
+  if (impl_->grpc_tls) {
+    if (auto status = impl_->grpc_tls->CheckNow(); !status.ok()) ReportReload("gRPC TLS certificate", status);
+  }
+  spdlog::info("SIGHUP: audit log reopened, credential and certificate files checked");
 }
 
 uint16_t Server::http_port() const { return impl_->http ? impl_->http->port() : 0; }

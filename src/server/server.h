@@ -76,6 +76,31 @@ struct ServerOptions {
   int ort_intra_op_threads = 0;  // The shared intra-op pool; 0: one thread per core.
   int ort_inter_op_threads = 0;
   bool ort_allow_spinning = true;
+
+  // --- Security (issue 16; docs/security.md) ---
+  // Authentication is on when a credential source is set: an API key file,
+  // a JWT key set (JWKS), or an mTLS grant.
+  std::string api_keys_file;
+  std::string jwt_jwks_file;
+  std::vector<std::string> jwt_issuers;    // Accepted `iss`; required with a JWKS file.
+  std::vector<std::string> jwt_audiences;  // Accepted `aud`; required with a JWKS file.
+  int jwt_clock_skew_seconds = 60;         // At most 300.
+  std::string jwt_scope_prefix;            // e.g. "ortserve:"; empty: every scope counts.
+  // "SUBJECT|scopes[|models[|tenant]]": a verified client certificate's
+  // subject (RFC 2253, or "*") and what it grants.
+  std::vector<std::string> mtls_grants;
+  bool auth_health_open = true;  // Health probes need no credential.
+  bool metrics_auth = true;      // With authentication on, /metrics needs the metrics scope (Basic auth).
+  // TLS on HTTP and gRPC: certificate chain and key (PEM); client CA for mTLS.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
+  std::string tls_client_cert;  // "none", "optional", "require"; empty: require with a client CA.
+  double tls_reload_seconds = 5;  // How often the TLS files are checked for a change.
+  // The audit log (JSON lines): path, size rotation (0: off), sync policy.
+  std::string audit_log;
+  uint64_t audit_log_max_bytes = 0;
+  std::string audit_log_sync = "every-line";  // "every-line", "interval" or "none".
 };
 
 // Thread-safe.
@@ -92,6 +117,10 @@ class Server {
   // drained (bounded by shutdown_grace_seconds), then front ends closed and
   // models released. Idempotent.
   void Stop();
+
+  // SIGHUP: reopens the audit log (after logrotate renamed it) and re-reads
+  // the API key, JWT key set and TLS files now.
+  void Reload();
 
   uint16_t http_port() const;
   uint16_t grpc_port() const;

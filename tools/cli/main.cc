@@ -195,6 +195,12 @@ struct Flags {
   std::vector<std::string> outputs;
   uint32_t classification = 0;
   size_t max_values = 8;
+  bool tls = false;
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string api_key;
+  std::string bearer_token;
 };
 
 std::optional<Failure> Health(Client& client, const Flags& flags) {
@@ -340,6 +346,20 @@ int Main(int argc, char** argv) {
   app.add_option("--timeout", flags.timeout_s, "seconds a call may take")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_flag("--json-tensors", flags.json_tensors,
                "http: send tensors as JSON data instead of the binary tensor extension");
+  // TLS and credentials (docs/security.md). Secrets are better passed in the
+  // environment than on a command line others can read in `ps`.
+  app.add_flag("--tls", flags.tls, "use TLS (https / gRPC over TLS), verifying the server against the system's CAs");
+  app.add_option("--tls-ca-file", flags.tls_ca_file, "CA bundle (PEM) the server's certificate must chain to; implies --tls")
+      ->envname("ORTSERVE_TLS_CA_FILE");
+  app.add_option("--tls-cert-file", flags.tls_cert_file, "client certificate (PEM) for mutual TLS; implies --tls")
+      ->envname("ORTSERVE_TLS_CERT_FILE");
+  app.add_option("--tls-key-file", flags.tls_key_file, "the client certificate's private key (PEM)")
+      ->envname("ORTSERVE_TLS_KEY_FILE");
+  app.add_option("--api-key", flags.api_key, "API key, sent as X-API-Key (env ORTSERVE_API_KEY)")
+      ->envname("ORTSERVE_API_KEY");
+  app.add_option("--bearer-token", flags.bearer_token,
+                 "bearer token (a JWT), sent as Authorization: Bearer (env ORTSERVE_BEARER_TOKEN)")
+      ->envname("ORTSERVE_BEARER_TOKEN");
 
   auto* health = app.add_subcommand("health", "exit 0 when the server is live and ready");
   auto* models = app.add_subcommand("models", "list every model version and its state");
@@ -372,6 +392,12 @@ int Main(int argc, char** argv) {
   options.port = options.protocol == client::Protocol::kHttp ? 8000 : 8001;
   options.timeout = absl::Seconds(flags.timeout_s);
   options.binary_http = !flags.json_tensors;
+  options.tls = flags.tls || flags.url.starts_with("https://");
+  options.tls_ca_file = flags.tls_ca_file;
+  options.tls_cert_file = flags.tls_cert_file;
+  options.tls_key_file = flags.tls_key_file;
+  options.api_key = flags.api_key;
+  options.bearer_token = flags.bearer_token;
   if (!flags.url.empty()) {
     if (absl::Status parsed = ParseUrl(flags.url, &options); !parsed.ok()) {
       std::cerr << "error: " << ToStd(parsed.message()) << "\n";

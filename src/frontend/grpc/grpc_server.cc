@@ -12,7 +12,9 @@
 #include <utility>
 
 #include "absl/synchronization/mutex.h"
+#include "admission/grpc_tls.h"
 #include "core/strings.h"
+#include "frontend/access_control.h"
 #include "frontend/grpc/grpc_codec.h"
 #include "frontend/grpc/infer_calls.h"
 #include "observability/request_record.h"
@@ -26,22 +28,39 @@ using inference::ModelInferResponse;
 using inference::ModelStreamInferResponse;
 
 constexpr std::string_view kServiceName = "inference.GRPCInferenceService";
+using admission::RouteClass;
+
+// The peer as "ip:port" (gRPC says "ipv4:1.2.3.4:5" / "ipv6:[::1]:5").
+std::string PeerOf(grpc::CallbackServerContext* context) {
+  std::string peer = context->peer();
+  for (std::string_view prefix : {"ipv4:", "ipv6:"}) {
+    if (peer.starts_with(prefix)) peer.erase(0, prefix.size());
+  }
+  return peer;
+}
 
 class Service final : public inference::GRPCInferenceService::CallbackService {
  public:
-  Service(InferenceService* service, admission::Admission* admission, int max_stream_in_flight)
-      : service_(service), admission_(admission), max_stream_in_flight_(max_stream_in_flight) {
+  Service(InferenceService* service, admission::Admission* admission, int max_stream_in_flight,
+          const AccessControl* access, bool tls)
+      : service_(service),
+        admission_(admission),
+        max_stream_in_flight_(max_stream_in_flight),
+        access_(access != nullptr ? access : &no_access_),
+        tls_(tls) {
     SetMessageAllocatorFor_ModelInfer(allocator_.get());
   }
 
   grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* context, const inference::ServerLiveRequest*,
                                        inference::ServerLiveResponse* response) override {
+    if (auto refused = Check(context, RouteClass::kHealth, {}, "ServerLive")) return refused;
     response->set_live(service_->Live());
     return Done(context, absl::OkStatus());
   }
 
   grpc::ServerUnaryReactor* ServerReady(grpc::CallbackServerContext* context, const inference::ServerReadyRequest*,
                                         inference::ServerReadyResponse* response) override {
+    if (auto refused = Check(context, RouteClass::kHealth, {}, "ServerReady")) return refused;
     response->set_ready(service_->Ready());
     return Done(context, absl::OkStatus());
   }
@@ -49,6 +68,7 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
   grpc::ServerUnaryReactor* ModelReady(grpc::CallbackServerContext* context,
                                        const inference::ModelReadyRequest* request,
                                        inference::ModelReadyResponse* response) override {
+    if (auto refused = Check(context, RouteClass::kHealth, {}, "ModelReady")) return refused;
     response->set_ready(service_->GetModel(request->name(), request->version()).ok());
     return Done(context, absl::OkStatus());
   }
@@ -56,6 +76,7 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
   grpc::ServerUnaryReactor* ServerMetadata(grpc::CallbackServerContext* context,
                                            const inference::ServerMetadataRequest*,
                                            inference::ServerMetadataResponse* response) override {
+    if (auto refused = Check(context, RouteClass::kMetadata, {}, "ServerMetadata")) return refused;
     EncodeServerMetadata(response);
     return Done(context, absl::OkStatus());
   }
@@ -63,24 +84,33 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
   grpc::ServerUnaryReactor* ModelMetadata(grpc::CallbackServerContext* context,
                                           const inference::ModelMetadataRequest* request,
                                           inference::ModelMetadataResponse* response) override {
+    if (auto refused = Check(context, RouteClass::kMetadata, request->name(), "ModelMetadata")) return refused;
     auto metadata = service_->GetModelMetadata(request->name(), request->version());
     if (metadata.ok()) EncodeModelMetadata(*metadata, response);
     return Done(context, metadata.status());
   }
 
-  grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* context, const ModelInferRequest*,
+  grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* context, const ModelInferRequest* request,
                                        ModelInferResponse* response) override {
+    if (auto refused = Check(context, RouteClass::kInfer, request->model_name(), "ModelInfer")) return refused;
     return StartModelInfer(service_, admission_, context, response);
   }
 
   grpc::ServerBidiReactor<ModelInferRequest, ModelStreamInferResponse>* ModelStreamInfer(
       grpc::CallbackServerContext* context) override {
-    return StartModelStreamInfer(service_, admission_, context, max_stream_in_flight_);
+    // The stream's credential is checked once, at its start; each message's
+    // model against the identity's list as it arrives.
+    admission::IdentityPtr identity;
+    absl::Status refused = Admit(context, RouteClass::kInfer, {}, "ModelStreamInfer", &identity);
+    return StartModelStreamInfer(service_, admission_, context, max_stream_in_flight_,
+                                 StreamAccess{access_, std::move(identity), std::move(refused),
+                                              access_->auditing() ? PeerOf(context) : std::string()});
   }
 
   grpc::ServerUnaryReactor* ModelConfig(grpc::CallbackServerContext* context,
                                         const inference::ModelConfigRequest* request,
                                         inference::ModelConfigResponse* response) override {
+    if (auto refused = Check(context, RouteClass::kMetadata, request->name(), "ModelConfig")) return refused;
     auto model = service_->GetModel(request->name(), request->version());
     if (model.ok()) *response->mutable_config() = (*model)->config;
     return Done(context, model.status());
@@ -89,6 +119,11 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
   grpc::ServerUnaryReactor* ModelStatistics(grpc::CallbackServerContext* context,
                                             const inference::ModelStatisticsRequest* request,
                                             inference::ModelStatisticsResponse* response) override {
+    admission::IdentityPtr identity;
+    if (absl::Status refused = Admit(context, RouteClass::kMetadata, request->name(), "ModelStatistics", &identity);
+        !refused.ok()) {
+      return Done(context, refused);
+    }
     // As REST: no name = every ready version of every model; a name without
     // a version = every ready version of that model.
     std::vector<ModelHandle> models;
@@ -96,6 +131,7 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
       for (const auto& entry : service_->Index()) {
         if (entry.state != repository::ModelState::kReady) continue;
         if (!request->name().empty() && entry.name != request->name()) continue;
+        if (!identity->models.Allows(entry.name)) continue;
         if (auto model = service_->GetModel(entry.name, entry.version); model.ok()) models.push_back(*model);
       }
     }
@@ -111,13 +147,29 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
   grpc::ServerUnaryReactor* RepositoryIndex(grpc::CallbackServerContext* context,
                                             const inference::RepositoryIndexRequest* request,
                                             inference::RepositoryIndexResponse* response) override {
-    EncodeRepositoryIndex(service_->Index(), request->ready(), response);
+    admission::IdentityPtr identity;
+    if (absl::Status refused = Admit(context, RouteClass::kModelControl, {}, "RepositoryIndex", &identity);
+        !refused.ok()) {
+      return Done(context, refused);
+    }
+    auto index = service_->Index();
+    // Only the models the credential may use (all while authentication is off).
+    if (!identity->models.AllowsAll()) {
+      std::erase_if(index, [&](const auto& entry) { return !identity->models.Allows(entry.name); });
+    }
+    EncodeRepositoryIndex(index, request->ready(), response);
     return Done(context, absl::OkStatus());
   }
 
   grpc::ServerUnaryReactor* RepositoryModelLoad(grpc::CallbackServerContext* context,
                                                 const inference::RepositoryModelLoadRequest* request,
                                                 inference::RepositoryModelLoadResponse*) override {
+    admission::IdentityPtr identity;
+    if (absl::Status refused =
+            Admit(context, RouteClass::kModelControl, request->model_name(), "RepositoryModelLoad", &identity);
+        !refused.ok()) {
+      return Done(context, refused);
+    }
     // Triton's clients send a config override as parameters["config"]; model
     // files in the request ("file:<path>") are refused as over HTTP.
     std::string config;
@@ -136,16 +188,32 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
     auto* reactor = context->DefaultReactor();
     // `done` runs once, on a loader thread or inline when refused up front.
     service_->LoadModel(request->model_name(), std::move(config),
-                        [reactor](absl::Status status) { reactor->Finish(ToGrpcStatus(status)); });
+                        [this, reactor, identity, model = request->model_name(),
+                         peer = access_->auditing() ? PeerOf(context) : std::string()](absl::Status status) {
+                          access_->Record(observability::AuditEvent::Type::kModelControl, identity.get(), peer,
+                                          "model.load", model, status);
+                          reactor->Finish(ToGrpcStatus(status));
+                        });
     return reactor;
   }
 
   grpc::ServerUnaryReactor* RepositoryModelUnload(grpc::CallbackServerContext* context,
                                                   const inference::RepositoryModelUnloadRequest* request,
                                                   inference::RepositoryModelUnloadResponse*) override {
+    admission::IdentityPtr identity;
+    if (absl::Status refused =
+            Admit(context, RouteClass::kModelControl, request->model_name(), "RepositoryModelUnload", &identity);
+        !refused.ok()) {
+      return Done(context, refused);
+    }
     auto* reactor = context->DefaultReactor();
     service_->UnloadModel(request->model_name(),
-                          [reactor](absl::Status status) { reactor->Finish(ToGrpcStatus(status)); });
+                          [this, reactor, identity, model = request->model_name(),
+                           peer = access_->auditing() ? PeerOf(context) : std::string()](absl::Status status) {
+                            access_->Record(observability::AuditEvent::Type::kModelControl, identity.get(), peer,
+                                            "model.unload", model, status);
+                            reactor->Finish(ToGrpcStatus(status));
+                          });
     return reactor;
   }
 
@@ -156,9 +224,55 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
     return reactor;
   }
 
+  // The identity of the call (anonymous while authentication is off), or
+  // the refusal (Unauthenticated, PermissionDenied), recorded in the audit log.
+  absl::Status Admit(grpc::CallbackServerContext* context, RouteClass route, std::string_view model,
+                     std::string_view method, admission::IdentityPtr* identity) const {
+    if (!access_->enabled()) {
+      *identity = admission::AnonymousIdentity();
+      return absl::OkStatus();
+    }
+    const std::string action = access_->auditing() ? StrCat("grpc ", method) : std::string();
+    const std::string peer = access_->auditing() ? PeerOf(context) : std::string();
+    admission::AuthRequest request;
+    const auto& metadata = context->client_metadata();
+    for (const std::string_view key : {admission::kAuthorizationMetadata, admission::kApiKeyMetadata}) {
+      auto [first, last] = metadata.equal_range(grpc::string_ref(key.data(), key.size()));
+      if (first == last) continue;
+      if (std::next(first) != last) {
+        return access_->Refuse(absl::UnauthenticatedError(StrCat("send one credential: '", key,
+                                                                 "' appears more than once in the metadata")),
+                               peer, action);
+      }
+      const std::string_view value(first->second.data(), first->second.size());
+      (key == admission::kAuthorizationMetadata ? request.authorization : request.api_key) = value;
+    }
+    std::string subject;
+    if (tls_) {
+      if (auto auth_context = context->auth_context()) subject = admission::GrpcVerifiedClientSubject(*auth_context);
+      request.client_cert_subject = subject;
+    }
+    auto checked = access_->Check(request, route, model, peer, action);
+    if (!checked.ok()) return checked.status();
+    *identity = *std::move(checked);
+    return absl::OkStatus();
+  }
+
+  // Null when the call may go on; otherwise the finished call's reactor.
+  grpc::ServerUnaryReactor* Check(grpc::CallbackServerContext* context, RouteClass route, std::string_view model,
+                                  std::string_view method) const {
+    if (!access_->enabled()) return nullptr;
+    admission::IdentityPtr identity;
+    absl::Status refused = Admit(context, route, model, method, &identity);
+    return refused.ok() ? nullptr : Done(context, refused);
+  }
+
   InferenceService* const service_;
   admission::Admission* const admission_;
   const int max_stream_in_flight_;
+  const AccessControl no_access_;
+  const AccessControl* const access_;
+  const bool tls_;
   std::unique_ptr<grpc::MessageAllocator<ModelInferRequest, ModelInferResponse>> allocator_ =
       MakeInferAllocator();
 };
@@ -187,7 +301,8 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(Options options) {
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
   const Options& o = impl->options;
-  impl->service = std::make_unique<Service>(o.service, o.admission, o.max_stream_in_flight);
+  impl->service = std::make_unique<Service>(o.service, o.admission, o.max_stream_in_flight, o.access,
+                                            o.credentials != nullptr);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
@@ -195,7 +310,8 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(Options options) {
   const std::string host = o.address.find(':') != std::string::npos && o.address.front() != '['
                                ? StrCat("[", o.address, "]")
                                : o.address;
-  builder.AddListeningPort(StrCat(host, ":", o.port), grpc::InsecureServerCredentials(), &impl->port);
+  builder.AddListeningPort(StrCat(host, ":", o.port),
+                           o.credentials != nullptr ? o.credentials : grpc::InsecureServerCredentials(), &impl->port);
   builder.RegisterService(impl->service.get());
   builder.SetMaxReceiveMessageSize(
       static_cast<int>(std::min<size_t>(o.max_message_bytes, static_cast<size_t>(INT_MAX))));

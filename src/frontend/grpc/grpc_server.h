@@ -18,6 +18,7 @@
 #include <memory>
 #include <string>
 
+#include <grpcpp/security/server_credentials.h>
 #include <grpcpp/support/status.h>
 
 #include "absl/status/statusor.h"
@@ -26,6 +27,8 @@
 #include "frontend/inference_service.h"
 
 namespace ortserve::frontend {
+
+class AccessControl;
 
 // Thread-safe: Start and Stop may be called from any thread, once each.
 class GrpcServer {
@@ -45,6 +48,14 @@ class GrpcServer {
     // Where each ModelInfer message takes its permit (not owned; outlives the
     // server); null: no admission.
     admission::Admission* admission = nullptr;
+    // Authentication from the call's metadata ("authorization",
+    // "x-api-key") or its verified client certificate, authorization by
+    // route class, the audit log (not owned; outlives the server); null:
+    // every call is served as before authentication existed.
+    // grpc.health.v1.Health stays open whatever it says.
+    const AccessControl* access = nullptr;
+    // TLS (admission::GrpcTlsCredentials); null: insecure (plain HTTP/2).
+    std::shared_ptr<grpc::ServerCredentials> credentials{};
   };
 
   // Binds and starts serving. The health service starts NOT_SERVING; see

@@ -9,6 +9,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "core/strings.h"
+#include "frontend/access_control.h"
 #include "frontend/grpc/grpc_codec.h"
 #include "frontend/grpc/grpc_server.h"
 #include "observability/request_record.h"
@@ -225,12 +226,18 @@ class InferReactor : public grpc::ServerUnaryReactor {
 class StreamReactor : public grpc::ServerBidiReactor<ModelInferRequest, ModelStreamInferResponse> {
  public:
   StreamReactor(InferenceService* service, admission::Admission* admission, grpc::CallbackServerContext* context,
-                int max_in_flight)
+                int max_in_flight, StreamAccess access)
       : service_(service),
         admission_(admission),
         context_(context),
         headers_(context),
-        max_in_flight_(max_in_flight) {
+        max_in_flight_(max_in_flight),
+        access_(std::move(access)) {
+    if (!access_.refused.ok()) {
+      // Refused at its start: no message is read.
+      Finish(ToGrpcStatus(access_.refused));
+      return;
+    }
     Act(Next());
   }
 
@@ -326,6 +333,14 @@ class StreamReactor : public grpc::ServerBidiReactor<ModelInferRequest, ModelStr
       slot->response.mutable_infer_response()->set_id(id);
       slot->response.mutable_infer_response()->set_model_name(model);
     };
+    if (access_.access != nullptr && access_.identity != nullptr) {
+      if (absl::Status allowed = access_.access->Authorize(*access_.identity, admission::RouteClass::kInfer, model,
+                                                           access_.peer, "grpc ModelStreamInfer");
+          !allowed.ok()) {
+        fail(allowed);
+        return Complete(slot);
+      }
+    }
     if (auto permit = Admit(admission_, *message); permit.ok()) {
       slot->permit = *std::move(permit);
     } else {
@@ -405,6 +420,7 @@ class StreamReactor : public grpc::ServerBidiReactor<ModelInferRequest, ModelStr
   grpc::CallbackServerContext* const context_;
   const MetadataHeaders headers_;  // The stream's metadata, shared by its messages.
   const int max_in_flight_;
+  const StreamAccess access_;
   absl::Mutex mu_;
   std::deque<std::unique_ptr<Slot>> pending_ ABSL_GUARDED_BY(mu_);  // Unanswered or unwritten, in order.
   std::shared_ptr<ModelInferRequest> next_message_ ABSL_GUARDED_BY(mu_);  // The read in flight.
@@ -433,8 +449,8 @@ grpc::ServerUnaryReactor* StartModelInfer(InferenceService* service, admission::
 
 grpc::ServerBidiReactor<ModelInferRequest, ModelStreamInferResponse>* StartModelStreamInfer(
     InferenceService* service, admission::Admission* admission, grpc::CallbackServerContext* context,
-    int max_in_flight) {
-  return new StreamReactor(service, admission, context, max_in_flight);
+    int max_in_flight, StreamAccess access) {
+  return new StreamReactor(service, admission, context, max_in_flight, std::move(access));
 }
 
 }  // namespace ortserve::frontend

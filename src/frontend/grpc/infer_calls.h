@@ -11,10 +11,21 @@
 #include <memory>
 
 #include "admission/admission.h"
+#include "admission/identity.h"
 #include "frontend/inference_service.h"
 #include "proto/grpc_service.grpc.pb.h"
 
 namespace ortserve::frontend {
+
+class AccessControl;
+
+// What a stream's credential allowed, judged at its start.
+struct StreamAccess {
+  const AccessControl* access = nullptr;  // Not owned; outlives the call.
+  admission::IdentityPtr identity{};      // Null when refused.
+  absl::Status refused{};                 // Not OK: the stream ends with it at once.
+  std::string peer{};                     // For the audit log; empty when not auditing.
+};
 
 // The allocator ModelInfer's messages must come from: the decoded request
 // shares ownership of the message, so raw tensors stay views (no copy).
@@ -28,9 +39,11 @@ grpc::ServerUnaryReactor* StartModelInfer(InferenceService* service, admission::
                                           inference::ModelInferResponse* response);
 
 // Starts one ModelStreamInfer call: at most `max_in_flight` of its requests
-// are admitted before their answers are written.
+// are admitted before their answers are written. A message naming a model
+// the identity may not use is answered with its error_message (the stream
+// goes on), as any failed request of a stream.
 grpc::ServerBidiReactor<inference::ModelInferRequest, inference::ModelStreamInferResponse>* StartModelStreamInfer(
     InferenceService* service, admission::Admission* admission, grpc::CallbackServerContext* context,
-    int max_in_flight);
+    int max_in_flight, StreamAccess access);
 
 }  // namespace ortserve::frontend

@@ -37,7 +37,12 @@ void Connection::RepositoryIndex() {
       return Send(Error(400, "repository index 'ready' must be a boolean"));
     }
   }
-  Send(Ok(RepositoryIndexJson(options_.service->Index(), ready_only)));
+  auto index = options_.service->Index();
+  // Only the models the credential may use (all while authentication is off).
+  if (identity_ && !identity_->models.AllowsAll()) {
+    std::erase_if(index, [&](const auto& entry) { return !identity_->models.Allows(entry.name); });
+  }
+  Send(Ok(RepositoryIndexJson(index, ready_only)));
 }
 
 // Load or unload a model. Body (optional): {"parameters": {"config": "<JSON

@@ -12,7 +12,9 @@
 #include "boost/asio/dispatch.hpp"
 #include "boost/asio/write.hpp"
 #include "boost/beast/core/string.hpp"
+#include "admission/tls_context.h"
 #include "core/strings.h"
+#include "frontend/access_control.h"
 #include "frontend/http/rest_json.h"
 #include "repository/model_manager.h"
 #include "simdjson.h"
@@ -31,7 +33,20 @@ std::optional<std::string_view> Connection::Headers::Get(std::string_view name) 
 }
 
 void Connection::Start() {
-  net::dispatch(socket_.get_executor(), [self = shared_from_this()] { self->ReadHeader(); });
+  net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+    if (!self->stream_.tls()) return self->ReadHeader();
+    // The handshake is asynchronous like every other step, and bounded by
+    // the idle timeout (the sweeper closes a client that stalls in it).
+    self->ArmDeadline();
+    self->stream_.tls_stream().async_handshake(
+        net::ssl::stream_base::server, [self](beast::error_code ec) { self->OnHandshake(ec); });
+  });
+}
+
+void Connection::OnHandshake(beast::error_code ec) {
+  if (ec) return Close();  // A client that does not speak TLS, or whose certificate does not verify.
+  client_subject_ = admission::VerifiedClientSubject(stream_.tls_stream().native_handle());
+  ReadHeader();
 }
 
 void Connection::ArmDeadline() {
@@ -50,7 +65,7 @@ void Connection::ReadHeader() {
   parser_->header_limit(64 * 1024);
   if (buffer_.capacity() < kInitialRoom) buffer_.reserve(kInitialRoom);
   ArmDeadline();
-  http::async_read_header(socket_, buffer_, *parser_,
+  http::async_read_header(stream_, buffer_, *parser_,
                           [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
 }
 
@@ -112,7 +127,7 @@ void Connection::OnHeader(beast::error_code ec) {
   if (!MatchAndAdmit()) return;
   if (beast::iequals(request[http::field::expect], "100-continue")) {
     static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-    net::async_write(socket_, net::buffer(kContinue), [self = shared_from_this()](beast::error_code ec, size_t) {
+    net::async_write(stream_, net::buffer(kContinue), [self = shared_from_this()](beast::error_code ec, size_t) {
       if (ec) return self->Close();
       self->ReadBody();
     });
@@ -122,7 +137,7 @@ void Connection::OnHeader(beast::error_code ec) {
 }
 
 void Connection::ReadBody() {
-  http::async_read(socket_, buffer_, *parser_,
+  http::async_read(stream_, buffer_, *parser_,
                    [self = shared_from_this()](beast::error_code ec, size_t) { self->OnBody(ec); });
 }
 
@@ -164,6 +179,8 @@ bool Connection::MatchAndAdmit() {
   const Method method = verb == http::verb::get ? Method::kGet : verb == http::verb::post ? Method::kPost : Method::kOther;
   const auto method_name = request.method_string();
   route_.emplace(MatchRoute(method, std::string_view(method_name.data(), method_name.size()), target));
+  audit_action_ = {};
+  if (context_.access != nullptr && !Authorize()) return false;
   if (options_.admission == nullptr || !route_->ok()) return true;
   const RouteId id = (*route_)->id;
   const bool text = id == RouteId::kSaeAnalyze || id == RouteId::kTeiEmbed || id == RouteId::kTeiPredict ||
@@ -190,6 +207,155 @@ bool Connection::MatchAndAdmit() {
   if (id == RouteId::kModelInfer) record_->MarkInference();
   Send(Error(permit.status()));
   return false;
+}
+
+namespace {
+
+std::string_view Sv(beast::string_view v) { return {v.data(), v.size()}; }
+
+// The class of each route (docs/security.md), and the audit action of those
+// that are recorded (admin and model control); empty: not recorded.
+struct RouteAccess {
+  admission::RouteClass route_class;
+  std::string_view action;
+};
+
+RouteAccess AccessOf(RouteId id, http::verb verb) {
+  using admission::RouteClass;
+  switch (id) {
+    case RouteId::kHealthLive:
+    case RouteId::kHealthReady:
+    case RouteId::kModelReady: return {RouteClass::kHealth, {}};
+    case RouteId::kServerMetadata:
+    case RouteId::kAllStats:
+    case RouteId::kModelMetadata:
+    case RouteId::kModelConfig:
+    case RouteId::kModelStats: return {RouteClass::kMetadata, {}};
+    case RouteId::kModelInfer:
+    case RouteId::kSaeAnalyze:
+    case RouteId::kTeiEmbed:
+    case RouteId::kTeiPredict:
+    case RouteId::kOpenAiEmbeddings: return {RouteClass::kInfer, {}};
+    case RouteId::kRepositoryIndex: return {RouteClass::kModelControl, {}};
+    case RouteId::kRepositoryLoad: return {RouteClass::kModelControl, "model.load"};
+    case RouteId::kRepositoryUnload: return {RouteClass::kModelControl, "model.unload"};
+    case RouteId::kLogging: return {RouteClass::kAdmin, verb == http::verb::post ? "logging.update" : "logging.read"};
+    case RouteId::kProfileCpu: return {RouteClass::kAdmin, "profile.cpu"};
+    case RouteId::kProfileHeap: return {RouteClass::kAdmin, "profile.heap"};
+  }
+  return {RouteClass::kAdmin, {}};
+}
+
+}  // namespace
+
+bool Connection::Authorize() {
+  const AccessControl& access = *context_.access;
+  const Request& request = parser_->get();
+  identity_.reset();
+  if (!route_->ok()) {
+    // An unknown endpoint or method still needs a credential when
+    // authentication is on: which paths exist is not for anyone to probe.
+    if (!access.enabled()) return true;
+    const admission::AuthRequest auth{.authorization = Sv(request[http::field::authorization]),
+                                      .api_key = Sv(request["X-API-Key"]),
+                                      .client_cert_subject = client_subject_};
+    auto identity = access.Check(auth, std::nullopt, {}, access.auditing() ? PeerAddress() : std::string(),
+                                 "http unknown route");
+    if (identity.ok()) return true;
+    keep_alive_ = false;
+    BeginRecord();
+    Reply reply = Error(identity.status());
+    reply.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"ortserve\"");
+    Send(std::move(reply));
+    return false;
+  }
+  const RouteMatch& match = **route_;
+  const RouteAccess route = AccessOf(match.id, request.method());
+  // The model a request names: in its path for KServe routes; the
+  // configured model for the text endpoints (an OpenAI body may name
+  // another model; docs/security.md "Limits").
+  std::string_view model = match.model;
+  switch (match.id) {
+    case RouteId::kSaeAnalyze: model = options_.pipeline.sae_model; break;
+    case RouteId::kTeiEmbed:
+    case RouteId::kOpenAiEmbeddings: model = options_.pipeline.embed_model; break;
+    case RouteId::kTeiPredict: model = options_.pipeline.predict_model; break;
+    default: break;
+  }
+  if (!route.action.empty()) {
+    audit_action_ = route.action;
+    audit_model_control_ = route.route_class == admission::RouteClass::kModelControl;
+  }
+  if (!access.enabled()) return true;
+  const admission::AuthRequest auth{.authorization = Sv(request[http::field::authorization]),
+                                    .api_key = Sv(request["X-API-Key"]),
+                                    .client_cert_subject = client_subject_};
+  // The audit line's action; built only when there is an audit log.
+  std::string action;
+  if (access.auditing()) {
+    action = StrCat("http ", Sv(request.method_string()), " ", Sv(request.target()).substr(0, 512));
+  }
+  auto identity =
+      access.Check(auth, route.route_class, model, access.auditing() ? PeerAddress() : std::string(), action);
+  if (identity.ok()) {
+    identity_ = *std::move(identity);
+    return true;
+  }
+  // Refused before its body is read: the connection closes after the answer.
+  audit_action_ = {};
+  keep_alive_ = false;
+  BeginRecord();
+  Reply reply = Error(identity.status());
+  if (identity.status().code() == absl::StatusCode::kUnauthenticated) {
+    // RFC 6750: the scheme to use, and (when one was sent) that it failed.
+    const bool sent = !auth.authorization.empty() || !auth.api_key.empty();
+    reply.headers.emplace_back("WWW-Authenticate", sent ? "Bearer realm=\"ortserve\", error=\"invalid_token\""
+                                                        : "Bearer realm=\"ortserve\"");
+  }
+  Send(std::move(reply));
+  return false;
+}
+
+absl::Status Connection::CheckBodyModel() {
+  // Only credentials limited to some models pay for this look at the body;
+  // the route was authorized for the configured model when its header came.
+  if (!identity_ || identity_->models.AllowsAll() || context_.access == nullptr) return absl::OkStatus();
+  const std::string& body = parser_->get().body();
+  simdjson::dom::parser json;
+  simdjson::dom::element doc;
+  std::string_view model;
+  // A body that does not parse, or names no model, is the pipeline's to refuse or default.
+  if (json.parse(body).get(doc) != simdjson::SUCCESS || doc["model"].get(model) != simdjson::SUCCESS) {
+    return absl::OkStatus();
+  }
+  std::string action;
+  if (context_.access->auditing()) action = "http POST /v1/embeddings";
+  return context_.access->Authorize(*identity_, admission::RouteClass::kInfer, model,
+                                    context_.access->auditing() ? PeerAddress() : std::string(), action);
+}
+
+const std::string& Connection::PeerAddress() {
+  if (peer_.empty()) {
+    beast::error_code ec;
+    const auto endpoint = stream_.socket().remote_endpoint(ec);
+    peer_ = ec ? std::string("unknown") : StrCat(endpoint.address().to_string(), ":", endpoint.port());
+  }
+  return peer_;
+}
+
+void Connection::AuditAction(unsigned status) {
+  const std::string_view action = audit_action_;
+  audit_action_ = {};
+  if (context_.access == nullptr || !context_.access->auditing()) return;
+  const RouteMatch* match = route_ && route_->ok() ? &**route_ : nullptr;
+  absl::Status outcome = absl::OkStatus();
+  if (status >= 400) {
+    outcome = absl::UnknownError(std::string(std::string_view(reply_.body).substr(0, 2048)));
+  }
+  context_.access->Record(audit_model_control_ ? observability::AuditEvent::Type::kModelControl
+                                               : observability::AuditEvent::Type::kAdmin,
+                          identity_.get(), PeerAddress(), action, match ? std::string_view(match->model) : "",
+                          outcome);
 }
 
 Connection::Reply Connection::Error(unsigned status, std::string message) {
@@ -233,7 +399,10 @@ void Connection::Route() {
     case RouteId::kSaeAnalyze:
     case RouteId::kTeiEmbed:
     case RouteId::kTeiPredict:
-    case RouteId::kOpenAiEmbeddings: return PipelineRoute(route->id);
+    case RouteId::kOpenAiEmbeddings: {
+      if (auto refused = CheckBodyModel(); !refused.ok()) return Send(Error(refused));
+      return PipelineRoute(route->id);
+    }
   }
   Send(Error(404, StrCat("no such endpoint: ", target)));
 }
@@ -251,6 +420,7 @@ void Connection::Send(Reply reply) {
 }
 
 void Connection::SendReply(std::span<const std::span<const std::byte>> extra, size_t extra_size) {
+  if (!audit_action_.empty()) AuditAction(reply_.status);
   head_.clear();
   head_.append("HTTP/1.1 ");
   AppendNumber(reply_.status);
@@ -281,7 +451,7 @@ void Connection::SendReply(std::span<const std::span<const std::byte>> extra, si
   for (const auto& b : extra) buffers_.emplace_back(b.data(), b.size());
   StopWatchingForClose();
   ArmDeadline();
-  net::async_write(socket_, buffers_, [self = shared_from_this()](beast::error_code ec, size_t written) {
+  net::async_write(stream_, buffers_, [self = shared_from_this()](beast::error_code ec, size_t written) {
     self->permit_.Release();
     self->FinishRecord(written);
     self->response_.reset();
@@ -323,18 +493,22 @@ void Connection::Close() {
   if (cancellation_) cancellation_->Cancel();
   deadline_ = Clock::time_point::max();
   beast::error_code ignored;
-  socket_.shutdown(tcp::socket::shutdown_send, ignored);
-  socket_.close(ignored);
+  // Under TLS no close_notify is sent: every answer carries its length, so
+  // a client cannot take the close for a cut answer.
+  stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream_.socket().close(ignored);
 }
 
 void Connection::WatchForClose() {
   // Readable with data means the client pipelined its next request: that
   // stays in the socket for the next read.
-  socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this(), watch = ++watch_](beast::error_code ec) {
+  // Under TLS the raw socket is watched: bytes waiting (a TLS record) are
+  // left for the next read; end of stream is a client gone either way.
+  stream_.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this(), watch = ++watch_](beast::error_code ec) {
     // Answered first (the wait was cancelled), or a wait of an earlier request.
     if (ec || watch != self->watch_) return;
     char byte;
-    const ssize_t n = ::recv(self->socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    const ssize_t n = ::recv(self->stream_.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
       if (self->cancellation_) self->cancellation_->Cancel();
       self->keep_alive_ = false;
@@ -345,7 +519,7 @@ void Connection::WatchForClose() {
 void Connection::StopWatchingForClose() {
   ++watch_;
   beast::error_code ignored;
-  socket_.cancel(ignored);
+  stream_.socket().cancel(ignored);
 }
 
 void Connection::PipelineRoute(RouteId id) {

@@ -25,9 +25,12 @@
 
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/post.hpp"
+#include "boost/asio/ssl/context.hpp"
 #include "boost/beast/core/flat_buffer.hpp"
 #include "boost/beast/http.hpp"
+#include "boost/beast/ssl/ssl_stream.hpp"
 #include "admission/admission.h"
+#include "admission/identity.h"
 #include "frontend/http/http_server.h"
 #include "frontend/http/kserve_json_codec.h"
 #include "frontend/http/route_table.h"
@@ -39,11 +42,61 @@ class ProfileWorker;
 
 namespace ortserve::frontend {
 
+// The byte stream under a connection: a plain TCP socket or TLS over one
+// (Beast's ssl_stream over OpenSSL), chosen when the connection is accepted.
+// It meets Asio's AsyncReadStream and AsyncWriteStream for completion
+// handlers (what Beast's and Asio's composed operations pass), so the
+// connection's code is the same for both; the plain path pays one branch.
+//
+// Not thread-safe (the connection's loop only).
+class HttpStream {
+ public:
+  using tcp = boost::asio::ip::tcp;
+  using TlsStream = boost::beast::ssl_stream<tcp::socket>;
+  using executor_type = tcp::socket::executor_type;
+
+  explicit HttpStream(tcp::socket socket) : plain_(std::move(socket)) {}
+  // TLS with `context` (kept alive by the stream: a certificate reload does
+  // not touch connections already open).
+  HttpStream(tcp::socket socket, std::shared_ptr<boost::asio::ssl::context> context)
+      : context_(std::move(context)), tls_(std::make_unique<TlsStream>(std::move(socket), *context_)) {}
+
+  bool tls() const { return tls_ != nullptr; }
+  TlsStream& tls_stream() { return *tls_; }
+  tcp::socket& socket() { return tls_ ? tls_->next_layer() : *plain_; }
+  executor_type get_executor() { return tls_ ? tls_->get_executor() : plain_->get_executor(); }
+
+  template <typename Buffers, typename Handler>
+  void async_read_some(const Buffers& buffers, Handler&& handler) {
+    if (tls_) {
+      tls_->async_read_some(buffers, std::forward<Handler>(handler));
+    } else {
+      plain_->async_read_some(buffers, std::forward<Handler>(handler));
+    }
+  }
+  template <typename Buffers, typename Handler>
+  void async_write_some(const Buffers& buffers, Handler&& handler) {
+    if (tls_) {
+      tls_->async_write_some(buffers, std::forward<Handler>(handler));
+    } else {
+      plain_->async_write_some(buffers, std::forward<Handler>(handler));
+    }
+  }
+
+ private:
+  std::optional<tcp::socket> plain_;  // Empty under TLS.
+  std::shared_ptr<boost::asio::ssl::context> context_;  // Declared before tls_: outlives it.
+  std::unique_ptr<TlsStream> tls_;
+};
+
+class AccessControl;
+
 // What every connection of a server shares; outlives them all.
 struct ConnectionContext {
   const HttpServer::Options* options = nullptr;
   std::atomic<int64_t>* active = nullptr;  // Requests read and not yet answered.
   observability::ProfileWorker* profiler = nullptr;  // Null unless profiling is on.
+  const AccessControl* access = nullptr;  // Authentication, authorization, audit; null: none.
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -51,16 +104,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
   using Clock = std::chrono::steady_clock;
   using tcp = boost::asio::ip::tcp;
 
-  Connection(tcp::socket socket, const ConnectionContext& context)
-      : socket_(std::move(socket)), context_(context), options_(*context.options) {}
+  Connection(HttpStream stream, const ConnectionContext& context)
+      : stream_(std::move(stream)), context_(context), options_(*context.options) {}
 
+  // Starts reading requests (after the TLS handshake, under TLS).
   void Start();
 
   // Called by the loop's sweeper (on this connection's thread): closes the
   // connection when a read or write has outlived the idle timeout. No timer
   // per operation: a deadline check every sweep costs no system call.
   void CloseIfExpired(Clock::time_point now) {
-    if (now >= deadline_ && socket_.is_open()) Close();
+    if (now >= deadline_ && stream_.socket().is_open()) Close();
   }
 
  // A request's header fields. Beast allocates each field on its own; they
@@ -102,6 +156,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // --- I/O (connection.cc) ---
   void ArmDeadline();
+  void OnHandshake(boost::beast::error_code ec);
   void ReadHeader();
   void OnHeader(boost::beast::error_code ec);
   void ReadBody();
@@ -111,6 +166,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // the admission permit of an inference; false when it was refused (the
   // refusal is being sent, without reading the body).
   bool MatchAndAdmit();
+  // Authenticates and authorizes the matched request (AccessControl); false
+  // when refused (401 with WWW-Authenticate, or 403, is being sent).
+  bool Authorize();
+  // The OpenAI route's body may name its model: checked against a
+  // credential's model list (PermissionDenied, recorded) once the body is read.
+  absl::Status CheckBodyModel();
+  // The peer's "ip:port", for the audit log (computed when first needed).
+  const std::string& PeerAddress();
+  // Records the admin or model-control action being answered (audit log).
+  void AuditAction(unsigned status);
   // Starts the request's record (metrics, access log, span).
   void BeginRecord();
   // Routes the request that was just read to its handler.
@@ -163,7 +228,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // --- the text APIs (pipeline_routes.h) ---
   void PipelineRoute(RouteId id);
 
-  tcp::socket socket_;
+  HttpStream stream_;
   Clock::time_point deadline_ = Clock::time_point::max();
   uint32_t watch_ = 0;  // Which WatchForClose is current; bumped to retire it.
   const ConnectionContext& context_;
@@ -191,11 +256,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::optional<observability::RequestRecord> record_;  // The request being answered.
   std::optional<absl::StatusOr<RouteMatch>> route_;  // The request being answered's.
   admission::Permit permit_;  // An inference's, until its answer is written.
+  // Who sent the request being answered (anonymous while authentication is off).
+  admission::IdentityPtr identity_;
+  std::string client_subject_;  // The verified client certificate's subject (mTLS); empty: none.
+  std::string peer_;            // PeerAddress()'s cache.
+  // Set while answering an admin or model-control request: the audit action.
+  std::string_view audit_action_;
+  bool audit_model_control_ = false;
 };
 
 template <typename F>
 void Connection::Post(F&& then) {
-  boost::asio::post(socket_.get_executor(), std::forward<F>(then));
+  boost::asio::post(stream_.get_executor(), std::forward<F>(then));
 }
 
 }  // namespace ortserve::frontend

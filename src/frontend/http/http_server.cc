@@ -54,7 +54,7 @@ struct HttpServer::Impl {
 
   explicit Impl(Options o) : options(std::move(o)) {
     if (options.enable_profiling) profiler = std::make_unique<observability::ProfileWorker>();
-    context = ConnectionContext{&options, &active, profiler.get()};
+    context = ConnectionContext{&options, &active, profiler.get(), options.access};
     for (int i = 0; i < options.threads; ++i) loops.push_back(std::make_unique<Loop>());
     acceptor = std::make_unique<tcp::acceptor>(loops[0]->ioc);
     accept_retry.emplace(loops[0]->ioc);
@@ -70,7 +70,10 @@ struct HttpServer::Impl {
       } else {
         accept_paused = false;
         socket.set_option(tcp::no_delay(true), ec);
-        auto connection = std::make_shared<Connection>(std::move(socket), context);
+        auto connection = options.tls == nullptr
+                              ? std::make_shared<Connection>(HttpStream(std::move(socket)), context)
+                              : std::make_shared<Connection>(HttpStream(std::move(socket), options.tls->Current()),
+                                                             context);
         net::post(loop.ioc, [&loop, connection] {
           loop.connections.push_back(connection);
           connection->Start();

@@ -12,10 +12,13 @@
 
 #include "absl/status/statusor.h"
 #include "admission/admission.h"
+#include "admission/tls_context.h"
 #include "frontend/http/pipeline_routes.h"
 #include "frontend/inference_service.h"
 
 namespace ortserve::frontend {
+
+class AccessControl;
 
 // Thread-safe: Start and Stop may be called from any thread, once each.
 class HttpServer {
@@ -37,6 +40,13 @@ class HttpServer {
     PipelineRouteOptions pipeline;
     // Serve GET /v2/admin/profile/cpu and /heap (pprof CPU profile, heap sample).
     bool enable_profiling = false;
+    // Authentication, authorization by route class, the audit log (not
+    // owned); null: every request is served as before authentication existed.
+    const AccessControl* access = nullptr;
+    // HTTPS: each accepted connection takes the provider's current context
+    // (so a reloaded certificate reaches new connections) and handshakes on
+    // its loop before reading (not owned); null: plain HTTP.
+    admission::TlsContextProvider* tls = nullptr;
   };
 
   // Binds and starts the I/O threads. Errors: InvalidArgument for a bad

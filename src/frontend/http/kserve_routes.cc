@@ -33,6 +33,8 @@ Connection::Reply Connection::Stats(const std::string& name, const std::string& 
   if (name.empty()) {
     for (const auto& entry : service.Index()) {
       if (entry.state != repository::ModelState::kReady) continue;
+      // Only the models the credential may use (all while authentication is off).
+      if (identity_ && !identity_->models.Allows(entry.name)) continue;
       if (auto model = service.GetModel(entry.name, entry.version); model.ok()) models.push_back(*model);
     }
   } else if (version.empty()) {
