@@ -178,7 +178,12 @@ bool Connection::MatchAndAdmit() {
     if (ec == std::errc() && end == header.data() + header.size()) json = std::min(length, body);
   }
   const uint64_t cost = admission::Admission::BodyCost(json, /*json=*/true) + (body - json);
-  auto permit = options_.admission->TryAdmit({.model = (*route_)->model, .bytes = cost});
+  if (client_key_.empty()) {
+    beast::error_code peer_error;
+    const auto peer = socket_.remote_endpoint(peer_error);
+    client_key_ = peer_error ? "unknown" : peer.address().to_string();
+  }
+  auto permit = options_.admission->TryAdmit({.model = (*route_)->model, .client = client_key_, .bytes = cost});
   if (permit.ok()) {
     permit_ = *std::move(permit);
     return true;

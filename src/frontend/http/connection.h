@@ -191,6 +191,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::optional<observability::RequestRecord> record_;  // The request being answered.
   std::optional<absl::StatusOr<RouteMatch>> route_;  // The request being answered's.
   admission::Permit permit_;  // An inference's, until its answer is written.
+  // The rate limits' client key: the peer's address, read once per connection.
+  std::string client_key_;
 };
 
 template <typename F>
