@@ -92,10 +92,12 @@ absl::StatusOr<std::unique_ptr<RedisTokenLease>> RedisTokenLease::Start(Options 
 
 RedisTokenLease::RedisTokenLease(Options options, std::string host, int port)
     : options_(std::move(options)), host_(std::move(host)), port_(port) {
-  batch_ = options_.batch > 0
-               ? options_.batch
-               : std::clamp<int64_t>(static_cast<int64_t>(std::ceil(options_.spec.rate / 20)), 1,
-                                     std::max<int64_t>(1, static_cast<int64_t>(options_.spec.burst)));
+  // A batch of one would make every request of a burst wait for a round
+  // trip: at least 4 (or the burst), else a twentieth of a second's worth.
+  const int64_t burst = std::max<int64_t>(1, static_cast<int64_t>(options_.spec.burst));
+  batch_ = options_.batch > 0 ? options_.batch
+                              : std::clamp<int64_t>(static_cast<int64_t>(std::ceil(options_.spec.rate / 20)),
+                                                    std::min<int64_t>(4, burst), burst);
   if (options_.registry != nullptr) {
     prometheus::Registry& r = *options_.registry;
     up_gauge_ = &prometheus::BuildGauge()

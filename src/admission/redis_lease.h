@@ -46,7 +46,8 @@ class RedisTokenLease final : public GlobalTokenSource {
     std::string key = "ortserve:ratelimit:global";
     RateSpec spec;  // The shared bucket's rate and burst. Required.
     // Tokens asked for at a time; 0: a twentieth of a second's worth (at
-    // least 1, at most the burst). A replica holds at most this many unused.
+    // least 4 or the burst, at most the burst). A replica holds at most this
+    // many unused.
     int64_t batch = 0;
     // Connect and command timeout.
     absl::Duration timeout = absl::Milliseconds(100);

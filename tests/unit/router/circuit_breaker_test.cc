@@ -61,7 +61,7 @@ TEST_F(CircuitBreakerTest, OpensAtTheErrorRateOnlyOnceItHasEnoughRequests) {
 
 TEST_F(CircuitBreakerTest, StaysClosedBelowTheErrorRate) {
   auto breaker = Make(Settings());
-  for (int i = 0; i < 100; ++i) EXPECT_TRUE(Send(*breaker, i % 3 == 0 ? Outcome::kFailure : Outcome::kSuccess));
+  for (int i = 0; i < 100; ++i) EXPECT_TRUE(Send(*breaker, i % 3 == 2 ? Outcome::kFailure : Outcome::kSuccess));
   EXPECT_EQ(breaker->state(), State::kClosed);
 }
 
