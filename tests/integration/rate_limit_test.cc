@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Rate limits and circuit breakers on the real ortserve binary: per-client
-// 429s with Retry-After; the global limit shared through a real redis-server
+// 429s with Retry-After over HTTP, RESOURCE_EXHAUSTED over gRPC (one bucket
+// for a client's connections); the global limit shared through a real redis-server
 // that is killed in the middle of the run (requests keep being served under
 // the local limit, the fallback is counted) and restarted; a model version
 // that fails on some inputs opening its breaker, sending traffic to the
@@ -19,6 +20,7 @@
 
 #include "common/redis_process.h"
 #include "core/strings.h"
+#include "integration/grpc_test_util.h"
 #include "integration/server_harness.h"
 
 namespace ortserve::testing {
@@ -92,6 +94,36 @@ TEST(RateLimitTest, PerClientLimitAnswers429WithRetryAfter) {
   EXPECT_EQ(fresh.Get("/v2/health/ready").status, 200u);
   const std::string m = Scrape((*server)->metrics_port());
   EXPECT_EQ(MetricValue(m, "ortserve_admission_refused_total", {R"(reason="rate_client")"}), 1);
+}
+
+TEST(RateLimitTest, GrpcClientsShareOneBucketAcrossTheirConnections) {
+  TempDir repo;
+  ASSERT_TRUE(WriteAddModels({{repo.path() + "/add/1/model.onnx", 1}}).ok());
+  WriteConfig(repo.path(), "add", "");
+  auto server = ServerProcess::Start({"--model-repository", repo.path(), "--grpc-port", "0", "--metrics-port", "0",
+                                      "--rate-limit-per-client", "0.25:2"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::vector<grpc::StatusCode> codes;
+  std::string refusal;
+  for (int i = 0; i < 3; ++i) {
+    // A connection of its own each time (no shared subchannel): the key is
+    // the address without the port.
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    auto stub = inference::GRPCInferenceService::NewStub(grpc::CreateCustomChannel(
+        "127.0.0.1:" + std::to_string((*server)->grpc_port()), grpc::InsecureChannelCredentials(), args));
+    inference::ModelInferRequest request;
+    request.set_model_name("add");
+    AddRawInput<float>(&request, "x", "FP32", {1, 2}, {1, 2});
+    inference::ModelInferResponse response;
+    const grpc::Status status = stub->ModelInfer(Context().get(), request, &response);
+    codes.push_back(status.error_code());
+    if (!status.ok()) refusal = status.error_message();
+  }
+  EXPECT_EQ(codes, (std::vector<grpc::StatusCode>{grpc::StatusCode::OK, grpc::StatusCode::OK,
+                                                  grpc::StatusCode::RESOURCE_EXHAUSTED}));
+  EXPECT_NE(refusal.find("--rate-limit-per-client"), std::string::npos) << refusal;
+  EXPECT_NE(refusal.find("'ipv4:127.0.0.1'"), std::string::npos) << refusal;
 }
 
 TEST(RateLimitTest, GlobalLimitThroughRedisSurvivesRedisGoingAwayAndComingBack) {
