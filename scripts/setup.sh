@@ -16,10 +16,12 @@ packages=(
   # libraries (DESIGN.md: Dependencies)
   libboost1.81-dev libboost-url1.81-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libsimdjson-dev rapidjson-dev libspdlog-dev libfmt-dev libcli11-dev
-  libutf8proc-dev prometheus-cpp-dev libgoogle-perftools-dev libssl-dev
+  libutf8proc-dev prometheus-cpp-dev libgoogle-perftools-dev libssl-dev libhiredis-dev
   # tests
   libgtest-dev libgmock-dev googletest libbenchmark-dev libonnx-testdata
   python3-onnx python3-numpy python3-grpcio python3-protobuf python3-yaml
+  # tests: the global rate limit shared through Redis (tests start their own)
+  redis-server
   # tests/deploy: replicas behind a real load balancer
   haproxy
   # the thread-safety check (scripts/check_thread_safety.py): clang's -Wthread-safety

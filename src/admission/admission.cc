@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "admission/admission.h"
 
+#include <algorithm>
 #include <limits>
 
 #include "absl/strings/cord.h"
+#include "admission/rate_limit.h"
 #include "core/checked_math.h"
 #include "core/strings.h"
 #include "observability/metrics.h"
@@ -27,6 +29,9 @@ std::string_view RefusalName(Refusal refusal) {
     case Refusal::kServerMemory: return "server_memory";
     case Refusal::kModelRequests: return "model_requests";
     case Refusal::kDraining: return "draining";
+    case Refusal::kRateClient: return "rate_client";
+    case Refusal::kRateModel: return "rate_model";
+    case Refusal::kRateGlobal: return "rate_global";
   }
   return "unknown";
 }
@@ -60,11 +65,14 @@ uint64_t Admission::BodyCost(uint64_t bytes, bool json) {
   return CheckedMul(bytes, factor).value_or(std::numeric_limits<uint64_t>::max());
 }
 
-absl::Status Admission::Refuse(Refusal refusal, std::string message) {
+absl::Status Admission::Refuse(Refusal refusal, std::string message, int retry_after_seconds) {
   if (options_.metrics != nullptr) options_.metrics->RecordAdmissionRefusal(RefusalName(refusal));
-  absl::Status status = refusal == Refusal::kModelRequests ? absl::ResourceExhaustedError(std::move(message))
-                                                           : absl::UnavailableError(std::move(message));
-  status.SetPayload(kRetryAfterPayload, absl::Cord(StrCat(options_.retry_after_seconds)));
+  const bool too_many = refusal == Refusal::kModelRequests || refusal == Refusal::kRateClient ||
+                        refusal == Refusal::kRateModel || refusal == Refusal::kRateGlobal;
+  absl::Status status = too_many ? absl::ResourceExhaustedError(std::move(message))
+                                 : absl::UnavailableError(std::move(message));
+  status.SetPayload(kRetryAfterPayload,
+                    absl::Cord(StrCat(retry_after_seconds >= 0 ? retry_after_seconds : options_.retry_after_seconds)));
   return status;
 }
 
@@ -85,6 +93,32 @@ absl::StatusOr<Permit> Admission::TryAdmit(const Ask& ask) {
   if (draining_.load(std::memory_order_acquire)) {
     return Refuse(Refusal::kDraining, "the server is shutting down and takes no new requests");
   }
+  // Rate limits first (a few atomics, one short shard lock): a refusal by a
+  // budget below gives the tokens back.
+  RateLimiter::Taken tokens;
+  RateLimiter* limiter = options_.rate_limiter;
+  if (limiter != nullptr && limiter->enabled()) {
+    bool fallback = false;
+    if (auto over = limiter->TryTake(ask.client, ask.model, &tokens, &fallback)) {
+      // Retry-After is whole seconds: the wait rounded up, at least 1.
+      const int64_t wait_ms = absl::ToInt64Milliseconds(absl::Ceil(over->retry_after, absl::Milliseconds(1)));
+      const int retry = static_cast<int>(std::clamp<int64_t>((wait_ms + 999) / 1000, 1, 86400));
+      switch (over->limit) {
+        case RateLimiter::Limit::kClient:
+          return Refuse(Refusal::kRateClient,
+                        StrCat("client '", ask.client, "' is over its rate limit (--rate-limit-per-client); retry in ",
+                               retry, " s"), retry);
+        case RateLimiter::Limit::kModel:
+          return Refuse(Refusal::kRateModel,
+                        StrCat("model '", ask.model, "' is over its rate limit (--rate-limit-per-model); retry in ",
+                               retry, " s"), retry);
+        case RateLimiter::Limit::kGlobal:
+          return Refuse(Refusal::kRateGlobal,
+                        StrCat("the server is over its rate limit (--rate-limit-global); retry in ", retry, " s"),
+                        retry);
+      }
+    }
+  }
   // Take each share first, then check it: concurrent admissions can each see
   // room for one more, but never both get it. A refusal gives back what it took.
   const uint64_t requests = requests_.fetch_add(1, std::memory_order_acq_rel) + 1;
@@ -94,6 +128,7 @@ absl::StatusOr<Permit> Admission::TryAdmit(const Ask& ask) {
     if (slot != nullptr) slot->fetch_sub(1, std::memory_order_acq_rel);
     requests_.fetch_sub(1, std::memory_order_acq_rel);
     bytes_.fetch_sub(ask.bytes, std::memory_order_acq_rel);
+    if (limiter != nullptr) limiter->Refund(ask.client, tokens);
     return Refuse(refusal, std::move(message));
   };
   if (options_.max_inflight_requests > 0 && requests > options_.max_inflight_requests) {

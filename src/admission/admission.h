@@ -7,12 +7,14 @@
 //  - Unavailable (HTTP 503, gRPC UNAVAILABLE) when the server as a whole is
 //    full: too many requests in flight, or too much memory held by them;
 //  - ResourceExhausted (HTTP 429, gRPC RESOURCE_EXHAUSTED) when one model
-//    has as many requests in flight as it may queue;
+//    has as many requests in flight as it may queue, or when the client, the
+//    model or the server is over its rate limit (rate_limit.h; the
+//    Retry-After then says when the bucket has a token again);
 // each with a kRetryAfterPayload the front ends turn into Retry-After.
 // Refusals are counted by reason (ortserve_admission_refused_total).
 //
-// Rate limits, circuit breakers and credentials are further checks of the
-// same permit (docs/security.md lists every limit with its default).
+// Circuit breakers (router/circuit_breaker.h) and credentials are further
+// checks (docs/security.md lists every limit with its default).
 //
 // Thread-safe and lock-free on the request path: budgets are atomics; a
 // model's slot is found under a reader lock, created once per model name
@@ -41,8 +43,11 @@ enum class Refusal {
   kServerMemory,    // --max-inflight-bytes reached.
   kModelRequests,   // The model's in-flight bound reached.
   kDraining,        // The server is shutting down.
+  kRateClient,      // The client's token bucket is empty (--rate-limit-per-client).
+  kRateModel,       // The model's token bucket is empty (--rate-limit-per-model).
+  kRateGlobal,      // The server's (or replicas' shared) bucket is empty (--rate-limit-global).
 };
-inline constexpr size_t kRefusalCount = 4;
+inline constexpr size_t kRefusalCount = 7;
 std::string_view RefusalName(Refusal refusal);  // "server_requests", "server_memory", ...
 
 // What a request asks of the budgets.
@@ -50,12 +55,16 @@ struct Ask {
   // The model it names; empty when it names none yet (a text endpoint's
   // model is configured, not asked for; server budgets still apply).
   std::string_view model;
+  // Who asks: the authenticated identity's id when there is one, else the
+  // client's address. Empty: no per-client rate limit applies.
+  std::string_view client;
   // Memory it will hold while in flight: its body, and what decoding makes
   // of it (see Admission::BodyCost).
   uint64_t bytes = 0;
 };
 
 class Admission;
+class RateLimiter;
 
 // Holds a request's share of the budgets until destroyed (or Release()d).
 // Move-only. Not thread-safe (one owner), but may be released on any thread.
@@ -74,6 +83,7 @@ class Permit {
 
  private:
   friend class Admission;
+class RateLimiter;
   Admission* owner_ = nullptr;
   std::atomic<int64_t>* model_inflight_ = nullptr;
   uint64_t bytes_ = 0;
@@ -90,6 +100,8 @@ class Admission {
     uint64_t max_model_inflight = 0;
     // The Retry-After hint of a refusal, in whole seconds.
     int retry_after_seconds = 1;
+    // Token buckets checked before the budgets (not owned; may be null).
+    RateLimiter* rate_limiter = nullptr;
     observability::Metrics* metrics = nullptr;  // Not owned; may be null.
   };
   static absl::StatusOr<std::unique_ptr<Admission>> Create(Options options);
@@ -118,7 +130,7 @@ class Admission {
  private:
   friend class Permit;
   explicit Admission(Options options) : options_(std::move(options)) {}
-  absl::Status Refuse(Refusal refusal, std::string message);
+  absl::Status Refuse(Refusal refusal, std::string message, int retry_after_seconds = -1);
   std::atomic<int64_t>* ModelSlot(std::string_view model);
   void Return(std::atomic<int64_t>* model_inflight, uint64_t bytes);
 

@@ -259,6 +259,33 @@ absl::Status CheckExtensions(std::string_view model_name, ModelConfig* config, s
     return absl::InvalidArgumentError(
         StrCat("model '", model_name, "': routing.fallback_version needs routing.fallback_model"));
   }
+  if (routing.has_circuit_breaker()) {
+    const auto& breaker = routing.circuit_breaker();
+    const std::string where = StrCat("model '", model_name, "': routing.circuit_breaker.");
+    auto rate_ok = [](double rate) { return rate == 0 || (rate > 0 && rate <= 1); };
+    if (!rate_ok(breaker.error_rate())) {
+      return absl::InvalidArgumentError(StrCat(where, "error_rate must be in (0, 1], got ", breaker.error_rate()));
+    }
+    if (!rate_ok(breaker.slow_call_rate())) {
+      return absl::InvalidArgumentError(
+          StrCat(where, "slow_call_rate must be in (0, 1], got ", breaker.slow_call_rate()));
+    }
+    constexpr uint64_t kHourMs = 3600000;
+    for (auto [name, value] : {std::pair<const char*, uint64_t>{"window_ms", breaker.window_ms()},
+                               {"open_ms", breaker.open_ms()}, {"slow_call_ms", breaker.slow_call_ms()}}) {
+      if (value > kHourMs) {
+        return absl::InvalidArgumentError(StrCat(where, name, " must be at most ", kHourMs, ", got ", value));
+      }
+    }
+    if (breaker.min_requests() > 1000000) {
+      return absl::InvalidArgumentError(
+          StrCat(where, "min_requests must be at most 1000000, got ", breaker.min_requests()));
+    }
+    if (breaker.half_open_requests() > 1000) {
+      return absl::InvalidArgumentError(
+          StrCat(where, "half_open_requests must be at most 1000, got ", breaker.half_open_requests()));
+    }
+  }
   if (config->response_cache().enable() && config->nondeterministic()) {
     if (warnings) {
       warnings->push_back(StrCat("model '", model_name,

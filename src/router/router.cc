@@ -4,7 +4,14 @@
 #include <algorithm>
 #include <cstdio>
 
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
+
 #include "absl/random/random.h"
+#include "absl/strings/cord.h"
 #include "core/strings.h"
 #include "observability/metrics.h"
 #include "pipeline/text_inference.h"
@@ -55,10 +62,106 @@ CacheVersion CacheVersionOf(const repository::ModelVersion& model) {
   return v;
 }
 
+// A breaker's settings from the model's config (zero fields: the defaults).
+BreakerSettings BreakerSettingsOf(const config::ModelCircuitBreaker& config) {
+  BreakerSettings settings;
+  if (config.window_ms() > 0) settings.window = absl::Milliseconds(config.window_ms());
+  if (config.min_requests() > 0) settings.min_requests = config.min_requests();
+  if (config.error_rate() > 0) settings.error_rate = config.error_rate();
+  if (config.slow_call_ms() > 0) settings.slow_call = absl::Milliseconds(config.slow_call_ms());
+  if (config.slow_call_rate() > 0) settings.slow_call_rate = config.slow_call_rate();
+  if (config.open_ms() > 0) settings.open = absl::Milliseconds(config.open_ms());
+  if (config.half_open_requests() > 0) settings.half_open_requests = config.half_open_requests();
+  return settings;
+}
+
+// What an answer says about the version that gave it. A deadline that
+// passed is the client's choice as much as the version's (a client could
+// open the breaker for everyone with 1 us timeouts): slowness is judged by
+// slow_call_ms instead. Bad requests and cancellations say nothing.
+CircuitBreaker::Outcome BreakerOutcome(const absl::Status& status) {
+  if (status.ok()) return CircuitBreaker::Outcome::kSuccess;
+  switch (status.code()) {
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kUnknown:
+    case absl::StatusCode::kDataLoss:
+    case absl::StatusCode::kAborted:
+      return CircuitBreaker::Outcome::kFailure;
+    default:
+      return CircuitBreaker::Outcome::kIgnored;
+  }
+}
+
 }  // namespace
 
 Router::Router(Options options) : options_(std::move(options)) {
   shadow_ = std::make_unique<ShadowMirror>(this);
+  if (options_.metrics != nullptr) {
+    prometheus::Registry& registry = *options_.metrics->registry();
+    breaker_state_ = &prometheus::BuildGauge()
+                          .Name("ortserve_circuit_breaker_state")
+                          .Help("Circuit breaker of a model version: 0 closed, 1 open, 2 half-open.")
+                          .Register(registry);
+    breaker_transitions_ = &prometheus::BuildCounter()
+                                .Name("ortserve_circuit_breaker_transitions_total")
+                                .Help("Circuit breaker state changes of a model version, by the state entered.")
+                                .Register(registry);
+    breaker_rejected_ = &prometheus::BuildCounter()
+                             .Name("ortserve_circuit_breaker_rejected_total")
+                             .Help("Requests not sent to a model version because its circuit breaker was open "
+                                   "(answered by the fallback model, or refused with 503).")
+                             .Register(registry);
+  }
+}
+
+CircuitBreaker* Router::BreakerFor(const ModelHandle& model) {
+  {
+    absl::ReaderMutexLock lock(&breakers_mu_);
+    auto it = breakers_.find(model.get());
+    if (it != breakers_.end() && !it->second.version.expired()) return it->second.breaker.get();
+  }
+  absl::MutexLock lock(&breakers_mu_);
+  // Released versions' entries go first: their addresses may be reused.
+  for (auto it = breakers_.begin(); it != breakers_.end();) {
+    if (it->second.version.expired()) {
+      breakers_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  BreakerEntry& entry = breakers_[model.get()];
+  if (entry.breaker) return entry.breaker.get();
+  entry.version = model;
+  prometheus::Gauge* gauge = nullptr;
+  CircuitBreaker::Transition on_transition;
+  const std::string name = model->name;
+  const std::string version = model->version_string;
+  if (breaker_state_ != nullptr) {
+    gauge = &breaker_state_->Add({{"model", name}, {"version", version}});
+    gauge->Set(0);
+  }
+  on_transition = [gauge, transitions = breaker_transitions_, name, version](CircuitBreaker::State from,
+                                                                             CircuitBreaker::State to) {
+    if (gauge != nullptr) gauge->Set(static_cast<double>(static_cast<int>(to)));
+    if (transitions != nullptr) {
+      transitions->Add({{"model", name}, {"version", version}, {"to", CircuitBreaker::StateName(to)}}).Increment();
+    }
+    if (to == CircuitBreaker::State::kOpen) {
+      spdlog::warn("model '{}' version {}: circuit breaker {} -> open", name, version,
+                   CircuitBreaker::StateName(from));
+    } else {
+      spdlog::info("model '{}' version {}: circuit breaker {} -> {}", name, version,
+                   CircuitBreaker::StateName(from), CircuitBreaker::StateName(to));
+    }
+  };
+  entry.breaker = std::make_unique<CircuitBreaker>(BreakerSettingsOf(model->config.routing().circuit_breaker()),
+                                                   options_.clock, std::move(on_transition));
+  return entry.breaker.get();
+}
+
+void Router::RecordBreaker(CircuitBreaker* breaker, bool probe, const absl::Status& status, absl::Duration latency) {
+  breaker->Record(probe, BreakerOutcome(status), latency);
 }
 
 Router::~Router() = default;
@@ -142,6 +245,31 @@ void Router::RouteWith(std::unique_ptr<InferRequest> request, InferCallback done
     }
     return std::move(done)(model.status());
   }
+  if (!pass.mirror && (*model)->config.routing().circuit_breaker().enable()) {
+    CircuitBreaker* breaker = BreakerFor(*model);
+    const CircuitBreaker::Decision decision = breaker->Allow();
+    if (!decision.allowed) {
+      const ModelHandle& version = *model;
+      if (breaker_rejected_ != nullptr) {
+        breaker_rejected_->Add({{"model", version->name}, {"version", version->version_string}}).Increment();
+      }
+      const int64_t retry = std::max<int64_t>(
+          1, absl::ToInt64Seconds(absl::Ceil(decision.retry_after, absl::Seconds(1))));
+      absl::Status open = absl::UnavailableError(StrCat("model '", version->name, "' version ",
+                                                        version->version_string,
+                                                        " is failing: its circuit breaker is open; retry in ", retry,
+                                                        " s"));
+      open.SetPayload(repository::kRetryAfterPayload, absl::Cord(std::to_string(retry)));
+      if (record != nullptr && pass.fallback_from.empty()) record->SetModel(version->metrics);
+      if (pass.fallback && !version->config.routing().fallback_model().empty()) {
+        return Fallback(version, std::shared_ptr<InferRequest>(std::move(request)), std::move(open), std::move(done),
+                        record);
+      }
+      return std::move(done)(std::move(open));
+    }
+    pass.breaker = breaker;
+    pass.probe = decision.probe;
+  }
   Dispatch(*std::move(model), reason, std::move(request), std::move(done), record, std::move(pass));
 }
 
@@ -153,6 +281,7 @@ void Router::Dispatch(ModelHandle model, RouteReason reason, std::unique_ptr<Inf
   if (metrics != nullptr && !pass.mirror) metrics->RecordRoute(static_cast<size_t>(reason));
   if (absl::Status status = options_.executor->Validate(*model, *request); !status.ok()) {
     model->stats->fail.Record(absl::ZeroDuration());
+    if (pass.breaker != nullptr) pass.breaker->Record(pass.probe, CircuitBreaker::Outcome::kIgnored, absl::ZeroDuration());
     return std::move(done)(std::move(status));
   }
   const config::ModelConfig& config = model->config;
@@ -189,6 +318,9 @@ void Router::Dispatch(ModelHandle model, RouteReason reason, std::unique_ptr<Inf
     if (hit) {
       hit->id = std::move(request->id);  // The request ends here.
       hit->model_version = model->version_string;
+      if (pass.breaker != nullptr) {
+        pass.breaker->Record(pass.probe, CircuitBreaker::Outcome::kIgnored, absl::ZeroDuration());
+      }
       return std::move(done)(*std::move(hit));
     }
   }
@@ -238,6 +370,8 @@ void Router::Dispatch(ModelHandle model, RouteReason reason, std::unique_ptr<Inf
     };
   }
 
+  // The breaker sees the version's own answer (below every wrapper).
+  if (pass.breaker != nullptr) direct = nullptr;
   // Admitted: counted as pending on this version (the autoscaling signal)
   // until its answer has been handed over.
   if (metrics != nullptr) metrics->RequestAdmitted();
@@ -258,6 +392,14 @@ void Router::Dispatch(ModelHandle model, RouteReason reason, std::unique_ptr<Inf
           record->SetInputTokens(*tokens);
         }
       }
+      std::move(done)(std::move(result));
+    };
+  }
+  if (pass.breaker != nullptr) {
+    // Holds the version: its breaker lives while it does.
+    done = [this, breaker = pass.breaker, probe = pass.probe, start = options_.clock->Now(), model,
+            done = std::move(done)](absl::StatusOr<InferResponse> result) mutable {
+      RecordBreaker(breaker, probe, result.status(), options_.clock->Now() - start);
       std::move(done)(std::move(result));
     };
   }

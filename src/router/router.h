@@ -6,7 +6,8 @@
 // response cache, then the executor (the version's scheduler, through its
 // text pipeline when it has one); around the answer, the shadow copy
 // mirrored to a candidate and the fallback model when the primary fails
-// (docs/routing.md).
+// (docs/routing.md). A version whose circuit breaker is open is skipped for
+// the fallback, or refused with 503 when there is none (circuit_breaker.h).
 //
 // Thread-safe. Holds no lock while calling out (the executor, `done`).
 #pragma once
@@ -15,17 +16,27 @@
 #include <memory>
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
+#include "absl/synchronization/mutex.h"
 #include "core/clock.h"
 #include "core/infer_request.h"
 #include "observability/request_record.h"
 #include "repository/model_provider.h"
+#include "router/circuit_breaker.h"
 #include "router/executor.h"
 #include "router/version_router.h"
 
 namespace ortserve::observability {
 class VersionMetrics;
 }  // namespace ortserve::observability
+
+namespace prometheus {
+class Counter;
+class Gauge;
+template <typename T>
+class Family;
+}  // namespace prometheus
 
 namespace ortserve::router {
 
@@ -94,6 +105,10 @@ class Router {
     // A shadow copy: not counted as routed traffic.
     bool mirror = false;
     AnswerSlot* slot = nullptr;
+    // The version's circuit breaker let this request through (as a probe
+    // when half-open): its outcome is recorded there.
+    CircuitBreaker* breaker = nullptr;
+    bool probe = false;
   };
   friend class ShadowMirror;
 
@@ -105,7 +120,22 @@ class Router {
   void Fallback(const repository::ModelHandle& primary, std::shared_ptr<InferRequest> saved, absl::Status error,
                 InferCallback done, observability::RequestRecord* record);
 
+  // The circuit breaker of `model` (made on its first request), or null when
+  // its config enables none. Keyed by the loaded version: a reload starts closed.
+  CircuitBreaker* BreakerFor(const repository::ModelHandle& model);
+  // Records the outcome of a request let through by `breaker`.
+  void RecordBreaker(CircuitBreaker* breaker, bool probe, const absl::Status& status, absl::Duration latency);
+
   Options options_;
+  struct BreakerEntry {
+    std::weak_ptr<const repository::ModelVersion> version;  // Expired: the pointer key may be reused.
+    std::unique_ptr<CircuitBreaker> breaker;
+  };
+  absl::Mutex breakers_mu_;
+  absl::flat_hash_map<const repository::ModelVersion*, BreakerEntry> breakers_ ABSL_GUARDED_BY(breakers_mu_);
+  prometheus::Family<prometheus::Gauge>* breaker_state_ = nullptr;
+  prometheus::Family<prometheus::Counter>* breaker_transitions_ = nullptr;
+  prometheus::Family<prometheus::Counter>* breaker_rejected_ = nullptr;
   // Declared last: destroyed first, it finishes the comparisons still queued.
   std::unique_ptr<ShadowMirror> shadow_;
 };

@@ -125,6 +125,26 @@ int main(int argc, char** argv) {
   app.add_option("--max-model-inflight", options.max_model_inflight,
                  "Requests of one model in flight at once (queued or running); more get 429 (0: no bound)")
       ->capture_default_str();
+  // Rate limits (docs/security.md#limits).
+  app.add_option("--rate-limit-per-client", options.rate_limit_per_client,
+                 "Token bucket per client (its identity, else its address): RPS[:BURST]; over it, 429 with "
+                 "Retry-After (empty: off)");
+  app.add_option("--rate-limit-per-model", options.rate_limit_per_model,
+                 "Token bucket per model: MODEL=RPS[:BURST] (repeatable), or RPS[:BURST] for every model not "
+                 "named; over it, 429 with Retry-After (empty: off)");
+  app.add_option("--rate-limit-global", options.rate_limit_global,
+                 "Token bucket for the whole server (shared by replicas with --rate-limit-redis): RPS[:BURST]; "
+                 "over it, 429 with Retry-After (empty: off)");
+  app.add_option("--rate-limit-redis", options.rate_limit_redis,
+                 "host:port of a Redis server through which replicas share --rate-limit-global; while it is "
+                 "unreachable the global limit is enforced by each replica alone (empty: local only)");
+  app.add_option("--rate-limit-redis-key", options.rate_limit_redis_key,
+                 "Redis key of the shared global bucket (replicas sharing a limit use the same key)")
+      ->capture_default_str();
+  app.add_option("--rate-limit-max-clients", options.rate_limit_max_clients,
+                 "Clients whose bucket is remembered; past it the least recently seen is forgotten")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{100000000}));
   app.add_option("--shutdown-delay-seconds", options.shutdown_delay_seconds,
                  "On SIGTERM/SIGINT: readiness goes false but requests are still served (and connections "
                  "accepted) for this long, so load balancers polling readiness stop sending first; then the "

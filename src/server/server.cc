@@ -13,6 +13,8 @@
 #include "admission/grpc_tls.h"
 #include "admission/jwt.h"
 #include "admission/tls_context.h"
+#include "admission/rate_limit.h"
+#include "admission/redis_lease.h"
 #include "backend/ort/ort_session_factory.h"
 #include "core/status.h"
 #include "core/strings.h"
@@ -105,6 +107,53 @@ uint64_t AvailableMemory() {
   return machine;
 }
 
+// The rate limiter from the --rate-limit-* flags (null when none is set),
+// and the Redis lease of the global limit when --rate-limit-redis is set.
+absl::Status MakeRateLimits(const ServerOptions& options, observability::Metrics* metrics,
+                            std::unique_ptr<admission::RedisTokenLease>* lease,
+                            std::unique_ptr<admission::RateLimiter>* limiter) {
+  admission::RateLimiter::Options limits;
+  if (!options.rate_limit_per_client.empty()) {
+    ASSIGN_OR_RETURN(limits.per_client,
+                     admission::ParseRateSpec("--rate-limit-per-client", options.rate_limit_per_client));
+  }
+  for (const std::string& entry : options.rate_limit_per_model) {
+    const size_t equals = entry.find('=');
+    ASSIGN_OR_RETURN(admission::RateSpec spec,
+                     admission::ParseRateSpec("--rate-limit-per-model",
+                                              equals == std::string::npos ? entry : entry.substr(equals + 1)));
+    if (equals == std::string::npos) {
+      limits.per_model_default = spec;
+    } else {
+      limits.per_model.emplace_back(entry.substr(0, equals), spec);
+    }
+  }
+  if (!options.rate_limit_global.empty()) {
+    ASSIGN_OR_RETURN(limits.global, admission::ParseRateSpec("--rate-limit-global", options.rate_limit_global));
+  }
+  if (!options.rate_limit_redis.empty()) {
+    admission::RedisTokenLease::Options redis;
+    redis.address = options.rate_limit_redis;
+    redis.key = options.rate_limit_redis_key;
+    redis.spec = limits.global;
+    redis.registry = metrics->registry().get();
+    ASSIGN_OR_RETURN(*lease, admission::RedisTokenLease::Start(std::move(redis)));
+    limits.shared_global = lease->get();
+  }
+  limits.max_clients = options.rate_limit_max_clients;
+  ASSIGN_OR_RETURN(*limiter, admission::RateLimiter::Create(std::move(limits)));
+  if (!(*limiter)->enabled()) {
+    limiter->reset();
+    return absl::OkStatus();
+  }
+  spdlog::info("rate limits: per client {}, per model {} ({} named), global {}{}",
+               options.rate_limit_per_client.empty() ? "off" : options.rate_limit_per_client,
+               options.rate_limit_per_model.empty() ? "off" : "on", options.rate_limit_per_model.size(),
+               options.rate_limit_global.empty() ? "off" : options.rate_limit_global,
+               options.rate_limit_redis.empty() ? "" : StrCat(" shared through Redis at ", options.rate_limit_redis));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 struct Server::Impl {
@@ -123,6 +172,9 @@ struct Server::Impl {
   std::unique_ptr<router::ResponseCache> response_cache;
   std::unique_ptr<repository::ModelManager> models;
   std::unique_ptr<pipeline::TokenizationPool> tokenization;  // Outlives the service that uses it.
+  // Rate limits: outlive the admission that checks them.
+  std::unique_ptr<admission::RedisTokenLease> rate_limit_lease;
+  std::unique_ptr<admission::RateLimiter> rate_limiter;
   std::unique_ptr<admission::Admission> admission;  // Outlives the front ends.
   // Security (issue 16); all outlive the front ends.
   std::unique_ptr<observability::AuditLog> audit;
@@ -402,6 +454,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
       options.max_inflight_bytes > 0 ? options.max_inflight_bytes : AvailableMemory() / 4;
   admission_options.max_model_inflight = options.max_model_inflight;
   admission_options.metrics = impl->metrics.get();
+  RETURN_IF_ERROR(MakeRateLimits(options, impl->metrics.get(), &impl->rate_limit_lease, &impl->rate_limiter));
+  admission_options.rate_limiter = impl->rate_limiter.get();
   ASSIGN_OR_RETURN(impl->admission, admission::Admission::Create(admission_options));
   spdlog::info("admission: at most {} requests and {} bytes in flight{}", admission_options.max_inflight_requests,
                admission_options.max_inflight_bytes,

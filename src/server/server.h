@@ -55,6 +55,16 @@ struct ServerOptions {
   uint64_t max_inflight_requests = 4096;
   uint64_t max_inflight_bytes = 0;
   uint64_t max_model_inflight = 0;
+  // Rate limits (admission/rate_limit.h), each "RPS[:BURST]"; empty: off.
+  // Per model: "MODEL=RPS[:BURST]" entries, and "RPS[:BURST]" for the others.
+  // The global limit is shared by replicas through Redis at rate_limit_redis
+  // ("host:port") when set, and enforced locally while Redis is unreachable.
+  std::string rate_limit_per_client;
+  std::vector<std::string> rate_limit_per_model;
+  std::string rate_limit_global;
+  std::string rate_limit_redis;
+  std::string rate_limit_redis_key = "ortserve:ratelimit:global";
+  size_t rate_limit_max_clients = 100000;
   // SIGTERM: how long readiness is false while requests are still served and
   // connections accepted, so that load balancers that poll readiness stop
   // sending before the listeners close (0: close at once).

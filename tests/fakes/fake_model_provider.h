@@ -113,6 +113,11 @@ class FakeExecutor final : public router::Executor {
     absl::MutexLock lock(&mu_);
     failures_[model] = std::move(status);
   }
+  // `model` answers again (undoes Fail).
+  void Heal(const std::string& model) {
+    absl::MutexLock lock(&mu_);
+    failures_.erase(model);
+  }
   void RejectAtValidation(const std::string& model, absl::Status status) {
     absl::MutexLock lock(&mu_);
     invalid_[model] = std::move(status);

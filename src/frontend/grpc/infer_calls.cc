@@ -97,10 +97,23 @@ absl::StatusOr<std::unique_ptr<InferRequest>> PrepareRequest(std::shared_ptr<con
 // A permit for a request message (none without admission): the model it
 // names, and the message's size (raw tensors stay views into it; typed
 // contents are copied once when decoded).
-absl::StatusOr<admission::Permit> Admit(admission::Admission* admission, const ModelInferRequest& request) {
+// `client` is the rate limits' client key (see ClientKey).
+absl::StatusOr<admission::Permit> Admit(admission::Admission* admission, const ModelInferRequest& request,
+                                        std::string_view client) {
   if (admission == nullptr) return admission::Permit();
   const uint64_t bytes = request.ByteSizeLong();
-  return admission->TryAdmit({.model = request.model_name(), .bytes = bytes + bytes / 2});
+  return admission->TryAdmit({.model = request.model_name(), .client = client, .bytes = bytes + bytes / 2});
+}
+
+// The rate limits' client key of a call: its peer's address without the
+// port ("ipv4:127.0.0.1:5000" -> "ipv4:127.0.0.1"), so that a client's
+// connections share one bucket.
+std::string ClientKey(const grpc::CallbackServerContext* context) {
+  std::string peer = context->peer();
+  const size_t colon = peer.rfind(':');
+  const size_t scheme = peer.find(':');
+  if (colon != std::string::npos && colon != scheme) peer.resize(colon);
+  return peer;
 }
 
 // Output choices the encoder needs after the request went to the scheduler.
@@ -160,7 +173,7 @@ class InferReactor : public grpc::ServerUnaryReactor {
       context->AddInitialMetadata("traceparent", traceparent);
     }
     // The permit holds the message's memory until the call is over.
-    if (auto permit = Admit(admission, *request); permit.ok()) {
+    if (auto permit = Admit(admission, *request, ClientKey(context)); permit.ok()) {
       permit_ = *std::move(permit);
     } else {
       refs_.store(1);
@@ -229,6 +242,7 @@ class StreamReactor : public grpc::ServerBidiReactor<ModelInferRequest, ModelStr
                 int max_in_flight, StreamAccess access)
       : service_(service),
         admission_(admission),
+        client_key_(ClientKey(context)),
         context_(context),
         headers_(context),
         max_in_flight_(max_in_flight),
@@ -341,7 +355,7 @@ class StreamReactor : public grpc::ServerBidiReactor<ModelInferRequest, ModelStr
         return Complete(slot);
       }
     }
-    if (auto permit = Admit(admission_, *message); permit.ok()) {
+    if (auto permit = Admit(admission_, *message, client_key_); permit.ok()) {
       slot->permit = *std::move(permit);
     } else {
       fail(permit.status());
@@ -417,6 +431,7 @@ class StreamReactor : public grpc::ServerBidiReactor<ModelInferRequest, ModelStr
 
   InferenceService* const service_;
   admission::Admission* const admission_;  // May be null.
+  const std::string client_key_;            // The rate limits' (ClientKey).
   grpc::CallbackServerContext* const context_;
   const MetadataHeaders headers_;  // The stream's metadata, shared by its messages.
   const int max_in_flight_;

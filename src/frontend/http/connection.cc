@@ -195,7 +195,16 @@ bool Connection::MatchAndAdmit() {
     if (ec == std::errc() && end == header.data() + header.size()) json = std::min(length, body);
   }
   const uint64_t cost = admission::Admission::BodyCost(json, /*json=*/true) + (body - json);
-  auto permit = options_.admission->TryAdmit({.model = (*route_)->model, .bytes = cost});
+  // Rate limits count per credential when there is one (all of a key's
+  // connections and addresses share its bucket), else per client address.
+  if (identity_ && identity_->kind != admission::Identity::Kind::kAnonymous) {
+    client_key_.assign("id:").append(identity_->id);
+  } else if (client_key_.empty() || client_key_.starts_with("id:")) {
+    beast::error_code ec;
+    const auto endpoint = stream_.socket().remote_endpoint(ec);  // The address: its connections share a bucket.
+    client_key_ = ec ? std::string("unknown") : endpoint.address().to_string();
+  }
+  auto permit = options_.admission->TryAdmit({.model = (*route_)->model, .client = client_key_, .bytes = cost});
   if (permit.ok()) {
     permit_ = *std::move(permit);
     return true;

@@ -263,6 +263,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Set while answering an admin or model-control request: the audit action.
   std::string_view audit_action_;
   bool audit_model_control_ = false;
+  // The rate limits' client key: the peer's address, read once per connection.
+  std::string client_key_;
 };
 
 template <typename F>

@@ -276,3 +276,34 @@ TEST(ModelConfigTest, JsonHasNumericDimsLikeTriton) {
 
 }  // namespace
 }  // namespace ortserve::repository
+
+namespace ortserve::repository {
+namespace {
+
+TEST(ModelConfigBreakerTest, CircuitBreakerFieldsAreBoundedAndNamedWhenWrong) {
+  ModelConfig good = Parse(
+      "routing { circuit_breaker { enable: true window_ms: 30000 min_requests: 50 error_rate: 0.25 "
+      "slow_call_ms: 200 slow_call_rate: 1 open_ms: 10000 half_open_requests: 5 } }");
+  ASSERT_TRUE(CompleteModelConfig("m", BatchedSignature(), &good, nullptr).ok());
+  EXPECT_TRUE(good.routing().circuit_breaker().enable());
+  EXPECT_EQ(good.routing().circuit_breaker().half_open_requests(), 5u);
+  for (const auto& [text, field] : std::vector<std::pair<std::string, std::string>>{
+           {"error_rate: 1.5", "error_rate"},
+           {"error_rate: -0.1", "error_rate"},
+           {"error_rate: nan", "error_rate"},
+           {"slow_call_rate: 2", "slow_call_rate"},
+           {"window_ms: 3600001", "window_ms"},
+           {"open_ms: 99999999999", "open_ms"},
+           {"slow_call_ms: 4000000", "slow_call_ms"},
+           {"min_requests: 1000001", "min_requests"},
+           {"half_open_requests: 1001", "half_open_requests"}}) {
+    ModelConfig config = Parse("routing { circuit_breaker { enable: true " + text + " } }");
+    absl::Status status = CompleteModelConfig("m", BatchedSignature(), &config, nullptr);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << text;
+    EXPECT_NE(std::string(status.message()).find("routing.circuit_breaker." + field), std::string::npos)
+        << status.message();
+  }
+}
+
+}  // namespace
+}  // namespace ortserve::repository

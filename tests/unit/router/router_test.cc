@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "fakes/fake_clock.h"
 #include "fakes/fake_model_provider.h"
 #include "gtest/gtest.h"
 #include "router/response_cache.h"
@@ -49,8 +50,9 @@ struct Answer {
 
 class RouterTest : public ::testing::Test {
  protected:
-  void Make(ResponseCache* cache = nullptr) {
+  void Make(ResponseCache* cache = nullptr, Clock* clock = nullptr) {
     Router::Options options;
+    if (clock != nullptr) options.clock = clock;
     options.models = &models_;
     options.executor = &executor_;
     options.response_cache = cache;
@@ -243,6 +245,60 @@ TEST_F(RouterTest, ACacheHitAnswersWithoutRunningTheModel) {
   ASSERT_TRUE(second.result->ok());
   EXPECT_EQ((*second.result)->id, "b");  // The hit carries the asking request's id.
   EXPECT_EQ(executor_.runs().size(), 1u);
+}
+
+TEST_F(RouterTest, AnOpenCircuitBreakerSendsTrafficToTheFallbackUntilAProbeSucceeds) {
+  const std::string breaker = "circuit_breaker { enable: true min_requests: 2 open_ms: 1000 half_open_requests: 1 }";
+  models_.Add("primary", 1, "routing { fallback_model: \"backup\" " + breaker + " }");
+  models_.Add("backup", 1);
+  models_.Add("alone", 1, "routing { " + breaker + " }");
+  testing::FakeClock clock;
+  Make(nullptr, &clock);
+  executor_.Fail("primary", absl::InternalError("run failed"));
+  for (int i = 0; i < 2; ++i) {
+    Answer answer;
+    Route(Request("primary"), answer);
+    ASSERT_TRUE(answer.result->ok()) << answer.result->status();
+    EXPECT_EQ((*answer.result)->model_name, "backup");
+  }
+  ASSERT_EQ(executor_.runs().size(), 4u);  // primary, backup, primary, backup.
+  // Open: the primary is not tried at all.
+  executor_.Heal("primary");
+  Answer skipped;
+  Route(Request("primary"), skipped);
+  ASSERT_TRUE(skipped.result->ok());
+  EXPECT_EQ((*skipped.result)->model_name, "backup");
+  EXPECT_NE((*skipped.result)->parameters.FindString("fallback_reason").value_or("").find("circuit breaker is open"),
+            std::string::npos);
+  ASSERT_EQ(executor_.runs().size(), 5u);
+  EXPECT_EQ(executor_.runs().back().model, "backup");
+  // After open_ms one probe goes through; it succeeds and closes the breaker.
+  clock.Advance(absl::Seconds(1));
+  for (int i = 0; i < 2; ++i) {
+    Answer answer;
+    Route(Request("primary"), answer);
+    ASSERT_TRUE(answer.result->ok());
+    EXPECT_EQ((*answer.result)->model_name, "primary");
+  }
+  // Without a fallback, an open breaker is a 503 with a retry hint.
+  executor_.Fail("alone", absl::UnavailableError("runner crashed"));
+  for (int i = 0; i < 2; ++i) {
+    Answer answer;
+    Route(Request("alone"), answer);
+    EXPECT_EQ(answer.result->status().message(), "runner crashed");
+  }
+  Answer refused;
+  Route(Request("alone"), refused);
+  EXPECT_EQ(refused.result->status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(std::string(refused.result->status().message()).find("circuit breaker is open"), std::string::npos);
+  EXPECT_EQ(std::string(*refused.result->status().GetPayload("ortserve/retry-after")), "1");
+  // Bad requests say nothing about the version.
+  executor_.Heal("alone");
+  clock.Advance(absl::Seconds(1));
+  executor_.RejectAtValidation("alone", absl::InvalidArgumentError("bad"));
+  Answer bad;
+  Route(Request("alone"), bad);
+  EXPECT_EQ(bad.result->status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace
