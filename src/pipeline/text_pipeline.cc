@@ -163,6 +163,11 @@ absl::StatusOr<std::unique_ptr<TextPipeline>> TextPipeline::Create(Options optio
                                              "' must be [batch, seq, dim] or [batch, dim], not rank ",
                                              options.output_rank));
   }
+  if (options.window_length != 0 && (options.window_length < 3 || options.window_length > options.max_length)) {
+    return absl::InvalidArgumentError(StrCat("text_pipeline: window_length ", options.window_length,
+                                             " must be 0 (max_length) or from 3 to max_length ",
+                                             options.max_length));
+  }
   if (options.window_stride < 0 || options.window_stride > options.max_length) {
     return absl::InvalidArgumentError(StrCat("text_pipeline: window_stride ", options.window_stride,
                                              " must be from 0 (half a window) to max_length ",
@@ -270,6 +275,7 @@ absl::StatusOr<std::unique_ptr<TextPipeline>> TextPipeline::FromConfig(const con
     }
     options.threshold = tp.threshold() == 0 ? 0.5f : tp.threshold();
     RETURN_IF_ERROR(ParseFloatParameter(config, kTemperatureParameter, &options.temperature));
+    RETURN_IF_ERROR(ParseIntParameter(config, kWindowLengthParameter, &options.window_length));
     RETURN_IF_ERROR(ParseIntParameter(config, kWindowStrideParameter, &options.window_stride));
     RETURN_IF_ERROR(ParseIntParameter(config, kMaxWindowsParameter, &options.max_windows));
     RETURN_IF_ERROR(ParseIntParameter(config, kReviewMinKnownWordsParameter, &options.review_min_known_words));
@@ -324,15 +330,20 @@ absl::StatusOr<int64_t> TextPipeline::Tokenize(std::string_view text, bool trunc
   return length;
 }
 
+int64_t TextPipeline::WindowStride() const {
+  const int64_t piece = std::max<int64_t>(1, WindowLength() - special_prefix_ - special_suffix_);
+  return options_.window_stride > 0 ? std::min<int64_t>(options_.window_stride, piece) : std::max<int64_t>(1, piece / 2);
+}
+
 int64_t TextPipeline::WindowCount(int64_t tokens) const {
   const int64_t specials = special_prefix_ + special_suffix_;
-  if (tokens <= options_.max_length) return 1;
-  const int64_t piece = std::max<int64_t>(1, options_.max_length - specials);
-  const int64_t stride = options_.window_stride > 0 ? std::min<int64_t>(options_.window_stride, piece)
-                                                    : std::max<int64_t>(1, piece / 2);
+  if (tokens <= WindowLength()) return 1;
+  const int64_t piece = std::max<int64_t>(1, WindowLength() - specials);
+  const int64_t stride = WindowStride();
   const int64_t content = tokens - specials;
-  // 1 + ceil((content - piece) / stride); content > piece here. No product:
-  // every term is at most `tokens`.
+  if (content <= piece) return 1;
+  // 1 + ceil((content - piece) / stride). No product: every term is at most
+  // `tokens`, so nothing here can wrap.
   return 1 + (content - piece + stride - 1) / stride;
 }
 
@@ -368,7 +379,7 @@ absl::StatusOr<TextEncodingInfo> TextPipeline::TokenizeRows(std::string_view tex
     const bool whole = t + 1 >= last || !tokenizer_->IsContinuation(encoding.ids[static_cast<size_t>(t + 1)]);
     if (whole && id != unk_id_) ++info.known_words;
   }
-  if (mode != LongText::kWindows || info.tokens <= options_.max_length) {
+  if (mode != LongText::kWindows || info.tokens <= WindowLength()) {
     if (info.tokens > options_.max_length) {
       return absl::OutOfRangeError(StrCat("input text has ", info.tokens,
                                           " tokens, more than the model's max_length ", options_.max_length,
@@ -384,28 +395,27 @@ absl::StatusOr<TextEncodingInfo> TextPipeline::TokenizeRows(std::string_view tex
     if (!options_.token_type_ids.empty()) inputs.push_back(MakeRowTensor(options_.token_type_ids, encoding.type_ids));
     return info;
   }
+  const int64_t piece = std::max<int64_t>(1, WindowLength() - special_prefix_ - special_suffix_);
+  const int64_t stride = WindowStride();
   info.windows = WindowCount(info.tokens);
   if (info.windows > max_windows) {
-    const int64_t piece = options_.max_length - special_prefix_ - special_suffix_;
     return absl::OutOfRangeError(StrCat(
         "the text has ", info.tokens, " tokens and would need ", info.windows, " windows of ", piece,
-        " tokens; the limit is ", options_.max_windows,
-        " windows per request (text_pipeline.max_windows); send a shorter text or split it"));
+        " tokens ", stride, " apart; the limit is ", options_.max_windows,
+        " windows per request (text_pipeline.max_windows): send a shorter text or split it"));
   }
-  const int64_t piece = std::max<int64_t>(1, options_.max_length - special_prefix_ - special_suffix_);
-  const int64_t stride = options_.window_stride > 0 ? std::min<int64_t>(options_.window_stride, piece)
-                                                    : std::max<int64_t>(1, piece / 2);
   const int64_t content = last - first;
   thread_local std::vector<int64_t> window;
   thread_local std::vector<int64_t> ones;
   thread_local std::vector<int64_t> zeros;
   for (int64_t w = 0; w < info.windows; ++w) {
     // The last window ends at the text's end (it may overlap its neighbour
-    // more than the stride).
-    const int64_t start = std::min(w * stride, content - piece);
+    // more than the others do).
+    const int64_t start = std::max<int64_t>(0, std::min(w * stride, content - piece));
+    const int64_t end = std::min(content, start + piece);
     window.clear();
     window.insert(window.end(), encoding.ids.begin(), encoding.ids.begin() + first);
-    window.insert(window.end(), encoding.ids.begin() + first + start, encoding.ids.begin() + first + start + piece);
+    window.insert(window.end(), encoding.ids.begin() + first + start, encoding.ids.begin() + first + end);
     window.insert(window.end(), encoding.ids.begin() + last, encoding.ids.end());
     ones.assign(window.size(), 1);
     auto& inputs = rows->emplace_back();

@@ -35,6 +35,7 @@ inline constexpr std::string_view kEmbeddingOutput = "embedding";       // FP32 
 // Model config `parameters` a TEXT_CLASSIFICATION pipeline reads (string
 // values, docs/pipeline.md "Long texts, calibration and review"):
 inline constexpr std::string_view kTemperatureParameter = "text_pipeline.calibration_temperature";  // > 0
+inline constexpr std::string_view kWindowLengthParameter = "text_pipeline.window_length";  // tokens
 inline constexpr std::string_view kWindowStrideParameter = "text_pipeline.window_stride";  // tokens
 inline constexpr std::string_view kMaxWindowsParameter = "text_pipeline.max_windows";      // per request
 inline constexpr std::string_view kReviewMinKnownWordsParameter = "text_pipeline.review_min_known_words";
@@ -114,11 +115,15 @@ class TextPipeline {
     // Calibration: logits are divided by this temperature before the softmax
     // (temperature scaling fit on a validation split). 1: the raw model.
     float temperature = 1.0f;
-    // Long texts split into windows (LongText::kWindows): windows hold
-    // max_length tokens with the special tokens; `window_stride` content
-    // tokens separate the starts of consecutive windows (0: half a window,
-    // so consecutive windows overlap by half). At most `max_windows` rows
-    // per request, all texts together; more is OutOfRange.
+    // Long texts split into windows (LongText::kWindows): a text of more
+    // than `window_length` tokens (special tokens included; 0: max_length)
+    // becomes windows of that many tokens, [CLS] piece [SEP];
+    // `window_stride` content tokens separate the starts of consecutive
+    // windows (0: half a piece, so consecutive windows overlap by half). At
+    // most `max_windows` rows per request, all texts together; more is
+    // OutOfRange. A model trained on short texts reads long ones best in
+    // windows as short as its training texts.
+    int window_length = 0;
     int window_stride = 0;
     int max_windows = 128;
     // Review signal (reviewRecommended): a text with fewer than
@@ -165,17 +170,22 @@ class TextPipeline {
 
   // Encodes `text` into one model row per window, each row its inputs as
   // Tokenize makes them, appended to `rows`. kTruncate and kRefuse give one
-  // row (as Tokenize); kWindows gives one row when the text fits and else
-  // windows of max_length tokens ([CLS] piece [SEP]) whose pieces start
-  // window_stride tokens apart, the last ending at the text's end.
+  // row (as Tokenize); kWindows gives one row when the text has at most
+  // window_length tokens and else windows of window_length tokens ([CLS]
+  // piece [SEP]) whose pieces start window_stride tokens apart, the last
+  // ending at the text's end.
   // `max_windows` bounds the rows added: OutOfRange, naming the count and
   // the limit, when the text needs more. Errors as Tokenize's.
   absl::StatusOr<TextEncodingInfo> TokenizeRows(std::string_view text, LongText mode, int64_t max_windows,
                                                 std::vector<std::vector<Tensor>>* rows) const;
 
   // The number of windows a text of `tokens` tokens (specials included)
-  // needs under kWindows. Checked arithmetic; at least 1.
+  // needs under kWindows; at least 1.
   int64_t WindowCount(int64_t tokens) const;
+  // Tokens per window (specials included) and content tokens between
+  // window starts, after defaults.
+  int64_t WindowLength() const { return options_.window_length > 0 ? options_.window_length : options_.max_length; }
+  int64_t WindowStride() const;
 
   // Whether a text with `info` should go to a human instead of being judged
   // (too little known vocabulary), before looking at the model's answer.

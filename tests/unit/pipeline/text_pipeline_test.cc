@@ -165,6 +165,20 @@ TEST(TextPipelineTest, SplitsALongTextIntoOverlappingWindowsEndingAtItsEnd) {
   EXPECT_EQ(info->windows, 1);
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_THAT(Ints(rows[0][0]), ElementsAre(2, 7, 5, 6, 3));
+  // Windows shorter than max_length: 6 tokens, pieces of 4, 2 apart.
+  auto short_windows = options;
+  short_windows.window_length = 6;
+  short_windows.window_stride = 0;
+  auto narrow = TextPipeline::Create(short_windows, SmallTokenizer());
+  ASSERT_TRUE(narrow.ok()) << narrow.status();
+  EXPECT_EQ((*narrow)->WindowStride(), 2);
+  rows.clear();
+  info = (*narrow)->TokenizeRows(text, LongText::kWindows, 10, &rows);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->windows, 5);
+  ASSERT_EQ(rows.size(), 5u);
+  EXPECT_THAT(Ints(rows[0][0]), ElementsAre(2, 7, 5, 6, 9, 3));
+  EXPECT_THAT(Ints(rows[4][0]), ElementsAre(2, 9, 7, 5, 6, 3));
   // Truncation and refusal are unchanged.
   rows.clear();
   info = (*pipeline)->TokenizeRows(text, LongText::kTruncate, 10, &rows);
