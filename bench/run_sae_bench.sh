@@ -33,9 +33,9 @@ short = "I felt dizzy after the second dose and then fainted in the kitchen, my 
 event = "Then I could not breathe and my husband called 911."
 long = "I had a mild headache today. " * 25 + event
 diary = ["I had a mild headache today.", "My arm was a little sore where the shot went in.",
-         "I felt slightly tired in the afternoon and took a nap.", "Slept fine last night.",
-         "Ate breakfast as usual and went for a short walk.", "A bit of nausea after lunch but it passed quickly.",
-         "No fever today.", "Did some gardening and felt okay."]
+         "Felt a little tired today.", "Slept fine last night.",
+         "A bit of nausea after lunch but it passed quickly.", "No fever today.",
+         "Did some gardening and felt okay.", "My arm is a bit red and itchy.", "Feeling fine otherwise."]
 words, parts, i = 0, [], 0
 while words < 2000:
     s = diary[i % len(diary)]; parts.append(s); words += len(s.split()); i += 1

@@ -42,12 +42,13 @@ std::string BenignReport(size_t words) {
   static const std::vector<std::string> sentences = {
       "I had a mild headache today.",
       "My arm was a little sore where the shot went in.",
-      "I felt slightly tired in the afternoon and took a nap.",
+      "Felt a little tired today.",
       "Slept fine last night.",
-      "Ate breakfast as usual and went for a short walk.",
       "A bit of nausea after lunch but it passed quickly.",
       "No fever today.",
       "Did some gardening and felt okay.",
+      "My arm is a bit red and itchy.",
+      "Feeling fine otherwise.",
   };
   std::string text;
   size_t count = 0;
@@ -152,13 +153,18 @@ TEST_F(SaeEndpointTest, AnEventAtTheStartMiddleOrEndOfA2000WordReportChangesTheD
   const auto base = Analyze(benign);
   const auto alone = Analyze(kEvent);
   EXPECT_GT(base["windows"].GetInt64(), 10);
+  // A diary of mild symptoms only is no SAE, however long.
+  EXPECT_FALSE(base["isSAE"].GetBool()) << base["seriousProbability"].GetDouble();
   for (int where = 0; where < 3; ++where) {
     SCOPED_TRACE(where == 0 ? "start" : where == 1 ? "middle" : "end");
     const auto doc = Analyze(WithEvent(benign, kEvent, where));
     EXPECT_GE(doc["windows"].GetInt64(), base["windows"].GetInt64());
+    // The most serious window decides, and one window holds the event.
     EXPECT_GT(doc["seriousProbability"].GetDouble(), base["seriousProbability"].GetDouble());
-    if (alone["isSAE"].GetBool() && !base["isSAE"].GetBool()) {
-      EXPECT_TRUE(doc["isSAE"].GetBool()) << doc["seriousProbability"].GetDouble();
+    if (alone["isSAE"].GetBool()) {
+      EXPECT_TRUE(doc["isSAE"].GetBool()) << "the model flags the event alone, so it must flag it in a long report: "
+                                          << doc["seriousProbability"].GetDouble();
+      EXPECT_NEAR(doc["seriousProbability"].GetDouble(), alone["seriousProbability"].GetDouble(), 0.1);
     }
   }
 }
