@@ -188,6 +188,40 @@ TEST_F(SaeEndpointTest, RefusesOnlyAboveTheDocumentedHardLimitsWith413) {
   EXPECT_EQ(Json(res.body)["windows"].GetInt64(), 187);
 }
 
+TEST_F(SaeEndpointTest, PredictReadsLongTextsAsWindowsUnlessAskedToTruncate) {
+  auto client = Client();
+  std::string mild;
+  for (int i = 0; i < 25; ++i) mild += "I had a mild headache today. ";
+  const auto alone = Analyze(kEvent);
+  const auto report = Analyze(mild + kEvent);
+  auto res = client.Post("/predict", R"({"inputs": )" + Quote(mild + kEvent) + "}");
+  ASSERT_EQ(res.status, 200u) << res.body;
+  auto doc = Json(res.body);
+  // The scores are the most serious window's, as the SAE API's.
+  double serious = -1;
+  for (const auto& entry : doc.GetArray()) {
+    if (std::string(entry["label"].GetString()) == "serious") serious = entry["score"].GetDouble();
+  }
+  EXPECT_NEAR(serious, report["seriousProbability"].GetDouble(), 1e-5);
+  if (alone["isSAE"].GetBool()) EXPECT_STREQ(doc[0]["label"].GetString(), "serious");
+  // truncate: true is TEI's cut at max_length (128 tokens): the event is lost.
+  res = client.Post("/predict", R"({"inputs": )" + Quote(mild + kEvent) + R"(, "truncate": true})");
+  ASSERT_EQ(res.status, 200u) << res.body;
+  EXPECT_STREQ(Json(res.body)[0]["label"].GetString(), "not_serious");
+  // Past the window limit: 413, TEI's Validation error.
+  std::string tokens;
+  for (int i = 0; i < 12000; ++i) tokens += "a ";
+  res = client.Post("/predict", R"({"inputs": )" + Quote(tokens) + "}");
+  EXPECT_EQ(res.status, 413u) << res.body;
+  EXPECT_STREQ(Json(res.body)["error_type"].GetString(), "Validation");
+  // Windows are for classifiers: an embedding model refuses them.
+  res = client.Post("/v2/models/text_embedding/infer",
+                    R"({"parameters": {"sliding_window": true}, "inputs": [{"name": "text", "datatype": "BYTES",
+                        "shape": [1], "data": ["hello"]}]})");
+  EXPECT_EQ(res.status, 400u) << res.body;
+  EXPECT_NE(res.body.find("sliding_window"), std::string::npos) << res.body;
+}
+
 TEST_F(SaeEndpointTest, EchoesAValidXRequestIdAndReplacesAnInvalidOne) {
   auto client = Client();
   auto res = client.Post("/api/v1/sae/analyze", SaeBody("mild headache"), {{"X-Request-Id", "trial-42.visit:3"}});
