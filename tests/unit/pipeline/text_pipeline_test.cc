@@ -318,6 +318,38 @@ TEST(TextPipelineFromConfigTest, BuildsTheDemoSaePipeline) {
   EXPECT_THAT(Ints(inputs[0]), ElementsAre(2, 485, 226, 3));
 }
 
+TEST(TextPipelineFromConfigTest, ReadsWindowCalibrationAndReviewParameters) {
+  auto config = SaeConfig();
+  auto set = [&](std::string_view key, std::string value) {
+    (*config.mutable_parameters())[std::string(key)].set_string_value(std::move(value));
+  };
+  set(kWindowLengthParameter, "64");
+  set(kWindowStrideParameter, "32");
+  set(kMaxWindowsParameter, "256");
+  set(kTemperatureParameter, "1.5");
+  set(kReviewMinKnownWordsParameter, "2");
+  set(kReviewMinKnownFractionParameter, "0.5");
+  set(kDisclaimerParameter, "demo only");
+  auto pipeline = TextPipeline::FromConfig(config, SourceDir() + "/models/sae_classifier", SaeSignature());
+  ASSERT_TRUE(pipeline.ok()) << pipeline.status();
+  const auto& o = (*pipeline)->options();
+  EXPECT_EQ(o.window_length, 64);
+  EXPECT_EQ(o.window_stride, 32);
+  EXPECT_EQ(o.max_windows, 256);
+  EXPECT_FLOAT_EQ(o.temperature, 1.5f);
+  EXPECT_EQ(o.review_min_known_words, 2);
+  EXPECT_FLOAT_EQ(o.review_min_known_fraction, 0.5f);
+  EXPECT_EQ(o.disclaimer, "demo only");
+  // A value that is not a number names the parameter.
+  set(kTemperatureParameter, "warm");
+  pipeline = TextPipeline::FromConfig(config, SourceDir() + "/models/sae_classifier", SaeSignature());
+  ASSERT_FALSE(pipeline.ok());
+  EXPECT_THAT(pipeline.status().message(), HasSubstr("text_pipeline.calibration_temperature"));
+  set(kTemperatureParameter, "1");
+  set(kMaxWindowsParameter, "100000");
+  EXPECT_FALSE(TextPipeline::FromConfig(config, SourceDir() + "/models/sae_classifier", SaeSignature()).ok());
+}
+
 TEST(TextPipelineFromConfigTest, NamesWhatDoesNotFitTheModel) {
   auto config = SaeConfig();
   config.mutable_text_pipeline()->set_positive_label("fatal");
