@@ -85,6 +85,13 @@ class Tokenizer {
   virtual size_t vocab_size() const = 0;
   // The id of `token` in the vocabulary (added tokens included), if present.
   virtual std::optional<int64_t> TokenToId(std::string_view token) const = 0;
+  // Whether `id` continues the word of the token before it (WordPiece's
+  // "##" pieces). Tokenizers without sub-word pieces answer false. Used to
+  // count whole known words (a text pipeline's review signal).
+  virtual bool IsContinuation(int64_t id) const {
+    (void)id;
+    return false;
+  }
 };
 
 // How to read a plain vocab.txt, which carries no configuration of its own.

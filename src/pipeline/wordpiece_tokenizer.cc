@@ -556,6 +556,7 @@ absl::Status WordPieceTokenizer::Init() {
     max_token_bytes_ = std::max(max_token_bytes_, token.size());
     if (token.size() > prefix.size() && token.compare(0, prefix.size(), prefix) == 0) {
       continuation_.insert_or_assign(token.substr(prefix.size()), id);
+      continuation_ids_.insert(id);
       max_continuation_bytes_ = std::max(max_continuation_bytes_, token.size() - prefix.size());
     }
   }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "pipeline/tokenizer.h"
@@ -109,6 +110,7 @@ class WordPieceTokenizer final : public Tokenizer {
   int64_t pad_id() const override { return pad_id_; }
   size_t vocab_size() const override { return vocab_size_; }
   std::optional<int64_t> TokenToId(std::string_view token) const override;
+  bool IsContinuation(int64_t id) const override { return continuation_ids_.contains(id); }
 
   // Tokens of `text` without special tokens, truncation or padding (appended
   // to `ids`). Exposed for tests and the benchmark.
@@ -171,6 +173,7 @@ class WordPieceTokenizer final : public Tokenizer {
   Options options_;
   absl::flat_hash_map<std::string, int64_t> vocab_;         // every token
   absl::flat_hash_map<std::string, int64_t> continuation_;  // prefixed tokens, prefix removed
+  absl::flat_hash_set<int64_t> continuation_ids_;            // their ids
   size_t max_token_bytes_ = 0;
   size_t max_continuation_bytes_ = 0;
   int64_t unk_id_ = 0;

@@ -445,6 +445,7 @@ absl::StatusOr<backend::SessionOptions> SessionOptionsFromConfig(const ModelConf
       "enable_mem_pattern", "graph_optimization_level", "io_binding"};
   for (const auto& [key, value] : config.parameters()) {
     if (std::find(std::begin(kKnown), std::end(kKnown), key) != std::end(kKnown)) continue;
+    if (key.rfind("text_pipeline.", 0) == 0) continue;  // Read by the text pipeline (pipeline/text_pipeline.h).
     if (key.rfind("session.", 0) == 0) {
       // ORT session config entries pass through, e.g. session.intra_op.allow_spinning.
       options.config_entries.emplace_back(key, value.string_value());

@@ -61,7 +61,9 @@ int64_t PickWeighted(const config::ModelRouting& routing, double point, absl::Fu
   return last;  // point * total rounded up to the total.
 }
 
-std::optional<double> StickyPointOf(const config::ModelRouting& routing, const InferRequest& request) {
+namespace {
+
+std::optional<double> ConfiguredStickyPoint(const config::ModelRouting& routing, const InferRequest& request) {
   if (!routing.sticky_header().empty()) {
     if (request.headers == nullptr) return std::nullopt;
     // Header names are case-insensitive; the front ends look them up lower-case.
@@ -92,6 +94,17 @@ std::optional<double> StickyPointOf(const config::ModelRouting& routing, const I
           }
         },
         *value);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<double> StickyPointOf(const config::ModelRouting& routing, const InferRequest& request) {
+  if (auto point = ConfiguredStickyPoint(routing, request)) return point;
+  // The key a front end chose for the request (the SAE endpoint's patientId).
+  if (auto key = request.parameters.FindString(kStickyKeyParameter); key && !key->empty()) {
+    return StickyPoint(*key);
   }
   return std::nullopt;
 }

@@ -40,9 +40,15 @@ double StickyPoint(std::string_view key);
 int64_t PickWeighted(const config::ModelRouting& routing, double point,
                      absl::FunctionRef<bool(int64_t)> ready);
 
+// The request parameter a front end sets to key the split when the config's
+// own sticky key is absent (the SAE endpoint sets it to the patientId, so a
+// patient stays on one version). A string.
+inline constexpr std::string_view kStickyKeyParameter = "sticky_key";
+
 // The StickyPoint of `request`'s key under `routing` (the configured header
-// or request parameter), or nullopt when the config names none or the request
-// lacks it. A parameter that is not a string is keyed by its decimal text.
+// or request parameter; when the config names none or the request lacks it,
+// the request's `sticky_key` parameter), or nullopt when there is no key. A
+// configured parameter that is not a string is keyed by its decimal text.
 std::optional<double> StickyPointOf(const config::ModelRouting& routing, const InferRequest& request);
 
 // The version `request` names itself: its own `model_version` (explicit),

@@ -106,7 +106,7 @@ TEST_F(PipelineTest, SaeAnalyzeMatchesTheModelsExpectedAnswers) {
   EXPECT_TRUE(saw_negation);
 }
 
-TEST_F(PipelineTest, SaeAnalyzeRejectsEveryInvalidBodyWith400AndAMessage) {
+TEST_F(PipelineTest, SaeAnalyzeRejectsEveryInvalidBodyWith4xxAndAMessage) {
   auto client = Client();
   const std::string long_text(2001, 'a');
   const std::vector<std::pair<std::string, std::string>> cases = {
@@ -122,7 +122,6 @@ TEST_F(PipelineTest, SaeAnalyzeRejectsEveryInvalidBodyWith400AndAMessage) {
       {R"({"patientId": "", "reportText": "chest pain"})", "'patientId' must not be empty"},
       {R"({"patientId": "p", "reportText": ""})", "'reportText' must not be empty"},
       {R"({"patientId": "p", "reportText": "  \n "})", "'reportText' must not be empty"},
-      {R"({"patientId": "p", "reportText": ")" + long_text + R"("})", "limit is 2000"},
   };
   for (const auto& [body, message] : cases) {
     auto res = client.Post("/api/v1/sae/analyze", body);
@@ -133,6 +132,10 @@ TEST_F(PipelineTest, SaeAnalyzeRejectsEveryInvalidBodyWith400AndAMessage) {
         << body << " -> " << res.body;
   }
   EXPECT_EQ(client.Get("/api/v1/sae/analyze").status, 405u);
+  // Over the hard limit (--sae-max-report-chars): 413, not a silent cut.
+  auto res = client.Post("/api/v1/sae/analyze", R"({"patientId": "p", "reportText": ")" + long_text + R"("})");
+  EXPECT_EQ(res.status, 413u) << res.body;
+  EXPECT_NE(res.body.find("limit is 2000"), std::string::npos) << res.body;
 }
 
 TEST_F(PipelineTest, KserveInferTakesBytesTextRowsAndShowsTheTextSignature) {

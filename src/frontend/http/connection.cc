@@ -533,11 +533,18 @@ void Connection::StopWatchingForClose() {
 
 void Connection::PipelineRoute(RouteId id) {
   cancellation_ = FreshCancellation();
-  HandlePipelineRoute(*options_.service, options_.pipeline, id, parser_->get().body(), cancellation_,
-                      [self = shared_from_this()](unsigned status, std::string body) mutable {
-                        self->Post([self, status, body = std::move(body)]() mutable {
+  // Routing (X-Model-Version) and X-Request-Id read the headers, which live
+  // in the parser until the next request is read.
+  headers_.request = &parser_->get();
+  HandlePipelineRoute(*options_.service, options_.pipeline, id, parser_->get().body(), {&headers_, &*record_},
+                      cancellation_, [self = shared_from_this()](PipelineAnswer answer) mutable {
+                        self->Post([self, answer = std::move(answer)]() mutable {
                           self->cancellation_.reset();
-                          self->Send(Reply{status, kJson, std::move(body)});
+                          Reply reply{answer.status, kJson, std::move(answer.body)};
+                          if (!answer.request_id.empty()) {
+                            reply.headers.emplace_back("X-Request-Id", std::move(answer.request_id));
+                          }
+                          self->Send(std::move(reply));
                         });
                       });
   WatchForClose();

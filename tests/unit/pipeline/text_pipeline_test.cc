@@ -132,6 +132,122 @@ TEST(TextPipelineTest, ClassifiesWithSoftmaxArgmaxAndThreshold) {
   EXPECT_FALSE((*pipeline)->Classify(Row({1, 3}, {0, 0, 0}), &result).ok());
 }
 
+TEST(TextPipelineTest, SplitsALongTextIntoOverlappingWindowsEndingAtItsEnd) {
+  auto options = ClassifierOptions();  // max_length 8: [CLS] + 6 tokens + [SEP].
+  options.window_stride = 4;
+  auto pipeline = TextPipeline::Create(options, SmallTokenizer());
+  ASSERT_TRUE(pipeline.ok()) << pipeline.status();
+  // 12 tokens: no chest pain , no chest pain ##s , no chest pain.
+  const std::string text = "no chest pain, no chest pains, no chest pain";
+  std::vector<std::vector<Tensor>> rows;
+  auto info = (*pipeline)->TokenizeRows(text, LongText::kWindows, 10, &rows);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->tokens, 14);
+  EXPECT_EQ(info->windows, 3);
+  EXPECT_EQ((*pipeline)->WindowCount(14), 3);
+  EXPECT_EQ(info->words, 11);        // ##s continues "pain".
+  EXPECT_EQ(info->known_words, 10);  // "pain" + "##s" is not one whole word.
+  EXPECT_EQ(info->unknown, 0);
+  ASSERT_EQ(rows.size(), 3u);
+  // Starts 0 and 4; the last window is moved back to end at the text's end.
+  EXPECT_THAT(Ints(rows[0][0]), ElementsAre(2, 7, 5, 6, 9, 7, 5, 3));
+  EXPECT_THAT(Ints(rows[1][0]), ElementsAre(2, 7, 5, 6, 8, 9, 7, 3));
+  EXPECT_THAT(Ints(rows[2][0]), ElementsAre(2, 6, 8, 9, 7, 5, 6, 3));
+  for (const auto& row : rows) {
+    ASSERT_EQ(row.size(), 3u);  // input_ids, attention_mask, token_type_ids
+    EXPECT_THAT(Ints(row[1]), ElementsAre(1, 1, 1, 1, 1, 1, 1, 1));
+    EXPECT_THAT(Ints(row[2]), ElementsAre(0, 0, 0, 0, 0, 0, 0, 0));
+  }
+  // A text that fits is one row, as Tokenize makes it.
+  rows.clear();
+  info = (*pipeline)->TokenizeRows("no chest pain", LongText::kWindows, 10, &rows);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->windows, 1);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_THAT(Ints(rows[0][0]), ElementsAre(2, 7, 5, 6, 3));
+  // Windows shorter than max_length: 6 tokens, pieces of 4, 2 apart.
+  auto short_windows = options;
+  short_windows.window_length = 6;
+  short_windows.window_stride = 0;
+  auto narrow = TextPipeline::Create(short_windows, SmallTokenizer());
+  ASSERT_TRUE(narrow.ok()) << narrow.status();
+  EXPECT_EQ((*narrow)->WindowStride(), 2);
+  rows.clear();
+  info = (*narrow)->TokenizeRows(text, LongText::kWindows, 10, &rows);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->windows, 5);
+  ASSERT_EQ(rows.size(), 5u);
+  EXPECT_THAT(Ints(rows[0][0]), ElementsAre(2, 7, 5, 6, 9, 3));
+  EXPECT_THAT(Ints(rows[4][0]), ElementsAre(2, 9, 7, 5, 6, 3));
+  // Truncation and refusal are unchanged.
+  rows.clear();
+  info = (*pipeline)->TokenizeRows(text, LongText::kTruncate, 10, &rows);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->windows, 1);
+  EXPECT_EQ(Ints(rows[0][0]).size(), 8u);
+  EXPECT_EQ((*pipeline)->TokenizeRows(text, LongText::kRefuse, 10, &rows).status().code(),
+            absl::StatusCode::kOutOfRange);
+}
+
+TEST(TextPipelineTest, RefusesATextNeedingMoreWindowsThanTheRequestMayHave) {
+  auto options = ClassifierOptions();
+  options.window_stride = 1;
+  options.max_windows = 4;
+  auto pipeline = TextPipeline::Create(options, SmallTokenizer());
+  ASSERT_TRUE(pipeline.ok());
+  std::vector<std::vector<Tensor>> rows;
+  // 12 tokens, windows of 6 one token apart: 7 windows.
+  auto info = (*pipeline)->TokenizeRows("no chest pain, no chest pains, no chest pain", LongText::kWindows, 4, &rows);
+  ASSERT_EQ(info.status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_THAT(info.status().message(), HasSubstr("7 windows"));
+  EXPECT_THAT(info.status().message(), HasSubstr("max_windows"));
+  EXPECT_TRUE(rows.empty());
+  // Bad window settings fail the pipeline, not a request.
+  options.max_windows = 0;
+  EXPECT_FALSE(TextPipeline::Create(options, SmallTokenizer()).ok());
+  options.max_windows = 4;
+  options.window_stride = 9;  // More than max_length.
+  EXPECT_FALSE(TextPipeline::Create(options, SmallTokenizer()).ok());
+}
+
+TEST(TextPipelineTest, AppliesTheCalibrationTemperatureToTheLogits) {
+  auto options = ClassifierOptions();
+  options.temperature = 2.0f;
+  auto pipeline = TextPipeline::Create(options, SmallTokenizer());
+  ASSERT_TRUE(pipeline.ok());
+  Classification result;
+  ASSERT_TRUE((*pipeline)->Classify(Row({1, 2}, {0.0f, std::log(3.0f)}), &result).ok());
+  // softmax(logits / 2): p = sqrt(3) / (1 + sqrt(3)).
+  EXPECT_NEAR(result.positive_probability, std::sqrt(3.0) / (1 + std::sqrt(3.0)), 1e-6);
+  EXPECT_THAT(result.logits, ElementsAre(0.0f, std::log(3.0f)));  // The model's own.
+  options.temperature = 0;
+  EXPECT_FALSE(TextPipeline::Create(options, SmallTokenizer()).ok());
+}
+
+TEST(TextPipelineTest, RecommendsReviewWhenTooFewWordsAreKnown) {
+  auto options = ClassifierOptions();
+  options.review_min_known_words = 2;
+  options.review_min_known_fraction = 0.5f;
+  options.labels = {"not_serious", "serious", "out_of_scope"};
+  auto pipeline = TextPipeline::Create(options, SmallTokenizer());
+  ASSERT_TRUE(pipeline.ok());
+  std::vector<std::vector<Tensor>> rows;
+  auto info = [&](std::string_view text) {
+    auto got = (*pipeline)->TokenizeRows(text, LongText::kTruncate, 10, &rows);
+    EXPECT_TRUE(got.ok());
+    return *got;
+  };
+  EXPECT_FALSE((*pipeline)->ReviewRecommended(info("no chest pain")));
+  EXPECT_TRUE((*pipeline)->ReviewRecommended(info("chest")));            // 1 known word < 2
+  EXPECT_TRUE((*pipeline)->ReviewRecommended(info("xq zz chest pain yy")));  // 2 of 5 < half
+  EXPECT_EQ(info("xq zz").unknown, 2);
+  Classification result;
+  ASSERT_TRUE((*pipeline)->Classify(Row({1, 3}, {0.0f, 0.0f, 5.0f}), &result).ok());
+  EXPECT_TRUE((*pipeline)->OutOfScope(result));
+  ASSERT_TRUE((*pipeline)->Classify(Row({1, 3}, {0.0f, 5.0f, 0.0f}), &result).ok());
+  EXPECT_FALSE((*pipeline)->OutOfScope(result));
+}
+
 TEST(TextPipelineTest, PoolsEmbeddingsOverTheTextsOwnTokensOnly) {
   TextPipeline::Options options;
   options.task = TextPipeline::Task::kEmbedding;
@@ -200,6 +316,38 @@ TEST(TextPipelineFromConfigTest, BuildsTheDemoSaePipeline) {
   std::vector<Tensor> inputs;
   ASSERT_TRUE((*pipeline)->Tokenize("cant breath", true, &inputs).ok());
   EXPECT_THAT(Ints(inputs[0]), ElementsAre(2, 485, 226, 3));
+}
+
+TEST(TextPipelineFromConfigTest, ReadsWindowCalibrationAndReviewParameters) {
+  auto config = SaeConfig();
+  auto set = [&](std::string_view key, std::string value) {
+    (*config.mutable_parameters())[std::string(key)].set_string_value(std::move(value));
+  };
+  set(kWindowLengthParameter, "64");
+  set(kWindowStrideParameter, "32");
+  set(kMaxWindowsParameter, "256");
+  set(kTemperatureParameter, "1.5");
+  set(kReviewMinKnownWordsParameter, "2");
+  set(kReviewMinKnownFractionParameter, "0.5");
+  set(kDisclaimerParameter, "demo only");
+  auto pipeline = TextPipeline::FromConfig(config, SourceDir() + "/models/sae_classifier", SaeSignature());
+  ASSERT_TRUE(pipeline.ok()) << pipeline.status();
+  const auto& o = (*pipeline)->options();
+  EXPECT_EQ(o.window_length, 64);
+  EXPECT_EQ(o.window_stride, 32);
+  EXPECT_EQ(o.max_windows, 256);
+  EXPECT_FLOAT_EQ(o.temperature, 1.5f);
+  EXPECT_EQ(o.review_min_known_words, 2);
+  EXPECT_FLOAT_EQ(o.review_min_known_fraction, 0.5f);
+  EXPECT_EQ(o.disclaimer, "demo only");
+  // A value that is not a number names the parameter.
+  set(kTemperatureParameter, "warm");
+  pipeline = TextPipeline::FromConfig(config, SourceDir() + "/models/sae_classifier", SaeSignature());
+  ASSERT_FALSE(pipeline.ok());
+  EXPECT_THAT(pipeline.status().message(), HasSubstr("text_pipeline.calibration_temperature"));
+  set(kTemperatureParameter, "1");
+  set(kMaxWindowsParameter, "100000");
+  EXPECT_FALSE(TextPipeline::FromConfig(config, SourceDir() + "/models/sae_classifier", SaeSignature()).ok());
 }
 
 TEST(TextPipelineFromConfigTest, NamesWhatDoesNotFitTheModel) {

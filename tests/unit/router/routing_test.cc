@@ -133,6 +133,39 @@ TEST(ResolveVersionTest, RequestWithoutStickyKeyIsSplitAtRandom) {
   EXPECT_EQ(ResolveVersion(routing, request, 0.9, all).choice.reason, RouteReason::kSplit);
 }
 
+TEST(ResolveVersionTest, AFrontEndsStickyKeyKeysTheSplitWhenTheConfigNamesNoneOrItIsAbsent) {
+  auto all = [](int64_t) { return true; };
+  for (bool configured : {false, true}) {
+    auto routing = Split({{1, 50}, {2, 50}});
+    if (configured) routing.set_sticky_header("x-patient-id");  // Absent from these requests.
+    std::map<int64_t, int> seen;
+    for (int user = 0; user < 100; ++user) {
+      InferRequest request;
+      request.parameters.Set(std::string(kStickyKeyParameter), "patient-" + std::to_string(user));
+      const auto a = ResolveVersion(routing, request, 0.01, all);
+      const auto b = ResolveVersion(routing, request, 0.99, all);
+      EXPECT_EQ(a.choice.reason, RouteReason::kSticky);
+      EXPECT_EQ(a.choice.version, b.choice.version) << "user " << user;
+      ++seen[a.choice.version];
+    }
+    EXPECT_GT(seen[1], 25);
+    EXPECT_GT(seen[2], 25);
+  }
+  // The configured key, when present, wins over the front end's.
+  auto routing = Split({{1, 50}, {2, 50}});
+  routing.set_sticky_header("x-patient-id");
+  MapHeaders headers;
+  headers.values["x-patient-id"] = "patient-3";
+  InferRequest with_header;
+  with_header.headers = &headers;
+  with_header.parameters.Set(std::string(kStickyKeyParameter), std::string("other"));
+  InferRequest header_only;
+  header_only.headers = &headers;
+  EXPECT_EQ(ResolveVersion(routing, with_header, 0.5, all).choice.version,
+            ResolveVersion(routing, header_only, 0.5, all).choice.version);
+  EXPECT_EQ(StickyPointOf(routing, with_header), StickyPoint("patient-3"));
+}
+
 TEST(ResolveVersionTest, NoSplitMeansTheDefaultVersion) {
   InferRequest request;
   const auto r = ResolveVersion(config::ModelRouting(), request, 0.5, [](int64_t) { return true; });
