@@ -118,6 +118,13 @@ struct SnapshotQuery {
   std::optional<AlertState> state;  // None: every state.
   std::string receiver;             // Empty: every receiver.
   size_t limit = 100;               // At most 10000.
+
+  static SnapshotQuery Of(AlertState state, size_t limit = 100) {
+    SnapshotQuery q;
+    q.state = state;
+    q.limit = limit;
+    return q;
+  }
 };
 
 class Outbox {

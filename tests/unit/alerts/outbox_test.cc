@@ -112,7 +112,7 @@ TEST_F(OutboxTest, ReopeningTheDatabaseKeepsEveryPendingAlertAndItsSchedule) {
   auto counts = outbox->Counts();
   ASSERT_TRUE(counts.ok());
   EXPECT_EQ((*counts)[AlertState::kPending], 50);
-  auto failed_once = outbox->Snapshot({.state = AlertState::kPending, .limit = 100});
+  auto failed_once = outbox->Snapshot(SnapshotQuery::Of(AlertState::kPending, 100));
   ASSERT_TRUE(failed_once.ok());
   int with_error = 0;
   for (const auto& e : *failed_once) {
@@ -216,7 +216,7 @@ TEST_F(OutboxTest, GivesUpAfterMaxAttemptsAndReplayMakesItPendingAgain) {
     clock_.Advance(absl::Minutes(1));
   }
   EXPECT_EQ(state, AlertState::kFailed);
-  auto failed = outbox->Snapshot({.state = AlertState::kFailed});
+  auto failed = outbox->Snapshot(SnapshotQuery::Of(AlertState::kFailed));
   ASSERT_EQ(failed->size(), 1u);
   EXPECT_EQ((*failed)[0].alert_id, "req-1");
   EXPECT_EQ((*failed)[0].last_error, "HTTP 401: bad signature");
@@ -228,7 +228,7 @@ TEST_F(OutboxTest, GivesUpAfterMaxAttemptsAndReplayMakesItPendingAgain) {
 
   EXPECT_EQ(*outbox->ReplayFailed("other"), 0);
   EXPECT_EQ(*outbox->ReplayFailed("a"), 1);
-  EXPECT_TRUE(outbox->Snapshot({.state = AlertState::kFailed})->empty());
+  EXPECT_TRUE(outbox->Snapshot(SnapshotQuery::Of(AlertState::kFailed))->empty());
   heads = outbox->DueHeads(10);
   ASSERT_EQ(heads->size(), 1u);
   EXPECT_EQ((*heads)[0].alert_id, "req-1");  // Oldest first again.

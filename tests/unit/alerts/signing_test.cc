@@ -79,7 +79,11 @@ TEST(AlertPayloadTest, CarriesTheHashedPatientKeyNeverTheId) {
 }
 
 TEST(AlertPayloadTest, HostileVerdictFieldsAreRefused) {
-  SeriousVerdict v{.request_id = "req-1", .patient_id = "p", .probability = 0.9, .threshold = 0.5};
+  SeriousVerdict v;
+  v.request_id = "req-1";
+  v.patient_id = "p";
+  v.probability = 0.9;
+  v.threshold = 0.5;
   EXPECT_TRUE(AlertService::ValidateVerdict(v).ok());
   for (std::string id : {std::string(), std::string("a\r\nX-Evil: 1"), std::string("a b"), std::string("a,b"),
                          std::string(129, 'x'), std::string("caf\xc3\xa9")}) {
