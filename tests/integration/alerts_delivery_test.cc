@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <optional>
 #include <filesystem>
 #include <map>
 #include <thread>
@@ -272,6 +274,79 @@ TEST_F(AlertDeliveryTest, OnSeriousVerdictRefusesWhenItsIntakeOrTheOutboxIsFullI
   service->Stop();
   EXPECT_EQ(service->OnSeriousVerdict(Verdict(99, 0)).code(), absl::StatusCode::kFailedPrecondition);
   receiver_.SetMode(TestReceiver::Mode::kOk);
+}
+
+// HTTPS: a receiver with a certificate made by the test (openssl CLI). The
+// dispatcher verifies the chain against --alert-webhook-ca-file and the host
+// name; without the CA, or for a name the certificate does not carry, the
+// attempt fails and says why, and nothing is sent in the clear.
+class AlertHttpsTest : public AlertDeliveryTest {
+ protected:
+  std::optional<TestReceiver::Tls> MakeCertificate(const std::string& san) {
+    const std::string cert = (dir_ / "cert.pem").string(), key = (dir_ / "key.pem").string();
+    const std::string command =
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=receiver"
+        " -addext subjectAltName=" + san + " -keyout " + key + " -out " + cert + " >/dev/null 2>&1";
+    if (std::system(command.c_str()) != 0) return std::nullopt;
+    return TestReceiver::Tls{cert, key};
+  }
+};
+
+TEST_F(AlertHttpsTest, DeliversOverVerifiedTlsAndRefusesAnUnverifiedPeer) {
+  auto tls = MakeCertificate("IP:127.0.0.1,DNS:localhost");
+  ASSERT_TRUE(tls.has_value()) << "openssl req failed";
+  TestReceiver https(kSecret, tls);
+  AlertServiceOptions o = Options();
+  o.dispatcher.receivers = {{"trusted", https.url(), kSecret}, {"untrusted", https.url("/x", "localhost"), kSecret}};
+  o.dispatcher.ca_file = tls->cert_file;
+  auto service = Start(o);
+  ASSERT_TRUE(service->EnqueueNow(Verdict(1, 0)).ok());
+  // One alert, two receivers (by IP and by name) that happen to be one server.
+  ASSERT_TRUE(https.WaitForRequests(2, absl::Seconds(10))) << https.requests();
+  for (const auto& d : https.deliveries()) EXPECT_TRUE(d.signature_ok);
+  EXPECT_EQ(https.applied_count(), 1u);
+  service->Stop();
+  service.reset();
+  std::filesystem::remove(dir_ / "outbox.db");
+  std::filesystem::remove(dir_ / "outbox.db-wal");
+  std::filesystem::remove(dir_ / "outbox.db-shm");
+
+  // The system CAs only: the self-signed receiver is refused.
+  o = Options();
+  o.dispatcher.receivers = {{"pi", https.url(), kSecret}};
+  service = Start(o);
+  ASSERT_TRUE(service->EnqueueNow(Verdict(2, 0)).ok());
+  const absl::Time end = absl::Now() + absl::Seconds(10);
+  std::string error;
+  while (error.empty() && absl::Now() < end) {
+    auto rows = service->outbox().Snapshot(SnapshotQuery::Of(AlertState::kPending));
+    if (rows.ok() && !rows->empty()) error = (*rows)[0].last_error;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(error.rfind("TLS handshake:", 0), 0u) << error;
+  EXPECT_NE(error.find("certificate verify failed"), std::string::npos) << error;
+  EXPECT_EQ(https.requests(), 2u);  // Nothing more reached it.
+  EXPECT_GE(https.tls_failures(), 1u);
+}
+
+TEST_F(AlertHttpsTest, RefusesACertificateForAnotherName) {
+  auto tls = MakeCertificate("DNS:other.example");
+  ASSERT_TRUE(tls.has_value()) << "openssl req failed";
+  TestReceiver https(kSecret, tls);
+  AlertServiceOptions o = Options();
+  o.dispatcher.receivers = {{"pi", https.url(), kSecret}};
+  o.dispatcher.ca_file = tls->cert_file;  // Trusted, but not for 127.0.0.1.
+  auto service = Start(o);
+  ASSERT_TRUE(service->EnqueueNow(Verdict(3, 0)).ok());
+  const absl::Time end = absl::Now() + absl::Seconds(10);
+  std::string error;
+  while (error.empty() && absl::Now() < end) {
+    auto rows = service->outbox().Snapshot(SnapshotQuery::Of(AlertState::kPending));
+    if (rows.ok() && !rows->empty()) error = (*rows)[0].last_error;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(error.rfind("TLS handshake:", 0), 0u) << error;
+  EXPECT_EQ(https.applied_count(), 0u);
 }
 
 }  // namespace

@@ -16,10 +16,12 @@
 
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -48,7 +50,21 @@ class TestReceiver {
     absl::Time received;
   };
 
-  explicit TestReceiver(std::string secret) : secret_(std::move(secret)) { Up(); }
+  // HTTPS with this certificate chain and key (PEM files) when set.
+  struct Tls {
+    std::string cert_file;
+    std::string key_file;
+  };
+
+  explicit TestReceiver(std::string secret, std::optional<Tls> tls = std::nullopt) : secret_(std::move(secret)) {
+    if (tls.has_value()) {
+      namespace ssl = boost::asio::ssl;
+      tls_ = std::make_unique<ssl::context>(ssl::context::tls_server);
+      tls_->use_certificate_chain_file(tls->cert_file);
+      tls_->use_private_key_file(tls->key_file, ssl::context::pem);
+    }
+    Up();
+  }
   ~TestReceiver() {
     Down();
     {
@@ -64,8 +80,13 @@ class TestReceiver {
   }
 
   uint16_t port() const { return port_; }
-  std::string url(std::string_view path = "/alerts") const {
-    return "http://127.0.0.1:" + std::to_string(port_) + std::string(path);
+  std::string url(std::string_view path = "/alerts", std::string_view host = "127.0.0.1") const {
+    return std::string(tls_ ? "https://" : "http://") + std::string(host) + ":" + std::to_string(port_) +
+           std::string(path);
+  }
+  size_t tls_failures() const {
+    absl::MutexLock lock(&mu_);
+    return tls_failures_;
   }
 
   void SetMode(Mode mode) {
@@ -184,11 +205,28 @@ class TestReceiver {
   }
 
   void Serve(boost::asio::ip::tcp::socket socket) {
+    if (!tls_) {
+      Handle(socket, socket);
+      return;
+    }
+    boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream(std::move(socket), *tls_);
+    boost::system::error_code ec;
+    stream.handshake(boost::asio::ssl::stream_base::server, ec);
+    if (ec) {
+      absl::MutexLock lock(&mu_);
+      ++tls_failures_;
+      return;
+    }
+    Handle(stream, stream.next_layer());
+  }
+
+  template <class Stream>
+  void Handle(Stream& stream, boost::asio::ip::tcp::socket& socket) {
     namespace http = boost::beast::http;
     boost::beast::flat_buffer buffer;
     http::request<http::string_body> request;
     boost::system::error_code ec;
-    http::read(socket, buffer, request, ec);
+    http::read(stream, buffer, request, ec);
     if (ec) return;
     Delivery d;
     d.key = std::string(request["Idempotency-Key"]);
@@ -244,11 +282,12 @@ class TestReceiver {
       response.body() = "{}";
     }
     response.prepare_payload();
-    http::write(socket, response, ec);
+    http::write(stream, response, ec);
     socket.shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
   }
 
   const std::string secret_;
+  std::unique_ptr<boost::asio::ssl::context> tls_;
   boost::asio::io_context ioc_;
   std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
   uint16_t port_ = 0;
@@ -266,6 +305,7 @@ class TestReceiver {
   std::set<std::string> applied_keys_ ABSL_GUARDED_BY(mu_);
   size_t repeats_ ABSL_GUARDED_BY(mu_) = 0;
   size_t bad_signatures_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t tls_failures_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::thread> connections_ ABSL_GUARDED_BY(mu_);
 };
 
