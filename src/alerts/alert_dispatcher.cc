@@ -113,6 +113,12 @@ void AlertDispatcher::WorkerLoop(size_t index, std::unique_ptr<WebhookClient> cl
           spdlog::error("alerts: reading the outbox failed: {}", ToStd(heads.status().message()));
         }
         if (job.has_value()) break;
+        if (index == 0 && options_.clock->Now() - last_purge_ >= options_.purge_interval) {
+          // Idle: purge now (a short transaction; nothing else to do).
+          last_purge_ = options_.clock->Now();
+          auto removed = outbox_->Purge();
+          if (!removed.ok()) spdlog::warn("alerts: purging the outbox failed: {}", ToStd(removed.status().message()));
+        }
         // Nothing claimable. Sleep until the earliest head is due, or until
         // woken (new alert, an attempt finished, Stop). A due head that is
         // not claimable is in flight: its attempt's end wakes us.

@@ -81,7 +81,8 @@ class AlertService {
   ~AlertService();
 
   // Returns at once. OK: accepted; `done` (if any) runs later on the intake
-  // thread with the outbox's answer (OK once durable). Errors, with `done`
+  // thread with the outbox's answer (OK once durable); it must not block
+  // (post the answer to the connection's own thread). Errors, with `done`
   // not called: InvalidArgument for a malformed verdict, ResourceExhausted
   // when the intake queue is full, FailedPrecondition after Stop.
   absl::Status OnSeriousVerdict(SeriousVerdict verdict, Done done = nullptr);

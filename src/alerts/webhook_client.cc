@@ -47,7 +47,12 @@ asio::awaitable<void> WriteAndRead(Stream& stream, Exchange& ex) {
   parser.body_limit(kResponseBodyLimit);
   co_await http::async_read(stream, buffer, parser, asio::use_awaitable);
   ex.response.status = parser.get().result_int();
+  // The receiver's words end up in logs and in the operations view: keep
+  // printable ASCII only.
   ex.response.body_prefix = parser.get().body().substr(0, 256);
+  for (char& c : ex.response.body_prefix) {
+    if (c < 0x20 || c > 0x7e) c = '?';
+  }
 }
 
 asio::awaitable<void> Run(Exchange& ex, ssl::context& tls) {

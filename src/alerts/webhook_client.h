@@ -34,7 +34,7 @@ absl::StatusOr<WebhookUrl> ParseWebhookUrl(std::string_view url);
 
 struct WebhookResponse {
   unsigned status = 0;
-  std::string body_prefix;  // The first 256 bytes of the body, for last_error.
+  std::string body_prefix;  // The first 256 bytes of the body, for last_error; bytes outside printable ASCII become '?'.
 };
 
 class WebhookClient {
