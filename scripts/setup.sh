@@ -17,6 +17,8 @@ packages=(
   libboost1.81-dev libboost-url1.81-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libsimdjson-dev rapidjson-dev libspdlog-dev libfmt-dev libcli11-dev
   libutf8proc-dev prometheus-cpp-dev libgoogle-perftools-dev libssl-dev libhiredis-dev
+  # alerts: the durable webhook outbox (docs/alerts.md)
+  libsqlite3-dev
   # tests
   libgtest-dev libgmock-dev googletest libbenchmark-dev libonnx-testdata
   python3-onnx python3-numpy python3-grpcio python3-protobuf python3-yaml
