@@ -203,6 +203,8 @@ std::string_view AuditEventTypeName(AuditEvent::Type type) {
       return "credential_refused";
     case AuditEvent::Type::kAccessDenied:
       return "access_denied";
+    case AuditEvent::Type::kVerdict:
+      return "sae_verdict";
   }
   return "unknown";
 }

@@ -39,6 +39,8 @@ struct AuditEvent {
     kCredentialRefused,
     // A request whose credential lacked the scope or the model.
     kAccessDenied,
+    // An SAE verdict (alerts/verdict_recorder.h): one line per answered report.
+    kVerdict,
   };
   enum class Outcome {
     // The action was done.

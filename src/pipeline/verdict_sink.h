@@ -7,8 +7,10 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/time/time.h"
 
 namespace ortserve::pipeline {
@@ -29,21 +31,34 @@ struct Verdict {
   absl::Duration latency;             // From the request's arrival to the verdict.
 };
 
+// What the sink made of a verdict, for the client's answer.
+struct VerdictOutcome {
+  // A serious verdict's alert is durable in the outbox (alert_id names it).
+  bool alert_queued = false;
+  std::string alert_id;
+  // Why a serious verdict's alert is not queued (alerts on); empty otherwise.
+  std::string alert_error;
+};
+using VerdictDone = absl::AnyInvocable<void(VerdictOutcome) &&>;
+
 // Receives verdicts. Implementations must be thread-safe: OnVerdict runs on
 // the thread that finished the inference (a model runner thread), for many
 // requests at once. It must not block for long (it delays that model's next
-// batch): hand durable work to a queue of your own. It cannot fail the
-// request; errors are the sink's to report.
+// batch): hand durable work to a queue of your own. It must call `done`
+// exactly once, from any thread, when what it does with the verdict is
+// durable (the audit line written, the alert in the outbox) or failed: the
+// client is answered then, so an answered verdict is never lost. It cannot
+// fail the request; errors go into the outcome and the sink's own reports.
 class VerdictSink {
  public:
   virtual ~VerdictSink() = default;
-  virtual void OnVerdict(const Verdict& verdict) = 0;
+  virtual void OnVerdict(const Verdict& verdict, VerdictDone done) = 0;
 };
 
 // The default: drops every verdict.
 class NoopVerdictSink final : public VerdictSink {
  public:
-  void OnVerdict(const Verdict&) override {}
+  void OnVerdict(const Verdict&, VerdictDone done) override { std::move(done)(VerdictOutcome{}); }
   // A process-wide instance (stateless).
   static NoopVerdictSink& Instance() {
     static NoopVerdictSink sink;

@@ -52,6 +52,10 @@ int main(int argc, char** argv) {
                  "Close an HTTP connection whose request or response has not moved for this long")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_option("--http-max-connections", options.http_max_connections,
+                 "HTTP connections open at once; past it new ones serve only health probes (32 more), then "
+                 "are answered 503 and closed; 0: three quarters of the open-files limit")
+      ->capture_default_str();
   app.add_option("--grpc-address", options.grpc_address, "Address the gRPC server binds")->capture_default_str();
   app.add_option("--grpc-port", options.grpc_port, "gRPC port; 0 picks a free port, -1 disables gRPC")
       ->capture_default_str();
@@ -237,6 +241,10 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"every-line", "interval", "none"}));
   // --- end of security ---
 
+  ortserve::alerts::AddAlertFlags(app, &options.alert_flags);
+  app.add_flag("--audit-raw-patient-id", options.audit_raw_patient_id,
+               "Audit lines of SAE verdicts carry the raw patientId instead of its keyed hash "
+               "(only where the audit log may hold patient identifiers)");
   // Every option can also come from the environment, ORTSERVE_<FLAG> (upper
   // case, '-' as '_': ORTSERVE_LOG_LEVEL=debug), e.g. from a Kubernetes
   // ConfigMap; a flag on the command line wins over its variable.

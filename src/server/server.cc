@@ -31,6 +31,8 @@
 #include "repository/model_manager.h"
 #include "repository/single_model_layout.h"
 #include "observability/audit_log.h"
+#include "alerts/alert_service.h"
+#include "alerts/verdict_recorder.h"
 
 namespace ortserve::server {
 namespace {
@@ -182,6 +184,9 @@ struct Server::Impl {
   std::unique_ptr<frontend::AccessControl> access;
   std::unique_ptr<admission::TlsContextProvider> http_tls;
   std::unique_ptr<admission::GrpcTlsCredentials> grpc_tls;  // Destroyed after the gRPC server.
+  // SAE verdicts: alerts and their audit lines; outlive the front ends.
+  std::unique_ptr<alerts::AlertService> alerts;
+  std::unique_ptr<alerts::VerdictRecorder> verdicts;
   std::unique_ptr<frontend::InferenceService> service;
   std::unique_ptr<frontend::HttpServer> http;
   std::unique_ptr<frontend::GrpcServer> grpc;
@@ -470,6 +475,26 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   service_options.response_cache = impl->response_cache.get();
   impl->service = std::make_unique<frontend::InferenceService>(std::move(service_options));
 
+  // SAE verdicts: an audit line each, an alert for each serious one.
+  ASSIGN_OR_RETURN(std::optional<alerts::AlertServiceOptions> alert_options,
+                   alerts::BuildAlertServiceOptions(options.alert_flags));
+  std::string patient_hash_key;
+  if (alert_options) {
+    alert_options->registry = impl->metrics->registry();
+    patient_hash_key = alert_options->patient_hash_key;
+    ASSIGN_OR_RETURN(impl->alerts, alerts::AlertService::Create(*std::move(alert_options)));
+    spdlog::info("SAE alerts: {} webhook(s), outbox {}", impl->alerts->receivers().size(),
+                 options.alert_flags.outbox_path);
+  }
+  if (impl->alerts || impl->audit) {
+    alerts::VerdictRecorder::Options recorder;
+    recorder.audit = impl->audit.get();
+    recorder.alerts = impl->alerts.get();
+    recorder.patient_hash_key = patient_hash_key;
+    recorder.audit_raw_patient_id = options.audit_raw_patient_id;
+    ASSIGN_OR_RETURN(impl->verdicts, alerts::VerdictRecorder::Create(std::move(recorder)));
+  }
+
   if (options.http_port >= 0) {
     frontend::HttpServer::Options http;
     http.address = options.http_address;
@@ -477,12 +502,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     http.threads = options.http_threads;
     http.max_body_bytes = options.http_max_body_bytes;
     http.idle_timeout = absl::Seconds(options.http_idle_timeout_seconds);
+    http.max_connections = options.http_max_connections;
     http.service = impl->service.get();
     http.admission = impl->admission.get();
     http.pipeline.sae_model = options.sae_model;
     http.pipeline.embed_model = options.embed_model;
     http.pipeline.predict_model = options.predict_model.empty() ? options.sae_model : options.predict_model;
     http.pipeline.sae_max_chars = options.sae_max_report_chars;
+    http.pipeline.verdict_sink = impl->verdicts.get();
+    http.alerts = impl->alerts.get();
     http.enable_profiling = options.enable_profiling;
     http.access = impl->access.get();
     http.tls = impl->http_tls.get();
@@ -559,6 +587,9 @@ void Server::Stop() {
   if (impl_->grpc) impl_->grpc->Stop();
   if (impl_->tokenization) impl_->tokenization->Stop();  // Runs what was queued, then joins.
   if (impl_->models) impl_->models->Shutdown();
+  // Verdicts answered are recorded; alerts not yet delivered stay in the outbox.
+  if (impl_->verdicts) impl_->verdicts->Stop();
+  if (impl_->alerts) impl_->alerts->Stop();
   impl_->tracer.reset();
   impl_->metrics_server.reset();
 }

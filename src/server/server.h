@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "alerts/alert_flags.h"
 
 namespace ortserve::server {
 
@@ -23,6 +24,7 @@ struct ServerOptions {
   int http_threads = 4;
   size_t http_max_body_bytes = 64u << 20;
   double http_idle_timeout_seconds = 60;
+  size_t http_max_connections = 0;  // 0: three quarters of the open-files limit.
   std::string grpc_address = "0.0.0.0";
   int grpc_port = 8001;       // -1: gRPC off.
   size_t grpc_max_message_bytes = 64u << 20;
@@ -43,7 +45,13 @@ struct ServerOptions {
   std::string sae_model = "sae_classifier";        // POST /api/v1/sae/analyze; "": off.
   std::string embed_model = "text_embedding";      // TEI /embed, OpenAI /v1/embeddings fallback; "": off.
   std::string predict_model;                       // TEI /predict; "": the SAE model.
-  size_t sae_max_report_chars = 20000;             // Longer reportText gets 400.
+  size_t sae_max_report_chars = 20000;
+  // SAE alerts to the clinical team's webhooks through a durable outbox
+  // (docs/alerts.md); off unless a webhook is configured.
+  alerts::AlertFlags alert_flags;
+  // Audit lines of SAE verdicts carry the raw patient id instead of its keyed
+  // hash (docs/alerts.md, "What is recorded").
+  bool audit_raw_patient_id = false;             // Longer reportText gets 400.
   std::string log_level = "info";
   std::string log_format = "json";  // "json" or "text".
   bool access_log = false;

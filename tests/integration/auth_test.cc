@@ -235,6 +235,9 @@ TEST_F(AuthTest, RestAuthorizationMatrix) {
       {"GET", "/v2/logging", "", Class::kAdmin, ""},
       {"POST", "/v2/logging", "{}", Class::kAdmin, ""},
       {"GET", "/v2/admin/profile/heap", "", Class::kAdmin, ""},
+      // The alert outbox (404 once allowed: alerts are off here).
+      {"GET", "/v2/admin/alerts", "", Class::kAdmin, ""},
+      {"POST", "/v2/admin/alerts/replay", "", Class::kAdmin, ""},
       // Text endpoints: their model is the configured one (beta).
       {"POST", "/api/v1/sae/analyze", R"({"patientId":"p","reportText":"t"})", Class::kInfer, "beta"},
       {"POST", "/embed", R"({"inputs":"t"})", Class::kInfer, "beta"},
@@ -256,7 +259,9 @@ TEST_F(AuthTest, RestAuthorizationMatrix) {
         EXPECT_NE(response.status, 401u);
         EXPECT_NE(response.status, 403u);
         const std::string target = route.target;
-        if (target.find("/v2") == 0 && target.find("profile") == std::string::npos) {
+        if (target.find("/v2/admin/alerts") == 0) {
+          EXPECT_EQ(response.status, 404u);
+        } else if (target.find("/v2") == 0 && target.find("profile") == std::string::npos) {
           EXPECT_EQ(response.status, 200u);
         }
       } else {

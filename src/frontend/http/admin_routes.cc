@@ -3,6 +3,8 @@
 #include <cstdlib>
 
 #include "boost/url/parse_query.hpp"
+#include "alerts/alert_service.h"
+#include "core/json_writer.h"
 #include "core/strings.h"
 #include "frontend/http/connection.h"
 #include "frontend/http/rest_json.h"
@@ -106,7 +108,10 @@ void Connection::ProfileCpu(std::string_view query) {
   }
   double seconds = 10;
   int hz = 0;  // The profiler's own rate.
-  auto params = boost::urls::parse_query(boost::core::string_view(query.data(), query.size()));
+  // Debian's libboost_url 1.81 reads its argument up to a NUL (strlen), past
+  // the view's end: parse a terminated copy (the views below point into it).
+  const std::string terminated(query);
+  auto params = boost::urls::parse_query(terminated);
   if (!params) return Send(Error(400, StrCat("malformed query string '", query, "'")));
   for (const auto param : *params) {
     const std::string key = param.key.decode();
@@ -145,6 +150,138 @@ void Connection::ProfileHeap() {
   auto profile = observability::HeapProfiler::Capture();
   if (!profile.ok()) return Send(Error(profile.status()));
   Send(Reply{200, "text/plain", *std::move(profile)});
+}
+
+}  // namespace ortserve::frontend
+
+namespace ortserve::frontend {
+namespace {
+
+// The query's `state` (pending, failed, delivered; default: pending and
+// failed), `receiver` and `limit` (1..1000, default 100).
+struct AlertQuery {
+  std::vector<alerts::AlertState> states = {alerts::AlertState::kPending, alerts::AlertState::kFailed};
+  std::string receiver;
+  std::string alert_id;
+  size_t limit = 100;
+};
+
+absl::StatusOr<AlertQuery> ParseAlertQuery(std::string_view query) {
+  AlertQuery parsed;
+  // Debian's libboost_url 1.81 reads its argument up to a NUL (strlen), past
+  // the view's end: parse a terminated copy (the views below point into it).
+  const std::string terminated(query);
+  auto params = boost::urls::parse_query(terminated);
+  if (!params) return absl::InvalidArgumentError(StrCat("malformed query string '", query, "'"));
+  for (const auto param : *params) {
+    const std::string key = param.key.decode();
+    const std::string value = param.has_value ? param.value.decode() : std::string();
+    if (key == "state") {
+      if (value == "pending") {
+        parsed.states = {alerts::AlertState::kPending};
+      } else if (value == "failed") {
+        parsed.states = {alerts::AlertState::kFailed};
+      } else if (value == "delivered") {
+        parsed.states = {alerts::AlertState::kDelivered};
+      } else {
+        return absl::InvalidArgumentError(
+            StrCat("alerts: state '", value, "' is not one of pending, failed, delivered"));
+      }
+    } else if (key == "receiver") {
+      parsed.receiver = value;
+    } else if (key == "alertId") {
+      parsed.alert_id = value;
+    } else if (key == "limit") {
+      char* end = nullptr;
+      const long limit = std::strtol(value.c_str(), &end, 10);
+      if (value.empty() || end != value.c_str() + value.size() || limit < 1 || limit > 1000) {
+        return absl::InvalidArgumentError(StrCat("alerts: limit '", value, "' is not in 1..1000"));
+      }
+      parsed.limit = static_cast<size_t>(limit);
+    } else {
+      return absl::InvalidArgumentError(
+          StrCat("alerts: unknown parameter '", key, "' (state, receiver, alertId, limit)"));
+    }
+  }
+  return parsed;
+}
+
+}  // namespace
+
+// GET /v2/admin/alerts[?state=&receiver=&limit=]: counts per state and the
+// rows asked for (newest last), each with its attempts and last error. The
+// payload is not shown (it is what the receiver got; the outbox keeps it).
+void Connection::Alerts(std::string_view query) {
+  if (options_.alerts == nullptr) return Send(Error(404, "alerts are off: no --alert-webhook is configured"));
+  auto parsed = ParseAlertQuery(query);
+  if (!parsed.ok()) return Send(Error(parsed.status()));
+  alerts::Outbox& outbox = options_.alerts->outbox();
+  auto counts = outbox.Counts(parsed->receiver);
+  if (!counts.ok()) return Send(Error(counts.status()));
+  std::string out;
+  JsonStringStream stream(&out);
+  JsonWriter w(stream);
+  w.StartObject();
+  w.Key("counts");
+  w.StartObject();
+  for (auto state : {alerts::AlertState::kPending, alerts::AlertState::kFailed, alerts::AlertState::kDelivered}) {
+    w.Key(alerts::AlertStateName(state));
+    auto it = counts->find(state);
+    w.Int64(it == counts->end() ? 0 : it->second);
+  }
+  w.EndObject();
+  w.Key("alerts");
+  w.StartArray();
+  for (auto state : parsed->states) {
+    alerts::SnapshotQuery snapshot = alerts::SnapshotQuery::Of(state, parsed->limit);
+    snapshot.receiver = parsed->receiver;
+    auto rows = outbox.Snapshot(snapshot);
+    if (!rows.ok()) return Send(Error(rows.status()));
+    for (const alerts::OutboxEntry& row : *rows) {
+      if (!parsed->alert_id.empty() && row.alert_id != parsed->alert_id) continue;
+      w.StartObject();
+      w.Key("alertId");
+      w.String(row.alert_id);
+      w.Key("receiver");
+      w.String(row.receiver);
+      w.Key("state");
+      w.String(alerts::AlertStateName(row.state));
+      w.Key("patientKey");
+      w.String(row.patient_key);
+      w.Key("created");
+      w.String(absl::FormatTime(absl::RFC3339_full, row.created, absl::UTCTimeZone()));
+      w.Key("attempts");
+      w.Int(row.attempts);
+      if (row.state == alerts::AlertState::kPending) {
+        w.Key("nextAttempt");
+        w.String(absl::FormatTime(absl::RFC3339_full, row.next_attempt, absl::UTCTimeZone()));
+      }
+      if (row.state == alerts::AlertState::kDelivered) {
+        w.Key("deliveredAt");
+        w.String(absl::FormatTime(absl::RFC3339_full, row.delivered_at, absl::UTCTimeZone()));
+      }
+      if (!row.last_error.empty()) {
+        w.Key("lastError");
+        w.String(row.last_error);
+      }
+      w.EndObject();
+    }
+  }
+  w.EndArray();
+  w.EndObject();
+  Send(Ok(std::move(out)));
+}
+
+// POST /v2/admin/alerts/replay[?receiver=&alertId=]: failed alerts become
+// pending again, due now; answers how many.
+void Connection::AlertsReplay(std::string_view query) {
+  if (options_.alerts == nullptr) return Send(Error(404, "alerts are off: no --alert-webhook is configured"));
+  auto parsed = ParseAlertQuery(query);
+  if (!parsed.ok()) return Send(Error(parsed.status()));
+  auto replayed = options_.alerts->outbox().ReplayFailed(parsed->receiver, parsed->alert_id);
+  if (!replayed.ok()) return Send(Error(replayed.status()));
+  options_.alerts->WakeDispatcher();
+  Send(Ok(StrCat("{\"replayed\":", *replayed, "}")));
 }
 
 }  // namespace ortserve::frontend

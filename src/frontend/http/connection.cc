@@ -156,6 +156,13 @@ void Connection::OnReadError(beast::error_code ec) {
 }
 
 void Connection::OnBody(beast::error_code ec) {
+  if (refusal_) {  // A refused request's body, read to keep the connection: now the answer.
+    Reply refusal = *std::move(refusal_);
+    refusal_.reset();
+    keep_alive_ = !ec && parser_->get().keep_alive();
+    parser_->get().body().clear();
+    return Send(std::move(refusal));
+  }
   if (ec) return OnReadError(ec);
   keep_alive_ = parser_->get().keep_alive();
   BeginRecord();
@@ -180,6 +187,17 @@ bool Connection::MatchAndAdmit() {
   const auto method_name = request.method_string();
   route_.emplace(MatchRoute(method, std::string_view(method_name.data(), method_name.size()), target));
   audit_action_ = {};
+  if (probes_only_) {
+    const bool probe = route_->ok() && ((*route_)->id == RouteId::kHealthLive ||
+                                        (*route_)->id == RouteId::kHealthReady || (*route_)->id == RouteId::kModelReady);
+    if (!probe) {
+      keep_alive_ = false;
+      BeginRecord();
+      Send(Error(503, StrCat("the server is at its connection limit (--http-max-connections ",
+                             options_.max_connections, "); this connection serves health probes only")));
+      return false;
+    }
+  }
   if (context_.access != nullptr && !Authorize()) return false;
   if (options_.admission == nullptr || !route_->ok()) return true;
   const RouteId id = (*route_)->id;
@@ -209,11 +227,20 @@ bool Connection::MatchAndAdmit() {
     permit_ = *std::move(permit);
     return true;
   }
-  // Refused before its body is read: the body stays unread, so the
-  // connection closes after the answer.
-  keep_alive_ = false;
   BeginRecord();
   if (id == RouteId::kModelInfer) record_->MarkInference();
+  // Refused before its body is read. A small body is read and dropped first
+  // (into the buffer the connection reuses), so the client, which may still
+  // be sending it, reads the answer instead of a reset and keeps its
+  // connection; a large one (or one the client waits for 100-continue to
+  // send) is never read, and the connection closes after the answer.
+  const auto length = parser_->content_length();
+  if (length.has_value() && *length <= kDiscardBody && !beast::iequals(request[http::field::expect], "100-continue")) {
+    refusal_.emplace(Error(permit.status()));
+    ReadBody();
+    return false;
+  }
+  keep_alive_ = false;
   Send(Error(permit.status()));
   return false;
 }
@@ -251,6 +278,8 @@ RouteAccess AccessOf(RouteId id, http::verb verb) {
     case RouteId::kLogging: return {RouteClass::kAdmin, verb == http::verb::post ? "logging.update" : "logging.read"};
     case RouteId::kProfileCpu: return {RouteClass::kAdmin, "profile.cpu"};
     case RouteId::kProfileHeap: return {RouteClass::kAdmin, "profile.heap"};
+    case RouteId::kAlerts: return {RouteClass::kAdmin, "alerts.read"};
+    case RouteId::kAlertsReplay: return {RouteClass::kAdmin, "alerts.replay"};
   }
   return {RouteClass::kAdmin, {}};
 }
@@ -396,6 +425,8 @@ void Connection::Route() {
     case RouteId::kLogging: return Logging();
     case RouteId::kProfileCpu: return ProfileCpu(route->query);
     case RouteId::kProfileHeap: return ProfileHeap();
+    case RouteId::kAlerts: return Alerts(route->query);
+    case RouteId::kAlertsReplay: return AlertsReplay(route->query);
     case RouteId::kRepositoryIndex: return RepositoryIndex();
     case RouteId::kRepositoryLoad: return RepositoryControl(route->model, /*load=*/true);
     case RouteId::kRepositoryUnload: return RepositoryControl(route->model, /*load=*/false);
@@ -453,7 +484,13 @@ void Connection::SendReply(std::span<const std::span<const std::byte>> extra, si
       head_.append("\r\ntraceparent: ").append(traceparent);
     }
   }
-  head_.append(keep_alive_ ? "\r\nConnection: keep-alive\r\n\r\n" : "\r\nConnection: close\r\n\r\n");
+  if (keep_alive_) {
+    head_.append("\r\nConnection: keep-alive");
+    if (!context_.keep_alive_header.empty()) head_.append("\r\n").append(context_.keep_alive_header);
+    head_.append("\r\n\r\n");
+  } else {
+    head_.append("\r\nConnection: close\r\n\r\n");
+  }
   buffers_.clear();
   buffers_.emplace_back(head_.data(), head_.size());
   if (!reply_.body.empty()) buffers_.emplace_back(reply_.body.data(), reply_.body.size());

@@ -97,6 +97,10 @@ struct ConnectionContext {
   std::atomic<int64_t>* active = nullptr;  // Requests read and not yet answered.
   observability::ProfileWorker* profiler = nullptr;  // Null unless profiling is on.
   const AccessControl* access = nullptr;  // Authentication, authorization, audit; null: none.
+  std::atomic<int64_t>* connections = nullptr;  // Open connections (each counts itself).
+  // "Keep-Alive: timeout=N" with N under the idle timeout, so that clients
+  // retire an idle connection before the server closes it under them.
+  std::string keep_alive_header;
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -104,8 +108,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   using Clock = std::chrono::steady_clock;
   using tcp = boost::asio::ip::tcp;
 
-  Connection(HttpStream stream, const ConnectionContext& context)
-      : stream_(std::move(stream)), context_(context), options_(*context.options) {}
+  // `probes_only`: accepted past --http-max-connections; serves health
+  // probes only.
+  Connection(HttpStream stream, const ConnectionContext& context, bool probes_only = false)
+      : stream_(std::move(stream)), context_(context), options_(*context.options), probes_only_(probes_only) {
+    if (context_.connections != nullptr) context_.connections->fetch_add(1, std::memory_order_relaxed);
+  }
+  ~Connection() {
+    if (context_.connections != nullptr) context_.connections->fetch_sub(1, std::memory_order_relaxed);
+  }
 
   // Starts reading requests (after the TLS handshake, under TLS).
   void Start();
@@ -143,6 +154,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   };
 
   static constexpr size_t kSmallBody = 4096;
+  // A body refused at its header is read and dropped up to this size (and
+  // the connection kept); a larger one closes the connection unread.
+  static constexpr size_t kDiscardBody = 1 << 20;
   static constexpr size_t kReadChunk = 65536;
   // Beast reads as much as the buffer has room for, at least 512 bytes; with
   // this much room a typical request (headers and a small body) is one read.
@@ -224,6 +238,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void RepositoryControl(const std::string& name, bool load);
   void ProfileCpu(std::string_view query);
   void ProfileHeap();
+  // The SAE alert outbox (docs/alerts.md): its state, and a replay of failed alerts.
+  void Alerts(std::string_view query);
+  void AlertsReplay(std::string_view query);
 
   // --- the text APIs (pipeline_routes.h) ---
   void PipelineRoute(RouteId id);
@@ -265,6 +282,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool audit_model_control_ = false;
   // The rate limits' client key: the peer's address, read once per connection.
   std::string client_key_;
+  const bool probes_only_ = false;
+  // A request refused at its header whose small body is read (and dropped)
+  // before this answer, so that the connection stays usable and the client,
+  // still sending, is not reset before it reads the answer.
+  std::optional<Reply> refusal_;
 };
 
 template <typename F>

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "frontend/http/http_server.h"
 
+#include <sys/resource.h>
+
 // The listener: event loops, accept, the idle sweep. Connections live in
 // connection.cc and the per-area handler files.
 #include <spdlog/spdlog.h>
@@ -43,6 +45,7 @@ struct HttpServer::Impl {
   Options options;
   std::unique_ptr<observability::ProfileWorker> profiler;  // With --enable-profiling.
   std::atomic<int64_t> active{0};  // Requests read and not yet answered.
+  std::atomic<int64_t> connections{0};  // Open connections.
   ConnectionContext context;       // Points at the three above.
   std::vector<std::unique_ptr<Loop>> loops;
   std::unique_ptr<tcp::acceptor> acceptor;  // On loops[0].
@@ -50,11 +53,17 @@ struct HttpServer::Impl {
   static constexpr std::chrono::milliseconds kAcceptRetry{50};
   std::optional<net::steady_timer> accept_retry;  // On loops[0].
   bool accept_paused = false;                     // Only touched on loops[0]'s thread.
+  bool warned_at_cap = false;                     // Only touched on loops[0]'s thread.
   std::atomic<bool> stopped{false};
 
   explicit Impl(Options o) : options(std::move(o)) {
     if (options.enable_profiling) profiler = std::make_unique<observability::ProfileWorker>();
-    context = ConnectionContext{&options, &active, profiler.get(), options.access};
+    context = ConnectionContext{&options, &active, profiler.get(), options.access, &connections};
+    // Clients should retire an idle connection a little before the server
+    // would close it (a reuse racing the close fails the request).
+    const int64_t idle_s = absl::ToInt64Seconds(options.idle_timeout);
+    if (idle_s >= 2) context.keep_alive_header = StrCat("Keep-Alive: timeout=", idle_s - 1);
+    if (options.max_connections == 0) options.max_connections = DefaultMaxConnections();
     for (int i = 0; i < options.threads; ++i) loops.push_back(std::make_unique<Loop>());
     acceptor = std::make_unique<tcp::acceptor>(loops[0]->ioc);
     accept_retry.emplace(loops[0]->ioc);
@@ -69,11 +78,30 @@ struct HttpServer::Impl {
         if (OutOfResources(ec)) return PauseAccepting(ec);
       } else {
         accept_paused = false;
+        // Past the cap, a connection serves probes only; past the reserve
+        // too, it is answered 503 at once and closed (nothing is read), so
+        // a flood of idle connections cannot starve health checks or the
+        // descriptors the models and the other ports need.
+        const auto open = static_cast<size_t>(connections.load(std::memory_order_relaxed));
+        if (open >= options.max_connections + kProbeReserve) {
+          RefuseAtOnce(socket);
+          return Accept();
+        }
+        const bool probes_only = open >= options.max_connections;
+        if (probes_only && !warned_at_cap) {
+          spdlog::warn("HTTP: {} connections open, the limit (--http-max-connections); new ones serve health "
+                       "probes only until some close",
+                       open);
+          warned_at_cap = true;
+        } else if (!probes_only) {
+          warned_at_cap = false;
+        }
         socket.set_option(tcp::no_delay(true), ec);
-        auto connection = options.tls == nullptr
-                              ? std::make_shared<Connection>(HttpStream(std::move(socket)), context)
-                              : std::make_shared<Connection>(HttpStream(std::move(socket), options.tls->Current()),
-                                                             context);
+        auto connection =
+            options.tls == nullptr
+                ? std::make_shared<Connection>(HttpStream(std::move(socket)), context, probes_only)
+                : std::make_shared<Connection>(HttpStream(std::move(socket), options.tls->Current()), context,
+                                               probes_only);
         net::post(loop.ioc, [&loop, connection] {
           loop.connections.push_back(connection);
           connection->Start();
@@ -81,6 +109,28 @@ struct HttpServer::Impl {
       }
       Accept();
     });
+  }
+
+  // Over every cap: a canned 503, best effort, without blocking; then close.
+  static void RefuseAtOnce(tcp::socket& socket) {
+    static constexpr std::string_view kBusy =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+        "Connection: close\r\nContent-Length: 57\r\n\r\n{\"error\":\"too many connections (--http-max-connections)\"}";
+    beast::error_code ignored;
+    socket.non_blocking(true, ignored);
+    socket.write_some(net::buffer(kBusy.data(), kBusy.size()), ignored);
+    socket.shutdown(tcp::socket::shutdown_both, ignored);
+    socket.close(ignored);
+  }
+
+  // The default connection cap: what the open-files limit leaves after a
+  // reserve for models, logs, the other ports and the probe reserve: three
+  // quarters of the limit, at least 64.
+  static size_t DefaultMaxConnections() {
+    rlimit files{};
+    if (getrlimit(RLIMIT_NOFILE, &files) != 0 || files.rlim_cur == RLIM_INFINITY) return 65536;
+    const size_t limit = static_cast<size_t>(files.rlim_cur);
+    return std::max<size_t>(64, limit / 4 * 3 > kProbeReserve ? limit / 4 * 3 - kProbeReserve : 64);
   }
 
   // Out of descriptors (or kernel memory), accept fails at once for as long

@@ -16,6 +16,10 @@
 #include "frontend/http/pipeline_routes.h"
 #include "frontend/inference_service.h"
 
+namespace ortserve::alerts {
+class AlertService;
+}  // namespace ortserve::alerts
+
 namespace ortserve::frontend {
 
 class AccessControl;
@@ -23,6 +27,11 @@ class AccessControl;
 // Thread-safe: Start and Stop may be called from any thread, once each.
 class HttpServer {
  public:
+  // Connections past max_connections that may still be served health
+  // probes (a kubelet's, a load balancer's) while ordinary clients hold
+  // every slot.
+  static constexpr size_t kProbeReserve = 32;
+
   struct Options {
     std::string address = "0.0.0.0";
     uint16_t port = 8000;  // 0: any free port; see port().
@@ -32,6 +41,11 @@ class HttpServer {
     // this long after it began is closed (checked every quarter of it, at
     // most every second). No limit while the request is being answered.
     absl::Duration idle_timeout = absl::Seconds(60);
+    // Connections open at once for ordinary requests; past it a connection is
+    // served only health probes (a reserve of kProbeReserve more), and past
+    // that it is answered 503 and closed at once. 0: from the open-files
+    // limit (docs/security.md#limits).
+    size_t max_connections = 0;
     InferenceService* service = nullptr;  // Not owned.
     // Where inferences (KServe infer, the text APIs) take their permit, once
     // their header is read (not owned); null: no admission.
@@ -40,6 +54,9 @@ class HttpServer {
     PipelineRouteOptions pipeline;
     // Serve GET /v2/admin/profile/cpu and /heap (pprof CPU profile, heap sample).
     bool enable_profiling = false;
+    // The SAE alert service behind GET /v2/admin/alerts and POST
+    // /v2/admin/alerts/replay; null: alerts are off (404). Not owned.
+    alerts::AlertService* alerts = nullptr;
     // Authentication, authorization by route class, the audit log (not
     // owned); null: every request is served as before authentication existed.
     const AccessControl* access = nullptr;

@@ -440,43 +440,78 @@ void AnswerSae(SaeCall& call, absl::StatusOr<InferResponse> result, PipelineRepl
   verdict.is_sae = is_sae;
   verdict.review_recommended = review;
   verdict.latency = absl::Now() - call.arrival;
-  if (call.sink != nullptr) call.sink->OnVerdict(verdict);
 
-  rapidjson::StringBuffer buffer;
-  Writer w(buffer);
-  w.StartObject();
-  w.Key("isSAE");
-  w.Bool(is_sae);
-  // The (calibrated) probability of the decision taken: of "serious" when
-  // isSAE, of "not serious" otherwise.
-  w.Key("confidence");
-  w.Double(is_sae ? p_serious : 1.0 - p_serious);
-  w.Key("seriousProbability");
-  w.Double(p_serious);
-  w.Key("threshold");
-  w.Double(threshold);
-  w.Key("label");
-  String(w, (*labels)[0]);
-  w.Key("reviewRecommended");
-  w.Bool(review);
-  w.Key("windows");
-  w.Int64(windows);
-  w.Key("patientId");
-  String(w, call.patient_id);
-  w.Key("modelVersion");
-  String(w, StrCat(result->model_name, "/", result->model_version));
-  if (auto from = result->parameters.FindString("fallback_from")) {
-    w.Key("fallbackFrom");
-    String(w, *from);
-  }
-  w.Key("requestId");
-  String(w, call.request_id);
-  if (text != nullptr && !text->options().disclaimer.empty()) {
-    w.Key("disclaimer");
-    String(w, text->options().disclaimer);
-  }
-  w.EndObject();
-  std::move(reply)({200, buffer.GetString(), std::move(call.request_id)});
+  // The answer, less what the sink adds; the client gets it once the sink
+  // made the verdict durable (audit line, alert in the outbox).
+  struct Answer {
+    bool is_sae;
+    float p_serious;
+    double threshold;
+    std::string label;
+    bool review;
+    int64_t windows;
+    std::string patient_id;
+    std::string model_version;
+    std::optional<std::string> fallback_from;
+    std::string request_id;
+    std::string disclaimer;
+  };
+  Answer answer{is_sae, p_serious, threshold, std::string((*labels)[0]), review, windows, call.patient_id,
+                StrCat(result->model_name, "/", result->model_version), std::nullopt, call.request_id,
+                text != nullptr ? text->options().disclaimer : std::string()};
+  if (auto from = result->parameters.FindString("fallback_from")) answer.fallback_from = std::string(*from);
+  auto respond = [answer = std::move(answer), reply = std::move(reply)](pipeline::VerdictOutcome outcome) mutable {
+    rapidjson::StringBuffer buffer;
+    Writer w(buffer);
+    w.StartObject();
+    w.Key("isSAE");
+    w.Bool(answer.is_sae);
+    // The (calibrated) probability of the decision taken: of "serious" when
+    // isSAE, of "not serious" otherwise.
+    w.Key("confidence");
+    w.Double(answer.is_sae ? answer.p_serious : 1.0 - answer.p_serious);
+    w.Key("seriousProbability");
+    w.Double(answer.p_serious);
+    w.Key("threshold");
+    w.Double(answer.threshold);
+    w.Key("label");
+    String(w, answer.label);
+    w.Key("reviewRecommended");
+    w.Bool(answer.review);
+    w.Key("windows");
+    w.Int64(answer.windows);
+    w.Key("patientId");
+    String(w, answer.patient_id);
+    w.Key("modelVersion");
+    String(w, answer.model_version);
+    if (answer.fallback_from) {
+      w.Key("fallbackFrom");
+      String(w, *answer.fallback_from);
+    }
+    w.Key("requestId");
+    String(w, answer.request_id);
+    // Alerts on and the verdict serious: whether the physician's alert is
+    // durably queued (docs/alerts.md), or why not.
+    if (outcome.alert_queued || !outcome.alert_error.empty()) {
+      w.Key("alertQueued");
+      w.Bool(outcome.alert_queued);
+      if (outcome.alert_queued) {
+        w.Key("alertId");
+        String(w, outcome.alert_id);
+      } else {
+        w.Key("alertError");
+        String(w, outcome.alert_error);
+      }
+    }
+    if (!answer.disclaimer.empty()) {
+      w.Key("disclaimer");
+      String(w, answer.disclaimer);
+    }
+    w.EndObject();
+    std::move(reply)({200, buffer.GetString(), std::move(answer.request_id)});
+  };
+  pipeline::VerdictSink& sink = call.sink != nullptr ? *call.sink : pipeline::NoopVerdictSink::Instance();
+  sink.OnVerdict(verdict, std::move(respond));
 }
 
 void HandleSae(InferenceService& service, const PipelineRouteOptions& options, std::string_view body,

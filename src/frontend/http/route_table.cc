@@ -36,6 +36,8 @@ const Route kRoutes[] = {
     {RouteId::kLogging, {"v2", "logging"}, true, true},
     {RouteId::kProfileCpu, {"v2", "admin", "profile", "cpu"}, true, true},
     {RouteId::kProfileHeap, {"v2", "admin", "profile", "heap"}, true, false},
+    {RouteId::kAlerts, {"v2", "admin", "alerts"}, true, false},
+    {RouteId::kAlertsReplay, {"v2", "admin", "alerts", "replay"}, false, true},
     {RouteId::kRepositoryIndex, {"v2", "repository", "index"}, false, true},
     {RouteId::kRepositoryLoad, {"v2", "repository", "models", "{m}", "load"}, false, true},
     {RouteId::kRepositoryUnload, {"v2", "repository", "models", "{m}", "unload"}, false, true},

@@ -23,6 +23,8 @@ enum class RouteId : uint8_t {
   kLogging,            // GET|POST /v2/logging
   kProfileCpu,         // GET|POST /v2/admin/profile/cpu
   kProfileHeap,        // GET  /v2/admin/profile/heap
+  kAlerts,             // GET  /v2/admin/alerts
+  kAlertsReplay,       // POST /v2/admin/alerts/replay
   kRepositoryIndex,    // POST /v2/repository/index
   kRepositoryLoad,     // POST /v2/repository/models/{m}/load
   kRepositoryUnload,   // POST /v2/repository/models/{m}/unload

@@ -3,9 +3,11 @@
 // real demo model (real ONNX Runtime session, inline tokenization) hands
 // each verdict to the configured VerdictSink, with the fields the audit log
 // and the alert outbox need, and answers exactly what it reported.
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
@@ -44,11 +46,24 @@ struct Seen {
 
 class RecordingSink final : public pipeline::VerdictSink {
  public:
-  void OnVerdict(const pipeline::Verdict& v) override {
-    absl::MutexLock lock(&mu_);
-    seen_.push_back({std::string(v.request_id), std::string(v.patient_id), std::string(v.model),
-                     std::string(v.version), v.windows, v.serious_probability, v.threshold, v.is_sae,
-                     v.review_recommended, v.latency});
+  // Answers from another thread, later, as a durable sink does; a serious
+  // verdict's alert is "queued" under its request id.
+  void OnVerdict(const pipeline::Verdict& v, pipeline::VerdictDone done) override {
+    pipeline::VerdictOutcome outcome;
+    if (v.is_sae) {
+      outcome.alert_queued = true;
+      outcome.alert_id = std::string(v.request_id);
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      seen_.push_back({std::string(v.request_id), std::string(v.patient_id), std::string(v.model),
+                       std::string(v.version), v.windows, v.serious_probability, v.threshold, v.is_sae,
+                       v.review_recommended, v.latency});
+    }
+    std::thread([done = std::move(done), outcome = std::move(outcome)]() mutable {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      std::move(done)(std::move(outcome));
+    }).detach();
   }
   std::vector<Seen> seen() {
     absl::MutexLock lock(&mu_);
@@ -141,6 +156,11 @@ TEST_F(SaeVerdictSinkTest, EachVerdictReachesTheSinkWithWhatTheClientIsTold) {
   EXPECT_EQ(seen[0].is_sae, doc["isSAE"].GetBool());
   EXPECT_EQ(seen[0].review, doc["reviewRecommended"].GetBool());
   EXPECT_GT(seen[0].latency, absl::ZeroDuration());
+  // The client is answered with what the sink made of it.
+  if (seen[0].is_sae) {
+    EXPECT_TRUE(doc["alertQueued"].GetBool()) << answer.body;
+    EXPECT_STREQ(doc["alertId"].GetString(), "audit-1");
+  }
 
   // A refused request is no verdict; the next one is reported on its own.
   answer = Post(R"({"patientId": "p-9", "reportText": ""})", nullptr);
