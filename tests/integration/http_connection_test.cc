@@ -318,3 +318,86 @@ TEST(HttpDescriptorLimitTest, OutOfDescriptorsTheServerWaitsThenAcceptsAgain) {
 
 }  // namespace
 }  // namespace ortserve::testing
+
+namespace ortserve::testing {
+namespace {
+
+// Issue #14.7: a server that closes an idle kept-alive connection just as the
+// client reuses it fails that request; the header tells clients to retire it
+// first.
+TEST(HttpKeepAliveTest, AnswersAdvertiseATimeoutUnderTheIdleTimeout) {
+  TempDir repo;
+  auto server = ServerProcess::Start({"--model-repository", repo.path(), "--http-idle-timeout-seconds", "3"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  HttpClient client((*server)->http_port());
+  auto response = client.Get("/v2/health/live");
+  EXPECT_EQ(response.status, 200u);
+  EXPECT_EQ(response.Header("keep-alive"), "timeout=2");
+  EXPECT_EQ(response.Header("connection"), "keep-alive");
+}
+
+// A request refused before its body is read (here: over the memory budget)
+// still lets a small body be read, so the client reads its 503 instead of a
+// reset, and the connection goes on serving.
+TEST(HttpRefusalTest, ARefusedSmallBodyIsReadAndTheConnectionKept) {
+  TempDir repo;
+  WriteHeldModel(repo.path(), "quick", 0);
+  auto server = ServerProcess::Start({"--model-repository", repo.path(), "--max-inflight-bytes", "64"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  RawConnection connection((*server)->http_port());
+  ASSERT_TRUE(connection.connected());
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(connection.Send(InferRequest("quick", 1, 2)));
+    auto read = connection.ReadResponseOrClose();
+    ASSERT_FALSE(read.closed) << read.data;
+    EXPECT_EQ(read.data.rfind("HTTP/1.1 503", 0), 0u) << read.data;
+    EXPECT_NE(read.data.find("--max-inflight-bytes"), std::string::npos) << read.data;
+  }
+  ASSERT_TRUE(connection.Send("GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_EQ(connection.ReadResponseOrClose().data.rfind("HTTP/1.1 200", 0), 0u);
+}
+
+// Issue #14.6: idle connections up to the cap cannot take health checks
+// down: past it a connection serves probes only, past the reserve it is
+// answered 503 at once; when the flood goes, service resumes.
+TEST(HttpConnectionCapTest, PastTheCapProbesAreStillServedAndTheRestRefused) {
+  TempDir repo;
+  WriteHeldModel(repo.path(), "quick", 0);
+  auto server = ServerProcess::Start({"--model-repository", repo.path(), "--http-max-connections", "16"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  const uint16_t port = (*server)->http_port();
+  std::vector<std::unique_ptr<RawConnection>> idle;
+  for (int i = 0; i < 16; ++i) {
+    idle.push_back(std::make_unique<RawConnection>(port));
+    // Served, so certainly accepted and counted before the next one.
+    ASSERT_TRUE(idle.back()->Send("GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n"));
+    ASSERT_EQ(idle.back()->ReadResponseOrClose().data.rfind("HTTP/1.1 200", 0), 0u) << i;
+  }
+  // At the cap: a probe is served, an inference is not.
+  RawConnection probe(port);
+  ASSERT_TRUE(probe.Send("GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_EQ(probe.ReadResponseOrClose().data.rfind("HTTP/1.1 200", 0), 0u);
+  RawConnection ordinary(port);
+  ASSERT_TRUE(ordinary.Send(InferRequest("quick", 1, 2)));
+  auto refused = ordinary.ReadResponseOrClose();
+  EXPECT_EQ(refused.data.rfind("HTTP/1.1 503", 0), 0u) << refused.data;
+  EXPECT_NE(refused.data.find("health probes only"), std::string::npos) << refused.data;
+  // Past the probe reserve too: answered at once, without a request.
+  for (int i = 0; i < 40; ++i) idle.push_back(std::make_unique<RawConnection>(port));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  RawConnection over(port);
+  auto at_once = over.ReadResponseOrClose();
+  EXPECT_EQ(at_once.data.rfind("HTTP/1.1 503", 0), 0u) << at_once.data;
+  EXPECT_NE(at_once.data.find("too many connections"), std::string::npos) << at_once.data;
+  EXPECT_NE((*server)->Output().find("--http-max-connections"), std::string::npos);
+
+  idle.clear();
+  EXPECT_TRUE(WaitUntil([&] {
+    RawConnection late(port);
+    if (!late.Send(InferRequest("quick", 1, 2))) return false;
+    return static_cast<bool>(AnsweredWith(late.ReadResponseOrClose(), "[2.0,3.0]"));
+  }, 20)) << "service did not resume once the connections closed";
+}
+
+}  // namespace
+}  // namespace ortserve::testing

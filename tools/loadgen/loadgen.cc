@@ -106,6 +106,9 @@ struct Marks {
 
 struct WorkerResult {
   LatencyHistogram latency;
+  // Refusals (HTTP 429/503, gRPC RESOURCE_EXHAUSTED/UNAVAILABLE), from send
+  // to answer: how fast an overloaded server says no.
+  LatencyHistogram refused_latency;
   int64_t ok_in_window = 0;    // Answered OK inside [measure_begin, measure_end] (throughput).
   int64_t ok_total = 0;        // Answered OK and due in the window (latency recorded).
   int64_t warmup_requests = 0;
@@ -123,7 +126,8 @@ class Driver {
         schedule_(options.arrivals == "constant" ? ArrivalSchedule::Kind::kConstant
                                                  : ArrivalSchedule::Kind::kPoisson,
                   rate > 0 ? rate : 1.0, seed),
-        busy_(slots, false) {}
+        busy_(slots, false),
+        sent_(slots, 0) {}
   virtual ~Driver() = default;
 
   WorkerResult& result() { return result_; }
@@ -174,6 +178,7 @@ class Driver {
       ++result_.ok_total;
     } else {
       ++result_.errors[error_kind];
+      if (IsRefusal(error_kind)) result_.refused_latency.Record(now - sent_[slot]);
     }
     if (now >= marks_.drain_end) return;
     if (open_loop_) {
@@ -219,12 +224,19 @@ class Driver {
   void Dispatch(int slot, int64_t due) {
     busy_[slot] = true;
     ++in_flight_;
+    sent_[slot] = NowNs();
     Send(slot, due);
+  }
+
+  static bool IsRefusal(const std::string& kind) {
+    return kind == "http_429" || kind == "http_503" || kind == "grpc_RESOURCE_EXHAUSTED" ||
+           kind == "grpc_UNAVAILABLE";
   }
 
   bool open_loop_;
   ArrivalSchedule schedule_;
   std::vector<bool> busy_;
+  std::vector<int64_t> sent_;  // When each slot's request was sent.
   std::deque<int64_t> backlog_;
   int64_t next_due_ = 0;
   int in_flight_ = 0;
@@ -296,6 +308,7 @@ class HttpWorker : public Driver {
     c.due = due;
     c.busy = true;
     if (!c.socket.is_open()) {
+      c.reused = false;  // A new connection: a failure on it is not a stale reuse.
       c.socket.async_connect(endpoint_, [this, slot](const boost::system::error_code& ec) {
         Conn& c = *conns_[slot];
         if (ec) return Fail(slot, "connect");
@@ -315,6 +328,8 @@ class HttpWorker : public Driver {
     http::response<http::string_body> response;
     int64_t due = 0;
     bool busy = false;
+    bool reused = false;   // An answer came on this socket already.
+    bool retried = false;  // The request in flight is a retry.
   };
 
   void Write(int slot) {
@@ -322,12 +337,20 @@ class HttpWorker : public Driver {
     // A request mix is sent in turn, each worker starting at its own offset.
     const std::string& bytes = (*request_)[next_request_++ % request_->size()];
     asio::async_write(c.socket, asio::buffer(bytes), [this, slot](const boost::system::error_code& ec, size_t) {
-      if (ec) return Fail(slot, "write");
+      if (ec) return RetryOrFail(slot, "write");
       Conn& c = *conns_[slot];
       c.response = {};
-      http::async_read(c.socket, c.buffer, c.response, [this, slot](const boost::system::error_code& ec, size_t) {
-        if (ec) return Fail(slot, ec == http::error::end_of_stream ? "closed_by_server" : "read");
+      http::async_read(c.socket, c.buffer, c.response, [this, slot](const boost::system::error_code& ec, size_t n) {
+        if (ec) {
+          // Nothing of the answer came: the request may be sent again.
+          if (n == 0 && (ec == http::error::end_of_stream || ec == asio::error::connection_reset)) {
+            return RetryOrFail(slot, ec == http::error::end_of_stream ? "closed_by_server" : "read");
+          }
+          return Fail(slot, ec == http::error::end_of_stream ? "closed_by_server" : "read");
+        }
         Conn& c = *conns_[slot];
+        c.reused = true;
+        c.retried = false;
         const unsigned status = c.response.result_int();
         const bool keep = c.response.keep_alive();
         if (!keep) {
@@ -338,6 +361,21 @@ class HttpWorker : public Driver {
         Finish(slot, status == 200 ? std::string() : StrCat("http_", status));
       });
     });
+  }
+
+  // A kept-alive connection the server closed as it was reused (its idle
+  // timeout racing the request) fails before any byte of the answer: the
+  // request never ran, so it goes once more on a new connection, as HTTP
+  // clients do; only then is it an error.
+  void RetryOrFail(int slot, const std::string& kind) {
+    Conn& c = *conns_[slot];
+    if (!c.reused || c.retried) return Fail(slot, kind);
+    c.retried = true;
+    c.reused = false;
+    boost::system::error_code ignored;
+    c.socket.close(ignored);
+    c.buffer.clear();
+    Send(slot, c.due);
   }
 
   void Fail(int slot, const std::string& kind) {
@@ -615,6 +653,7 @@ std::shared_ptr<const inference::ModelInferRequest> GrpcRequest(const Options& o
 
 struct Summary {
   LatencyHistogram latency;
+  LatencyHistogram refused_latency;
   int64_t ok_in_window = 0;
   int64_t ok_total = 0;
   int64_t warmup_requests = 0;
@@ -675,6 +714,16 @@ std::string SummaryJson(const Options& o, const Summary& s, int64_t batch) {
   for (int percent = 1; percent <= 99; ++percent) quantile(percent / 100.0);
   for (double q : {0.995, 0.999, 0.9995, 0.9999}) quantile(q);
   w.EndArray();
+  // Refusals, send to answer (absent when there were none).
+  if (s.refused_latency.count() > 0) {
+    w.Key("refused_latency_us");
+    w.StartObject();
+    w.Key("count"); w.Int64(s.refused_latency.count());
+    w.Key("p50"); w.Double(Us(s.refused_latency.ValueAtQuantile(0.50)));
+    w.Key("p99"); w.Double(Us(s.refused_latency.ValueAtQuantile(0.99)));
+    w.Key("max"); w.Double(Us(s.refused_latency.max()));
+    w.EndObject();
+  }
   w.Key("errors");
   w.StartObject();
   for (const auto& [k, v] : s.errors) {
@@ -797,6 +846,7 @@ absl::Status Main(Options o) {
   for (auto& w : workers) {
     WorkerResult& r = w->result();
     s.latency.Merge(r.latency);
+    s.refused_latency.Merge(r.refused_latency);
     s.ok_in_window += r.ok_in_window;
     s.ok_total += r.ok_total;
     s.warmup_requests += r.warmup_requests;
