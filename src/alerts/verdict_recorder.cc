@@ -40,12 +40,22 @@ void VerdictRecorder::Stop() {
 }
 
 void VerdictRecorder::OnVerdict(const pipeline::Verdict& verdict, pipeline::VerdictDone done) {
-  Item item{std::string(verdict.request_id), std::string(verdict.patient_id), std::string(verdict.model),
-            std::string(verdict.version),    verdict.windows,
-            verdict.serious_probability,     verdict.threshold,
-            verdict.is_sae,                  verdict.review_recommended,
-            verdict.latency,                 absl::Now(),
-            std::move(done)};
+  Item item;
+  item.request_id = std::string(verdict.request_id);
+  item.patient_id = std::string(verdict.patient_id);
+  item.model = std::string(verdict.model);
+  item.version = std::string(verdict.version);
+  item.client_id = std::string(verdict.client_id);
+  item.client_kind = std::string(verdict.client_kind);
+  item.model_fingerprint = verdict.model_fingerprint;
+  item.windows = verdict.windows;
+  item.probability = verdict.serious_probability;
+  item.threshold = verdict.threshold;
+  item.is_sae = verdict.is_sae;
+  item.review = verdict.review_recommended;
+  item.latency = verdict.latency;
+  item.time = absl::Now();
+  item.done = std::move(done);
   {
     absl::MutexLock lock(&mu_);
     if (!stopping_ && queue_.size() < options_.queue_capacity) {
@@ -104,6 +114,7 @@ void VerdictRecorder::Record(Item& item) {
     const std::string threshold = absl::StrFormat("%.6f", item.threshold);
     const std::string windows = absl::StrCat(item.windows);
     const std::string latency_ms = absl::StrFormat("%.3f", absl::ToDoubleMilliseconds(item.latency));
+    const std::string digest = absl::StrFormat("%016x", item.model_fingerprint);
     const std::string_view verdict = item.is_sae ? "serious" : item.review ? "review" : "not_serious";
     const std::string_view alert = !item.is_sae || options_.alerts == nullptr ? "none"
                                    : outcome.alert_queued                     ? "queued"
@@ -111,12 +122,14 @@ void VerdictRecorder::Record(Item& item) {
     std::vector<std::pair<std::string_view, std::string_view>> extra = {
         {"requestId", item.request_id}, {"verdict", verdict},     {"probability", probability},
         {"threshold", threshold},       {"windows", windows},     {"latencyMs", latency_ms},
-        {"alert", alert}};
+        {"alert", alert},               {"modelDigest", digest}};
     if (!patient.empty()) extra.emplace_back(patient_field, patient);
     observability::AuditEvent event;
     event.time = item.time;
     event.type = observability::AuditEvent::Type::kVerdict;
     event.action = "sae.verdict";
+    event.client_id = item.client_id;
+    event.client_kind = item.client_kind;
     event.model = item.model;
     event.version = item.version;
     event.outcome = observability::AuditEvent::Outcome::kSuccess;

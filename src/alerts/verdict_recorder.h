@@ -54,7 +54,8 @@ class VerdictRecorder final : public pipeline::VerdictSink {
 
  private:
   struct Item {
-    std::string request_id, patient_id, model, version;
+    std::string request_id, patient_id, model, version, client_id, client_kind;
+    uint64_t model_fingerprint = 0;
     int64_t windows = 1;
     double probability = 0, threshold = 0;
     bool is_sae = false, review = false;

@@ -23,6 +23,9 @@ struct Verdict {
   std::string_view patient_id;  // Validated (docs/pipeline.md): at most 128 characters, no control characters.
   std::string_view model;       // The model and version that answered (after routing and fallback).
   std::string_view version;
+  uint64_t model_fingerprint = 0;  // Content hash of that version's files (which weights decided).
+  std::string_view client_id;      // Who asked (the credential's id; empty: anonymous).
+  std::string_view client_kind;    // api_key, jwt, mtls, anonymous.
   int64_t windows = 1;                // Model rows read (1, or the windows of a long report).
   double serious_probability = 0;     // Calibrated p(serious) of the most serious window.
   double threshold = 0.5;             // The model's decision threshold.

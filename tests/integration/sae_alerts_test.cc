@@ -99,6 +99,8 @@ TEST_F(SaeAlertsTest, ASeriousVerdictIsAuditedAndReachesThePhysiciansWebhookSign
   EXPECT_NE(verdicts[0].find("\"verdict\":\"serious\""), std::string::npos) << verdicts[0];
   EXPECT_NE(verdicts[0].find("\"alert\":\"queued\""), std::string::npos) << verdicts[0];
   EXPECT_NE(verdicts[0].find("\"model\":\"sae_classifier\""), std::string::npos) << verdicts[0];
+  EXPECT_NE(verdicts[0].find("\"modelDigest\":\""), std::string::npos) << verdicts[0];
+  EXPECT_NE(verdicts[0].find("\"client\":{\"id\":\"anonymous\""), std::string::npos) << verdicts[0];
 
   // Operators see the outbox.
   const int64_t serious_count = other_serious ? 2 : 1;

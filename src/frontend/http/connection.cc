@@ -573,7 +573,9 @@ void Connection::PipelineRoute(RouteId id) {
   // Routing (X-Model-Version) and X-Request-Id read the headers, which live
   // in the parser until the next request is read.
   headers_.request = &parser_->get();
-  HandlePipelineRoute(*options_.service, options_.pipeline, id, parser_->get().body(), {&headers_, &*record_},
+  HandlePipelineRoute(*options_.service, options_.pipeline, id, parser_->get().body(),
+                      {&headers_, &*record_, identity_ ? std::string_view(identity_->id) : std::string_view(),
+                       identity_ ? admission::KindName(identity_->kind) : std::string_view()},
                       cancellation_, [self = shared_from_this()](PipelineAnswer answer) mutable {
                         self->Post([self, answer = std::move(answer)]() mutable {
                           self->cancellation_.reset();

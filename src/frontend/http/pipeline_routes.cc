@@ -390,6 +390,8 @@ class SaeVerdictCounters {
 struct SaeCall {
   std::string patient_id;
   std::string request_id;
+  std::string client_id;
+  std::string client_kind;
   ModelHandle routed_default;  // The version PipelineModel checked; usually the one that answers.
   absl::Time arrival;
   pipeline::VerdictSink* sink = nullptr;
@@ -434,6 +436,9 @@ void AnswerSae(SaeCall& call, absl::StatusOr<InferResponse> result, PipelineRepl
   verdict.patient_id = call.patient_id;
   verdict.model = result->model_name;
   verdict.version = result->model_version;
+  verdict.model_fingerprint = answered != nullptr ? answered->files_fingerprint : 0;
+  verdict.client_id = call.client_id;
+  verdict.client_kind = call.client_kind;
   verdict.windows = windows;
   verdict.serious_probability = p_serious;
   verdict.threshold = threshold;
@@ -540,6 +545,8 @@ void HandleSae(InferenceService& service, const PipelineRouteOptions& options, s
   SaeCall call;
   call.patient_id = std::move(parsed->patient_id);
   call.request_id = std::move(request_id);
+  call.client_id = std::string(context.client_id);
+  call.client_kind = std::string(context.client_kind);
   call.routed_default = *std::move(model);
   call.arrival = request->arrival;
   call.sink = options.verdict_sink;

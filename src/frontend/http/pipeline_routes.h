@@ -89,6 +89,9 @@ struct PipelineContext {
   // The request's observability record (metrics, access log). Touched only
   // on the calling thread, before HandlePipelineRoute returns.
   observability::RequestRecord* record = nullptr;
+  // Who sent it (authentication's identity; empty: anonymous), for the audit.
+  std::string_view client_id{};
+  std::string_view client_kind{};
 };
 
 // Serves POST on pipeline endpoint `route` (kSaeAnalyze, kTeiEmbed,
