@@ -404,6 +404,32 @@ absl::Status CompleteModelConfig(std::string_view model_name, const backend::Mod
       }
     }
   }
+  // Warm-up runs before the version serves, on a loader thread: bound what
+  // a config (which explicit mode accepts from any client with model
+  // control) can make it do.
+  if (config->model_warmup_size() > kMaxWarmupEntries) {
+    return absl::InvalidArgumentError(StrCat("model '", model_name, "': ", config->model_warmup_size(),
+                                             " model_warmup entries, more than ", kMaxWarmupEntries));
+  }
+  for (const auto& warmup : config->model_warmup()) {
+    if (warmup.count() > kMaxWarmupCount) {
+      return absl::InvalidArgumentError(StrCat("model '", model_name, "': model_warmup '", warmup.name(),
+                                               "' count ", warmup.count(), " is more than ", kMaxWarmupCount));
+    }
+    if (warmup.batch_size() < 0 ||
+        (config->max_batch_size() > 0 && warmup.batch_size() > config->max_batch_size())) {
+      return absl::InvalidArgumentError(StrCat("model '", model_name, "': model_warmup '", warmup.name(),
+                                               "' batch_size ", warmup.batch_size(),
+                                               " must be between 0 and max_batch_size ", config->max_batch_size()));
+    }
+  }
+  for (const char* key : {"intra_op_thread_count", "inter_op_thread_count"}) {
+    ASSIGN_OR_RETURN(int threads, ParseIntParameter(*config, key, 0));
+    if (threads < 0 || threads > kMaxOrtThreads) {
+      return absl::InvalidArgumentError(StrCat("model '", model_name, "': parameter '", key, "' ", threads,
+                                               " is not between 0 and ", kMaxOrtThreads));
+    }
+  }
   if (!config->has_version_policy()) config->mutable_version_policy()->mutable_latest()->set_num_versions(1);
   WarnUnsupported(*config, model_name, warnings);
   return absl::OkStatus();

@@ -26,7 +26,12 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view text, std::string_
 // (instances) enforce, so that a config typo fails the load with a clear
 // error instead of exhausting memory.
 inline constexpr uint32_t kMaxPriorityLevels = 1024;
-inline constexpr uint64_t kMaxInstances = 1024;  // Per model version, over all groups.
+inline constexpr uint64_t kMaxInstances = 64;  // Per model version, over all groups.
+// Bounds on what a config may ask of the loader (issue #14: a config
+// override in a load request comes from a client).
+inline constexpr int kMaxWarmupEntries = 64;    // model_warmup entries.
+inline constexpr uint32_t kMaxWarmupCount = 1000;  // Runs of one entry.
+inline constexpr int kMaxOrtThreads = 256;      // intra_op_thread_count, inter_op_thread_count.
 
 // Completes `config` from the model's own signature, as Triton's auto-complete
 // does: name, platform, missing inputs/outputs and their types and dims, and

@@ -123,11 +123,40 @@ TEST_F(ModelManagerTest, UnknownModelAndBadVersionAreDistinguished) {
 // that model's load with a message naming the field, or load within bounded
 // memory; they never take the server down. Each of these crashed a loader
 // thread with std::bad_alloc before.
+// Issue #14.3: a config (which a load request may carry) cannot make the
+// loader burn a core for hours or start thousands of threads.
+TEST_F(ModelManagerTest, WarmupAndThreadBoundsFailTheLoadNamingTheField) {
+  for (const char* model : {"runs", "entries", "warm_batch", "intra", "inter", "fine"}) AddVersion(model, 1);
+  const std::string input = "inputs { key: \"x\" value: { data_type: TYPE_FP32 dims: [ 2 ] zero_data: true } }";
+  WriteConfig("runs", "max_batch_size: 4 model_warmup [ { name: \"w\" batch_size: 1 count: 4000000000 " + input +
+                          " } ]");
+  std::string entries = "max_batch_size: 4 model_warmup [ ";
+  for (int i = 0; i < 65; ++i) entries += (i ? ", " : "") + std::string("{ name: \"w\" batch_size: 1 ") + input + " }";
+  WriteConfig("entries", entries + " ]");
+  WriteConfig("warm_batch", "max_batch_size: 4 model_warmup [ { name: \"w\" batch_size: 4096 " + input + " } ]");
+  WriteConfig("intra", "parameters { key: \"intra_op_thread_count\" value: { string_value: \"100000\" } }");
+  WriteConfig("inter", "parameters { key: \"inter_op_thread_count\" value: { string_value: \"-3\" } }");
+  WriteConfig("fine", "max_batch_size: 4 model_warmup [ { name: \"w\" batch_size: 4 count: 3 " + input + " } ]");
+  auto manager = Load();
+  std::map<std::string, ModelIndexEntry> index;
+  for (const auto& e : manager->Index()) index[e.name] = e;
+  const std::pair<const char*, const char*> refused[] = {{"runs", "count 4000000000 is more than 1000"},
+                                                         {"entries", "65 model_warmup entries"},
+                                                         {"warm_batch", "batch_size 4096"},
+                                                         {"intra", "'intra_op_thread_count' 100000"},
+                                                         {"inter", "'inter_op_thread_count' -3"}};
+  for (const auto& [model, reason] : refused) {
+    EXPECT_EQ(index[model].state, ModelState::kUnavailable) << model;
+    EXPECT_NE(index[model].reason.find(reason), std::string::npos) << model << ": " << index[model].reason;
+  }
+  EXPECT_EQ(index["fine"].state, ModelState::kReady) << index["fine"].reason;
+}
+
 TEST_F(ModelManagerTest, HugeConfigNumbersFailTheLoadClearlyOrStayBounded) {
   for (const char* model : {"good", "levels", "instances", "gpu_instances", "warmup", "batch"}) AddVersion(model, 1);
   WriteConfig("levels", "max_batch_size: 4 dynamic_batching { priority_levels: 4000000000 }");
   WriteConfig("instances", "instance_group [ { count: 2000000000 kind: KIND_CPU } ]");
-  WriteConfig("gpu_instances", "instance_group [ { count: 600 kind: KIND_GPU gpus: [ 0, 1 ] } ]");
+  WriteConfig("gpu_instances", "instance_group [ { count: 40 kind: KIND_GPU gpus: [ 0, 1 ] } ]");
   WriteConfig("warmup",
               "max_batch_size: 4\n"
               "model_warmup [ { name: \"big\" batch_size: 1 inputs { key: \"x\" value: "
@@ -143,10 +172,10 @@ TEST_F(ModelManagerTest, HugeConfigNumbersFailTheLoadClearlyOrStayBounded) {
   EXPECT_EQ(index["levels"].state, ModelState::kUnavailable);
   EXPECT_NE(index["levels"].reason.find("priority_levels 4000000000"), std::string::npos) << index["levels"].reason;
   EXPECT_EQ(index["instances"].state, ModelState::kUnavailable);
-  EXPECT_NE(index["instances"].reason.find("more than 1024 instances"), std::string::npos)
+  EXPECT_NE(index["instances"].reason.find("more than 64 instances"), std::string::npos)
       << index["instances"].reason;
-  EXPECT_EQ(index["gpu_instances"].state, ModelState::kUnavailable);  // 600 x 2 GPUs.
-  EXPECT_NE(index["gpu_instances"].reason.find("more than 1024 instances"), std::string::npos)
+  EXPECT_EQ(index["gpu_instances"].state, ModelState::kUnavailable);  // 40 x 2 GPUs.
+  EXPECT_NE(index["gpu_instances"].reason.find("more than 64 instances"), std::string::npos)
       << index["gpu_instances"].reason;
   EXPECT_EQ(index["warmup"].state, ModelState::kUnavailable);
   EXPECT_NE(index["warmup"].reason.find("larger than the 1024 MiB"), std::string::npos) << index["warmup"].reason;
