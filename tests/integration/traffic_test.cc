@@ -367,13 +367,17 @@ TEST(LazyModelTest, LoadsOnFirstRequestUnloadsWhenIdleAndEvictsLeastRecentlyUsed
 TEST(LazyModelTest, RequestThatOutwaitsTheLoadGets503WithRetryAfter) {
   TempDir repo;
   MakeAddModels(repo.path(), {{"slow", 1, 1}});
-  // The load includes 50,000 warm-up runs (a few hundred ms), far beyond a
-  // 1 ms wait even when a busy machine wakes the timeout late (a bare session
-  // creation was not: 1 run in 30 under load answered 200).
-  WriteConfig(repo.path(), "slow",
-              "lazy_loading { enable: true load_timeout_ms: 1 }\n"
-              "model_warmup [ { name: \"w\" batch_size: 1 count: 50000 inputs { key: \"x\" value: "
-              "{ data_type: TYPE_FP32 dims: [ 2 ] zero_data: true } } } ]\n");
+  // The load includes 50,000 warm-up runs (a few hundred ms: 50 entries of
+  // 1,000, the most one entry may ask), far beyond a 1 ms wait even when a
+  // busy machine wakes the timeout late (a bare session creation was not: 1
+  // run in 30 under load answered 200).
+  std::string warmup = "lazy_loading { enable: true load_timeout_ms: 1 }\nmodel_warmup [ ";
+  for (int i = 0; i < 50; ++i) {
+    warmup += std::string(i ? ", " : "") +
+              "{ name: \"w\" batch_size: 1 count: 1000 inputs { key: \"x\" value: "
+              "{ data_type: TYPE_FP32 dims: [ 2 ] zero_data: true } } }";
+  }
+  WriteConfig(repo.path(), "slow", warmup + " ]\n");
   auto server = ServerProcess::Start({"--model-repository", repo.path()});
   ASSERT_TRUE(server.ok()) << server.status();
   HttpClient client((*server)->http_port());
