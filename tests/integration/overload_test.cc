@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Overload, end to end: the real binary, a model that costs real compute, and
+// Overload, end to end: the real binary, a model with a bounded capacity, and
 // ortserve-loadgen sending five times what the server can take for 20 s.
 // What a user of an overloaded server must see: the excess refused at once
 // (503/429 with Retry-After, well under a millisecond), the requests it does
@@ -48,38 +48,26 @@ double P99(const rapidjson::Value& doc, const char* key) { return doc[key]["p99"
 
 TEST(OverloadTest, FiveTimesCapacityIsRefusedFastWhileAdmittedRequestsKeepTheirLatency) {
   TempDir repo;
-  // y = relu(...relu(x W1)... W6): 6 layers of 1024x1024 on [16, 1024],
-  // about 200 MFLOP (milliseconds of one core) per request, so that the
-  // excess costs the server little next to the work it admits; no batching,
-  // so capacity is one request per service time.
-  ASSERT_TRUE(RunPython("import numpy as np, onnx, os\n"
-                        "from onnx import helper, numpy_helper, TensorProto\n"
-                        "rng = np.random.default_rng(7)\n"
-                        "nodes, inits, prev = [], [], 'x'\n"
-                        "for i in range(6):\n"
-                        "    w = (rng.standard_normal((1024, 1024)) / 32).astype(np.float32)\n"
-                        "    inits.append(numpy_helper.from_array(w, f'w{i}'))\n"
-                        "    nodes.append(helper.make_node('MatMul', [prev, f'w{i}'], [f'm{i}']))\n"
-                        "    out = 'y' if i == 5 else f'r{i}'\n"
-                        "    nodes.append(helper.make_node('Relu', [f'm{i}'], [out]))\n"
-                        "    prev = out\n"
-                        "g = helper.make_graph(nodes, 'g',\n"
-                        "    [helper.make_tensor_value_info('x', TensorProto.FLOAT, [16, 1024])],\n"
-                        "    [helper.make_tensor_value_info('y', TensorProto.FLOAT, [16, 1024])], inits)\n"
-                        "m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)])\n"
-                        "m.ir_version = 8\n"
-                        "os.makedirs('" + repo.path() + "/heavy/1')\n"
-                        "onnx.save(m, '" + repo.path() + "/heavy/1/model.onnx')\n"
-                        "open('" + repo.path() + "/heavy/config.pbtxt', 'w').write('max_batch_size: 0\\n')\n")
-                  .ok());
+  // y = x + 1 whose lone request waits 4 ms in the batcher for a batch of 8
+  // that never forms: capacity (one request in flight, below) is set by
+  // time, not by a saturated core, so that on a 2-core machine the numbers
+  // measure the server's admission and not the OS scheduler sharing one
+  // core between a model run, the event loop and the load generator.
+  // Saturation of a compute-bound model is measured in bench/, not here.
+  ASSERT_TRUE(WriteAddModels({{repo.path() + "/held/1/model.onnx", 1.0f}}).ok());
+  std::ofstream(repo.path() + "/held/config.pbtxt")
+      << "max_batch_size: 8\n"
+         "input { name: \"x\" data_type: TYPE_FP32 dims: [2] }\n"
+         "output { name: \"y\" data_type: TYPE_FP32 dims: [2] }\n"
+         "dynamic_batching { max_queue_delay_microseconds: 4000 preferred_batch_size: [8] }\n";
   // One request of the model at a time; the rest of the budget is the
-  // server's default. ORT on one thread so that loadgen has the other core.
+  // server's default.
   auto server = ServerProcess::Start({"--model-repository", repo.path(), "--http-threads", "1",
                                       "--max-model-inflight", "1", "--intra-op-thread-count", "1",
                                       "--ort-allow-spinning", "false", "--metrics-port", "0"});
   ASSERT_TRUE(server.ok()) << server.status();
   const std::string port = std::to_string((*server)->http_port());
-  const std::string common = "--protocol http-binary --port " + port + " -m heavy --threads 1 ";
+  const std::string common = "--protocol http-binary --port " + port + " -m held --threads 1 ";
 
   // Unloaded: one request at a time.
   auto idle = Loadgen(repo.path(), common + "--mode closed -c 1 --duration 4 --warmup 1");
@@ -87,7 +75,7 @@ TEST(OverloadTest, FiveTimesCapacityIsRefusedFastWhileAdmittedRequestsKeepTheirL
   ASSERT_EQ(idle["requests_failed"].GetInt64(), 0);
   const double idle_p99 = P99(idle, "latency_us");
   const double capacity = idle["throughput_rps"].GetDouble();
-  ASSERT_GT(capacity, 10) << "the model is too slow for this machine to measure anything";
+  ASSERT_GT(capacity, 10) << "the server is too slow on this machine to measure anything";
   const long rss_before = RssKib((*server)->pid());
 
   // Five times that for 20 s, open loop (arrivals do not wait for answers).
