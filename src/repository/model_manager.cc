@@ -588,6 +588,17 @@ absl::Status ModelManager::ReloadModel(const std::string& name, const std::strin
   }
   auto snapshot = ReadModelSnapshot(options_.repository_path, name, &hash_cache_);
   if (!snapshot.ok()) {
+    if (absl::IsNotFound(snapshot.status())) {
+      // No such folder: a model that never had a version is forgotten, so
+      // that loading made-up names adds no index entries or metric series
+      // (issue #14.5); one that served keeps its entry and the error.
+      absl::MutexLock lock(&mu_);
+      auto it = models_.find(name);
+      if (it != models_.end() && it->second.versions.empty()) {
+        models_.erase(it);
+        return snapshot.status();
+      }
+    }
     RecordFailure(name, StrCat("model '", name, "': ", snapshot.status().message()), 0);
     return snapshot.status();
   }

@@ -124,6 +124,14 @@ TEST_P(ModelLifecycleTest, ExplicitModeLoadsOnlyStartupModelsThenFollowsTheApi) 
   EXPECT_EQ(Entry("a", "1").state, ModelState::kUnavailable);
   EXPECT_EQ(manager.UnloadModel("never").code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(manager.LoadModel("missing").code(), absl::StatusCode::kNotFound);
+  // Issue #14.5: loading names with no folder leaves nothing behind (no
+  // index entry, so no metric series), however many are tried.
+  const size_t entries = manager.Index().size();
+  for (int i = 0; i < 200; ++i) {
+    EXPECT_EQ(manager.LoadModel("made-up-" + std::to_string(i)).code(), absl::StatusCode::kNotFound);
+  }
+  EXPECT_EQ(manager.Index().size(), entries);
+  for (const auto& entry : manager.Index()) EXPECT_NE(entry.name.rfind("made-up-", 0), 0u) << entry.name;
   // Loaded again after an unload.
   ASSERT_TRUE(manager.LoadModel("a").ok());
   EXPECT_EQ(ServedVersion("a"), 1);
