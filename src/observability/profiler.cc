@@ -1,14 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "observability/profiler.h"
 
+#include "absl/time/clock.h"
+
 #include <gperftools/profiler.h>
 #include <pthread.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #if ORTSERVE_TCMALLOC
 #include <gperftools/malloc_extension.h>
 #endif
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -41,6 +45,15 @@ int64_t& SampleParameter() {
 }  // namespace
 
 bool HeapProfiler::Available() { return ORTSERVE_TCMALLOC != 0; }
+
+void HeapProfiler::AfterRequest(size_t bytes) {
+  if (bytes < kLargeRequestBytes) return;
+#if ORTSERVE_TCMALLOC
+  MallocExtension::instance()->ReleaseFreeMemory();
+#elif defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)
+  malloc_trim(0);
+#endif
+}
 
 void HeapProfiler::EnableDefaultSampling() {
 #if ORTSERVE_TCMALLOC

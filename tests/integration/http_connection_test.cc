@@ -401,3 +401,55 @@ TEST(HttpConnectionCapTest, PastTheCapProbesAreStillServedAndTheRestRefused) {
 
 }  // namespace
 }  // namespace ortserve::testing
+
+namespace ortserve::testing {
+namespace {
+
+long ResidentKib(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+// Issue #14.4: large JSON bodies take memory to decode; once answered, the
+// process gives it back instead of staying at its peak.
+TEST(HttpMemoryTest, MemoryOfLargeBodiesGoesBackOnceTheyAreAnswered) {
+  TempDir repo;
+  ASSERT_TRUE(RunPython("import onnx, os\n"
+                        "from onnx import helper, TensorProto\n"
+                        "x = helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, None])\n"
+                        "y = helper.make_tensor_value_info('y', TensorProto.FLOAT, [1, None])\n"
+                        "m = helper.make_model(helper.make_graph([helper.make_node('Identity', ['x'], ['y'])], 'g',"
+                        " [x], [y]), opset_imports=[helper.make_opsetid('', 13)])\n"
+                        "m.ir_version = 8\n"
+                        "os.makedirs('" + repo.path() + "/ident/1')\n"
+                        "onnx.save(m, '" + repo.path() + "/ident/1/model.onnx')\n"
+                        "open('" + repo.path() + "/ident/config.pbtxt', 'w').write('max_batch_size: 0\\n')\n")
+                  .ok());
+  auto server = ServerProcess::Start({"--model-repository", repo.path()});
+  ASSERT_TRUE(server.ok()) << server.status();
+  const long before = ResidentKib((*server)->pid());
+  constexpr int kValues = 2'000'000;  // About 20 MB of JSON.
+  std::string body = R"({"inputs":[{"name":"x","shape":[1,)" + std::to_string(kValues) +
+                     R"(],"datatype":"FP32","data":[)";
+  for (int i = 0; i < kValues; ++i) body += i ? ",1.2345678" : "1.2345678";
+  body += R"(]}],"outputs":[{"name":"y","parameters":{"binary_data":true}}]})";
+  std::vector<std::thread> senders;
+  for (int i = 0; i < 4; ++i) {
+    senders.emplace_back([&] {
+      HttpClient client((*server)->http_port());
+      EXPECT_EQ(client.Post("/v2/models/ident/infer", body).status, 200u);
+    });
+  }
+  for (auto& t : senders) t.join();
+  // Four bodies of 20 MB decoded at once took far more; afterwards the
+  // process is back within a little of where it started.
+  EXPECT_TRUE(WaitUntil([&] { return ResidentKib((*server)->pid()) - before < 48 * 1024; }, 10))
+      << "resident " << ResidentKib((*server)->pid()) << " KiB, " << before << " KiB before";
+}
+
+}  // namespace
+}  // namespace ortserve::testing

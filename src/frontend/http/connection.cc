@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <charconv>
 #include <tuple>
+#include <utility>
 
 #include "boost/asio/dispatch.hpp"
 #include "boost/asio/write.hpp"
@@ -16,6 +17,7 @@
 #include "core/strings.h"
 #include "frontend/access_control.h"
 #include "frontend/http/rest_json.h"
+#include "observability/profiler.h"
 #include "repository/model_manager.h"
 #include "simdjson.h"
 
@@ -111,6 +113,7 @@ void Connection::OnHeader(beast::error_code ec) {
   // reserving it here lets the body be parsed where it lands, uncopied.
   if (auto length = parser_->content_length()) {
     if (*length > options_.max_body_bytes) return OnReadError(http::error::body_limit);
+    request_bytes_ = *length;
     // The body lands in the buffer the last request's body used, when no
     // request or response holds that one any more: warm, it allocates nothing.
     if (body_.use_count() == 1 && body_->capacity() <= kRetainedBytes) {
@@ -504,6 +507,8 @@ void Connection::SendReply(std::span<const std::span<const std::byte>> extra, si
     self->encoded_.binary.clear();  // Views into the response just released.
     self->encoded_.owned.clear();
     self->TrimRetained();
+    // A large body's memory (the body, its decoding) goes back to the OS.
+    observability::HeapProfiler::AfterRequest(std::exchange(self->request_bytes_, 0));
     if (ec || !self->keep_alive_) return self->Close();
     self->ReadHeader();
   });

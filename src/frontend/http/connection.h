@@ -283,6 +283,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // The rate limits' client key: the peer's address, read once per connection.
   std::string client_key_;
   const bool probes_only_ = false;
+  size_t request_bytes_ = 0;  // The request being answered's Content-Length.
   // A request refused at its header whose small body is read (and dropped)
   // before this answer, so that the connection stays usable and the client,
   // still sending, is not reset before it reads the answer.
