@@ -188,9 +188,14 @@ void ProfileWorker::Run() {
       job = *std::move(job_);
       job_.reset();
     }
-    job.done(CpuProfiler::Capture(job.duration, job.frequency_hz, &stop_));
-    absl::MutexLock lock(&mu_);
-    busy_ = false;
+    absl::StatusOr<std::string> profile = CpuProfiler::Capture(job.duration, job.frequency_hz, &stop_);
+    // Free before answering: a client that sends its next profile request
+    // as soon as it has this answer must not find the worker still busy.
+    {
+      absl::MutexLock lock(&mu_);
+      busy_ = false;
+    }
+    job.done(std::move(profile));
   }
 }
 
