@@ -44,10 +44,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# name source-model config-body: a repository entry sharing the fetched weights.
+# name source-model config-body: a repository entry with the fetched weights
+# (hard-linked where the filesystem allows, else copied: a symbolic link out
+# of the repository fails the load).
 add_model() {
   mkdir -p "$REPO/$1/1"
-  ln -sf "$REAL/$2/1/model.onnx" "$REPO/$1/1/model.onnx"
+  ln -f "$REAL/$2/1/model.onnx" "$REPO/$1/1/model.onnx" 2>/dev/null || cp "$REAL/$2/1/model.onnx" "$REPO/$1/1/model.onnx"
   printf '%s\n' "$3" > "$REPO/$1/config.pbtxt"
 }
 OCR_IN='input { name: "x" data_type: TYPE_FP32 dims: [3, 48, -1] }'

@@ -627,6 +627,10 @@ absl::Status ModelManager::ReloadModel(const std::string& name, const std::strin
     if (!parsed.ok()) return fail_model(parsed.status());
     base_config = *std::move(parsed);
   }
+  if (absl::Status inside = CheckLinksStayInside(options_.repository_path, snapshot->dir, options_.link_roots);
+      !inside.ok()) {
+    return fail_model(absl::InvalidArgumentError(StrCat("model '", name, "': ", inside.message())));
+  }
   if (absl::Status valid = ValidateConfigFileNames(base_config); !valid.ok()) {
     return fail_model(absl::InvalidArgumentError(StrCat("model '", name, "': ", valid.message())));
   }

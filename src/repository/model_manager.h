@@ -198,6 +198,10 @@ class ModelManager : public ModelProvider {
  public:
   struct Options {
     std::string repository_path;
+    // Where symbolic links inside model folders may lead besides the
+    // repository (a staged single-file layout's source folder); links
+    // elsewhere fail the load (CheckLinksStayInside).
+    std::vector<std::string> link_roots;
     backend::SessionFactory* session_factory = nullptr;  // Not owned.
     int load_threads = 4;
     ModelControlMode control_mode = ModelControlMode::kNone;

@@ -318,4 +318,62 @@ absl::Status ValidateRelativeFileName(std::string_view field, std::string_view f
   return absl::OkStatus();
 }
 
+namespace {
+
+bool Within(const std::filesystem::path& path, const std::filesystem::path& root) {
+  auto p = path.begin();
+  for (auto r = root.begin(); r != root.end(); ++r, ++p) {
+    if (r->empty()) continue;  // A trailing separator.
+    if (p == path.end() || *p != *r) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::Status CheckLinksStayInside(const std::string& repository, const std::string& model_dir,
+                                  const std::vector<std::string>& extra_roots) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::vector<fs::path> roots;
+  for (const std::string& root : [&] {
+         std::vector<std::string> all = {repository};
+         all.insert(all.end(), extra_roots.begin(), extra_roots.end());
+         return all;
+       }()) {
+    fs::path canonical = fs::canonical(root, ec);
+    if (!ec) roots.push_back(std::move(canonical));
+  }
+  auto check = [&](const fs::path& link) -> absl::Status {
+    std::error_code resolve_ec;
+    const fs::path target = fs::canonical(link, resolve_ec);
+    if (resolve_ec) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", link.string(), "' is a symbolic link that leads nowhere (", resolve_ec.message(), ")"));
+    }
+    for (const fs::path& root : roots) {
+      if (Within(target, root)) return absl::OkStatus();
+    }
+    return absl::InvalidArgumentError(absl::StrCat("'", link.string(), "' is a symbolic link to '", target.string(),
+                                                   "', outside the model repository"));
+  };
+  // A model folder that is itself a link was put there by the operator (a
+  // request can never name one that leads outside: ValidateModelName); the
+  // files under it may live where it leads.
+  if (fs::is_symlink(model_dir, ec)) {
+    fs::path canonical = fs::canonical(model_dir, ec);
+    if (ec) return check(model_dir);
+    roots.push_back(std::move(canonical));
+  }
+  ec.clear();
+  for (fs::recursive_directory_iterator it(model_dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code link_ec;
+    if (it->is_symlink(link_ec)) {
+      if (absl::Status status = check(it->path()); !status.ok()) return status;
+    }
+  }
+  if (ec) return absl::InternalError(absl::StrCat("cannot list ", model_dir, ": ", ec.message()));
+  return absl::OkStatus();
+}
+
 }  // namespace ortserve::repository

@@ -160,6 +160,15 @@ absl::Status ValidateModelName(const std::string& repository, std::string_view n
 // config field in the error. Errors: InvalidArgument.
 absl::Status ValidateRelativeFileName(std::string_view field, std::string_view file_name);
 
+// Every symbolic link under `model_dir` (links not followed while walking)
+// must resolve inside `repository`, one of `extra_roots`, or — when
+// `model_dir` is itself a link, which only the operator can place — where
+// it leads: a model folder cannot make the server read files from elsewhere
+// on the host (issue #14.8). A dangling link is refused too.
+// Errors: InvalidArgument naming the link and where it leads.
+absl::Status CheckLinksStayInside(const std::string& repository, const std::string& model_dir,
+                                  const std::vector<std::string>& extra_roots = {});
+
 // Parses a version folder name; nullopt if it is not a non-negative integer.
 std::optional<int64_t> ParseVersionNumber(std::string_view text);
 

@@ -56,7 +56,7 @@ absl::StatusOr<std::unique_ptr<StagedRepository>> StagedRepository::StageIfSingl
         absl::StrCat("cannot make a staging folder in ", parent.string(), ": ", std::strerror(errno)));
   }
   // From here the folder is removed on every path out.
-  std::unique_ptr<StagedRepository> staged(new StagedRepository(buffer.data(), model_name));
+  std::unique_ptr<StagedRepository> staged(new StagedRepository(buffer.data(), model_name, source.string()));
   const fs::path model_dir = fs::path(staged->path_) / model_name;
   fs::create_directories(model_dir / "1", ec);
   if (!ec) fs::create_symlink(source / "model.onnx", model_dir / "1" / "model.onnx", ec);

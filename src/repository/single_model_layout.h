@@ -32,6 +32,8 @@ class StagedRepository {
   const std::string& path() const { return path_; }
   // The model it holds.
   const std::string& model_name() const { return model_name_; }
+  // The folder whose model.onnx it links to (where its links lead).
+  const std::string& source() const { return source_; }
 
   // When `repository` holds a regular file `model.onnx` at its top level,
   // stages it as model `model_name` (version 1) in a new folder under
@@ -45,11 +47,12 @@ class StagedRepository {
                                                                               const std::string& staging_parent = {});
 
  private:
-  StagedRepository(std::string path, std::string model_name)
-      : path_(std::move(path)), model_name_(std::move(model_name)) {}
+  StagedRepository(std::string path, std::string model_name, std::string source)
+      : path_(std::move(path)), model_name_(std::move(model_name)), source_(std::move(source)) {}
 
   std::string path_;
   std::string model_name_;
+  std::string source_;
 };
 
 }  // namespace ortserve::repository

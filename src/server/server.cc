@@ -407,6 +407,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
                                                                     options.model_staging_dir));
   if (impl->staged_repository != nullptr) {
     model_options.repository_path = impl->staged_repository->path();
+    model_options.link_roots = {impl->staged_repository->source()};
     spdlog::info("{}/model.onnx is served as model '{}' version 1 (staged in {})", options.model_repository,
                  options.model_name, impl->staged_repository->path());
   }

@@ -123,6 +123,56 @@ TEST_F(ModelManagerTest, UnknownModelAndBadVersionAreDistinguished) {
 // that model's load with a message naming the field, or load within bounded
 // memory; they never take the server down. Each of these crashed a loader
 // thread with std::bad_alloc before.
+// Issue #14.8: a model folder cannot make the server read files elsewhere on
+// the host through symbolic links; links that stay inside the repository
+// (or lead to an allowed root) are fine.
+TEST_F(ModelManagerTest, SymlinksOutOfTheRepositoryFailTheLoad) {
+  const fs::path outside = root_.string() + "-outside";
+  fs::create_directories(outside / "1");
+  std::ofstream(outside / "1" / "model.onnx") << "fake";
+  std::ofstream(outside / "secret.txt") << "not yours";
+  AddVersion("linked_file", 1);
+  fs::remove(root_ / "linked_file" / "1" / "model.onnx");
+  fs::create_symlink(outside / "1" / "model.onnx", root_ / "linked_file" / "1" / "model.onnx");
+  AddVersion("linked_labels", 1);
+  fs::create_symlink(outside / "secret.txt", root_ / "linked_labels" / "labels.txt");
+  fs::create_directories(root_ / "linked_version");
+  fs::create_directory_symlink(outside / "1", root_ / "linked_version" / "1");
+  AddVersion("dangling", 1);
+  fs::create_symlink(root_ / "nowhere", root_ / "dangling" / "1" / "extra.bin");
+  AddVersion("inside", 1);
+  AddVersion("shared", 1);
+  fs::create_symlink(root_ / "shared" / "1" / "model.onnx", root_ / "inside" / "1" / "weights.bin");
+  auto manager = Load();
+  std::map<std::string, ModelIndexEntry> index;
+  for (const auto& e : manager->Index()) index[e.name] = e;
+  for (const char* model : {"linked_file", "linked_labels", "linked_version", "dangling"}) {
+    EXPECT_EQ(index[model].state, ModelState::kUnavailable) << model;
+    EXPECT_NE(index[model].reason.find("symbolic link"), std::string::npos) << model << ": " << index[model].reason;
+  }
+  EXPECT_EQ(index["inside"].state, ModelState::kReady) << index["inside"].reason;
+  fs::remove_all(outside);
+}
+
+TEST_F(ModelManagerTest, LinksMayLeadToAnAllowedRoot) {
+  const fs::path source = root_.string() + "-source";
+  fs::create_directories(source);
+  std::ofstream(source / "model.onnx") << "fake";
+  fs::create_directories(root_ / "staged" / "1");
+  fs::create_symlink(source / "model.onnx", root_ / "staged" / "1" / "model.onnx");
+  ModelManager::Options options;
+  options.repository_path = root_.string();
+  options.session_factory = &factory_;
+  options.link_roots = {source.string()};
+  auto manager = ModelManager::Create(std::move(options));
+  ASSERT_TRUE(manager.ok()) << manager.status();
+  ASSERT_TRUE((*manager)->LoadAll().ok());
+  bool ready = false;
+  for (const auto& e : (*manager)->Index()) ready = ready || (e.name == "staged" && e.state == ModelState::kReady);
+  EXPECT_TRUE(ready);
+  fs::remove_all(source);
+}
+
 // Issue #14.3: a config (which a load request may carry) cannot make the
 // loader burn a core for hours or start thousands of threads.
 TEST_F(ModelManagerTest, WarmupAndThreadBoundsFailTheLoadNamingTheField) {
