@@ -92,8 +92,11 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
 
   grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* context, const ModelInferRequest* request,
                                        ModelInferResponse* response) override {
-    if (auto refused = Check(context, RouteClass::kInfer, request->model_name(), "ModelInfer")) return refused;
-    return StartModelInfer(service_, admission_, context, response);
+    admission::IdentityPtr identity;
+    if (auto refused = Check(context, RouteClass::kInfer, request->model_name(), "ModelInfer", &identity)) {
+      return refused;
+    }
+    return StartModelInfer(service_, admission_, context, response, identity.get());
   }
 
   grpc::ServerBidiReactor<ModelInferRequest, ModelStreamInferResponse>* ModelStreamInfer(
@@ -259,11 +262,12 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
   }
 
   // Null when the call may go on; otherwise the finished call's reactor.
+  // `identity` (optional) receives who the credential names.
   grpc::ServerUnaryReactor* Check(grpc::CallbackServerContext* context, RouteClass route, std::string_view model,
-                                  std::string_view method) const {
+                                  std::string_view method, admission::IdentityPtr* identity = nullptr) const {
     if (!access_->enabled()) return nullptr;
-    admission::IdentityPtr identity;
-    absl::Status refused = Admit(context, route, model, method, &identity);
+    admission::IdentityPtr checked;
+    absl::Status refused = Admit(context, route, model, method, identity != nullptr ? identity : &checked);
     return refused.ok() ? nullptr : Done(context, refused);
   }
 

@@ -105,10 +105,15 @@ absl::StatusOr<admission::Permit> Admit(admission::Admission* admission, const M
   return admission->TryAdmit({.model = request.model_name(), .client = client, .bytes = bytes + bytes / 2});
 }
 
-// The rate limits' client key of a call: its peer's address without the
-// port ("ipv4:127.0.0.1:5000" -> "ipv4:127.0.0.1"), so that a client's
+// The rate limits' client key of a call: the credential's id when
+// authentication names one (all of a key's connections and addresses share
+// its bucket, as over HTTP), else its peer's address without the port
+// ("ipv4:127.0.0.1:5000" -> "ipv4:127.0.0.1"), so that a client's
 // connections share one bucket.
-std::string ClientKey(const grpc::CallbackServerContext* context) {
+std::string ClientKey(const grpc::CallbackServerContext* context, const admission::Identity* identity) {
+  if (identity != nullptr && identity->kind != admission::Identity::Kind::kAnonymous) {
+    return "id:" + identity->id;
+  }
   std::string peer = context->peer();
   const size_t colon = peer.rfind(':');
   const size_t scheme = peer.find(':');
@@ -161,7 +166,8 @@ class InferAllocator : public grpc::MessageAllocator<ModelInferRequest, ModelInf
 class InferReactor : public grpc::ServerUnaryReactor {
  public:
   InferReactor(InferenceService* service, admission::Admission* admission, grpc::CallbackServerContext* context,
-               std::shared_ptr<const ModelInferRequest> request, ModelInferResponse* response)
+               std::shared_ptr<const ModelInferRequest> request, ModelInferResponse* response,
+               const admission::Identity* identity)
       : service_(service),
         response_(response),
         cancellation_(std::make_shared<CancellationFlag>()),
@@ -173,7 +179,7 @@ class InferReactor : public grpc::ServerUnaryReactor {
       context->AddInitialMetadata("traceparent", traceparent);
     }
     // The permit holds the message's memory until the call is over.
-    if (auto permit = Admit(admission, *request, ClientKey(context)); permit.ok()) {
+    if (auto permit = Admit(admission, *request, ClientKey(context, identity)); permit.ok()) {
       permit_ = *std::move(permit);
     } else {
       refs_.store(1);
@@ -242,7 +248,7 @@ class StreamReactor : public grpc::ServerBidiReactor<ModelInferRequest, ModelStr
                 int max_in_flight, StreamAccess access)
       : service_(service),
         admission_(admission),
-        client_key_(ClientKey(context)),
+        client_key_(ClientKey(context, access.identity.get())),
         context_(context),
         headers_(context),
         max_in_flight_(max_in_flight),
@@ -457,9 +463,10 @@ std::unique_ptr<grpc::MessageAllocator<ModelInferRequest, ModelInferResponse>> M
 }
 
 grpc::ServerUnaryReactor* StartModelInfer(InferenceService* service, admission::Admission* admission,
-                                          grpc::CallbackServerContext* context, ModelInferResponse* response) {
+                                          grpc::CallbackServerContext* context, ModelInferResponse* response,
+                                          const admission::Identity* identity) {
   auto* messages = static_cast<InferMessages*>(context->GetRpcAllocatorState());
-  return new InferReactor(service, admission, context, messages->shared_request(), response);
+  return new InferReactor(service, admission, context, messages->shared_request(), response, identity);
 }
 
 grpc::ServerBidiReactor<ModelInferRequest, ModelStreamInferResponse>* StartModelStreamInfer(

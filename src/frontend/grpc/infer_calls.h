@@ -33,10 +33,12 @@ std::unique_ptr<grpc::MessageAllocator<inference::ModelInferRequest, inference::
 MakeInferAllocator();
 
 // Starts one ModelInfer call (its messages from MakeInferAllocator's
-// allocator). `admission` may be null.
+// allocator). `admission` may be null; `identity` (null when authentication
+// is off) keys the rate limits, and is used only during this call.
 grpc::ServerUnaryReactor* StartModelInfer(InferenceService* service, admission::Admission* admission,
                                           grpc::CallbackServerContext* context,
-                                          inference::ModelInferResponse* response);
+                                          inference::ModelInferResponse* response,
+                                          const admission::Identity* identity = nullptr);
 
 // Starts one ModelStreamInfer call: at most `max_in_flight` of its requests
 // are admitted before their answers are written. A message naming a model
