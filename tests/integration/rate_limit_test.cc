@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "admission/api_keys.h"
 #include "common/redis_process.h"
 #include "core/strings.h"
 #include "integration/grpc_test_util.h"
@@ -124,6 +125,75 @@ TEST(RateLimitTest, GrpcClientsShareOneBucketAcrossTheirConnections) {
                                                   grpc::StatusCode::RESOURCE_EXHAUSTED}));
   EXPECT_NE(refusal.find("--rate-limit-per-client"), std::string::npos) << refusal;
   EXPECT_NE(refusal.find("'ipv4:127.0.0.1'"), std::string::npos) << refusal;
+}
+
+// Authentication and rate limits together: each API key has a bucket of its
+// own wherever its requests come from (HTTP or gRPC, any connection), keys
+// behind one address do not starve each other, and requests that fail
+// authentication are refused before they reach a bucket, so an anonymous
+// flood or a guessed key cannot spend a real client's budget.
+TEST(RateLimitTest, WithApiKeysEachKeyHasItsOwnBucketAndBadCredentialsSpendNone) {
+  TempDir repo;
+  ASSERT_TRUE(WriteAddModels({{repo.path() + "/add/1/model.onnx", 1}}).ok());
+  WriteConfig(repo.path(), "add", "");
+  std::string key_file;
+  std::map<std::string, std::string> keys;
+  for (const std::string id : {"ward-a", "ward-b"}) {
+    admission::ApiKeySpec spec;
+    spec.id = id;
+    spec.scopes.Add(admission::Scope::kInfer);
+    auto key = admission::GenerateApiKey(spec);
+    ASSERT_TRUE(key.ok()) << key.status();
+    key_file += key->line + "\n";
+    keys[id] = key->key;
+  }
+  const std::string keys_path = repo.path() + "/keys";
+  std::ofstream(keys_path) << key_file;
+  // One request per 4 s per client, two at once.
+  auto server = ServerProcess::Start({"--model-repository", repo.path(), "--grpc-port", "0", "--metrics-port", "0",
+                                      "--api-keys-file", keys_path, "--metrics-auth=false", "--rate-limit-per-client",
+                                      "0.25:2"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto as = [&](const std::string& id) { return std::map<std::string, std::string>{{"X-API-Key", keys[id]}}; };
+  HttpClient client((*server)->http_port());
+
+  // Anonymous and wrong-secret requests: 401 each time, never 429.
+  std::string wrong = keys["ward-a"];
+  wrong.replace(wrong.size() - 4, 4, wrong.ends_with("AAAA") ? "BBBB" : "AAAA");
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(client.Post("/v2/models/add/infer", Body(1)).status, 401u);
+    EXPECT_EQ(client.Post("/v2/models/add/infer", Body(1), {{"X-API-Key", wrong}}).status, 401u);
+  }
+
+  // ward-a spends its burst, over HTTP then gRPC: they share the key's bucket.
+  EXPECT_EQ(client.Post("/v2/models/add/infer", Body(1), as("ward-a")).status, 200u);
+  auto stub = inference::GRPCInferenceService::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string((*server)->grpc_port()), grpc::InsecureChannelCredentials()));
+  auto grpc_infer = [&](const std::string& id) {
+    auto context = Context();
+    context->AddMetadata("x-api-key", keys[id]);
+    inference::ModelInferRequest request;
+    request.set_model_name("add");
+    AddRawInput<float>(&request, "x", "FP32", {1, 2}, {1, 2});
+    inference::ModelInferResponse response;
+    return stub->ModelInfer(context.get(), request, &response);
+  };
+  EXPECT_TRUE(grpc_infer("ward-a").ok());
+  const grpc::Status exhausted = grpc_infer("ward-a");
+  EXPECT_EQ(exhausted.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << exhausted.error_message();
+  EXPECT_NE(exhausted.error_message().find("'id:ward-a'"), std::string::npos) << exhausted.error_message();
+  HttpClient other_connection((*server)->http_port());
+  auto refused = other_connection.Post("/v2/models/add/infer", Body(1), as("ward-a"));
+  EXPECT_EQ(refused.status, 429u) << refused.body;
+  EXPECT_FALSE(refused.Header("retry-after").empty());
+
+  // ward-b, from the same address, still has its whole burst.
+  EXPECT_EQ(client.Post("/v2/models/add/infer", Body(1), as("ward-b")).status, 200u);
+  EXPECT_TRUE(grpc_infer("ward-b").ok());
+  EXPECT_EQ(client.Post("/v2/models/add/infer", Body(1), as("ward-b")).status, 429u);
+
+  const std::string m = Scrape((*server)->metrics_port());
+  EXPECT_EQ(MetricValue(m, "ortserve_admission_refused_total", {R"(reason="rate_client")"}), 3);
 }
 
 TEST(RateLimitTest, GlobalLimitThroughRedisSurvivesRedisGoingAwayAndComingBack) {
