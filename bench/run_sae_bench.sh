@@ -5,8 +5,9 @@
 # for each report in REPORTS:
 #   short  a 19-word serious report (one window)
 #   long   the issue #17 report: "I had a mild headache today. " x 25 and the
-#          event at the end (about 900 characters, 3 windows of 128 tokens)
-#   2000w  a 2,000-word diary with the event in the middle (about 40 windows)
+#          event at the end (about 900 characters, ~190 tokens: 5 windows with the
+#          demo model's 64-token windows 32 apart)
+#   2000w  a 2,000-word diary with the event in the middle (~2,600 tokens, 78 windows)
 # With BASELINE=<build dir> the same runs are made against that build's
 # ortserve first (e.g. main before a change), in the same invocation, so the
 # two can be compared row by row; each (build, report) pair gets a fresh server.
