@@ -12,10 +12,6 @@
 // against the body's size first). An input whose "data" comes before its
 // "shape" or "datatype" is walked a second time.
 //
-// The on-demand API is compiled into each caller for one simdjson kernel; this
-// one is built twice (json_tensor_data.cc): for the AVX2 kernel ("haswell"),
-// used when the CPU has it, and for the portable one.
-//
 // Thread-safety: every function is thread-safe. Each thread keeps one parser
 // (thread_local) so steady-state decoding does not allocate parser memory; a
 // parser grown past 16 MiB by a large body is released after that request.
