@@ -229,7 +229,7 @@ class FixedVisitor : public VisitorBase {
   FixedVisitor(std::string_view name, DataType type, int64_t count, std::byte* out)
       : VisitorBase(name, type, count), out_(out) {}
 
-  Step Leaf(ondemand::value& value, int depth) {
+  [[gnu::always_inline]] Step Leaf(ondemand::value& value, int depth) {
     if (index_ >= count_) [[unlikely]] {
       if (index_ == count_) ++index_;  // index_ > count_ from now on: too_many().
       return Count(value, depth);
@@ -250,13 +250,13 @@ class FixedVisitor : public VisitorBase {
   }
 
  private:
-  Step Store(T value) {
+  [[gnu::always_inline]] Step Store(T value) {
     std::memcpy(out_ + static_cast<size_t>(index_) * sizeof(T), &value, sizeof(T));
     ++index_;
     return Step::kNext;
   }
 
-  Step StoreFloat(double d) {
+  [[gnu::always_inline]] Step StoreFloat(double d) {
     if constexpr (std::is_same_v<T, float>) {
       // Finite doubles at or past the midpoint between FLT_MAX and 2^128 round
       // to infinity: the value does not fit.
@@ -288,7 +288,7 @@ class FixedVisitor : public VisitorBase {
     return WrongKind(value, depth, DataTypeName(type_), " needs a number");
   }
 
-  Step StoreInteger(int64_t v) {
+  [[gnu::always_inline]] Step StoreInteger(int64_t v) {
     if constexpr (std::is_signed_v<T>) {
       if (v < std::numeric_limits<T>::min() || v > std::numeric_limits<T>::max()) [[unlikely]] {
         return Bad(v, " is out of range for ", DataTypeName(type_));

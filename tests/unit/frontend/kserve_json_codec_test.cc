@@ -4,9 +4,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -337,12 +340,89 @@ TEST(DecodeInferRequestTest, RejectsHeaderLengthPastTheBody) {
   EXPECT_THAT(request.status().message(), HasSubstr("500 is larger than the request body"));
 }
 
+TEST(DecodeInferRequestTest, DataBeforeShapeAndDatatypeIsConverted) {
+  auto request = Decode(R"({"inputs":[{"data":[[1,2],[3,4]],"name":"x","datatype":"INT32","shape":[2,2]},)"
+                        R"({"name":"y","data":[0.5],"shape":[1],"datatype":"FP64"}]})");
+  ASSERT_TRUE(request.ok()) << request.status();
+  ASSERT_EQ(request->inputs.size(), 2u);
+  EXPECT_THAT(Values<int32_t>(request->inputs[0]), ElementsAre(1, 2, 3, 4));
+  EXPECT_THAT(Values<double>(request->inputs[1]), ElementsAre(0.5));
+}
+
+TEST(DecodeInferRequestTest, KeysAreComparedUnescaped) {
+  auto request = Decode(R"({"inp\u0075ts":[{"na\u006de":"x","shape":[1],"datatype":"FP32","d\u0061ta":[2]}]})");
+  ASSERT_TRUE(request.ok()) << request.status();
+  ASSERT_EQ(request->inputs.size(), 1u);
+  EXPECT_EQ(request->inputs[0].name, "x");
+  EXPECT_THAT(Values<float>(request->inputs[0]), ElementsAre(2.0f));
+}
+
+TEST(DecodeInferRequestTest, RepeatedKeysKeepTheLastValue) {
+  auto request = Decode(R"({"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1],"data":[7]}]})");
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_THAT(Values<float>(request->inputs[0]), ElementsAre(7.0f));
+}
+
+TEST(DecodeInferRequestTest, LargeFp32DataParsesExactly) {
+  // Every float written shortest-round-trip parses back to itself.
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<uint32_t> bits;
+  std::vector<float> expected;
+  std::string json = R"({"inputs":[{"name":"x","shape":[20000],"datatype":"FP32","data":[)";
+  while (expected.size() < 20000) {
+    const uint32_t b = bits(rng);
+    float f;
+    std::memcpy(&f, &b, sizeof(f));
+    if (!std::isfinite(f)) continue;
+    char text[32];
+    char* end = std::to_chars(text, text + sizeof(text), f).ptr;
+    if (!expected.empty()) json.push_back(',');
+    json.append(text, end);
+    expected.push_back(f);
+  }
+  json += "]}]}";
+  auto request = Decode(json);
+  ASSERT_TRUE(request.ok()) << request.status();
+  const std::vector<float> values = Values<float>(request->inputs[0]);
+  ASSERT_EQ(values.size(), expected.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    ASSERT_EQ(std::memcmp(&values[i], &expected[i], sizeof(float)), 0) << i << ": " << expected[i];
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Errors a client can make, each with a message that names the problem.
 
 TEST(DecodeInferRequestErrorTest, MalformedJson) {
   EXPECT_THAT(DecodeError(R"({"inputs":[)"), HasSubstr("not valid JSON"));
   EXPECT_THAT(DecodeError("[1,2]"), HasSubstr("must be a JSON object, got an array"));
+}
+
+TEST(DecodeInferRequestErrorTest, MalformedJsonAnywhereIsRefusedEvenInIgnoredFields) {
+  const std::string input = R"({"name":"x","shape":[1],"datatype":"FP32","data":[1]})";
+  EXPECT_THAT(DecodeError(R"({"inputs":[)" + input + R"(]} x)"), HasSubstr("not valid JSON"));
+  EXPECT_THAT(DecodeError(R"({"inputs":[)" + input + R"(],"extra":[1 2]})"), HasSubstr("not valid JSON"));
+  EXPECT_THAT(DecodeError(R"({"extra":{"a":tru},"inputs":[)" + input + "]}"), HasSubstr("not valid JSON"));
+  EXPECT_THAT(DecodeError(R"({"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1],"z":01}]})"),
+              HasSubstr("not valid JSON"));
+  EXPECT_THAT(DecodeError(R"({"inputs":[{"name":"x","shape":[2],"datatype":"FP32","data":[1,]}]})"),
+              HasSubstr("not valid JSON"));
+  EXPECT_THAT(DecodeError(R"({"inputs":[{"name":"x","shape":[2],"datatype":"INT32","data":[1,"\q"]}]})"),
+              HasSubstr("not valid JSON"));
+  EXPECT_THAT(DecodeError(R"({"inputs":[{"name":"x","shape":[1],"datatype":"BOOL","data":[nul]}]})"),
+              HasSubstr("not valid JSON"));
+}
+
+TEST(DecodeInferRequestErrorTest, NestingDeeperThanTheLimitIsRefused) {
+  const std::string deep = std::string(5000, '[') + "1" + std::string(5000, ']');
+  EXPECT_THAT(DecodeError(R"({"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":)" + deep + "}]}"),
+              HasSubstr("not valid JSON"));
+  EXPECT_THAT(DecodeError(R"({"x":)" + deep + R"(,"inputs":[]})"), HasSubstr("not valid JSON"));
+  // Within the limit, nesting of any shape flattens.
+  const std::string nested = std::string(100, '[') + "1" + std::string(100, ']');
+  auto request = Decode(R"({"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":)" + nested + "}]}");
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_THAT(Values<float>(request->inputs[0]), ElementsAre(1.0f));
 }
 
 TEST(DecodeInferRequestErrorTest, MissingOrWrongInputs) {
@@ -375,6 +455,13 @@ TEST(DecodeInferRequestErrorTest, NegativeOrNonIntegerDimensions) {
               HasSubstr("input 'x': shape has a negative dimension -1"));
   EXPECT_THAT(DecodeError(R"({"inputs":[{"name":"x","shape":[1.5],"datatype":"INT8","data":[1]}]})"),
               HasSubstr("shape must be an array of integers"));
+}
+
+TEST(DecodeInferRequestErrorTest, TooManyElementsAreCountedToTheEnd) {
+  EXPECT_THAT(DecodeError(R"({"inputs":[{"name":"x","shape":[2],"datatype":"FP32","data":[[1,2],[3,[4,5]]]}]})"),
+              HasSubstr("shape [2] needs 2 elements, but data has 5"));
+  EXPECT_THAT(DecodeError(R"({"inputs":[{"name":"x","shape":[1],"datatype":"BYTES","data":["a","b",["c"]]}]})"),
+              HasSubstr("shape [1] needs 1 elements, but data has 3"));
 }
 
 TEST(DecodeInferRequestErrorTest, ElementCountNotMatchingShape) {
@@ -657,6 +744,66 @@ TEST(EncodeInferResponseTest, FloatsUseShortestRoundTripFormAndStringsForNonFini
     ++i;
   }
   EXPECT_EQ(i, samples.size());
+}
+
+// The encoder's fast float writer must write exactly what FormatJsonFloat
+// (std::to_chars, core/json_writer.h) writes, for every kind of value.
+template <typename F, typename Bits>
+void ExpectEncodedLikeFormatJsonFloat(DataType type, const std::vector<F>& values) {
+  Tensor tensor;
+  tensor.name = "v";
+  tensor.type = type;
+  tensor.shape = {static_cast<int64_t>(values.size())};
+  auto bytes = std::make_shared<std::vector<F>>(values);
+  tensor.data = std::span<const std::byte>(reinterpret_cast<const std::byte*>(bytes->data()), values.size() * sizeof(F));
+  tensor.holder = bytes;
+  const std::string json = EncodeJson({tensor});
+  std::string expected = "\"data\":[";
+  char text[64];
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i) expected.push_back(',');
+    expected.append(text, FormatJsonFloat(values[i], text));
+  }
+  expected += "]";
+  ASSERT_EQ(json.find(expected), json.size() - expected.size() - 3) << "first difference at byte "
+      << std::mismatch(expected.begin(), expected.end(), json.begin() + json.find("\"data\":[")).first - expected.begin();
+}
+
+template <typename F, typename Bits>
+std::vector<F> FloatSamples(size_t random_count) {
+  std::vector<F> values;
+  std::mt19937_64 rng(12345);
+  for (size_t i = 0; i < random_count; ++i) {
+    const Bits b = static_cast<Bits>(rng());
+    F f;
+    std::memcpy(&f, &b, sizeof(f));
+    values.push_back(f);
+  }
+  std::uniform_real_distribution<F> unit(0, 1);
+  for (size_t i = 0; i < random_count; ++i) values.push_back(unit(rng));  // Typical model outputs.
+  for (int e = std::numeric_limits<F>::min_exponent10 - 10; e <= std::numeric_limits<F>::max_exponent10; ++e) {
+    for (F m : {F(1), F(1.5), F(2.5), F(9.999), F(123456)}) {
+      values.push_back(m * std::pow(F(10), F(e)));
+      values.push_back(-m * std::pow(F(10), F(e)));
+    }
+  }
+  for (F f : {F(0), -F(0), F(1), F(-1), F(100), F(1200), F(16777216), F(1e10), F(123456789),
+              std::numeric_limits<F>::max(), std::numeric_limits<F>::lowest(), std::numeric_limits<F>::min(),
+              std::numeric_limits<F>::denorm_min(), std::numeric_limits<F>::epsilon(),
+              std::numeric_limits<F>::quiet_NaN(), std::numeric_limits<F>::infinity(),
+              -std::numeric_limits<F>::infinity()}) {
+    values.push_back(f);
+  }
+  for (int i = -2000; i <= 2000; ++i) values.push_back(F(i) / F(8));
+  return values;
+}
+
+TEST(EncodeInferResponseTest, FastFloatWriterMatchesFormatJsonFloatForFp32) {
+  ExpectEncodedLikeFormatJsonFloat<float, uint32_t>(DataType::kFp32, FloatSamples<float, uint32_t>(500000));
+}
+
+TEST(EncodeInferResponseTest, FastFloatWriterMatchesFormatJsonFloatForFp64) {
+  ExpectEncodedLikeFormatJsonFloat<double, uint64_t>(DataType::kFp64, FloatSamples<double, uint64_t>(300000));
 }
 
 TEST(EncodeInferResponseTest, HalfPrecisionOutputsBecomeJsonNumbers) {
