@@ -37,10 +37,6 @@ size_t MaxElementChars(DataType type) {
   }
 }
 
-// Bytes WriteJsonFloat may write past the end of the number it writes (fixed-
-// size copies; the next number overwrites them). Buffers leave this much room.
-constexpr size_t kFloatWriteSlack = 32;
-
 // "00" "01" ... "99".
 constexpr auto kDigitPairs = [] {
   std::array<char, 200> pairs{};
@@ -51,47 +47,47 @@ constexpr auto kDigitPairs = [] {
   return pairs;
 }();
 
-// Writes the decimal digits of `v` so that they end at `end`; returns where
-// they start.
-inline char* DigitsBefore(uint64_t v, char* end) {
+inline int CountDigits(uint64_t v) {
+  int n = 1;
+  for (uint64_t limit = 10; n < 20 && v >= limit; limit *= 10) ++n;
+  return n;
+}
+
+// Writes the decimal digits of `v` so that they end at `end`, in place (no
+// intermediate buffer: reading back just-stored digit pairs stalls the CPU).
+inline void WriteDigitsBefore(uint64_t v, char* end) {
   while (v >= 100) {
     end -= 2;
     std::memcpy(end, &kDigitPairs[2 * (v % 100)], 2);
     v /= 100;
   }
   if (v >= 10) {
-    end -= 2;
-    std::memcpy(end, &kDigitPairs[2 * v], 2);
+    std::memcpy(end - 2, &kDigitPairs[2 * v], 2);
   } else {
-    *--end = static_cast<char>('0' + v);
+    end[-1] = static_cast<char>('0' + v);
   }
-  return end;
 }
 
 // FormatJsonFloat (core/json_writer.h) byte for byte, faster: the shortest
-// round-trip digits come from Dragonbox (fmt's; std::to_chars spends most of
-// a JSON response's encoding time here), laid out as std::to_chars lays them
-// out: plain or with an exponent, whichever is shorter, plain on ties. Values
+// round-trip digits come from Dragonbox (fmt's; std::to_chars spent most of a
+// JSON response's encoding time), laid out as std::to_chars lays them out:
+// plain or with an exponent, whichever is shorter, plain on ties. Values
 // whose digits end in zeros before the decimal point (1e10, 1200.0) go to
 // FormatJsonFloat itself: there to_chars may print the exact integer instead
 // of padding the shortest digits with zeros. Tests compare the two over
-// millions of values. May write up to kFloatWriteSlack bytes past the end it
-// returns.
+// millions of values.
 template <typename F>
 char* WriteJsonFloat(F value, char* p) {
   if (!std::isfinite(value) || value == 0) [[unlikely]] return FormatJsonFloat(value, p);
   const auto decimal = fmt::detail::dragonbox::to_decimal(value);
-  auto significand = decimal.significand;
+  uint64_t significand = decimal.significand;
   int exponent = decimal.exponent;
   while (significand % 10 == 0) {
     significand /= 10;
     ++exponent;
   }
   if (exponent > 0) [[unlikely]] return FormatJsonFloat(value, p);
-  // At most 17 digits, read below with fixed-size copies of 24 bytes.
-  char buffer[48] = {};
-  const char* digits = DigitsBefore(significand, buffer + 24);
-  const int n = static_cast<int>(buffer + 24 - digits);
+  const int n = CountDigits(significand);
   if (std::signbit(value)) *p++ = '-';
   // The exponent in scientific form, and the lengths of both forms.
   const int scientific_exponent = exponent + n - 1;
@@ -101,11 +97,14 @@ char* WriteJsonFloat(F value, char* p) {
   const int integer_digits = n + exponent;  // Digits before the point (exponent <= 0 here).
   const int fixed_length = exponent == 0 ? n : integer_digits > 0 ? n + 1 : 2 - integer_digits + n;
   if (scientific_length < fixed_length) {
-    *p++ = digits[0];
+    // "d.ddde-XX": the digits one place right, then the first moved left.
+    WriteDigitsBefore(significand, p + 1 + n);
+    p[0] = p[1];
     if (n > 1) {
-      *p++ = '.';
-      std::memcpy(p, digits + 1, 24);
-      p += n - 1;
+      p[1] = '.';
+      p += n + 1;
+    } else {
+      p += 1;
     }
     *p++ = 'e';
     *p++ = scientific_exponent < 0 ? '-' : '+';
@@ -114,22 +113,24 @@ char* WriteJsonFloat(F value, char* p) {
     return p + 2;
   }
   if (exponent == 0) {  // An integer: "3.0", as FormatJsonFloat writes it.
-    std::memcpy(p, digits, 24);
+    WriteDigitsBefore(significand, p + n);
     p += n;
     std::memcpy(p, ".0", 2);
     return p + 2;
   }
   if (integer_digits > 0) {
-    std::memcpy(p, digits, 24);
-    p += integer_digits;
-    *p++ = '.';
-    std::memcpy(p, digits + integer_digits, 24);
-    return p + (n - integer_digits);
+    // The digits one place right, then the integer part moved left over the
+    // gap and the point written into it.
+    WriteDigitsBefore(significand, p + 1 + n);
+    for (int i = 0; i < integer_digits; ++i) p[i] = p[i + 1];
+    p[integer_digits] = '.';
+    return p + n + 1;
   }
-  // "0.", then at most 3 zeros (with more, the exponent form is shorter).
-  std::memcpy(p, "0.0000", 6);
-  p += 2 - integer_digits;
-  std::memcpy(p, digits, 24);
+  // "0.", at most 3 zeros (with more, the exponent form is shorter), digits.
+  const int zeros = -integer_digits;
+  std::memcpy(p, "0.000", 5);
+  p += 2 + zeros;
+  WriteDigitsBefore(significand, p + n);
   return p + n;
 }
 
@@ -195,7 +196,7 @@ char* WriteFixedData(DataType type, std::span<const std::byte> data, char* p) {
 // The characters a JSON "data" array needs at most.
 size_t DataBound(DataType type, size_t bytes, int64_t count) {
   if (type == DataType::kBytes) return 2 + bytes * 6 + static_cast<size_t>(count) * 3;
-  return 2 + static_cast<size_t>(count) * MaxElementChars(type) + kFloatWriteSlack;
+  return 2 + static_cast<size_t>(count) * MaxElementChars(type);
 }
 
 absl::Status CheckOutput(const Tensor& tensor, int64_t* count) {
