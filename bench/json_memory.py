@@ -2,13 +2,14 @@
 """Peak resident memory of one large KServe v2 JSON request (issue #14.4).
 
 Starts each given ortserve binary on an identity model (FP32 [1, -1]), sends
-one JSON body of about --mb megabytes of FP32 numbers ("1.2345678,"), and
+one JSON body of about --mb megabytes of FP32 numbers (--number, default
+"1.2345678", repeated), and
 reports how far the server's resident memory rose above where it stood just
 before the request (VmHWM after the request, reset through
 /proc/<pid>/clear_refs, minus VmRSS before), as a multiple of the body size.
 The body itself is part of that cost: the server has to hold it.
 
-  bench/json_memory.py [--mb 60] [--output binary|json] [--repeat 3] BIN [BIN ...]
+  bench/json_memory.py [--mb 60] [--output binary|json] [--number 0] [--repeat 3] BIN [BIN ...]
 
 Several binaries (an A/B) are measured in turn, interleaved when --repeat > 1.
 """
@@ -61,9 +62,9 @@ def post(port, body, timeout=600):
     return resp.status, data
 
 
-def body_of(values, output):
+def body_of(values, output, number="1.2345678"):
     parts = ['{"inputs":[{"name":"x","shape":[1,%d],"datatype":"FP32","data":[' % values]
-    parts.append(",".join(["1.2345678"] * values))
+    parts.append(",".join([number] * values))
     parts.append(']}]')
     if output == "binary":
         parts.append(',"outputs":[{"name":"y","parameters":{"binary_data":true}}]')
@@ -110,12 +111,14 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=float, default=60)
     parser.add_argument("--output", choices=["binary", "json"], default="binary")
+    parser.add_argument("--number", default="1.2345678",
+                        help="the number repeated in the data array (a short one, such as 0, is the worst case)")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--json-out")
     parser.add_argument("binaries", nargs="+")
     args = parser.parse_args()
-    values = int(args.mb * 1e6 / 10)
-    body = body_of(values, args.output)
+    values = int(args.mb * 1e6 / (len(args.number) + 1))
+    body = body_of(values, args.output, args.number)
     small = body_of(4, args.output)
     results = {b: [] for b in args.binaries}
     with tempfile.TemporaryDirectory() as repo:

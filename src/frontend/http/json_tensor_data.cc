@@ -7,6 +7,8 @@
 // scalar work in every kernel.
 #include "frontend/http/json_tensor_data.h"
 
+#include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "fast_float/fast_float.h"
 #include "core/checked_math.h"
 #include "core/status.h"
 #include "core/strings.h"
@@ -401,8 +404,8 @@ absl::StatusOr<OwnedBytes> FillBytes(std::string_view name, const Shape& shape, 
 }
 
 
-absl::StatusOr<OwnedBytes> FillFromJson(std::string_view name, DataType type, const Shape& shape, int64_t count,
-                                        ondemand::value data, size_t json_size, int depth) {
+absl::StatusOr<OwnedBytes> FillFromValue(std::string_view name, DataType type, const Shape& shape, int64_t count,
+                                         ondemand::value data, size_t json_size, int depth) {
   // Every element takes at least one byte of JSON: refuse before allocating a
   // buffer for a shape the body cannot possibly fill.
   if (static_cast<uint64_t>(count) > json_size) {
@@ -434,14 +437,398 @@ absl::StatusOr<OwnedBytes> FillFromJson(std::string_view name, DataType type, co
 }
 
 
-// A thread's parser is dropped after a request that grew it past this, so one
-// huge body does not pin its memory to an I/O thread forever.
-constexpr size_t kParserKeepCapacity = size_t{16} << 20;
 
 // Nesting depths of the values the decoder reads (the body's object is 1).
 constexpr int kFieldDepth = 2;   // A field of the body: "inputs", "outputs", ...
 constexpr int kInputDepth = 3;   // An element of "inputs" or "outputs".
 constexpr int kTensorDepth = 4;  // A field of one: "shape", "data", "parameters", ...
+
+// ---------------------------------------------------------------------------
+// Large bodies: numeric runs.
+//
+// simdjson's first stage indexes every token of the text it is given (4 bytes
+// each: for "0,0,0,..." twice the text). In a large body nearly all of that is
+// "data" arrays of numbers, which need no index: a body of 8 MiB or more is
+// scanned once for them ("runs": a "data" key's array holding only numbers,
+// true/false/null and nested arrays, of 16 KiB or more), each run is replaced
+// by "[]" in a copy of the rest (the envelope, which simdjson parses), and the
+// run is parsed straight from the body into its tensor. Anything unusual in a
+// run (a value of the wrong kind, a count or range error, malformed JSON) is
+// handed to simdjson on that run alone, so messages are the same either way.
+// The price is CPU: about 1.6x the instructions per number of the simdjson
+// path (a scalar scan for the runs, then fast_float per number), paid only by
+// bodies large enough for their memory to matter.
+
+#ifdef ORTSERVE_JSON_SMALL_RUNS  // The fuzz build: small inputs take this path too.
+constexpr size_t kRunBodyBytes = 64;
+constexpr size_t kMinRunBytes = 4;
+#else
+constexpr size_t kRunBodyBytes = size_t{8} << 20;
+constexpr size_t kMinRunBytes = size_t{16} << 10;
+#endif
+
+struct Run {
+  size_t envelope_offset = 0;  // Where its "[]" starts in the envelope.
+  const char* begin = nullptr;  // Its '[' in the body.
+  const char* end = nullptr;    // Just past its ']'.
+  bool read = false;
+};
+
+struct Context {
+  size_t json_size = 0;                 // The whole JSON part of the body.
+  const char* envelope = nullptr;       // The text simdjson parses.
+  const char* buffer_end = nullptr;     // End of the readable body (for a run's own parse).
+  std::vector<Run>* runs = nullptr;     // Sorted by envelope_offset; null: none.
+};
+
+inline bool IsJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+// What FindRuns does with each byte outside strings.
+enum class RunChar : uint8_t {
+  kValue,    // Part of a number or true/false/null, a comma or whitespace: may be in a run.
+  kSpecial,  // " : [ ] { }: handled one by one.
+  kOther,    // Anything else: the arrays it is in are not runs.
+};
+
+constexpr auto kRunChars = [] {
+  std::array<RunChar, 256> table{};
+  for (auto& c : table) c = RunChar::kOther;
+  for (unsigned char c : std::string_view("0123456789-+.eEtrufalsn,\t\n\r ")) table[c] = RunChar::kValue;
+  for (unsigned char c : std::string_view("\":[]{}")) table[c] = RunChar::kSpecial;
+  return table;
+}();
+
+// Finds the runs of `json` (see above). Gives up (no runs; simdjson then reads
+// the whole body and reports what is wrong) on brackets that do not match.
+std::vector<Run> FindRuns(const char* json, size_t size) {
+  struct Open {
+    const char* begin;
+    bool array;
+    bool data_key;
+  };
+  std::vector<Run> runs;
+  std::vector<Open> open;
+  size_t first_pure = 0;  // open[i] for i < first_pure holds something a run cannot.
+  bool after_data_key = false;  // The last tokens were "data" and ':'.
+  const char* string_begin = nullptr;
+  std::string_view last_string;
+  char previous = 0;  // The last character outside strings and whitespace.
+  const char* const end = json + size;
+  for (const char* p = json; p < end; ++p) {
+    // Most bytes of a large body are digits: skip them in a tight loop.
+    // Most bytes of a large body are numbers and commas: skip them in a tight
+    // loop, then look back for the last of them that was not whitespace.
+    if (kRunChars[static_cast<unsigned char>(*p)] == RunChar::kValue) {
+      const char* last = p;
+      while (last + 1 < end && kRunChars[static_cast<unsigned char>(last[1])] == RunChar::kValue) ++last;
+      const char* q = last;
+      while (q >= p && IsJsonSpace(*q)) --q;
+      if (q >= p) previous = *q == ',' ? ',' : 'v';
+      p = last;
+      continue;
+    }
+    const char c = *p;
+    switch (c) {
+      case '"': {
+        string_begin = p + 1;
+        for (++p; p < end && *p != '"'; ++p) {
+          if (*p == '\\') ++p;
+        }
+        if (p >= end) return {};
+        last_string = std::string_view(string_begin, static_cast<size_t>(p - string_begin));
+        first_pure = open.size();
+        previous = '"';
+        break;
+      }
+      case ':':
+        after_data_key = previous == '"' && last_string == "data";
+        first_pure = open.size();
+        previous = ':';
+        break;
+      case '[':
+        open.push_back({p, true, previous == ':' && after_data_key});
+        previous = '[';
+        break;
+      case ']': {
+        if (open.empty() || !open.back().array) return {};
+        const Open top = open.back();
+        const bool pure = open.size() - 1 >= first_pure;
+        open.pop_back();
+        first_pure = std::min(first_pure, open.size());
+        if (pure && top.data_key && static_cast<size_t>(p + 1 - top.begin) >= kMinRunBytes) {
+          runs.push_back({0, top.begin, p + 1, false});
+        }
+        previous = ']';
+        break;
+      }
+      case '{':
+        open.push_back({p, false, false});
+        first_pure = open.size();
+        previous = '{';
+        break;
+      case '}':
+        if (open.empty() || open.back().array) return {};
+        open.pop_back();
+        first_pure = std::min(first_pure, open.size());
+        previous = '}';
+        break;
+      case ',':
+        previous = ',';
+        break;
+      default:  // RunChar::kOther.
+        first_pure = open.size();
+        previous = 'v';
+        break;
+    }
+  }
+  if (!open.empty()) return {};
+  return runs;
+}
+
+// The end of the JSON number at `p`, or null when there is none; *integer:
+// it has neither fraction nor exponent.
+const char* ScanNumber(const char* p, const char* end, bool* integer) {
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  const char* q = p;
+  if (q < end && *q == '-') ++q;
+  if (q >= end) return nullptr;
+  if (*q == '0') {
+    ++q;
+  } else if (*q >= '1' && *q <= '9') {
+    while (q < end && digit(*q)) ++q;
+  } else {
+    return nullptr;
+  }
+  *integer = true;
+  if (q < end && *q == '.') {
+    const char* digits = ++q;
+    while (q < end && digit(*q)) ++q;
+    if (q == digits) return nullptr;
+    *integer = false;
+  }
+  if (q < end && (*q == 'e' || *q == 'E')) {
+    ++q;
+    if (q < end && (*q == '+' || *q == '-')) ++q;
+    const char* digits = q;
+    while (q < end && digit(*q)) ++q;
+    if (q == digits) return nullptr;
+    *integer = false;
+  }
+  return q;
+}
+
+
+// Reads one leaf at [p, end) into *value; false when it is not the plain case
+// (simdjson then reads the run for the message). Null `out`: only checks it.
+template <typename T>
+bool ReadLeaf(const char*& p, const char* end, std::byte* out) {
+  if constexpr (std::is_same_v<T, bool>) {
+    bool b;
+    if (end - p >= 4 && std::memcmp(p, "true", 4) == 0) {
+      b = true;
+      p += 4;
+    } else if (end - p >= 5 && std::memcmp(p, "false", 5) == 0) {
+      b = false;
+      p += 5;
+    } else {
+      return false;
+    }
+    if (out != nullptr) std::memcpy(out, &b, 1);
+    return true;
+  } else {
+    bool integer = false;
+    const char* number_end = ScanNumber(p, end, &integer);
+    if (number_end == nullptr) return false;
+    if constexpr (std::is_floating_point_v<T>) {
+      double d;
+      const auto result = fast_float::from_chars(p, number_end, d);
+      if (result.ec != std::errc() || result.ptr != number_end || !std::isfinite(d)) return false;
+      if constexpr (std::is_same_v<T, float>) {
+        if (std::fabs(d) >= 0x1.ffffffp+127) return false;
+      }
+      if (out != nullptr) {
+        const T value = static_cast<T>(d);
+        std::memcpy(out, &value, sizeof(T));
+      }
+    } else {
+      if (!integer) return false;
+      int64_t v;
+      const auto result = std::from_chars(p, number_end, v);
+      if (result.ec != std::errc() || result.ptr != number_end) return false;
+      if constexpr (std::is_signed_v<T>) {
+        if (v < std::numeric_limits<T>::min() || v > std::numeric_limits<T>::max()) return false;
+      } else {
+        if (v < 0 || static_cast<uint64_t>(v) > std::numeric_limits<T>::max()) return false;
+      }
+      if (out != nullptr) {
+        const T value = static_cast<T>(v);
+        std::memcpy(out, &value, sizeof(T));
+      }
+    }
+    p = number_end;
+    return true;
+  }
+}
+
+// Parses the run [begin, end) (an array, nested to any depth) as exactly
+// `count` leaves of T into `out` (null: only checks the grammar of numbers
+// and literals, any count). False when anything is not the plain case.
+template <typename T>
+bool ScanRun(const char* begin, const char* end, int64_t count, int depth, std::byte* out) {
+  int64_t index = 0;
+  int level = 0;
+  bool expect_value = true;  // After '[' or ',': a value (or, after '[', a ']').
+  bool after_open = false;
+  for (const char* p = begin; p < end;) {
+    const char c = *p;
+    if (IsJsonSpace(c)) {
+      ++p;
+      continue;
+    }
+    if (expect_value) {
+      if (c == '[') {
+        if (depth + level >= kMaxJsonDepth) return false;
+        ++level;
+        ++p;
+        after_open = true;
+        continue;
+      }
+      if (c == ']' && after_open) {
+        expect_value = false;  // An empty array: handled as a close below.
+      } else {
+        if (level == 0) return false;
+        if (out != nullptr) {
+          if (index == count) return false;
+          if (!ReadLeaf<T>(p, end, out + static_cast<size_t>(index) * sizeof(T))) return false;
+        } else {
+          bool integer;
+          const char* number_end;
+          if (end - p >= 4 && (std::memcmp(p, "true", 4) == 0 || std::memcmp(p, "null", 4) == 0)) {
+            p += 4;
+          } else if (end - p >= 5 && std::memcmp(p, "false", 5) == 0) {
+            p += 5;
+          } else if ((number_end = ScanNumber(p, end, &integer)) != nullptr) {
+            p = number_end;
+          } else {
+            return false;
+          }
+        }
+        ++index;
+        expect_value = false;
+        after_open = false;
+        continue;
+      }
+    }
+    // After a value: ',' or ']'.
+    after_open = false;
+    if (c == ',') {
+      if (level == 0) return false;
+      expect_value = true;
+      ++p;
+    } else if (c == ']') {
+      if (level == 0) return false;
+      --level;
+      ++p;
+      if (level == 0) {
+        // The run ends here: nothing but whitespace may follow in it.
+        while (p < end && IsJsonSpace(*p)) ++p;
+        return p == end && (out == nullptr || index == count);
+      }
+    } else {
+      return false;
+    }
+  }
+  return false;
+}
+
+// The run's own document, for what ScanRun does not take: simdjson reads it
+// (the body after it, up to `buffer_end`, serves as padding).
+absl::StatusOr<OwnedBytes> FillFromRunWithSimdjson(std::string_view name, DataType type, const Shape& shape,
+                                                   int64_t count, const Run& run, const Context& context, int depth) {
+  ondemand::parser parser;
+  ondemand::document document;
+  const size_t length = static_cast<size_t>(run.end - run.begin);
+  if (auto error = parser.iterate(run.begin, length, static_cast<size_t>(context.buffer_end - run.begin))
+                       .get(document)) {
+    return NotJson(error);
+  }
+  ondemand::value value;
+  if (auto error = document.get_value().get(value)) return NotJson(error);
+  return FillFromValue(name, type, shape, count, value, context.json_size, depth);
+}
+
+template <typename T>
+absl::StatusOr<OwnedBytes> FillFromRun(std::string_view name, DataType type, const Shape& shape, int64_t count,
+                                       const Run& run, const Context& context, int depth) {
+  if (static_cast<uint64_t>(count) <= context.json_size) {
+    const size_t size = static_cast<size_t>(count) * sizeof(T);  // count <= json_size: no overflow.
+    std::shared_ptr<std::byte[]> buffer = std::make_shared_for_overwrite<std::byte[]>(size);
+    if (ScanRun<T>(run.begin, run.end, count, depth, buffer.get())) {
+      OwnedBytes owned;
+      owned.data = std::span<const std::byte>(buffer.get(), size);
+      owned.holder = std::move(buffer);
+      return owned;
+    }
+  }
+  return FillFromRunWithSimdjson(name, type, shape, count, run, context, depth);
+}
+
+// The run whose placeholder `value` is, if it is one.
+Run* RunAt(ondemand::value& value, const Context& context) {
+  if (context.runs == nullptr || context.runs->empty()) return nullptr;
+  const std::string_view token = value.raw_json_token();
+  if (token.empty() || token[0] != '[') return nullptr;
+  const size_t offset = static_cast<size_t>(token.data() - context.envelope);
+  auto it = std::lower_bound(context.runs->begin(), context.runs->end(), offset,
+                             [](const Run& run, size_t at) { return run.envelope_offset < at; });
+  if (it == context.runs->end() || it->envelope_offset != offset) return nullptr;
+  return &*it;
+}
+
+absl::StatusOr<OwnedBytes> FillFromJson(std::string_view name, DataType type, const Shape& shape, int64_t count,
+                                        ondemand::value data, const Context& context, int depth) {
+  Run* run = RunAt(data, context);
+  if (run == nullptr) return FillFromValue(name, type, shape, count, data, context.json_size, depth);
+  run->read = true;
+  switch (type) {
+    case DataType::kBool: return FillFromRun<bool>(name, type, shape, count, *run, context, depth);
+    case DataType::kUint8: return FillFromRun<uint8_t>(name, type, shape, count, *run, context, depth);
+    case DataType::kUint16: return FillFromRun<uint16_t>(name, type, shape, count, *run, context, depth);
+    case DataType::kUint32: return FillFromRun<uint32_t>(name, type, shape, count, *run, context, depth);
+    case DataType::kUint64: return FillFromRun<uint64_t>(name, type, shape, count, *run, context, depth);
+    case DataType::kInt8: return FillFromRun<int8_t>(name, type, shape, count, *run, context, depth);
+    case DataType::kInt16: return FillFromRun<int16_t>(name, type, shape, count, *run, context, depth);
+    case DataType::kInt32: return FillFromRun<int32_t>(name, type, shape, count, *run, context, depth);
+    case DataType::kInt64: return FillFromRun<int64_t>(name, type, shape, count, *run, context, depth);
+    case DataType::kFp32: return FillFromRun<float>(name, type, shape, count, *run, context, depth);
+    case DataType::kFp64: return FillFromRun<double>(name, type, shape, count, *run, context, depth);
+    default: return FillFromRunWithSimdjson(name, type, shape, count, *run, context, depth);
+  }
+}
+
+// A run no input read (under an ignored key) is still checked to be JSON.
+absl::Status CheckUnreadRuns(const Context& context) {
+  if (context.runs == nullptr) return absl::OkStatus();
+  for (const Run& run : *context.runs) {
+    if (run.read || ScanRun<double>(run.begin, run.end, 0, kFieldDepth, nullptr)) continue;
+    ondemand::parser parser;
+    ondemand::document document;
+    if (auto error = parser.iterate(run.begin, static_cast<size_t>(run.end - run.begin),
+                                    static_cast<size_t>(context.buffer_end - run.begin))
+                         .get(document)) {
+      return NotJson(error);
+    }
+    ondemand::value value;
+    if (auto error = document.get_value().get(value)) return NotJson(error);
+    RETURN_IF_ERROR(SkipValue(value, kFieldDepth));
+  }
+  return absl::OkStatus();
+}
+
+// A thread's parser is dropped after a request that grew it past this, so one
+// huge body does not pin its memory to an I/O thread forever.
+constexpr size_t kParserKeepCapacity = size_t{16} << 20;
+
 
 ondemand::parser& ThreadParser(std::unique_ptr<ondemand::parser>*& slot) {
   thread_local std::unique_ptr<ondemand::parser> parser;
@@ -541,7 +928,7 @@ absl::Status ParseShape(ondemand::value value, std::string_view name, Shape* sha
 }
 
 // Reads inputs[index], converting its JSON data (if any) into entry->data.
-absl::Status ParseInput(ondemand::value value, size_t index, size_t json_size, JsonInput* entry,
+absl::Status ParseInput(ondemand::value value, size_t index, const Context& context, JsonInput* entry,
                         Parameters* parameters) {
   ASSIGN_OR_RETURN(std::string_view kind, JsonKindName(value));
   ondemand::object object;
@@ -627,7 +1014,7 @@ absl::Status ParseInput(ondemand::value value, size_t index, size_t json_size, J
       ++data_fields;
       if (has_shape && has_type) {
         ASSIGN_OR_RETURN(entry->data, FillFromJson(entry->name, entry->type, entry->shape, entry->count, item,
-                                                   json_size, kTensorDepth));
+                                                   context, kTensorDepth));
         converted_at = data_fields;
       }
     } else if (key == "parameters") {
@@ -661,7 +1048,7 @@ absl::Status ParseInput(ondemand::value value, size_t index, size_t json_size, J
       ASSIGN_OR_RETURN(std::string_view key, Key(field));
       if (key != "data" || ++seen != data_fields) continue;
       ASSIGN_OR_RETURN(entry->data, FillFromJson(name, entry->type, entry->shape, entry->count, field.value(),
-                                                 json_size, kTensorDepth));
+                                                 context, kTensorDepth));
     }
   }
   return absl::OkStatus();
@@ -722,7 +1109,7 @@ absl::Status ParseOutputs(ondemand::value value, InferRequest* request) {
 }
 
 // Reads "inputs" (each entry's JSON data converted on the way) into `entries`.
-absl::Status ParseInputs(ondemand::value value, size_t json_size, bool has_header_length,
+absl::Status ParseInputs(ondemand::value value, const Context& context, bool has_header_length,
                          JsonInputs* entries, InferRequest* request,
                          uint64_t* binary_total) {
   ASSIGN_OR_RETURN(std::string_view kind, JsonKindName(value));
@@ -742,7 +1129,7 @@ absl::Status ParseInputs(ondemand::value value, size_t json_size, bool has_heade
     if (auto error = result.get(item)) return NotJson(error);
     JsonInput& entry = entries->emplace_back();
     Parameters& parameters = request->input_parameters.emplace_back();
-    RETURN_IF_ERROR(ParseInput(item, index, json_size, &entry, &parameters));
+    RETURN_IF_ERROR(ParseInput(item, index, context, &entry, &parameters));
     for (size_t j = 0; j < index; ++j) {
       if ((*entries)[j].name == entry.name) {
         return Invalid("input '", entry.name, "' appears more than once");
@@ -783,14 +1170,42 @@ absl::Status ParseJsonRequest(const char* json, size_t json_size, size_t capacit
   // are parsed once, straight into the tensors, as the document is walked.
   simdjson::padded_string copy;
   const char* text = json;
+  size_t text_size = json_size;
   size_t json_capacity = capacity;
   if (capacity < json_size + simdjson::SIMDJSON_PADDING) {
     copy = simdjson::padded_string(json, json_size);
     text = copy.data();
     json_capacity = json_size + simdjson::SIMDJSON_PADDING;
   }
+  Context context;
+  context.json_size = json_size;
+  context.buffer_end = text + json_capacity;
+  // A large body: its numeric runs are parsed from the body, the rest (the
+  // envelope) by simdjson.
+  std::vector<Run> runs;
+  std::string envelope;
+  if (json_size >= kRunBodyBytes) runs = FindRuns(text, json_size);
+  if (!runs.empty()) {
+    size_t run_bytes = 0;
+    for (const Run& run : runs) run_bytes += static_cast<size_t>(run.end - run.begin);
+    envelope.reserve(json_size - run_bytes + 2 * runs.size() + simdjson::SIMDJSON_PADDING);
+    const char* at = text;
+    for (Run& run : runs) {
+      envelope.append(at, run.begin);
+      run.envelope_offset = envelope.size();
+      envelope.append("[]");
+      at = run.end;
+    }
+    envelope.append(at, text + json_size);
+    text_size = envelope.size();
+    envelope.append(simdjson::SIMDJSON_PADDING, ' ');
+    json_capacity = envelope.size();
+    text = envelope.data();
+    context.runs = &runs;
+  }
+  context.envelope = text;
   ondemand::document document;
-  if (auto error = parser.iterate(text, json_size, json_capacity).get(document)) return NotJson(error);
+  if (auto error = parser.iterate(text, text_size, json_capacity).get(document)) return NotJson(error);
   ASSIGN_OR_RETURN(std::string_view root_kind, JsonKindName(document));
   ondemand::object object;
   if (auto error = document.get_object().get(object)) {
@@ -805,7 +1220,7 @@ absl::Status ParseJsonRequest(const char* json, size_t json_size, size_t capacit
     ASSIGN_OR_RETURN(std::string_view key, Key(field));
     ondemand::value value = field.value();
     if (key == "inputs") {
-      RETURN_IF_ERROR(ParseInputs(value, json_size, has_header_length, inputs, request, binary_total));
+      RETURN_IF_ERROR(ParseInputs(value, context, has_header_length, inputs, request, binary_total));
       has_inputs = true;
     } else if (key == "id") {
       ASSIGN_OR_RETURN(std::string_view id_kind, JsonKindName(value));
@@ -827,6 +1242,7 @@ absl::Status ParseJsonRequest(const char* json, size_t json_size, size_t capacit
   // once it is past the last token).
   const char* trailing = nullptr;
   if (document.current_location().get(trailing) == simdjson::SUCCESS) return NotJson(simdjson::TRAILING_CONTENT);
+  RETURN_IF_ERROR(CheckUnreadRuns(context));
   if (!has_inputs) return Invalid("request has no \"inputs\"");
   return absl::OkStatus();
 }

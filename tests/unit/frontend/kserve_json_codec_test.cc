@@ -390,6 +390,120 @@ TEST(DecodeInferRequestTest, LargeFp32DataParsesExactly) {
   }
 }
 
+// Bodies of 8 MiB or more have their large numeric "data" arrays parsed
+// straight from the body (no simdjson index over them); whatever that path
+// does not take goes to simdjson. Either way the result must be the one a
+// small body gets: here each case is decoded as is, and again with 8 MiB of
+// spaces inside its data array (which sends it down the large-body path).
+struct LargeBodyCase {
+  std::string datatype;
+  std::string shape;
+  std::string data;  // Starts with '['.
+};
+
+std::string BodyWith(const LargeBodyCase& c, std::string_view data) {
+  return R"({"id":"q","inputs":[{"name":"x","datatype":")" + c.datatype + R"(","shape":)" + c.shape +
+         R"(,"data":)" + std::string(data) + R"(}],"outputs":[{"name":"y"}]})";
+}
+
+TEST(DecodeInferRequestTest, LargeBodiesDecodeAsSmallOnesDo) {
+  const std::vector<LargeBodyCase> cases = {
+      {"FP32", "[4]", "[1.5, -2, 3e2, 0.1]"},
+      {"FP32", "[2,2]", "[[1,2],[3,4]]"},
+      {"FP32", "[2,2]", "[[1,2],[3,[4]]]"},
+      {"FP32", "[3]", R"([1, "NaN", "-Infinity"])"},
+      {"FP32", "[1]", "[1e39]"},
+      {"FP32", "[1]", "[-0]"},
+      {"FP64", "[2]", "[1e308, -4.9e-324]"},
+      {"FP64", "[1]", "[1e400]"},
+      {"FP32", "[2]", "[1, 2, 3]"},
+      {"FP32", "[4]", "[1, 2, 3]"},
+      {"FP32", "[2]", "[1, true]"},
+      {"FP32", "[2]", "[1, null]"},
+      {"FP32", "[2]", "[01, 2]"},
+      {"FP32", "[2]", "[1., 2]"},
+      {"FP32", "[2]", "[1, 2,]"},
+      {"FP32", "[2]", "[1 2]"},
+      {"FP32", "[2]", "[-, 2]"},
+      {"FP32", "[2]", "[1, +2]"},
+      {"FP32", "[0]", "[]"},
+      {"FP32", "[0]", "[[], [[]]]"},
+      {"INT8", "[3]", "[127, -128, 0]"},
+      {"INT8", "[2]", "[128, 0]"},
+      {"INT32", "[2]", "[1.5, 0]"},
+      {"INT32", "[2]", "[1e2, 0]"},
+      {"UINT8", "[2]", "[-1, 0]"},
+      {"UINT64", "[2]", "[18446744073709551615, 0]"},
+      {"INT64", "[2]", "[9223372036854775807, -9223372036854775808]"},
+      {"INT64", "[1]", "[9223372036854775808]"},
+      {"INT64", "[1]", "[99999999999999999999999]"},
+      {"BOOL", "[3]", "[true, false, true]"},
+      {"BOOL", "[2]", "[true, 1]"},
+      {"BOOL", "[2]", "[true, tru]"},
+      {"BYTES", "[2]", R"(["a", "b"])"},
+      {"BYTES", "[2]", "[1, 2]"},
+      {"FP16", "[1]", "[1]"},
+      {"FP32", "[1000000000000]", "[1]"},
+  };
+  const std::string padding((size_t{8} << 20) + 16, ' ');
+  for (const LargeBodyCase& c : cases) {
+    const std::string small = BodyWith(c, c.data);
+    const std::string large = BodyWith(c, "[" + padding + c.data.substr(1));
+    auto expected = Decode(small);
+    auto got = Decode(large);
+    ASSERT_EQ(got.ok(), expected.ok()) << c.datatype << " " << c.data << ": " << got.status() << " vs "
+                                       << expected.status();
+    if (!expected.ok()) {
+      EXPECT_EQ(got.status().message(), expected.status().message()) << c.datatype << " " << c.data;
+      continue;
+    }
+    ASSERT_EQ(got->inputs.size(), 1u);
+    EXPECT_EQ(got->inputs[0].shape, expected->inputs[0].shape);
+    ASSERT_EQ(got->inputs[0].data.size(), expected->inputs[0].data.size()) << c.data;
+    EXPECT_EQ(std::memcmp(got->inputs[0].data.data(), expected->inputs[0].data.data(), got->inputs[0].data.size()),
+              0)
+        << c.datatype << " " << c.data;
+  }
+}
+
+TEST(DecodeInferRequestTest, LargeArraysUnderIgnoredKeysAreStillChecked) {
+  const std::string padding((size_t{8} << 20) + 16, ' ');
+  const std::string input = R"({"name":"x","shape":[1],"datatype":"FP32","data":[1]})";
+  auto fine = Decode(R"({"extra":{"data":[1,)" + padding + R"(2]},"inputs":[)" + input + "]}");
+  EXPECT_TRUE(fine.ok()) << fine.status();
+  EXPECT_THAT(DecodeError(R"({"extra":{"data":[1,)" + padding + R"(02]},"inputs":[)" + input + "]}"),
+              HasSubstr("not valid JSON"));
+  // A large array is a parameter's value: refused as the array it is.
+  EXPECT_THAT(DecodeError(R"({"parameters":{"data":[1,)" + padding + R"(2]},"inputs":[)" + input + "]}"),
+              HasSubstr("request parameter 'data' is an array"));
+}
+
+TEST(DecodeInferRequestTest, LargeFp32BodyParsesExactly) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> unit(-1, 1);
+  std::vector<float> expected;
+  std::string json = R"({"inputs":[{"name":"x","shape":[900,1000],"datatype":"FP32","data":[)";
+  for (int row = 0; row < 900; ++row) {
+    json += row ? ",[" : "[";
+    for (int i = 0; i < 1000; ++i) {
+      const float f = unit(rng);
+      char text[32];
+      char* end = std::to_chars(text, text + sizeof(text), f).ptr;
+      if (i) json.push_back(',');
+      json.append(text, end);
+      expected.push_back(f);
+    }
+    json += "]";
+  }
+  json += "]}]}";
+  ASSERT_GT(json.size(), size_t{8} << 20);
+  auto request = Decode(json);
+  ASSERT_TRUE(request.ok()) << request.status();
+  const std::vector<float> values = Values<float>(request->inputs[0]);
+  ASSERT_EQ(values.size(), expected.size());
+  EXPECT_EQ(std::memcmp(values.data(), expected.data(), values.size() * sizeof(float)), 0);
+}
+
 // ---------------------------------------------------------------------------
 // Errors a client can make, each with a message that names the problem.
 
