@@ -10,7 +10,10 @@
 // once, front to back, and every number is parsed once, into a buffer of
 // exactly count * element size bytes taken from the declared shape (checked
 // against the body's size first). An input whose "data" comes before its
-// "shape" or "datatype" is walked a second time.
+// "shape" or "datatype" is walked a second time. A body of 8 MiB or more has
+// its large numeric "data" arrays parsed straight from the body, without the
+// token index (json_tensor_data.cc, "runs"), with the same results and
+// messages.
 //
 // Thread-safety: every function is thread-safe. Each thread keeps one parser
 // (thread_local) so steady-state decoding does not allocate parser memory; a

@@ -9,6 +9,13 @@
 // not allocate parser memory; a parser grown past 16 MiB by a large body is
 // released after that request.
 //
+// Cost: JSON is read with simdjson's on-demand API (no document tree); each
+// input's numbers are parsed once, straight into a buffer of the size its
+// shape declares; bodies of 8 MiB or more parse their large numeric data
+// arrays without simdjson's token index (json_tensor_data.h). Float data in
+// responses is written with Dragonbox's shortest digits in std::to_chars's
+// layout (rest_encoder.cc).
+//
 // Wire rules chosen where the protocol leaves room (clients see these):
 //  - JSON `data` may be flat or nested to any depth; it is flattened in
 //    row-major order and only the total element count must match the shape.
