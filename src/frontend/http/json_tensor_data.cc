@@ -137,30 +137,50 @@ enum class Step {
 // reports arrays back, so a flat array of numbers costs one getter call per
 // element). Returns false when stopped; the visitor's status says why.
 template <typename Visitor>
-bool WalkArray(ondemand::value value, int depth, Visitor& visitor) {
-  if (depth > kMaxJsonDepth) return visitor.Fail(NotJson(simdjson::DEPTH_ERROR));
-  ondemand::array array;
-  if (auto error = value.get_array().get(array)) return visitor.Fail(NotJson(error));
+bool WalkElements(ondemand::array array, int depth, Visitor& visitor) {
   for (auto child : array) {
     ondemand::value element;
     if (auto error = child.get(element)) return visitor.Fail(NotJson(error));
     switch (visitor.Leaf(element, depth + 1)) {
       case Step::kNext: break;
       case Step::kStop: return false;
-      case Step::kArray:
-        if (!WalkArray(element, depth + 1, visitor)) return false;
+      case Step::kArray: {
+        if (depth + 1 > kMaxJsonDepth) return visitor.Fail(NotJson(simdjson::DEPTH_ERROR));
+        ondemand::array inner;
+        if (auto error = element.get_array().get(inner)) return visitor.Fail(NotJson(error));
+        if (!WalkElements(inner, depth + 1, visitor)) return false;
         break;
+      }
     }
   }
   return true;
 }
 
+// The `data` value a visitor walks: a value inside the document, or the root
+// array of a document of its own (a large body's run, json_tensor_data.h),
+// which on-demand reads through the array only (its scalar getters are for
+// values inside a document).
+struct Data {
+  ondemand::value value;
+  ondemand::array root_array;
+  bool is_root_array = false;
+};
+
 template <typename Visitor>
-bool Walk(ondemand::value data, int depth, Visitor& visitor) {
-  switch (visitor.Leaf(data, depth)) {
+bool Walk(Data& data, int depth, Visitor& visitor) {
+  if (data.is_root_array) {
+    if (depth > kMaxJsonDepth) return visitor.Fail(NotJson(simdjson::DEPTH_ERROR));
+    return WalkElements(data.root_array, depth, visitor);
+  }
+  switch (visitor.Leaf(data.value, depth)) {
     case Step::kNext: return true;
     case Step::kStop: return false;
-    case Step::kArray: return WalkArray(data, depth, visitor);
+    case Step::kArray: {
+      if (depth > kMaxJsonDepth) return visitor.Fail(NotJson(simdjson::DEPTH_ERROR));
+      ondemand::array array;
+      if (auto error = data.value.get_array().get(array)) return visitor.Fail(NotJson(error));
+      return WalkElements(array, depth, visitor);
+    }
   }
   return false;
 }
@@ -373,7 +393,7 @@ absl::Status Verdict(bool completed, const VisitorBase& visitor, std::string_vie
 
 template <typename T>
 absl::StatusOr<OwnedBytes> FillFixed(std::string_view name, DataType type, const Shape& shape, int64_t count,
-                                     ondemand::value data, int depth) {
+                                     Data& data, int depth) {
   const std::optional<uint64_t> size = CheckedMul<uint64_t>(static_cast<uint64_t>(count), sizeof(T));
   if (!size || *size > std::numeric_limits<size_t>::max()) {
     return Invalid("input '", name, "': shape ", ShapeToString(shape), " is too large");
@@ -390,7 +410,7 @@ absl::StatusOr<OwnedBytes> FillFixed(std::string_view name, DataType type, const
   return owned;
 }
 
-absl::StatusOr<OwnedBytes> FillBytes(std::string_view name, const Shape& shape, int64_t count, ondemand::value data,
+absl::StatusOr<OwnedBytes> FillBytes(std::string_view name, const Shape& shape, int64_t count, Data& data,
                                      int depth) {
   // Grown as the strings are read: the shape's count is not trusted to size it.
   auto buffer = std::make_shared<std::vector<std::byte>>();
@@ -405,7 +425,7 @@ absl::StatusOr<OwnedBytes> FillBytes(std::string_view name, const Shape& shape, 
 
 
 absl::StatusOr<OwnedBytes> FillFromValue(std::string_view name, DataType type, const Shape& shape, int64_t count,
-                                         ondemand::value data, size_t json_size, int depth) {
+                                         Data& data, size_t json_size, int depth) {
   // Every element takes at least one byte of JSON: refuse before allocating a
   // buffer for a shape the body cannot possibly fill.
   if (static_cast<uint64_t>(count) > json_size) {
@@ -752,9 +772,10 @@ absl::StatusOr<OwnedBytes> FillFromRunWithSimdjson(std::string_view name, DataTy
                        .get(document)) {
     return NotJson(error);
   }
-  ondemand::value value;
-  if (auto error = document.get_value().get(value)) return NotJson(error);
-  return FillFromValue(name, type, shape, count, value, context.json_size, depth);
+  Data data;
+  data.is_root_array = true;
+  if (auto error = document.get_array().get(data.root_array)) return NotJson(error);
+  return FillFromValue(name, type, shape, count, data, context.json_size, depth);
 }
 
 template <typename T>
@@ -788,7 +809,10 @@ Run* RunAt(ondemand::value& value, const Context& context) {
 absl::StatusOr<OwnedBytes> FillFromJson(std::string_view name, DataType type, const Shape& shape, int64_t count,
                                         ondemand::value data, const Context& context, int depth) {
   Run* run = RunAt(data, context);
-  if (run == nullptr) return FillFromValue(name, type, shape, count, data, context.json_size, depth);
+  if (run == nullptr) {
+    Data value{data, {}, false};
+    return FillFromValue(name, type, shape, count, value, context.json_size, depth);
+  }
   run->read = true;
   switch (type) {
     case DataType::kBool: return FillFromRun<bool>(name, type, shape, count, *run, context, depth);
@@ -818,9 +842,13 @@ absl::Status CheckUnreadRuns(const Context& context) {
                          .get(document)) {
       return NotJson(error);
     }
-    ondemand::value value;
-    if (auto error = document.get_value().get(value)) return NotJson(error);
-    RETURN_IF_ERROR(SkipValue(value, kFieldDepth));
+    ondemand::array array;
+    if (auto error = document.get_array().get(array)) return NotJson(error);
+    for (auto child : array) {
+      ondemand::value element;
+      if (auto error = child.get(element)) return NotJson(error);
+      RETURN_IF_ERROR(SkipValue(element, kFieldDepth + 1));
+    }
   }
   return absl::OkStatus();
 }
