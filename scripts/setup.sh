@@ -15,7 +15,7 @@ packages=(
   build-essential cmake ninja-build pkg-config ccache git ca-certificates curl openssl xxd
   # libraries (DESIGN.md: Dependencies)
   libboost1.81-dev libboost-url1.81-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev libsimdjson-dev rapidjson-dev libspdlog-dev libfmt-dev libcli11-dev
+  libabsl-dev libsimdjson-dev libfast-float-dev rapidjson-dev libspdlog-dev libfmt-dev libcli11-dev
   libutf8proc-dev prometheus-cpp-dev libgoogle-perftools-dev libssl-dev libhiredis-dev
   # alerts: the durable webhook outbox (docs/alerts.md)
   libsqlite3-dev
