@@ -12,7 +12,7 @@
 // against the body's size first). An input whose "data" comes before its
 // "shape" or "datatype" is walked a second time. A body of 8 MiB or more has
 // its large numeric "data" arrays parsed straight from the body, without the
-// token index (json_tensor_data.cc, "runs"), with the same results and
+// token index (json_tensor_runs.cc, "runs"), with the same results and
 // messages.
 //
 // Thread-safety: every function is thread-safe. Each thread keeps one parser
