@@ -152,10 +152,11 @@ async function main() {
   step('plot updated');
 
   if (args.screenshots) {
-    const shot = async (file, width, dark) => {
+    const shot = async (file, width, dark, scrollTo) => {
       await page('Emulation.setDeviceMetricsOverride', {width, height: width < 600 ? 844 : 1000,
                                                         deviceScaleFactor: width < 600 ? 2 : 1, mobile: width < 600});
       await page('Emulation.setEmulatedMedia', {features: [{name: 'prefers-color-scheme', value: dark ? 'dark' : 'light'}]});
+      await evaluate(scrollTo ? `document.querySelector('${scrollTo}').scrollIntoView()` : 'window.scrollTo(0, 0)');
       await sleep(1500);
       const {data} = await page('Page.captureScreenshot', {format: 'png', captureBeyondViewport: width < 600 ? false : true});
       writeFileSync(join(args.screenshots, file), Buffer.from(data, 'base64'));
@@ -172,7 +173,7 @@ async function main() {
     await shot('console-desktop-light.png', 1280, false);
     await shot('console-desktop-dark.png', 1280, true);
     await shot('console-phone-dark.png', 390, true);
-    await shot('console-phone-light.png', 390, false);
+    await shot('console-phone-light.png', 390, false, `article[data-model="${args['traffic-model']}"]`);
     flowing = false;
     await flow;
     await page('Emulation.clearDeviceMetricsOverride');

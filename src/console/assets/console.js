@@ -213,7 +213,9 @@
     const first = lines[0];
     for (let i = first.length - 1; i >= 0; --i) if (first[i] !== null && first[i] !== undefined) { last = first[i]; break; }
     const top = niceMax(max);
-    lines.forEach((values, i) => { paths[i].setAttribute('d', pathOf(values, top, state.history)); });
+    // The x axis spans the points kept (at least a minute, at most the history).
+    const span = Math.min(state.history, Math.max(60, ...lines.map((values) => values.length)));
+    lines.forEach((values, i) => { paths[i].setAttribute('d', pathOf(values.slice(-span), top, span)); });
     figure.dataset.points = String(points);
     figure.dataset.max = String(max);
     figure.dataset.last = last === null ? '' : String(last);
