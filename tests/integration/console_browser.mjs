@@ -31,7 +31,7 @@ async function main() {
   const profile = args.profile || mkdtempSync(join(tmpdir(), 'ortserve-chromium-'));
   chromium = spawn(args.chromium, [
     '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
-    '--no-default-browser-check', '--disable-extensions', '--disable-background-networking',
+    '--no-default-browser-check', '--disable-extensions', '--disable-background-networking', '--hide-scrollbars',
     '--remote-debugging-port=0', `--user-data-dir=${profile}`, '--window-size=1280,1800', 'about:blank',
   ], {stdio: ['ignore', 'ignore', 'pipe']});
   let stderr = '';

@@ -125,21 +125,25 @@
     if (snap.unchanged) return;
     state.intervalMs = Math.max(1000, snap.intervalMs || 1000);
     state.history = snap.history || 300;
-    mergeSeries(snap.series, snap.seq);
+    if (!mergeSeries(snap.series, snap.seq)) {
+      state.seq = -1;  // A gap: the next poll asks for every point.
+      return;
+    }
     state.seq = snap.seq;
     state.snapshot = snap;
     render();
   }
 
   // Appends the new points (or takes every point of a full answer), keeping
-  // at most `history` of them.
+  // at most `history` of them. False when the answer does not follow on
+  // from what the page holds.
   function mergeSeries(incoming, seq) {
-    if (incoming.full || !state.series || incoming.from !== state.seq + 1) {
-      if (!incoming.full && state.series) { state.seq = -1; return; }  // A gap: the next poll is full.
+    if (incoming.full) {
       state.series = {t: incoming.t, cpu: incoming.cpu, rss: incoming.rss, connections: incoming.connections,
                       saePerMinute: incoming.saePerMinute, models: incoming.models, last: seq};
-      return;
+      return true;
     }
+    if (!state.series || incoming.from !== state.seq + 1) return false;
     const s = state.series;
     const keep = (arr, add) => {
       const out = arr.concat(add);
@@ -161,6 +165,7 @@
     }
     s.models = models;
     s.last = seq;
+    return true;
   }
 
   // ---------- charts ----------
@@ -325,6 +330,7 @@
       pending: root.querySelector('.m-pending'), cache: root.querySelector('.m-cache'),
       cRps: root.querySelector('.c-rps'), cErr: root.querySelector('.c-err'),
       cLat: root.querySelector('.c-lat'), cQueue: root.querySelector('.c-queue'),
+      cPending: root.querySelector('.c-pending'),
       bars: root.querySelector('svg.bars'), barLabels: root.querySelector('.bar-labels'),
       windowLabel: root.querySelector('.window-label'),
       split: root.querySelector('table.split tbody'), routeExtra: root.querySelector('.route-extra'),
@@ -399,6 +405,7 @@
       drawChart(c.cErr, [series.errorRate], pct);
       drawChart(c.cLat, [series.p50, series.p99], (v) => num(v, 2));
       drawChart(c.cQueue, [series.queueP50, series.queueP99], (v) => num(v, 2));
+      drawChart(c.cPending, [series.pending], (v) => num(v, 0));
     }
 
     // Batch sizes over the window.
