@@ -118,7 +118,15 @@ Console::~Console() {
 }
 
 void Console::Run() {
-  while (!stop_.WaitForNotificationWithTimeout(options_.interval)) SampleNow();
+  // On a fixed schedule, so that a slow sample does not stretch the next
+  // interval (a minute of samples stays a minute).
+  absl::Time next = absl::Now() + options_.interval;
+  while (!stop_.WaitForNotificationWithDeadline(next)) {
+    SampleNow();
+    next += options_.interval;
+    const absl::Time now = absl::Now();
+    if (next <= now) next = now + options_.interval;  // Fell behind (a stalled machine): skip, never burst.
+  }
 }
 
 int64_t Console::samples() const {

@@ -156,7 +156,8 @@ async function main() {
       await page('Emulation.setDeviceMetricsOverride', {width, height: width < 600 ? 844 : 1000,
                                                         deviceScaleFactor: width < 600 ? 2 : 1, mobile: width < 600});
       await page('Emulation.setEmulatedMedia', {features: [{name: 'prefers-color-scheme', value: dark ? 'dark' : 'light'}]});
-      await evaluate(scrollTo ? `document.querySelector('${scrollTo}').scrollIntoView()` : 'window.scrollTo(0, 0)');
+      await evaluate(scrollTo ? `document.querySelector('${scrollTo}').scrollIntoView(); window.scrollBy(0, -64)`
+                              : 'window.scrollTo(0, 0)');
       await sleep(1500);
       const {data} = await page('Page.captureScreenshot', {format: 'png', captureBeyondViewport: width < 600 ? false : true});
       writeFileSync(join(args.screenshots, file), Buffer.from(data, 'base64'));
