@@ -182,6 +182,21 @@ async function main() {
     step('screenshots taken');
   }
 
+  // The log level through the page's control and confirmation dialog.
+  await waitFor('the log-level control', `!document.getElementById('log-control').hidden`, 10);
+  await evaluate(`document.getElementById('log-level').value = 'debug'`);
+  await evaluate(`document.getElementById('log-apply').click()`);
+  await waitFor('the confirmation', `document.getElementById('confirm').open`, 5);
+  await evaluate(`document.getElementById('confirm-ok').click()`);
+  // The server's own answer (polled: the page posts after the click).
+  const logEnd = Date.now() + 10000;
+  do {
+    result.logSettings = await (await fetch(`${base}/v2/logging`)).json();
+    if (result.logSettings.log_verbose_level === 1) break;
+    await sleep(100);
+  } while (Date.now() < logEnd);
+  step('log level set');
+
   // Unload through the page's own button and confirmation dialog.
   const card = `document.querySelector('article[data-model="${args['unload-model']}"]')`;
   result.stateBefore = await evaluate(`${card}?.dataset.state`);

@@ -202,6 +202,8 @@ TEST(ConsoleBrowserTest, LoadsWithoutErrorsPlotsTrafficAndUnloads) {
   EXPECT_GT(doc["latencyPoints"].GetInt(), 0);
   // Refreshes move nothing (a little slack for font metrics).
   EXPECT_LT(doc["clsAfterTraffic"].GetDouble() - doc["clsAfterFirstRender"].GetDouble(), 0.02);
+  // The log-level control, confirmed, set the server's log level.
+  EXPECT_EQ(doc["logSettings"]["log_verbose_level"].GetInt(), 1);
   // The unload button, confirmed, unloaded the model; the page says so and
   // now offers to load it.
   EXPECT_STREQ(doc["stateBefore"].GetString(), "READY");

@@ -200,6 +200,25 @@ TEST(ScrapeTest, KeepsAtMostMaxModels) {
   EXPECT_TRUE(scrape.models.contains("b"));
 }
 
+TEST(ScrapeTest, ReadsGpusAndBuildInfo) {
+  prometheus::Registry registry;
+  auto& util = prometheus::BuildGauge().Name("ortserve_gpu_utilization_ratio").Register(registry);
+  auto& used = prometheus::BuildGauge().Name("ortserve_gpu_memory_used_bytes").Register(registry);
+  auto& total = prometheus::BuildGauge().Name("ortserve_gpu_memory_total_bytes").Register(registry);
+  for (const char* gpu : {"0", "1"}) {
+    util.Add({{"gpu", gpu}, {"uuid", "GPU-x"}}).Set(gpu[0] == '0' ? 0.25 : 0.75);
+    used.Add({{"gpu", gpu}, {"uuid", "GPU-x"}}).Set(1 << 30);
+    total.Add({{"gpu", gpu}, {"uuid", "GPU-x"}}).Set(80.0 * (1 << 30));
+  }
+  const Scrape scrape = ReadScrape(registry.Collect(), 10);
+  ASSERT_EQ(scrape.server.gpus.size(), 2u);
+  EXPECT_EQ(scrape.server.gpus[1].gpu, "1");
+  EXPECT_DOUBLE_EQ(scrape.server.gpus[1].utilization, 0.75);
+  EXPECT_DOUBLE_EQ(scrape.server.gpus[0].memory_used, 1 << 30);
+  EXPECT_DOUBLE_EQ(scrape.server.gpus[0].memory_total, 80.0 * (1 << 30));
+  EXPECT_TRUE(std::isnan(scrape.server.cpu_seconds));  // No process series: unknown, not zero.
+}
+
 TEST_F(ConsoleTest, RatesLatencyAndErrorsPerSecond) {
   sources_.Start(absl::ToUnixSeconds(clock_.Now()) - 100);
   console_->SampleNow();  // Sample 0: the baseline.
