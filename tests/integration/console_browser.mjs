@@ -114,9 +114,26 @@ async function main() {
   if (!loaded) throw new Error('the page did not load');
   step('page loaded');
 
+  if (args.credential) {
+    // Authentication on: the page asks for a credential before it shows anything.
+    await waitFor('the credential button', `!document.getElementById('sign-in').hidden`, 20);
+    result.bannerBeforeSignIn = await evaluate(`document.getElementById('banner').textContent`);
+    result.modelsBeforeSignIn = await evaluate(`document.querySelectorAll('#models article').length`);
+    await evaluate(`document.getElementById('sign-in').click()`);
+    await waitFor('the credential dialog', `document.getElementById('credential').open`, 5);
+    await evaluate(`document.getElementById('credential-value').value = ${JSON.stringify(args.credential)};
+                    document.querySelector('#credential button[data-answer="ok"]').click()`);
+    step('signed in');
+  }
   await waitFor('the models', `document.querySelectorAll('#models article').length > 0`, 20);
   result.models = await evaluate(`[...document.querySelectorAll('#models article')].map((a) => a.dataset.model)`);
   result.title = await evaluate('document.title');
+  result.unloadButtons = await evaluate(`[...document.querySelectorAll('#models .model-unload')].filter((b) => !b.hidden).length`);
+  result.logControlShown = await evaluate(`!document.getElementById('log-control').hidden`);
+  if (args.credential) {
+    result.errors = result.errors.filter((e) => !e.includes('401'));  // The expected refusal before signing in.
+    return finish();
+  }
   const chart = `document.querySelector('article[data-model="${args['traffic-model']}"] figure.c-rps')`;
   await waitFor('the first plot points', `Number(${chart}?.dataset.points || 0) >= 2`, 20);
   result.rpsMaxBefore = Number(await evaluate(`${chart}.dataset.max`));
@@ -211,10 +228,14 @@ async function main() {
   step('model unloaded');
   await sleep(500);
 
-  ws.close();
-  chromium.kill('SIGTERM');
-  await new Promise((r) => chromium.once('exit', r));
-  if (!args.profile) rmSync(profile, {recursive: true, force: true});
+  await finish();
+
+  async function finish() {
+    ws.close();
+    chromium.kill('SIGTERM');
+    await new Promise((r) => chromium.once('exit', r));
+    if (!args.profile) rmSync(profile, {recursive: true, force: true});
+  }
 }
 
 main().then(() => {

@@ -106,26 +106,39 @@ TEST(ConsoleHttpTest, TheFlagTurnsItOff) {
   EXPECT_EQ(client.Get("/v2/health/ready").status, 200u);
 }
 
-TEST(ConsoleHttpTest, TheSnapshotNeedsTheAdminScope) {
-  TempDir dir;
-  std::string key_file;
-  auto key = [&](const std::string& id, std::vector<admission::Scope> scopes, std::vector<std::string> models) {
+// An API key file for the tests with authentication on.
+class KeyFile {
+ public:
+  // Adds a key and returns its secret.
+  std::string Add(const std::string& id, std::vector<admission::Scope> scopes, std::vector<std::string> models = {}) {
     admission::ApiKeySpec spec;
     spec.id = id;
     for (auto s : scopes) spec.scopes.Add(s);
     if (!models.empty()) spec.models = *admission::ModelAllowList::Only(models);
     auto generated = admission::GenerateApiKey(spec);
     EXPECT_TRUE(generated.ok()) << generated.status();
-    key_file += generated->line + "\n";
+    lines_ += generated->line + "\n";
     return generated->key;
-  };
-  const std::string infer = key("inf", {admission::Scope::kInfer}, {});
-  const std::string admin = key("adm", {admission::Scope::kAdmin}, {});
-  const std::string operator_key = key("op", {admission::Scope::kAdmin, admission::Scope::kModelControl}, {"iris*"});
-  std::ofstream(dir.path() + "/keys") << key_file;
-  std::vector<std::string> args = DemoServerArgs();
-  args.insert(args.end(), {"--api-keys-file", dir.path() + "/keys"});
-  auto server = ServerProcess::Start(args);
+  }
+  // The server's arguments, with the file written.
+  std::vector<std::string> ServerArgs() {
+    std::ofstream(dir_.path() + "/keys") << lines_;
+    std::vector<std::string> args = DemoServerArgs();
+    args.insert(args.end(), {"--api-keys-file", dir_.path() + "/keys"});
+    return args;
+  }
+
+ private:
+  TempDir dir_;
+  std::string lines_;
+};
+
+TEST(ConsoleHttpTest, TheSnapshotNeedsTheAdminScope) {
+  KeyFile keys;
+  const std::string infer = keys.Add("inf", {admission::Scope::kInfer});
+  const std::string admin = keys.Add("adm", {admission::Scope::kAdmin});
+  const std::string operator_key = keys.Add("op", {admission::Scope::kAdmin, admission::Scope::kModelControl}, {"iris*"});
+  auto server = ServerProcess::Start(keys.ServerArgs());
   ASSERT_TRUE(server.ok()) << server.status();
   HttpClient client((*server)->http_port());
 
@@ -160,31 +173,47 @@ std::string Chromium() {
   return "/usr/bin/chromium";
 }
 
-TEST(ConsoleBrowserTest, LoadsWithoutErrorsPlotsTrafficAndUnloads) {
-  if (access(Chromium().c_str(), X_OK) != 0) GTEST_SKIP() << "chromium is not installed (scripts/setup.sh installs it)";
-  if (access("/usr/bin/node", X_OK) != 0) GTEST_SKIP() << "node is not installed (scripts/setup.sh installs it)";
-  auto server = ServerProcess::Start(DemoServerArgs());
-  ASSERT_TRUE(server.ok()) << server.status();
-  const uint16_t port = (*server)->http_port();
-
+// Runs console_browser.mjs against the server at `port` with `extra`
+// arguments; what it saw, or a failed test.
+absl::StatusOr<rapidjson::Document> DriveBrowser(ServerProcess& server, const std::string& extra) {
   std::string command = "/usr/bin/node --experimental-websocket --no-warnings " + SourceDir() +
                         "/tests/integration/console_browser.mjs --chromium " + Chromium() +
-                        " --base http://127.0.0.1:" + std::to_string(port) +
-                        " --traffic-model iris_classifier --unload-model string_length";
-  // Pictures for docs/console.md: ORTSERVE_CONSOLE_SCREENSHOTS=docs/images.
-  if (const char* dir = std::getenv("ORTSERVE_CONSOLE_SCREENSHOTS"); dir != nullptr && *dir != '\0') {
-    command += std::string(" --screenshots ") + dir;
-  }
+                        " --base http://127.0.0.1:" + std::to_string(server.http_port()) +
+                        " --traffic-model iris_classifier --unload-model string_length " + extra;
   FILE* pipe = popen(command.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
+  if (pipe == nullptr) return absl::InternalError("cannot run node");
   std::string out;
   char buffer[4096];
   while (size_t n = fread(buffer, 1, sizeof(buffer), pipe)) out.append(buffer, n);
   const int status = pclose(pipe);
-  auto doc = Json(out);
-  ASSERT_TRUE(doc.IsObject()) << out;
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-      << (doc.HasMember("failure") ? doc["failure"].GetString() : out) << "\nserver:\n" << (*server)->Output();
+  rapidjson::Document doc;
+  doc.Parse(out.data(), out.size());
+  if (doc.HasParseError() || !doc.IsObject()) return absl::InternalError("the driver printed no JSON: " + out);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    return absl::InternalError(std::string(doc.HasMember("failure") ? doc["failure"].GetString() : out) +
+                               "\nserver:\n" + server.Output());
+  }
+  return doc;
+}
+
+#define SKIP_WITHOUT_BROWSER()                                                                              \
+  if (access(Chromium().c_str(), X_OK) != 0) GTEST_SKIP() << "chromium is not installed (scripts/setup.sh)"; \
+  if (access("/usr/bin/node", X_OK) != 0) GTEST_SKIP() << "node is not installed (scripts/setup.sh)"
+
+TEST(ConsoleBrowserTest, LoadsWithoutErrorsPlotsTrafficAndUnloads) {
+  SKIP_WITHOUT_BROWSER();
+  auto server = ServerProcess::Start(DemoServerArgs());
+  ASSERT_TRUE(server.ok()) << server.status();
+  const uint16_t port = (*server)->http_port();
+  // Pictures for docs/console.md: ORTSERVE_CONSOLE_SCREENSHOTS=docs/images
+  // (scripts/console_screenshots.sh takes them under a richer load).
+  std::string extra;
+  if (const char* dir = std::getenv("ORTSERVE_CONSOLE_SCREENSHOTS"); dir != nullptr && *dir != '\0') {
+    extra = std::string("--screenshots ") + dir;
+  }
+  auto driven = DriveBrowser(**server, extra);
+  ASSERT_TRUE(driven.ok()) << driven.status();
+  const rapidjson::Document& doc = *driven;
 
   // No console error, exception or failed load in the whole session.
   for (const auto& error : doc["errors"].GetArray()) ADD_FAILURE() << "browser: " << error.GetString();
@@ -214,6 +243,26 @@ TEST(ConsoleBrowserTest, LoadsWithoutErrorsPlotsTrafficAndUnloads) {
   HttpClient client(port);
   EXPECT_NE(client.Get("/v2/models/string_length/ready").status, 200u);
   EXPECT_EQ(client.Get("/v2/models/iris_classifier/ready").status, 200u);
+}
+
+TEST(ConsoleBrowserTest, AsksForACredentialWhenAuthenticationIsOn) {
+  SKIP_WITHOUT_BROWSER();
+  KeyFile keys;
+  const std::string admin = keys.Add("adm", {admission::Scope::kAdmin});
+  auto server = ServerProcess::Start(keys.ServerArgs());
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto driven = DriveBrowser(**server, "--credential " + admin);
+  ASSERT_TRUE(driven.ok()) << driven.status();
+  const rapidjson::Document& doc = *driven;
+  for (const auto& error : doc["errors"].GetArray()) ADD_FAILURE() << "browser: " << error.GetString();
+  // Nothing is shown before the credential; the banner says what is needed.
+  EXPECT_EQ(doc["modelsBeforeSignIn"].GetInt(), 0);
+  EXPECT_NE(std::string(doc["bannerBeforeSignIn"].GetString()).find("credential"), std::string::npos);
+  // With an admin key: the models and the log-level control, but no load or
+  // unload button (the key lacks model_control).
+  EXPECT_GE(doc["models"].Size(), 5u);
+  EXPECT_TRUE(doc["logControlShown"].GetBool());
+  EXPECT_EQ(doc["unloadButtons"].GetInt(), 0);
 }
 
 }  // namespace
