@@ -21,7 +21,6 @@
     paused: false,
     timer: null,
     cards: new Map(), // model name -> {root, ...elements}
-    busy: false,
   };
 
   // ---------- formatting ----------
@@ -271,6 +270,7 @@
     renderGpus(s.gpus);
     drawChart($('chart-cpu'), [state.series.cpu], (v) => num(v));
     drawChart($('chart-rss'), [state.series.rss], bytes);
+    drawChart($('chart-conn'), [state.series.connections], (v) => num(v, 0));
     const logs = !!(state.caller && state.caller.canSetLogLevel);
     if (logs && $('log-control').hidden) readLogLevel();
     $('log-control').hidden = !logs;
