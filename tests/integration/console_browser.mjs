@@ -226,6 +226,13 @@ async function main() {
   result.stateAfter = await evaluate(`${card}.dataset.state`);
   result.loadButtonShown = await evaluate(`!${card}.querySelector('.model-load').hidden`);
   step('model unloaded');
+  // And loaded again through its load button.
+  await evaluate(`${card}.querySelector('.model-load').click()`);
+  await waitFor('the confirmation', `document.getElementById('confirm').open`, 5);
+  await evaluate(`document.getElementById('confirm-ok').click()`);
+  await waitFor('the model to show loaded', `${card}.dataset.state === 'READY'`, 30);
+  result.stateReloaded = await evaluate(`${card}.dataset.state`);
+  step('model loaded');
   await sleep(500);
 
   await finish();

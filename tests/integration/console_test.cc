@@ -240,8 +240,10 @@ TEST(ConsoleBrowserTest, LoadsWithoutErrorsPlotsTrafficAndUnloads) {
   EXPECT_NE(std::string(doc["confirmText"].GetString()).find("string_length"), std::string::npos);
   EXPECT_STREQ(doc["stateAfter"].GetString(), "UNAVAILABLE");
   EXPECT_TRUE(doc["loadButtonShown"].GetBool());
+  // The load button, confirmed, brought it back.
+  EXPECT_STREQ(doc["stateReloaded"].GetString(), "READY");
   HttpClient client(port);
-  EXPECT_NE(client.Get("/v2/models/string_length/ready").status, 200u);
+  EXPECT_EQ(client.Get("/v2/models/string_length/ready").status, 200u);
   EXPECT_EQ(client.Get("/v2/models/iris_classifier/ready").status, 200u);
 }
 
