@@ -26,6 +26,8 @@ packages=(
   redis-server
   # tests/deploy: replicas behind a real load balancer
   haproxy
+  # tests: the live console in a real browser (headless, DevTools protocol)
+  chromium
   # the thread-safety check (scripts/check_thread_safety.py): clang's -Wthread-safety
   clang
 )

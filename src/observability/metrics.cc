@@ -443,7 +443,9 @@ void Metrics::SetModelStateSource(std::function<std::vector<ModelStateSample>()>
   model_states_->Set(std::move(source));
 }
 
-std::string Metrics::Serialize() const {
+std::string Metrics::Serialize() const { return prometheus::TextSerializer().Serialize(Collect()); }
+
+std::vector<prometheus::MetricFamily> Metrics::Collect() const {
   auto families = registry_->Collect();
   auto states = model_states_->Collect();
   families.insert(families.end(), states.begin(), states.end());
@@ -455,7 +457,7 @@ std::string Metrics::Serialize() const {
     auto gpu = gpu_->Collect();
     families.insert(families.end(), gpu.begin(), gpu.end());
   }
-  return prometheus::TextSerializer().Serialize(families);
+  return families;
 }
 
 DeviceActivity* Metrics::ForDevice(std::string_view device) {

@@ -20,6 +20,7 @@
 #include "absl/time/time.h"
 
 namespace prometheus {
+struct MetricFamily;
 class Counter;
 class Gauge;
 class Histogram;
@@ -284,6 +285,8 @@ class Metrics {
 
   // The Prometheus text exposition of every metric (what /metrics serves).
   std::string Serialize() const;
+  // The same metrics as values (the live console reads them once a second).
+  std::vector<prometheus::MetricFamily> Collect() const;
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
 
  private:

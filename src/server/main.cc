@@ -177,6 +177,10 @@ int main(int argc, char** argv) {
   app.add_flag("--enable-profiling", options.enable_profiling,
                "Serve GET /v2/admin/profile/cpu?seconds=N (a pprof CPU profile of the server) and "
                "/v2/admin/profile/heap (a tcmalloc heap sample)");
+  app.add_option("--console", options.console,
+                 "Serve the live web console at GET /console on the HTTP port (its data needs the admin scope "
+                 "once authentication is on; docs/console.md); false turns it off")
+      ->capture_default_str();
   app.add_option("--ort-log-severity", options.ort_log_severity,
                  "ONNX Runtime's own log severity: 0 verbose .. 4 fatal")
       ->capture_default_str()

@@ -33,6 +33,8 @@
 #include "observability/audit_log.h"
 #include "alerts/alert_service.h"
 #include "alerts/verdict_recorder.h"
+#include "console/console.h"
+#include "console/server_sources.h"
 
 namespace ortserve::server {
 namespace {
@@ -188,6 +190,10 @@ struct Server::Impl {
   std::unique_ptr<alerts::AlertService> alerts;
   std::unique_ptr<alerts::VerdictRecorder> verdicts;
   std::unique_ptr<frontend::InferenceService> service;
+  // The live console (docs/console.md): outlives the HTTP server that serves
+  // it; its sampler (which reads `http`) is stopped right after the front ends.
+  std::unique_ptr<console::ServerSources> console_sources;
+  std::unique_ptr<console::Console> console;
   std::unique_ptr<frontend::HttpServer> http;
   std::unique_ptr<frontend::GrpcServer> grpc;
   bool stopped = false;
@@ -515,6 +521,18 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     http.enable_profiling = options.enable_profiling;
     http.access = impl->access.get();
     http.tls = impl->http_tls.get();
+    if (options.console) {
+      impl->console_sources = std::make_unique<console::ServerSources>(console::ServerSources::Options{
+          .metrics = impl->metrics.get(),
+          .models = impl->models.get(),
+          .ready = [service = impl->service.get()] { return service->Ready(); },
+          .open_connections = [impl = impl.get()] {
+            return static_cast<int64_t>(impl->http ? impl->http->OpenConnections() : 0);
+          },
+          .sae_model = options.sae_model});
+      ASSIGN_OR_RETURN(impl->console, console::Console::Create({.sources = impl->console_sources.get()}));
+      http.console = impl->console.get();
+    }
     // Heap samples need sampling from the start; it costs a stack unwind per
     // sample, so only servers that serve profiles pay for it.
     if (options.enable_profiling) observability::HeapProfiler::EnableDefaultSampling();
@@ -544,6 +562,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   }
   impl->metrics->SetReady(impl->service->Ready());
   if (impl->grpc) impl->grpc->SetServing(true);
+  if (impl->console) impl->console->StartSampling();
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 
@@ -586,6 +605,7 @@ void Server::Stop() {
   // 4. Close the front ends, stop the schedulers, flush spans.
   if (impl_->http) impl_->http->Stop();
   if (impl_->grpc) impl_->grpc->Stop();
+  impl_->console.reset();  // Joins its sampler; nothing serves it any more.
   if (impl_->tokenization) impl_->tokenization->Stop();  // Runs what was queued, then joins.
   if (impl_->models) impl_->models->Shutdown();
   // Verdicts answered are recorded; alerts not yet delivered stay in the outbox.

@@ -90,6 +90,7 @@ struct ServerOptions {
   double trace_sampling_ratio = 0;  // New root traces sampled; a traceparent's flag wins.
   size_t trace_buffer_spans = 4096;
   bool enable_profiling = false;    // GET /v2/admin/profile/{cpu,heap} on the HTTP port.
+  bool console = true;              // GET /console on the HTTP port (docs/console.md).
   int ort_log_severity = 3;
   int ort_intra_op_threads = 0;  // The shared intra-op pool; 0: one thread per core.
   int ort_inter_op_threads = 0;

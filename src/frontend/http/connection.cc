@@ -283,6 +283,12 @@ RouteAccess AccessOf(RouteId id, http::verb verb) {
     case RouteId::kProfileHeap: return {RouteClass::kAdmin, "profile.heap"};
     case RouteId::kAlerts: return {RouteClass::kAdmin, "alerts.read"};
     case RouteId::kAlertsReplay: return {RouteClass::kAdmin, "alerts.replay"};
+    // The page's files hold no data and are served to anyone (see
+    // Authorize); its snapshot needs admin. Reads are not audited.
+    case RouteId::kConsole:
+    case RouteId::kConsoleScript:
+    case RouteId::kConsoleStyle:
+    case RouteId::kConsoleSnapshot: return {RouteClass::kAdmin, {}};
   }
   return {RouteClass::kAdmin, {}};
 }
@@ -328,6 +334,12 @@ bool Connection::Authorize() {
     audit_model_control_ = route.route_class == admission::RouteClass::kModelControl;
   }
   if (!access.enabled()) return true;
+  // The console's static files are the same for everyone and hold no data:
+  // a browser must load them before it can send a credential at all
+  // (docs/console.md#access).
+  if (match.id == RouteId::kConsole || match.id == RouteId::kConsoleScript || match.id == RouteId::kConsoleStyle) {
+    return true;
+  }
   const admission::AuthRequest auth{.authorization = Sv(request[http::field::authorization]),
                                     .api_key = Sv(request["X-API-Key"]),
                                     .client_cert_subject = client_subject_};
@@ -446,6 +458,10 @@ void Connection::Route() {
       if (auto refused = CheckBodyModel(); !refused.ok()) return Send(Error(refused));
       return PipelineRoute(route->id);
     }
+    case RouteId::kConsole:
+    case RouteId::kConsoleScript:
+    case RouteId::kConsoleStyle:
+    case RouteId::kConsoleSnapshot: return Console(route->id, route->query);
   }
   Send(Error(404, StrCat("no such endpoint: ", target)));
 }

@@ -245,6 +245,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // --- the text APIs (pipeline_routes.h) ---
   void PipelineRoute(RouteId id);
 
+  // --- the live console (console_routes.cc) ---
+  void Console(RouteId id, std::string_view query);
+
   HttpStream stream_;
   Clock::time_point deadline_ = Clock::time_point::max();
   uint32_t watch_ = 0;  // Which WatchForClose is current; bumped to retire it.

@@ -234,6 +234,11 @@ size_t HttpServer::ActiveRequests() const {
   return n > 0 ? static_cast<size_t>(n) : 0;
 }
 
+size_t HttpServer::OpenConnections() const {
+  const int64_t n = impl_ ? impl_->connections.load(std::memory_order_relaxed) : 0;
+  return n > 0 ? static_cast<size_t>(n) : 0;
+}
+
 uint16_t HttpServer::port() const { return impl_->acceptor->local_endpoint().port(); }
 
 unsigned HttpStatusFor(absl::StatusCode code) {

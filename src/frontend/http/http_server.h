@@ -20,6 +20,10 @@ namespace ortserve::alerts {
 class AlertService;
 }  // namespace ortserve::alerts
 
+namespace ortserve::console {
+class Console;
+}  // namespace ortserve::console
+
 namespace ortserve::frontend {
 
 class AccessControl;
@@ -64,6 +68,9 @@ class HttpServer {
     // (so a reloaded certificate reaches new connections) and handshakes on
     // its loop before reading (not owned); null: plain HTTP.
     admission::TlsContextProvider* tls = nullptr;
+    // The live console behind GET /console (docs/console.md); null: off (404).
+    // Not owned.
+    console::Console* console = nullptr;
   };
 
   // Binds and starts the I/O threads. Errors: InvalidArgument for a bad
@@ -79,6 +86,8 @@ class HttpServer {
   void StopAccepting();
   // Requests read and not yet answered (their response not yet written).
   size_t ActiveRequests() const;
+  // HTTP connections open now.
+  size_t OpenConnections() const;
 
   // The bound port (the real one when Options::port was 0).
   uint16_t port() const;

@@ -51,6 +51,10 @@ const Route kRoutes[] = {
     {RouteId::kTeiEmbed, {"embed"}, false, true},
     {RouteId::kTeiPredict, {"predict"}, false, true},
     {RouteId::kOpenAiEmbeddings, {"v1", "embeddings"}, false, true},
+    {RouteId::kConsole, {"console"}, true, false},
+    {RouteId::kConsoleScript, {"console", "console.js"}, true, false},
+    {RouteId::kConsoleStyle, {"console", "console.css"}, true, false},
+    {RouteId::kConsoleSnapshot, {"console", "api", "snapshot"}, true, false},
 };
 
 // Every endpoint has at most 7 segments; a few more fit on the stack.

@@ -38,6 +38,10 @@ enum class RouteId : uint8_t {
   kTeiEmbed,           // POST /embed
   kTeiPredict,         // POST /predict
   kOpenAiEmbeddings,   // POST /v1/embeddings
+  kConsole,            // GET  /console (docs/console.md)
+  kConsoleScript,      // GET  /console/console.js
+  kConsoleStyle,       // GET  /console/console.css
+  kConsoleSnapshot,    // GET  /console/api/snapshot
 };
 
 // HTTP methods the table distinguishes.
