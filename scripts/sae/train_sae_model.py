@@ -23,10 +23,12 @@ the same vocab.txt and must produce the same ids.
 import argparse
 import collections
 import hashlib
+import heapq
 import json
 import math
 import os
 import random
+import re
 import time
 import unicodedata
 
@@ -34,7 +36,8 @@ import numpy as np
 import torch
 from torch import nn
 
-LABELS = ["not_serious", "serious"]
+LABELS = ["not_serious", "serious", "out_of_scope"]
+SERIOUS_ID = 1  # the positive label: ortserve thresholds p(serious) (text_pipeline.positive_label)
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = range(5)
 MAX_LENGTH = 128
@@ -153,20 +156,32 @@ def build_vocab(texts, target_size):
     chars = sorted({c for w in word_counts for c in w})
     vocab = list(SPECIALS) + chars + ["##" + c for c in chars]
     present = set(vocab)
-    words = [([w[0]] + ["##" + c for c in w[1:]], n) for w, n in word_counts.items()]
+    words = [[w[0]] + ["##" + c for c in w[1:]] for w in word_counts]
+    counts = list(word_counts.values())
+    # Pair counts, kept up to date incrementally; the heap holds (-count, a, b)
+    # entries, stale ones skipped on pop. Same choice as recounting every
+    # round: highest count, ties broken by the pair's text.
+    pairs = collections.Counter()
+    where = collections.defaultdict(set)
+    for i, syms in enumerate(words):
+        for x, y in zip(syms, syms[1:]):
+            pairs[(x, y)] += counts[i]
+            where[(x, y)].add(i)
+    heap = [(-c, x, y) for (x, y), c in pairs.items()]
+    heapq.heapify(heap)
     while len(vocab) < target_size:
-        pairs = collections.Counter()
-        for syms, n in words:
-            for a, b in zip(syms, syms[1:]):
-                pairs[(a, b)] += n
-        if not pairs:
+        while heap and pairs.get((heap[0][1], heap[0][2]), 0) != -heap[0][0]:
+            heapq.heappop(heap)
+        if not heap:
             break
-        # Highest count wins; ties broken by the pair's text so the result is deterministic.
-        (a, b), count = min(pairs.items(), key=lambda kv: (-kv[1], kv[0]))
+        _, a, b = heapq.heappop(heap)
         merged = a + b[2:]
-        for i, (syms, n) in enumerate(words):
-            if len(syms) < 2:
-                continue
+        changed = set()
+        for i in sorted(where.pop((a, b), ())):
+            syms, n = words[i], counts[i]
+            for x, y in zip(syms, syms[1:]):
+                pairs[(x, y)] -= n
+                changed.add((x, y))
             j, new = 0, []
             while j < len(syms):
                 if j + 1 < len(syms) and syms[j] == a and syms[j + 1] == b:
@@ -175,7 +190,17 @@ def build_vocab(texts, target_size):
                 else:
                     new.append(syms[j])
                     j += 1
-            words[i] = (new, n)
+            words[i] = new
+            for x, y in zip(new, new[1:]):
+                pairs[(x, y)] += n
+                where[(x, y)].add(i)
+                changed.add((x, y))
+        for pair in changed:
+            c = pairs[pair]
+            if c > 0:
+                heapq.heappush(heap, (-c, pair[0], pair[1]))
+            else:
+                del pairs[pair]
         if merged not in present:
             present.add(merged)
             vocab.append(merged)
@@ -218,7 +243,7 @@ class EncoderLayer(nn.Module):
 
 class SaeClassifier(nn.Module):
     def __init__(self, vocab_size, hidden=128, layers=2, heads=4, ffn=512, max_length=MAX_LENGTH,
-                 type_vocab=2, num_labels=2, dropout=0.1):
+                 type_vocab=2, num_labels=len(LABELS), dropout=0.1):
         super().__init__()
         self.word_embeddings = nn.Embedding(vocab_size, hidden)
         self.position_embeddings = nn.Embedding(max_length, hidden)
@@ -265,28 +290,102 @@ def pad_batch(seqs, pad_to=None):
 
 
 @torch.no_grad()
-def predict_proba(model, seqs, batch_size=128):
+def predict_logits(model, seqs, batch_size=128):
     model.eval()
     out = []
     for i in range(0, len(seqs), batch_size):
         ids, mask, tt = pad_batch(seqs[i: i + batch_size])
-        out.append(torch.softmax(model(ids, mask, tt), dim=-1)[:, 1])
-    return torch.cat(out).numpy()
+        out.append(model(ids, mask, tt))
+    return torch.cat(out).numpy().astype(np.float64)
 
 
-def binary_metrics(labels, probs, threshold=0.5):
+def softmax(logits, temperature=1.0):
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(logits, labels):
+    """Temperature scaling (Guo et al. 2017): the T > 0 minimising the
+    negative log-likelihood of softmax(logits / T), by a log-spaced grid
+    search refined by golden-section search (deterministic, no torch)."""
     labels = np.asarray(labels)
-    pred = (np.asarray(probs) >= threshold).astype(int)
-    tp = int(((pred == 1) & (labels == 1)).sum())
-    fp = int(((pred == 1) & (labels == 0)).sum())
-    fn = int(((pred == 0) & (labels == 1)).sum())
-    tn = int(((pred == 0) & (labels == 0)).sum())
+
+    def nll(t):
+        p = softmax(logits, t)
+        return float(-np.log(np.clip(p[np.arange(len(labels)), labels], 1e-12, 1)).mean())
+
+    grid = np.exp(np.linspace(np.log(0.05), np.log(10.0), 200))
+    k = int(np.argmin([nll(t) for t in grid]))
+    lo, hi = grid[max(0, k - 1)], grid[min(len(grid) - 1, k + 1)]
+    g = (math.sqrt(5) - 1) / 2
+    for _ in range(60):
+        a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+        if nll(a) < nll(b):
+            hi = b
+        else:
+            lo = a
+    t = (lo + hi) / 2
+    return float(t), nll(1.0), nll(t)
+
+
+def reliability(is_serious, p_serious, bins=10):
+    """Expected calibration error of p(serious) as a forecast of 'serious'
+    (10 equal-width bins, weighted by count) and the reliability table."""
+    y = np.asarray(is_serious, dtype=np.float64)
+    p = np.asarray(p_serious, dtype=np.float64)
+    table, ece = [], 0.0
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        sel = (p >= lo) & ((p < hi) if b < bins - 1 else (p <= hi))
+        n = int(sel.sum())
+        if n == 0:
+            table.append({"bin": f"{lo:.1f}-{hi:.1f}", "n": 0})
+            continue
+        mean_p, frac = float(p[sel].mean()), float(y[sel].mean())
+        ece += n / len(p) * abs(mean_p - frac)
+        table.append({"bin": f"{lo:.1f}-{hi:.1f}", "n": n, "mean_p_serious": round(mean_p, 4),
+                      "fraction_serious": round(frac, 4)})
+    return round(ece, 4), table
+
+
+def top_label_ece(labels, probs, bins=10):
+    """ECE of the winning label's probability (all labels), for reference."""
+    conf = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == np.asarray(labels)).astype(np.float64)
+    ece = 0.0
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        sel = (conf > lo) & (conf <= hi)
+        if sel.any():
+            ece += sel.sum() / len(conf) * abs(conf[sel].mean() - correct[sel].mean())
+    return round(float(ece), 4)
+
+
+def evaluate(labels, probs, threshold):
+    """Serious-vs-rest metrics at `threshold` on p(serious), three-label
+    accuracy, and calibration."""
+    labels = np.asarray(labels)
+    y = (labels == SERIOUS_ID).astype(int)
+    p = probs[:, SERIOUS_ID]
+    pred = (p >= threshold).astype(int)
+    tp = int(((pred == 1) & (y == 1)).sum())
+    fp = int(((pred == 1) & (y == 0)).sum())
+    fn = int(((pred == 0) & (y == 1)).sum())
+    tn = int(((pred == 0) & (y == 0)).sum())
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    ece, table = reliability(y, p)
+    oos = labels == 2
     return {"n": int(len(labels)), "accuracy": round((tp + tn) / len(labels), 4),
             "precision_serious": round(precision, 4), "recall_serious": round(recall, 4),
-            "f1_serious": round(f1, 4), "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn}}
+            "f1_serious": round(f1, 4), "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn},
+            "label_accuracy": round(float((probs.argmax(axis=1) == labels).mean()), 4),
+            "out_of_scope_recall": round(float((probs[oos].argmax(axis=1) == 2).mean()), 4) if oos.any() else None,
+            "ece_serious_10_bins": ece, "ece_top_label_10_bins": top_label_ece(labels, probs),
+            "reliability_serious": table}
 
 
 # ---------------------------------------------------------------------------
@@ -387,28 +486,32 @@ def run_onnx_numpy(model_proto, feeds):
 
 
 # ---------------------------------------------------------------------------
-# Hand-written probes, written independently of the corpus templates. They
-# are both a sanity check of generalisation and the integration-test examples.
+# Examples for the integration tests: ortserve must reproduce these
+# probabilities (tests/integration/pipeline_test.cc reads them from
+# metrics.json). They are the 18 probes of the first demo model plus two
+# out-of-scope texts; all of them are also in data/sae/probes.jsonl.
 # ---------------------------------------------------------------------------
-PROBES = [
-    ("I can't breathe and my chest hurts", 1),
-    ("my throat is swelling up after the injection", 1),
-    ("I passed out in the bathroom this morning", 1),
-    ("dizzy and faintd after my dose", 1),
-    ("cant breath", 1),
-    ("mild headache and a little tired, otherwise fine, but i had a seizure last night", 1),
-    ("I have been thinking about killing myself", 1),
-    ("went to the ER last night because of chest pain", 1),
-    ("vomiting blood since this morning", 1),
-    ("my face is drooping on one side and my speech is slurred", 1),
-    ("mild headache today", 0),
-    ("a bit tired after the shot, arm is sore", 0),
-    ("no chest pain, no shortness of breath, just a mild headache", 0),
-    ("I didn't faint, just felt a little dizzy when standing up", 0),
-    ("denies shortness of breath. slight nausea after breakfast", 0),
-    ("Trouble sleeping and dry mouth, nothing else", 0),
-    ("feeling fine today, no side effects", 0),
-    ("small itchy rash on my wrist, no blisters", 0),
+EXAMPLES = [
+    "I can't breathe and my chest hurts",
+    "my throat is swelling up after the injection",
+    "I passed out in the bathroom this morning",
+    "dizzy and faintd after my dose",
+    "cant breath",
+    "mild headache and a little tired, otherwise fine, but i had a seizure last night",
+    "I have been thinking about killing myself",
+    "went to the ER last night because of chest pain",
+    "vomiting blood since this morning",
+    "my face is drooping on one side and my speech is slurred",
+    "mild headache today",
+    "a bit tired after the shot, arm is sore",
+    "no chest pain, no shortness of breath, just a mild headache",
+    "I didn't faint, just felt a little dizzy when standing up",
+    "denies shortness of breath. slight nausea after breakfast",
+    "Trouble sleeping and dry mouth, nothing else",
+    "feeling fine today, no side effects",
+    "small itchy rash on my wrist, no blisters",
+    "asdfgh",
+    "Lorem ipsum dolor sit amet, consectetur adipiscing elit",
 ]
 
 
@@ -446,7 +549,10 @@ def main():
     ap.add_argument("--corpus", default=os.path.join(root, "data", "sae", "corpus.jsonl"))
     ap.add_argument("--out-dir", default=os.path.join(root, "models", "sae_classifier"))
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--vocab-size", type=int, default=2048)
+    ap.add_argument("--probes", default=os.path.join(root, "data", "sae", "probes.jsonl"),
+                    help="hand-written probe set, evaluated only (never trained or selected on)")
+    ap.add_argument("--threshold", type=float, default=0.5, help="on calibrated p(serious); written to config.pbtxt")
+    ap.add_argument("--vocab-size", type=int, default=4096)
     ap.add_argument("--epochs", type=int, default=7)
     ap.add_argument("--token-dropout", type=float, default=0.1)
     ap.add_argument("--label-smoothing", type=float, default=0.1)
@@ -497,7 +603,7 @@ def main():
         running = 0.0
         for idx in batches:
             ids, mask, tt = pad_batch([enc["train"][j] for j in idx])
-            # Token dropout: replace ~10% of word pieces with [MASK] so the model cannot
+            # Token dropout: replace some word pieces with [MASK] so the model cannot
             # lean on any single (possibly misspelled) piece. [CLS]/[SEP]/[PAD] stay.
             drop = (torch.rand(ids.shape, generator=gen) < args.token_dropout) & (ids > MASK_ID)
             ids = ids.masked_fill(drop, MASK_ID)
@@ -509,16 +615,23 @@ def main():
             opt.step()
             sched.step()
             running += loss.item() * len(idx)
-        val = binary_metrics(lab["val"], predict_proba(model, enc["val"]))
+        val = evaluate(lab["val"], softmax(predict_logits(model, enc["val"])), 0.5)
         history.append({"epoch": epoch + 1, "train_loss": round(running / len(order), 4),
-                        "val_accuracy": val["accuracy"], "val_f1_serious": val["f1_serious"]})
-        print(f"epoch {epoch + 1}: loss {running / len(order):.4f} val acc {val['accuracy']:.4f} "
-              f"f1 {val['f1_serious']:.4f} ({time.time() - t_start:.1f}s)")
-        if val["accuracy"] > best[0]:
-            best = (val["accuracy"], {k: v.clone() for k, v in model.state_dict().items()}, epoch + 1)
+                        "val_label_accuracy": val["label_accuracy"], "val_f1_serious": val["f1_serious"]})
+        print(f"epoch {epoch + 1}: loss {running / len(order):.4f} val label acc {val['label_accuracy']:.4f} "
+              f"f1 {val['f1_serious']:.4f} ({time.time() - t_start:.1f}s)", flush=True)
+        # Model selection on the validation split only (never on the probes).
+        if val["label_accuracy"] > best[0]:
+            best = (val["label_accuracy"], {k: v.clone() for k, v in model.state_dict().items()}, epoch + 1)
     model.load_state_dict(best[1])
     model.eval()
-    print(f"best epoch by val accuracy: {best[2]}")
+    print(f"best epoch by val label accuracy: {best[2]}")
+
+    # --- calibration: temperature scaling fit on the validation split ------------
+    val_logits = predict_logits(model, enc["val"])
+    temperature, nll_before, nll_after = fit_temperature(val_logits, lab["val"])
+    print(f"temperature {temperature:.4f} (val NLL {nll_before:.4f} -> {nll_after:.4f})")
+    threshold = args.threshold
 
     # --- write vocab / labels -----------------------------------------------
     os.makedirs(os.path.join(args.out_dir, "1"), exist_ok=True)
@@ -543,24 +656,24 @@ def main():
 
     # --- verify: numpy evaluation of the ONNX graph vs torch, shapes and padding ---
     checks = {}
-    probe_seqs = [tok.encode(t) for t, _ in PROBES]
-    for name, seqs, pad_to in [("probes_dynamic_pad", probe_seqs, None),
-                               ("probes_pad_128", probe_seqs, MAX_LENGTH),
-                               ("single_unpadded", probe_seqs[:1], None),
+    example_seqs = [tok.encode(t) for t in EXAMPLES]
+    for name, seqs, pad_to in [("examples_dynamic_pad", example_seqs, None),
+                               ("examples_pad_128", example_seqs, MAX_LENGTH),
+                               ("single_unpadded", example_seqs[:1], None),
                                ("test_batch_7", enc["test"][:7], None)]:
         ids, mask, tt = pad_batch(seqs, pad_to)
         with torch.no_grad():
             ref = model(ids, mask, tt).numpy()
         got = run_onnx_numpy(proto, {"input_ids": ids.numpy(), "attention_mask": mask.numpy(),
                                      "token_type_ids": tt.numpy()})["logits"]
-        assert got.shape == ref.shape == (len(seqs), 2), (name, got.shape, ref.shape)
+        assert got.shape == ref.shape == (len(seqs), len(LABELS)), (name, got.shape, ref.shape)
         assert got.dtype == np.float32, got.dtype
         diff = float(np.abs(got - ref).max())
         checks[f"onnx_vs_torch_max_abs_diff[{name}]"] = diff
         assert diff < 1e-4, f"ONNX graph disagrees with torch on {name}: {diff}"
     # Padding invariance: each text alone at its own length vs padded to 128.
     pad_diff = 0.0
-    for s in probe_seqs + enc["test"][:50]:
+    for s in example_seqs + enc["test"][:50]:
         with torch.no_grad():
             a = model(*pad_batch([s])).numpy()
             b = model(*pad_batch([s], MAX_LENGTH)).numpy()
@@ -569,36 +682,84 @@ def main():
     assert pad_diff < 1e-5, f"padding changes logits by {pad_diff}"
     print(f"verification: {checks}")
 
-    # --- evaluate ---------------------------------------------------------------
-    test_p = predict_proba(model, enc["test"])
-    val_p = predict_proba(model, enc["val"])
-    test_m = binary_metrics(lab["test"], test_p)
-    errors = [{"text": r["text"], "label": r["label"], "p_serious": round(float(p), 4)}
-              for r, p in zip(split["test"], test_p) if int(p >= 0.5) != r["label"]]
-    probe_p = predict_proba(model, probe_seqs)
+    # --- evaluate (calibrated probabilities, as ortserve computes them) ---------
+    def probs_of(seqs):
+        return softmax(predict_logits(model, seqs), temperature)
+
+    test_probs, val_probs = probs_of(enc["test"]), softmax(val_logits, temperature)
+    test_m = evaluate(lab["test"], test_probs, threshold)
+    val_m = evaluate(lab["val"], val_probs, threshold)
+    test_m["uncalibrated"] = {k: v for k, v in evaluate(lab["test"], softmax(predict_logits(model, enc["test"])),
+                                                        threshold).items() if k.startswith("ece")}
+    errors = [{"text": r["text"], "label": LABELS[r["label"]], "kind": r.get("kind"),
+               "p": [round(float(x), 4) for x in p]}
+              for r, p in zip(split["test"], test_probs)
+              if int(p[SERIOUS_ID] >= threshold) != int(r["label"] == SERIOUS_ID)]
+
+    # The probe set (data/sae/probes.jsonl): evaluated here, never trained or selected on.
+    probes = [json.loads(line) for line in open(args.probes, encoding="utf-8")] if os.path.exists(args.probes) else []
+    probe_m, probe_errors, by_category = None, [], {}
+    if probes:
+        probe_labels = [LABELS.index(r["label"]) for r in probes]
+        probe_probs = probs_of([tok.encode(r["text"]) for r in probes])
+        probe_m = evaluate(probe_labels, probe_probs, threshold)
+        probe_m["uncalibrated"] = {k: v for k, v in evaluate(
+            probe_labels, softmax(predict_logits(model, [tok.encode(r["text"]) for r in probes])), threshold).items()
+            if k.startswith("ece")}
+        for r, p in zip(probes, probe_probs):
+            key = f'{r["label"]}/{r["category"]}'
+            ok = int(p[SERIOUS_ID] >= threshold) == int(r["label"] == "serious")
+            c = by_category.setdefault(key, {"n": 0, "correct": 0})
+            c["n"] += 1
+            c["correct"] += int(ok)
+            if not ok:
+                probe_errors.append({"text": r["text"], "label": r["label"], "category": r["category"],
+                                     "p": [round(float(x), 4) for x in p]})
+
+    example_logits = predict_logits(model, example_seqs)
     examples = []
-    for (text, label), p, seq in zip(PROBES, probe_p, probe_seqs):
-        examples.append({"text": text, "expected_label": LABELS[label], "expected_label_id": label,
-                         "p_serious": round(float(p), 6), "predicted_label": LABELS[int(p >= 0.5)],
+    for text, seq, lg in zip(EXAMPLES, example_seqs, example_logits):
+        p = softmax(lg[None, :], temperature)[0]
+        examples.append({"text": text, "p_serious": round(float(p[SERIOUS_ID]), 6),
+                         "probabilities": [round(float(x), 6) for x in p],
+                         "predicted_label": LABELS[int(p.argmax())], "is_sae": bool(p[SERIOUS_ID] >= threshold),
                          "input_ids": seq})
-    probe_m = binary_metrics([l for _, l in PROBES], probe_p)
-    print(f"test: {test_m}")
-    print(f"probes: {probe_m}")
+    print(f"test: { {k: v for k, v in test_m.items() if k != 'reliability_serious'} }")
+    print(f"val: { {k: v for k, v in val_m.items() if k != 'reliability_serious'} }")
+    if probe_m:
+        print(f"probes: { {k: v for k, v in probe_m.items() if k != 'reliability_serious'} }")
+        for e in probe_errors:
+            print(f"  probe miss {e['label']:12s} {e['category']:20s} {e['p']} {e['text']}")
     for e in examples:
-        print(f"  {e['p_serious']:.4f} {e['expected_label']:12s} {e['text']}")
+        print(f"  {e['p_serious']:.4f} {e['predicted_label']:12s} {e['text']}")
 
     tokenizer_cases = [{"text": t, "tokens": tok.tokenize(t), "input_ids": tok.encode(t)} for t in TOKENIZER_CASES]
+    # ortserve reads the calibration and the threshold from config.pbtxt.
+    config_path = os.path.join(args.out_dir, "config.pbtxt")
+    if os.path.exists(config_path):
+        cfg = open(config_path, encoding="utf-8").read()
+        cfg, n_t = re.subn(r'(key: "text_pipeline\.calibration_temperature" value: \{ string_value: ")[^"]*(")',
+                           lambda m: f"{m.group(1)}{temperature:.4f}{m.group(2)}", cfg)
+        cfg, n_h = re.subn(r"(\n  threshold: )[0-9.]+", lambda m: f"{m.group(1)}{threshold}", cfg)
+        if n_t != 1 or n_h != 1:
+            raise SystemExit(f"{config_path}: could not set the temperature ({n_t}) or threshold ({n_h})")
+        with open(config_path, "w", encoding="utf-8") as f:
+            f.write(cfg)
     metrics = {
-        "model": "sae_classifier", "version": 1, "labels": LABELS, "threshold": 0.5,
-        "test": test_m, "val": binary_metrics(lab["val"], val_p),
-        "handwritten_probes": probe_m,
+        "model": "sae_classifier", "version": 1, "labels": LABELS, "threshold": threshold,
+        "calibration": {"method": "temperature scaling, fit on the validation split (NLL)",
+                        "temperature": round(temperature, 4), "val_nll_before": round(nll_before, 4),
+                        "val_nll_after": round(nll_after, 4)},
+        "test": test_m, "val": val_m,
+        "probes": probe_m, "probes_by_category": by_category, "probe_errors": probe_errors,
         "test_errors": errors,
         "examples": examples,
         "verification": checks,
         "tokenizer_cases": tokenizer_cases,
         "training": {"seed": args.seed, "epochs": args.epochs, "best_epoch": best[2], "batch_size": args.batch_size,
                      "lr": args.lr, "token_dropout": args.token_dropout,
-                     "label_smoothing": args.label_smoothing, "optimizer": "AdamW(weight_decay=0.01), linear warmup 10% + linear decay",
+                     "label_smoothing": args.label_smoothing,
+                     "optimizer": "AdamW(weight_decay=0.01), linear warmup 10% + linear decay",
                      "history": history, "train_size": len(enc["train"]), "val_size": len(enc["val"]),
                      "test_size": len(enc["test"]), "unk_rate": unk_rate,
                      "wall_seconds": round(time.time() - t_start, 1), "torch": torch.__version__,

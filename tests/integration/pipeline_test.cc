@@ -33,12 +33,16 @@ std::string SaeBody(const std::string& text) {
 
 struct Example {
   std::string text;
-  std::string label;
-  double p_serious;
+  std::string label;  // The most probable label (argmax).
+  bool is_sae = false;  // p(serious) >= the config's threshold.
+  double p_serious = 0;
+  std::vector<double> probabilities;  // Calibrated, in labels.txt order.
+  std::vector<int64_t> input_ids;
 };
 
 // The examples of models/sae_classifier/metrics.json (computed by the
-// training script from the exported model, independently of ortserve).
+// training script from the exported model, independently of ortserve, with
+// the calibration temperature that config.pbtxt carries).
 std::vector<Example> MetricsExamples() {
   std::ifstream in(SourceDir() + "/models/sae_classifier/metrics.json");
   std::stringstream text;
@@ -46,9 +50,28 @@ std::vector<Example> MetricsExamples() {
   auto doc = Json(text.str());
   std::vector<Example> examples;
   for (const auto& e : doc["examples"].GetArray()) {
-    examples.push_back({e["text"].GetString(), e["predicted_label"].GetString(), e["p_serious"].GetDouble()});
+    Example example{e["text"].GetString(), e["predicted_label"].GetString(), e["is_sae"].GetBool(),
+                    e["p_serious"].GetDouble(), {}, {}};
+    for (const auto& p : e["probabilities"].GetArray()) example.probabilities.push_back(p.GetDouble());
+    for (const auto& id : e["input_ids"].GetArray()) example.input_ids.push_back(id.GetInt64());
+    examples.push_back(std::move(example));
   }
   return examples;
+}
+
+Example MetricsExample(const std::string& text) {
+  for (auto& example : MetricsExamples()) {
+    if (example.text == text) return example;
+  }
+  ADD_FAILURE() << "no example in metrics.json for " << text;
+  return {};
+}
+
+double CalibrationTemperature() {
+  std::ifstream in(SourceDir() + "/models/sae_classifier/metrics.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  return Json(text.str())["calibration"]["temperature"].GetDouble();
 }
 
 std::vector<float> Floats(const rapidjson::Value& array) {
@@ -92,7 +115,7 @@ TEST_F(PipelineTest, SaeAnalyzeMatchesTheModelsExpectedAnswers) {
     auto res = client.Post("/api/v1/sae/analyze", SaeBody(example.text));
     ASSERT_EQ(res.status, 200u) << res.body;
     auto doc = Json(res.body);
-    const bool serious = example.label == "serious";
+    const bool serious = example.is_sae;
     EXPECT_EQ(doc["isSAE"].GetBool(), serious) << example.text;
     const double confidence = serious ? example.p_serious : 1 - example.p_serious;
     EXPECT_NEAR(doc["confidence"].GetDouble(), confidence, 1e-4) << example.text;
@@ -154,16 +177,27 @@ TEST_F(PipelineTest, KserveInferTakesBytesTextRowsAndShowsTheTextSignature) {
   std::map<std::string, const rapidjson::Value*> outputs;
   for (const auto& out : doc["outputs"].GetArray()) outputs[out["name"].GetString()] = &out;
   ASSERT_EQ(outputs.count("label"), 1u);
+  // Expected values: metrics.json (the exported model run in torch).
+  const Example expected[3] = {MetricsExample("cant breath"), MetricsExample("mild headache today"),
+                               MetricsExample("I passed out in the bathroom this morning")};
   const auto& labels = (*outputs["label"])["data"];
   EXPECT_STREQ(labels[0].GetString(), "serious");
   EXPECT_STREQ(labels[1].GetString(), "not_serious");
   EXPECT_STREQ(labels[2].GetString(), "serious");
   const auto& probs = (*outputs["probabilities"]);
   EXPECT_EQ(probs["shape"][0].GetInt(), 3);
-  EXPECT_EQ(probs["shape"][1].GetInt(), 2);
-  EXPECT_NEAR(probs["data"][1].GetDouble(), 0.937466, 1e-4);
-  EXPECT_NEAR(probs["data"][3].GetDouble(), 0.060992, 1e-4);
-  EXPECT_NEAR(probs["data"][4].GetDouble() + probs["data"][5].GetDouble(), 1.0, 1e-5);
+  const int n = probs["shape"][1].GetInt();
+  EXPECT_EQ(n, 3) << "not_serious, serious, out_of_scope";
+  for (int row = 0; row < 3; ++row) {
+    double sum = 0;
+    for (int k = 0; k < n; ++k) {
+      const double p = probs["data"][row * n + k].GetDouble();
+      sum += p;
+      ASSERT_LT(static_cast<size_t>(k), expected[row].probabilities.size());
+      EXPECT_NEAR(p, expected[row].probabilities[static_cast<size_t>(k)], 1e-4) << expected[row].text;
+    }
+    EXPECT_NEAR(sum, 1.0, 1e-5);
+  }
   const auto& positive = (*outputs["is_positive"])["data"];
   EXPECT_TRUE(positive[0].GetBool());
   EXPECT_FALSE(positive[1].GetBool());
@@ -174,7 +208,7 @@ TEST_F(PipelineTest, KserveInferTakesBytesTextRowsAndShowsTheTextSignature) {
   ASSERT_EQ(res.status, 200u) << res.body;
   doc = Json(res.body);
   ASSERT_EQ(doc["outputs"].Size(), 1u);
-  EXPECT_NEAR(doc["outputs"][0]["data"][0].GetDouble(), 0.937466, 1e-4);
+  EXPECT_NEAR(doc["outputs"][0]["data"][0].GetDouble(), MetricsExample("cant breath").p_serious, 1e-4);
   res = client.Post("/v2/models/sae_classifier/infer", R"({"inputs": [{"name": "input_ids", "datatype": "INT64",
       "shape": [1, 2], "data": [2, 3]}]})");
   EXPECT_EQ(res.status, 400u);
@@ -190,9 +224,9 @@ TEST_F(PipelineTest, TeiPredictReturnsLabelsSortedByScore) {
   ASSERT_EQ(res.status, 200u) << res.body;
   auto doc = Json(res.body);
   ASSERT_TRUE(doc.IsArray());
-  ASSERT_EQ(doc.Size(), 2u);
+  ASSERT_EQ(doc.Size(), 3u) << "one score per label";
   EXPECT_STREQ(doc[0]["label"].GetString(), "serious");
-  EXPECT_NEAR(doc[0]["score"].GetDouble(), 0.942981, 1e-4);
+  EXPECT_NEAR(doc[0]["score"].GetDouble(), MetricsExample("I have been thinking about killing myself").p_serious, 1e-4);
   EXPECT_GE(doc[0]["score"].GetDouble(), doc[1]["score"].GetDouble());
 
   res = client.Post("/predict", R"({"inputs": ["mild headache today", "cant breath"], "raw_scores": true})");
@@ -201,9 +235,12 @@ TEST_F(PipelineTest, TeiPredictReturnsLabelsSortedByScore) {
   ASSERT_EQ(doc.Size(), 2u);
   EXPECT_STREQ(doc[0][0]["label"].GetString(), "not_serious");
   EXPECT_STREQ(doc[1][0]["label"].GetString(), "serious");
-  // Raw scores are logits: their softmax is the probability.
-  const double a = doc[1][0]["score"].GetDouble(), b = doc[1][1]["score"].GetDouble();
-  EXPECT_NEAR(1 / (1 + std::exp(b - a)), 0.937466, 1e-4);
+  // Raw scores are the model's own logits: their softmax at the calibration
+  // temperature (config.pbtxt) is the served probability.
+  const double t = CalibrationTemperature();
+  double denominator = 0;
+  for (const auto& entry : doc[1].GetArray()) denominator += std::exp((entry["score"].GetDouble() - doc[1][0]["score"].GetDouble()) / t);
+  EXPECT_NEAR(1 / denominator, MetricsExample("cant breath").p_serious, 1e-4);
 
   res = client.Post("/predict", R"({"inputs": [["a", "b"]]})");
   EXPECT_EQ(res.status, 422u) << res.body;
@@ -289,7 +326,7 @@ TEST_F(PipelineTest, ConcurrentRequestsAreAllAnsweredCorrectly) {
           continue;
         }
         auto doc = Json(res.body);
-        if (doc["isSAE"].GetBool() != (example.label == "serious") ||
+        if (doc["isSAE"].GetBool() != example.is_sae ||
             std::abs(doc["seriousProbability"].GetDouble() - example.p_serious) > 1e-4) {
           ++wrong[t];
         }

@@ -287,7 +287,7 @@ backend::ModelSignature SaeSignature() {
   for (const char* name : {"input_ids", "attention_mask", "token_type_ids"}) {
     signature.inputs.push_back({name, DataType::kInt64, Shape{-1, -1}});
   }
-  signature.outputs.push_back({"logits", DataType::kFp32, Shape{-1, 2}});
+  signature.outputs.push_back({"logits", DataType::kFp32, Shape{-1, 3}});
   return signature;
 }
 
@@ -307,11 +307,11 @@ config::ModelConfig SaeConfig() {
 TEST(TextPipelineFromConfigTest, BuildsTheDemoSaePipeline) {
   auto pipeline = TextPipeline::FromConfig(SaeConfig(), SourceDir() + "/models/sae_classifier", SaeSignature());
   ASSERT_TRUE(pipeline.ok()) << pipeline.status();
-  EXPECT_THAT((*pipeline)->labels(), ElementsAre("not_serious", "serious"));
+  EXPECT_THAT((*pipeline)->labels(), ElementsAre("not_serious", "serious", "out_of_scope"));
   EXPECT_EQ((*pipeline)->options().positive_index, 1u);
   EXPECT_EQ((*pipeline)->options().output, "logits");
   ASSERT_NE((*pipeline)->FindTextOutput("probabilities"), nullptr);
-  EXPECT_EQ((*pipeline)->FindTextOutput("probabilities")->dims, Shape({-1, 2}));
+  EXPECT_EQ((*pipeline)->FindTextOutput("probabilities")->dims, Shape({-1, 3}));
   // The ids metrics.json lists for this text.
   std::vector<Tensor> inputs;
   ASSERT_TRUE((*pipeline)->Tokenize("cant breath", true, &inputs).ok());
