@@ -5,8 +5,8 @@
 Every text is generated from the hand-written phrase lists and templates below;
 no real patient data is involved. The output is deterministic for a given seed:
 
-    /usr/bin/python3 scripts/sae/make_corpus.py [--seed 20261207] [--per-class 3000]
-        [--out-of-scope 1000] [--out data/sae/corpus.jsonl]
+    /usr/bin/python3 scripts/sae/make_corpus.py [--seed 20261207] [--per-class 5500]
+        [--out-of-scope 1500] [--out data/sae/corpus.jsonl]
 
 Each line of the output is {"text": str, "label": 0|1|2, "kind": str, "split": "train"|"val"|"test"}.
 
@@ -71,7 +71,8 @@ SERIOUS = {
                 "{who} died in intensive care", "{who} was declared dead", "fatal outcome for {who}",
                 "{who} deceased {time}", "patient deceased", "subject died", "the participant died {time}",
                 "{who} passed away peacefully in hospital", "{who} died on the way to hospital",
-                "{who} never woke up", "{who} died in a&e"],
+                "{who} never woke up", "{who} died in a&e", "{who} died in their sleep {time}",
+                "{who} died at home {time}", "{who} has sadly died", "{who} passed away in the night"],
     },
     "life_threatening": {
         "np": ["a cardiac arrest", "a life threatening reaction", "septic shock", "respiratory arrest",
@@ -105,7 +106,9 @@ SERIOUS = {
                "they had to operate on me urgently", "i have been in hospital since {weekday}",
                "had to go to the emergency room", "my wife drove me to the er", "stayed in hospital for a week",
                "they admitted me to the cardiac unit", "went to a and e and was kept in",
-               "i was transferred to the icu", "paramedics took me in"],
+               "i was transferred to the icu", "paramedics took me in", "i was in hospital from {weekday} to {weekday}",
+               "i was in hospital for {n} days", "i was in hospital all week", "i've been in hospital since {date}",
+               "i spent the weekend in hospital", "i had to stay in hospital"],
         "who": ["{who} was admitted to hospital", "{who} is in intensive care", "{who} was hospitalised {time}",
                 "{who} was taken to a&e by ambulance", "{who} has been in hospital for {n} days",
                 "{who} was readmitted", "{who} needed emergency surgery", "{who} is on the ward"],
@@ -152,7 +155,8 @@ SERIOUS = {
                "i took a whole bottle of my pills"],
         "who": ["{who} took an overdose", "{who} swallowed {k} of my pills", "{who} got into my tablets and ate some",
                 "{who} took {k} tablets at once", "{who} took double the dose by mistake",
-                "{who} overdosed {time}", "{who} took the whole strip"],
+                "{who} overdosed {time}", "{who} took the whole strip", "{who} took their tablets {x} times today",
+                "{who} forgot and took the dose again and again", "{who} took someone else's pills by mistake"],
     },
     "heart_attack": {
         "np": ["a heart attack", "a myocardial infarction", "an mi", "a cardiac event", "an acute coronary syndrome",
@@ -210,7 +214,8 @@ SERIOUS = {
         "np": ["a seizure", "a siezure", "convulsions", "a fit", "seizures", "a grand mal seizure", "an epileptic fit"],
         "cl": ["i had a seizure", "i had a fit", "i was convulsing", "i was fitting on the floor", "i had convulsions",
                "i had {n} seizures", "my whole body was jerking and i couldnt stop it", "had a siezure",
-               "i had my first ever seizure", "i had a fit and bit my tongue"],
+               "i had my first ever seizure", "i had a fit and bit my tongue", "i had an epileptic seizure",
+               "i had my first epileptic fit", "i had {n} fits in one day", "i've started having seizures"],
         "who": ["{who} had a seizure", "{who} was fitting", "{who} had a febrile convulsion", "{who} had a fit {time}"],
     },
     "breathing": {
@@ -351,6 +356,47 @@ LIFE = ["walked the dog", "went to work as usual", "ate a good breakfast", "did 
         "went to the gym", "slept in", "had lunch with a friend", "took the kids to school", "drove to town",
         "went swimming", "did the crossword", "picked up my prescription", "had coffee in the garden"]
 
+# Mild sensations in any body part, with how often or how much.
+BODY = ["arm", "arms", "leg", "legs", "knee", "knees", "toes", "fingers", "hands", "feet", "back", "neck", "shoulder",
+        "shoulders", "hip", "wrist", "ankle", "elbow", "jaw", "scalp", "face", "cheek", "lips", "tummy", "stomach",
+        "side", "calf", "thigh", "eyes", "ears", "gums", "chest muscles", "lower back", "skin", "nose", "throat"]
+SENSATION = ["a dull ache in my {b}", "some stiffness in my {b}", "tingling in my {b}", "pins and needles in my {b}",
+             "an itch on my {b}", "a twinge in my {b}", "a bit of soreness in my {b}", "mild cramp in my {b}",
+             "a small bruise on my {b}", "dry skin on my {b}", "a few spots on my {b}", "a slight rash on my {b}",
+             "my {b} feels a bit stiff", "my {b} aches a little", "my {b} is a bit sore", "my {b} itches",
+             "a small lump on my {b}", "slight swelling of my {b}", "my {b} feels tired", "a pulled muscle in my {b}"]
+HOW_OFTEN = ["now and then", "on and off", "for a moment", "occasionally", "at times", "a little", "in the mornings",
+             "after walking", "when I wake up", "for a few minutes", "every so often", "since starting",
+             "slightly", "a tiny bit", "from time to time"]
+# Small, clearly benign changes people report.
+SMALL_CHANGES = ["I've put on {k} pounds since starting", "gained a couple of kilos", "lost a bit of weight",
+                 "my skin is drier than usual", "my hair feels thinner", "my nails are brittle", "I need the loo more often",
+                 "I'm a bit more forgetful", "my sense of smell is a bit off", "I crave sweets", "I feel a bit hot at night",
+                 "my eyes water in the wind", "I yawn a lot", "my feet get cold", "I sweat more than usual",
+                 "my voice is a bit hoarse", "I'm thirstier than normal", "my ears pop", "I get the hiccups after dosing"]
+# Serious-sounding symptom with a benign cause (not serious).
+BENIGN_CAUSE = ["a sore chest from coughing", "tight chest from the cold air, fine indoors", "out of breath after running for the bus",
+                "dizzy from standing up too fast", "heart racing after two coffees", "chest felt tight after carrying shopping, gone after a rest",
+                "a sore chest from the gym", "short of breath climbing the stairs like always", "my heart pounded during the scary film",
+                "a bleeding gum after flossing", "a nosebleed from the dry air that stopped quickly",
+                "a cut finger from the kitchen knife, plaster on", "lightheaded because I skipped lunch",
+                "shaky because I hadn't eaten", "wheezy in the cold, inhaler fixed it", "a headache from the hot sun",
+                "blurry eyes from too much screen time", "numb leg from sitting cross legged", "my arm went dead from sleeping on it"]
+RESOLVE_ACTIONS = ["sitting down", "a drink of water", "lying down", "some fresh air", "a rest", "a snack",
+                   "a good night's sleep", "pinching my nose", "a cold compress", "a cup of tea", "a walk"]
+NEG_CARE = ["I have not needed a doctor", "didn't need to see anyone", "no need for the gp", "no doctor needed",
+            "I did not need any treatment", "didn't have to call anyone", "haven't needed any medical help",
+            "no visits to the doctor", "nobody needed to check on me"]
+TESTS = ["blood test", "ecg", "scan", "x-ray", "mri", "check up", "blood pressure check", "eye test", "heart tracing",
+         "liver test", "urine test", "chest x-ray", "ultrasound"]
+FACILITY = ["at the hospital", "at the clinic", "at my gp", "at the surgery", "at the hospital clinic", "at the trial site",
+            "in outpatients", "at the pharmacy"]
+NORMAL = ["was normal", "came back normal", "was fine", "was all clear", "showed nothing", "was ok", "came back fine"]
+NAMES = ["Patel", "Smith", "Jones", "Nguyen", "Garcia", "Okafor", "Kowalski", "Murphy", "Chen", "Haddad"]
+AGES = [str(a) for a in range(19, 89, 3)]
+CLINICAL_TAIL = ["cause unknown", "cause not yet known", "autopsy pending", "outcome fatal", "reported to the sponsor",
+                 "details to follow", "site informed", "SAE form to follow", "relatedness unknown"]
+
 # Worry / hedging without an event, and resolution of mild symptoms.
 WORRY_T = ["worried it might be {a} but {ok}", "I was scared I was having {a} but {ok}", "thought it was {a} but {ok}",
            "I was afraid it was {a}, {ok}", "I panicked it could be {a} but {ok}", "worried about {n} but {ok}",
@@ -375,7 +421,9 @@ RESOLVE_T = ["took {remedy} and it went away", "{mild} but I took {remedy} and i
              "{mildnp} {time} which went away by {when}", "{mildnp} yesterday, fine today", "{mild}, better now",
              "{mildnp} that settled after {dur}", "{mild} but it passed after {dur}",
              "{mildnp} that cleared up by itself", "{mild} for {dur} and then it was gone", "{mildnp} on day one, fine since",
-             "{mildnp}, back to normal now", "{mild} but {remedy} sorted it out", "{mildnp}, resolved without treatment"]
+             "{mildnp}, back to normal now", "{mild} but {remedy} sorted it out", "{mildnp}, resolved without treatment",
+             "{mild} for a moment, fine after {action}", "{mildnp} that stopped after {dur}", "{mildnp} which settled with {action}",
+             "{mild}, {action} helped and it's gone", "{mildnp} lasted {dur} and then cleared up", "{mild} but it eased off after {action}"]
 REMEDY = ["paracetamol", "ibuprofen", "tylenol", "an antacid", "a nap", "some water", "an antihistamine", "some rest",
           "a cup of tea", "a painkiller", "my inhaler", "some dry toast", "an early night"]
 DUR = ["an hour", "a few minutes", "ten minutes", "a couple of hours", "a day", "two days", "a while", "half an hour"]
@@ -517,6 +565,7 @@ def fill(rng, text):
         "organ": lambda: rng.choice(ORGANS), "defect": lambda: rng.choice(DEFECTS),
         "who": lambda: rng.choice(WHO), "year": lambda: str(rng.randint(1980, 2020)),
         "place": lambda: rng.choice(PLACES), "thing": lambda: rng.choice(THINGS),
+        "age": lambda: rng.choice(AGES), "name": lambda: rng.choice(NAMES),
     }
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)]() if m.group(1) in values else m.group(0), text)
 
@@ -550,6 +599,15 @@ def serious_clause(rng, cat=None):
         c = t.replace("{np}", rng.choice(entry["np"])).replace("{time}", rng.choice(TIMES))
     else:
         c = rng.choice(entry[kind])
+        if kind == "who":
+            # Reported by someone else: "my dad was on the study drug and he ...".
+            who = rng.choice(WHO)
+            if rng.random() < 0.35:
+                pron = rng.choice(["he", "she", "they"])
+                frame = rng.choice(["{w} was on the study drug and ", "{w} is in the trial and ", "{w} started the tablets and ",
+                                    "writing about {w}: ", "{w} had the infusion {time} and "])
+                c = frame.replace("{w}", who) + c.replace("{who}", pron, 1)
+            c = c.replace("{who}", who)
         if rng.random() < 0.3 and "{time}" not in c:
             c = c + " " + rng.choice(TIMES)
         c = c.replace("{time}", rng.choice(TIMES))
@@ -557,6 +615,17 @@ def serious_clause(rng, cat=None):
 
 
 def mild_clause(rng):
+    r = rng.random()
+    if r < 0.15:
+        c = rng.choice(SENSATION).replace("{b}", rng.choice(BODY))
+        return c + (" " + rng.choice(HOW_OFTEN) if rng.random() < 0.5 else "")
+    if r < 0.22:
+        return rng.choice(SMALL_CHANGES)
+    if r < 0.26:
+        return rng.choice(BENIGN_CAUSE)
+    if r < 0.34:
+        return rng.choice(WHO) + " " + rng.choice(["has", "had", "is getting", "woke up with", "complains of",
+                                                   "mentioned"]) + " " + rng.choice(MILD_NP)
     if rng.random() < 0.45:
         t = rng.choice(MILD_NP_TEMPLATES)
         return t.replace("{np}", rng.choice(MILD_NP)).replace("{time}", rng.choice(TIMES))
@@ -573,7 +642,9 @@ def negation_clause(rng):
     if r < 0.85:
         v, vpp = rng.choice(NEG_VERBS)
         return rng.choice(NEG_VERB_T).replace("{vpp}", vpp).replace("{v}", v)
-    return rng.choice(NEG_FIXED)
+    if r < 0.92:
+        return rng.choice(NEG_FIXED)
+    return rng.choice(NEG_CARE)
 
 
 def negation_pair(rng):
@@ -601,10 +672,15 @@ def resolved_clause(rng):
     t = rng.choice(RESOLVE_T)
     return (t.replace("{mildnp}", rng.choice(MILD_NP)).replace("{mild}", mild_clause(rng))
             .replace("{remedy}", rng.choice(REMEDY)).replace("{dur}", rng.choice(DUR))
-            .replace("{when}", rng.choice(WHEN)).replace("{time}", rng.choice(TIMES)))
+            .replace("{when}", rng.choice(WHEN)).replace("{time}", rng.choice(TIMES))
+            .replace("{action}", rng.choice(RESOLVE_ACTIONS)))
 
 
 def hard_negative_clause(rng):
+    if rng.random() < 0.25:
+        return rng.choice(["my {t} {f} {n}", "routine {t} {f}, {n}", "had my {t} {f} and it {n}",
+                           "the {t} {f} {n}", "went for a planned {t} {f}, it {n}"]).format(
+            t=rng.choice(TESTS), f=rng.choice(FACILITY), n=rng.choice(NORMAL))
     t = rng.choice(HARD_T)
     return (t.replace("{other_s}", rng.choice(["he", "she", "they"])).replace("{other}", rng.choice(OTHERS))
             .replace("{a}", rng.choice(WORRY_A[:6] + ["cancer", "a heart attack", "a stroke"]))
@@ -625,6 +701,14 @@ def benign_clause(rng):
     if r < 0.9:
         return resolved_clause(rng)
     return hedge_clause(rng)
+
+
+def diary_clauses(rng):
+    """A few benign sentences repeated, as a long daily diary reads: 'I had a
+    mild headache today.' five times, or three sentences in turn."""
+    base = [benign_clause(rng) for _ in range(rng.randint(1, 3))]
+    n = rng.randint(3, 9)
+    return [base[i % len(base)] for i in range(n)]
 
 
 def join(rng, clauses):
@@ -653,12 +737,20 @@ def serious_report(rng):
     elif mode < 0.60:
         clauses.append(rng.choice(FOLLOWUP))
         kind = "serious+followup"
-    elif mode < 0.72:
-        n = rng.randint(2, 5)
+    elif mode < 0.69:
+        # Long: the event among up to 9 benign clauses (a window of a long
+        # diary, where the event is a small part of the text).
+        n = rng.randint(2, 9)
         clauses = [benign_clause(rng) for _ in range(n)]
         clauses.insert(rng.randrange(n + 1), core)
         kind = "serious+long"
-    elif mode < 0.76:
+    elif mode < 0.79:
+        # A diary that repeats itself (a window of a long report), the event
+        # somewhere in it.
+        clauses = diary_clauses(rng)
+        clauses.insert(rng.randrange(len(clauses) + 1), core)
+        kind = "serious+diary"
+    elif mode < 0.81:
         clauses = [rng.choice(NEUTRAL + ["felt fine in the morning", "was ok at first"]), "then " + core]
         kind = "serious+turn"
     elif mode < 0.84:
@@ -713,12 +805,14 @@ def not_serious_report(rng):
         return [hedge_clause(rng)] + ([rng.choice(NEUTRAL)] if rng.random() < 0.3 else []), "hedge"
     if mode < 0.78:
         return [resolved_clause(rng)] + ([mild_clause(rng)] if rng.random() < 0.2 else []), "resolved"
-    if mode < 0.89:
+    if mode < 0.86:
         clauses = [hard_negative_clause(rng)]
         if rng.random() < 0.4:
             clauses.insert(rng.randrange(2), mild_clause(rng))
         return clauses, "hard_negative"
-    n = rng.randint(3, 6)
+    if mode < 0.95:
+        return diary_clauses(rng), "diary"
+    n = rng.randint(3, 10)
     return [benign_clause(rng) for _ in range(n)], "long"
 
 
@@ -732,7 +826,7 @@ def keyboard_mash(rng):
             w = row[s: s + rng.randint(3, len(row) - s)]
         elif r < 0.7:
             w = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 10)))
-        elif r < 0.85:
+        elif r < 0.93:
             w = rng.choice("abcdefghijklmnopqrstuvwxyz") * rng.randint(3, 14)
         else:
             w = str(rng.randint(0, 10**rng.randint(1, 9)))
@@ -783,7 +877,7 @@ def add_typo(rng, text):
 
 
 def surface(rng, text):
-    if rng.random() < 0.2:
+    if rng.random() < 0.15:
         text = add_typo(rng, text)
     if rng.random() < 0.25:
         text = text.replace("'", "")
@@ -819,6 +913,18 @@ def make_report(rng, label):
         clauses.append(rng.choice(CLOSERS))
     if rng.random() < 0.1:
         clauses.insert(0, fragment(rng))
+    r = rng.random()
+    if r < 0.06:
+        clauses.insert(rng.randrange(len(clauses) + 1), rng.choice(["I'm {age}", "at {age} years old", "age {age}",
+                                                                    "I am {age} years old", "{age} year old"]))
+    elif r < 0.12:
+        clauses.insert(rng.randrange(len(clauses) + 1), rng.choice(["Dr {name} said to report it", "saw Dr {name}",
+                                                                    "nurse {name} asked me to write this",
+                                                                    "Dr {name} knows"]))
+    elif r < 0.15 and label == 1:
+        clauses.append(rng.choice(CLINICAL_TAIL))
+    elif r < 0.16 and label == 0:
+        clauses.append(rng.choice(["details to follow", "reported to the sponsor", "site informed"]))
     text = clauses[0]
     for c in clauses[1:]:
         if text.endswith((":", ",", "-")) or text.lower() in ("so", "ok so"):
@@ -842,8 +948,8 @@ def split_of(text):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int, default=20261207)
-    ap.add_argument("--per-class", type=int, default=3000, help="serious and not-serious texts each")
-    ap.add_argument("--out-of-scope", type=int, default=1000, help="out-of-scope texts")
+    ap.add_argument("--per-class", type=int, default=5500, help="serious and not-serious texts each")
+    ap.add_argument("--out-of-scope", type=int, default=1500, help="out-of-scope texts")
     here = os.path.dirname(os.path.abspath(__file__))
     ap.add_argument("--out", default=os.path.join(here, "..", "..", "data", "sae", "corpus.jsonl"))
     args = ap.parse_args()

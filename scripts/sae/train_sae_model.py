@@ -5,15 +5,22 @@
 Steps, all deterministic for a given seed, CPU only, one thread:
   1. read data/sae/corpus.jsonl (made by scripts/sae/make_corpus.py);
   2. build a BERT-style uncased WordPiece vocabulary from the train split;
-  3. train a 2-layer transformer encoder from scratch (AdamW);
-  4. export it to ONNX (input_ids, attention_mask, token_type_ids -> logits);
-  5. verify the export (onnx.checker, a numpy evaluation of the ONNX graph
-     compared with torch, padding invariance) and evaluate on the test split.
+  3. train a 2-layer transformer encoder from scratch (AdamW) on three labels
+     (not_serious, serious, out_of_scope); the epoch is chosen on the
+     validation split;
+  4. fit a calibration temperature on the validation split (NLL);
+  5. export it to ONNX (input_ids, attention_mask, token_type_ids -> logits);
+  6. verify the export (onnx.checker, a numpy evaluation of the ONNX graph
+     compared with torch, padding invariance) and evaluate on the test split
+     and on the hand-written probes (data/sae/probes.jsonl: evaluated only,
+     never trained or selected on).
 
     /usr/bin/python3 scripts/sae/train_sae_model.py
 
 Outputs (under models/sae_classifier/): 1/model.onnx, vocab.txt, labels.txt,
-metrics.json.
+metrics.json, and the calibration temperature and threshold in config.pbtxt
+(text_pipeline.calibration_temperature, text_pipeline.threshold), which
+ortserve applies to the logits.
 
 The tokenizer here follows the original BERT algorithm (BasicTokenizer +
 WordpieceTokenizer) exactly, because the server tokenizes natively in C++ with
@@ -243,8 +250,9 @@ class EncoderLayer(nn.Module):
 
 class SaeClassifier(nn.Module):
     def __init__(self, vocab_size, hidden=128, layers=2, heads=4, ffn=512, max_length=MAX_LENGTH,
-                 type_vocab=2, num_labels=len(LABELS), dropout=0.1):
+                 type_vocab=2, num_labels=len(LABELS), dropout=0.1, pooling="cls"):
         super().__init__()
+        self.pooling = pooling
         self.word_embeddings = nn.Embedding(vocab_size, hidden)
         self.position_embeddings = nn.Embedding(max_length, hidden)
         self.token_type_embeddings = nn.Embedding(type_vocab, hidden)
@@ -272,7 +280,13 @@ class SaeClassifier(nn.Module):
         additive = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * -10000.0
         for layer in self.layers:
             x = layer(x, additive)
-        pooled = torch.tanh(self.pooler(x[:, 0]))
+        if self.pooling == "mean":
+            # Mean over the real tokens ([CLS] and [SEP] included, padding not).
+            m = attention_mask.to(x.dtype).unsqueeze(-1)
+            h = (x * m).sum(dim=1) / m.sum(dim=1)
+        else:
+            h = x[:, 0]
+        pooled = torch.tanh(self.pooler(h))
         return self.classifier(self.drop(pooled))
 
 
@@ -463,6 +477,10 @@ def run_onnx_numpy(model_proto, feeds):
             ax = attr(node, "axis", -1)
             e = np.exp(ins[0] - ins[0].max(axis=ax, keepdims=True))
             out = e / e.sum(axis=ax, keepdims=True)
+        elif op == "ReduceSum":
+            axes = tuple(int(a) for a in ins[1]) if len(ins) > 1 and ins[1] is not None else attr(node, "axes")
+            out = ins[0].sum(axis=tuple(axes) if axes is not None else None,
+                             keepdims=bool(attr(node, "keepdims", 1))).astype(ins[0].dtype)
         elif op == "ReduceMean":
             out = ins[0].mean(axis=tuple(attr(node, "axes")), keepdims=bool(attr(node, "keepdims", 1)))
         elif op == "Sqrt":
@@ -551,14 +569,19 @@ def main():
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--probes", default=os.path.join(root, "data", "sae", "probes.jsonl"),
                     help="hand-written probe set, evaluated only (never trained or selected on)")
-    ap.add_argument("--threshold", type=float, default=0.5, help="on calibrated p(serious); written to config.pbtxt")
+    ap.add_argument("--threshold", type=float, default=0.0,
+                    help="on calibrated p(serious), written to config.pbtxt; 0 (default): the lowest threshold "
+                         "whose validation precision is at least --val-precision")
+    ap.add_argument("--val-precision", type=float, default=0.95)
     ap.add_argument("--vocab-size", type=int, default=4096)
-    ap.add_argument("--epochs", type=int, default=7)
+    ap.add_argument("--epochs", type=int, default=14)
     ap.add_argument("--token-dropout", type=float, default=0.1)
     ap.add_argument("--label-smoothing", type=float, default=0.1)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--opset", type=int, default=14)
+    ap.add_argument("--pooling", choices=["cls", "mean"], default="mean",
+                    help="sentence vector: the [CLS] state (BERT's pooler) or the mean over real tokens")
     args = ap.parse_args()
 
     t_start = time.time()
@@ -575,7 +598,7 @@ def main():
     lab = {s: [r["label"] for r in v] for s, v in split.items()}
     unk_rate = {s: round(sum(x.count(UNK_ID) for x in e) / sum(len(x) for x in e), 5) for s, e in enc.items()}
 
-    model = SaeClassifier(len(vocab))
+    model = SaeClassifier(len(vocab), pooling=args.pooling)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"parameters: {n_params}")
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
@@ -631,7 +654,22 @@ def main():
     val_logits = predict_logits(model, enc["val"])
     temperature, nll_before, nll_after = fit_temperature(val_logits, lab["val"])
     print(f"temperature {temperature:.4f} (val NLL {nll_before:.4f} -> {nll_after:.4f})")
-    threshold = args.threshold
+    if args.threshold > 0:
+        threshold = args.threshold
+    else:
+        # A safety screen would rather over-report: the lowest threshold (on a
+        # 0.05 grid) that keeps the calibrated validation precision >= the
+        # target, i.e. the most recall for that precision. Validation only.
+        p_val, y_val = softmax(val_logits, temperature)[:, SERIOUS_ID], np.asarray(lab["val"]) == SERIOUS_ID
+
+        def val_precision(t):
+            pred = p_val >= t
+            return (pred & y_val).sum() / max(1, pred.sum())
+
+        grid = [round(float(t), 2) for t in np.arange(0.05, 0.951, 0.05)]
+        ok = [t for t in grid if val_precision(t) >= args.val_precision]
+        threshold = min(ok) if ok else 0.5
+        print(f"threshold {threshold} (validation precision {val_precision(threshold):.4f})")
 
     # --- write vocab / labels -----------------------------------------------
     os.makedirs(os.path.join(args.out_dir, "1"), exist_ok=True)
@@ -747,6 +785,8 @@ def main():
             f.write(cfg)
     metrics = {
         "model": "sae_classifier", "version": 1, "labels": LABELS, "threshold": threshold,
+        "threshold_rule": (f"lowest threshold on a 0.05 grid with validation precision >= {args.val_precision}"
+                           if args.threshold <= 0 else "given"),
         "calibration": {"method": "temperature scaling, fit on the validation split (NLL)",
                         "temperature": round(temperature, 4), "val_nll_before": round(nll_before, 4),
                         "val_nll_after": round(nll_after, 4)},
@@ -764,7 +804,7 @@ def main():
                      "test_size": len(enc["test"]), "unk_rate": unk_rate,
                      "wall_seconds": round(time.time() - t_start, 1), "torch": torch.__version__,
                      "onnx": onnx.__version__},
-        "architecture": {"layers": 2, "hidden": 128, "heads": 4, "ffn": 512, "activation": "gelu (erf)",
+        "architecture": {"pooling": args.pooling, "layers": 2, "hidden": 128, "heads": 4, "ffn": 512, "activation": "gelu (erf)",
                          "max_length": MAX_LENGTH, "vocab_size": len(vocab), "parameters": n_params,
                          "opset": args.opset, "onnx_ops": op_types},
         "tokenizer": {"type": "bert_wordpiece", "lowercase": True, "strip_accents": True,

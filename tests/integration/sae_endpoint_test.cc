@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -102,8 +103,13 @@ TEST_F(SaeEndpointTest, AnswersWithEveryDocumentedField) {
     EXPECT_TRUE(doc.HasMember(field)) << field;
   }
   const double p = doc["seriousProbability"].GetDouble();
-  EXPECT_DOUBLE_EQ(doc["threshold"].GetDouble(), 0.5);
-  EXPECT_EQ(doc["isSAE"].GetBool(), p >= 0.5);
+  // The threshold the training script chose and wrote to config.pbtxt (and metrics.json).
+  std::ifstream metrics_file(SourceDir() + "/models/sae_classifier/metrics.json");
+  std::stringstream metrics;
+  metrics << metrics_file.rdbuf();
+  const double threshold = Json(metrics.str())["threshold"].GetDouble();
+  EXPECT_NEAR(doc["threshold"].GetDouble(), threshold, 1e-6);
+  EXPECT_EQ(doc["isSAE"].GetBool(), p >= doc["threshold"].GetDouble());
   EXPECT_NEAR(doc["confidence"].GetDouble(), doc["isSAE"].GetBool() ? p : 1 - p, 1e-9);
   EXPECT_EQ(doc["windows"].GetInt64(), 1);
   EXPECT_FALSE(doc["reviewRecommended"].GetBool());
@@ -124,9 +130,10 @@ TEST_F(SaeEndpointTest, TheIssuesLongReportIsReadOverSeveralWindowsAndTheEventIs
   // The decision is the most serious window's: the window holding the event
   // is read, so the report is at least as serious as the mild part alone.
   EXPECT_GT(report["seriousProbability"].GetDouble(), benign["seriousProbability"].GetDouble());
-  if (alone["isSAE"].GetBool()) {
-    EXPECT_TRUE(report["isSAE"].GetBool()) << "the model flags the event alone, so it must flag the long report";
-  }
+  // The issue's case: the event alone is serious, and so is the long report.
+  EXPECT_TRUE(alone["isSAE"].GetBool()) << alone["seriousProbability"].GetDouble();
+  EXPECT_TRUE(report["isSAE"].GetBool()) << "the event must be found in the long report: "
+                                         << report["seriousProbability"].GetDouble();
 
   // The old behaviour, for contrast: KServe text without sliding_window is
   // cut at 128 tokens and never sees the event.
@@ -151,18 +158,23 @@ TEST_F(SaeEndpointTest, TheIssuesLongReportIsReadOverSeveralWindowsAndTheEventIs
 TEST_F(SaeEndpointTest, AnEventAtTheStartMiddleOrEndOfA2000WordReportChangesTheDecision) {
   const std::string benign = BenignReport(2000);
   const auto base = Analyze(benign);
-  const auto alone = Analyze(kEvent);
   EXPECT_GT(base["windows"].GetInt64(), 10);
   // A diary of mild symptoms only is no SAE, however long.
   EXPECT_FALSE(base["isSAE"].GetBool()) << base["seriousProbability"].GetDouble();
-  for (int where = 0; where < 3; ++where) {
-    SCOPED_TRACE(where == 0 ? "start" : where == 1 ? "middle" : "end");
-    const auto doc = Analyze(WithEvent(benign, kEvent, where));
-    EXPECT_GE(doc["windows"].GetInt64(), base["windows"].GetInt64());
-    // The most serious window decides, and one window holds the event.
-    EXPECT_GT(doc["seriousProbability"].GetDouble(), base["seriousProbability"].GetDouble());
-    if (alone["isSAE"].GetBool()) {
-      EXPECT_TRUE(doc["isSAE"].GetBool()) << "the model flags the event alone, so it must flag it in a long report: "
+  // Events of several seriousness criteria (life-threatening, medically
+  // important with a hospital stay, overdose).
+  for (const std::string& event : {kEvent, std::string("On Sunday I had a heart attack and was kept in hospital."),
+                                   std::string("I took an overdose of 40 tablets.")}) {
+    SCOPED_TRACE(event);
+    const auto alone = Analyze(event);
+    EXPECT_TRUE(alone["isSAE"].GetBool()) << alone["seriousProbability"].GetDouble();
+    for (int where = 0; where < 3; ++where) {
+      SCOPED_TRACE(where == 0 ? "start" : where == 1 ? "middle" : "end");
+      const auto doc = Analyze(WithEvent(benign, event, where));
+      EXPECT_GE(doc["windows"].GetInt64(), base["windows"].GetInt64());
+      // The most serious window decides, and one window holds the event.
+      EXPECT_GT(doc["seriousProbability"].GetDouble(), base["seriousProbability"].GetDouble());
+      EXPECT_TRUE(doc["isSAE"].GetBool()) << "the event must be found in a 2,000-word report: "
                                           << doc["seriousProbability"].GetDouble();
       EXPECT_NEAR(doc["seriousProbability"].GetDouble(), alone["seriousProbability"].GetDouble(), 0.1);
     }
@@ -203,7 +215,8 @@ TEST_F(SaeEndpointTest, PredictReadsLongTextsAsWindowsUnlessAskedToTruncate) {
     if (std::string(entry["label"].GetString()) == "serious") serious = entry["score"].GetDouble();
   }
   EXPECT_NEAR(serious, report["seriousProbability"].GetDouble(), 1e-5);
-  if (alone["isSAE"].GetBool()) EXPECT_STREQ(doc[0]["label"].GetString(), "serious");
+  EXPECT_TRUE(alone["isSAE"].GetBool());
+  EXPECT_STREQ(doc[0]["label"].GetString(), "serious");
   // truncate: true is TEI's cut at max_length (128 tokens): the event is lost.
   res = client.Post("/predict", R"({"inputs": )" + Quote(mild + kEvent) + R"(, "truncate": true})");
   ASSERT_EQ(res.status, 200u) << res.body;

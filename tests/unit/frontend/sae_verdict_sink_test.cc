@@ -151,7 +151,8 @@ TEST_F(SaeVerdictSinkTest, EachVerdictReachesTheSinkWithWhatTheClientIsTold) {
   EXPECT_EQ(seen[0].version, "1");
   EXPECT_GT(seen[0].windows, 1);
   EXPECT_EQ(seen[0].windows, doc["windows"].GetInt64());
-  EXPECT_DOUBLE_EQ(seen[0].threshold, 0.5);
+  EXPECT_DOUBLE_EQ(seen[0].threshold, doc["threshold"].GetDouble());
+  EXPECT_GT(seen[0].threshold, 0.0);
   EXPECT_NEAR(seen[0].probability, doc["seriousProbability"].GetDouble(), 1e-6);
   EXPECT_EQ(seen[0].is_sae, doc["isSAE"].GetBool());
   EXPECT_EQ(seen[0].review, doc["reviewRecommended"].GetBool());
