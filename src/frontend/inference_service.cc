@@ -14,7 +14,7 @@ std::string_view InferenceService::ServerVersion() { return "0.1.0"; }
 const std::vector<std::string>& InferenceService::Extensions() {
   static const std::vector<std::string> extensions = {
       "classification", "model_repository", "schedule_policy", "model_configuration",
-      "binary_tensor_data", "parameters", "statistics"};
+      "binary_tensor_data", "parameters", "statistics", "logging"};
   return extensions;
 }
 

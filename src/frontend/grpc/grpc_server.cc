@@ -16,6 +16,7 @@
 #include "core/strings.h"
 #include "frontend/access_control.h"
 #include "frontend/grpc/grpc_codec.h"
+#include "frontend/grpc/grpc_settings.h"
 #include "frontend/grpc/infer_calls.h"
 #include "observability/request_record.h"
 #include "proto/grpc_service.grpc.pb.h"
@@ -220,7 +221,64 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
     return reactor;
   }
 
+  grpc::ServerUnaryReactor* LogSettings(grpc::CallbackServerContext* context,
+                                        const inference::LogSettingsRequest* request,
+                                        inference::LogSettingsResponse* response) override {
+    admission::IdentityPtr identity;
+    if (absl::Status refused = Admit(context, RouteClass::kAdmin, {}, "LogSettings", &identity); !refused.ok()) {
+      return Done(context, refused);
+    }
+    absl::Status status = HandleLogSettings(service_->telemetry().logging, *request, response);
+    access_->Record(observability::AuditEvent::Type::kAdmin, identity.get(),
+                    access_->auditing() ? PeerOf(context) : std::string(),
+                    request->settings().empty() ? "logging.read" : "logging.update", {}, status);
+    return Done(context, status);
+  }
+
+  grpc::ServerUnaryReactor* TraceSetting(grpc::CallbackServerContext* context, const inference::TraceSettingRequest*,
+                                         inference::TraceSettingResponse*) override {
+    return Done(context, NotServed("TraceSetting", "trace settings are not available yet"));
+  }
+
+  grpc::ServerUnaryReactor* SystemSharedMemoryStatus(grpc::CallbackServerContext* context,
+                                                     const inference::SystemSharedMemoryStatusRequest*,
+                                                     inference::SystemSharedMemoryStatusResponse*) override {
+    return Done(context, NotServed("SystemSharedMemoryStatus", kNoSystemShm));
+  }
+  grpc::ServerUnaryReactor* SystemSharedMemoryRegister(grpc::CallbackServerContext* context,
+                                                       const inference::SystemSharedMemoryRegisterRequest*,
+                                                       inference::SystemSharedMemoryRegisterResponse*) override {
+    return Done(context, NotServed("SystemSharedMemoryRegister", kNoSystemShm));
+  }
+  grpc::ServerUnaryReactor* SystemSharedMemoryUnregister(grpc::CallbackServerContext* context,
+                                                         const inference::SystemSharedMemoryUnregisterRequest*,
+                                                         inference::SystemSharedMemoryUnregisterResponse*) override {
+    return Done(context, NotServed("SystemSharedMemoryUnregister", kNoSystemShm));
+  }
+
+  // CUDA shared memory (CUDA IPC handles) is not served: the answer says so,
+  // so that Triton's clients report it instead of reading success.
+  grpc::ServerUnaryReactor* CudaSharedMemoryStatus(grpc::CallbackServerContext* context,
+                                                   const inference::CudaSharedMemoryStatusRequest*,
+                                                   inference::CudaSharedMemoryStatusResponse*) override {
+    return Done(context, NotServed("CudaSharedMemoryStatus", kNoCudaShm));
+  }
+  grpc::ServerUnaryReactor* CudaSharedMemoryRegister(grpc::CallbackServerContext* context,
+                                                     const inference::CudaSharedMemoryRegisterRequest*,
+                                                     inference::CudaSharedMemoryRegisterResponse*) override {
+    return Done(context, NotServed("CudaSharedMemoryRegister", kNoCudaShm));
+  }
+  grpc::ServerUnaryReactor* CudaSharedMemoryUnregister(grpc::CallbackServerContext* context,
+                                                       const inference::CudaSharedMemoryUnregisterRequest*,
+                                                       inference::CudaSharedMemoryUnregisterResponse*) override {
+    return Done(context, NotServed("CudaSharedMemoryUnregister", kNoCudaShm));
+  }
+
  private:
+  static constexpr std::string_view kNoSystemShm = "system shared memory is not available yet";
+  static constexpr std::string_view kNoCudaShm =
+      "CUDA shared memory is not supported on this server; send tensors in the request or use system shared memory";
+
   static grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const absl::Status& status) {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     reactor->Finish(ToGrpcStatus(status));
@@ -291,6 +349,7 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
 struct GrpcServer::Impl {
   Options options;
   std::unique_ptr<Service> service;
+  UnknownMethodService unknown_methods;  // Declared before server: outlives it.
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   std::atomic<bool> stopped{false};
@@ -317,6 +376,7 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(Options options) {
   builder.AddListeningPort(StrCat(host, ":", o.port),
                            o.credentials != nullptr ? o.credentials : grpc::InsecureServerCredentials(), &impl->port);
   builder.RegisterService(impl->service.get());
+  builder.RegisterCallbackGenericService(&impl->unknown_methods);
   builder.SetMaxReceiveMessageSize(
       static_cast<int>(std::min<size_t>(o.max_message_bytes, static_cast<size_t>(INT_MAX))));
   builder.SetMaxSendMessageSize(-1);

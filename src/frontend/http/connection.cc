@@ -289,6 +289,11 @@ RouteAccess AccessOf(RouteId id, http::verb verb) {
     case RouteId::kConsoleScript:
     case RouteId::kConsoleStyle:
     case RouteId::kConsoleSnapshot: return {RouteClass::kAdmin, {}};
+    case RouteId::kTraceSetting: return {RouteClass::kAdmin, verb == http::verb::post ? "trace.update" : "trace.read"};
+    case RouteId::kSystemShmStatus:
+    case RouteId::kSystemShmRegister:
+    case RouteId::kSystemShmUnregister:
+    case RouteId::kCudaShm: return {RouteClass::kInfer, {}};
   }
   return {RouteClass::kAdmin, {}};
 }
@@ -327,6 +332,10 @@ bool Connection::Authorize() {
     case RouteId::kTeiEmbed:
     case RouteId::kOpenAiEmbeddings: model = options_.pipeline.embed_model; break;
     case RouteId::kTeiPredict: model = options_.pipeline.predict_model; break;
+    case RouteId::kSystemShmStatus:
+    case RouteId::kSystemShmRegister:
+    case RouteId::kSystemShmUnregister:
+    case RouteId::kCudaShm: model = {}; break;  // {m} is a region's name.
     default: break;
   }
   if (!route.action.empty()) {
@@ -451,6 +460,11 @@ void Connection::Route() {
     case RouteId::kModelConfig: return ModelConfig(*route);
     case RouteId::kModelStats: return Send(Stats(route->model, route->version));
     case RouteId::kModelInfer: return Infer(std::move(route->model), std::move(route->version));
+    case RouteId::kTraceSetting:
+    case RouteId::kSystemShmStatus:
+    case RouteId::kSystemShmRegister:
+    case RouteId::kSystemShmUnregister:
+    case RouteId::kCudaShm: return TritonExtension(*route);
     case RouteId::kSaeAnalyze:
     case RouteId::kTeiEmbed:
     case RouteId::kTeiPredict:

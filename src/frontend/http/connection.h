@@ -242,6 +242,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Alerts(std::string_view query);
   void AlertsReplay(std::string_view query);
 
+  // --- Triton's trace-setting and shared-memory extensions (triton_routes.cc) ---
+  void TritonExtension(const RouteMatch& route);
+
   // --- the text APIs (pipeline_routes.h) ---
   void PipelineRoute(RouteId id);
 

@@ -55,6 +55,18 @@ const Route kRoutes[] = {
     {RouteId::kConsoleScript, {"console", "console.js"}, true, false},
     {RouteId::kConsoleStyle, {"console", "console.css"}, true, false},
     {RouteId::kConsoleSnapshot, {"console", "api", "snapshot"}, true, false},
+    {RouteId::kTraceSetting, {"v2", "trace", "setting"}, true, true},
+    {RouteId::kTraceSetting, {"v2", "models", "{m}", "trace", "setting"}, true, true},
+    {RouteId::kSystemShmStatus, {"v2", "systemsharedmemory", "status"}, true, false},
+    {RouteId::kSystemShmStatus, {"v2", "systemsharedmemory", "region", "{m}", "status"}, true, false},
+    {RouteId::kSystemShmRegister, {"v2", "systemsharedmemory", "region", "{m}", "register"}, false, true},
+    {RouteId::kSystemShmUnregister, {"v2", "systemsharedmemory", "unregister"}, false, true},
+    {RouteId::kSystemShmUnregister, {"v2", "systemsharedmemory", "region", "{m}", "unregister"}, false, true},
+    {RouteId::kCudaShm, {"v2", "cudasharedmemory", "status"}, true, false},
+    {RouteId::kCudaShm, {"v2", "cudasharedmemory", "region", "{m}", "status"}, true, false},
+    {RouteId::kCudaShm, {"v2", "cudasharedmemory", "region", "{m}", "register"}, false, true},
+    {RouteId::kCudaShm, {"v2", "cudasharedmemory", "unregister"}, false, true},
+    {RouteId::kCudaShm, {"v2", "cudasharedmemory", "region", "{m}", "unregister"}, false, true},
 };
 
 // Every endpoint has at most 7 segments; a few more fit on the stack.

@@ -42,6 +42,12 @@ enum class RouteId : uint8_t {
   kConsoleScript,      // GET  /console/console.js
   kConsoleStyle,       // GET  /console/console.css
   kConsoleSnapshot,    // GET  /console/api/snapshot
+  // Triton's extensions (issue 21); for shared memory {m} is the region name.
+  kTraceSetting,       // GET|POST /v2[/models/{m}]/trace/setting
+  kSystemShmStatus,    // GET  /v2/systemsharedmemory[/region/{m}]/status
+  kSystemShmRegister,  // POST /v2/systemsharedmemory/region/{m}/register
+  kSystemShmUnregister,  // POST /v2/systemsharedmemory[/region/{m}]/unregister
+  kCudaShm,            // /v2/cudasharedmemory/...: not served (400 saying so)
 };
 
 // HTTP methods the table distinguishes.

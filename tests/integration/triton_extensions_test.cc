@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: Apache-2.0
+// Triton's protocol extensions (issue 21) against the real `ortserve` binary,
+// over REST and gRPC, written from Triton's protocol documents: the log and
+// trace settings, server metadata's extension list, the answer for methods
+// that are not served, a text pipeline's config, HTTP compression, and system
+// shared memory.
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "integration/grpc_test_util.h"
+#include "integration/server_harness.h"
+
+namespace ortserve::testing {
+namespace {
+
+using inference::GRPCInferenceService;
+
+class TritonExtensionsTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto server = ServerProcess::Start({"--model-repository", SourceDir() + "/models", "--grpc-port", "0"});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = server->release();
+    ASSERT_NE(server_->grpc_port(), 0) << server_->Output();
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override {
+    ASSERT_NE(server_, nullptr);
+    stub_ = GRPCInferenceService::NewStub(GrpcChannel(server_->grpc_port()));
+    http_ = std::make_unique<HttpClient>(server_->http_port());
+  }
+
+  static ServerProcess* server_;
+  std::unique_ptr<GRPCInferenceService::Stub> stub_;
+  std::unique_ptr<HttpClient> http_;
+};
+
+ServerProcess* TritonExtensionsTest::server_ = nullptr;
+
+// --- server metadata and unserved methods ---
+
+TEST_F(TritonExtensionsTest, ExtensionsListTheSameServedSetOverRestAndGrpc) {
+  const HttpResponse rest = http_->Get("/v2");
+  ASSERT_EQ(rest.status, 200u) << rest.body;
+  auto doc = Json(rest.body);
+  std::set<std::string> rest_extensions;
+  for (const auto& e : doc["extensions"].GetArray()) rest_extensions.insert(e.GetString());
+  inference::ServerMetadataResponse metadata;
+  ASSERT_TRUE(stub_->ServerMetadata(Context().get(), {}, &metadata).ok());
+  const std::set<std::string> grpc_extensions(metadata.extensions().begin(), metadata.extensions().end());
+  EXPECT_EQ(rest_extensions, grpc_extensions);
+  EXPECT_TRUE(rest_extensions.contains("logging"));
+  // CUDA shared memory is not served, so it is not listed.
+  EXPECT_FALSE(rest_extensions.contains("cuda_shared_memory"));
+  // Each listed extension's REST endpoint answers (not 404).
+  if (rest_extensions.contains("logging")) EXPECT_EQ(http_->Get("/v2/logging").status, 200u);
+  if (rest_extensions.contains("trace")) EXPECT_EQ(http_->Get("/v2/trace/setting").status, 200u);
+  if (rest_extensions.contains("system_shared_memory")) {
+    EXPECT_EQ(http_->Get("/v2/systemsharedmemory/status").status, 200u);
+  }
+  if (rest_extensions.contains("statistics")) EXPECT_EQ(http_->Get("/v2/models/stats").status, 200u);
+}
+
+TEST_F(TritonExtensionsTest, CudaSharedMemoryIsRefusedWithAMessage) {
+  inference::CudaSharedMemoryRegisterRequest request;
+  request.set_name("region");
+  request.set_raw_handle("x");
+  request.set_byte_size(64);
+  inference::CudaSharedMemoryRegisterResponse response;
+  const grpc::Status status = stub_->CudaSharedMemoryRegister(Context().get(), request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_NE(status.error_message().find("CUDA shared memory is not supported"), std::string::npos)
+      << status.error_message();
+  inference::CudaSharedMemoryStatusResponse shm_status;
+  const grpc::Status listed = stub_->CudaSharedMemoryStatus(Context().get(), {}, &shm_status);
+  EXPECT_EQ(listed.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_FALSE(listed.error_message().empty());
+  // Over REST: 400 with an error body naming the reason.
+  const HttpResponse rest = http_->Post("/v2/cudasharedmemory/region/r/register",
+                                        R"({"raw_handle":{"b64":"eA=="},"device_id":0,"byte_size":64})");
+  EXPECT_EQ(rest.status, 400u) << rest.body;
+  EXPECT_NE(rest.body.find("CUDA shared memory is not supported"), std::string::npos) << rest.body;
+  EXPECT_EQ(http_->Get("/v2/cudasharedmemory/status").status, 400u);
+}
+
+TEST_F(TritonExtensionsTest, UnknownGrpcMethodsAnswerUnimplementedWithAMessage) {
+  grpc::GenericStub generic(GrpcChannel(server_->grpc_port()));
+  for (const std::string method : {"/inference.GRPCInferenceService/NoSuchMethod", "/other.Service/Call"}) {
+    grpc::Slice slice(std::string{});
+    grpc::ByteBuffer request(&slice, 1);
+    grpc::ByteBuffer response;
+    grpc::Status status;
+    absl::Notification done;
+    auto context = Context();
+    generic.UnaryCall(context.get(), method, grpc::StubOptions(), &request, &response, [&](grpc::Status s) {
+      status = std::move(s);
+      done.Notify();
+    });
+    done.WaitForNotification();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED) << method;
+    EXPECT_NE(status.error_message().find(method), std::string::npos) << status.error_message();
+  }
+}
+
+// --- logging ---
+
+TEST_F(TritonExtensionsTest, GrpcLogSettingsReadAndUpdateAsRestDoes) {
+  inference::LogSettingsResponse read;
+  ASSERT_TRUE(stub_->LogSettings(Context().get(), {}, &read).ok());
+  ASSERT_TRUE(read.settings().contains("log_verbose_level"));
+  ASSERT_TRUE(read.settings().contains("log_info"));
+  EXPECT_EQ(read.settings().at("log_info").parameter_choice_case(),
+            inference::LogSettingsResponse::SettingValue::kBoolParam);
+  EXPECT_EQ(read.settings().at("log_format").string_param(), Json(http_->Get("/v2/logging").body)["log_format"].GetString());
+
+  inference::LogSettingsRequest update;
+  (*update.mutable_settings())["log_verbose_level"].set_uint32_param(1);
+  (*update.mutable_settings())["log_warning"].set_bool_param(false);
+  inference::LogSettingsResponse updated;
+  ASSERT_TRUE(stub_->LogSettings(Context().get(), update, &updated).ok());
+  EXPECT_EQ(updated.settings().at("log_verbose_level").uint32_param(), 1u);
+  EXPECT_FALSE(updated.settings().at("log_warning").bool_param());
+  // REST sees the same settings.
+  auto rest = Json(http_->Get("/v2/logging").body);
+  EXPECT_EQ(rest["log_verbose_level"].GetInt(), 1);
+  EXPECT_FALSE(rest["log_warning"].GetBool());
+
+  // A wrong type is refused and changes nothing.
+  inference::LogSettingsRequest bad;
+  (*bad.mutable_settings())["log_info"].set_string_param("yes");
+  (*bad.mutable_settings())["log_verbose_level"].set_uint32_param(0);
+  inference::LogSettingsResponse refused;
+  const grpc::Status status = stub_->LogSettings(Context().get(), bad, &refused);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("log_info"), std::string::npos) << status.error_message();
+  EXPECT_EQ(Json(http_->Get("/v2/logging").body)["log_verbose_level"].GetInt(), 1);
+
+  // Back to the defaults for the other tests.
+  inference::LogSettingsRequest reset;
+  (*reset.mutable_settings())["log_verbose_level"].set_uint32_param(0);
+  (*reset.mutable_settings())["log_warning"].set_bool_param(true);
+  ASSERT_TRUE(stub_->LogSettings(Context().get(), reset, &updated).ok());
+}
+
+}  // namespace
+}  // namespace ortserve::testing
