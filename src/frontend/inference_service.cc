@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "frontend/inference_service.h"
 
+#include <span>
+
 #include "core/status.h"
 #include "core/strings.h"
 #include "frontend/model_executor.h"
@@ -45,6 +47,38 @@ absl::StatusOr<ModelMetadata> InferenceService::GetModelMetadata(std::string_vie
                                 repository::ServedShape(model->config, output.dims())});
   }
   return metadata;
+}
+
+absl::StatusOr<config::ModelConfig> InferenceService::GetServedConfig(std::string_view name,
+                                                                    std::string_view version) const {
+  ASSIGN_OR_RETURN(ModelHandle model, GetModel(name, version));
+  config::ModelConfig served = model->config;
+  if (model->text_pipeline == nullptr) return served;
+  const bool batched = served.max_batch_size() > 0;
+  // Config dims leave out the batch dimension that metadata shapes lead with.
+  auto dims_of = [batched](const Shape& shape) {
+    return std::span<const int64_t>(shape.data(), shape.size()).subspan(batched && !shape.empty() ? 1 : 0);
+  };
+  auto type_of = [](DataType type) {
+    config::DataType out = config::TYPE_INVALID;
+    config::DataType_Parse(std::string(DataTypeConfigName(type)), &out);
+    return out;
+  };
+  served.clear_input();
+  served.clear_output();
+  for (const auto& spec : model->text_pipeline->text_inputs()) {
+    auto* input = served.add_input();
+    input->set_name(spec.name);
+    input->set_data_type(type_of(spec.type));
+    for (int64_t d : dims_of(spec.dims)) input->add_dims(d);
+  }
+  for (const auto& spec : model->text_pipeline->text_outputs()) {
+    auto* output = served.add_output();
+    output->set_name(spec.name);
+    output->set_data_type(type_of(spec.type));
+    for (int64_t d : dims_of(spec.dims)) output->add_dims(d);
+  }
+  return served;
 }
 
 bool InferenceService::Ready() const {

@@ -108,6 +108,14 @@ class InferenceService {
     return options_.models->GetModel(name, version);
   }
   absl::StatusOr<ModelMetadata> GetModelMetadata(std::string_view name, std::string_view version) const;
+  // The model config a client sees (GET .../config, gRPC ModelConfig): the
+  // version's config, except that a text pipeline model shows the interface
+  // its metadata shows (input `text` BYTES, the pipeline's outputs), dims
+  // without the batch dimension when it batches, so that a client sizing
+  // inputs from the config (perf_analyzer) sends what the server takes. The
+  // ONNX graph's own tensors (input_ids, attention_mask, ...) are kept out:
+  // no client sends them.
+  absl::StatusOr<config::ModelConfig> GetServedConfig(std::string_view name, std::string_view version) const;
   std::vector<repository::ModelIndexEntry> Index() const { return options_.models->Index(); }
 
   // Model repository extension (load/unload; needs --model-control-mode=explicit).

@@ -153,5 +153,52 @@ TEST_F(TritonExtensionsTest, GrpcLogSettingsReadAndUpdateAsRestDoes) {
   ASSERT_TRUE(stub_->LogSettings(Context().get(), reset, &updated).ok());
 }
 
+// --- a text pipeline's config agrees with its metadata ---
+
+TEST_F(TritonExtensionsTest, PipelineConfigDescribesTheTextInterfaceAsMetadataDoes) {
+  auto metadata = Json(http_->Get("/v2/models/sae_classifier").body);
+  auto config = Json(http_->Get("/v2/models/sae_classifier/config").body);
+  ASSERT_TRUE(metadata.IsObject() && config.IsObject());
+  const bool batched = config["max_batch_size"].GetInt() > 0;
+  // Inputs and outputs in the same order, with the same names and types;
+  // config dims are the metadata shape without its batch dimension.
+  for (const char* side : {"inputs", "outputs"}) {
+    const char* config_side = std::string(side) == "inputs" ? "input" : "output";
+    const auto& meta = metadata[side].GetArray();
+    const auto& conf = config[config_side].GetArray();
+    ASSERT_EQ(meta.Size(), conf.Size()) << side;
+    for (rapidjson::SizeType i = 0; i < meta.Size(); ++i) {
+      EXPECT_EQ(std::string(meta[i]["name"].GetString()), conf[i]["name"].GetString());
+      const std::string datatype = meta[i]["datatype"].GetString();
+      EXPECT_EQ(std::string(conf[i]["data_type"].GetString()),
+                datatype == "BYTES" ? std::string("TYPE_STRING") : "TYPE_" + datatype);
+      std::vector<int64_t> shape, dims;
+      for (const auto& d : meta[i]["shape"].GetArray()) shape.push_back(d.GetInt64());
+      if (conf[i].HasMember("dims")) {
+        for (const auto& d : conf[i]["dims"].GetArray()) {
+          dims.push_back(d.IsString() ? std::stoll(d.GetString()) : d.GetInt64());
+        }
+      }
+      if (batched) shape.erase(shape.begin());
+      EXPECT_EQ(shape, dims) << meta[i]["name"].GetString();
+    }
+  }
+  EXPECT_EQ(std::string(config["input"][0]["name"].GetString()), "text");
+  // The graph's tensors are not described as the model's inputs.
+  EXPECT_EQ(http_->Get("/v2/models/sae_classifier/config").body.find(R"("name":"input_ids")"), std::string::npos);
+
+  // gRPC's ModelConfig says the same.
+  inference::ModelConfigRequest request;
+  request.set_name("sae_classifier");
+  inference::ModelConfigResponse response;
+  ASSERT_TRUE(stub_->ModelConfig(Context().get(), request, &response).ok());
+  ASSERT_EQ(response.config().input_size(), 1);
+  EXPECT_EQ(response.config().input(0).name(), "text");
+  EXPECT_EQ(response.config().output_size(), static_cast<int>(metadata["outputs"].Size()));
+  for (const auto& output : response.config().output()) EXPECT_NE(output.name(), "input_ids");
+  // A model without a pipeline keeps its own tensors.
+  EXPECT_NE(http_->Get("/v2/models/iris_classifier/config").body.find("\"input\""), std::string::npos);
+}
+
 }  // namespace
 }  // namespace ortserve::testing

@@ -115,9 +115,9 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
                                         const inference::ModelConfigRequest* request,
                                         inference::ModelConfigResponse* response) override {
     if (auto refused = Check(context, RouteClass::kMetadata, request->name(), "ModelConfig")) return refused;
-    auto model = service_->GetModel(request->name(), request->version());
-    if (model.ok()) *response->mutable_config() = (*model)->config;
-    return Done(context, model.status());
+    auto config = service_->GetServedConfig(request->name(), request->version());
+    if (config.ok()) *response->mutable_config() = *std::move(config);
+    return Done(context, config.status());
   }
 
   grpc::ServerUnaryReactor* ModelStatistics(grpc::CallbackServerContext* context,

@@ -22,9 +22,9 @@ void Connection::ModelReady(const RouteMatch& route) {
 }
 
 void Connection::ModelConfig(const RouteMatch& route) {
-  auto model = options_.service->GetModel(route.model, route.version);
-  if (!model.ok()) return Send(Error(model.status()));
-  Send(Ok(repository::ModelConfigToJson((*model)->config)));
+  auto config = options_.service->GetServedConfig(route.model, route.version);
+  if (!config.ok()) return Send(Error(config.status()));
+  Send(Ok(repository::ModelConfigToJson(*config)));
 }
 
 Connection::Reply Connection::Stats(const std::string& name, const std::string& version) {
