@@ -19,6 +19,8 @@ packages=(
   libutf8proc-dev prometheus-cpp-dev libgoogle-perftools-dev libssl-dev libhiredis-dev
   # alerts: the durable webhook outbox (docs/alerts.md)
   libsqlite3-dev
+  # HTTP Content-Encoding gzip/deflate (issue 21)
+  zlib1g-dev
   # tests
   libgtest-dev libgmock-dev googletest libbenchmark-dev libonnx-testdata
   python3-onnx python3-numpy python3-grpcio python3-protobuf python3-yaml

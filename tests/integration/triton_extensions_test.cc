@@ -7,8 +7,10 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <set>
 #include <string>
@@ -47,6 +49,49 @@ class TritonExtensionsTest : public ::testing::Test {
 };
 
 ServerProcess* TritonExtensionsTest::server_ = nullptr;
+
+// zlib directly (not the server's code): window_bits 15+16 gzip, 15 zlib.
+std::string Deflate(const std::string& in, int window_bits) {
+  z_stream s{};
+  EXPECT_EQ(deflateInit2(&s, 6, Z_DEFLATED, window_bits, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  std::string out(deflateBound(&s, in.size()), '\0');
+  s.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  s.avail_in = static_cast<uInt>(in.size());
+  s.next_out = reinterpret_cast<Bytef*>(out.data());
+  s.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&s, Z_FINISH), Z_STREAM_END);
+  out.resize(out.size() - s.avail_out);
+  deflateEnd(&s);
+  return out;
+}
+
+std::string Inflate(const std::string& in, int window_bits) {
+  z_stream s{};
+  EXPECT_EQ(inflateInit2(&s, window_bits), Z_OK);
+  std::string out(in.size() * 20 + 1024, '\0');
+  s.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  s.avail_in = static_cast<uInt>(in.size());
+  s.next_out = reinterpret_cast<Bytef*>(out.data());
+  s.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(inflate(&s, Z_FINISH), Z_STREAM_END);
+  out.resize(out.size() - s.avail_out);
+  inflateEnd(&s);
+  return out;
+}
+
+constexpr char kIrisJson[] =
+    R"({"inputs":[{"name":"input","shape":[2,4],"datatype":"FP32","data":[5.9,3.0,4.2,1.5,6.9,3.1,5.4,2.1]}],)"
+    R"("outputs":[{"name":"probabilities"}]})";
+
+// The iris request in the binary tensor extension: JSON header, then 32 raw bytes.
+std::string IrisBinary(size_t* header_length) {
+  const std::string header =
+      R"({"inputs":[{"name":"input","shape":[2,4],"datatype":"FP32","parameters":{"binary_data_size":32}}],)"
+      R"("outputs":[{"name":"probabilities","parameters":{"binary_data":true}}]})";
+  const float values[8] = {5.9f, 3.0f, 4.2f, 1.5f, 6.9f, 3.1f, 5.4f, 2.1f};
+  *header_length = header.size();
+  return header + std::string(reinterpret_cast<const char*>(values), sizeof(values));
+}
 
 // --- server metadata and unserved methods ---
 
@@ -198,6 +243,96 @@ TEST_F(TritonExtensionsTest, PipelineConfigDescribesTheTextInterfaceAsMetadataDo
   for (const auto& output : response.config().output()) EXPECT_NE(output.name(), "input_ids");
   // A model without a pipeline keeps its own tensors.
   EXPECT_NE(http_->Get("/v2/models/iris_classifier/config").body.find("\"input\""), std::string::npos);
+}
+
+// --- HTTP compression ---
+
+TEST_F(TritonExtensionsTest, CompressedRequestBodiesAreDecodedFirst) {
+  const HttpResponse plain = http_->Post("/v2/models/iris_classifier/infer", kIrisJson);
+  ASSERT_EQ(plain.status, 200u) << plain.body;
+  for (const auto& [coding, bits] : std::vector<std::pair<std::string, int>>{{"gzip", 15 + 16}, {"deflate", 15}}) {
+    const HttpResponse json = http_->Post("/v2/models/iris_classifier/infer", Deflate(kIrisJson, bits),
+                                          {{"Content-Encoding", coding}, {"Content-Type", "application/json"}});
+    ASSERT_EQ(json.status, 200u) << coding << ": " << json.body;
+    EXPECT_EQ(Json(json.body)["outputs"], Json(plain.body)["outputs"]) << coding;
+
+    // Binary tensors: Inference-Header-Content-Length counts the decoded
+    // body's JSON, as Triton's client sends it.
+    size_t header_length = 0;
+    const std::string body = IrisBinary(&header_length);
+    const HttpResponse binary = http_->Post(
+        "/v2/models/iris_classifier/infer", Deflate(body, bits),
+        {{"Content-Encoding", coding}, {"Inference-Header-Content-Length", std::to_string(header_length)}});
+    ASSERT_EQ(binary.status, 200u) << coding << ": " << binary.body;
+    const size_t json_length = std::stoul(binary.Header("inference-header-content-length"));
+    ASSERT_EQ(binary.body.size(), json_length + 24);
+    float probabilities[6];
+    std::memcpy(probabilities, binary.body.data() + json_length, sizeof(probabilities));
+    const auto& want = Json(plain.body)["outputs"][0]["data"];
+    for (int i = 0; i < 6; ++i) EXPECT_FLOAT_EQ(probabilities[i], static_cast<float>(want[i].GetDouble()));
+  }
+}
+
+TEST_F(TritonExtensionsTest, BadCodingsAndCorruptBodiesAreRefused) {
+  HttpResponse response = http_->Post("/v2/models/iris_classifier/infer", kIrisJson, {{"Content-Encoding", "br"}});
+  EXPECT_EQ(response.status, 415u) << response.body;
+  EXPECT_NE(response.body.find("br"), std::string::npos);
+  response = http_->Post("/v2/models/iris_classifier/infer", "certainly not gzip", {{"Content-Encoding", "gzip"}});
+  EXPECT_EQ(response.status, 400u) << response.body;
+  const std::string gz = Deflate(kIrisJson, 15 + 16);
+  response = http_->Post("/v2/models/iris_classifier/infer", gz.substr(0, gz.size() - 6), {{"Content-Encoding", "gzip"}});
+  EXPECT_EQ(response.status, 400u) << response.body;
+  // The connection is still usable.
+  EXPECT_EQ(http_->Post("/v2/models/iris_classifier/infer", kIrisJson).status, 200u);
+}
+
+TEST_F(TritonExtensionsTest, DecodedBodiesAreBoundedByTheInputSizeLimit) {
+  auto server = ServerProcess::Start({"--model-repository", SourceDir() + "/models", "--http-max-input-size", "100000"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  // 8 MB of spaces inside a JSON body compress to a few KB: a bomb.
+  const std::string bomb_json = "{\"inputs\":[" + std::string(8u << 20, ' ') + "]}";
+  const std::string bomb = Deflate(bomb_json, 15 + 16);
+  ASSERT_LT(bomb.size(), 100000u);
+  HttpClient client((*server)->http_port());
+  const HttpResponse refused =
+      client.Post("/v2/models/iris_classifier/infer", bomb, {{"Content-Encoding", "gzip"}});
+  EXPECT_EQ(refused.status, 413u) << refused.body;
+  EXPECT_NE(refused.body.find("100000"), std::string::npos) << refused.body;
+  // The server still answers, and a compressed body under the limit passes.
+  HttpClient again((*server)->http_port());
+  EXPECT_EQ(again.Post("/v2/models/iris_classifier/infer", Deflate(kIrisJson, 15 + 16), {{"Content-Encoding", "gzip"}})
+                .status,
+            200u);
+}
+
+TEST_F(TritonExtensionsTest, ResponsesAreCompressedWhenTheClientAsks) {
+  const HttpResponse plain = http_->Post("/v2/models/iris_classifier/infer", kIrisJson);
+  ASSERT_EQ(plain.status, 200u);
+  EXPECT_EQ(plain.Header("content-encoding"), "");
+  for (const auto& [coding, bits] : std::vector<std::pair<std::string, int>>{{"gzip", 15 + 16}, {"deflate", 15}}) {
+    const HttpResponse compressed =
+        http_->Post("/v2/models/iris_classifier/infer", kIrisJson, {{"Accept-Encoding", coding}});
+    ASSERT_EQ(compressed.status, 200u) << compressed.body;
+    EXPECT_EQ(compressed.Header("content-encoding"), coding);
+    EXPECT_EQ(Inflate(compressed.body, bits), plain.body);
+    // Binary outputs: the header length still counts the decoded JSON.
+    size_t header_length = 0;
+    const std::string body = IrisBinary(&header_length);
+    const HttpResponse binary = http_->Post(
+        "/v2/models/iris_classifier/infer", body,
+        {{"Accept-Encoding", coding + ";q=0.9, br;q=1"},
+         {"Inference-Header-Content-Length", std::to_string(header_length)}});
+    ASSERT_EQ(binary.status, 200u) << Inflate(binary.body, bits);
+    EXPECT_EQ(binary.Header("content-encoding"), coding);
+    const std::string decoded = Inflate(binary.body, bits);
+    const size_t json_length = std::stoul(binary.Header("inference-header-content-length"));
+    EXPECT_EQ(decoded.size(), json_length + 24);
+    EXPECT_TRUE(Json(decoded.substr(0, json_length)).IsObject());
+  }
+  // Metadata too; q=0 refuses a coding.
+  const HttpResponse metadata = http_->Get("/v2");
+  EXPECT_EQ(http_->Request("GET", "/v2", "", {{"Accept-Encoding", "gzip"}}).Header("content-encoding"), "gzip");
+  EXPECT_EQ(http_->Request("GET", "/v2", "", {{"Accept-Encoding", "gzip;q=0"}}).body, metadata.body);
 }
 
 }  // namespace

@@ -169,6 +169,7 @@ void Connection::OnBody(beast::error_code ec) {
   if (ec) return OnReadError(ec);
   keep_alive_ = parser_->get().keep_alive();
   BeginRecord();
+  if (!DecodeContentEncoding()) return;
   Route();
 }
 
@@ -502,8 +503,18 @@ void Connection::SendReply(std::span<const std::span<const std::byte>> extra, si
   head_.append(reason.data(), reason.size());
   head_.append("\r\nServer: ortserve\r\nContent-Type: ");
   head_.append(reply_.content_type);
+  // Compressed when the client asks: the body and binary sections as one
+  // stream; the Inference-Header-Content-Length still counts decoded bytes.
+  std::string_view body = reply_.body;
+  if (const ContentCoding coding = ResponseCoding();
+      coding != ContentCoding::kIdentity && !body.empty() && CompressReply(coding, extra)) {
+    body = compressed_;
+    extra = {};
+    extra_size = 0;
+    head_.append("\r\nContent-Encoding: ").append(ContentCodingName(coding));
+  }
   head_.append("\r\nContent-Length: ");
-  AppendNumber(reply_.body.size() + extra_size);
+  AppendNumber(body.size() + extra_size);
   if (reply_.inference_header_length != Reply::kNoHeaderLength) {
     head_.append("\r\nInference-Header-Content-Length: ");
     AppendNumber(reply_.inference_header_length);
@@ -526,7 +537,7 @@ void Connection::SendReply(std::span<const std::span<const std::byte>> extra, si
   }
   buffers_.clear();
   buffers_.emplace_back(head_.data(), head_.size());
-  if (!reply_.body.empty()) buffers_.emplace_back(reply_.body.data(), reply_.body.size());
+  if (!body.empty()) buffers_.emplace_back(body.data(), body.size());
   for (const auto& b : extra) buffers_.emplace_back(b.data(), b.size());
   StopWatchingForClose();
   ArmDeadline();
@@ -546,6 +557,7 @@ void Connection::SendReply(std::span<const std::span<const std::byte>> extra, si
 
 void Connection::TrimRetained() {
   if (reply_.body.capacity() > kRetainedBytes) std::string().swap(reply_.body);
+  if (compressed_.capacity() > kRetainedBytes) std::string().swap(compressed_);
   if (encoded_.json.capacity() > kRetainedBytes) std::string().swap(encoded_.json);
   if (body_ && body_->capacity() > kRetainedBytes) body_.reset();
 }

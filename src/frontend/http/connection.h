@@ -31,6 +31,7 @@
 #include "boost/beast/ssl/ssl_stream.hpp"
 #include "admission/admission.h"
 #include "admission/identity.h"
+#include "frontend/http/compression.h"
 #include "frontend/http/http_server.h"
 #include "frontend/http/kserve_json_codec.h"
 #include "frontend/http/route_table.h"
@@ -242,6 +243,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Alerts(std::string_view query);
   void AlertsReplay(std::string_view query);
 
+  // --- content codings (connection_coding.cc) ---
+  // Replaces a body sent with Content-Encoding gzip or deflate by its
+  // decoding, bounded by max_body_bytes; false when refused (415 for another
+  // coding, 400 for bad data, 413 past the bound; the answer is being sent).
+  bool DecodeContentEncoding();
+  // The coding the response is sent with: what the request's
+  // Accept-Encoding asks for (identity when absent).
+  ContentCoding ResponseCoding() const;
+  // Compresses reply_.body followed by `extra` into compressed_; false when
+  // zlib fails (the reply then goes uncompressed).
+  bool CompressReply(ContentCoding coding, std::span<const std::span<const std::byte>> extra);
+
   // --- Triton's trace-setting and shared-memory extensions (triton_routes.cc) ---
   void TritonExtension(const RouteMatch& route);
 
@@ -269,6 +282,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool keep_alive_ = true;
   Reply reply_;
   std::string head_;
+  std::string compressed_;  // The response body, compressed when the client asks.
   std::vector<boost::asio::const_buffer> buffers_;
   InferRequest encode_request_;             // The output choices of the request in flight.
   std::optional<InferResponse> response_;  // Alive while its binary outputs are written.
