@@ -13,6 +13,15 @@ RequestRecord::RequestRecord(const Telemetry* telemetry, Protocol protocol, std:
   span_ = telemetry_->tracer->StartSpan(parent_);
 }
 
+void RequestRecord::SetModel(VersionMetrics* metrics) {
+  model_ = metrics;
+  if (metrics == nullptr || !span_ || parent_ || telemetry_->tracer == nullptr ||
+      !telemetry_->tracer->settings().HasModelSettings()) {
+    return;
+  }
+  span_->sampled = telemetry_->tracer->SampleRoot(metrics->model());
+}
+
 RequestTrace RequestRecord::Trace() const {
   RequestTrace trace;
   if (!traced() || telemetry_->tracer == nullptr) return trace;

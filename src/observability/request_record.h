@@ -42,7 +42,9 @@ class RequestRecord {
   // Marks this an inference request for `model` (InferenceService calls it
   // once the version resolves). Without it, Finish of an inference request
   // counts under the unresolved series.
-  void SetModel(VersionMetrics* metrics) { model_ = metrics; }
+  // Also decides again whether a new root trace is sampled when the model
+  // has trace settings of its own (Tracer::SampleRoot).
+  void SetModel(VersionMetrics* metrics);
   void MarkInference() { inference_ = true; }
   bool inference() const { return inference_ || model_ != nullptr; }
   // Kept for the span and the access log. Ids up to kInlineIdBytes (UUIDs,

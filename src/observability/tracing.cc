@@ -152,7 +152,7 @@ std::string EncodeOtlpJson(const std::vector<Span>& spans, std::string_view serv
   return out;
 }
 
-Tracer::Tracer(Options options) : options_(std::move(options)) {}
+Tracer::Tracer(Options options) : options_(std::move(options)), settings_(options_.sampling_ratio) {}
 
 absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Create(Options options) {
   if (!(options.sampling_ratio >= 0.0 && options.sampling_ratio <= 1.0)) {
@@ -201,11 +201,13 @@ TraceContext Tracer::StartSpan(const std::optional<TraceContext>& parent) {
     context.sampled = parent->sampled;
   } else {
     RandomId(&context.trace_id);
-    context.sampled = options_.sampling_ratio > 0 && Uniform() < options_.sampling_ratio;
+    context.sampled = settings_.SampleRoot({}, &Uniform);
   }
   RandomId(&context.span_id);
   return context;
 }
+
+bool Tracer::SampleRoot(std::string_view model) { return settings_.SampleRoot(model, &Uniform); }
 
 TraceContext Tracer::ChildOf(const TraceContext& trace) {
   TraceContext context = trace;

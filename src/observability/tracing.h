@@ -22,6 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/infer_request.h"
+#include "observability/trace_settings.h"
 
 namespace ortserve::observability {
 
@@ -93,6 +94,12 @@ class Tracer {
   // The context of a new server span: a child of `parent` when given (same
   // trace, parent's sampled flag), else a new trace sampled by the ratio.
   TraceContext StartSpan(const std::optional<TraceContext>& parent);
+  // Whether a new root trace of `model` is sampled, by the trace settings
+  // (for a request whose model became known after StartSpan).
+  bool SampleRoot(std::string_view model);
+  // Triton's trace settings (which new root traces are sampled).
+  TraceSettings& settings() { return settings_; }
+
   // A new span id in `trace`'s trace (for child spans).
   TraceContext ChildOf(const TraceContext& trace);
   // A new sampled trace, whatever the ratio: for a span that stands for work
@@ -120,6 +127,7 @@ class Tracer {
   };
 
   const Options options_;
+  TraceSettings settings_;
   std::string host_, port_, path_;
   std::array<Shard, kShards> shards_;
   std::atomic<size_t> buffered_{0};  // Spans in all shards (reserved before pushing).
