@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "frontend/inference_service.h"
 
+#include <algorithm>
 #include <span>
 
 #include "core/status.h"
 #include "core/strings.h"
 #include "frontend/model_executor.h"
 #include "observability/metrics.h"
+#include "observability/tracing.h"
 #include "pipeline/text_pipeline.h"
 
 namespace ortserve::frontend {
@@ -16,7 +18,7 @@ std::string_view InferenceService::ServerVersion() { return "0.1.0"; }
 const std::vector<std::string>& InferenceService::Extensions() {
   static const std::vector<std::string> extensions = {
       "classification", "model_repository", "schedule_policy", "model_configuration",
-      "binary_tensor_data", "parameters", "statistics", "logging"};
+      "binary_tensor_data", "parameters", "statistics", "logging", "trace", "system_shared_memory"};
   return extensions;
 }
 
@@ -81,8 +83,37 @@ absl::StatusOr<config::ModelConfig> InferenceService::GetServedConfig(std::strin
   return served;
 }
 
+absl::StatusOr<observability::TraceSettings::Map> InferenceService::TraceSetting(
+    std::string_view model, const observability::TraceSettings::Updates& updates) const {
+  if (!model.empty()) RETURN_IF_ERROR(GetModel(model, "").status());
+  observability::Tracer* tracer = options_.telemetry.tracer;
+  if (tracer == nullptr) {
+    if (!updates.empty()) {
+      return absl::FailedPreconditionError(
+          "tracing is off on this server: start ortserve with --otlp-endpoint (and --trace-sampling-ratio) to trace");
+    }
+    return observability::TraceSettings(0.0).Get({});
+  }
+  if (updates.empty()) return tracer->settings().Get(model);
+  return tracer->settings().Update(model, updates);
+}
+
+std::vector<std::string> InferenceService::FailedModels() const {
+  std::vector<std::string> failed;
+  for (const auto& entry : Index()) {
+    if (!failed.empty() && failed.back() == entry.name) continue;
+    if (options_.models->LastLoadError(entry.name).empty()) continue;
+    if (!options_.models->ReadyVersions(entry.name).empty()) continue;
+    failed.push_back(entry.name);
+  }
+  std::sort(failed.begin(), failed.end());
+  failed.erase(std::unique(failed.begin(), failed.end()), failed.end());
+  return failed;
+}
+
 bool InferenceService::Ready() const {
   if (!ready_.load(std::memory_order_acquire)) return false;
+  if (options_.strict_readiness && !FailedModels().empty()) return false;
   for (const std::string& name : options_.required_models) {
     if (!GetModel(name, "").ok()) return false;
   }

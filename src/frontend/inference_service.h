@@ -14,6 +14,8 @@
 #include "core/clock.h"
 #include "core/infer_request.h"
 #include "observability/request_record.h"
+#include "observability/trace_settings.h"
+#include "frontend/shared_memory.h"
 #include "pipeline/tokenization_pool.h"
 #include "repository/model_manager.h"
 #include "router/executor.h"
@@ -61,6 +63,9 @@ class InferenceService {
     // Models that must be READY for the server to be ready (--required-model);
     // empty: ready once start-up loading finished.
     std::vector<std::string> required_models;
+    // --strict-readiness: not ready while any model's last load failed and
+    // it has no READY version (FailedModels).
+    bool strict_readiness = false;
     // Metrics, logs and tracing (each may be null).
     observability::Telemetry telemetry;
     // Where models with `response_cache { enable: true }` keep answers (not
@@ -91,6 +96,9 @@ class InferenceService {
   // READY until the swap).
   bool Ready() const;
   void SetReady(bool ready) { ready_.store(ready, std::memory_order_release); }
+  // Models whose last load failed (config, load or warm-up error) and that
+  // have no READY version; sorted. A model unloaded on purpose is not failed.
+  std::vector<std::string> FailedModels() const;
 
   // Shutdown, step one: readiness false and later Infer calls answered
   // UNAVAILABLE; requests already admitted carry on. Irreversible.
@@ -103,6 +111,9 @@ class InferenceService {
   size_t InflightCount() const { return inflight_.load(std::memory_order_acquire); }
 
   const observability::Telemetry& telemetry() const { return options_.telemetry; }
+  // System shared memory regions clients registered (Triton's extension);
+  // unmapped when the service is destroyed, or once no request holds them.
+  SharedMemoryManager& shared_memory() const { return shared_memory_; }
 
   absl::StatusOr<ModelHandle> GetModel(std::string_view name, std::string_view version) const {
     return options_.models->GetModel(name, version);
@@ -117,6 +128,15 @@ class InferenceService {
   // no client sends them.
   absl::StatusOr<config::ModelConfig> GetServedConfig(std::string_view name, std::string_view version) const;
   std::vector<repository::ModelIndexEntry> Index() const { return options_.models->Index(); }
+
+  // Triton's trace-setting extension (observability/trace_settings.h): the
+  // settings of `model` (empty: the global ones) after applying `updates`
+  // (none: only read). Errors: NotFound for an unknown model (as GetModel),
+  // InvalidArgument for a refused setting, FailedPrecondition when a change
+  // is asked of a server started without tracing (no --otlp-endpoint nor
+  // --trace-sampling-ratio).
+  absl::StatusOr<observability::TraceSettings::Map> TraceSetting(
+      std::string_view model, const observability::TraceSettings::Updates& updates) const;
 
   // Model repository extension (load/unload; needs --model-control-mode=explicit).
   // LoadModel loads model `name` or reloads what changed of it; `config_json`
@@ -170,6 +190,7 @@ class InferenceService {
   void Finish(Call* call, absl::StatusOr<InferResponse> result);
 
   Options options_;
+  mutable SharedMemoryManager shared_memory_;
   std::unique_ptr<router::Executor> own_executor_;
   std::unique_ptr<router::Router> router_;
   absl::Mutex calls_mu_;

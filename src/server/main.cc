@@ -119,6 +119,11 @@ int main(int argc, char** argv) {
   app.add_option("--required-model", options.required_models,
                  "A model that must be READY for /v2/health/ready (repeatable); without any, ready once "
                  "start-up loading is done");
+  app.add_flag("--strict-readiness", options.strict_readiness,
+               "Triton's strict readiness (also --strict-readiness=false): /v2/health/ready is false while any "
+               "model failed to load and has no READY version");
+  app.add_flag("--exit-on-error", options.exit_on_error,
+               "Exit (status 1) at start-up when any model failed to load, instead of serving the others");
   app.add_option("--max-inflight-requests", options.max_inflight_requests,
                  "Requests in flight at once over HTTP and gRPC; more are refused with 503 (0: no bound)")
       ->capture_default_str();

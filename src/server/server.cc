@@ -478,6 +478,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   frontend::InferenceService::Options service_options{.models = impl->models.get()};
   service_options.tokenization_pool = impl->tokenization.get();
   service_options.required_models = options.required_models;
+  service_options.strict_readiness = options.strict_readiness;
   service_options.telemetry = {impl->metrics.get(), impl->logging.get(), impl->tracer.get()};
   service_options.response_cache = impl->response_cache.get();
   impl->service = std::make_unique<frontend::InferenceService>(std::move(service_options));
@@ -502,6 +503,19 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     ASSIGN_OR_RETURN(impl->verdicts, alerts::VerdictRecorder::Create(std::move(recorder)));
   }
 
+  // Before any listener starts: with --exit-on-error, a failed model stops
+  // the start-up before a client (or a readiness probe) sees the server.
+  if (const auto failed = impl->service->FailedModels(); !failed.empty()) {
+    std::string names;
+    for (const std::string& name : failed) names.append(names.empty() ? "" : ", ").append(name);
+    if (options.exit_on_error) {
+      return absl::FailedPreconditionError(StrCat("models failed to load (--exit-on-error): ", names));
+    }
+    if (options.strict_readiness) {
+      spdlog::error("models failed to load: {}; the server reports not ready until they load (--strict-readiness)",
+                    names);
+    }
+  }
   if (options.http_port >= 0) {
     frontend::HttpServer::Options http;
     http.address = options.http_address;

@@ -57,6 +57,10 @@ struct ServerOptions {
   bool access_log = false;
   // Readiness: these models must be READY (empty: ready once start-up loading is done).
   std::vector<std::string> required_models;
+  // Triton's --strict-readiness: not ready while a model failed to load.
+  bool strict_readiness = false;
+  // Triton's --exit-on-error: start-up fails when a model failed to load.
+  bool exit_on_error = false;
   // Admission (admission/admission.h): requests in flight at once, the
   // memory they may hold (0: a quarter of the machine's or the container's
   // memory), and requests of one model in flight (0: no bound).

@@ -4,13 +4,18 @@
 // trace settings, server metadata's extension list, the answer for methods
 // that are not served, a text pipeline's config, HTTP compression, and system
 // shared memory.
+#include <fcntl.h>
 #include <grpcpp/generic/generic_stub.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <zlib.h>
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <set>
 #include <string>
@@ -109,12 +114,18 @@ TEST_F(TritonExtensionsTest, ExtensionsListTheSameServedSetOverRestAndGrpc) {
   // CUDA shared memory is not served, so it is not listed.
   EXPECT_FALSE(rest_extensions.contains("cuda_shared_memory"));
   // Each listed extension's REST endpoint answers (not 404).
-  if (rest_extensions.contains("logging")) EXPECT_EQ(http_->Get("/v2/logging").status, 200u);
-  if (rest_extensions.contains("trace")) EXPECT_EQ(http_->Get("/v2/trace/setting").status, 200u);
+  if (rest_extensions.contains("logging")) {
+    EXPECT_EQ(http_->Get("/v2/logging").status, 200u);
+  }
+  if (rest_extensions.contains("trace")) {
+    EXPECT_EQ(http_->Get("/v2/trace/setting").status, 200u);
+  }
   if (rest_extensions.contains("system_shared_memory")) {
     EXPECT_EQ(http_->Get("/v2/systemsharedmemory/status").status, 200u);
   }
-  if (rest_extensions.contains("statistics")) EXPECT_EQ(http_->Get("/v2/models/stats").status, 200u);
+  if (rest_extensions.contains("statistics")) {
+    EXPECT_EQ(http_->Get("/v2/models/stats").status, 200u);
+  }
 }
 
 TEST_F(TritonExtensionsTest, CudaSharedMemoryIsRefusedWithAMessage) {
@@ -198,6 +209,91 @@ TEST_F(TritonExtensionsTest, GrpcLogSettingsReadAndUpdateAsRestDoes) {
   ASSERT_TRUE(stub_->LogSettings(Context().get(), reset, &updated).ok());
 }
 
+// --- trace settings ---
+
+// Whether the response's traceparent says the request was sampled.
+bool Sampled(const HttpResponse& response) {
+  const std::string traceparent = response.Header("traceparent");
+  EXPECT_EQ(traceparent.size(), 55u) << traceparent;
+  return traceparent.ends_with("-01");
+}
+
+TEST_F(TritonExtensionsTest, TraceSettingsDriveSamplingGloballyAndPerModel) {
+  // Tracing on (spans sampled and counted; no collector to send them to).
+  auto server = ServerProcess::Start({"--model-repository", SourceDir() + "/models", "--grpc-port", "0",
+                                      "--trace-sampling-ratio", "1"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  HttpClient http((*server)->http_port());
+  auto global = Json(http.Get("/v2/trace/setting").body);
+  EXPECT_EQ(std::string(global["trace_level"][0].GetString()), "TIMESTAMPS");
+  EXPECT_EQ(std::string(global["trace_rate"].GetString()), "1");
+  EXPECT_EQ(std::string(global["trace_count"].GetString()), "-1");
+  EXPECT_EQ(std::string(global["trace_mode"].GetString()), "opentelemetry");
+  const auto iris = [&] { return http.Post("/v2/models/iris_classifier/infer", kIrisJson); };
+  const auto other = [&] {
+    return http.Post("/v2/models/multi_io/infer", R"({"inputs":[]})");  // Refused, but still a traced request.
+  };
+  EXPECT_TRUE(Sampled(iris()));
+
+  // Off globally; on for iris alone.
+  HttpResponse response = http.Post("/v2/trace/setting", R"({"trace_level":["OFF"]})");
+  ASSERT_EQ(response.status, 200u) << response.body;
+  EXPECT_EQ(std::string(Json(response.body)["trace_level"][0].GetString()), "OFF");
+  EXPECT_FALSE(Sampled(iris()));
+  response = http.Post("/v2/models/iris_classifier/trace/setting", R"({"trace_level":["TIMESTAMPS"]})");
+  ASSERT_EQ(response.status, 200u) << response.body;
+  EXPECT_TRUE(Sampled(iris()));
+  EXPECT_FALSE(Sampled(other()));
+  EXPECT_EQ(std::string(Json(http.Get("/v2/models/iris_classifier/trace/setting").body)["trace_level"][0].GetString()),
+            "TIMESTAMPS");
+  EXPECT_EQ(std::string(Json(http.Get("/v2/trace/setting").body)["trace_level"][0].GetString()), "OFF");
+
+  // gRPC sees and changes the same settings: iris' count to 2.
+  auto stub = GRPCInferenceService::NewStub(GrpcChannel((*server)->grpc_port()));
+  inference::TraceSettingRequest request;
+  request.set_model_name("iris_classifier");
+  (*request.mutable_settings())["trace_count"].add_value("2");
+  inference::TraceSettingResponse settings;
+  ASSERT_TRUE(stub->TraceSetting(Context().get(), request, &settings).ok());
+  EXPECT_EQ(settings.settings().at("trace_level").value(0), "TIMESTAMPS");
+  EXPECT_EQ(settings.settings().at("trace_count").value(0), "2");
+  EXPECT_TRUE(Sampled(iris()));
+  EXPECT_TRUE(Sampled(iris()));
+  EXPECT_FALSE(Sampled(iris()));  // Its two traces are taken.
+
+  // Clearing the model's settings makes it follow the global ones (off).
+  response = http.Post("/v2/models/iris_classifier/trace/setting", R"({"trace_level":null,"trace_count":null})");
+  ASSERT_EQ(response.status, 200u) << response.body;
+  EXPECT_EQ(std::string(Json(response.body)["trace_level"][0].GetString()), "OFF");
+  response = http.Post("/v2/trace/setting", R"({"trace_level":["TIMESTAMPS"],"trace_rate":"1"})");
+  ASSERT_EQ(response.status, 200u) << response.body;
+  EXPECT_TRUE(Sampled(iris()));
+
+  // Refused settings change nothing.
+  for (const char* bad : {R"({"trace_rate":"0"})", R"({"trace_level":["TENSORS"]})", R"({"trace_file":"/tmp/t.json"})",
+                          R"({"trace_mode":"triton"})", R"({"no_such_setting":"1"})", R"({"trace_count":[1]})",
+                          "[1]"}) {
+    response = http.Post("/v2/trace/setting", bad);
+    EXPECT_EQ(response.status, 400u) << bad << ": " << response.body;
+  }
+  EXPECT_TRUE(Sampled(iris()));
+  EXPECT_EQ(http.Get("/v2/models/no_such_model/trace/setting").status, 404u);
+  inference::TraceSettingRequest unknown;
+  unknown.set_model_name("no_such_model");
+  EXPECT_EQ(stub->TraceSetting(Context().get(), unknown, &settings).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(TritonExtensionsTest, TraceSettingsReadOffAndRefuseChangesWithoutTracing) {
+  auto global = Json(http_->Get("/v2/trace/setting").body);
+  EXPECT_EQ(std::string(global["trace_level"][0].GetString()), "OFF");
+  const HttpResponse refused = http_->Post("/v2/trace/setting", R"({"trace_level":["TIMESTAMPS"]})");
+  EXPECT_EQ(refused.status, 400u) << refused.body;
+  EXPECT_NE(refused.body.find("--otlp-endpoint"), std::string::npos) << refused.body;
+  inference::TraceSettingResponse settings;
+  ASSERT_TRUE(stub_->TraceSetting(Context().get(), {}, &settings).ok());
+  EXPECT_EQ(settings.settings().at("trace_level").value(0), "OFF");
+}
+
 // --- a text pipeline's config agrees with its metadata ---
 
 TEST_F(TritonExtensionsTest, PipelineConfigDescribesTheTextInterfaceAsMetadataDoes) {
@@ -268,7 +364,8 @@ TEST_F(TritonExtensionsTest, CompressedRequestBodiesAreDecodedFirst) {
     ASSERT_EQ(binary.body.size(), json_length + 24);
     float probabilities[6];
     std::memcpy(probabilities, binary.body.data() + json_length, sizeof(probabilities));
-    const auto& want = Json(plain.body)["outputs"][0]["data"];
+    const auto plain_doc = Json(plain.body);
+  const auto& want = plain_doc["outputs"][0]["data"];
     for (int i = 0; i < 6; ++i) EXPECT_FLOAT_EQ(probabilities[i], static_cast<float>(want[i].GetDouble()));
   }
 }
@@ -333,6 +430,245 @@ TEST_F(TritonExtensionsTest, ResponsesAreCompressedWhenTheClientAsks) {
   const HttpResponse metadata = http_->Get("/v2");
   EXPECT_EQ(http_->Request("GET", "/v2", "", {{"Accept-Encoding", "gzip"}}).Header("content-encoding"), "gzip");
   EXPECT_EQ(http_->Request("GET", "/v2", "", {{"Accept-Encoding", "gzip;q=0"}}).body, metadata.body);
+}
+
+// --- system shared memory ---
+
+// A shared memory object this test creates (shm_open) and maps; unlinked at the end.
+class ShmObject {
+ public:
+  ShmObject(std::string key, size_t size) : key_(std::move(key)), size_(size) {
+    ::shm_unlink(key_.c_str());
+    fd_ = ::shm_open(key_.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+    EXPECT_GE(fd_, 0) << key_;
+    EXPECT_EQ(::ftruncate(fd_, static_cast<off_t>(size_)), 0);
+    void* base = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+    EXPECT_NE(base, MAP_FAILED);
+    base_ = static_cast<char*>(base);
+  }
+  ~ShmObject() {
+    ::munmap(base_, size_);
+    ::close(fd_);
+    ::shm_unlink(key_.c_str());
+  }
+  const std::string& key() const { return key_; }
+  char* data() { return base_; }
+
+ private:
+  std::string key_;
+  size_t size_;
+  int fd_ = -1;
+  char* base_ = nullptr;
+};
+
+TEST_F(TritonExtensionsTest, SystemSharedMemoryCarriesInputsAndOutputsOverRestAndGrpc) {
+  const std::string prefix = "/ortserve_test_" + std::to_string(::getpid());
+  ShmObject in(prefix + "_in", 4096), out(prefix + "_out", 4096);
+  const float values[8] = {5.9f, 3.0f, 4.2f, 1.5f, 6.9f, 3.1f, 5.4f, 2.1f};
+  std::memcpy(in.data() + 16, values, sizeof(values));
+  const HttpResponse plain = http_->Post("/v2/models/iris_classifier/infer", kIrisJson);
+  ASSERT_EQ(plain.status, 200u);
+  const auto plain_doc = Json(plain.body);
+  const auto& want = plain_doc["outputs"][0]["data"];
+
+  // Register: the input region over REST, the output region over gRPC.
+  HttpResponse response = http_->Post("/v2/systemsharedmemory/region/in/register",
+                                      R"({"key":")" + in.key() + R"(","offset":0,"byte_size":64})");
+  ASSERT_EQ(response.status, 200u) << response.body;
+  inference::SystemSharedMemoryRegisterRequest registration;
+  registration.set_name("out");
+  registration.set_key(out.key());
+  registration.set_offset(1024);
+  registration.set_byte_size(64);
+  inference::SystemSharedMemoryRegisterResponse registered;
+  ASSERT_TRUE(stub_->SystemSharedMemoryRegister(Context().get(), registration, &registered).ok());
+  // Both are listed, over both protocols.
+  auto listed = Json(http_->Get("/v2/systemsharedmemory/status").body);
+  ASSERT_TRUE(listed.IsArray());
+  EXPECT_EQ(listed.Size(), 2u);
+  auto one = Json(http_->Get("/v2/systemsharedmemory/region/out/status").body);
+  ASSERT_EQ(one.Size(), 1u);
+  EXPECT_EQ(std::string(one[0]["key"].GetString()), out.key());
+  EXPECT_EQ(one[0]["offset"].GetUint64(), 1024u);
+  inference::SystemSharedMemoryStatusResponse status;
+  ASSERT_TRUE(stub_->SystemSharedMemoryStatus(Context().get(), {}, &status).ok());
+  EXPECT_EQ(status.regions_size(), 2);
+  EXPECT_EQ(status.regions().at("in").byte_size(), 64u);
+
+  // REST: input read from "in" at offset 16; probabilities written into "out".
+  const std::string request =
+      R"({"inputs":[{"name":"input","shape":[2,4],"datatype":"FP32","parameters":{"shared_memory_region":"in",)"
+      R"("shared_memory_offset":16,"shared_memory_byte_size":32}}],)"
+      R"("outputs":[{"name":"probabilities","parameters":{"shared_memory_region":"out","shared_memory_byte_size":24}}]})";
+  response = http_->Post("/v2/models/iris_classifier/infer", request);
+  ASSERT_EQ(response.status, 200u) << response.body;
+  auto answer = Json(response.body);
+  const auto& output = answer["outputs"][0];
+  EXPECT_FALSE(output.HasMember("data"));
+  EXPECT_EQ(std::string(output["parameters"]["shared_memory_region"].GetString()), "out");
+  EXPECT_EQ(output["parameters"]["shared_memory_byte_size"].GetInt(), 24);
+  float probabilities[6];
+  std::memcpy(probabilities, out.data() + 1024, sizeof(probabilities));
+  for (int i = 0; i < 6; ++i) EXPECT_FLOAT_EQ(probabilities[i], static_cast<float>(want[i].GetDouble()));
+
+  // gRPC: the same, with no raw_input_contents at all.
+  std::memset(out.data() + 1024, 0, 64);
+  inference::ModelInferRequest infer;
+  infer.set_model_name("iris_classifier");
+  auto* input = infer.add_inputs();
+  input->set_name("input");
+  input->set_datatype("FP32");
+  input->add_shape(2);
+  input->add_shape(4);
+  (*input->mutable_parameters())["shared_memory_region"].set_string_param("in");
+  (*input->mutable_parameters())["shared_memory_offset"].set_int64_param(16);
+  (*input->mutable_parameters())["shared_memory_byte_size"].set_int64_param(32);
+  auto* requested = infer.add_outputs();
+  requested->set_name("probabilities");
+  (*requested->mutable_parameters())["shared_memory_region"].set_string_param("out");
+  (*requested->mutable_parameters())["shared_memory_byte_size"].set_int64_param(64);
+  inference::ModelInferResponse inferred;
+  const grpc::Status grpc_status = stub_->ModelInfer(Context().get(), infer, &inferred);
+  ASSERT_TRUE(grpc_status.ok()) << grpc_status.error_message();
+  ASSERT_EQ(inferred.outputs_size(), 1);
+  EXPECT_EQ(inferred.outputs(0).parameters().at("shared_memory_byte_size").int64_param(), 24);
+  EXPECT_TRUE(inferred.raw_output_contents(0).empty());
+  std::memcpy(probabilities, out.data() + 1024, sizeof(probabilities));
+  for (int i = 0; i < 6; ++i) EXPECT_FLOAT_EQ(probabilities[i], static_cast<float>(want[i].GetDouble()));
+
+  // Hostile ranges and sizes are refused, naming the tensor.
+  auto infer_with = [&](const std::string& input_params, const std::string& output_params) {
+    return http_->Post("/v2/models/iris_classifier/infer",
+                       R"({"inputs":[{"name":"input","shape":[2,4],"datatype":"FP32","parameters":{)" + input_params +
+                           R"(}}],"outputs":[{"name":"probabilities","parameters":{)" + output_params + "}}]}");
+  };
+  const std::string good_out = R"("shared_memory_region":"out","shared_memory_byte_size":24)";
+  for (const std::string bad : {
+           R"("shared_memory_region":"in","shared_memory_offset":48,"shared_memory_byte_size":32)",  // Past its end.
+           R"("shared_memory_region":"in","shared_memory_offset":9223372036854775807,"shared_memory_byte_size":32)",
+           R"("shared_memory_region":"in","shared_memory_byte_size":28)",   // Not 2x4 FP32.
+           R"("shared_memory_region":"nope","shared_memory_byte_size":32)",  // Unknown region.
+           R"("shared_memory_region":"in")",                                  // No size.
+           R"("shared_memory_region":"in","shared_memory_byte_size":-1)"}) {
+    response = infer_with(bad, good_out);
+    EXPECT_EQ(response.status, 400u) << bad << ": " << response.body;
+    EXPECT_NE(response.body.find("input"), std::string::npos) << response.body;
+  }
+  response = infer_with(R"("shared_memory_region":"in","shared_memory_byte_size":32)",
+                        R"("shared_memory_region":"out","shared_memory_byte_size":8)");  // Too small for 24 bytes.
+  EXPECT_EQ(response.status, 400u) << response.body;
+  EXPECT_NE(response.body.find("probabilities"), std::string::npos) << response.body;
+
+  // Registration errors: a taken name, a range past the object, no such key, a bad key.
+  response = http_->Post("/v2/systemsharedmemory/region/in/register",
+                         R"({"key":")" + in.key() + R"(","offset":0,"byte_size":64})");
+  EXPECT_GE(response.status, 400u);
+  for (const std::string& body : {R"({"key":")" + in.key() + R"(","offset":4090,"byte_size":64})",
+                                  std::string(R"({"key":"/ortserve_no_such_key_at_all","byte_size":64})"),
+                                  std::string(R"({"key":"../etc/passwd","byte_size":64})"),
+                                  std::string(R"({"key":"/a","byte_size":"64"})")}) {
+    response = http_->Post("/v2/systemsharedmemory/region/other/register", body);
+    EXPECT_GE(response.status, 400u) << body;
+    EXPECT_LT(response.status, 500u) << body;
+  }
+  EXPECT_EQ(Json(http_->Get("/v2/systemsharedmemory/status").body).Size(), 2u);
+
+  // Unregister one by name (gRPC), then all (REST); an unknown name is an error.
+  inference::SystemSharedMemoryUnregisterRequest unregister;
+  unregister.set_name("out");
+  inference::SystemSharedMemoryUnregisterResponse unregistered;
+  ASSERT_TRUE(stub_->SystemSharedMemoryUnregister(Context().get(), unregister, &unregistered).ok());
+  EXPECT_EQ(stub_->SystemSharedMemoryUnregister(Context().get(), unregister, &unregistered).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  response = infer_with(R"("shared_memory_region":"in","shared_memory_byte_size":32)", good_out);
+  EXPECT_EQ(response.status, 400u) << response.body;  // "out" is gone.
+  EXPECT_EQ(http_->Post("/v2/systemsharedmemory/unregister", "").status, 200u);
+  EXPECT_EQ(Json(http_->Get("/v2/systemsharedmemory/status").body).Size(), 0u);
+  EXPECT_EQ(http_->Get("/v2/systemsharedmemory/region/in/status").status, 404u);
+}
+
+// --- TEI and OpenAI GET routes ---
+
+TEST_F(TritonExtensionsTest, TeiInfoAndHealthAndOpenAiModels) {
+  // The demo run's TEI model is text_embedding (--embed-model's default).
+  EXPECT_EQ(http_->Get("/health").status, 200u);
+  const HttpResponse info = http_->Get("/info");
+  ASSERT_EQ(info.status, 200u) << info.body;
+  auto doc = Json(info.body);
+  EXPECT_EQ(std::string(doc["model_id"].GetString()), "text_embedding");
+  EXPECT_TRUE(doc["model_type"].HasMember("embedding"));
+  EXPECT_GT(doc["max_input_length"].GetInt(), 0);
+  const HttpResponse models = http_->Get("/v1/models");
+  ASSERT_EQ(models.status, 200u) << models.body;
+  auto list = Json(models.body);
+  EXPECT_EQ(std::string(list["object"].GetString()), "list");
+  std::set<std::string> ids;
+  for (const auto& m : list["data"].GetArray()) {
+    EXPECT_EQ(std::string(m["object"].GetString()), "model");
+    EXPECT_TRUE(ids.insert(m["id"].GetString()).second) << "listed twice: " << m["id"].GetString();
+  }
+  EXPECT_TRUE(ids.contains("iris_classifier"));
+  EXPECT_TRUE(ids.contains("sae_classifier"));
+  // Wrong methods are 405 (the routes exist).
+  EXPECT_EQ(http_->Post("/v1/models", "{}").status, 405u);
+
+  // A classifier as the TEI model: /info lists its labels; an unknown one: /health 503.
+  auto predict = ServerProcess::Start({"--model-repository", SourceDir() + "/models", "--embed-model", "",
+                                       "--predict-model", "sae_classifier"});
+  ASSERT_TRUE(predict.ok()) << predict.status();
+  HttpClient http((*predict)->http_port());
+  auto classifier = Json(http.Get("/info").body);
+  ASSERT_TRUE(classifier["model_type"].HasMember("classifier")) << http.Get("/info").body;
+  EXPECT_TRUE(classifier["model_type"]["classifier"]["id2label"].HasMember("0"));
+  auto missing = ServerProcess::Start({"--model-repository", SourceDir() + "/models", "--embed-model", "no_such_model"});
+  if (missing.ok()) {
+    EXPECT_EQ(HttpClient((*missing)->http_port()).Get("/health").status, 503u);
+  }
+}
+
+// --- strict readiness and exit on error ---
+
+// A repository with the iris model and one whose model file is not ONNX.
+void WriteRepositoryWithABrokenModel(const std::string& root) {
+  namespace fs = std::filesystem;
+  fs::copy(SourceDir() + "/models/iris_classifier", root + "/iris_classifier", fs::copy_options::recursive);
+  fs::create_directories(root + "/broken/1");
+  std::ofstream(root + "/broken/config.pbtxt") << "name: \"broken\"\nplatform: \"onnxruntime_onnx\"\n";
+  std::ofstream(root + "/broken/1/model.onnx") << "this is not an ONNX model";
+}
+
+TEST_F(TritonExtensionsTest, StrictReadinessAndExitOnErrorFollowFailedLoads) {
+  TempDir repository;
+  WriteRepositoryWithABrokenModel(repository.path());
+  {
+    auto lenient = ServerProcess::Start({"--model-repository", repository.path()});
+    ASSERT_TRUE(lenient.ok()) << lenient.status();
+    HttpClient http((*lenient)->http_port());
+    EXPECT_EQ(http.Get("/v2/health/ready").status, 200u);
+  }
+  {
+    auto strict = ServerProcess::Start({"--model-repository", repository.path(), "--strict-readiness"});
+    ASSERT_TRUE(strict.ok()) << strict.status();
+    HttpClient http((*strict)->http_port());
+    EXPECT_EQ(http.Get("/v2/health/ready").status, 503u);
+    EXPECT_EQ(http.Get("/v2/models/iris_classifier/ready").status, 200u);  // The others still serve.
+    EXPECT_EQ(http.Post("/v2/models/iris_classifier/infer", kIrisJson).status, 200u);
+  }
+  {
+    auto strict_false = ServerProcess::Start({"--model-repository", repository.path(), "--strict-readiness=false"});
+    ASSERT_TRUE(strict_false.ok()) << strict_false.status();
+    EXPECT_EQ(HttpClient((*strict_false)->http_port()).Get("/v2/health/ready").status, 200u);
+  }
+  auto exits = ServerProcess::Start({"--model-repository", repository.path(), "--exit-on-error"}, 30);
+  ASSERT_FALSE(exits.ok());
+  EXPECT_NE(std::string(exits.status().message()).find("broken"), std::string::npos) << exits.status();
+  // A repository whose models all load starts either way.
+  TempDir clean;
+  std::filesystem::copy(SourceDir() + "/models/iris_classifier", clean.path() + "/iris_classifier",
+                        std::filesystem::copy_options::recursive);
+  auto fine = ServerProcess::Start({"--model-repository", clean.path(), "--exit-on-error", "--strict-readiness"});
+  ASSERT_TRUE(fine.ok()) << fine.status();
+  EXPECT_EQ(HttpClient((*fine)->http_port()).Get("/v2/health/ready").status, 200u);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "core/strings.h"
 #include "frontend/kserve/classification.h"
 #include "frontend/kserve/reserved_parameters.h"
+#include "frontend/shared_memory.h"
 
 namespace ortserve::frontend {
 namespace {
@@ -191,11 +192,17 @@ absl::StatusOr<InferRequest> DecodeModelInferRequest(std::shared_ptr<const Model
   RETURN_IF_ERROR(ReadRequestParameters(now, &request));
   request.binary_data_output = true;  // gRPC always answers in raw_output_contents.
 
+  // Inputs in shared memory (their parameters name a region, resolved by
+  // the front end) have no entry in raw_input_contents.
+  int in_shared_memory = 0;
+  for (const auto& input : wire.inputs()) in_shared_memory += input.parameters().count(std::string(kShmRegion)) > 0 ? 1 : 0;
   const int raw_count = wire.raw_input_contents_size();
-  if (raw_count > 0 && raw_count != wire.inputs_size()) {
-    return Invalid("raw_input_contents has ", raw_count, " entries but the request has ", wire.inputs_size(),
-                   " inputs; send one entry per input, in input order");
+  if (raw_count > 0 && raw_count != wire.inputs_size() - in_shared_memory) {
+    return Invalid("raw_input_contents has ", raw_count, " entries but the request has ",
+                   wire.inputs_size() - in_shared_memory,
+                   " inputs outside shared memory; send one entry per input, in input order");
   }
+  int raw_index = 0;
   request.inputs.reserve(wire.inputs_size());
   request.input_parameters.resize(wire.inputs_size());
   for (int i = 0; i < wire.inputs_size(); ++i) {
@@ -216,11 +223,13 @@ absl::StatusOr<InferRequest> DecodeModelInferRequest(std::shared_ptr<const Model
     if (!input.parameters().empty()) {
       RETURN_IF_ERROR(DecodeParameters(input.parameters(), StrCat("input '", name, "'"), &request.input_parameters[i]));
     }
-    if (raw_count > 0) {
+    if (NamesSharedMemory(request.input_parameters[i])) {
+      if (input.has_contents()) return Invalid("input '", name, "' sets contents and names a shared memory region");
+    } else if (raw_count > 0) {
       if (input.has_contents()) {
         return Invalid("input '", name, "' sets contents while the request uses raw_input_contents; use one");
       }
-      const std::string& raw = wire.raw_input_contents(i);
+      const std::string& raw = wire.raw_input_contents(raw_index++);
       tensor.data = std::span<const std::byte>(reinterpret_cast<const std::byte*>(raw.data()), raw.size());
       tensor.holder = message;
     } else {
@@ -272,6 +281,14 @@ absl::Status EncodeModelInferResponse(const InferResponse& response, const Infer
     auto* output = out->add_outputs();
     output->set_name(tensor.name);
     std::string* raw = out->add_raw_output_contents();
+    if (item.shared_memory) {  // Its data is in the region; its entry in raw_output_contents stays empty.
+      output->set_datatype(std::string(DataTypeName(tensor.type)));
+      for (int64_t d : tensor.shape) output->add_shape(d);
+      Parameters parameters = item.requested->parameters;
+      parameters.Set(std::string(kShmByteSize), static_cast<int64_t>(tensor.data.size()));
+      EncodeParameters(parameters, output->mutable_parameters());
+      continue;
+    }
     if (item.classification > 0) {
       std::span<const std::string> labels;
       if (options.labels) labels = options.labels(tensor.name);

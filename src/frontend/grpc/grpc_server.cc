@@ -235,25 +235,40 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
     return Done(context, status);
   }
 
-  grpc::ServerUnaryReactor* TraceSetting(grpc::CallbackServerContext* context, const inference::TraceSettingRequest*,
-                                         inference::TraceSettingResponse*) override {
-    return Done(context, NotServed("TraceSetting", "trace settings are not available yet"));
+  grpc::ServerUnaryReactor* TraceSetting(grpc::CallbackServerContext* context,
+                                         const inference::TraceSettingRequest* request,
+                                         inference::TraceSettingResponse* response) override {
+    admission::IdentityPtr identity;
+    if (absl::Status refused = Admit(context, RouteClass::kAdmin, request->model_name(), "TraceSetting", &identity);
+        !refused.ok()) {
+      return Done(context, refused);
+    }
+    absl::Status status = HandleTraceSetting(*service_, *request, response);
+    access_->Record(observability::AuditEvent::Type::kAdmin, identity.get(),
+                    access_->auditing() ? PeerOf(context) : std::string(),
+                    request->settings().empty() ? "trace.read" : "trace.update", request->model_name(), status);
+    return Done(context, status);
   }
 
+  // System shared memory: as the infer route class (a client registers what
+  // its requests then read and write).
   grpc::ServerUnaryReactor* SystemSharedMemoryStatus(grpc::CallbackServerContext* context,
-                                                     const inference::SystemSharedMemoryStatusRequest*,
-                                                     inference::SystemSharedMemoryStatusResponse*) override {
-    return Done(context, NotServed("SystemSharedMemoryStatus", kNoSystemShm));
+                                                     const inference::SystemSharedMemoryStatusRequest* request,
+                                                     inference::SystemSharedMemoryStatusResponse* response) override {
+    if (auto refused = Check(context, RouteClass::kInfer, {}, "SystemSharedMemoryStatus")) return refused;
+    return Done(context, HandleShmStatus(service_->shared_memory(), *request, response));
   }
   grpc::ServerUnaryReactor* SystemSharedMemoryRegister(grpc::CallbackServerContext* context,
-                                                       const inference::SystemSharedMemoryRegisterRequest*,
+                                                       const inference::SystemSharedMemoryRegisterRequest* request,
                                                        inference::SystemSharedMemoryRegisterResponse*) override {
-    return Done(context, NotServed("SystemSharedMemoryRegister", kNoSystemShm));
+    if (auto refused = Check(context, RouteClass::kInfer, {}, "SystemSharedMemoryRegister")) return refused;
+    return Done(context, HandleShmRegister(service_->shared_memory(), *request));
   }
   grpc::ServerUnaryReactor* SystemSharedMemoryUnregister(grpc::CallbackServerContext* context,
-                                                         const inference::SystemSharedMemoryUnregisterRequest*,
+                                                         const inference::SystemSharedMemoryUnregisterRequest* request,
                                                          inference::SystemSharedMemoryUnregisterResponse*) override {
-    return Done(context, NotServed("SystemSharedMemoryUnregister", kNoSystemShm));
+    if (auto refused = Check(context, RouteClass::kInfer, {}, "SystemSharedMemoryUnregister")) return refused;
+    return Done(context, service_->shared_memory().Unregister(request->name()));
   }
 
   // CUDA shared memory (CUDA IPC handles) is not served: the answer says so,
@@ -275,7 +290,6 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
   }
 
  private:
-  static constexpr std::string_view kNoSystemShm = "system shared memory is not available yet";
   static constexpr std::string_view kNoCudaShm =
       "CUDA shared memory is not supported on this server; send tensors in the request or use system shared memory";
 

@@ -57,6 +57,41 @@ absl::Status HandleLogSettings(observability::Logging* logging, const inference:
   return absl::OkStatus();
 }
 
+absl::Status HandleTraceSetting(const InferenceService& service, const inference::TraceSettingRequest& request,
+                                inference::TraceSettingResponse* response) {
+  observability::TraceSettings::Updates updates;
+  for (const auto& [key, value] : request.settings()) {
+    auto& values = updates[key];
+    if (value.value().empty()) continue;  // Clear.
+    values.emplace(value.value().begin(), value.value().end());
+  }
+  auto settings = service.TraceSetting(request.model_name(), updates);
+  if (!settings.ok()) return settings.status();
+  for (const auto& [key, values] : *settings) {
+    auto& out = (*response->mutable_settings())[key];
+    for (const auto& v : values) out.add_value(v);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status HandleShmRegister(SharedMemoryManager& manager, const inference::SystemSharedMemoryRegisterRequest& request) {
+  return manager.Register(request.name(), request.key(), request.offset(), request.byte_size());
+}
+
+absl::Status HandleShmStatus(const SharedMemoryManager& manager, const inference::SystemSharedMemoryStatusRequest& request,
+                             inference::SystemSharedMemoryStatusResponse* response) {
+  auto regions = manager.Status(request.name());
+  if (!regions.ok()) return regions.status();
+  for (const auto& region : *regions) {
+    auto& status = (*response->mutable_regions())[region->name()];
+    status.set_name(region->name());
+    status.set_key(region->key());
+    status.set_offset(region->offset());
+    status.set_byte_size(region->byte_size());
+  }
+  return absl::OkStatus();
+}
+
 absl::Status NotServed(std::string_view method, std::string_view why) {
   if (why.empty()) why = "this server does not implement it";
   return absl::UnimplementedError(StrCat("method '", method, "' is not supported: ", why));

@@ -13,6 +13,7 @@
 #include <grpcpp/generic/async_generic_service.h>
 
 #include "absl/status/status.h"
+#include "frontend/inference_service.h"
 #include "observability/logging.h"
 #include "proto/grpc_service.pb.h"
 
@@ -27,6 +28,20 @@ namespace ortserve::frontend {
 // Unavailable when `logging` is null.
 absl::Status HandleLogSettings(observability::Logging* logging, const inference::LogSettingsRequest& request,
                                inference::LogSettingsResponse* response);
+
+// TraceSetting: applies `request`'s settings to its model's (model_name
+// empty: the global) trace settings, a setting with no value clearing it
+// (InferenceService::TraceSetting), and answers every setting in effect.
+// Errors: as InferenceService::TraceSetting.
+absl::Status HandleTraceSetting(const InferenceService& service, const inference::TraceSettingRequest& request,
+                                inference::TraceSettingResponse* response);
+
+// System shared memory (SharedMemoryManager): register, status (name empty:
+// every region), unregister (name empty: every region). Errors: the
+// manager's.
+absl::Status HandleShmRegister(SharedMemoryManager& manager, const inference::SystemSharedMemoryRegisterRequest& request);
+absl::Status HandleShmStatus(const SharedMemoryManager& manager, const inference::SystemSharedMemoryStatusRequest& request,
+                             inference::SystemSharedMemoryStatusResponse* response);
 
 // The status of a method this server does not implement: UNIMPLEMENTED with
 // a message naming it. Triton's C++ client (and so perf_analyzer) takes an

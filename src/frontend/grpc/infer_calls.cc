@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/synchronization/mutex.h"
+#include "core/status.h"
 #include "core/strings.h"
 #include "frontend/access_control.h"
 #include "frontend/grpc/grpc_codec.h"
@@ -70,6 +71,8 @@ EncodeOptions EncodeOptionsFor(const InferenceService& service, const InferRespo
 absl::Status EncodeResult(const InferenceService& service, absl::StatusOr<InferResponse> result,
                           const InferRequest& choices, ModelInferResponse* out) {
   if (!result.ok()) return result.status();
+  // Outputs asked for in shared memory are written there first.
+  if (!service.shared_memory().empty()) RETURN_IF_ERROR(service.shared_memory().WriteOutputs(choices, &*result));
   ModelHandle labels_owner;
   const EncodeOptions options = EncodeOptionsFor(service, *result, &labels_owner);
   return EncodeModelInferResponse(*result, choices, options, out);
@@ -78,12 +81,15 @@ absl::Status EncodeResult(const InferenceService& service, absl::StatusOr<InferR
 // Decodes `message`, bounds its deadline by the RPC's, and attaches
 // `cancellation`. Errors: the codec's, and DEADLINE_EXCEEDED when the RPC's
 // deadline has already passed.
-absl::StatusOr<std::unique_ptr<InferRequest>> PrepareRequest(std::shared_ptr<const ModelInferRequest> message,
+absl::StatusOr<std::unique_ptr<InferRequest>> PrepareRequest(const InferenceService& service,
+                                                             std::shared_ptr<const ModelInferRequest> message,
                                                              absl::Time rpc_deadline,
                                                              std::shared_ptr<CancellationFlag> cancellation) {
   const absl::Time now = absl::Now();
   auto decoded = DecodeModelInferRequest(std::move(message), now);
   if (!decoded.ok()) return decoded.status();
+  // Inputs in shared memory become views of their regions.
+  if (!service.shared_memory().empty()) RETURN_IF_ERROR(service.shared_memory().ResolveInputs(&*decoded));
   auto request = std::make_unique<InferRequest>(*std::move(decoded));
   request->deadline = std::min(request->deadline, rpc_deadline);
   if (request->deadline <= now) {
@@ -186,7 +192,7 @@ class InferReactor : public grpc::ServerUnaryReactor {
       Answer(permit.status());
       return;
     }
-    auto prepared = PrepareRequest(std::move(request), DeadlineOf(context), cancellation_);
+    auto prepared = PrepareRequest(*service_, std::move(request), DeadlineOf(context), cancellation_);
     if (!prepared.ok()) {
       refs_.store(1);
       Answer(prepared.status());
@@ -367,7 +373,7 @@ class StreamReactor : public grpc::ServerBidiReactor<ModelInferRequest, ModelStr
       fail(permit.status());
       return Complete(slot);
     }
-    auto prepared = PrepareRequest(std::move(message), DeadlineOf(context_), slot->cancellation);
+    auto prepared = PrepareRequest(*service_, std::move(message), DeadlineOf(context_), slot->cancellation);
     if (!prepared.ok()) {
       fail(prepared.status());
       return Complete(slot);

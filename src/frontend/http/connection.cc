@@ -193,7 +193,8 @@ bool Connection::MatchAndAdmit() {
   audit_action_ = {};
   if (probes_only_) {
     const bool probe = route_->ok() && ((*route_)->id == RouteId::kHealthLive ||
-                                        (*route_)->id == RouteId::kHealthReady || (*route_)->id == RouteId::kModelReady);
+                                        (*route_)->id == RouteId::kHealthReady || (*route_)->id == RouteId::kModelReady ||
+                                        (*route_)->id == RouteId::kTeiHealth);
     if (!probe) {
       keep_alive_ = false;
       BeginRecord();
@@ -265,7 +266,10 @@ RouteAccess AccessOf(RouteId id, http::verb verb) {
   switch (id) {
     case RouteId::kHealthLive:
     case RouteId::kHealthReady:
-    case RouteId::kModelReady: return {RouteClass::kHealth, {}};
+    case RouteId::kModelReady:
+    case RouteId::kTeiHealth: return {RouteClass::kHealth, {}};
+    case RouteId::kTeiInfo:
+    case RouteId::kOpenAiModels: return {RouteClass::kMetadata, {}};
     case RouteId::kServerMetadata:
     case RouteId::kAllStats:
     case RouteId::kModelMetadata:
@@ -466,6 +470,9 @@ void Connection::Route() {
     case RouteId::kSystemShmRegister:
     case RouteId::kSystemShmUnregister:
     case RouteId::kCudaShm: return TritonExtension(*route);
+    case RouteId::kTeiInfo:
+    case RouteId::kTeiHealth:
+    case RouteId::kOpenAiModels: return CompatRoute(route->id);
     case RouteId::kSaeAnalyze:
     case RouteId::kTeiEmbed:
     case RouteId::kTeiPredict:

@@ -255,8 +255,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // zlib fails (the reply then goes uncompressed).
   bool CompressReply(ContentCoding coding, std::span<const std::span<const std::byte>> extra);
 
-  // --- Triton's trace-setting and shared-memory extensions (triton_routes.cc) ---
+  // --- Triton's trace-setting and shared-memory extensions, TEI/OpenAI GET routes (triton_routes.cc) ---
   void TritonExtension(const RouteMatch& route);
+  // TEI's GET /info and GET /health, OpenAI's GET /v1/models.
+  void CompatRoute(RouteId id);
 
   // --- the text APIs (pipeline_routes.h) ---
   void PipelineRoute(RouteId id);

@@ -19,7 +19,7 @@ bool Connection::DecodeContentEncoding() {
     Send(Error(415, std::string(ToStd(coding.status().message()))));
     return false;
   }
-  if (*coding == ContentCoding::kIdentity) return true;
+  if (*coding == ContentCoding::kIdentity || request.body().empty()) return true;
   // The decoded body is bounded as a plain one is (--http-max-input-size),
   // with the padding the JSON decoder reads past the end.
   std::string decoded;

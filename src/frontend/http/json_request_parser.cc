@@ -233,7 +233,8 @@ absl::Status ParseInput(ondemand::value value, size_t index, const Context& cont
   if (entry->binary_size && entry->has_data) {
     return Invalid("input '", name, "' has both \"data\" and parameters.binary_data_size");
   }
-  if (!entry->binary_size && !entry->has_data) {
+  // Issue 21: an input in shared memory has neither (the front end resolves it).
+  if (!entry->binary_size && !entry->has_data && !NamesSharedMemory(*parameters)) {
     return Invalid("input '", name, "' has no \"data\" and no parameters.binary_data_size");
   }
   if (entry->has_data && converted_at != data_fields) {

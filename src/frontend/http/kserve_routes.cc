@@ -89,6 +89,12 @@ void Connection::Infer(std::string name, std::string version) {
   } else {
     decoded = DecodeInferRequest(body->data(), body->size(), body->capacity(), header_length, body, now);
   }
+  // Inputs in shared memory become views of their regions.
+  if (decoded.ok() && !options_.service->shared_memory().empty()) {
+    if (absl::Status status = options_.service->shared_memory().ResolveInputs(&*decoded); !status.ok()) {
+      decoded = status;
+    }
+  }
   if (!decoded.ok()) {
     ResolveModelForRecord(name, version);
     return Send(Error(decoded.status()));
@@ -138,6 +144,13 @@ void Connection::OnInferDone(absl::StatusOr<InferResponse> result) {
   cancellation_.reset();
   if (!result.ok()) return Send(Error(result.status()));
   response_ = std::move(result).value();
+  // Outputs asked for in shared memory are written there first.
+  if (!options_.service->shared_memory().empty()) {
+    if (absl::Status status = options_.service->shared_memory().WriteOutputs(encode_request_, &*response_);
+        !status.ok()) {
+      return Send(Error(status));
+    }
+  }
   // Labels matter only to the classification extension; skip the model
   // lookup (and the manager's lock) on the common path.
   const bool classify = std::any_of(encode_request_.outputs.begin(), encode_request_.outputs.end(),

@@ -15,6 +15,7 @@
 #include "core/status.h"
 #include "core/strings.h"
 #include "frontend/kserve/classification.h"
+#include "frontend/kserve/reserved_parameters.h"
 
 namespace ortserve::frontend {
 namespace {
@@ -344,7 +345,12 @@ absl::Status EncodeInferResponse(const InferResponse& response, const InferReque
     writer.StartArray();
     for (int64_t dim : shape) writer.Int64(dim);
     writer.EndArray();
-    if (item.output->binary) {
+    if (item.output->shared_memory) {  // Issue 21: its data is in a shared memory region.
+      Parameters parameters = item.output->requested->parameters;
+      parameters.Set(std::string(kShmByteSize), static_cast<int64_t>(item.data.size()));
+      writer.Key("parameters");
+      WriteParameters(writer, parameters);
+    } else if (item.output->binary) {
       writer.Key("parameters");
       writer.StartObject();
       writer.Key("binary_data_size");

@@ -67,6 +67,9 @@ const Route kRoutes[] = {
     {RouteId::kCudaShm, {"v2", "cudasharedmemory", "region", "{m}", "register"}, false, true},
     {RouteId::kCudaShm, {"v2", "cudasharedmemory", "unregister"}, false, true},
     {RouteId::kCudaShm, {"v2", "cudasharedmemory", "region", "{m}", "unregister"}, false, true},
+    {RouteId::kTeiInfo, {"info"}, true, false},
+    {RouteId::kTeiHealth, {"health"}, true, false},
+    {RouteId::kOpenAiModels, {"v1", "models"}, true, false},
 };
 
 // Every endpoint has at most 7 segments; a few more fit on the stack.

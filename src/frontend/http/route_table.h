@@ -48,6 +48,9 @@ enum class RouteId : uint8_t {
   kSystemShmRegister,  // POST /v2/systemsharedmemory/region/{m}/register
   kSystemShmUnregister,  // POST /v2/systemsharedmemory[/region/{m}]/unregister
   kCudaShm,            // /v2/cudasharedmemory/...: not served (400 saying so)
+  kTeiInfo,            // GET  /info
+  kTeiHealth,          // GET  /health
+  kOpenAiModels,       // GET  /v1/models
 };
 
 // HTTP methods the table distinguishes.

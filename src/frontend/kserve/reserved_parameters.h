@@ -27,6 +27,16 @@
 
 namespace ortserve::frontend {
 
+// Triton's shared-memory extension: an input or requested output whose
+// parameters name a region (with its byte size and offset) has its data there
+// (frontend/shared_memory.h resolves them).
+inline constexpr std::string_view kShmRegion = "shared_memory_region";
+inline constexpr std::string_view kShmOffset = "shared_memory_offset";
+inline constexpr std::string_view kShmByteSize = "shared_memory_byte_size";
+inline bool NamesSharedMemory(const Parameters& parameters) {
+  return !parameters.empty() && parameters.Find(kShmRegion) != nullptr;
+}
+
 // A non-negative integer no larger than `max` under `key`; nullopt when
 // absent. InvalidArgument, naming `where` and `key`, for a value of another
 // kind or out of range.

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "frontend/kserve/response_outputs.h"
 
+#include "frontend/kserve/reserved_parameters.h"
+
 #include "core/strings.h"
 
 namespace ortserve::frontend {
@@ -27,7 +29,8 @@ absl::Status SelectOutputs(const InferResponse& response, const InferRequest& re
       return absl::InternalError(
           StrCat("requested output '", wanted.name, "' is missing from the model's response"));
     }
-    out->push_back({found, &wanted, wanted.binary_data || request.binary_data_output, wanted.classification});
+    out->push_back({found, &wanted, wanted.binary_data || request.binary_data_output, wanted.classification,
+                    NamesSharedMemory(wanted.parameters)});
   }
   return absl::OkStatus();
 }

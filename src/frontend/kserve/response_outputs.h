@@ -34,6 +34,10 @@ struct SelectedOutput {
   const RequestedOutput* requested = nullptr;  // Null when the request named no outputs.
   bool binary = false;                         // Binary tensor extension.
   uint32_t classification = 0;                 // Top-k; 0 = the tensor itself.
+  // Written into a shared memory region (reserved_parameters.h): encoders
+  // send its name, datatype, shape and the request's shared_memory_*
+  // parameters, without its data.
+  bool shared_memory = false;
 };
 using SelectedOutputs = absl::InlinedVector<SelectedOutput, 4>;
 
