@@ -3,6 +3,9 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -10,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "core/tensor.h"
 
 namespace ortserve::backend {
@@ -68,6 +72,57 @@ class HostBuffer {
   void* owner_ = nullptr;
 };
 
+// Stops long work that was handed it: model runs given to
+// Session::RunCancellable (warm-up) and the load that runs them. Cancel()
+// makes every later check fail and runs every registered stop callback, so a
+// run in progress ends as soon as the engine notices (ONNX Runtime checks its
+// terminate flag between operators). One token per load; it only goes from
+// not cancelled to cancelled.
+//
+// Thread-safe. Stop callbacks run under the token's lock, on the thread that
+// calls Cancel() (or Register(), when already cancelled): they must be quick,
+// must not block and must not call back into the token.
+class CancelToken {
+ public:
+  // Ends a registration when destroyed; once it is gone its callback is not
+  // running and never runs again. Move-only.
+  class Registration {
+   public:
+    Registration() = default;
+    Registration(Registration&& other) noexcept
+        : token_(std::exchange(other.token_, nullptr)), id_(other.id_) {}
+    Registration& operator=(Registration&&) = delete;
+    Registration(const Registration&) = delete;
+    ~Registration();
+
+   private:
+    friend class CancelToken;
+    Registration(CancelToken* token, uint64_t id) : token_(token), id_(id) {}
+    CancelToken* token_ = nullptr;
+    uint64_t id_ = 0;
+  };
+
+  CancelToken() = default;
+  CancelToken(const CancelToken&) = delete;
+  CancelToken& operator=(const CancelToken&) = delete;
+
+  // Idempotent. `why` (kept from the first call) goes into Status().
+  void Cancel(std::string why = "cancelled");
+  bool cancelled() const;
+  // Cancelled with the reason once cancelled, else OK.
+  absl::Status status() const;
+  // Calls `stop` on Cancel(); at once when already cancelled. The token must
+  // outlive the registration.
+  [[nodiscard]] Registration Register(std::function<void()> stop);
+
+ private:
+  mutable absl::Mutex mu_;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  std::string why_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<uint64_t, std::function<void()>> stops_ ABSL_GUARDED_BY(mu_);
+};
+
 // Runs a loaded model. Implementations wrap an execution engine (ONNX Runtime)
 // or fake one in tests.
 //
@@ -87,6 +142,14 @@ class Session {
   // Internal for a failure inside the engine.
   virtual absl::Status Run(std::span<const Tensor> inputs, std::span<const std::string> output_names,
                            std::vector<Tensor>* outputs) = 0;
+
+  // Run, stopped early when `cancel` is cancelled: Cancelled (with the
+  // token's reason) when it was cancelled before or during the run. The
+  // default checks the token before running and runs to the end; engines
+  // that can interrupt a run (ORT: RunOptions::SetTerminate) override it.
+  // Costs a registration per call: for warm-up and loads, not the hot path.
+  virtual absl::Status RunCancellable(std::span<const Tensor> inputs, std::span<const std::string> output_names,
+                                      std::vector<Tensor>* outputs, CancelToken& cancel);
 
   // Memory for inputs the caller assembles (see HostBuffer): `bytes` bytes,
   // uninitialized. The default is heap memory. Thread-safe. Call it while

@@ -234,6 +234,10 @@ class ModelManager::ReleaseQueue {
 class ModelManager::LoaderPool {
  public:
   explicit LoaderPool(int threads) {
+    {
+      absl::MutexLock lock(&mu_);
+      running_ = threads;
+    }
     for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
   }
   ~LoaderPool() { Stop(); }
@@ -246,15 +250,21 @@ class ModelManager::LoaderPool {
     return true;
   }
 
-  // Finishes queued tasks, then joins. Idempotent.
-  void Stop() {
+  // Refuses new tasks, lets the threads finish the queued ones and waits for
+  // them at most `timeout`: true when every thread has ended (and is joined),
+  // false when some still run a task (they are joined by a later Stop or the
+  // destructor). Idempotent.
+  bool Stop(absl::Duration timeout = absl::InfiniteDuration()) {
     {
       absl::MutexLock lock(&mu_);
       stopped_ = true;
+      auto ended = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return running_ == 0; };
+      if (!mu_.AwaitWithTimeout(absl::Condition(&ended), timeout)) return false;
     }
     for (auto& thread : threads_) {
       if (thread.joinable()) thread.join();
     }
+    return true;
   }
 
  private:
@@ -265,7 +275,10 @@ class ModelManager::LoaderPool {
         absl::MutexLock lock(&mu_);
         auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !tasks_.empty() || stopped_; };
         mu_.Await(absl::Condition(&ready));
-        if (tasks_.empty()) return;
+        if (tasks_.empty()) {
+          --running_;
+          return;
+        }
         task = std::move(tasks_.front());
         tasks_.pop_front();
       }
@@ -275,6 +288,7 @@ class ModelManager::LoaderPool {
 
   absl::Mutex mu_;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  int running_ ABSL_GUARDED_BY(mu_) = 0;  // Threads not yet ended.
   std::deque<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);
   std::vector<std::thread> threads_;
 };
@@ -331,6 +345,8 @@ ModelManager::ModelManager(Options options)
 
 ModelManager::~ModelManager() {
   Shutdown();
+  // A load that outlived Shutdown's bound still uses this object: wait for it.
+  loaders_->Stop();
   // The slots' handles go now; the release queue is stopped, so they are
   // destroyed inline here (their schedulers are already stopped).
   absl::MutexLock lock(&mu_);
@@ -517,6 +533,8 @@ absl::Status ModelManager::UnloadModel(std::string_view name) {
 
 void ModelManager::UnloadModelAsync(std::string name, std::function<void(absl::Status)> done) {
   if (absl::Status status = CheckExplicit("unload", name); !status.ok()) return done(std::move(status));
+  // A load in progress (a long warm-up) is cancelled at once, not waited for.
+  CancelLoad(name, StrCat("model '", name, "' was unloaded during its load"));
   // On a loader thread: it waits for a load of the same model to finish.
   auto task = [this, name, done]() {
     absl::MutexLock load_lock(ModelLoadLock(name));
@@ -551,6 +569,18 @@ absl::Status ModelManager::UnloadModelNow(const std::string& name, std::string_v
   return absl::OkStatus();
 }
 
+void ModelManager::CancelLoad(const std::string& name, std::string why) {
+  std::shared_ptr<backend::CancelToken> token;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = load_cancels_.find(name);
+    if (it == load_cancels_.end()) return;
+    token = it->second;
+  }
+  if (options_.info) options_.info(StrCat("cancelling the load of model '", name, "': ", why));
+  token->Cancel(std::move(why));  // Outside mu_: it calls into the session.
+}
+
 absl::Mutex* ModelManager::ModelLoadLock(const std::string& name) {
   absl::MutexLock lock(&mu_);
   auto& slot = load_locks_[name];
@@ -581,11 +611,21 @@ absl::Status ModelManager::ReloadAndEnforceBudget(const std::string& name, const
 absl::Status ModelManager::ReloadModel(const std::string& name, const std::string* config_json,
                                        LoadReason reason, bool* loaded_any) {
   absl::MutexLock load_lock(ModelLoadLock(name));
+  auto cancel = std::make_shared<backend::CancelToken>();
   {
     absl::MutexLock lock(&mu_);
     if (shutting_down_) return absl::UnavailableError(StrCat("cannot load model '", name, "': shutting down"));
     models_[name];  // Known from now on (LOADING until a version is chosen).
+    load_cancels_[name] = cancel;  // Unload and Shutdown cancel it from here.
   }
+  struct ForgetToken {
+    ModelManager* manager;
+    const std::string& name;
+    ~ForgetToken() {
+      absl::MutexLock lock(&manager->mu_);
+      manager->load_cancels_.erase(name);
+    }
+  } forget_token{this, name};
   auto snapshot = ReadModelSnapshot(options_.repository_path, name, &hash_cache_);
   if (!snapshot.ok()) {
     if (absl::IsNotFound(snapshot.status())) {
@@ -709,7 +749,7 @@ absl::Status ModelManager::ReloadModel(const std::string& name, const std::strin
   std::map<int64_t, absl::StatusOr<ModelHandle>> loaded;
   for (const auto& [v, fp] : to_load) {
     loaded.emplace(v, LoadVersion(name, snapshot->dir, v, base_config, snapshot->version_fingerprints.at(v),
-                                  previous[v]));
+                                  previous[v], *cancel));
   }
 
   std::vector<ModelHandle> retired;
@@ -779,7 +819,9 @@ absl::Status ModelManager::ReloadModel(const std::string& name, const std::strin
 
 absl::StatusOr<ModelHandle> ModelManager::LoadVersion(const std::string& name, const std::string& model_dir,
                                                       int64_t version, const ModelConfig& base_config,
-                                                      uint64_t files_fingerprint, const ModelHandle& previous) {
+                                                      uint64_t files_fingerprint, const ModelHandle& previous,
+                                                      backend::CancelToken& cancel) {
+  RETURN_IF_ERROR(cancel.status());
   const absl::Time load_start = absl::Now();
   const std::string filename =
       base_config.default_model_filename().empty() ? "model.onnx" : base_config.default_model_filename();
@@ -840,6 +882,7 @@ absl::StatusOr<ModelHandle> ModelManager::LoadVersion(const std::string& name, c
   std::vector<std::shared_ptr<backend::Session>> instances;
   instances.push_back(std::move(first));
   for (size_t i = 1; i < instance_options.size(); ++i) {
+    RETURN_IF_ERROR(cancel.status());
     if (auto session = reusable(i)) {
       instances.push_back(std::move(session));
       continue;
@@ -866,7 +909,7 @@ absl::StatusOr<ModelHandle> ModelManager::LoadVersion(const std::string& name, c
   model->memory_bytes = FolderBytes(fs::path(model_dir) / std::to_string(version));
 
   // Warm-up runs on the sessions directly, before any request can see them.
-  RETURN_IF_ERROR(RunWarmup(model->config, model_dir, instances));
+  RETURN_IF_ERROR(RunWarmup(model->config, model_dir, instances, &cancel));
 
   model->stats = std::make_unique<ModelStats>(model->config.max_batch_size());
   if (options_.metrics != nullptr) model->metrics = options_.metrics->ForVersion(name, model->version_string);
@@ -1304,9 +1347,11 @@ void ModelManager::Shutdown() {
   }
   if (poller_.joinable()) poller_.join();
   std::vector<std::pair<std::string, LazyWaiter>> waiters;
+  std::vector<std::shared_ptr<backend::CancelToken>> loads;
   {
     absl::MutexLock lock(&mu_);
     shutting_down_ = true;
+    for (const auto& [name, token] : load_cancels_) loads.push_back(token);
     for (auto& [name, load] : lazy_loads_) {
       for (auto& waiter : load.waiters) waiters.emplace_back(name, std::move(waiter));
       load.waiters.clear();  // The load itself ends with the loaders.
@@ -1321,7 +1366,22 @@ void ModelManager::Shutdown() {
     waiter.done(absl::UnavailableError(StrCat("model '", name, "': server is shutting down")));
   }
   waiters.clear();
-  loaders_->Stop();
+  // Loads in progress stop (warm-ups within one run); queued ones see
+  // shutting_down_ and end at once.
+  for (const auto& token : loads) token->Cancel("the server is shutting down");
+  loads.clear();
+  if (!loaders_->Stop(options_.stop_loads_timeout)) {
+    std::string stuck;
+    {
+      absl::MutexLock lock(&mu_);
+      for (const auto& [name, token] : load_cancels_) stuck += StrCat(stuck.empty() ? "" : ", ", "'", name, "'");
+    }
+    if (options_.error) {
+      options_.error(StrCat("shutdown: model load(s) ", stuck.empty() ? "(unknown)" : stuck, " still running ",
+                            absl::FormatDuration(options_.stop_loads_timeout),
+                            " after being cancelled; not waiting for them"));
+    }
+  }
   std::vector<ModelHandle> handles;
   {
     absl::MutexLock lock(&mu_);

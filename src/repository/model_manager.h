@@ -230,6 +230,11 @@ class ModelManager : public ModelProvider {
     // retired, and drained of its requests (or at shutdown). From the release
     // thread, never with a manager lock held; must not call into the manager.
     std::function<void(const std::string& model, const std::string& version)> released;
+    // How long Shutdown waits for the loader threads once it has cancelled
+    // the loads in progress (a warm-up stops within one model run; creating
+    // a session cannot be interrupted). Past it Shutdown reports the stuck
+    // loads through `error` and returns; the destructor joins them.
+    absl::Duration stop_loads_timeout = absl::Seconds(10);
     // The file-hash cache of change detection (its clock, racy window).
     FileHashCache::Options file_hash_cache;
   };
@@ -264,8 +269,11 @@ class ModelManager : public ModelProvider {
   absl::Status LoadModel(std::string_view name, std::string_view config_json = {});
   void LoadModelAsync(std::string name, std::string config_json, std::function<void(absl::Status)> done);
 
-  // kExplicit only: stops serving every version of `name`. Requests already
-  // admitted finish; each version is released once drained. Errors:
+  // kExplicit only: stops serving every version of `name`. A load of it in
+  // progress is cancelled first (its warm-up stops within one run; the load
+  // answers Cancelled), so the unload does not wait for a long warm-up.
+  // Requests already admitted finish; each version is released once
+  // drained. Errors:
   // InvalidArgument (bad name), NotFound (model not known),
   // FailedPrecondition (not in kExplicit mode).
   absl::Status UnloadModel(std::string_view name);
@@ -319,9 +327,11 @@ class ModelManager : public ModelProvider {
   ModelControlMode control_mode() const { return options_.control_mode; }
 
   // Stops the poller, answers requests waiting on lazy loads Unavailable
-  // ("server is shutting down"), stops the janitor and the loaders, then
-  // every scheduler (intake stops, admitted requests finish), then releases
-  // what is left. Idempotent.
+  // ("server is shutting down"), stops the janitor, cancels the loads in
+  // progress (warm-ups stop within one run) and waits for the loaders (at
+  // most Options::stop_loads_timeout), then stops every scheduler (intake
+  // stops, admitted requests finish), then releases what is left.
+  // Idempotent.
   void Shutdown();
 
  private:
@@ -385,8 +395,12 @@ class ModelManager : public ModelProvider {
   // reused when `files_fingerprint` and the session options are unchanged.
   absl::StatusOr<ModelHandle> LoadVersion(const std::string& name, const std::string& model_dir,
                                           int64_t version, const ModelConfig& base_config,
-                                          uint64_t files_fingerprint, const ModelHandle& previous);
+                                          uint64_t files_fingerprint, const ModelHandle& previous,
+                                          backend::CancelToken& cancel);
   absl::Status UnloadModelNow(const std::string& name, std::string_view why);
+  // Cancels the load of `name` in progress, if any (its warm-up stops within
+  // one run; see backend::CancelToken).
+  void CancelLoad(const std::string& name, std::string why);
   // Unloads lazy model `name` back to "not loaded" if it is still lazy and
   // loaded; true if it did. Needs `name`'s load lock.
   bool UnloadLazyNow(const std::string& name, std::string_view why, LazyEvent event);
@@ -418,6 +432,9 @@ class ModelManager : public ModelProvider {
   // together with mu_ held first.
   std::map<std::string, std::unique_ptr<absl::Mutex>, std::less<>> load_locks_ ABSL_GUARDED_BY(mu_);
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  // The cancel token of each load in progress, by model name (loads of one
+  // model are serialised, so at most one each).
+  std::map<std::string, std::shared_ptr<backend::CancelToken>, std::less<>> load_cancels_ ABSL_GUARDED_BY(mu_);
   // Lazy loads in flight, by model name.
   std::map<std::string, LazyLoad, std::less<>> lazy_loads_ ABSL_GUARDED_BY(mu_);
 

@@ -167,7 +167,7 @@ absl::StatusOr<std::vector<Tensor>> BuildWarmupInputs(const ModelConfig& config,
 }
 
 absl::Status RunWarmup(const ModelConfig& config, const std::string& model_dir,
-                       std::span<const std::shared_ptr<backend::Session>> sessions) {
+                       std::span<const std::shared_ptr<backend::Session>> sessions, backend::CancelToken* cancel) {
   std::vector<std::string> output_names;
   for (const auto& output : config.output()) output_names.push_back(output.name());
   for (const auto& warmup : config.model_warmup()) {
@@ -176,7 +176,14 @@ absl::Status RunWarmup(const ModelConfig& config, const std::string& model_dir,
     for (size_t s = 0; s < sessions.size(); ++s) {
       for (uint32_t i = 0; i < count; ++i) {
         std::vector<Tensor> outputs;
-        absl::Status status = sessions[s]->Run(inputs, output_names, &outputs);
+        absl::Status status = cancel != nullptr
+                                  ? sessions[s]->RunCancellable(inputs, output_names, &outputs, *cancel)
+                                  : sessions[s]->Run(inputs, output_names, &outputs);
+        if (absl::IsCancelled(status)) {
+          return absl::CancelledError(StrCat("model '", config.name(), "' model_warmup '", warmup.name(),
+                                             "' stopped on instance ", s, " after ", i, " run(s): ",
+                                             status.message()));
+        }
         if (!status.ok()) {
           return absl::Status(status.code(), StrCat("model '", config.name(), "' model_warmup '", warmup.name(),
                                                     "' failed on instance ", s, " run ", i + 1, ": ",

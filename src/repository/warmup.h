@@ -35,10 +35,15 @@ absl::StatusOr<std::vector<Tensor>> BuildWarmupInputs(const ModelConfig& config,
                                                       const std::string& model_dir);
 
 // Runs every warm-up of `config` `count` times (default 1) on each session,
-// directly (not through a scheduler). Errors: InvalidArgument for a bad
-// warm-up spec, and the session's own error (prefixed with the warm-up name)
-// when a run fails. Runs on the calling (loader) thread.
+// directly (not through a scheduler). With `cancel` (not owned; null: never
+// cancelled) the runs go through Session::RunCancellable, so cancelling the
+// token ends the warm-up within one run, even mid-run on ORT (an unload or
+// shutdown during a warm-up of count 1000 on a slow model, issue #14.3).
+// Errors: InvalidArgument for a bad warm-up spec, Cancelled (the token's
+// reason) once cancelled, and the session's own error (prefixed with the
+// warm-up name) when a run fails. Runs on the calling (loader) thread.
 absl::Status RunWarmup(const ModelConfig& config, const std::string& model_dir,
-                       std::span<const std::shared_ptr<backend::Session>> sessions);
+                       std::span<const std::shared_ptr<backend::Session>> sessions,
+                       backend::CancelToken* cancel = nullptr);
 
 }  // namespace ortserve::repository

@@ -33,6 +33,12 @@ class ControlledSessionFactory final : public backend::SessionFactory {
     absl::MutexLock lock(&mu_);
     fail_runs_.push_back(std::move(part));
   }
+  // Sessions made for paths containing `part` start held (FakeSession::Hold):
+  // their runs (warm-up) park until released or cancelled.
+  void HoldRuns(std::string part) {
+    absl::MutexLock lock(&mu_);
+    hold_runs_.push_back(std::move(part));
+  }
   // Creations for paths containing `part` notify gate_entered (once) and
   // wait for gate_open.
   void GateCreate(std::string part) {
@@ -64,6 +70,9 @@ class ControlledSessionFactory final : public backend::SessionFactory {
     absl::MutexLock lock(&mu_);
     for (const auto& part : fail_runs_) {
       if (path.find(part) != std::string::npos) session->SetFailure(absl::InternalError("kernel failed"));
+    }
+    for (const auto& part : hold_runs_) {
+      if (path.find(part) != std::string::npos) session->Hold();
     }
     sessions_.push_back(session.get());
     return std::unique_ptr<backend::Session>(std::move(session));
@@ -101,6 +110,7 @@ class ControlledSessionFactory final : public backend::SessionFactory {
   mutable absl::Mutex mu_;
   std::vector<std::string> fail_create_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> fail_runs_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> hold_runs_ ABSL_GUARDED_BY(mu_);
   std::string gate_part_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> paths_ ABSL_GUARDED_BY(mu_);
   std::vector<backend::SessionOptions> options_ ABSL_GUARDED_BY(mu_);

@@ -34,6 +34,27 @@ absl::Status FakeSession::CopyInputs(std::span<const Tensor> inputs, std::span<c
 
 absl::Status FakeSession::Run(std::span<const Tensor> inputs, std::span<const std::string> output_names,
                               std::vector<Tensor>* outputs) {
+  return RunImpl(inputs, output_names, outputs, nullptr);
+}
+
+absl::Status FakeSession::RunCancellable(std::span<const Tensor> inputs, std::span<const std::string> output_names,
+                                         std::vector<Tensor>* outputs, backend::CancelToken& cancel) {
+  if (absl::Status cancelled = cancel.status(); !cancelled.ok()) return cancelled;
+  bool stopped = false;  // Guarded by mu_.
+  absl::Status status;
+  {
+    backend::CancelToken::Registration registration = cancel.Register([this, &stopped] {
+      absl::MutexLock lock(&mu_);
+      stopped = true;
+    });
+    status = RunImpl(inputs, output_names, outputs, &stopped);
+  }
+  if (absl::Status cancelled = cancel.status(); !cancelled.ok()) return cancelled;
+  return status;
+}
+
+absl::Status FakeSession::RunImpl(std::span<const Tensor> inputs, std::span<const std::string> output_names,
+                                  std::vector<Tensor>* outputs, const bool* stopped) {
   absl::Status failure;
   {
     absl::MutexLock lock(&mu_);
@@ -45,8 +66,16 @@ absl::Status FakeSession::Run(std::span<const Tensor> inputs, std::span<const st
       auto& shapes = shapes_.emplace_back();
       for (const auto& input : inputs) shapes.push_back(input.shape);
     }
-    mu_.Await(absl::Condition(+[](bool* held) { return !*held; }, &held_));
+    auto go = [this, stopped]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+      return !held_ || (stopped != nullptr && *stopped);
+    };
+    mu_.Await(absl::Condition(&go));
     failure = failure_;
+    if (held_) {  // Stopped while parked: no compute.
+      --running_;
+      ++finished_;
+      return absl::CancelledError("run stopped");
+    }
   }
   absl::Status status = failure;
   if (status.ok()) {

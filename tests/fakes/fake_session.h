@@ -62,6 +62,10 @@ class FakeSession final : public backend::Session {
   const backend::ModelSignature& signature() const override { return signature_; }
   absl::Status Run(std::span<const Tensor> inputs, std::span<const std::string> output_names,
                    std::vector<Tensor>* outputs) override;
+  // As Run; a run parked by Hold() ends with the token's Cancelled when the
+  // token is cancelled (as ORT's terminate flag ends a run).
+  absl::Status RunCancellable(std::span<const Tensor> inputs, std::span<const std::string> output_names,
+                              std::vector<Tensor>* outputs, backend::CancelToken& cancel) override;
 
   backend::HostBuffer AllocateHostBuffer(size_t bytes) override;
   // Whether AllocateHostBuffer's memory is marked pinned (default true).
@@ -93,6 +97,9 @@ class FakeSession final : public backend::Session {
   std::vector<int64_t> batch_sizes() const;
 
  private:
+  // Run; `stopped` (guarded by mu_, may be null) ends a parked run.
+  absl::Status RunImpl(std::span<const Tensor> inputs, std::span<const std::string> output_names,
+                       std::vector<Tensor>* outputs, const bool* stopped);
   std::span<std::byte> AcquireBuffer(size_t bytes, std::shared_ptr<const void>* holder);
 
   const backend::ModelSignature signature_;

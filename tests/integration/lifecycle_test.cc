@@ -351,5 +351,92 @@ TEST(LifecycleTest, SwapsAndFailedVersionsUnderLoadFailNoRequest) {
   std::cout << "requests answered during swaps: " << ok.load() << "\n";
 }
 
+// A model slow enough that a warm-up of count 1000 would run for minutes:
+// y = x multiplied by itself six times, x: FP32 [N, 384, 384] (about 0.3
+// GFLOP per run).
+void MakeSlowModel(const std::string& path) {
+  absl::Status status = RunPython(R"(
+import os
+import onnx
+from onnx import helper, TensorProto
+x = helper.make_tensor_value_info('x', TensorProto.FLOAT, ['N', 384, 384])
+y = helper.make_tensor_value_info('y', TensorProto.FLOAT, ['N', 384, 384])
+nodes = []
+prev = 'x'
+for i in range(6):
+    out = 'y' if i == 5 else 'm%d' % i
+    nodes.append(helper.make_node('MatMul', [prev, 'x'], [out]))
+    prev = out
+graph = helper.make_graph(nodes, 'slow', [x], [y])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)])
+model.ir_version = 8
+path = ')" + path + R"('
+os.makedirs(os.path.dirname(path), exist_ok=True)
+onnx.save(model, path)
+)");
+  ASSERT_TRUE(status.ok()) << status;
+}
+
+// The issue #14.3 override: the largest warm-up count the bounds allow.
+constexpr char kLongWarmup[] = R"({"max_batch_size": 1, "model_warmup": [{"name": "long", "batch_size": 1,
+    "count": 1000, "inputs": {"x": {"data_type": "TYPE_FP32", "dims": [384, 384], "zero_data": true}}}]})";
+
+// Issue #14.3: unloading a model in the middle of a very long warm-up
+// cancels it (ORT's terminate flag) instead of waiting for 1000 runs.
+TEST(LifecycleTest, UnloadDuringALongWarmupReturnsPromptly) {
+  TempDir repo;
+  MakeSlowModel(repo.path() + "/slow/1/model.onnx");
+  MakeAddModels({{repo.path() + "/a/1/model.onnx", 1.f}});
+  auto server = ServerProcess::Start({"--model-repository", repo.path(), "--model-control-mode", "explicit",
+                                      "--load-model", "a"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  const uint16_t port = (*server)->http_port();
+  HttpResponse load;
+  std::thread loader([&] {
+    HttpClient c(port);
+    load = c.Post("/v2/repository/models/slow/load", LoadBody(kLongWarmup));
+  });
+  HttpClient client(port);
+  ASSERT_TRUE(WaitUntil([&] { return IndexEntry(client, "slow", "1").first == "LOADING"; }, 30))
+      << (*server)->Output();
+  const auto start = std::chrono::steady_clock::now();
+  auto res = client.Post("/v2/repository/models/slow/unload", "");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  loader.join();
+  EXPECT_EQ(res.status, 200u) << res.body;
+  EXPECT_LT(seconds, 10.0) << "the unload waited for the warm-up";
+  EXPECT_NE(load.status, 200u) << load.body;
+  EXPECT_NE(load.body.find("unloaded during its load"), std::string::npos) << load.body;
+  EXPECT_EQ(client.Get("/v2/models/slow/ready").status, 400u);
+  EXPECT_EQ(Infer(client, "a").status, 200u);
+  EXPECT_EQ((*server)->Stop(), 0);
+}
+
+// Issue #14.3: SIGTERM while a load is in a very long warm-up: the process
+// exits within its shutdown deadline (delay + grace, plus the loads' stop).
+TEST(LifecycleTest, SigtermDuringALongWarmupExitsWithinTheShutdownDeadline) {
+  TempDir repo;
+  MakeSlowModel(repo.path() + "/slow/1/model.onnx");
+  auto server = ServerProcess::Start({"--model-repository", repo.path(), "--model-control-mode", "explicit",
+                                      "--shutdown-grace-seconds", "1"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  const uint16_t port = (*server)->http_port();
+  std::thread loader([port] {
+    HttpClient c(port);
+    (void)c.Post("/v2/repository/models/slow/load", LoadBody(kLongWarmup));  // Cut off by the shutdown.
+  });
+  {
+    HttpClient client(port);
+    ASSERT_TRUE(WaitUntil([&] { return IndexEntry(client, "slow", "1").first == "LOADING"; }, 30))
+        << (*server)->Output();
+  }
+  const auto start = std::chrono::steady_clock::now();
+  const int code = (*server)->Stop(SIGTERM, 60);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  loader.join();
+  EXPECT_EQ(code, 0) << (*server)->Output();
+  EXPECT_LT(seconds, 10.0) << "shutdown waited for the warm-up";
+}
+
 }  // namespace
 }  // namespace ortserve::testing

@@ -187,6 +187,38 @@ class OrtSession final : public Session {
 
   absl::Status Run(std::span<const Tensor> inputs, std::span<const std::string> output_names,
                    std::vector<Tensor>* outputs) override {
+    return RunWith(run_options_, inputs, output_names, outputs);
+  }
+
+  // A run of its own options, whose terminate flag the token sets: ORT stops
+  // between operators and throws, which becomes the token's Cancelled.
+  absl::Status RunCancellable(std::span<const Tensor> inputs, std::span<const std::string> output_names,
+                              std::vector<Tensor>* outputs, CancelToken& cancel) override {
+    RETURN_IF_ERROR(cancel.status());
+    std::optional<Ort::RunOptions> options;
+    try {
+      options.emplace();
+    } catch (const Ort::Exception& e) {
+      return FromOrtException(e, "model run failed");
+    }
+    absl::Status status;
+    {
+      CancelToken::Registration registration = cancel.Register([&options] {
+        try {
+          options->SetTerminate();
+        } catch (const Ort::Exception&) {
+          // Only a null handle throws; the run then goes to its end.
+        }
+      });
+      status = RunWith(*options, inputs, output_names, outputs);
+    }
+    if (absl::Status cancelled = cancel.status(); !cancelled.ok()) return cancelled;
+    return status;
+  }
+
+ private:
+  absl::Status RunWith(Ort::RunOptions& run_options, std::span<const Tensor> inputs,
+                       std::span<const std::string> output_names, std::vector<Tensor>* outputs) {
     try {
       // Input values are views over the caller's buffers; ORT reads them in place.
       std::vector<Ort::Value> values;
@@ -210,9 +242,9 @@ class OrtSession final : public Session {
 
       std::vector<Ort::Value> results;
       if (io_binding_) {
-        results = RunBound(names, values, out_names);
+        results = RunBound(run_options, names, values, out_names);
       } else {
-        results = session_.Run(run_options_, names.data(), values.data(), values.size(), out_names.data(),
+        results = session_.Run(run_options, names.data(), values.data(), values.size(), out_names.data(),
                                out_names.size());
       }
       for (size_t i = 0; i < results.size(); ++i) {
@@ -224,7 +256,6 @@ class OrtSession final : public Session {
     }
   }
 
- private:
   absl::StatusOr<Ort::Value> MakeStringValue(const Tensor& input) {
     ASSIGN_OR_RETURN(int64_t count, ElementCount(input.shape));
     ASSIGN_OR_RETURN(auto elements, SplitBytesElements(input.data, count, input.name));
@@ -242,7 +273,7 @@ class OrtSession final : public Session {
 
   // IoBinding objects are not thread-safe; runs may be concurrent, so each
   // takes one from a small free list and gives it back.
-  std::vector<Ort::Value> RunBound(const std::vector<const char*>& names, const std::vector<Ort::Value>& values,
+  std::vector<Ort::Value> RunBound(Ort::RunOptions& run_options, const std::vector<const char*>& names, const std::vector<Ort::Value>& values,
                                    const std::vector<const char*>& out_names) {
     std::unique_ptr<Ort::IoBinding> binding;
     {
@@ -257,7 +288,7 @@ class OrtSession final : public Session {
     binding->ClearBoundOutputs();
     for (size_t i = 0; i < values.size(); ++i) binding->BindInput(names[i], values[i]);
     for (const char* name : out_names) binding->BindOutput(name, output_memory_);
-    session_.Run(run_options_, *binding);
+    session_.Run(run_options, *binding);
     std::vector<Ort::Value> results = binding->GetOutputValues();
     binding->ClearBoundInputs();
     binding->ClearBoundOutputs();

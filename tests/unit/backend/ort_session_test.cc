@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <thread>
 
+#include "absl/synchronization/notification.h"
 #include "integration/server_harness.h"
 
 namespace ortserve::backend {
@@ -35,6 +37,15 @@ save(g, 'neg.onnx')
 s = helper.make_tensor_value_info('s', TensorProto.STRING, [None])
 t = helper.make_tensor_value_info('t', TensorProto.STRING, [None])
 save(helper.make_graph([helper.make_node('Identity', ['s'], ['t'])], 'g', [s], [t]), 'strings.onnx')
+# Slow: x multiplied by itself twelve times, x FP32 [512, 512].
+a = helper.make_tensor_value_info('a', TensorProto.FLOAT, [512, 512])
+b = helper.make_tensor_value_info('b', TensorProto.FLOAT, [512, 512])
+nodes, prev = [], 'a'
+for i in range(12):
+    out = 'b' if i == 11 else 'm%d' % i
+    nodes.append(helper.make_node('MatMul', [prev, 'a'], [out]))
+    prev = out
+save(helper.make_graph(nodes, 'g', [a], [b]), 'slow.onnx')
 )")
                     .ok());
     auto factory = OrtSessionFactory::Create(OrtSessionFactory::Options{});
@@ -113,6 +124,68 @@ TEST_P(OrtRunTest, RunsOnInputsBuiltInItsOwnHostMemory) {
 }
 
 INSTANTIATE_TEST_SUITE_P(IoBinding, OrtRunTest, ::testing::Bool());
+
+// Issue #14.3: warm-up runs are cancellable mid-run (RunOptions::SetTerminate).
+TEST_P(OrtRunTest, CancellingStopsARunInProgressAndLaterRuns) {
+  SessionOptions options{.model_path = Path("slow.onnx")};
+  options.io_binding = GetParam();
+  options.intra_op_threads = 1;
+  auto session = factory_->Create(options);
+  ASSERT_TRUE(session.ok()) << session.status();
+  std::vector<float> values(512 * 512, 0.f);
+  Tensor a = MakeTensor<float>("a", DataType::kFp32, Shape{512, 512}, std::span<const float>(values));
+  const std::vector<std::string> names = {"b"};
+  // Uncancelled: the whole run, as Run gives it.
+  CancelToken idle;
+  std::vector<Tensor> outputs;
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE((*session)->RunCancellable({&a, 1}, names, &outputs, idle).ok());
+  const absl::Duration full = absl::Now() - start;
+  ASSERT_EQ(outputs.size(), 1u);
+  EXPECT_EQ(outputs[0].shape, (Shape{512, 512}));
+
+  // Cancelled while it runs: it ends well before a whole run would.
+  CancelToken cancel;
+  absl::Status status;
+  absl::Duration took;
+  absl::Notification started;
+  std::thread run([&] {
+    std::vector<Tensor> out;
+    started.Notify();
+    const absl::Time t0 = absl::Now();
+    status = (*session)->RunCancellable({&a, 1}, names, &out, cancel);
+    took = absl::Now() - t0;
+  });
+  started.WaitForNotification();
+  absl::SleepFor(full / 6);  // Into the run; cancelling earlier is also Cancelled.
+  cancel.Cancel("unloaded");
+  run.join();
+  EXPECT_EQ(status.code(), absl::StatusCode::kCancelled) << status;
+  EXPECT_EQ(status.message(), "unloaded");
+  EXPECT_LT(took, full * 2 / 3) << "full run " << full;
+  // Later runs with the token end at once; the session itself still works.
+  std::vector<Tensor> later;
+  EXPECT_EQ((*session)->RunCancellable({&a, 1}, names, &later, cancel).code(), absl::StatusCode::kCancelled);
+  EXPECT_TRUE(later.empty());
+  EXPECT_TRUE((*session)->Run({&a, 1}, names, &later).ok());
+}
+
+TEST(CancelTokenTest, RunsStopCallbacksOnceAndOnlyWhileRegistered) {
+  CancelToken token;
+  int calls = 0;
+  {
+    auto gone = token.Register([&] { calls += 100; });
+  }
+  auto registration = token.Register([&] { ++calls; });
+  EXPECT_TRUE(token.status().ok());
+  token.Cancel("first");
+  token.Cancel("second");
+  EXPECT_EQ(calls, 1);
+  EXPECT_TRUE(token.cancelled());
+  EXPECT_EQ(token.status().message(), "first");
+  auto late = token.Register([&] { calls += 10; });  // Already cancelled: at once.
+  EXPECT_EQ(calls, 11);
+}
 
 TEST_F(OrtSessionTest, StringTensorsRoundTripIncludingEmbeddedNul) {
   auto session = factory_->Create({.model_path = Path("strings.onnx")});

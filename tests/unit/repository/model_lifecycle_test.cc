@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "absl/synchronization/notification.h"
 #include "fakes/controlled_session_factory.h"
@@ -69,6 +70,15 @@ class ModelLifecycleTest : public ::testing::TestWithParam<int> {
     manager_ = *std::move(manager);
     EXPECT_TRUE(manager_->LoadAll().ok());
     return *manager_;
+  }
+  // Waits until the factory made at least `n` sessions (they appear on a loader thread).
+  bool WaitUntilSessions(size_t n) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(20);
+    while (factory_.sessions() < n) {
+      if (absl::Now() > deadline) return false;
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    return true;
   }
   int64_t ServedVersion(const std::string& model) {
     auto handle = manager_->GetModel(model, "");
@@ -361,6 +371,74 @@ TEST_P(ModelLifecycleTest, AFailingWarmupKeepsTheOldVersionServing) {
   EXPECT_EQ(entry.state, ModelState::kUnavailable);
   EXPECT_NE(entry.reason.find("model_warmup 'zeros'"), std::string::npos) << entry.reason;
   EXPECT_NE(entry.reason.find("kernel failed"), std::string::npos) << entry.reason;
+}
+
+// Issue #14.3: a config with a huge warm-up count on a slow model must not
+// pin its loader: an unload cancels the warm-up and returns at once.
+TEST_P(ModelLifecycleTest, UnloadDuringALongWarmupCancelsItAndReturnsPromptly) {
+  WriteFile("slow/config.pbtxt", R"(model_warmup [ { name: "long" count: 1000
+                     inputs { key: "x" value: { dims: [ 2 ] zero_data: true } } } ])");
+  AddVersion("slow", 1);
+  AddVersion("other", 1);
+  auto& manager = Start(ModelControlMode::kExplicit, {"other"});
+  factory_.HoldRuns("/slow/");  // Every warm-up run parks: an endless warm-up.
+  absl::Notification loaded;
+  absl::Status load_status;
+  manager.LoadModelAsync("slow", "", [&](absl::Status status) {
+    load_status = std::move(status);
+    loaded.Notify();
+  });
+  // Wait until the warm-up runs (the session exists and a run is parked).
+  ASSERT_TRUE(WaitUntilSessions(2));
+  ASSERT_TRUE(factory_.session(1)->WaitForRunsStarted(1, absl::Seconds(20)));
+
+  absl::Notification unloaded;
+  absl::Status unload_status;
+  const absl::Time start = absl::Now();
+  manager.UnloadModelAsync("slow", [&](absl::Status status) {
+    unload_status = std::move(status);
+    unloaded.Notify();
+  });
+  ASSERT_TRUE(unloaded.WaitForNotificationWithTimeout(absl::Seconds(20))) << "unload waited for the warm-up";
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_TRUE(unload_status.ok()) << unload_status;
+  ASSERT_TRUE(loaded.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  EXPECT_EQ(load_status.code(), absl::StatusCode::kCancelled) << load_status;
+  EXPECT_NE(std::string(load_status.message()).find("unloaded during its load"), std::string::npos) << load_status;
+  EXPECT_EQ(factory_.session(1)->runs_started(), 1);  // Stopped at the first run of 1000.
+  EXPECT_EQ(manager.GetModel("slow", "").status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(ServedVersion("other"), 1);  // Other models never noticed.
+  // A later load (runs no longer held) works.
+  factory_.session(1)->Release();
+}
+
+// Issue #14.3: Shutdown cancels a warm-up in progress instead of waiting on it.
+TEST_P(ModelLifecycleTest, ShutdownDuringALongWarmupFinishesPromptly) {
+  WriteFile("slow/config.pbtxt", R"(model_warmup [ { name: "long" count: 1000
+                     inputs { key: "x" value: { dims: [ 2 ] zero_data: true } } } ])");
+  AddVersion("slow", 1);
+  auto& manager = Start(ModelControlMode::kExplicit);
+  factory_.HoldRuns("/slow/");
+  absl::Notification loaded;
+  absl::Status load_status;
+  manager.LoadModelAsync("slow", "", [&](absl::Status status) {
+    load_status = std::move(status);
+    loaded.Notify();
+  });
+  ASSERT_TRUE(WaitUntilSessions(1));
+  ASSERT_TRUE(factory_.session(0)->WaitForRunsStarted(1, absl::Seconds(20)));
+  absl::Notification stopped;
+  std::thread shutdown([&] {
+    manager.Shutdown();
+    stopped.Notify();
+  });
+  const bool in_time = stopped.WaitForNotificationWithTimeout(absl::Seconds(20));
+  if (!in_time) factory_.session(0)->Release();  // Let the test end.
+  shutdown.join();
+  ASSERT_TRUE(in_time) << "Shutdown waited for the warm-up";
+  ASSERT_TRUE(loaded.HasBeenNotified());
+  EXPECT_EQ(load_status.code(), absl::StatusCode::kCancelled) << load_status;
+  EXPECT_EQ(factory_.session(0)->runs_started(), 1);
 }
 
 TEST_P(ModelLifecycleTest, WarmupRunsOnEveryInstanceBeforeTheVersionIsServed) {
