@@ -21,6 +21,7 @@
 #include "pipeline/text_pipeline.h"
 #include "observability/metrics.h"
 #include "repository/model_source.h"
+#include "repository/version_policy.h"
 #include "repository/warmup.h"
 
 namespace ortserve::repository {
@@ -64,22 +65,6 @@ absl::Status RetryLater(std::string message, int64_t seconds) {
 }
 
 uint64_t Combine(uint64_t a, uint64_t b) { return absl::Hash<std::pair<uint64_t, uint64_t>>()({a, b}); }
-
-// The versions the policy picks from those present on disk.
-std::vector<int64_t> SelectVersions(const config::ModelVersionPolicy& policy, std::vector<int64_t> present) {
-  std::sort(present.begin(), present.end());
-  if (policy.has_all()) return present;
-  if (policy.has_specific()) {
-    std::vector<int64_t> chosen;
-    for (int64_t v : policy.specific().versions()) {
-      if (std::binary_search(present.begin(), present.end(), v)) chosen.push_back(v);
-    }
-    return chosen;
-  }
-  const size_t n = std::max<uint32_t>(1, policy.latest().num_versions());
-  if (present.size() > n) present.erase(present.begin(), present.end() - static_cast<ptrdiff_t>(n));
-  return present;
-}
 
 // Triton's JSON config (the protobuf JSON mapping). Unknown fields are errors:
 // silently dropping part of an override would serve something else than asked.
@@ -137,202 +122,6 @@ absl::StatusOr<scheduler::SchedulerOptions> SchedulerOptionsFrom(const ModelVers
 }
 
 }  // namespace
-
-// Destroys versions whose last handle went away, on its own thread. Handles
-// keep it alive through their deleters, so it outlives the manager when a
-// handle does; once stopped it destroys versions inline (their schedulers are
-// stopped by then, so nothing joins). Thread-safe.
-class ModelManager::ReleaseQueue {
- public:
-  explicit ReleaseQueue(std::function<void(const std::string&, const std::string&)> released)
-      : released_(std::move(released)) {}
-
-  void Start() {
-    thread_ = std::thread([this] { Run(); });
-  }
-
-  void Created() {
-    absl::MutexLock lock(&mu_);
-    ++live_;
-  }
-
-  // The handle deleter: never blocks, never destroys on the caller's thread
-  // while the queue runs.
-  void Push(ModelVersion* version) {
-    {
-      absl::MutexLock lock(&mu_);
-      if (running_) {
-        pending_.push_back(version);
-        return;
-      }
-    }
-    Destroy(version);
-  }
-
-  // Destroys what is queued, then joins. Idempotent.
-  void Stop() {
-    {
-      absl::MutexLock lock(&mu_);
-      if (!running_) return;
-      running_ = false;
-    }
-    if (thread_.joinable()) thread_.join();
-    std::deque<ModelVersion*> rest;
-    {
-      absl::MutexLock lock(&mu_);
-      rest.swap(pending_);
-    }
-    for (ModelVersion* version : rest) Destroy(version);
-  }
-
-  size_t live() const {
-    absl::MutexLock lock(&mu_);
-    return live_;
-  }
-
-  bool WaitForLive(size_t n, absl::Duration timeout) const {
-    absl::MutexLock lock(&mu_);
-    auto done = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return live_ <= n; };
-    return mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
-  }
-
- private:
-  void Run() {
-    for (;;) {
-      ModelVersion* version = nullptr;
-      {
-        absl::MutexLock lock(&mu_);
-        auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !pending_.empty() || !running_; };
-        mu_.Await(absl::Condition(&ready));
-        if (pending_.empty()) return;
-        version = pending_.front();
-        pending_.pop_front();
-      }
-      Destroy(version);
-    }
-  }
-
-  void Destroy(ModelVersion* version) {
-    const std::string name = released_ ? version->name : std::string();
-    const std::string number = released_ ? version->version_string : std::string();
-    delete version;  // Stops its scheduler: admitted requests are done by now.
-    if (released_) released_(name, number);
-    absl::MutexLock lock(&mu_);
-    --live_;
-  }
-
-  mutable absl::Mutex mu_;
-  bool running_ ABSL_GUARDED_BY(mu_) = true;
-  std::deque<ModelVersion*> pending_ ABSL_GUARDED_BY(mu_);
-  size_t live_ ABSL_GUARDED_BY(mu_) = 0;
-  std::thread thread_;
-  const std::function<void(const std::string&, const std::string&)> released_;
-};
-
-// The loader threads: a fixed pool running load and unload tasks in order.
-// Thread-safe.
-class ModelManager::LoaderPool {
- public:
-  explicit LoaderPool(int threads) {
-    {
-      absl::MutexLock lock(&mu_);
-      running_ = threads;
-    }
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
-  }
-  ~LoaderPool() { Stop(); }
-
-  // False once stopped (the task is not run).
-  bool Submit(std::function<void()> task) {
-    absl::MutexLock lock(&mu_);
-    if (stopped_) return false;
-    tasks_.push_back(std::move(task));
-    return true;
-  }
-
-  // Refuses new tasks, lets the threads finish the queued ones and waits for
-  // them at most `timeout`: true when every thread has ended (and is joined),
-  // false when some still run a task (they are joined by a later Stop or the
-  // destructor). Idempotent.
-  bool Stop(absl::Duration timeout = absl::InfiniteDuration()) {
-    {
-      absl::MutexLock lock(&mu_);
-      stopped_ = true;
-      auto ended = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return running_ == 0; };
-      if (!mu_.AwaitWithTimeout(absl::Condition(&ended), timeout)) return false;
-    }
-    for (auto& thread : threads_) {
-      if (thread.joinable()) thread.join();
-    }
-    return true;
-  }
-
- private:
-  void Run() {
-    for (;;) {
-      std::function<void()> task;
-      {
-        absl::MutexLock lock(&mu_);
-        auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !tasks_.empty() || stopped_; };
-        mu_.Await(absl::Condition(&ready));
-        if (tasks_.empty()) {
-          --running_;
-          return;
-        }
-        task = std::move(tasks_.front());
-        tasks_.pop_front();
-      }
-      task();
-    }
-  }
-
-  absl::Mutex mu_;
-  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
-  int running_ ABSL_GUARDED_BY(mu_) = 0;  // Threads not yet ended.
-  std::deque<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::thread> threads_;
-};
-
-ModelVersion::~ModelVersion() {
-  if (scheduler) scheduler->Stop();
-}
-
-std::string_view ModelStateName(ModelState state) {
-  switch (state) {
-    case ModelState::kLoading: return "LOADING";
-    case ModelState::kReady: return "READY";
-    case ModelState::kUnavailable: return "UNAVAILABLE";
-  }
-  return "UNKNOWN";
-}
-
-std::string_view LazyEventName(LazyEvent event) {
-  switch (event) {
-    case LazyEvent::kLoadStarted: return "load_started";
-    case LazyEvent::kLoaded: return "loaded";
-    case LazyEvent::kLoadTimedOut: return "load_timed_out";
-    case LazyEvent::kIdleUnloaded: return "idle_unloaded";
-    case LazyEvent::kEvicted: return "evicted";
-  }
-  return "unknown";
-}
-
-std::string_view ModelControlModeName(ModelControlMode mode) {
-  switch (mode) {
-    case ModelControlMode::kNone: return "none";
-    case ModelControlMode::kPoll: return "poll";
-    case ModelControlMode::kExplicit: return "explicit";
-  }
-  return "unknown";
-}
-
-absl::StatusOr<ModelControlMode> ParseModelControlMode(std::string_view text) {
-  if (text == "none") return ModelControlMode::kNone;
-  if (text == "poll") return ModelControlMode::kPoll;
-  if (text == "explicit") return ModelControlMode::kExplicit;
-  return absl::InvalidArgumentError(
-      StrCat("model control mode '", text, "' is not one of none, poll, explicit"));
-}
 
 ModelManager::ModelManager(Options options)
     : options_(std::move(options)),
@@ -729,13 +518,14 @@ absl::Status ModelManager::ReloadModel(const std::string& name, const std::strin
   std::map<int64_t, uint64_t> to_load;
   std::map<int64_t, ModelHandle> previous;  // What each load replaces.
   {
+    std::map<int64_t, uint64_t> wanted;
+    for (int64_t v : chosen) wanted[v] = Combine(config_fingerprint, snapshot->version_fingerprints.at(v));
     absl::MutexLock lock(&mu_);
     ModelEntry& entry = models_[name];
-    for (int64_t v : chosen) {
-      const uint64_t fp = Combine(config_fingerprint, snapshot->version_fingerprints.at(v));
-      auto it = entry.versions.find(v);
-      if (it != entry.versions.end() && it->second.handle && it->second.loaded_fingerprint == fp) continue;
-      to_load[v] = fp;
+    std::map<int64_t, ServedVersion> current;
+    for (const auto& [v, slot] : entry.versions) current[v] = {slot.handle != nullptr, slot.loaded_fingerprint};
+    for (int64_t v : VersionsToLoad(chosen, wanted, current)) {
+      to_load[v] = wanted[v];
       VersionSlot& slot = entry.versions[v];
       previous[v] = slot.handle;
       if (!slot.handle) {
@@ -784,25 +574,18 @@ absl::Status ModelManager::ReloadModel(const std::string& name, const std::strin
         slot.reason = Message(result.status());
       }
     }
-    bool all_ready = true;
-    for (int64_t v : chosen) all_ready &= entry.versions[v].handle != nullptr;
-    const std::set<int64_t> chosen_set(chosen.begin(), chosen.end());
-    for (auto it = entry.versions.begin(); it != entry.versions.end();) {
-      if (chosen_set.count(it->first) > 0) {
-        ++it;
-        continue;
+    // Versions the policy dropped: stale failures go now; served ones only
+    // once everything chosen is READY, so the model never stops serving.
+    std::map<int64_t, bool> serving;
+    for (int64_t v : chosen) entry.versions[v];  // Chosen versions all have a slot.
+    for (const auto& [v, slot] : entry.versions) serving[v] = slot.handle != nullptr;
+    for (int64_t v : VersionsToRetire(chosen, serving)) {
+      auto it = entry.versions.find(v);
+      if (it->second.handle) {
+        events.push_back(StrCat("model '", name, "' version ", v, " retired"));
+        retired.push_back(std::move(it->second.handle));
       }
-      // Versions the policy dropped: stale failures go now; served ones only
-      // once everything chosen is READY, so the model never stops serving.
-      if (!it->second.handle || all_ready) {
-        if (it->second.handle) {
-          events.push_back(StrCat("model '", name, "' version ", it->first, " retired"));
-          retired.push_back(std::move(it->second.handle));
-        }
-        it = entry.versions.erase(it);
-      } else {
-        ++it;
-      }
+      entry.versions.erase(it);
     }
     entry.scan_fingerprint = scan_fingerprint;
     entry.scanned = true;
