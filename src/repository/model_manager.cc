@@ -18,10 +18,10 @@
 #include "absl/synchronization/notification.h"
 #include "core/status.h"
 #include "core/strings.h"
-#include "pipeline/text_pipeline.h"
 #include "observability/metrics.h"
 #include "repository/model_source.h"
 #include "repository/version_policy.h"
+#include "scheduler/observable_clock.h"
 #include "repository/warmup.h"
 
 namespace ortserve::repository {
@@ -42,20 +42,6 @@ std::string Message(const absl::Status& status) { return std::string(ToStd(statu
 // get its error at once instead of starting load after failing load.
 constexpr absl::Duration kLazyRetryBackoff = absl::Seconds(1);
 constexpr absl::Duration kDefaultLazyLoadTimeout = absl::Milliseconds(10000);
-
-// Bytes of every regular file under `dir` (the version folder: model.onnx and
-// its external data). Unreadable entries count as 0: an estimate.
-uint64_t FolderBytes(const fs::path& dir) {
-  uint64_t total = 0;
-  std::error_code ec;
-  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    std::error_code file_ec;
-    if (!it->is_regular_file(file_ec) || file_ec) continue;
-    const uintmax_t size = it->file_size(file_ec);
-    if (!file_ec) total += size;
-  }
-  return total;
-}
 
 // Unavailable with a retry hint of `seconds` (at least 1).
 absl::Status RetryLater(std::string message, int64_t seconds) {
@@ -91,44 +77,32 @@ absl::Status ValidateConfigFileNames(const ModelConfig& config) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<scheduler::SchedulerOptions> SchedulerOptionsFrom(const ModelVersion& version) {
-  const ModelConfig& config = version.config;
-  scheduler::SchedulerOptions options;
-  options.model_name = version.name;
-  options.model_version = version.version_string;
-  options.max_batch_size = config.max_batch_size();
-  if (config.has_dynamic_batching()) {
-    const auto& db = config.dynamic_batching();
-    options.dynamic_batching = true;
-    options.preferred_batch_sizes.assign(db.preferred_batch_size().begin(), db.preferred_batch_size().end());
-    options.max_queue_delay = absl::Microseconds(static_cast<int64_t>(db.max_queue_delay_microseconds()));
-    options.max_queue_size = db.default_queue_policy().max_queue_size();
-    options.priority_levels = static_cast<uint32_t>(db.priority_levels());
-    options.default_priority_level = static_cast<uint32_t>(db.default_priority_level());
-    options.default_timeout =
-        absl::Microseconds(static_cast<int64_t>(db.default_queue_policy().default_timeout_microseconds()));
-    options.allow_timeout_override = db.default_queue_policy().allow_timeout_override() ||
-                                     db.default_queue_policy().default_timeout_microseconds() == 0;
-    options.pad_variable_dims = db.pad_variable_dims();
-    options.pad_value = db.pad_value();
-    if (db.max_padded_batch_bytes() > 0) options.max_padded_batch_bytes = db.max_padded_batch_bytes();
-  }
-  // Text pipelines: a token budget per batch, measured on dim 1 ([batch, seq]).
-  options.max_batch_tokens = config.text_pipeline().max_batch_tokens();
-  options.sequence_axis = 1;
-  options.stats = version.stats.get();
-  options.metrics = version.metrics;
-  return options;
-}
-
 }  // namespace
 
 ModelManager::ModelManager(Options options)
     : options_(std::move(options)),
+      clock_(options_.clock != nullptr ? options_.clock : Clock::Real()),
       hash_cache_(options_.file_hash_cache),
       releases_(std::make_shared<ReleaseQueue>(options_.released)),
       loaders_(std::make_unique<LoaderPool>(options_.load_threads)) {
+  if (options_.loader != nullptr) {
+    loader_ = options_.loader;
+  } else {
+    SessionLoader::Options loader;
+    loader.session_factory = options_.session_factory;
+    loader.metrics = options_.metrics;
+    loader.warn = options_.warn;
+    loader.clock = clock_;
+    // Create checks the factory; ModelManager::Create checked it first.
+    owned_loader_ = *SessionLoader::Create(std::move(loader));
+    loader_ = owned_loader_.get();
+  }
   releases_->Start();
+  // A clock that jumps (a test's FakeClock) wakes the janitor, whose waits
+  // for deadlines are in that clock's time.
+  if (auto* observable = dynamic_cast<scheduler::ObservableClock*>(clock_)) {
+    observable->AddObserver(this, [this] { WakeJanitor(); });
+  }
   janitor_ = std::thread([this] { JanitorLoop(); });
 }
 
@@ -154,8 +128,8 @@ ModelManager::LoadedUse ModelManager::LoadedUseOf(const ModelEntry& entry) {
 }
 
 absl::StatusOr<std::unique_ptr<ModelManager>> ModelManager::Create(Options options) {
-  if (options.session_factory == nullptr) {
-    return absl::InvalidArgumentError("ModelManager needs a session factory");
+  if (options.session_factory == nullptr && options.loader == nullptr) {
+    return absl::InvalidArgumentError("ModelManager needs a session factory or a loader");
   }
   if (options.load_threads < 1) options.load_threads = 1;
   return std::unique_ptr<ModelManager>(new ModelManager(std::move(options)));
@@ -604,104 +578,15 @@ absl::StatusOr<ModelHandle> ModelManager::LoadVersion(const std::string& name, c
                                                       int64_t version, const ModelConfig& base_config,
                                                       uint64_t files_fingerprint, const ModelHandle& previous,
                                                       backend::CancelToken& cancel) {
-  RETURN_IF_ERROR(cancel.status());
-  const absl::Time load_start = absl::Now();
-  const std::string filename =
-      base_config.default_model_filename().empty() ? "model.onnx" : base_config.default_model_filename();
-  const std::string path = (fs::path(model_dir) / std::to_string(version) / filename).string();
-
-  std::vector<std::string> warnings;
-  ASSIGN_OR_RETURN(backend::SessionOptions session_options,
-                   SessionOptionsFromConfig(base_config, path, &warnings));
-  ASSIGN_OR_RETURN(std::vector<backend::SessionOptions> instance_options,
-                   InstanceSessionOptions(base_config, session_options));
-  // A config-only change (batching, instance count, warm-up, ...) reuses the
-  // sessions of the version it replaces when the model files and that
-  // instance's session options (device included) are unchanged: the weights
-  // are not read again.
-  auto reusable = [&](size_t i) -> std::shared_ptr<backend::Session> {
-    if (previous == nullptr || previous->files_fingerprint != files_fingerprint ||
-        i >= previous->sessions.size() || i >= previous->instance_options.size() ||
-        !(previous->instance_options[i] == instance_options[i])) {
-      return nullptr;
-    }
-    return previous->sessions[i];
-  };
-  std::shared_ptr<backend::Session> first = reusable(0);
-  if (!first) {
-    ASSIGN_OR_RETURN(first, options_.session_factory->Create(instance_options[0]));
-  }
-
-  auto model = std::make_unique<ModelVersion>();
-  model->name = name;
-  model->version = version;
-  model->version_string = std::to_string(version);
-  model->config = base_config;
-  model->signature = first->signature();
-  RETURN_IF_ERROR(CompleteModelConfig(name, model->signature, &model->config, &warnings));
-  for (const auto& w : warnings) {
-    if (options_.warn) options_.warn(w);
-  }
-
-  for (const auto& output : model->config.output()) {
-    if (output.label_filename().empty()) continue;
-    const fs::path label_path = fs::path(model_dir) / output.label_filename();
-    ASSIGN_OR_RETURN(std::string text, ReadFile(label_path));
-    std::vector<std::string> labels;
-    std::istringstream lines(text);
-    for (std::string line; std::getline(lines, line);) {
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      labels.push_back(line);
-    }
-    model->labels[output.name()] = std::move(labels);
-  }
-  if (model->config.has_text_pipeline()) {  // Issue 5: text in, labels/embeddings out.
-    ASSIGN_OR_RETURN(model->text_pipeline,
-                     pipeline::TextPipeline::FromConfig(model->config, model_dir, model->signature));
-  }
-
-  // One session per instance: separate sessions run truly in parallel, each
-  // with its own intra-op pool (and, on a GPU, its own stream).
-  std::vector<std::shared_ptr<backend::Session>> instances;
-  instances.push_back(std::move(first));
-  for (size_t i = 1; i < instance_options.size(); ++i) {
-    RETURN_IF_ERROR(cancel.status());
-    if (auto session = reusable(i)) {
-      instances.push_back(std::move(session));
-      continue;
-    }
-    ASSIGN_OR_RETURN(std::unique_ptr<backend::Session> session,
-                     options_.session_factory->Create(instance_options[i]));
-    instances.push_back(std::move(session));
-  }
-  // A GPU instance builds its batches in pinned memory (one DMA each); when
-  // the provider has no pinned allocator they come from pageable memory,
-  // correct but slower to copy. Say so once per load rather than silently.
-  for (size_t i = 0; i < instances.size(); ++i) {
-    if (instance_options[i].device != backend::DeviceKind::kGpu || !options_.warn) continue;
-    if (!instances[i]->AllocateHostBuffer(1).pinned()) {
-      options_.warn(StrCat("model '", name, "' version ", version, " instance ", i, " on ",
-                           instances[i]->device_name(),
-                           ": no pinned host memory from the CUDA provider; batches are copied to the GPU "
-                           "from pageable memory (slower)"));
-    }
-  }
-  model->sessions = instances;
-  model->instance_options = std::move(instance_options);
-  model->files_fingerprint = files_fingerprint;
-  model->memory_bytes = FolderBytes(fs::path(model_dir) / std::to_string(version));
-
-  // Warm-up runs on the sessions directly, before any request can see them.
-  RETURN_IF_ERROR(RunWarmup(model->config, model_dir, instances, &cancel));
-
-  model->stats = std::make_unique<ModelStats>(model->config.max_batch_size());
-  if (options_.metrics != nullptr) model->metrics = options_.metrics->ForVersion(name, model->version_string);
-  ASSIGN_OR_RETURN(scheduler::SchedulerOptions sched, SchedulerOptionsFrom(*model));
-  sched.instances = std::move(instances);
-  ASSIGN_OR_RETURN(model->scheduler, scheduler::CreateScheduler(std::move(sched)));
-
-  if (model->metrics != nullptr) model->metrics->SetLoadDuration(absl::Now() - load_start);
-  model->Touch(absl::Now());  // The idle clock starts at load.
+  LoadSpec spec;
+  spec.name = name;
+  spec.model_dir = model_dir;
+  spec.version = version;
+  spec.config = &base_config;
+  spec.files_fingerprint = files_fingerprint;
+  spec.previous = previous;
+  spec.cancel = &cancel;
+  ASSIGN_OR_RETURN(std::unique_ptr<ModelVersion> model, loader_->Load(spec));
   // The deleter hands the version to the release thread (see the class comment).
   releases_->Created();
   std::shared_ptr<ReleaseQueue> releases = releases_;
@@ -763,7 +648,7 @@ void ModelManager::AcquireModelAsync(std::string name, std::string version,
       if (it != models_.end()) {
         for (const auto& [v, slot] : it->second.versions) loaded |= slot.handle != nullptr;
       }
-      const absl::Time now = absl::Now();
+      const absl::Time now = clock_->Now();
       if (it != models_.end() && it->second.lazy && !loaded) {
         ModelEntry& entry = it->second;
         auto load = lazy_loads_.find(name);
@@ -784,7 +669,7 @@ void ModelManager::AcquireModelAsync(std::string name, std::string version,
     }
   }
   if (done) {
-    if (found.ok()) (*found)->Touch(absl::Now());
+    if (found.ok()) (*found)->Touch(clock_->Now());
     done(std::move(found));
     return;
   }
@@ -809,10 +694,10 @@ void ModelManager::AcquireModelAsync(std::string name, std::string version,
 }
 
 void ModelManager::RunLazyLoad(const std::string& name) {
-  const absl::Time start = absl::Now();
+  const absl::Time start = clock_->Now();
   bool loaded_any = false;
   const absl::Status status = ReloadModel(name, nullptr, LoadReason::kLazyAcquire, &loaded_any);
-  const absl::Duration took = absl::Now() - start;
+  const absl::Duration took = clock_->Now() - start;
   std::vector<std::pair<LazyWaiter, absl::StatusOr<ModelHandle>>> answers;
   {
     absl::MutexLock lock(&mu_);
@@ -828,7 +713,7 @@ void ModelManager::RunLazyLoad(const std::string& name) {
         it->second.last_lazy_load_duration = took;
         it->second.lazy_failed_at = absl::InfinitePast();
       } else {
-        it->second.lazy_failed_at = absl::Now();
+        it->second.lazy_failed_at = clock_->Now();
       }
     }
     for (auto& waiter : waiters) {
@@ -841,7 +726,7 @@ void ModelManager::RunLazyLoad(const std::string& name) {
   }
   WakeJanitor();  // The idle clock of the loaded versions runs from now.
   for (auto& [waiter, result] : answers) {
-    if (result.ok()) (*result)->Touch(absl::Now());
+    if (result.ok()) (*result)->Touch(clock_->Now());
     waiter.done(std::move(result));
   }
   answers.clear();
@@ -894,7 +779,7 @@ void ModelManager::IdleUnload(const std::string& name) {
     const LoadedUse use = LoadedUseOf(entry);
     // Checked again here: a request may have come since the janitor looked.
     idle = use.loaded && entry.lazy && entry.lazy_idle_unload > absl::ZeroDuration() &&
-           absl::Now() - absl::FromUnixNanos(use.last_used_ns) >= entry.lazy_idle_unload;
+           clock_->Now() - absl::FromUnixNanos(use.last_used_ns) >= entry.lazy_idle_unload;
     idle_for = entry.lazy_idle_unload;
   }
   if (idle) {
@@ -976,7 +861,7 @@ void ModelManager::JanitorLoop() {
       if (stop_janitor_) return;
       seen = janitor_wakeups_;
     }
-    const absl::Time now = absl::Now();
+    const absl::Time now = clock_->Now();
     absl::Time next = absl::InfiniteFuture();
     std::vector<std::pair<std::string, LazyWaiter>> expired;
     std::vector<std::pair<std::string, int64_t>> retry_after;
@@ -1041,7 +926,10 @@ void ModelManager::JanitorLoop() {
     auto woken = [this, seen]() ABSL_SHARED_LOCKS_REQUIRED(janitor_mu_) {
       return stop_janitor_ || janitor_wakeups_ != seen;
     };
-    janitor_mu_.AwaitWithDeadline(absl::Condition(&woken), next);
+    // In the clock's time: a FakeClock's jump wakes this wait (observer).
+    janitor_mu_.AwaitWithTimeout(absl::Condition(&woken), next == absl::InfiniteFuture()
+                                                              ? absl::InfiniteDuration()
+                                                              : next - clock_->Now());
     if (stop_janitor_) return;
   }
 }
@@ -1145,6 +1033,7 @@ void ModelManager::Shutdown() {
     stop_janitor_ = true;
   }
   if (janitor_.joinable()) janitor_.join();
+  if (auto* observable = dynamic_cast<scheduler::ObservableClock*>(clock_)) observable->RemoveObserver(this);
   for (auto& [name, waiter] : waiters) {
     waiter.done(absl::UnavailableError(StrCat("model '", name, "': server is shutting down")));
   }

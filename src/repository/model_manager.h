@@ -23,6 +23,7 @@
 #include "repository/model_provider.h"
 #include "repository/model_source.h"
 #include "repository/model_version.h"
+#include "repository/loader.h"
 #include "repository/loader_pool.h"
 #include "repository/release_queue.h"
 #include "scheduler/scheduler.h"
@@ -105,7 +106,16 @@ class ModelManager : public ModelProvider {
     // repository (a staged single-file layout's source folder); links
     // elsewhere fail the load (CheckLinksStayInside).
     std::vector<std::string> link_roots;
-    backend::SessionFactory* session_factory = nullptr;  // Not owned.
+    // Builds versions through a SessionLoader over it. Not owned.
+    backend::SessionFactory* session_factory = nullptr;
+    // Builds versions instead of a SessionLoader (tests: FakeLoader). Not
+    // owned; outlives the manager. One of the two is required.
+    Loader* loader = nullptr;
+    // Time for lazy loading (waiter deadlines, idle unloads, retry backoff)
+    // and load durations. Not owned; null: Clock::Real(). A
+    // scheduler::ObservableClock (tests' FakeClock) wakes the lazy janitor
+    // whenever it moves, so tests advance time instead of sleeping.
+    Clock* clock = nullptr;
     int load_threads = 4;
     ModelControlMode control_mode = ModelControlMode::kNone;
     // kExplicit: the models LoadAll loads ("*": all of them).
@@ -321,6 +331,9 @@ class ModelManager : public ModelProvider {
   void PollLoop();
 
   const Options options_;
+  Clock* const clock_;
+  std::unique_ptr<Loader> owned_loader_;  // The SessionLoader when Options::loader is null.
+  Loader* loader_ = nullptr;              // options_.loader or owned_loader_.
   // Change detection's memory of file hashes; thread-safe on its own.
   FileHashCache hash_cache_;
   std::shared_ptr<ReleaseQueue> releases_;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Lazy loading: registration without load, single-flight loads on the first
 // request, load timeouts with a retry hint, idle unload, and the memory
-// budget's least-recently-used eviction.
+// budget's least-recently-used eviction. Time is a FakeClock the tests move:
+// no test waits for a timeout or an idle period in real time.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include "absl/strings/cord.h"
 #include "absl/synchronization/notification.h"
 #include "fakes/controlled_session_factory.h"
+#include "fakes/fake_clock.h"
 #include "fakes/fake_session.h"
 #include "repository/model_manager.h"
 
@@ -130,6 +132,7 @@ class LazyLoadingTest : public ::testing::TestWithParam<int> {
     options.control_mode = mode;
     options.startup_models = std::move(startup);
     options.memory_budget_bytes = budget;
+    options.clock = &clock_;
     options.warn = [this](const std::string& w) { recorder_.Warn(w); };
     options.lazy_event = [this](std::string_view model, LazyEvent event) { recorder_.Event(model, event); };
     auto manager = ModelManager::Create(std::move(options));
@@ -164,6 +167,7 @@ class LazyLoadingTest : public ::testing::TestWithParam<int> {
   }
 
   fs::path root_;
+  ::ortserve::testing::FakeClock clock_;  // Declared before the manager: outlives it.
   ControlledFactory factory_;
   Recorder recorder_;
   std::unique_ptr<ModelManager> manager_;
@@ -257,6 +261,11 @@ TEST_P(LazyLoadingTest, ALoadSlowerThanTheTimeoutAnswersRetryLaterAndGoesOn) {
   auto& manager = Start();
   factory_.GateCreate("/lazy/");
   auto first = Acquire("lazy");
+  ASSERT_TRUE(factory_.gate_entered.WaitForNotificationWithTimeout(kWait));
+  EXPECT_FALSE(first->done.HasBeenNotified());
+  clock_.Advance(absl::Milliseconds(49));  // Not yet.
+  EXPECT_FALSE(first->done.HasBeenNotified());
+  clock_.Advance(absl::Milliseconds(1));
   ASSERT_TRUE(first->done.WaitForNotificationWithTimeout(kWait));
   EXPECT_EQ(first->result.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(first->result.status().message(), "model 'lazy' is loading (lazy); retry later");
@@ -266,6 +275,7 @@ TEST_P(LazyLoadingTest, ALoadSlowerThanTheTimeoutAnswersRetryLaterAndGoesOn) {
 
   // A request during the load joins it (no second load) and times out too.
   auto second = Acquire("lazy");
+  clock_.Advance(absl::Milliseconds(50));
   ASSERT_TRUE(second->done.WaitForNotificationWithTimeout(kWait));
   EXPECT_FALSE(second->answered_inline);
   EXPECT_EQ(RetryAfter(second->result.status()), "1");
@@ -286,6 +296,9 @@ TEST_P(LazyLoadingTest, AnIdleModelUnloadsAndTheNextRequestLoadsItAgain) {
     auto handle = AcquireAndWait("lazy");
     ASSERT_TRUE(handle.ok()) << handle.status();
   }
+  clock_.Advance(absl::Milliseconds(999));
+  EXPECT_TRUE(manager.GetModel("lazy", "").ok());  // Not idle long enough yet.
+  clock_.Advance(absl::Milliseconds(1));
   ASSERT_TRUE(recorder_.WaitFor("lazy", LazyEvent::kIdleUnloaded));
   EXPECT_EQ(Entry("lazy", "1").state, ModelState::kUnavailable);
   EXPECT_EQ(Entry("lazy", "1").reason, kLazyNotLoadedReason);
@@ -306,8 +319,9 @@ TEST_P(LazyLoadingTest, UseKeepsAModelFromIdleUnload) {
   ASSERT_TRUE(used.ok()) << used.status();
   ASSERT_TRUE(AcquireAndWait("b_unused").ok());
   // A request marks `used` (as the request path does), far ahead.
-  (*used)->Touch(absl::Now() + absl::Hours(1));
+  (*used)->Touch(clock_.Now() + absl::Hours(1));
   used = absl::UnknownError("dropped");
+  clock_.Advance(absl::Seconds(2));
   // b_unused loaded after a_used: once it is unloaded, a_used's load-time
   // deadline has passed too, and only the use kept it (the janitor queues
   // idle unloads in name order, so a wrong a_used unload would come first).
@@ -323,10 +337,12 @@ TEST_P(LazyLoadingTest, TheMemoryBudgetEvictsTheLeastRecentlyUsedLazyModel) {
   auto& manager = Start(ModelControlMode::kNone, {}, /*budget=*/2500);
   auto a = AcquireAndWait("a");
   ASSERT_TRUE(a.ok()) << a.status();
+  clock_.Advance(absl::Milliseconds(1));
   ASSERT_TRUE(AcquireAndWait("b").ok());
   // `a` loaded first but was used last: `b` is the least recently used.
-  (*a)->Touch(absl::Now() + absl::Seconds(1));
+  (*a)->Touch(clock_.Now() + absl::Seconds(1));
   *a = nullptr;
+  clock_.Advance(absl::Milliseconds(1));
   ASSERT_TRUE(AcquireAndWait("c").ok());
   ASSERT_TRUE(recorder_.WaitFor("b", LazyEvent::kEvicted)) << recorder_.Dump();
   EXPECT_EQ(Entry("b", "1").reason, kLazyNotLoadedReason);
@@ -352,7 +368,8 @@ TEST_P(LazyLoadingTest, NonLazyModelsAreNeverEvicted) {
   // l1 was just loaded and `big` is not lazy: nothing to evict, warned again.
   ASSERT_TRUE(recorder_.WaitForWarning("over the memory budget", 2));
   EXPECT_TRUE(manager.GetModel("l1", "").ok());
-  // l2 loads: l1 is evicted, `big` never.
+  // l2 loads later: l1 is evicted, `big` never.
+  clock_.Advance(absl::Milliseconds(1));
   ASSERT_TRUE(AcquireAndWait("l2").ok());
   ASSERT_TRUE(recorder_.WaitFor("l1", LazyEvent::kEvicted));
   ASSERT_TRUE(recorder_.WaitForWarning("over the memory budget", 3));
