@@ -28,14 +28,6 @@ namespace ortserve::repository {
 namespace fs = std::filesystem;
 namespace {
 
-absl::StatusOr<std::string> ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(StrCat("cannot read ", path.string()));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 std::string Message(const absl::Status& status) { return std::string(ToStd(status.message())); }
 
 // A failed lazy load is not tried again sooner than this: requests meanwhile
@@ -82,9 +74,15 @@ absl::Status ValidateConfigFileNames(const ModelConfig& config) {
 ModelManager::ModelManager(Options options)
     : options_(std::move(options)),
       clock_(options_.clock != nullptr ? options_.clock : Clock::Real()),
-      hash_cache_(options_.file_hash_cache),
       releases_(std::make_shared<ReleaseQueue>(options_.released)),
       loaders_(std::make_unique<LoaderPool>(options_.load_threads)) {
+  if (options_.source != nullptr) {
+    source_ = options_.source;
+  } else {
+    owned_source_ = std::make_unique<FileSystemModelSource>(FileSystemModelSource::Options{
+        options_.repository_path, options_.link_roots, options_.file_hash_cache});
+    source_ = owned_source_.get();
+  }
   if (options_.loader != nullptr) {
     loader_ = options_.loader;
   } else {
@@ -136,7 +134,7 @@ absl::StatusOr<std::unique_ptr<ModelManager>> ModelManager::Create(Options optio
 }
 
 absl::Status ModelManager::LoadAll() {
-  ASSIGN_OR_RETURN(std::vector<std::string> present, ListModelNames(options_.repository_path));
+  ASSIGN_OR_RETURN(std::vector<std::string> present, source_->ListModels());
   std::vector<std::string> names;
   if (options_.control_mode == ModelControlMode::kExplicit) {
     for (const auto& name : options_.startup_models) {
@@ -144,7 +142,7 @@ absl::Status ModelManager::LoadAll() {
         names.insert(names.end(), present.begin(), present.end());
         continue;
       }
-      if (absl::Status valid = ValidateModelName(options_.repository_path, name); !valid.ok()) {
+      if (absl::Status valid = source_->ValidateName(name); !valid.ok()) {
         RecordFailure(name, Message(valid), 0);
         continue;
       }
@@ -193,34 +191,17 @@ void ModelManager::PollLoop() {
 }
 
 absl::Status ModelManager::PollOnce() {
-  ASSIGN_OR_RETURN(std::vector<std::string> present, ListModelNames(options_.repository_path));
-  std::vector<std::string> changed;
-  std::vector<std::string> removed;
+  // Fingerprints are compared outside the lock; snapshot what is known first.
+  std::map<std::string, std::optional<uint64_t>> known;
   {
-    // Fingerprints are compared outside the lock; snapshot what is known first.
-    std::map<std::string, std::pair<bool, uint64_t>> known;
-    {
-      absl::MutexLock lock(&mu_);
-      for (const auto& [name, entry] : models_) known[name] = {entry.scanned, entry.scan_fingerprint};
-    }
-    std::set<std::string> on_disk(present.begin(), present.end());
-    // Folders gone from the repository leave the hash cache.
-    std::vector<std::string> present_dirs;
-    for (const auto& name : present) present_dirs.push_back((fs::path(options_.repository_path) / name).string());
-    hash_cache_.RetainModels(present_dirs);
-    for (const auto& name : present) {
-      // Stats every file; reads only those whose stat identity changed.
-      auto snapshot = ReadModelSnapshot(options_.repository_path, name, &hash_cache_);
-      auto it = known.find(name);
-      if (!snapshot.ok() || it == known.end() || !it->second.first ||
-          it->second.second != snapshot->fingerprint) {
-        changed.push_back(name);
-      }
-    }
-    for (const auto& [name, state] : known) {
-      if (on_disk.count(name) == 0) removed.push_back(name);
+    absl::MutexLock lock(&mu_);
+    for (const auto& [name, entry] : models_) {
+      known[name] = entry.scanned ? std::optional<uint64_t>(entry.scan_fingerprint) : std::nullopt;
     }
   }
+  ASSIGN_OR_RETURN(ModelSource::Changes changes, source_->Poll(known));
+  const std::vector<std::string>& changed = changes.changed;
+  const std::vector<std::string>& removed = changes.removed;
   for (const auto& name : removed) {
     absl::MutexLock load_lock(ModelLoadLock(name));
     bool serving = false;
@@ -258,7 +239,7 @@ absl::Status ModelManager::CheckExplicit(std::string_view what, std::string_view
                                                 "--model-control-mode=explicit (the server runs in mode '",
                                                 ModelControlModeName(options_.control_mode), "')"));
   }
-  return ValidateModelName(options_.repository_path, name);
+  return source_->ValidateName(name);
 }
 
 absl::Status ModelManager::LoadModel(std::string_view name, std::string_view config_json) {
@@ -389,7 +370,7 @@ absl::Status ModelManager::ReloadModel(const std::string& name, const std::strin
       manager->load_cancels_.erase(name);
     }
   } forget_token{this, name};
-  auto snapshot = ReadModelSnapshot(options_.repository_path, name, &hash_cache_);
+  auto snapshot = source_->Read(name);
   if (!snapshot.ok()) {
     if (absl::IsNotFound(snapshot.status())) {
       // No such folder: a model that never had a version is forgotten, so
@@ -430,8 +411,7 @@ absl::Status ModelManager::ReloadModel(const std::string& name, const std::strin
     if (!parsed.ok()) return fail_model(parsed.status());
     base_config = *std::move(parsed);
   }
-  if (absl::Status inside = CheckLinksStayInside(options_.repository_path, snapshot->dir, options_.link_roots);
-      !inside.ok()) {
+  if (absl::Status inside = source_->CheckFiles(*snapshot); !inside.ok()) {
     return fail_model(absl::InvalidArgumentError(StrCat("model '", name, "': ", inside.message())));
   }
   if (absl::Status valid = ValidateConfigFileNames(base_config); !valid.ok()) {
@@ -941,7 +921,7 @@ void ModelManager::EmitLazyEvent(const std::string& name, LazyEvent event, const
 }
 
 bool ModelManager::ConfigSaysLazy(const std::string& name) const {
-  auto text = ReadFile(fs::path(options_.repository_path) / name / "config.pbtxt");
+  auto text = source_->ReadConfigText(name);
   if (!text.ok()) return false;
   std::vector<std::string> warnings;  // Reported when it loads, not here.
   auto config = ParseModelConfig(*text, name, &warnings);
@@ -955,7 +935,7 @@ std::vector<ModelIndexEntry> ModelManager::Index() const {
   // what the manager knows.
   std::vector<std::string> folders;
   if (options_.control_mode == ModelControlMode::kExplicit) {
-    auto listed = ListLoadableModelNames(options_.repository_path);
+    auto listed = source_->ListLoadableModels();
     if (listed.ok()) folders = *std::move(listed);
   }
   absl::MutexLock lock(&mu_);
@@ -1065,7 +1045,9 @@ void ModelManager::Shutdown() {
   }
   // Outside the lock: Stop drains in-flight requests, whose callbacks may call
   // back into the manager.
-  for (const auto& handle : handles) handle->scheduler->Stop();
+  for (const auto& handle : handles) {
+    if (handle->scheduler) handle->scheduler->Stop();
+  }
   handles.clear();
   releases_->Stop();
 }

@@ -106,6 +106,10 @@ class ModelManager : public ModelProvider {
     // repository (a staged single-file layout's source folder); links
     // elsewhere fail the load (CheckLinksStayInside).
     std::vector<std::string> link_roots;
+    // Where models come from (tests: FakeModelSource). Not owned; outlives
+    // the manager. Null: a FileSystemModelSource over repository_path,
+    // link_roots and file_hash_cache.
+    ModelSource* source = nullptr;
     // Builds versions through a SessionLoader over it. Not owned.
     backend::SessionFactory* session_factory = nullptr;
     // Builds versions instead of a SessionLoader (tests: FakeLoader). Not
@@ -222,7 +226,7 @@ class ModelManager : public ModelProvider {
   std::vector<ModelIndexEntry> Index() const;
 
   // What change detection has read from disk and reused (see FileHashCache).
-  FileHashCache::Stats file_hash_stats() const { return hash_cache_.stats(); }
+  FileHashCache::Stats file_hash_stats() const { return source_->stats(); }
 
   // The last failed load of `name` (config, load or warm-up error), empty
   // when its last load succeeded or the model is unknown.
@@ -334,8 +338,8 @@ class ModelManager : public ModelProvider {
   Clock* const clock_;
   std::unique_ptr<Loader> owned_loader_;  // The SessionLoader when Options::loader is null.
   Loader* loader_ = nullptr;              // options_.loader or owned_loader_.
-  // Change detection's memory of file hashes; thread-safe on its own.
-  FileHashCache hash_cache_;
+  std::unique_ptr<ModelSource> owned_source_;  // When Options::source is null.
+  ModelSource* source_ = nullptr;              // Thread-safe on its own.
   std::shared_ptr<ReleaseQueue> releases_;
   uint64_t publish_seq_ ABSL_GUARDED_BY(mu_) = 0;
   std::unique_ptr<LoaderPool> loaders_;

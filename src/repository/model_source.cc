@@ -9,6 +9,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
+#include <sstream>
 #include <tuple>
 
 #include "absl/hash/hash.h"
@@ -374,6 +376,65 @@ absl::Status CheckLinksStayInside(const std::string& repository, const std::stri
   }
   if (ec) return absl::InternalError(absl::StrCat("cannot list ", model_dir, ": ", ec.message()));
   return absl::OkStatus();
+}
+
+absl::StatusOr<ModelSource::Changes> ModelSource::Poll(
+    const std::map<std::string, std::optional<uint64_t>>& known) {
+  ASSIGN_OR_RETURN(std::vector<std::string> present, ListModels());
+  Changes changes;
+  RetainOnly(present);  // Models gone from the repository leave the cache.
+  for (const auto& name : present) {
+    // A file source stats every file and reads only those whose identity changed.
+    auto snapshot = Read(name);
+    auto it = known.find(name);
+    if (!snapshot.ok() || it == known.end() || !it->second || *it->second != snapshot->fingerprint) {
+      changes.changed.push_back(name);
+    }
+  }
+  const std::set<std::string> listed(present.begin(), present.end());
+  for (const auto& [name, fingerprint] : known) {
+    if (listed.count(name) == 0) changes.removed.push_back(name);
+  }
+  return changes;
+}
+
+FileSystemModelSource::FileSystemModelSource(Options options)
+    : options_(std::move(options)), hash_cache_(options_.file_hash_cache) {}
+
+absl::StatusOr<std::vector<std::string>> FileSystemModelSource::ListModels() {
+  return ListModelNames(options_.repository_path);
+}
+
+absl::StatusOr<std::vector<std::string>> FileSystemModelSource::ListLoadableModels() {
+  return ListLoadableModelNames(options_.repository_path);
+}
+
+absl::StatusOr<ModelSnapshot> FileSystemModelSource::Read(const std::string& name) {
+  return ReadModelSnapshot(options_.repository_path, name, &hash_cache_);
+}
+
+absl::StatusOr<std::string> FileSystemModelSource::ReadConfigText(const std::string& name) {
+  const fs::path path = fs::path(options_.repository_path) / name / "config.pbtxt";
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(StrCat("cannot read ", path.string()));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+void FileSystemModelSource::RetainOnly(const std::vector<std::string>& present) {
+  std::vector<std::string> dirs;
+  dirs.reserve(present.size());
+  for (const auto& name : present) dirs.push_back((fs::path(options_.repository_path) / name).string());
+  hash_cache_.RetainModels(dirs);
+}
+
+absl::Status FileSystemModelSource::ValidateName(std::string_view name) const {
+  return ValidateModelName(options_.repository_path, name);
+}
+
+absl::Status FileSystemModelSource::CheckFiles(const ModelSnapshot& snapshot) const {
+  return CheckLinksStayInside(options_.repository_path, snapshot.dir, options_.link_roots);
 }
 
 }  // namespace ortserve::repository

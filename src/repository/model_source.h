@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// Model source: what the repository folder holds for a model, read from disk
-// and fingerprinted by content (re-reading only files whose stat identity
-// changed), plus the checks that keep request-supplied names and
+// Model source: where models come from. ModelSource is the seam the manager
+// reads through (list, read and fingerprint a model, poll for changes, check
+// names); FileSystemModelSource implements it over a Triton-layout folder,
+// fingerprinting by content (re-reading only files whose stat identity
+// changed); tests use FakeModelSource (tests/fakes/fake_model_source.h).
+// Below it: the free functions that keep request-supplied names and
 // config-supplied file names inside the repository.
 #pragma once
 
@@ -171,5 +174,71 @@ absl::Status CheckLinksStayInside(const std::string& repository, const std::stri
 
 // Parses a version folder name; nullopt if it is not a non-negative integer.
 std::optional<int64_t> ParseVersionNumber(std::string_view text);
+
+// Where models come from: lists the models, reads one as a ModelSnapshot,
+// says which changed since they were last read, and checks names a request
+// gives. It only reads; the ModelManager decides what to load (TF Serving's
+// Source says which versions should exist; its manager owns them).
+//
+// Thread-safe: the poller and the loader threads call it at once.
+class ModelSource {
+ public:
+  virtual ~ModelSource() = default;
+
+  // The models present, sorted. Errors: NotFound when there is no repository.
+  virtual absl::StatusOr<std::vector<std::string>> ListModels() = 0;
+  // ListModels less those a request could not name (see
+  // ListLoadableModelNames). Reads no config.
+  virtual absl::StatusOr<std::vector<std::string>> ListLoadableModels() = 0;
+  // Model `name` as it is now. Errors: NotFound when it is not there,
+  // Internal when it cannot be read.
+  virtual absl::StatusOr<ModelSnapshot> Read(const std::string& name) = 0;
+  // The model's config text alone (no fingerprint). Errors: NotFound.
+  virtual absl::StatusOr<std::string> ReadConfigText(const std::string& name) = 0;
+  // Forgets what it remembers about models not in `present` (sorted).
+  virtual void RetainOnly(const std::vector<std::string>& present) = 0;
+  // A model name from a request. Errors: InvalidArgument.
+  virtual absl::Status ValidateName(std::string_view name) const = 0;
+  // The model's files may be read (no link leads out of the repository).
+  // Errors: InvalidArgument naming the file.
+  virtual absl::Status CheckFiles(const ModelSnapshot& snapshot) const = 0;
+  // What change detection read and reused (zeros when it keeps no cache).
+  virtual FileHashCache::Stats stats() const { return {}; }
+
+  struct Changes {
+    std::vector<std::string> changed;  // New, changed, unreadable or not yet read.
+    std::vector<std::string> removed;  // Known but no longer listed.
+  };
+  // One poll: every listed model is read and compared with `known` (name ->
+  // fingerprint of its last read; nullopt: never read completely), and
+  // memory of models no longer listed is dropped. Errors: ListModels'.
+  absl::StatusOr<Changes> Poll(const std::map<std::string, std::optional<uint64_t>>& known);
+};
+
+// ModelSource over a Triton-layout repository folder. Thread-safe.
+class FileSystemModelSource final : public ModelSource {
+ public:
+  struct Options {
+    std::string repository_path;
+    // Where symbolic links inside model folders may lead besides the
+    // repository (see CheckLinksStayInside).
+    std::vector<std::string> link_roots;
+    FileHashCache::Options file_hash_cache;
+  };
+  explicit FileSystemModelSource(Options options);
+
+  absl::StatusOr<std::vector<std::string>> ListModels() override;
+  absl::StatusOr<std::vector<std::string>> ListLoadableModels() override;
+  absl::StatusOr<ModelSnapshot> Read(const std::string& name) override;
+  absl::StatusOr<std::string> ReadConfigText(const std::string& name) override;
+  void RetainOnly(const std::vector<std::string>& present) override;
+  absl::Status ValidateName(std::string_view name) const override;
+  absl::Status CheckFiles(const ModelSnapshot& snapshot) const override;
+  FileHashCache::Stats stats() const override { return hash_cache_.stats(); }
+
+ private:
+  const Options options_;
+  FileHashCache hash_cache_;
+};
 
 }  // namespace ortserve::repository
