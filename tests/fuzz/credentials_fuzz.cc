@@ -56,9 +56,36 @@ Authenticator& TheAuthenticator() {
   return *authenticator;
 }
 
-void CheckRefusal(const absl::Status& status, std::string_view input) {
+// The input with every letter and digit changed (and nothing else, so it
+// takes the same path through the parsers).
+std::string Mutated(std::string_view input) {
+  std::string out(input);
+  for (char& c : out) {
+    if (c >= 'a' && c <= 'z') c = static_cast<char>('a' + (c - 'a' + 1) % 26);
+    else if (c >= 'A' && c <= 'Z') c = static_cast<char>('A' + (c - 'A' + 1) % 26);
+    else if (c >= '0' && c <= '9') c = static_cast<char>('0' + (c - '0' + 1) % 10);
+  }
+  return out;
+}
+
+// A refusal has a message, and the message does not repeat the credential.
+// An input that is itself a piece of the message's fixed text (the fuzzer
+// finds "bearer token holds a sp") is not a leak: the message for the same
+// input with its letters changed is then the same text.
+void CheckRefusal(const absl::Status& status, std::string_view input,
+                  absl::Status (*refuse)(std::string_view)) {
   Check(!status.message().empty());
-  if (input.size() >= 24) Check(ortserve::ToStd(status.message()).find(input) == std::string_view::npos);
+  if (input.size() < 24 || ortserve::ToStd(status.message()).find(input) == std::string_view::npos) return;
+  const absl::Status other = refuse(Mutated(input));
+  Check(other.message() == status.message());
+}
+
+absl::Status RefuseBearer(std::string_view token) {
+  return TheAuthenticator().Authenticate({.authorization = "Bearer " + std::string(token)}).status();
+}
+
+absl::Status RefuseHeader(std::string_view header) {
+  return TheAuthenticator().Authenticate({.authorization = std::string(header)}).status();
 }
 
 }  // namespace
@@ -84,7 +111,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         Check((*identity)->kind == Identity::Kind::kJwt && !(*identity)->id.empty());
       } else {
         Check(identity.status().code() == absl::StatusCode::kUnauthenticated);
-        CheckRefusal(identity.status(), text);
+        CheckRefusal(identity.status(), text, RefuseBearer);
       }
       break;
     }
@@ -92,7 +119,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       auto identity = TheAuthenticator().Authenticate({.authorization = text});
       if (!identity.ok()) {
         Check(identity.status().code() == absl::StatusCode::kUnauthenticated);
-        CheckRefusal(identity.status(), text);
+        CheckRefusal(identity.status(), text, RefuseHeader);
       }
       break;
     }
