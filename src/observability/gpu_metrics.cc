@@ -44,6 +44,7 @@ struct GpuCollector::Api {
   NvmlReturn (*name)(NvmlDevice device, char* name, unsigned int length);
   NvmlReturn (*uuid)(NvmlDevice device, char* uuid, unsigned int length);
   const char* (*error_string)(NvmlReturn result);  // Optional: may be null.
+  NvmlReturn (*power)(NvmlDevice device, unsigned int* milliwatts);  // Optional: may be null.
 
   std::string Error(NvmlReturn result) const {
     const char* text = error_string != nullptr ? error_string(result) : nullptr;
@@ -102,6 +103,7 @@ absl::StatusOr<std::shared_ptr<GpuCollector>> GpuCollector::Open(GpuMetricsOptio
         StrCat("the NVML library '", options.library, "' has no function ", missing));
   }
   Resolve(handle, "nvmlErrorString", &api->error_string);
+  Resolve(handle, "nvmlDeviceGetPowerUsage", &api->power);
   if (const NvmlReturn result = api->init(); result != kNvmlSuccess) {
     const std::string error = api->Error(result);
     dlclose(handle);
@@ -110,6 +112,7 @@ absl::StatusOr<std::shared_ptr<GpuCollector>> GpuCollector::Open(GpuMetricsOptio
   // From here the collector owns the initialized library: an early return
   // below shuts NVML down and unloads it through the destructor.
   std::shared_ptr<GpuCollector> collector(new GpuCollector(options.library, handle, std::move(api)));
+  collector->triton_names_ = options.triton_names;
   const Api& nvml = *collector->api_;
   unsigned int count = 0;
   if (const NvmlReturn result = nvml.device_count(&count); result != kNvmlSuccess) {
@@ -143,44 +146,65 @@ std::string GpuCollector::Describe() const {
   return text;
 }
 
+namespace {
+
+prometheus::MetricFamily GaugeFamily(std::string name, std::string help) {
+  prometheus::MetricFamily family;
+  family.name = std::move(name);
+  family.help = std::move(help);
+  family.type = prometheus::MetricType::Gauge;
+  return family;
+}
+
+void AddGauge(prometheus::MetricFamily& family, std::vector<prometheus::ClientMetric::Label> labels, double value) {
+  prometheus::ClientMetric metric;
+  metric.label = std::move(labels);
+  metric.gauge.value = value;
+  family.metric.push_back(std::move(metric));
+}
+
+}  // namespace
+
 std::vector<prometheus::MetricFamily> GpuCollector::Collect() const {
-  prometheus::MetricFamily utilization;
-  utilization.name = "ortserve_gpu_utilization_ratio";
-  utilization.help = "Share of the last sample period in which a kernel ran on the GPU, 0..1 (NVML).";
-  utilization.type = prometheus::MetricType::Gauge;
-  prometheus::MetricFamily used;
-  used.name = "ortserve_gpu_memory_used_bytes";
-  used.help = "GPU memory in use by all processes, in bytes (NVML).";
-  used.type = prometheus::MetricType::Gauge;
-  prometheus::MetricFamily total;
-  total.name = "ortserve_gpu_memory_total_bytes";
-  total.help = "GPU memory installed, in bytes (NVML).";
-  total.type = prometheus::MetricType::Gauge;
+  prometheus::MetricFamily utilization = GaugeFamily(
+      "ortserve_gpu_utilization_ratio", "Share of the last sample period in which a kernel ran on the GPU, 0..1 (NVML).");
+  prometheus::MetricFamily used =
+      GaugeFamily("ortserve_gpu_memory_used_bytes", "GPU memory in use by all processes, in bytes (NVML).");
+  prometheus::MetricFamily total = GaugeFamily("ortserve_gpu_memory_total_bytes", "GPU memory installed, in bytes (NVML).");
+  // Triton's names (triton_names_), labelled gpu_uuid only.
+  prometheus::MetricFamily nv_utilization = GaugeFamily("nv_gpu_utilization", "GPU utilization rate, 0.0 - 1.0.");
+  prometheus::MetricFamily nv_power = GaugeFamily("nv_gpu_power_usage", "GPU instantaneous power, in watts.");
+  prometheus::MetricFamily nv_used = GaugeFamily("nv_gpu_memory_used_bytes", "Used GPU memory, in bytes.");
+  prometheus::MetricFamily nv_total = GaugeFamily("nv_gpu_memory_total_bytes", "Total GPU memory, in bytes.");
 
   for (size_t i = 0; i < devices_.size(); ++i) {
     const GpuDevice& gpu = devices_[i];
-    const prometheus::ClientMetric::Label gpu_label{"gpu", StrCat(gpu.index)};
-    const prometheus::ClientMetric::Label uuid_label{"uuid", gpu.uuid};
-    auto add = [&](prometheus::MetricFamily& family, double value) {
-      prometheus::ClientMetric metric;
-      metric.label = {gpu_label, uuid_label};
-      metric.gauge.value = value;
-      family.metric.push_back(std::move(metric));
-    };
+    const std::vector<prometheus::ClientMetric::Label> labels = {{"gpu", StrCat(gpu.index)}, {"uuid", gpu.uuid}};
+    const std::vector<prometheus::ClientMetric::Label> nv_labels = {{"gpu_uuid", gpu.uuid}};
     // A reading NVML refuses (a lost GPU; utilization is not supported on
     // MIG instances) is left out of this scrape rather than shown as 0.
     NvmlUtilization rates{};
     if (api_->utilization(device_handles_[i], &rates) == kNvmlSuccess) {
-      add(utilization, static_cast<double>(rates.gpu) / 100.0);
+      const double ratio = static_cast<double>(rates.gpu) / 100.0;
+      AddGauge(utilization, labels, ratio);
+      if (triton_names_) AddGauge(nv_utilization, nv_labels, ratio);
     }
     NvmlMemory memory{};
     if (api_->memory(device_handles_[i], &memory) == kNvmlSuccess) {
-      add(used, static_cast<double>(memory.used));
-      add(total, static_cast<double>(memory.total));
+      AddGauge(used, labels, static_cast<double>(memory.used));
+      AddGauge(total, labels, static_cast<double>(memory.total));
+      if (triton_names_) {
+        AddGauge(nv_used, nv_labels, static_cast<double>(memory.used));
+        AddGauge(nv_total, nv_labels, static_cast<double>(memory.total));
+      }
+    }
+    unsigned int milliwatts = 0;
+    if (triton_names_ && api_->power != nullptr && api_->power(device_handles_[i], &milliwatts) == kNvmlSuccess) {
+      AddGauge(nv_power, nv_labels, static_cast<double>(milliwatts) / 1000.0);
     }
   }
   std::vector<prometheus::MetricFamily> families;
-  for (auto* family : {&utilization, &used, &total}) {
+  for (auto* family : {&utilization, &used, &total, &nv_utilization, &nv_power, &nv_used, &nv_total}) {
     if (!family->metric.empty()) families.push_back(std::move(*family));
   }
   return families;

@@ -18,6 +18,11 @@ struct GpuMetricsOptions {
   // searches for (the driver installs libnvidia-ml.so.1), or a path. There is
   // no build-time dependency on CUDA or the driver.
   std::string library = "libnvidia-ml.so.1";
+  // Also export Triton's names (--triton-metrics), labelled gpu_uuid:
+  // nv_gpu_utilization (0..1), nv_gpu_power_usage (watts; left out where
+  // NVML cannot read power), nv_gpu_memory_used_bytes and
+  // nv_gpu_memory_total_bytes.
+  bool triton_names = false;
 };
 
 // One GPU as NVML numbers it at start.
@@ -72,6 +77,7 @@ class GpuCollector final : public prometheus::Collectable {
   const std::unique_ptr<Api> api_;
   std::vector<GpuDevice> devices_;
   std::vector<void*> device_handles_;  // nvmlDevice_t, by position in devices_.
+  bool triton_names_ = false;
 };
 
 }  // namespace ortserve::observability

@@ -132,7 +132,29 @@ struct Metrics::Families {
   prometheus::Gauge* admission_bytes;
   prometheus::Counter* spans_exported;
   prometheus::Counter* spans_dropped;
+  // Triton's names (MetricsOptions::triton_metrics); null when off.
+  struct Triton {
+    prometheus::Family<prometheus::Counter>* success;
+    prometheus::Family<prometheus::Counter>* failure;
+    prometheus::Family<prometheus::Counter>* inferences;
+    prometheus::Family<prometheus::Counter>* executions;
+    prometheus::Family<prometheus::Counter>* request_us;
+    prometheus::Family<prometheus::Counter>* queue_us;
+    prometheus::Family<prometheus::Counter>* input_us;
+    prometheus::Family<prometheus::Counter>* infer_us;
+    prometheus::Family<prometheus::Counter>* output_us;
+    prometheus::Family<prometheus::Gauge>* pending;
+  };
+  std::unique_ptr<Triton> triton;
 };
+
+namespace {
+
+prometheus::Family<prometheus::Counter>* TritonCounter(prometheus::Registry& r, const char* name, const char* help) {
+  return &prometheus::BuildCounter().Name(name).Help(help).Register(r);
+}
+
+}  // namespace
 
 Metrics::Metrics(MetricsOptions options)
     : options_(std::move(options)), registry_(std::make_shared<prometheus::Registry>()) {}
@@ -303,12 +325,37 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(MetricsOptions options)
                     .Register(r);
   f->spans_exported = &spans.Add({{"result", "exported"}});
   f->spans_dropped = &spans.Add({{"result", "dropped"}});
+  if (metrics->options_.triton_metrics) {
+    auto t = std::make_unique<Families::Triton>();
+    t->success = TritonCounter(r, "nv_inference_request_success",
+                               "Inference requests answered successfully (one per request, whatever its batch).");
+    t->failure = TritonCounter(r, "nv_inference_request_failure",
+                               "Inference requests that ended in an error (one per request, whatever its batch).");
+    t->inferences = TritonCounter(r, "nv_inference_count", "Inferences run: a request of n rows counts n.");
+    t->executions = TritonCounter(r, "nv_inference_exec_count", "Model runs (batches executed).");
+    t->request_us = TritonCounter(r, "nv_inference_request_duration_us",
+                                  "Cumulative end-to-end inference request time, in microseconds.");
+    t->queue_us = TritonCounter(r, "nv_inference_queue_duration_us",
+                                "Cumulative time requests waited in the scheduler queue, in microseconds.");
+    t->input_us = TritonCounter(r, "nv_inference_compute_input_duration_us",
+                                "Cumulative time requests spent gathering batch inputs, in microseconds.");
+    t->infer_us = TritonCounter(r, "nv_inference_compute_infer_duration_us",
+                                "Cumulative time requests spent in model runs, in microseconds.");
+    t->output_us = TritonCounter(r, "nv_inference_compute_output_duration_us",
+                                 "Cumulative time requests spent splitting batch outputs, in microseconds.");
+    t->pending = &prometheus::BuildGauge()
+                      .Name("nv_inference_pending_request_count")
+                      .Help("Requests admitted to a model version's scheduler and not yet answered.")
+                      .Register(r);
+    f->triton = std::move(t);
+  }
   metrics->families_ = std::move(f);
   if (metrics->options_.process_metrics) metrics->process_ = std::make_shared<ProcessCollector>();
   metrics->model_states_ = std::make_shared<ModelStateCollector>();
   if (metrics->options_.gpu_metrics) {
     // A machine without an NVIDIA driver is normal: say why once, at start.
-    auto gpu = GpuCollector::Open(GpuMetricsOptions{metrics->options_.nvml_library});
+    auto gpu = GpuCollector::Open(
+        GpuMetricsOptions{.library = metrics->options_.nvml_library, .triton_names = metrics->options_.triton_metrics});
     if (!gpu.ok()) {
       spdlog::info("GPU metrics off: {}", ToStd(gpu.status().message()));
     } else if ((*gpu)->devices().empty()) {
@@ -366,6 +413,20 @@ VersionMetrics* Metrics::ForVersion(std::string_view model, std::string_view ver
     v->fallbacks_ = &f.fallbacks->Add(base);
     v->instance_executions_ = f.instance_executions;
     v->owner_ = this;
+    if (f.triton) {
+      const Families::Triton& t = *f.triton;
+      v->triton_ = std::make_unique<VersionMetrics::TritonSeries>(VersionMetrics::TritonSeries{
+          .success = &t.success->Add(base),
+          .failure = &t.failure->Add(base),
+          .inferences = &t.inferences->Add(base),
+          .executions = &t.executions->Add(base),
+          .request_us = &t.request_us->Add(base),
+          .queue_us = &t.queue_us->Add(base),
+          .input_us = &t.input_us->Add(base),
+          .infer_us = &t.infer_us->Add(base),
+          .output_us = &t.output_us->Add(base),
+          .pending = &t.pending->Add(base)});
+    }
   }
   slot = std::move(v);
   return slot.get();

@@ -73,6 +73,12 @@ struct MetricsOptions {
   // not start NVML each time; the server turns it on.
   bool gpu_metrics = false;
   std::string nvml_library = "libnvidia-ml.so.1";
+  // Triton's metric names besides ortserve's own (--triton-metrics,
+  // docs/triton.md "Metric names"): the nv_inference_* counters and gauge per
+  // model version, fed where ortserve's own series are, and (with
+  // gpu_metrics and a GPU) the nv_gpu_* gauges. Off: none of them exist and
+  // recording skips them at the cost of one pointer test.
+  bool triton_metrics = false;
   // The labels of `ortserve_build_info` (a gauge that is always 1), e.g.
   // {{"version", "0.1.0"}, {"commit", "..."}}; empty: no such series.
   std::vector<std::pair<std::string, std::string>> build_info;
@@ -199,6 +205,21 @@ class VersionMetrics {
   std::array<prometheus::Counter*, 5> routes_{};
   prometheus::Counter* fallbacks_ = nullptr;
   prometheus::Family<prometheus::Counter>* instance_executions_ = nullptr;
+  // Triton's names (MetricsOptions::triton_metrics), in microseconds; null
+  // when off and for Unresolved().
+  struct TritonSeries {
+    prometheus::Counter* success = nullptr;     // nv_inference_request_success
+    prometheus::Counter* failure = nullptr;     // nv_inference_request_failure
+    prometheus::Counter* inferences = nullptr;  // nv_inference_count (rows)
+    prometheus::Counter* executions = nullptr;  // nv_inference_exec_count
+    prometheus::Counter* request_us = nullptr;
+    prometheus::Counter* queue_us = nullptr;
+    prometheus::Counter* input_us = nullptr;
+    prometheus::Counter* infer_us = nullptr;
+    prometheus::Counter* output_us = nullptr;
+    prometheus::Gauge* pending = nullptr;  // nv_inference_pending_request_count
+  };
+  std::unique_ptr<TritonSeries> triton_;
   class Metrics* owner_ = nullptr;
 };
 

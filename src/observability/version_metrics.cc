@@ -14,6 +14,8 @@ namespace ortserve::observability {
 namespace {
 
 double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
+// Triton's counters add whole microseconds.
+double Micros(absl::Duration d) { return static_cast<double>(absl::ToInt64Microseconds(d)); }
 
 }  // namespace
 
@@ -23,16 +25,23 @@ void VersionMetrics::RecordRequest(Protocol protocol, Outcome outcome, absl::Dur
   requests_[p][static_cast<size_t>(outcome)]->Increment();
   request_duration_[p]->Observe(Seconds(latency));
   if (outcome == Outcome::kSuccess) response_bytes_[p]->Observe(static_cast<double>(response_bytes));
+  if (triton_) {
+    (outcome == Outcome::kSuccess ? triton_->success : triton_->failure)->Increment();
+    triton_->request_us->Increment(Micros(latency));
+  }
 }
 
 void VersionMetrics::RequestAdmitted() {
   if (pending_) pending_->Increment();
+  if (triton_) triton_->pending->Increment();
 }
 void VersionMetrics::RequestAnswered() {
   if (pending_) pending_->Decrement();
+  if (triton_) triton_->pending->Decrement();
 }
 void VersionMetrics::RecordQueue(absl::Duration wait) {
   if (queue_duration_) queue_duration_->Observe(Seconds(wait));
+  if (triton_) triton_->queue_us->Increment(Micros(wait));
 }
 
 void VersionMetrics::RecordExecution(size_t batch_rows, size_t requests, absl::Duration input,
@@ -44,6 +53,15 @@ void VersionMetrics::RecordExecution(size_t batch_rows, size_t requests, absl::D
     compute_input_->Observe(Seconds(input));
     compute_infer_->Observe(Seconds(infer));
     compute_output_->Observe(Seconds(output));
+  }
+  if (triton_) {
+    // Each request of the batch is charged the batch's phases, as Triton does.
+    const auto n = static_cast<double>(requests);
+    triton_->executions->Increment();
+    triton_->inferences->Increment(static_cast<double>(batch_rows));
+    triton_->input_us->Increment(n * Micros(input));
+    triton_->infer_us->Increment(n * Micros(infer));
+    triton_->output_us->Increment(n * Micros(output));
   }
 }
 

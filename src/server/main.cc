@@ -122,6 +122,9 @@ int main(int argc, char** argv) {
   app.add_flag("--strict-readiness", options.strict_readiness,
                "Triton's strict readiness (also --strict-readiness=false): /v2/health/ready is false while any "
                "model failed to load and has no READY version");
+  app.add_flag("--triton-metrics", options.triton_metrics,
+               "Also export Triton's metric names (nv_inference_*, and nv_gpu_* with a GPU) besides ortserve's "
+               "own (docs/triton.md)");
   app.add_flag("--exit-on-error", options.exit_on_error,
                "Exit (status 1) at start-up when any model failed to load, instead of serving the others");
   app.add_option("--max-inflight-requests", options.max_inflight_requests,

@@ -356,6 +356,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   RETURN_IF_ERROR(impl->SetUpSecurity(options));
   observability::MetricsOptions metric_options;
   metric_options.gpu_metrics = true;  // ortserve_gpu_* when the NVIDIA driver is there (docs/metrics.md).
+  metric_options.triton_metrics = options.triton_metrics;
   metric_options.build_info = {{"version", std::string(frontend::InferenceService::ServerVersion())},
                                {"commit", options.build_commit},
                                {"onnxruntime", backend::OrtSessionFactory::RuntimeVersion()}};

@@ -61,6 +61,8 @@ struct ServerOptions {
   bool strict_readiness = false;
   // Triton's --exit-on-error: start-up fails when a model failed to load.
   bool exit_on_error = false;
+  // Export Triton's nv_* metric names besides ortserve's own (docs/triton.md).
+  bool triton_metrics = false;
   // Admission (admission/admission.h): requests in flight at once, the
   // memory they may hold (0: a quarter of the machine's or the container's
   // memory), and requests of one model in flight (0: no bound).

@@ -671,5 +671,82 @@ TEST_F(TritonExtensionsTest, StrictReadinessAndExitOnErrorFollowFailedLoads) {
   EXPECT_EQ(HttpClient((*fine)->http_port()).Get("/v2/health/ready").status, 200u);
 }
 
+// --- Triton's metric names (--triton-metrics) ---
+
+TEST_F(TritonExtensionsTest, TritonMetricNamesAreExportedOnlyWithTheFlag) {
+  TempDir repository;
+  std::filesystem::copy(SourceDir() + "/models/iris_classifier", repository.path() + "/iris_classifier",
+                        std::filesystem::copy_options::recursive);
+  auto server = ServerProcess::Start(
+      {"--model-repository", repository.path(), "--metrics-port", "0", "--triton-metrics"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_NE((*server)->metrics_port(), 0);
+  HttpClient http((*server)->http_port());
+  HttpClient metrics((*server)->metrics_port());
+  // Two requests of two rows each, one after the other (so two runs), and one
+  // the model refuses (a wrong shape never reaches the scheduler).
+  for (int i = 0; i < 2; ++i) ASSERT_EQ(http.Post("/v2/models/iris_classifier/infer", kIrisJson).status, 200u);
+  const std::string bad =
+      R"({"inputs":[{"name":"input","shape":[1,3],"datatype":"FP32","data":[1,2,3]}]})";
+  ASSERT_EQ(http.Post("/v2/models/iris_classifier/infer", bad).status, 400u);
+
+  const std::vector<std::string> iris = {R"(model="iris_classifier")", R"(version="1")"};
+  std::string m;
+  // A request is counted once its answer is written, a run right after it.
+  EXPECT_TRUE(WaitUntil([&] {
+    m = metrics.Get("/metrics").body;
+    return MetricValue(m, "nv_inference_request_success", iris) == 2 &&
+           MetricValue(m, "nv_inference_request_failure", iris) == 1 &&
+           MetricValue(m, "nv_inference_exec_count", iris) == 2;
+  })) << m;
+  EXPECT_EQ(MetricValue(m, "nv_inference_count", iris), 4);  // Rows, not requests.
+  EXPECT_EQ(MetricValue(m, "nv_inference_pending_request_count", iris), 0);
+  // Cumulative microseconds: every phase took some time, and a request's
+  // whole time covers its queue wait and its run.
+  const double request_us = MetricValue(m, "nv_inference_request_duration_us", iris);
+  const double queue_us = MetricValue(m, "nv_inference_queue_duration_us", iris);
+  const double infer_us = MetricValue(m, "nv_inference_compute_infer_duration_us", iris);
+  EXPECT_GT(infer_us, 0);
+  EXPECT_GE(queue_us, 0);
+  EXPECT_GE(MetricValue(m, "nv_inference_compute_input_duration_us", iris), 0);
+  EXPECT_GE(MetricValue(m, "nv_inference_compute_output_duration_us", iris), 0);
+  EXPECT_GT(request_us, queue_us + infer_us);
+  // Counters, in Prometheus' terms, and whole microseconds.
+  EXPECT_NE(m.find("# TYPE nv_inference_request_duration_us counter"), std::string::npos);
+  EXPECT_NE(m.find("# TYPE nv_inference_pending_request_count gauge"), std::string::npos);
+  EXPECT_EQ(request_us, static_cast<double>(static_cast<int64_t>(request_us)));
+  // ortserve's own series are still there and agree.
+  EXPECT_EQ(MetricValue(m, "ortserve_execution_total", iris), 2);
+  // A new request moves the counters on.
+  ASSERT_EQ(http.Post("/v2/models/iris_classifier/infer", kIrisJson).status, 200u);
+  EXPECT_TRUE(WaitUntil([&] {
+    m = metrics.Get("/metrics").body;
+    return MetricValue(m, "nv_inference_exec_count", iris) == 3;
+  })) << m;
+  EXPECT_EQ(MetricValue(m, "nv_inference_count", iris), 6);
+  EXPECT_EQ(MetricValue(m, "nv_inference_request_success", iris), 3);
+  EXPECT_GT(MetricValue(m, "nv_inference_request_duration_us", iris), request_us);
+  // GPU gauges under Triton's names exactly where ortserve has GPU readings
+  // (none on a machine without an NVIDIA driver), labelled gpu_uuid.
+  if (m.find("ortserve_gpu_memory_total_bytes{") != std::string::npos) {
+    EXPECT_GT(MetricValue(m, "nv_gpu_memory_total_bytes", {"gpu_uuid=\"GPU-"}), 0) << m;
+    EXPECT_GE(MetricValue(m, "nv_gpu_memory_used_bytes", {"gpu_uuid=\"GPU-"}), 0) << m;
+  } else {
+    EXPECT_EQ(m.find("nv_gpu_"), std::string::npos) << m;
+  }
+
+  // Without the flag: ortserve's names only.
+  auto plain = ServerProcess::Start({"--model-repository", repository.path(), "--metrics-port", "0"});
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  ASSERT_EQ(HttpClient((*plain)->http_port()).Post("/v2/models/iris_classifier/infer", kIrisJson).status, 200u);
+  HttpClient plain_metrics((*plain)->metrics_port());
+  EXPECT_TRUE(WaitUntil([&] {
+    m = plain_metrics.Get("/metrics").body;
+    return MetricValue(m, "ortserve_execution_total", iris) == 1;
+  })) << m;
+  EXPECT_EQ(m.find("nv_inference"), std::string::npos) << m;
+  EXPECT_EQ(m.find("nv_gpu"), std::string::npos) << m;
+}
+
 }  // namespace
 }  // namespace ortserve::testing
