@@ -15,6 +15,7 @@ namespace {
 constexpr int kSuccess = 0;
 constexpr int kUninitialized = 1;
 constexpr int kInvalidArgument = 2;
+constexpr int kNotSupported = 3;
 constexpr int kInsufficientSize = 7;
 
 struct FakeDevice {
@@ -25,11 +26,12 @@ struct FakeDevice {
   unsigned long long total_bytes;
   unsigned long long used_bytes;
   std::atomic<int> memory_result;  // What nvmlDeviceGetMemoryInfo returns.
+  unsigned power_milliwatts;       // 0: nvmlDeviceGetPowerUsage is not supported.
 };
 
 FakeDevice devices[2] = {
-    {"Fake GPU Alpha", "GPU-00000000-fake-0000-0000-000000000000", 37, 12, 16ull << 30, 4ull << 30, kSuccess},
-    {"Fake GPU Beta", "GPU-11111111-fake-1111-1111-111111111111", 60, 45, 80ull << 30, 48ull << 30, kSuccess},
+    {"Fake GPU Alpha", "GPU-00000000-fake-0000-0000-000000000000", 37, 12, 16ull << 30, 4ull << 30, kSuccess, 72500},
+    {"Fake GPU Beta", "GPU-11111111-fake-1111-1111-111111111111", 60, 45, 80ull << 30, 48ull << 30, kSuccess, 0},
 };
 std::atomic<int> init_result{kSuccess};
 std::atomic<int> init_depth{0};
@@ -124,6 +126,15 @@ int nvmlDeviceGetMemoryInfo(void* handle, FakeMemory* memory) {
   memory->total = device->total_bytes;
   memory->used = device->used_bytes;
   memory->free = device->total_bytes - device->used_bytes;
+  return kSuccess;
+}
+
+int nvmlDeviceGetPowerUsage(void* handle, unsigned int* milliwatts) {
+  if (!Initialized()) return kUninitialized;
+  FakeDevice* device = Device(handle);
+  if (device == nullptr || milliwatts == nullptr) return kInvalidArgument;
+  if (device->power_milliwatts == 0) return kNotSupported;
+  *milliwatts = device->power_milliwatts;
   return kSuccess;
 }
 

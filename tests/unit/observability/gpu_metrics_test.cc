@@ -145,6 +145,34 @@ TEST_F(GpuMetricsTest, ExportsUtilizationAndMemoryOfEachGpuLabelledByIndexAndUui
   EXPECT_EQ(Sample(text, "ortserve_gpu_utilization_ratio", 1, kUuid0), std::nullopt);
 }
 
+TEST_F(GpuMetricsTest, TritonNamesAreAddedOnlyWithTheOptionLabelledByUuid) {
+  EXPECT_THAT(MakeMetrics(kFakeNvml)->Serialize(), Not(HasSubstr("nv_gpu_")));
+  MetricsOptions options;
+  options.process_metrics = false;
+  options.gpu_metrics = true;
+  options.triton_metrics = true;
+  options.nvml_library = kFakeNvml;
+  auto metrics = Metrics::Create(std::move(options));
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  const std::string text = (*metrics)->Serialize();
+  auto nv = [&](const std::string& name, const char* uuid) -> std::optional<double> {
+    const std::string prefix = StrCat("\n", name, "{gpu_uuid=\"", uuid, "\"} ");
+    const size_t at = text.find(prefix);
+    if (at == std::string::npos) return std::nullopt;
+    return std::strtod(text.c_str() + at + prefix.size(), nullptr);
+  };
+  EXPECT_THAT(text, HasSubstr("# TYPE nv_gpu_utilization gauge"));
+  EXPECT_EQ(nv("nv_gpu_utilization", kUuid0), 0.37);
+  EXPECT_EQ(nv("nv_gpu_utilization", kUuid1), 0.60);
+  EXPECT_EQ(nv("nv_gpu_memory_used_bytes", kUuid0), 4 * kGiB);
+  EXPECT_EQ(nv("nv_gpu_memory_total_bytes", kUuid1), 80 * kGiB);
+  EXPECT_EQ(nv("nv_gpu_power_usage", kUuid0), 72.5);  // Watts, from milliwatts.
+  // A GPU whose power NVML cannot read has no power series, not a 0.
+  EXPECT_EQ(nv("nv_gpu_power_usage", kUuid1), std::nullopt);
+  // ortserve's own names stay.
+  EXPECT_EQ(Sample(text, "ortserve_gpu_utilization_ratio", 0, kUuid0), 0.37);
+}
+
 TEST_F(GpuMetricsTest, ReadsFreshValuesAtEachScrape) {
   auto metrics = MakeMetrics(kFakeNvml);
   ASSERT_NE(metrics, nullptr);

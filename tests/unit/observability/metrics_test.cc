@@ -98,6 +98,45 @@ TEST(MetricsTest, SerializesRecordedValuesIntoNamedSeries) {
   EXPECT_EQ(text.find("process_resident_memory_bytes"), std::string::npos);
 }
 
+TEST(MetricsTest, TritonNamesCountWholeMicrosecondsOnlyWhenAskedFor) {
+  MetricsOptions options;
+  options.process_metrics = false;
+  options.triton_metrics = true;
+  auto metrics = *Metrics::Create(options);
+  VersionMetrics* v = metrics->ForVersion("m", "1");
+  v->RequestAdmitted();
+  v->RequestAdmitted();
+  v->RecordQueue(absl::Microseconds(250));
+  v->RecordQueue(absl::Nanoseconds(100750));  // 100 whole microseconds.
+  v->RecordExecution(5, 2, absl::Microseconds(10), absl::Milliseconds(3), absl::Microseconds(4));
+  v->RequestAnswered();
+  v->RecordRequest(Protocol::kHttp, Outcome::kSuccess, absl::Milliseconds(4), 100);
+  v->RecordRequest(Protocol::kGrpc, Outcome::kRejected, absl::Microseconds(7), 0);
+  // Requests that name no model are not Triton's to count.
+  metrics->Unresolved()->RecordRequest(Protocol::kHttp, Outcome::kClientError, absl::Milliseconds(1), 0);
+  const std::string text = metrics->Serialize();
+  EXPECT_TRUE(Has(text, R"(nv_inference_request_success{model="m",version="1"} 1)")) << text;
+  EXPECT_TRUE(Has(text, R"(nv_inference_request_failure{model="m",version="1"} 1)"));
+  EXPECT_TRUE(Has(text, R"(nv_inference_count{model="m",version="1"} 5)"));
+  EXPECT_TRUE(Has(text, R"(nv_inference_exec_count{model="m",version="1"} 1)"));
+  EXPECT_TRUE(Has(text, R"(nv_inference_request_duration_us{model="m",version="1"} 4007)"));
+  EXPECT_TRUE(Has(text, R"(nv_inference_queue_duration_us{model="m",version="1"} 350)"));
+  // Each of the batch's two requests is charged its phases.
+  EXPECT_TRUE(Has(text, R"(nv_inference_compute_input_duration_us{model="m",version="1"} 20)"));
+  EXPECT_TRUE(Has(text, R"(nv_inference_compute_infer_duration_us{model="m",version="1"} 6000)"));
+  EXPECT_TRUE(Has(text, R"(nv_inference_compute_output_duration_us{model="m",version="1"} 8)"));
+  EXPECT_TRUE(Has(text, R"(nv_inference_pending_request_count{model="m",version="1"} 1)"));
+  EXPECT_TRUE(Has(text, "# TYPE nv_inference_count counter"));
+  EXPECT_EQ(text.find(R"(nv_inference_request_failure{model="")"), std::string::npos);
+
+  // Off (the default): no such family at all.
+  MetricsOptions plain;
+  plain.process_metrics = false;
+  auto without = *Metrics::Create(plain);
+  without->ForVersion("m", "1")->RecordRequest(Protocol::kHttp, Outcome::kSuccess, absl::Milliseconds(1), 1);
+  EXPECT_EQ(without->Serialize().find("nv_"), std::string::npos);
+}
+
 TEST(MetricsTest, ProcessMetricsComeFromProcSelf) {
   auto metrics = *Metrics::Create({});
   const std::string text = metrics->Serialize();
