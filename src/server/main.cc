@@ -4,8 +4,11 @@
 #include <sys/resource.h>
 
 #include <cctype>
+#include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <iostream>
+#include <thread>
 
 #include "CLI/CLI.hpp"
 #include "absl/synchronization/mutex.h"
@@ -13,6 +16,12 @@
 #include "frontend/inference_service.h"
 #include "server/build_info.h"
 #include "server/server.h"
+
+// What shutdown may take past --shutdown-delay-seconds and
+// --shutdown-grace-seconds before the process ends regardless: the loaders'
+// bounded stop (10 s, ModelManager::Options::stop_loads_timeout) and the rest
+// of the teardown.
+constexpr double kShutdownStopLoadsSeconds = 30.0;
 
 int main(int argc, char** argv) {
   // Debian's abseil is built without NDEBUG, so every absl::Mutex (ours and
@@ -301,6 +310,18 @@ int main(int argc, char** argv) {
   int signal = 0;
   while (sigwait(&signals, &signal) == 0 && signal == SIGHUP) (*server)->Reload();
   spdlog::info("received signal {}; shutting down", signal);
+  // Shutdown finishes within its deadline whatever a load or a request is
+  // doing: past the delay, the drain and the loaders' bounded stop, the
+  // process ends anyway (a load stuck inside ONNX Runtime's session creation
+  // cannot be cancelled). A repeated SIGTERM does not cut the delay short.
+  const double deadline_seconds =
+      options.shutdown_delay_seconds + options.shutdown_grace_seconds + kShutdownStopLoadsSeconds;
+  std::thread([deadline_seconds] {
+    std::this_thread::sleep_for(std::chrono::duration<double>(deadline_seconds));
+    spdlog::critical("shutdown did not finish within {:.0f} s; exiting", deadline_seconds);
+    spdlog::default_logger()->flush();
+    std::_Exit(1);
+  }).detach();
   (*server)->Stop();
   return 0;
 }
