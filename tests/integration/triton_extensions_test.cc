@@ -402,6 +402,21 @@ TEST_F(TritonExtensionsTest, DecodedBodiesAreBoundedByTheInputSizeLimit) {
             200u);
 }
 
+// The in-flight memory budget counts a compressed body at the most it may
+// decode to (--http-max-input-size), as it counts a chunked one: a few KB of
+// gzip cannot hold megabytes the budget never saw.
+TEST_F(TritonExtensionsTest, TheMemoryBudgetCountsACompressedBodyAtWhatItMayDecodeTo) {
+  auto server = ServerProcess::Start({"--model-repository", SourceDir() + "/models", "--http-max-input-size",
+                                      "1000000", "--max-inflight-bytes", "2000000"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  HttpClient client((*server)->http_port());
+  EXPECT_EQ(client.Post("/v2/models/iris_classifier/infer", kIrisJson).status, 200u);
+  const HttpResponse refused = client.Post("/v2/models/iris_classifier/infer", Deflate(kIrisJson, 15 + 16),
+                                           {{"Content-Encoding", "gzip"}});
+  EXPECT_EQ(refused.status, 503u) << refused.body;
+  EXPECT_NE(refused.body.find("--max-inflight-bytes"), std::string::npos) << refused.body;
+}
+
 TEST_F(TritonExtensionsTest, ResponsesAreCompressedWhenTheClientAsks) {
   const HttpResponse plain = http_->Post("/v2/models/iris_classifier/infer", kIrisJson);
   ASSERT_EQ(plain.status, 200u);

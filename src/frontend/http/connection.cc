@@ -209,8 +209,12 @@ bool Connection::MatchAndAdmit() {
   const bool text = id == RouteId::kSaeAnalyze || id == RouteId::kTeiEmbed || id == RouteId::kTeiPredict ||
                     id == RouteId::kOpenAiEmbeddings;
   if (id != RouteId::kModelInfer && !text) return true;
-  // A chunked body's size is not known yet: it is counted at the most it may be.
-  const uint64_t body = parser_->content_length().value_or(options_.max_body_bytes);
+  // A chunked body's size is not known yet, nor what a compressed body
+  // decodes to: each is counted at the most it may be (--http-max-input-size).
+  const auto coding = request[http::field::content_encoding];
+  const bool compressed = !coding.empty() && !beast::iequals(coding, "identity");
+  const uint64_t body =
+      compressed ? options_.max_body_bytes : parser_->content_length().value_or(options_.max_body_bytes);
   uint64_t json = body;
   if (const auto header = request["Inference-Header-Content-Length"]; !header.empty() && !text) {
     uint64_t length = 0;
