@@ -70,9 +70,19 @@ SharedMemoryManager::~SharedMemoryManager() {
   regions_.clear();
 }
 
+namespace {
+absl::Status TooMany() {
+  return absl::ResourceExhaustedError(StrCat(SharedMemoryManager::kMaxRegions,
+                                             " shared memory regions are registered, the most at once; unregister one"));
+}
+}  // namespace
+
 absl::Status SharedMemoryManager::Register(std::string_view name, std::string_view key, uint64_t offset,
                                            uint64_t byte_size) {
-  if (name.empty()) return absl::InvalidArgumentError("a shared memory region needs a name");
+  if (name.empty() || name.size() > kMaxNameBytes) {
+    return absl::InvalidArgumentError(
+        StrCat("a shared memory region needs a name of 1 to ", kMaxNameBytes, " bytes"));
+  }
   if (key.size() < 2 || key.size() > 255 || key[0] != '/' || key.find('/', 1) != std::string_view::npos ||
       key.find('\0') != std::string_view::npos) {
     return absl::InvalidArgumentError(
@@ -84,6 +94,7 @@ absl::Status SharedMemoryManager::Register(std::string_view name, std::string_vi
     if (regions_.contains(name)) {
       return absl::AlreadyExistsError(StrCat("shared memory region '", name, "' is already registered"));
     }
+    if (regions_.size() >= kMaxRegions) return TooMany();
   }
   const std::string key_string(key);
   const int fd = ::shm_open(key_string.c_str(), O_RDWR, 0);
@@ -117,6 +128,7 @@ absl::Status SharedMemoryManager::Register(std::string_view name, std::string_vi
   }
   region->base_ = static_cast<std::byte*>(base);
   absl::MutexLock lock(&mu_);
+  if (regions_.size() >= kMaxRegions) return TooMany();
   if (!regions_.try_emplace(std::string(name), std::move(region)).second) {
     return absl::AlreadyExistsError(StrCat("shared memory region '", name, "' is already registered"));
   }

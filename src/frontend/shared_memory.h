@@ -60,6 +60,10 @@ class SharedMemoryRegion {
 
 class SharedMemoryManager {
  public:
+  // What clients may register at once: regions, and the bytes of a name.
+  static constexpr size_t kMaxRegions = 64;
+  static constexpr size_t kMaxNameBytes = 255;
+
   SharedMemoryManager() = default;
   ~SharedMemoryManager();  // Lets go of every region (unmapped once no request holds it).
 

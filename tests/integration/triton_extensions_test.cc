@@ -476,6 +476,27 @@ class ShmObject {
   char* base_ = nullptr;
 };
 
+// A client cannot register regions without end: past 64 at once the next is
+// refused (4xx, the server keeps answering), and unregistering makes room.
+TEST_F(TritonExtensionsTest, SystemSharedMemoryRegistrationsAreBounded) {
+  ShmObject object("/ortserve_test_bound_" + std::to_string(::getpid()), 4096);
+  const std::string body = R"({"key":")" + object.key() + R"(","offset":0,"byte_size":64})";
+  for (int i = 0; i < 64; ++i) {
+    const HttpResponse response = http_->Post("/v2/systemsharedmemory/region/r" + std::to_string(i) + "/register", body);
+    ASSERT_EQ(response.status, 200u) << i << ": " << response.body;
+  }
+  HttpResponse refused = http_->Post("/v2/systemsharedmemory/region/r64/register", body);
+  EXPECT_GE(refused.status, 400u) << refused.body;
+  EXPECT_LT(refused.status, 500u) << refused.body;
+  EXPECT_NE(refused.body.find("64 shared memory regions"), std::string::npos) << refused.body;
+  refused = http_->Post("/v2/systemsharedmemory/region/" + std::string(300, 'n') + "/register", body);
+  EXPECT_EQ(refused.status, 400u) << refused.body;
+  EXPECT_EQ(http_->Post("/v2/systemsharedmemory/region/r0/unregister", "").status, 200u);
+  EXPECT_EQ(http_->Post("/v2/systemsharedmemory/region/r64/register", body).status, 200u);
+  EXPECT_EQ(http_->Post("/v2/systemsharedmemory/unregister", "").status, 200u);
+  EXPECT_EQ(Json(http_->Get("/v2/systemsharedmemory/status").body).Size(), 0u);
+}
+
 TEST_F(TritonExtensionsTest, SystemSharedMemoryCarriesInputsAndOutputsOverRestAndGrpc) {
   const std::string prefix = "/ortserve_test_" + std::to_string(::getpid());
   ShmObject in(prefix + "_in", 4096), out(prefix + "_out", 4096);
