@@ -15,12 +15,6 @@ namespace ortserve::frontend {
 
 std::string_view InferenceService::ServerVersion() { return "0.1.0"; }
 
-const std::vector<std::string>& InferenceService::Extensions() {
-  static const std::vector<std::string> extensions = {
-      "classification", "model_repository", "schedule_policy", "model_configuration",
-      "binary_tensor_data", "parameters", "statistics", "logging", "trace", "system_shared_memory"};
-  return extensions;
-}
 
 absl::StatusOr<ModelMetadata> InferenceService::GetModelMetadata(std::string_view name,
                                                                  std::string_view version) const {
@@ -177,7 +171,13 @@ void InferenceService::Finish(Call* call, absl::StatusOr<InferResponse> result) 
   inflight_.fetch_sub(1, std::memory_order_acq_rel);
 }
 
-InferenceService::InferenceService(Options options) : options_(std::move(options)) {
+InferenceService::InferenceService(Options options)
+    : options_(std::move(options)),
+      shared_memory_(options_.shared_memory),
+      extensions_{"classification", "model_repository", "schedule_policy", "model_configuration",
+                  "binary_tensor_data", "parameters",     "statistics",      "logging",
+                  "trace"} {
+  if (shared_memory_.offered()) extensions_.push_back("system_shared_memory");
   router::Executor* executor = options_.executor;
   if (executor == nullptr) {
     own_executor_ = std::make_unique<ModelExecutor>(options_.tokenization_pool);

@@ -66,6 +66,8 @@ class InferenceService {
     // --strict-readiness: not ready while any model's last load failed and
     // it has no READY version (FailedModels).
     bool strict_readiness = false;
+    // Who may register system shared memory regions.
+    SharedMemoryPolicy shared_memory;
     // Metrics, logs and tracing (each may be null).
     observability::Telemetry telemetry;
     // Where models with `response_cache { enable: true }` keep answers (not
@@ -84,8 +86,8 @@ class InferenceService {
 
   static constexpr std::string_view kServerName = "ortserve";
   static std::string_view ServerVersion();
-  // Triton protocol extensions this server implements (GET /v2 "extensions").
-  static const std::vector<std::string>& Extensions();
+  // Triton protocol extensions this server offers (GET /v2 "extensions").
+  const std::vector<std::string>& Extensions() const { return extensions_; }
 
   // Live while the process can serve; front ends answer it from their own
   // event loops, so a wedged loop cannot answer.
@@ -191,6 +193,7 @@ class InferenceService {
 
   Options options_;
   mutable SharedMemoryManager shared_memory_;
+  std::vector<std::string> extensions_;
   std::unique_ptr<router::Executor> own_executor_;
   std::unique_ptr<router::Router> router_;
   absl::Mutex calls_mu_;

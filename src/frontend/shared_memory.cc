@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "frontend/shared_memory.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -65,6 +67,45 @@ absl::StatusOr<std::span<std::byte>> SharedMemoryRegion::Slice(uint64_t offset, 
   return bytes().subspan(offset, size);
 }
 
+absl::StatusOr<SharedMemoryPolicy::Clients> ParseSharedMemoryClients(std::string_view text) {
+  if (text == "off") return SharedMemoryPolicy::Clients::kOff;
+  if (text == "loopback") return SharedMemoryPolicy::Clients::kLoopback;
+  if (text == "any") return SharedMemoryPolicy::Clients::kAny;
+  return absl::InvalidArgumentError(
+      StrCat("--system-shared-memory must be off, loopback or any, not '", text.substr(0, 64), "'"));
+}
+
+bool IsLoopbackGrpcPeer(std::string_view peer) {
+  if (peer.starts_with("unix:") || peer.starts_with("unix-abstract:")) return true;
+  std::string host;
+  if (peer.starts_with("ipv4:")) {
+    peer.remove_prefix(5);
+    host = std::string(peer.substr(0, peer.rfind(':')));
+  } else if (peer.starts_with("ipv6:")) {
+    peer.remove_prefix(5);
+    // "[::1]:5", or with the brackets percent-encoded ("%5B::1%5D:5").
+    size_t open = 0, end = std::string_view::npos;
+    if (peer.starts_with("[")) {
+      open = 1;
+      end = peer.find(']');
+    } else if (peer.size() > 3 && peer[0] == '%' && peer[1] == '5' && (peer[2] == 'B' || peer[2] == 'b')) {
+      open = 3;
+      end = std::min(peer.find("%5D"), peer.find("%5d"));
+    }
+    if (open == 0 || end == std::string_view::npos) return false;
+    host = std::string(peer.substr(open, end - open));
+    if (const size_t zone = host.find('%'); zone != std::string::npos) host.resize(zone);
+  } else {
+    return false;
+  }
+  in_addr v4{};
+  if (::inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (::inet_pton(AF_INET6, host.c_str(), &v6) != 1) return false;
+  if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
+  return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
+}
+
 SharedMemoryManager::~SharedMemoryManager() {
   absl::MutexLock lock(&mu_);
   regions_.clear();
@@ -78,7 +119,21 @@ absl::Status TooMany() {
 }  // namespace
 
 absl::Status SharedMemoryManager::Register(std::string_view name, std::string_view key, uint64_t offset,
-                                           uint64_t byte_size) {
+                                           uint64_t byte_size, bool loopback_client) {
+  switch (policy_.clients) {
+    case SharedMemoryPolicy::Clients::kOff:
+      return absl::FailedPreconditionError(
+          "system shared memory is turned off on this server (--system-shared-memory=off); send tensors in the "
+          "request");
+    case SharedMemoryPolicy::Clients::kLoopback:
+      if (!loopback_client) {
+        return absl::PermissionDeniedError(
+            "system shared memory can be registered only over a loopback connection (a client on this host); "
+            "--system-shared-memory=any allows every client");
+      }
+      break;
+    case SharedMemoryPolicy::Clients::kAny: break;
+  }
   if (name.empty() || name.size() > kMaxNameBytes) {
     return absl::InvalidArgumentError(
         StrCat("a shared memory region needs a name of 1 to ", kMaxNameBytes, " bytes"));
@@ -87,6 +142,10 @@ absl::Status SharedMemoryManager::Register(std::string_view name, std::string_vi
       key.find('\0') != std::string_view::npos) {
     return absl::InvalidArgumentError(
         StrCat("shared memory key '", key.substr(0, 300), "' must be '/name' (one leading '/', at most 255 bytes)"));
+  }
+  if (!key.substr(1).starts_with(policy_.key_prefix)) {
+    return absl::PermissionDeniedError(StrCat("shared memory key '", key, "' does not begin with '/",
+                                              policy_.key_prefix, "' (--shared-memory-key-prefix)"));
   }
   if (byte_size == 0) return absl::InvalidArgumentError(StrCat("shared memory region '", name, "' has byte_size 0"));
   {

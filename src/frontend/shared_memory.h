@@ -30,6 +30,26 @@
 
 namespace ortserve::frontend {
 
+// Who may register regions (--system-shared-memory, --shared-memory-key-prefix).
+struct SharedMemoryPolicy {
+  enum class Clients {
+    kOff,       // Refused: the extension is not offered.
+    kLoopback,  // Only clients on a loopback connection (the default): a
+                // client elsewhere cannot have created an object in this
+                // host's /dev/shm, so its registration can only be an attack.
+    kAny,       // Any client that may infer.
+  };
+  Clients clients = Clients::kLoopback;
+  // Keys must begin with it ("/" + prefix); empty: any "/name".
+  std::string key_prefix;
+};
+
+// Parses --system-shared-memory's value: "off", "loopback" or "any".
+absl::StatusOr<SharedMemoryPolicy::Clients> ParseSharedMemoryClients(std::string_view text);
+// Whether a gRPC peer string ("ipv4:127.0.0.1:5", "ipv6:[::1]:5", "unix:...")
+// is a connection from this host.
+bool IsLoopbackGrpcPeer(std::string_view peer);
+
 // One registered region: byte_size bytes at `offset` in shared memory object `key`.
 class SharedMemoryRegion {
  public:
@@ -64,15 +84,21 @@ class SharedMemoryManager {
   static constexpr size_t kMaxRegions = 64;
   static constexpr size_t kMaxNameBytes = 255;
 
-  SharedMemoryManager() = default;
+  explicit SharedMemoryManager(SharedMemoryPolicy policy = {}) : policy_(std::move(policy)) {}
   ~SharedMemoryManager();  // Lets go of every region (unmapped once no request holds it).
 
   // Opens `key` (shm_open, read-write) and maps [offset, offset + byte_size).
   // Errors: AlreadyExists for a name already registered; InvalidArgument for
   // an empty name, a key that is not "/name" (no other '/'), a zero size, or
   // a range past the object's end; NotFound when no such object exists;
-  // PermissionDenied when the server may not open it.
-  absl::Status Register(std::string_view name, std::string_view key, uint64_t offset, uint64_t byte_size);
+  // PermissionDenied when the server may not open it, when `loopback_client`
+  // is false under the default policy, or when the key lacks the policy's
+  // prefix; FailedPrecondition when the policy turns the extension off.
+  absl::Status Register(std::string_view name, std::string_view key, uint64_t offset, uint64_t byte_size,
+                        bool loopback_client);
+  // Whether clients may register regions at all (server metadata lists the
+  // extension only then).
+  bool offered() const { return policy_.clients != SharedMemoryPolicy::Clients::kOff; }
   // Removes `name` (empty: every region). Errors: NotFound for an unknown name.
   absl::Status Unregister(std::string_view name);
   // `name`'s region (empty: all, by name). Errors: NotFound for an unknown name.
@@ -102,6 +128,7 @@ class SharedMemoryManager {
   }
 
  private:
+  const SharedMemoryPolicy policy_;
   mutable absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<const SharedMemoryRegion>, std::less<>> regions_ ABSL_GUARDED_BY(mu_);
 };

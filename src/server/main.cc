@@ -134,6 +134,13 @@ int main(int argc, char** argv) {
   app.add_flag("--triton-metrics", options.triton_metrics,
                "Also export Triton's metric names (nv_inference_*, and nv_gpu_* with a GPU) besides ortserve's "
                "own (docs/triton.md)");
+  app.add_option("--system-shared-memory", options.system_shared_memory,
+                 "Who may register system shared memory regions: off, loopback (clients connected over a "
+                 "loopback address) or any")
+      ->check(CLI::IsMember({"off", "loopback", "any"}))
+      ->capture_default_str();
+  app.add_option("--shared-memory-key-prefix", options.shared_memory_key_prefix,
+                 "Only shared memory keys that begin with '/' and this prefix may be registered (empty: any key)");
   app.add_flag("--exit-on-error", options.exit_on_error,
                "Exit (status 1) at start-up when any model failed to load, instead of serving the others");
   app.add_option("--max-inflight-requests", options.max_inflight_requests,

@@ -480,6 +480,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   service_options.tokenization_pool = impl->tokenization.get();
   service_options.required_models = options.required_models;
   service_options.strict_readiness = options.strict_readiness;
+  ASSIGN_OR_RETURN(service_options.shared_memory.clients,
+                   frontend::ParseSharedMemoryClients(options.system_shared_memory));
+  service_options.shared_memory.key_prefix = options.shared_memory_key_prefix;
   service_options.telemetry = {impl->metrics.get(), impl->logging.get(), impl->tracer.get()};
   service_options.response_cache = impl->response_cache.get();
   impl->service = std::make_unique<frontend::InferenceService>(std::move(service_options));

@@ -61,6 +61,10 @@ struct ServerOptions {
   bool strict_readiness = false;
   // Triton's --exit-on-error: start-up fails when a model failed to load.
   bool exit_on_error = false;
+  // Who may register system shared memory: "off", "loopback" (clients on a
+  // loopback connection) or "any"; and the prefix keys must carry.
+  std::string system_shared_memory = "loopback";
+  std::string shared_memory_key_prefix;
   // Export Triton's nv_* metric names besides ortserve's own (docs/triton.md).
   bool triton_metrics = false;
   // Admission (admission/admission.h): requests in flight at once, the

@@ -39,14 +39,16 @@ std::string ServerBinary() { return BinaryDir() + "/src/server/ortserve"; }
 
 absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(std::vector<std::string> args,
                                                                     int timeout_seconds) {
-  std::vector<std::string> argv = {ServerBinary(), "--http-address", "127.0.0.1", "--grpc-address",
-                                   "127.0.0.1"};
+  std::vector<std::string> argv = {ServerBinary()};
   auto has = [&](std::string_view flag) {
     for (const auto& a : args) {
       if (a == flag) return true;
     }
     return false;
   };
+  // Loopback only, unless a test binds elsewhere on purpose.
+  if (!has("--http-address")) argv.insert(argv.end(), {"--http-address", "127.0.0.1"});
+  if (!has("--grpc-address")) argv.insert(argv.end(), {"--grpc-address", "127.0.0.1"});
   if (!has("--http-port")) argv.insert(argv.end(), {"--http-port", "0"});
   // gRPC only when a test asks for it (--grpc-port 0).
   if (!has("--grpc-port")) argv.insert(argv.end(), {"--grpc-port", "-1"});

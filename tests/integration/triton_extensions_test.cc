@@ -4,7 +4,11 @@
 // trace settings, server metadata's extension list, the answer for methods
 // that are not served, a text pipeline's config, HTTP compression, and system
 // shared memory.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -495,6 +499,98 @@ TEST_F(TritonExtensionsTest, SystemSharedMemoryRegistrationsAreBounded) {
   EXPECT_EQ(http_->Post("/v2/systemsharedmemory/region/r64/register", body).status, 200u);
   EXPECT_EQ(http_->Post("/v2/systemsharedmemory/unregister", "").status, 200u);
   EXPECT_EQ(Json(http_->Get("/v2/systemsharedmemory/status").body).Size(), 0u);
+}
+
+// One of this host's IPv4 addresses that is not loopback ("" when it has none).
+std::string NonLoopbackAddress() {
+  ifaddrs* all = nullptr;
+  if (::getifaddrs(&all) != 0) return "";
+  std::string found;
+  for (ifaddrs* a = all; a != nullptr && found.empty(); a = a->ifa_next) {
+    if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET) continue;
+    const auto* in = reinterpret_cast<const sockaddr_in*>(a->ifa_addr);
+    if ((ntohl(in->sin_addr.s_addr) >> 24) == 127) continue;
+    char text[INET_ADDRSTRLEN] = {};
+    if (::inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text)) != nullptr) found = text;
+  }
+  ::freeifaddrs(all);
+  return found;
+}
+
+// One HTTP/1.1 POST to address:port on its own connection; the status code (0 on a socket error).
+unsigned PostTo(const std::string& address, uint16_t port, const std::string& target, const std::string& body) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(port);
+  ::inet_pton(AF_INET, address.c_str(), &to.sin_addr);
+  std::string reply;
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&to), sizeof(to)) == 0) {
+    const std::string request = "POST " + target + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: " +
+                                std::to_string(body.size()) + "\r\n\r\n" + body;
+    if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size())) {
+      char buffer[4096];
+      for (ssize_t n; (n = ::recv(fd, buffer, sizeof(buffer), 0)) > 0;) reply.append(buffer, static_cast<size_t>(n));
+    }
+  }
+  ::close(fd);
+  if (reply.size() < 12 || !reply.starts_with("HTTP/1.1 ")) return 0;
+  return static_cast<unsigned>(std::stoul(reply.substr(9, 3)));
+}
+
+// Only clients on this host may register shared memory by default: a client
+// elsewhere cannot have created an object in this host's /dev/shm, so its
+// registration could only map another process's memory. Keys can be held to
+// a prefix, and the extension turned off.
+TEST_F(TritonExtensionsTest, SystemSharedMemoryIsForLoopbackClientsAndPrefixedKeys) {
+  const std::string address = NonLoopbackAddress();
+  ASSERT_FALSE(address.empty()) << "this host has no IPv4 address besides loopback";
+  auto server = ServerProcess::Start({"--model-repository", SourceDir() + "/models", "--http-address",
+                                      "0.0.0.0", "--grpc-address", "0.0.0.0", "--grpc-port", "0",
+                                      "--shared-memory-key-prefix", "ortserve_ok"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  const std::string pid = std::to_string(::getpid());
+  ShmObject allowed("/ortserve_ok_" + pid, 4096), other("/ortserve_other_" + pid, 4096);
+  auto body = [](const ShmObject& object) { return R"({"key":")" + object.key() + R"(","offset":0,"byte_size":64})"; };
+  const uint16_t http_port = (*server)->http_port();
+
+  // From elsewhere (this host's own non-loopback address): refused over both protocols.
+  EXPECT_EQ(PostTo(address, http_port, "/v2/systemsharedmemory/region/far/register", body(allowed)), 403u);
+  auto far_stub = GRPCInferenceService::NewStub(
+      grpc::CreateChannel(address + ":" + std::to_string((*server)->grpc_port()), grpc::InsecureChannelCredentials()));
+  inference::SystemSharedMemoryRegisterRequest registration;
+  registration.set_name("far");
+  registration.set_key(allowed.key());
+  registration.set_byte_size(64);
+  inference::SystemSharedMemoryRegisterResponse registered;
+  grpc::ClientContext far_context;
+  const grpc::Status far = far_stub->SystemSharedMemoryRegister(&far_context, registration, &registered);
+  EXPECT_EQ(far.error_code(), grpc::StatusCode::PERMISSION_DENIED) << far.error_message();
+  EXPECT_NE(far.error_message().find("loopback"), std::string::npos) << far.error_message();
+
+  // Over loopback: a key with the prefix is served, one without is refused.
+  EXPECT_EQ(PostTo("127.0.0.1", http_port, "/v2/systemsharedmemory/region/near/register", body(allowed)), 200u);
+  HttpClient http(http_port);
+  const HttpResponse wrong_key = http.Post("/v2/systemsharedmemory/region/other/register", body(other));
+  EXPECT_EQ(wrong_key.status, 403u) << wrong_key.body;
+  EXPECT_NE(wrong_key.body.find("--shared-memory-key-prefix"), std::string::npos) << wrong_key.body;
+  auto near_stub = GRPCInferenceService::NewStub(GrpcChannel((*server)->grpc_port()));
+  grpc::ClientContext near_context;
+  registration.set_name("near_grpc");
+  EXPECT_TRUE(near_stub->SystemSharedMemoryRegister(&near_context, registration, &registered).ok());
+  EXPECT_EQ(Json(http.Get("/v2/systemsharedmemory/status").body).Size(), 2u);
+
+  // Turned off: not listed among the extensions, and registration says why.
+  auto off = ServerProcess::Start({"--model-repository", SourceDir() + "/models",
+                                   "--system-shared-memory", "off"});
+  ASSERT_TRUE(off.ok()) << off.status();
+  HttpClient off_http((*off)->http_port());
+  EXPECT_EQ(off_http.Get("/v2").body.find("system_shared_memory"), std::string::npos);
+  EXPECT_NE(http.Get("/v2").body.find("system_shared_memory"), std::string::npos);
+  const HttpResponse refused = off_http.Post("/v2/systemsharedmemory/region/near/register", body(allowed));
+  EXPECT_EQ(refused.status, 400u) << refused.body;
+  EXPECT_NE(refused.body.find("turned off"), std::string::npos) << refused.body;
 }
 
 TEST_F(TritonExtensionsTest, SystemSharedMemoryCarriesInputsAndOutputsOverRestAndGrpc) {

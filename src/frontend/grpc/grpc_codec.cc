@@ -309,10 +309,10 @@ absl::Status EncodeModelInferResponse(const InferResponse& response, const Infer
   return absl::OkStatus();
 }
 
-void EncodeServerMetadata(inference::ServerMetadataResponse* out) {
+void EncodeServerMetadata(const std::vector<std::string>& extensions, inference::ServerMetadataResponse* out) {
   out->set_name(std::string(InferenceService::kServerName));
   out->set_version(std::string(InferenceService::ServerVersion()));
-  for (const auto& extension : InferenceService::Extensions()) out->add_extensions(extension);
+  for (const auto& extension : extensions) out->add_extensions(extension);
 }
 
 void EncodeModelMetadata(const ModelMetadata& metadata, inference::ModelMetadataResponse* out) {

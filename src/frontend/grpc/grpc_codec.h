@@ -76,7 +76,7 @@ void EncodeParameters(const Parameters& parameters,
                       google::protobuf::Map<std::string, inference::InferParameter>* out);
 
 // The other RPCs' messages.
-void EncodeServerMetadata(inference::ServerMetadataResponse* out);
+void EncodeServerMetadata(const std::vector<std::string>& extensions, inference::ServerMetadataResponse* out);
 void EncodeModelMetadata(const ModelMetadata& metadata, inference::ModelMetadataResponse* out);
 void EncodeModelStatistics(const std::vector<ModelHandle>& models, inference::ModelStatisticsResponse* out);
 // `ready_only`: only READY entries (RepositoryIndexRequest.ready).

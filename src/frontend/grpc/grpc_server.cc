@@ -78,7 +78,7 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
                                            const inference::ServerMetadataRequest*,
                                            inference::ServerMetadataResponse* response) override {
     if (auto refused = Check(context, RouteClass::kMetadata, {}, "ServerMetadata")) return refused;
-    EncodeServerMetadata(response);
+    EncodeServerMetadata(service_->Extensions(), response);
     return Done(context, absl::OkStatus());
   }
 
@@ -262,7 +262,8 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
                                                        const inference::SystemSharedMemoryRegisterRequest* request,
                                                        inference::SystemSharedMemoryRegisterResponse*) override {
     if (auto refused = Check(context, RouteClass::kInfer, {}, "SystemSharedMemoryRegister")) return refused;
-    return Done(context, HandleShmRegister(service_->shared_memory(), *request));
+    return Done(context,
+                HandleShmRegister(service_->shared_memory(), *request, IsLoopbackGrpcPeer(context->peer())));
   }
   grpc::ServerUnaryReactor* SystemSharedMemoryUnregister(grpc::CallbackServerContext* context,
                                                          const inference::SystemSharedMemoryUnregisterRequest* request,

@@ -74,8 +74,9 @@ absl::Status HandleTraceSetting(const InferenceService& service, const inference
   return absl::OkStatus();
 }
 
-absl::Status HandleShmRegister(SharedMemoryManager& manager, const inference::SystemSharedMemoryRegisterRequest& request) {
-  return manager.Register(request.name(), request.key(), request.offset(), request.byte_size());
+absl::Status HandleShmRegister(SharedMemoryManager& manager, const inference::SystemSharedMemoryRegisterRequest& request,
+                               bool loopback_client) {
+  return manager.Register(request.name(), request.key(), request.offset(), request.byte_size(), loopback_client);
 }
 
 absl::Status HandleShmStatus(const SharedMemoryManager& manager, const inference::SystemSharedMemoryStatusRequest& request,

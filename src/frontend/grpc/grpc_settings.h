@@ -39,7 +39,9 @@ absl::Status HandleTraceSetting(const InferenceService& service, const inference
 // System shared memory (SharedMemoryManager): register, status (name empty:
 // every region), unregister (name empty: every region). Errors: the
 // manager's.
-absl::Status HandleShmRegister(SharedMemoryManager& manager, const inference::SystemSharedMemoryRegisterRequest& request);
+// `loopback_client`: the call came over a loopback connection (IsLoopbackGrpcPeer).
+absl::Status HandleShmRegister(SharedMemoryManager& manager, const inference::SystemSharedMemoryRegisterRequest& request,
+                               bool loopback_client);
 absl::Status HandleShmStatus(const SharedMemoryManager& manager, const inference::SystemSharedMemoryStatusRequest& request,
                              inference::SystemSharedMemoryStatusResponse* response);
 

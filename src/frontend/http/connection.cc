@@ -277,7 +277,7 @@ void Connection::Route() {
   }
   InferenceService& service = *options_.service;
   switch (route->id) {
-    case RouteId::kServerMetadata: return Send(Ok(ServerMetadataJson()));
+    case RouteId::kServerMetadata: return Send(Ok(ServerMetadataJson(options_.service->Extensions())));
     case RouteId::kHealthLive: return Send(Bare(service.Live() ? 200 : 503));
     case RouteId::kHealthReady: return Send(Bare(service.Ready() ? 200 : 503));
     case RouteId::kLogging: return Logging();

@@ -189,6 +189,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   absl::Status CheckBodyModel();
   // The peer's "ip:port", for the audit log (computed when first needed).
   const std::string& PeerAddress();
+  // Whether the peer is on this host (a loopback address).
+  bool LoopbackPeer();
   // Records the admin or model-control action being answered (audit log).
   void AuditAction(unsigned status);
   // Starts the request's record (metrics, access log, span).

@@ -175,6 +175,16 @@ const std::string& Connection::PeerAddress() {
   return peer_;
 }
 
+bool Connection::LoopbackPeer() {
+  beast::error_code ec;
+  const auto address = stream_.socket().remote_endpoint(ec).address();
+  if (ec) return false;
+  if (address.is_v4()) return address.to_v4().is_loopback();
+  const auto v6 = address.to_v6();
+  return v6.is_loopback() ||
+         (v6.is_v4_mapped() && boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, v6).is_loopback());
+}
+
 void Connection::AuditAction(unsigned status) {
   const std::string_view action = audit_action_;
   audit_action_ = {};

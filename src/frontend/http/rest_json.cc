@@ -42,7 +42,7 @@ void Duration(Writer& w, std::string_view key, const DurationStat& stat) {
 
 }  // namespace
 
-std::string ServerMetadataJson() {
+std::string ServerMetadataJson(const std::vector<std::string>& extensions) {
   std::string out;
   JsonStringStream stream(&out);
   Writer w(stream);
@@ -53,7 +53,7 @@ std::string ServerMetadataJson() {
   String(w, InferenceService::ServerVersion());
   Key(w, "extensions");
   w.StartArray();
-  for (const auto& e : InferenceService::Extensions()) String(w, e);
+  for (const auto& e : extensions) String(w, e);
   w.EndArray();
   w.EndObject();
   return out;

@@ -11,7 +11,7 @@
 namespace ortserve::frontend {
 
 // GET /v2: {"name","version","extensions":[...]}.
-std::string ServerMetadataJson();
+std::string ServerMetadataJson(const std::vector<std::string>& extensions);
 
 // GET /v2/models/{m}[/versions/{v}].
 std::string ModelMetadataJson(const ModelMetadata& metadata);

@@ -88,7 +88,8 @@ std::string ShmStatusJson(const std::vector<std::shared_ptr<const SharedMemoryRe
 }
 
 // {"key": "/name", "offset": N, "byte_size": N}; offset optional.
-absl::Status RegisterShm(SharedMemoryManager& manager, std::string_view name, const std::string& body) {
+absl::Status RegisterShm(SharedMemoryManager& manager, std::string_view name, const std::string& body,
+                         bool loopback_client) {
   simdjson::dom::parser parser;
   simdjson::dom::element doc;
   if (parser.parse(body).get(doc) != simdjson::SUCCESS || !doc.is_object()) {
@@ -106,7 +107,7 @@ absl::Status RegisterShm(SharedMemoryManager& manager, std::string_view name, co
   if (doc["byte_size"].get(value) != simdjson::SUCCESS || value.get(byte_size) != simdjson::SUCCESS) {
     return absl::InvalidArgumentError("shared memory registration needs \"byte_size\" (a non-negative integer)");
   }
-  return manager.Register(name, key, offset, byte_size);
+  return manager.Register(name, key, offset, byte_size, loopback_client);
 }
 
 }  // namespace
@@ -130,7 +131,8 @@ void Connection::TritonExtension(const RouteMatch& route) {
       return Send(Ok(ShmStatusJson(*regions)));
     }
     case RouteId::kSystemShmRegister: {
-      absl::Status status = RegisterShm(options_.service->shared_memory(), route.model, parser_->get().body());
+      absl::Status status =
+          RegisterShm(options_.service->shared_memory(), route.model, parser_->get().body(), LoopbackPeer());
       return Send(status.ok() ? Ok("") : Error(status));
     }
     case RouteId::kSystemShmUnregister: {
