@@ -110,6 +110,8 @@ struct Metrics::Families {
   prometheus::Family<prometheus::Histogram>* batch_size;
   prometheus::Family<prometheus::Counter>* executions;
   prometheus::Family<prometheus::Counter>* instance_executions;
+  prometheus::Family<prometheus::Gauge>* batch_size_limit;
+  prometheus::Family<prometheus::Gauge>* queue_delay_limit;
   prometheus::Family<prometheus::Counter>* device_busy;
   prometheus::Family<prometheus::Gauge>* pending;
   prometheus::Family<prometheus::Gauge>* inflight_batches;
@@ -219,6 +221,16 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(MetricsOptions options)
                                 .Help("Model runs by the instance (runner thread) that made them; instance is its "
                                       "position in the model's instance_group, from 0.")
                                 .Register(r);
+  f->batch_size_limit = &prometheus::BuildGauge()
+                             .Name("ortserve_batch_size_limit")
+                             .Help("Models with a latency target: the most rows the batcher now puts in a batch "
+                                   "(adapted within max_batch_size).")
+                             .Register(r);
+  f->queue_delay_limit = &prometheus::BuildGauge()
+                              .Name("ortserve_queue_delay_limit_seconds")
+                              .Help("Models with a latency target: how long the batcher now lets a request wait "
+                                    "for company (adapted within max_queue_delay_microseconds).")
+                              .Register(r);
   f->device_busy = &prometheus::BuildCounter()
                         .Name("ortserve_device_busy_seconds_total")
                         .Help("Time at least one model run was in progress on the device (cpu, gpu0, ...), added "
@@ -412,6 +424,8 @@ VersionMetrics* Metrics::ForVersion(std::string_view model, std::string_view ver
     }
     v->fallbacks_ = &f.fallbacks->Add(base);
     v->instance_executions_ = f.instance_executions;
+    v->batch_size_limit_ = f.batch_size_limit;
+    v->queue_delay_limit_ = f.queue_delay_limit;
     v->owner_ = this;
     if (f.triton) {
       const Families::Triton& t = *f.triton;

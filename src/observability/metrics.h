@@ -5,6 +5,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <functional>
 #include <map>
@@ -181,6 +182,11 @@ class VersionMetrics {
   // Unresolved().
   InstanceMetrics ForInstance(size_t instance, std::string_view device = "cpu");
 
+  // Scheduler, under a latency target: the batch size and queue delay it now
+  // uses. The series appear on the first call (the family lock); the
+  // scheduler calls it once per batch.
+  void SetBatchLimits(int64_t batch_size, absl::Duration queue_delay);
+
  private:
   friend class Metrics;
   VersionMetrics() = default;
@@ -205,6 +211,12 @@ class VersionMetrics {
   std::array<prometheus::Counter*, 5> routes_{};
   prometheus::Counter* fallbacks_ = nullptr;
   prometheus::Family<prometheus::Counter>* instance_executions_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* batch_size_limit_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* queue_delay_limit_ = nullptr;
+  // Their children, added by the first SetBatchLimits (one scheduler per
+  // version calls it, under its own lock).
+  std::atomic<prometheus::Gauge*> batch_size_gauge_{nullptr};
+  std::atomic<prometheus::Gauge*> queue_delay_gauge_{nullptr};
   // Triton's names (MetricsOptions::triton_metrics), in microseconds; null
   // when off and for Unresolved().
   struct TritonSeries {

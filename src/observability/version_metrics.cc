@@ -91,6 +91,21 @@ void VersionMetrics::RecordFallback() {
   if (fallbacks_) fallbacks_->Increment();
 }
 
+void VersionMetrics::SetBatchLimits(int64_t batch_size, absl::Duration queue_delay) {
+  if (batch_size_limit_ == nullptr) return;
+  prometheus::Gauge* rows = batch_size_gauge_.load(std::memory_order_acquire);
+  prometheus::Gauge* delay = queue_delay_gauge_.load(std::memory_order_acquire);
+  if (rows == nullptr || delay == nullptr) {
+    const std::map<std::string, std::string> labels = {{"model", model_}, {"version", version_}};
+    rows = &batch_size_limit_->Add(labels);
+    delay = &queue_delay_limit_->Add(labels);
+    batch_size_gauge_.store(rows, std::memory_order_release);
+    queue_delay_gauge_.store(delay, std::memory_order_release);
+  }
+  rows->Set(static_cast<double>(batch_size));
+  delay->Set(Seconds(queue_delay));
+}
+
 InstanceMetrics VersionMetrics::ForInstance(size_t instance, std::string_view device) {
   InstanceMetrics metrics;
   if (instance_executions_ != nullptr) {

@@ -53,6 +53,14 @@ DynamicBatcher::DynamicBatcher(SchedulerOptions options)
     for (auto& level : levels_) level.reserve(kInitialQueueCapacity);
     expired_.reserve(kInitialQueueCapacity);
     picks_.reserve(max_rows);
+    if (options_.latency_target > absl::ZeroDuration() && options_.dynamic_batching && options_.max_batch_size > 0) {
+      adaptive_.emplace(AdaptiveBatchLimit::Options{.target = options_.latency_target,
+                                                    .max_batch_size = options_.max_batch_size,
+                                                    .max_queue_delay = options_.max_queue_delay});
+      if (options_.metrics != nullptr) {
+        options_.metrics->SetBatchLimits(adaptive_->batch_size(), adaptive_->queue_delay());
+      }
+    }
   }
   for (size_t i = 0; i < options_.instances.size(); ++i) {
     auto state = std::make_unique<RunnerState>();
@@ -235,7 +243,7 @@ bool DynamicBatcher::NextBatch(RunnerState& state) {
       take = scan.count;
     } else if (scan.preferred > 0) {
       take = scan.preferred;
-    } else if (now >= scan.oldest + options_.max_queue_delay) {
+    } else if (now >= scan.oldest + QueueDelay()) {
       take = scan.count;
     }
     if (take > 0) {
@@ -244,7 +252,7 @@ bool DynamicBatcher::NextBatch(RunnerState& state) {
     }
     // Answer what the scan dropped before waiting for the batch to fill.
     if (!state.rejected.empty()) break;
-    forming_cv_.WaitWithTimeout(&mu_, scan.oldest + options_.max_queue_delay - now);
+    forming_cv_.WaitWithTimeout(&mu_, scan.oldest + QueueDelay() - now);
   }
   // The first `take` picks, in queue order; erasing shifts the later entries
   // of the same level forward by one each time (picks at the head of a level
@@ -536,6 +544,10 @@ void DynamicBatcher::Execute(RunnerState& state, backend::Session& session) {
   state.batch.clear();
   absl::MutexLock lock(&mu_);
   inflight_ -= count;
+  if (adaptive_ && status.ok()) {
+    adaptive_->Observe(rows, run_end - run_start);
+    if (options_.metrics != nullptr) options_.metrics->SetBatchLimits(adaptive_->batch_size(), adaptive_->queue_delay());
+  }
 }
 
 }  // namespace ortserve::scheduler

@@ -3,12 +3,14 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "observability/metrics.h"
+#include "scheduler/adaptive_batching.h"
 #include "scheduler/batch_builder.h"
 #include "scheduler/observable_clock.h"
 #include "scheduler/ring_queue.h"
@@ -150,6 +152,14 @@ class DynamicBatcher final : public Scheduler {
   // The output index in the model signature, or -1.
   int SignatureOutput(const std::string& name) const;
   void WakeForClock();
+  // The batch size and queue delay in force: the adaptive ones under a
+  // latency target, else the configured ones.
+  int64_t MaxRows() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return adaptive_ ? adaptive_->batch_size() : options_.max_batch_size;
+  }
+  absl::Duration QueueDelay() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return adaptive_ ? adaptive_->queue_delay() : options_.max_queue_delay;
+  }
 
   const SchedulerOptions options_;
   const size_t levels_count_;
@@ -168,6 +178,8 @@ class DynamicBatcher final : public Scheduler {
   // that no batch pads past max_padded_batch_bytes.
   PaddedBatchShape padded_ ABSL_GUARDED_BY(mu_);
   size_t inflight_ ABSL_GUARDED_BY(mu_) = 0;
+  // Under a latency target (options_.latency_target > 0, dynamic batching).
+  std::optional<AdaptiveBatchLimit> adaptive_ ABSL_GUARDED_BY(mu_);
   bool forming_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool deadline_exit_ ABSL_GUARDED_BY(mu_) = false;

@@ -14,7 +14,7 @@ DynamicBatcher::Scan DynamicBatcher::ScanByTokens(absl::Time now, std::vector<Re
   const Entry* seed = nullptr;
   int64_t rows = 0;
   int64_t longest = 0;
-  const int64_t max_rows = options_.max_batch_size;
+  const int64_t max_rows = MaxRows();
   const int64_t budget = options_.max_batch_tokens;
   for (size_t l = 0; l < levels_.size(); ++l) {
     auto& level = levels_[l];
@@ -72,7 +72,7 @@ DynamicBatcher::Scan DynamicBatcher::ScanQueue(absl::Time now, std::vector<Rejec
   const InferRequest* seed = nullptr;
   int64_t rows = 0;
   const bool batching = options_.dynamic_batching && options_.max_batch_size > 0;
-  const int64_t max_rows = batching ? options_.max_batch_size : 1;
+  const int64_t max_rows = batching ? MaxRows() : 1;
   for (size_t l = 0; l < levels_.size(); ++l) {
     auto& level = levels_[l];
     for (size_t i = 0; i < level.size();) {

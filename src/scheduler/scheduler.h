@@ -72,6 +72,10 @@ struct SchedulerOptions {
   // `sequence_axis` of the inputs) would exceed it, and batches are formed
   // from requests of similar length (see DynamicBatcher). 0: off.
   int64_t max_batch_tokens = 0;
+  // With dynamic batching: a latency target the batcher meets by adapting
+  // its batch size and queue delay within max_batch_size and
+  // max_queue_delay (AdaptiveBatchLimit). 0: the static limits.
+  absl::Duration latency_target = absl::ZeroDuration();
   int sequence_axis = 1;
   ModelStats* stats = nullptr;  // Not owned; outlives the scheduler.
   // Prometheus series of this version (queue wait, batch sizes, compute,

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <regex>
@@ -138,6 +139,49 @@ TEST(ObservabilityTest, MetricsCountRequestsByOutcomeAndObserveHistograms) {
   EXPECT_GT(MetricValue(m, "process_threads"), 1);
   EXPECT_GT(MetricValue(m, "process_open_fds"), 2);
   EXPECT_GE(MetricValue(m, "process_cpu_seconds_total"), 0);
+}
+
+// A model with a latency target exports the batch size and queue delay its
+// batcher chose, within its configured bounds; a model without one has no
+// such series. The config endpoint shows the target as a number.
+TEST(ObservabilityTest, LatencyTargetExportsTheAdaptedBatchLimits) {
+  TempDir repo;
+  MakeRepository(repo.path());
+  std::filesystem::copy(repo.path() + "/identity", repo.path() + "/adaptive", std::filesystem::copy_options::recursive);
+  std::ofstream(repo.path() + "/adaptive/config.pbtxt")
+      << "max_batch_size: 8\ndynamic_batching { max_queue_delay_microseconds: 2000 "
+         "latency_target_microseconds: 200000 }\n";
+  auto server = ServerProcess::Start({"--model-repository", repo.path(), "--metrics-port", "0"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::vector<std::thread> clients;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < 8; ++t) {
+    clients.emplace_back([&] {
+      HttpClient client((*server)->http_port());
+      for (int i = 0; i < 25; ++i) ok += client.Post("/v2/models/adaptive/infer", kGoodBody).status == 200u;
+    });
+  }
+  for (auto& client : clients) client.join();
+  EXPECT_EQ(ok.load(), 200);
+  const std::vector<std::string> adaptive = {R"(model="adaptive")", R"(version="1")"};
+  std::string m;
+  EXPECT_TRUE(WaitFor([&] {
+    m = Scrape((*server)->metrics_port());
+    return MetricValue(m, "ortserve_batch_size_count", adaptive) > 0 &&
+           MetricValue(m, "ortserve_batch_size_limit", adaptive) >= 1;
+  })) << m;
+  // An identity model runs in microseconds: two runs of 8 rows fit 200 ms,
+  // so the limit grows with full batches and never passes max_batch_size;
+  // the delay the target leaves is capped at max_queue_delay.
+  EXPECT_LE(MetricValue(m, "ortserve_batch_size_limit", adaptive), 8);
+  EXPECT_GT(MetricValue(m, "ortserve_queue_delay_limit_seconds", adaptive), 0);
+  EXPECT_LE(MetricValue(m, "ortserve_queue_delay_limit_seconds", adaptive), 0.002);
+  EXPECT_LE(MetricValue(m, "ortserve_batch_size_sum", adaptive) / MetricValue(m, "ortserve_batch_size_count", adaptive),
+            8);
+  EXPECT_EQ(m.find("ortserve_batch_size_limit{model=\"identity\""), std::string::npos) << m;
+  HttpClient client((*server)->http_port());
+  const HttpResponse config = client.Get("/v2/models/adaptive/config");
+  EXPECT_NE(config.body.find("\"latency_target_microseconds\":200000"), std::string::npos) << config.body;
 }
 
 TEST(ObservabilityTest, PendingGaugeCountsHeldQueueAndSigtermDrainsEveryRequest) {
