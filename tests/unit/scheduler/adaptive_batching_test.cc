@@ -145,12 +145,12 @@ TEST_F(AdaptiveBatcherTest, BatchesGrowToTheLargestSizeTheTargetAllowsAndShrinkW
   EXPECT_EQ(*std::max_element(sizes.begin(), sizes.end()), 10);
 
   // Five times slower: 10 rows take 50 ms, over the target; the limit falls
-  // to 7, 5, 3, then 2 (two runs of 2 rows: 20 ms) and stays there
-  // (10 + 7 + 5 + 3 rows, then 38 batches of 2).
+  // to 7, 5, 3, then 2 (two runs of 2 rows: 20 ms) and stays there. (The
+  // queue delay is 0 by then, so the first batches may be cut while the
+  // requests are still being queued: their sizes vary, the end does not.)
   per_row_ = absl::Milliseconds(5);
-  SendAndWait(101);
+  SendAndWait(100);
   sizes = session_->batch_sizes();
-  EXPECT_EQ(sizes.back(), 2);
   EXPECT_EQ(*std::max_element(sizes.end() - 20, sizes.end()), 2);
 }
 
