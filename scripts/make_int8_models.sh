@@ -18,8 +18,8 @@ server="$BUILD/src/server/ortserve"
 [[ -x "$server" ]] || { echo "make_int8_models: $server not built (cmake --build $BUILD --target ortserve)" >&2; exit 1; }
 cd "$root"
 /usr/bin/python3 scripts/quantize_int8.py models/sae_classifier models/sae_classifier_int8 \
-  --check "$server" --texts data/sae/probes.jsonl --min-agreement "$MIN_AGREEMENT" \
+  --skip-layernorm --check "$server" --texts data/sae/probes.jsonl --min-agreement "$MIN_AGREEMENT" \
   --report models/sae_classifier_int8/quantization.json
 /usr/bin/python3 scripts/quantize_int8.py models/text_embedding models/text_embedding_int8 \
-  --check "$server" --texts data/sae/probes.jsonl --min-cosine "$MIN_COSINE" \
+  --skip-layernorm --check "$server" --texts data/sae/probes.jsonl --min-cosine "$MIN_COSINE" \
   --report models/text_embedding_int8/quantization.json

@@ -6,7 +6,8 @@
   committed FP32 model today, byte for byte: the rewrite is deterministic and
   the sibling is not stale (after changing an FP32 model: make int8-models);
 - the rewrite keeps a hand-built graph's answers (Gather on a table, Gemm
-  with transB and a bias, MatMul on a 3-D activation) within 2% of FP32,
+  with transB and a bias, MatMuls on a 3-D activation, a residual Add and a
+  spelled-out LayerNorm fused to SkipLayerNormalization) within 2% of FP32,
   served by the real ortserve (argv[1]), and --exclude keeps a node in FP32;
 - a bare model file with random inputs passes the generic check.
 
@@ -67,12 +68,26 @@ def hand_built_graph(tmp, server):
     w_gemm = (rng.standard_normal((48, 64)) / 8).astype(np.float32)  # [N, K], transB
     b_gemm = rng.standard_normal(48).astype(np.float32)
     w_mm = (rng.standard_normal((48, 40)) / 7).astype(np.float32)
+    w_res = (rng.standard_normal((48, 40)) / 7).astype(np.float32)
+    c = lambda name, v: helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.array(v, np.float32)))
     nodes = [
         helper.make_node("Gather", ["table", "ids"], ["emb"], axis=0, name="embed"),
         helper.make_node("Reshape", ["emb", "flat_shape"], ["emb2"], name="flatten"),
         helper.make_node("Gemm", ["emb2", "w_gemm", "b_gemm"], ["h2"], transB=1, name="dense"),
         helper.make_node("Reshape", ["h2", "back_shape"], ["h"], name="unflatten"),
-        helper.make_node("MatMul", ["h", "w_mm"], ["y"], name="project"),
+        helper.make_node("MatMul", ["h", "w_mm"], ["p"], name="project"),
+        helper.make_node("MatMul", ["h", "w_res"], ["r"], name="residual"),
+        # A residual Add and a LayerNorm spelled out as PyTorch exports it.
+        helper.make_node("Add", ["p", "r"], ["x"], name="sum"),
+        helper.make_node("ReduceMean", ["x"], ["mean"], axes=[-1]),
+        helper.make_node("Sub", ["x", "mean"], ["d"]),
+        c("two", 2.0), helper.make_node("Pow", ["d", "two"], ["d2"]),
+        helper.make_node("ReduceMean", ["d2"], ["var"], axes=[-1]),
+        c("eps", 1e-5), helper.make_node("Add", ["var", "eps"], ["var_eps"]),
+        helper.make_node("Sqrt", ["var_eps"], ["std"]),
+        helper.make_node("Div", ["d", "std"], ["norm"]),
+        helper.make_node("Mul", ["norm", "gamma"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "beta"], ["y"]),
     ]
     graph = helper.make_graph(
         nodes, "int8_test",
@@ -80,6 +95,9 @@ def hand_built_graph(tmp, server):
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 6, 40])],
         [numpy_helper.from_array(table, "table"), numpy_helper.from_array(w_gemm, "w_gemm"),
          numpy_helper.from_array(b_gemm, "b_gemm"), numpy_helper.from_array(w_mm, "w_mm"),
+         numpy_helper.from_array(w_res, "w_res"),
+         numpy_helper.from_array((1 + rng.random(40)).astype(np.float32), "gamma"),
+         numpy_helper.from_array(rng.random(40).astype(np.float32), "beta"),
          numpy_helper.from_array(np.array([-1, 64], np.int64), "flat_shape"),
          numpy_helper.from_array(np.array([-1, 6, 48], np.int64), "back_shape")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
@@ -87,15 +105,16 @@ def hand_built_graph(tmp, server):
     src = os.path.join(tmp, "graph.onnx")
     onnx.save(model, src)
     out, report = os.path.join(tmp, "graph_int8.onnx"), os.path.join(tmp, "graph.json")
-    run(src, out, "--check", server, "--report", report)
+    run(src, out, "--skip-layernorm", "--check", server, "--report", report)
     r = json.load(open(report))
-    check(r["quantized_nodes"] == {"MatMul": 1, "Gemm": 1, "Gather": 1, "kept_fp32": 0},
-          f"hand-built graph: Gather, Gemm and MatMul quantized ({r['quantized_nodes']})")
+    check(r["quantized_nodes"] == {"MatMul": 2, "Gemm": 1, "Gather": 1, "kept_fp32": 0, "SkipLayerNormalization": 1},
+          f"hand-built graph: Gather, Gemm and MatMuls quantized, the LayerNorm fused ({r['quantized_nodes']})")
     y = r["check"]["outputs"]["y"]
     check(y["relative_delta"] < 0.02, f"hand-built graph: max |delta| / max |y| = {y['relative_delta']} < 0.02")
     ops = [n.op_type for n in onnx.load(out).graph.node]
-    check("MatMul" not in ops and "Gemm" not in ops and ops.count("MatMulInteger") == 2,
-          "hand-built graph: no FP32 MatMul/Gemm left, two MatMulInteger")
+    check("MatMul" not in ops and "Gemm" not in ops and ops.count("MatMulInteger") == 3,
+          "hand-built graph: no FP32 MatMul/Gemm left, three MatMulInteger")
+    check(not {"ReduceMean", "Pow", "Sqrt", "Constant"} & set(ops), "hand-built graph: the LayerNorm's primitives are gone")
     run(src, out, "--exclude", "^dense$", "--report", report)
     r = json.load(open(report))
     check(r["quantized_nodes"]["Gemm"] == 0 and r["quantized_nodes"]["kept_fp32"] == 1,
