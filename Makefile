@@ -51,6 +51,11 @@ int8-models:
 	cmake --build $(BUILD) -j $(JOBS) --target ortserve
 	BUILD=$(BUILD) scripts/make_int8_models.sh
 
+# The release tarball of this build: $(BUILD)/release/ortserve-<version>-linux-<arch>.tar.gz
+# and its .sha256 (the `cmake --install` tree, reproducible; docs/deploy.md).
+release: build
+	scripts/make_release.sh $(BUILD) $(BUILD)/release
+
 # The OCI image from Debian's own tools (mmdebstrap + podman, which it
 # installs): localhost/ortserve:<version>-<commit> and :latest.
 image: build
