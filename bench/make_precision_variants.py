@@ -25,7 +25,6 @@ the probe set through ortserve (quantize_int8.py's check) and writes
 import argparse
 import json
 import os
-import re
 import shutil
 import sys
 

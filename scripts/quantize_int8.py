@@ -50,7 +50,6 @@ when the check fails its bars (--min-agreement, --min-cosine).
 import argparse
 import hashlib
 import json
-import math
 import os
 import re
 import shutil
