@@ -47,7 +47,7 @@ install: build
 # The INT8 siblings of the bundled text models (docs/int8.md), regenerated
 # from the FP32 models and checked against them through ortserve. Run after
 # any change to models/sae_classifier or models/text_embedding.
-int8-models:
+int8-models: configure
 	cmake --build $(BUILD) -j $(JOBS) --target ortserve
 	BUILD=$(BUILD) scripts/make_int8_models.sh
 
