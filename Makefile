@@ -7,7 +7,8 @@ HTTP_PORT ?= 8000
 GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 
-.PHONY: all setup configure build run test test-unit test-integration test-gpu test-deploy image install asan fuzz clean
+.PHONY: all setup configure build run test test-unit test-integration test-gpu test-deploy image install asan fuzz clean \
+  int8-models release
 
 all: build
 
@@ -42,6 +43,18 @@ test-integration: build
 PREFIX ?= /usr/local
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX) --strip
+
+# The INT8 siblings of the bundled text models (docs/int8.md), regenerated
+# from the FP32 models and checked against them through ortserve. Run after
+# any change to models/sae_classifier or models/text_embedding.
+int8-models: configure
+	cmake --build $(BUILD) -j $(JOBS) --target ortserve
+	BUILD=$(BUILD) scripts/make_int8_models.sh
+
+# The release tarball of this build: $(BUILD)/release/ortserve-<version>-linux-<arch>.tar.gz
+# and its .sha256 (the `cmake --install` tree, reproducible; docs/deploy.md).
+release: build
+	scripts/make_release.sh $(BUILD) $(BUILD)/release
 
 # The OCI image from Debian's own tools (mmdebstrap + podman, which it
 # installs): localhost/ortserve:<version>-<commit> and :latest.

@@ -98,6 +98,7 @@ def main():
                           opset_version=14, do_constant_folding=True)
     onnx.checker.check_model(onnx.load(path), full_check=True)
     print(f"wrote {path} ({os.path.getsize(path)} bytes), vocabulary {vocab_size}")
+    print("now regenerate its INT8 sibling: make int8-models (docs/int8.md)")
 
 
 if __name__ == "__main__":

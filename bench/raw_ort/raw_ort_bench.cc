@@ -144,6 +144,8 @@ struct Options {
   std::vector<int64_t> dims;  // Per dynamic non-batch dimension, in input order; then `dim`.
   int64_t int_max = 100;
   std::string json_out;
+  std::string optimized_model_out;  // the graph after ORT's optimizations (fusions), for inspection
+  std::string profile_prefix;       // ORT's per-node profile (JSON trace) of every run, written at exit
   bool cuda = false;
   int device_id = 0;
   std::vector<std::string> cuda_options;  // key=value, as ortserve's `cuda.<key>` parameters.
@@ -201,6 +203,8 @@ int Run(const Options& o) {
   }
   so.SetExecutionMode(ORT_SEQUENTIAL);
   so.SetGraphOptimizationLevel(ORT_ENABLE_ALL);
+  if (!o.optimized_model_out.empty()) so.SetOptimizedModelFilePath(o.optimized_model_out.c_str());
+  if (!o.profile_prefix.empty()) so.EnableProfiling(o.profile_prefix.c_str());
   so.AddConfigEntry("session.intra_op.allow_spinning", o.allow_spinning ? "1" : "0");
   if (o.cuda) {
     if (const int status = AppendCuda(o, so); status != 0) return status;
@@ -403,6 +407,10 @@ int main(int argc, char** argv) {
       ->delimiter(',');
   app.add_option("--int-max", o.int_max, "Random integer inputs lie in [0, int-max]")->capture_default_str();
   app.add_option("--json-out", o.json_out, "Write the results as JSON here");
+  app.add_option("--optimized-model-out", o.optimized_model_out,
+                 "Write the model as ONNX Runtime optimized it (fused kernels) here");
+  app.add_option("--profile", o.profile_prefix,
+                 "ONNX Runtime's per-node profile of all runs: <prefix>_<date>.json (slows the runs down)");
   app.add_flag("--cuda", o.cuda, "Run on ORT's CUDA execution provider (exit status 2 if it cannot be loaded)");
   app.add_option("--device-id", o.device_id, "CUDA device for --cuda")
       ->capture_default_str()
