@@ -5,12 +5,15 @@
 # for each report in REPORTS:
 #   short  a 19-word serious report (one window)
 #   long   the issue #17 report: "I had a mild headache today. " x 25 and the
-#          event at the end (about 900 characters, ~190 tokens: 5 windows with the
-#          demo model's 64-token windows 32 apart)
-#   2000w  a 2,000-word diary with the event in the middle (~2,600 tokens, 78 windows)
+#          event at the end (about 900 characters, ~190 tokens: 11 windows of 32
+#          tokens 16 apart, the demo model's setting)
+#   2000w  a 2,000-word diary with the event in the middle (~2,340 tokens, 146 windows)
 # With BASELINE=<build dir> the same runs are made against that build's
 # ortserve first (e.g. main before a change), in the same invocation, so the
 # two can be compared row by row; each (build, report) pair gets a fresh server.
+# BASELINE_MODELS=<model repository> makes the baseline serve other models
+# (e.g. main's, to compare a retrained model on the same binary); by default
+# both serve this checkout's models/.
 # The server runs on core 0, the load generator on core 1 when the machine has
 # two or more cores. Prints markdown tables; raw JSON lands in bench/results/.
 #   BUILD=build BASELINE=/work/main/build DURATION=10 REPORTS=short,long bench/run_sae_bench.sh
@@ -18,6 +21,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${BUILD:-$root/build}"
 BASELINE="${BASELINE:-}"
+BASELINE_MODELS="${BASELINE_MODELS:-$root/models}"
 DURATION="${DURATION:-10}"
 WARMUP="${WARMUP:-2}"
 CONCURRENCY="${CONCURRENCY:-32}"
@@ -48,9 +52,11 @@ PY
 
 run_one() {  # run_one LABEL BUILD_DIR REPORT
   local label="$1" build="$2" report="$3" dir="$out/$1-$3"
+  local models="$root/models"
+  [[ "$label" == baseline ]] && models="$BASELINE_MODELS"
   mkdir -p "$dir"
   local log="$dir/server.log"
-  $server_cpu "$build/src/server/ortserve" --model-repository "$root/models" --http-address 127.0.0.1 \
+  $server_cpu "$build/src/server/ortserve" --model-repository "$models" --http-address 127.0.0.1 \
     --http-port 0 --grpc-port -1 --metrics-port -1 --intra-op-thread-count 1 --tokenizer-threads 1 \
     > "$log" 2>&1 &
   local server=$!
