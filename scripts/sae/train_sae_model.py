@@ -260,7 +260,7 @@ class SaeClassifier(nn.Module):
         self.emb_norm = nn.LayerNorm(hidden, eps=1e-12)
         self.drop = nn.Dropout(dropout)
         self.layers = nn.ModuleList([EncoderLayer(hidden, heads, ffn, dropout) for _ in range(layers)])
-        self.pooler = nn.Linear(hidden, hidden)
+        self.pooler = nn.Linear(2 * hidden if pooling == "meanmax" else hidden, hidden)
         self.classifier = nn.Linear(hidden, num_labels)
         self.apply(self._init)
 
@@ -284,6 +284,15 @@ class SaeClassifier(nn.Module):
             # Mean over the real tokens ([CLS] and [SEP] included, padding not).
             m = attention_mask.to(x.dtype).unsqueeze(-1)
             h = (x * m).sum(dim=1) / m.sum(dim=1)
+        elif self.pooling in ("max", "meanmax"):
+            # Max over the real tokens: padded positions get -10000 first, so
+            # they never win (and padding does not change the result). One
+            # serious phrase raises its features however much mild text
+            # surrounds it; "meanmax" puts the mean beside it.
+            m = attention_mask.to(x.dtype).unsqueeze(-1)
+            h = torch.amax(x + (m - 1.0) * 10000.0, dim=1)
+            if self.pooling == "meanmax":
+                h = torch.cat([(x * m).sum(dim=1) / m.sum(dim=1), h], dim=-1)
         else:
             h = x[:, 0]
         pooled = torch.tanh(self.pooler(h))
@@ -481,6 +490,9 @@ def run_onnx_numpy(model_proto, feeds):
             axes = tuple(int(a) for a in ins[1]) if len(ins) > 1 and ins[1] is not None else attr(node, "axes")
             out = ins[0].sum(axis=tuple(axes) if axes is not None else None,
                              keepdims=bool(attr(node, "keepdims", 1))).astype(ins[0].dtype)
+        elif op == "ReduceMax":
+            axes = attr(node, "axes")
+            out = ins[0].max(axis=tuple(axes) if axes is not None else None, keepdims=bool(attr(node, "keepdims", 1)))
         elif op == "ReduceMean":
             out = ins[0].mean(axis=tuple(attr(node, "axes")), keepdims=bool(attr(node, "keepdims", 1)))
         elif op == "Sqrt":
@@ -580,8 +592,9 @@ def main():
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--opset", type=int, default=14)
-    ap.add_argument("--pooling", choices=["cls", "mean"], default="mean",
-                    help="sentence vector: the [CLS] state (BERT's pooler) or the mean over real tokens")
+    ap.add_argument("--pooling", choices=["cls", "mean", "max", "meanmax"], default="mean",
+                    help="sentence vector: the [CLS] state (BERT's pooler), the mean or the maximum over the "
+                         "real tokens, or the mean and the maximum side by side")
     args = ap.parse_args()
 
     t_start = time.time()
