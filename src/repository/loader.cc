@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "backend/remote/remote_model.h"
 #include "core/status.h"
 #include "core/strings.h"
 #include "observability/metrics.h"
@@ -97,15 +98,31 @@ absl::StatusOr<std::unique_ptr<ModelVersion>> SessionLoader::Load(const LoadSpec
   const std::string path = (fs::path(model_dir) / std::to_string(version) / filename).string();
 
   std::vector<std::string> warnings;
-  ASSIGN_OR_RETURN(backend::SessionOptions session_options,
-                   SessionOptionsFromConfig(base_config, path, &warnings));
-  ASSIGN_OR_RETURN(std::vector<backend::SessionOptions> instance_options,
-                   InstanceSessionOptions(base_config, session_options));
+  // A remote model (issue 26): sessions that forward to another server; its
+  // tensors come from the remote. Never reused: the remote block may change.
+  const bool remote = base_config.platform() == "remote";
+  std::vector<std::shared_ptr<backend::Session>> remote_sessions;
+  std::vector<backend::SessionOptions> instance_options;
+  if (remote) {
+    backend::remote::RemoteLoadOptions remote_options{
+        .model = name,
+        .version = std::to_string(version),
+        .registry = options_.metrics != nullptr ? options_.metrics->registry().get() : nullptr,
+        .clock = clock_};
+    ASSIGN_OR_RETURN(backend::remote::RemoteLoad load, backend::remote::LoadRemoteModel(base_config, remote_options));
+    remote_sessions = std::move(load.sessions);
+    instance_options.resize(remote_sessions.size());
+  } else {
+    ASSIGN_OR_RETURN(backend::SessionOptions session_options,
+                     SessionOptionsFromConfig(base_config, path, &warnings));
+    ASSIGN_OR_RETURN(instance_options, InstanceSessionOptions(base_config, session_options));
+  }
   // A config-only change (batching, instance count, warm-up, ...) reuses the
   // sessions of the version it replaces when the model files and that
   // instance's session options (device included) are unchanged: the weights
   // are not read again.
   auto reusable = [&](size_t i) -> std::shared_ptr<backend::Session> {
+    if (remote) return remote_sessions[i];
     if (previous == nullptr || previous->files_fingerprint != files_fingerprint ||
         i >= previous->sessions.size() || i >= previous->instance_options.size() ||
         !(previous->instance_options[i] == instance_options[i])) {
@@ -124,6 +141,7 @@ absl::StatusOr<std::unique_ptr<ModelVersion>> SessionLoader::Load(const LoadSpec
   model->version_string = std::to_string(version);
   model->config = base_config;
   model->signature = first->signature();
+  if (remote) backend::remote::FillRemoteConfigTensors(model->signature, &model->config);
   RETURN_IF_ERROR(CompleteModelConfig(name, model->signature, &model->config, &warnings));
   for (const auto& w : warnings) {
     if (options_.warn) options_.warn(w);

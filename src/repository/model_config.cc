@@ -305,16 +305,20 @@ absl::Status CompleteModelConfig(std::string_view model_name, const backend::Mod
     return absl::InvalidArgumentError(StrCat("config name '", config->name(),
                                              "' differs from the model's directory name '", model_name, "'"));
   }
-  if (!config->platform().empty() && config->platform() != "onnxruntime_onnx") {
+  const bool remote = config->platform() == "remote";  // Issue 26: served by another server.
+  if (!remote && !config->platform().empty() && config->platform() != "onnxruntime_onnx") {
     return absl::InvalidArgumentError(StrCat("model '", model_name, "': platform '", config->platform(),
-                                             "' is not supported; ortserve serves onnxruntime_onnx"));
+                                             "' is not supported; ortserve serves onnxruntime_onnx and remote"));
   }
-  if (!config->backend().empty() && config->backend() != "onnxruntime") {
+  if (!config->backend().empty() && config->backend() != (remote ? "remote" : "onnxruntime")) {
     return absl::InvalidArgumentError(StrCat("model '", model_name, "': backend '", config->backend(),
                                              "' is not supported; ortserve serves onnxruntime"));
   }
-  config->set_platform("onnxruntime_onnx");
-  config->set_backend("onnxruntime");
+  if (!remote && config->has_remote()) {
+    return absl::InvalidArgumentError(StrCat("model '", model_name, "': a remote block needs platform \"remote\""));
+  }
+  config->set_platform(remote ? "remote" : "onnxruntime_onnx");
+  config->set_backend(remote ? "remote" : "onnxruntime");
   if (config->max_batch_size() < 0) {
     return absl::InvalidArgumentError(StrCat("model '", model_name, "': max_batch_size must be >= 0"));
   }

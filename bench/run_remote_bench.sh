@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# The cost of the gateway hop (issue 26): one ortserve serves iris_classifier
+# (the remote); a second ortserve serves it as a remote model (platform
+# "remote", KServe v2 HTTP). The same load goes to the remote directly and
+# through the gateway, in one run: one request at a time (added latency) and
+# a closed loop of 32 (throughput ceiling). Results: JSON per run under OUT,
+# and a markdown table on stdout.
+#
+# Usage: bench/run_remote_bench.sh [BUILD=build] [DURATION=10] [OUT=/tmp/remote-bench]
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+BUILD="${BUILD:-$ROOT/build}"
+DURATION="${DURATION:-10}"
+OUT="${OUT:-/tmp/remote-bench}"
+INFLIGHT="${INFLIGHT:-16}"
+SERVER="$BUILD/src/server/ortserve"
+LOADGEN="${LOADGEN:-$BUILD/tools/loadgen/ortserve-loadgen}"
+REMOTE_PORT="${REMOTE_PORT:-18611}"
+GATEWAY_PORT="${GATEWAY_PORT:-18621}"
+log() { printf '[remote_bench] %s\n' "$*" >&2; }
+for bin in "$SERVER" "$LOADGEN"; do [[ -x "$bin" ]] || { log "$bin not built"; exit 1; }; done
+
+mkdir -p "$OUT"
+REPO_REMOTE="$OUT/repo-remote"; REPO_GATEWAY="$OUT/repo-gateway"
+rm -rf "$REPO_REMOTE" "$REPO_GATEWAY"
+mkdir -p "$REPO_REMOTE" "$REPO_GATEWAY/iris_classifier/1"
+cp -r "$ROOT/models/iris_classifier" "$REPO_REMOTE/"
+cat > "$REPO_GATEWAY/iris_classifier/config.pbtxt" <<CFG
+platform: "remote"
+max_batch_size: 64
+remote { endpoints: "127.0.0.1:$REMOTE_PORT" model_name: "iris_classifier" max_inflight: $INFLIGHT }
+CFG
+
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+wait_ready() {
+  for _ in $(seq 1 300); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  log "not ready: $1"; exit 1
+}
+"$SERVER" --model-repository "$REPO_REMOTE" --http-port "$REMOTE_PORT" --grpc-port -1 --metrics-port -1 \
+  --log-level warn > "$OUT/remote.log" 2>&1 &
+PIDS+=($!)
+wait_ready "http://127.0.0.1:$REMOTE_PORT/v2/models/iris_classifier/ready"
+"$SERVER" --model-repository "$REPO_GATEWAY" --http-port "$GATEWAY_PORT" --grpc-port -1 --metrics-port -1 \
+  --log-level warn > "$OUT/gateway.log" 2>&1 &
+PIDS+=($!)
+wait_ready "http://127.0.0.1:$GATEWAY_PORT/v2/models/iris_classifier/ready"
+
+run() {  # NAME PORT CONCURRENCY
+  log "$1"
+  "$LOADGEN" --protocol http-binary --port "$2" -m iris_classifier --concurrency "$3" --duration "$DURATION" \
+    --warmup 2 --drain 5 --label "$1" --json-out "$OUT/$1.json" -q
+}
+echo "loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg), nproc $(nproc), git $(git -C "$ROOT" rev-parse --short HEAD)" \
+  > "$OUT/machine.txt"
+run direct-c1 "$REMOTE_PORT" 1
+run gateway-c1 "$GATEWAY_PORT" 1
+run direct-c32 "$REMOTE_PORT" 32
+run gateway-c32 "$GATEWAY_PORT" 32
+echo "loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/machine.txt"
+
+python3 - "$OUT" <<'PY'
+import json, sys, os
+out = sys.argv[1]
+def load(n): return json.load(open(os.path.join(out, n + ".json")))
+print(open(os.path.join(out, "machine.txt")).read().strip())
+print()
+print("| run | concurrency | req/s | p50 ms | p99 ms | errors |")
+print("| --- | ---: | ---: | ---: | ---: | ---: |")
+rows = {}
+for name in ["direct-c1", "gateway-c1", "direct-c32", "gateway-c32"]:
+    r = load(name); rows[name] = r
+    lat = r["latency_us"]
+    print(f"| {name} | {name.split('-c')[1]} | {r['throughput_rps']:.0f} | {lat['p50'] / 1000:.3f} | "
+          f"{lat['p99'] / 1000:.3f} | {r['requests_failed']} |")
+d1, g1 = rows["direct-c1"]["latency_us"]["p50"] / 1000, rows["gateway-c1"]["latency_us"]["p50"] / 1000
+print()
+print(f"added p50 latency of the hop at concurrency 1: {g1 - d1:.3f} ms ({g1 / d1:.2f}x)")
+print(f"throughput through the gateway at concurrency 32: "
+      f"{rows['gateway-c32']['throughput_rps'] / rows['direct-c32']['throughput_rps']:.2f}x direct")
+PY
