@@ -75,6 +75,28 @@ TEST(ModelConfigTest, EmptyConfigIsCompletedFromTheModelWithBatching) {
   EXPECT_EQ(config.version_policy().latest().num_versions(), 1u);
 }
 
+TEST(ModelConfigTest, RemotePlatformKeepsItsNameAndARemoteBlockNeedsIt) {
+  ModelConfig remote = Parse(R"(
+    platform: "remote"
+    max_batch_size: 8
+    input { name: "x" data_type: TYPE_FP32 dims: [4] }
+    output { name: "y" data_type: TYPE_FP32 dims: [3] }
+    remote { endpoints: ["10.0.0.1:8000", "10.0.0.2:8000"] protocol: KSERVE_GRPC load_balancing: LEAST_OUTSTANDING }
+  )");
+  ASSERT_TRUE(CompleteModelConfig("m", BatchedSignature(), &remote, nullptr).ok());
+  EXPECT_EQ(remote.platform(), "remote");
+  EXPECT_EQ(remote.backend(), "remote");
+  EXPECT_EQ(remote.remote().endpoints_size(), 2);
+
+  ModelConfig stray = Parse(R"(remote { endpoints: "10.0.0.1:8000" })");
+  absl::Status status = CompleteModelConfig("m", BatchedSignature(), &stray, nullptr);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(status.message()).find("platform \"remote\""), std::string::npos) << status;
+
+  ModelConfig other = Parse(R"(platform: "tensorflow_savedmodel")");
+  EXPECT_EQ(CompleteModelConfig("m", BatchedSignature(), &other, nullptr).code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(ModelConfigTest, FixedShapeModelGetsNoBatching) {
   backend::ModelSignature s;
   s.inputs.push_back({"x", DataType::kInt64, Shape{2, 2}});
