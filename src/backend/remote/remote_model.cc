@@ -21,8 +21,8 @@
 namespace ortserve::backend::remote {
 namespace {
 
-constexpr uint32_t kDefaultInflight = 8;
-constexpr uint32_t kMaxInflight = 64;  // Runner threads per version, as for local instances.
+constexpr uint32_t kDefaultInflight = 16;
+constexpr uint32_t kMaxInflight = 256;  // Runner threads per version (each mostly waiting on a socket).
 constexpr uint64_t kMaxTimeoutMs = 3'600'000;
 
 // How a failed call counts.
