@@ -5,7 +5,7 @@
 // injection: remote unreachable at load, killed under load, slow (timeout),
 // answering 500s (status mapping, breaker and fallback); and what local
 // models get: shadow traffic from a local model to a remote one, the
-// response cache.
+// response cache, the text pipeline in front of a remote encoder.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -20,6 +20,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -285,6 +286,49 @@ TEST(RemoteModelTest, ForwardsOverHttpAndGrpcWithTheRemotesMetadataAndShadowsFro
   // The remote agrees with the local model exactly.
   EXPECT_EQ(MetricValue(Scrape(**gateway), "ortserve_shadow_max_abs_difference_sum", labels), 0);
   EXPECT_EQ(Calls(**gateway, "remote_add", "ok"), 1 + kShadowed);
+}
+
+TEST(RemoteModelTest, TheTextPipelineRunsInFrontOfARemoteModel) {
+  // The remote serves the demo embedding model's encoder as a plain tensor
+  // model (`encoder`, no text pipeline), and the demo model itself to compare
+  // with; the gateway tokenizes and pools, and only the encoder runs remotely.
+  TempDir remote_dir;
+  fs::copy(SourceDir() + "/models/text_embedding", remote_dir.path() + "/text_embedding", fs::copy_options::recursive);
+  fs::create_directories(remote_dir.path() + "/encoder/1");
+  fs::copy(SourceDir() + "/models/text_embedding/1/model.onnx", remote_dir.path() + "/encoder/1/model.onnx");
+  WriteFile(fs::path(remote_dir.path()) / "encoder" / "config.pbtxt",
+            "max_batch_size: 64\n"
+            "dynamic_batching { max_queue_delay_microseconds: 2000 pad_variable_dims: true }\n");
+  auto remote = ServerProcess::Start({"--model-repository", remote_dir.path()});
+  ASSERT_TRUE(remote.ok()) << remote.status();
+  TempDir dir;
+  fs::create_directories(dir.path() + "/text_embedding/1");
+  fs::copy(SourceDir() + "/models/text_embedding/vocab.txt", dir.path() + "/text_embedding/vocab.txt");
+  std::ifstream in(SourceDir() + "/models/text_embedding/config.pbtxt");
+  std::string config((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  config.replace(config.find("platform: \"onnxruntime_onnx\""), 28, "platform: \"remote\"");
+  config += "remote { endpoints: \"127.0.0.1:" + std::to_string((*remote)->http_port()) +
+            "\" model_name: \"encoder\" }\n";
+  WriteFile(fs::path(dir.path()) / "text_embedding" / "config.pbtxt", config);
+  auto gateway = ServerProcess::Start({"--model-repository", dir.path()});
+  ASSERT_TRUE(gateway.ok()) << gateway.status();
+
+  const std::string body = R"({"input": ["hello there", "my arm is sore"], "model": "text_embedding"})";
+  auto direct = HttpClient((*remote)->http_port()).Post("/v1/embeddings", body);
+  auto through = HttpClient((*gateway)->http_port()).Post("/v1/embeddings", body);
+  ASSERT_EQ(direct.status, 200u) << direct.body;
+  ASSERT_EQ(through.status, 200u) << through.body;
+  auto a = Json(direct.body);
+  auto b = Json(through.body);
+  ASSERT_EQ(a["data"].Size(), 2u);
+  ASSERT_EQ(b["data"].Size(), 2u);
+  for (unsigned i = 0; i < 2; ++i) {
+    const auto& va = a["data"][i]["embedding"];
+    const auto& vb = b["data"][i]["embedding"];
+    ASSERT_EQ(va.Size(), vb.Size());
+    ASSERT_GT(va.Size(), 0u);
+    for (unsigned k = 0; k < va.Size(); ++k) EXPECT_NEAR(va[k].GetDouble(), vb[k].GetDouble(), 1e-5) << i << "," << k;
+  }
 }
 
 TEST(RemoteModelTest, LoadFailsClearlyWhenNoEndpointIsReachable) {
