@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -141,8 +142,18 @@ class WordPieceTokenizer final : public Tokenizer {
     // Leftmost-longest match in `text` at or after `from`: (start, length, id).
     bool Find(std::string_view text, size_t from, size_t* start, size_t* length, int64_t* id) const;
   };
-  struct Scratch;
+  // Per-thread buffers reused across calls, so steady-state encoding does not
+  // allocate.
+  struct Scratch {
+    std::string word;
+    std::string normalized;
+    std::vector<int64_t> a;
+    std::vector<int64_t> b;
+  };
   static Scratch& ThreadScratch();
+  static constexpr size_t kNoLimit = std::numeric_limits<size_t>::max();
+  // InvalidArgument naming `what` and the offset of the first invalid byte.
+  static absl::Status ValidateText(std::string_view text, std::string_view what);
 
   // Runs one pass over `segment`, feeding `sink` word characters, boundaries
   // and punctuation (see the sinks in the .cc).
