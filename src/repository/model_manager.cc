@@ -21,7 +21,6 @@
 #include "observability/metrics.h"
 #include "repository/model_source.h"
 #include "repository/version_policy.h"
-#include "scheduler/observable_clock.h"
 #include "repository/warmup.h"
 
 namespace ortserve::repository {
@@ -86,12 +85,14 @@ ModelManager::ModelManager(Options options)
     loader_ = owned_loader_.get();
   }
   releases_->Start();
-  // A clock that jumps (a test's FakeClock) wakes the janitor, whose waits
-  // for deadlines are in that clock's time.
-  if (auto* observable = dynamic_cast<scheduler::ObservableClock*>(clock_)) {
-    observable->AddObserver(this, [this] { WakeJanitor(); });
-  }
-  janitor_ = std::thread([this] { JanitorLoop(); });
+  LruLazyLoading::Options lazy;
+  lazy.host = this;
+  lazy.clock = clock_;
+  lazy.memory_budget_bytes = options_.memory_budget_bytes;
+  lazy.info = options_.info;
+  lazy.warn = options_.warn;
+  lazy.lazy_event = options_.lazy_event;
+  lazy_ = *LruLazyLoading::Create(std::move(lazy));  // Fails only without a host.
 }
 
 ModelManager::~ModelManager() {
@@ -102,17 +103,6 @@ ModelManager::~ModelManager() {
   // destroyed inline here (their schedulers are already stopped).
   absl::MutexLock lock(&mu_);
   models_.clear();
-}
-
-ModelManager::LoadedUse ModelManager::LoadedUseOf(const ModelEntry& entry) {
-  LoadedUse use;
-  for (const auto& [v, slot] : entry.versions) {
-    if (!slot.handle) continue;
-    use.loaded = true;
-    use.memory_bytes += slot.handle->memory_bytes;
-    use.last_used_ns = std::max(use.last_used_ns, slot.handle->last_used_ns.load(std::memory_order_relaxed));
-  }
-  return use;
 }
 
 absl::StatusOr<std::unique_ptr<ModelManager>> ModelManager::Create(Options options) {
@@ -160,24 +150,18 @@ absl::Status ModelManager::LoadAll() {
     }
   }
   pending.Wait();
-  if (options_.control_mode == ModelControlMode::kPoll && options_.poll_interval > absl::ZeroDuration() &&
-      !poller_.joinable()) {
-    poller_ = std::thread([this] { PollLoop(); });
+  if (options_.control_mode == ModelControlMode::kPoll && options_.poll_interval > absl::ZeroDuration()) {
+    absl::MutexLock lock(&poller_mu_);
+    if (poller_ == nullptr) {
+      RepositoryPoller::Options poll;
+      poll.interval = options_.poll_interval;
+      poll.clock = clock_;
+      poll.poll = [this] { return PollOnce(); };
+      poll.error = options_.error;
+      ASSIGN_OR_RETURN(poller_, RepositoryPoller::Start(std::move(poll)));
+    }
   }
   return absl::OkStatus();
-}
-
-void ModelManager::PollLoop() {
-  for (;;) {
-    {
-      absl::MutexLock lock(&poll_mu_);
-      auto stop = [this]() ABSL_SHARED_LOCKS_REQUIRED(poll_mu_) { return stop_polling_; };
-      if (poll_mu_.AwaitWithTimeout(absl::Condition(&stop), options_.poll_interval)) return;
-    }
-    if (absl::Status status = PollOnce(); !status.ok() && options_.error) {
-      options_.error(StrCat("repository poll failed: ", status.message()));
-    }
-  }
 }
 
 absl::Status ModelManager::PollOnce() {
@@ -222,99 +206,6 @@ absl::Status ModelManager::PollOnce() {
   return absl::OkStatus();
 }
 
-absl::Status ModelManager::CheckExplicit(std::string_view what, std::string_view name) const {
-  if (options_.control_mode != ModelControlMode::kExplicit) {
-    return absl::FailedPreconditionError(StrCat("cannot ", what, " model '", name,
-                                                "': explicit model load and unload need "
-                                                "--model-control-mode=explicit (the server runs in mode '",
-                                                ModelControlModeName(options_.control_mode), "')"));
-  }
-  return source_->ValidateName(name);
-}
-
-absl::Status ModelManager::LoadModel(std::string_view name, std::string_view config_json) {
-  absl::Notification done;
-  absl::Status result;
-  LoadModelAsync(std::string(name), std::string(config_json), [&](absl::Status status) {
-    result = std::move(status);
-    done.Notify();
-  });
-  done.WaitForNotification();
-  return result;
-}
-
-void ModelManager::LoadModelAsync(std::string name, std::string config_json,
-                                  std::function<void(absl::Status)> done) {
-  if (absl::Status status = CheckExplicit("load", name); !status.ok()) return done(std::move(status));
-  auto task = [this, name, config_json = std::move(config_json), done]() {
-    done(ReloadAndEnforceBudget(name, config_json.empty() ? nullptr : &config_json, LoadReason::kExplicit));
-  };
-  if (!loaders_->Submit(std::move(task))) {
-    done(absl::UnavailableError(StrCat("cannot load model '", name, "': the server is shutting down")));
-  }
-}
-
-absl::Status ModelManager::UnloadModel(std::string_view name) {
-  absl::Notification done;
-  absl::Status result;
-  UnloadModelAsync(std::string(name), [&](absl::Status status) {
-    result = std::move(status);
-    done.Notify();
-  });
-  done.WaitForNotification();
-  return result;
-}
-
-void ModelManager::UnloadModelAsync(std::string name, std::function<void(absl::Status)> done) {
-  if (absl::Status status = CheckExplicit("unload", name); !status.ok()) return done(std::move(status));
-  // A load in progress (a long warm-up) is cancelled at once, not waited for.
-  CancelLoad(name, StrCat("model '", name, "' was unloaded during its load"));
-  // On a loader thread: it waits for a load of the same model to finish.
-  auto task = [this, name, done]() {
-    absl::MutexLock load_lock(ModelLoadLock(name));
-    done(UnloadModelNow(name, "unloaded"));
-  };
-  if (!loaders_->Submit(std::move(task))) {
-    done(absl::UnavailableError(StrCat("cannot unload model '", name, "': the server is shutting down")));
-  }
-}
-
-absl::Status ModelManager::UnloadModelNow(const std::string& name, std::string_view why) {
-  std::vector<ModelHandle> retired;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = models_.find(name);
-    if (it == models_.end()) return absl::NotFoundError(StrCat("cannot unload unknown model '", name, "'"));
-    for (auto& [version, slot] : it->second.versions) {
-      if (slot.handle) retired.push_back(std::move(slot.handle));
-      slot.handle = nullptr;
-      slot.state = ModelState::kUnavailable;
-      slot.reason = std::string(why);
-    }
-    it->second.scanned = false;  // A later load reads the folder afresh.
-    // An unloaded model stays unloaded: no request may load it lazily again
-    // (a LoadModel or a rescan reads its config again).
-    it->second.lazy = false;
-  }
-  if (options_.info) options_.info(StrCat("model '", name, "' unloaded (", why, "); ", retired.size(),
-                                          " version(s) release once their requests finish"));
-  // Dropped outside the lock; the release thread destroys each once drained.
-  retired.clear();
-  return absl::OkStatus();
-}
-
-void ModelManager::CancelLoad(const std::string& name, std::string why) {
-  std::shared_ptr<backend::CancelToken> token;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = load_cancels_.find(name);
-    if (it == load_cancels_.end()) return;
-    token = it->second;
-  }
-  if (options_.info) options_.info(StrCat("cancelling the load of model '", name, "': ", why));
-  token->Cancel(std::move(why));  // Outside mu_: it calls into the session.
-}
-
 absl::Mutex* ModelManager::ModelLoadLock(const std::string& name) {
   absl::MutexLock lock(&mu_);
   auto& slot = load_locks_[name];
@@ -338,7 +229,7 @@ absl::Status ModelManager::ReloadAndEnforceBudget(const std::string& name, const
                                                   LoadReason reason) {
   bool loaded_any = false;
   absl::Status status = ReloadModel(name, config_json, reason, &loaded_any);
-  if (loaded_any) EnforceMemoryBudget(name);
+  if (loaded_any) lazy_->Loaded(name);
   return status;
 }
 
@@ -421,6 +312,7 @@ absl::Status ModelManager::ReloadModel(const std::string& name, const std::strin
   // Lazy models: a scan registers them; only a request (or LoadModel) loads.
   const bool lazy = base_config.lazy_loading().enable();
   bool registered = false;
+  bool files_changed = false;
   {
     absl::MutexLock lock(&mu_);
     ModelEntry& entry = models_[name];
@@ -442,18 +334,16 @@ absl::Status ModelManager::ReloadModel(const std::string& name, const std::strin
         slot.state = ModelState::kUnavailable;
         slot.reason = kLazyNotLoadedReason;
       }
-      const bool changed = !entry.scanned || entry.scan_fingerprint != scan_fingerprint;
+      files_changed = !entry.scanned || entry.scan_fingerprint != scan_fingerprint;
       entry.scan_fingerprint = scan_fingerprint;
       entry.scanned = true;
       entry.reason.clear();
-      if (changed) {
-        // New files deserve a fresh try at once.
-        entry.last_error.clear();
-        entry.lazy_failed_at = absl::InfinitePast();
-      }
+      // New files deserve a fresh try at once.
+      if (files_changed) entry.last_error.clear();
     }
   }
   if (registered) {
+    if (files_changed) lazy_->FilesChanged(name);
     if (options_.info) options_.info(StrCat("model '", name, "' registered, ", kLazyNotLoadedReason));
     return absl::OkStatus();
   }
@@ -566,32 +456,21 @@ absl::StatusOr<ModelHandle> ModelManager::LoadVersion(const std::string& name, c
 }
 
 void ModelManager::Shutdown() {
+  std::unique_ptr<RepositoryPoller> poller;
   {
-    absl::MutexLock lock(&poll_mu_);
-    stop_polling_ = true;
+    absl::MutexLock lock(&poller_mu_);
+    poller = std::move(poller_);
   }
-  if (poller_.joinable()) poller_.join();
-  std::vector<std::pair<std::string, LazyWaiter>> waiters;
+  poller.reset();  // Joins it, after a poll in progress.
   std::vector<std::shared_ptr<backend::CancelToken>> loads;
   {
     absl::MutexLock lock(&mu_);
     shutting_down_ = true;
     for (const auto& [name, token] : load_cancels_) loads.push_back(token);
-    for (auto& [name, load] : lazy_loads_) {
-      for (auto& waiter : load.waiters) waiters.emplace_back(name, std::move(waiter));
-      load.waiters.clear();  // The load itself ends with the loaders.
-    }
   }
-  {
-    absl::MutexLock lock(&janitor_mu_);
-    stop_janitor_ = true;
-  }
-  if (janitor_.joinable()) janitor_.join();
-  if (auto* observable = dynamic_cast<scheduler::ObservableClock*>(clock_)) observable->RemoveObserver(this);
-  for (auto& [name, waiter] : waiters) {
-    waiter.done(absl::UnavailableError(StrCat("model '", name, "': server is shutting down")));
-  }
-  waiters.clear();
+  // Waiting requests are answered; the lazy loads themselves end with the
+  // loaders.
+  lazy_->Shutdown();
   // Loads in progress stop (warm-ups within one run); queued ones see
   // shutting_down_ and end at once.
   for (const auto& token : loads) token->Cancel("the server is shutting down");

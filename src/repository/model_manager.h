@@ -19,6 +19,7 @@
 #include "absl/time/time.h"
 #include "backend/session.h"
 #include "core/model_stats.h"
+#include "repository/lazy_loading.h"
 #include "repository/model_config.h"
 #include "repository/model_provider.h"
 #include "repository/model_source.h"
@@ -26,6 +27,7 @@
 #include "repository/loader.h"
 #include "repository/loader_pool.h"
 #include "repository/release_queue.h"
+#include "repository/repository_poller.h"
 #include "scheduler/scheduler.h"
 
 namespace ortserve::pipeline {
@@ -93,12 +95,14 @@ namespace ortserve::repository {
 // requests finish, as UnloadModel does. In kExplicit mode LoadModel loads a
 // lazy model at once, and UnloadModel turns lazy loading off for it until
 // the next LoadModel. A lazy load that fails answers its waiters with the
-// error; the next load is tried at most once a second.
+// error; the next load is tried at most once a second. The manager does the
+// loads and unloads; when to do them is LruLazyLoading's (lazy_loading.h),
+// which the manager calls and which asks back through LazyModelHost.
 //
 // Thread-safe. Threads owned: `load_threads` loader threads, one release
-// thread, one lazy janitor thread (waiter timeouts, idle unloads), and in
-// poll mode with a poll interval one poller thread.
-class ModelManager : public ModelProvider {
+// thread, the lazy layer's janitor thread (waiter timeouts, idle unloads),
+// and in poll mode with a poll interval a RepositoryPoller's thread.
+class ModelManager : public ModelProvider, private LazyModelHost {
  public:
   struct Options {
     std::string repository_path;
@@ -115,10 +119,11 @@ class ModelManager : public ModelProvider {
     // Builds versions instead of a SessionLoader (tests: FakeLoader). Not
     // owned; outlives the manager. One of the two is required.
     Loader* loader = nullptr;
-    // Time for lazy loading (waiter deadlines, idle unloads, retry backoff)
-    // and load durations. Not owned; null: Clock::Real(). A
-    // scheduler::ObservableClock (tests' FakeClock) wakes the lazy janitor
-    // whenever it moves, so tests advance time instead of sleeping.
+    // Time for lazy loading (waiter deadlines, idle unloads, retry backoff),
+    // load durations and the poll interval. Not owned; null: Clock::Real().
+    // A scheduler::ObservableClock (tests' FakeClock) wakes the lazy janitor
+    // and the poller whenever it moves, so tests advance time instead of
+    // sleeping.
     Clock* clock = nullptr;
     int load_threads = 4;
     ModelControlMode control_mode = ModelControlMode::kNone;
@@ -244,8 +249,8 @@ class ModelManager : public ModelProvider {
   ModelControlMode control_mode() const { return options_.control_mode; }
 
   // Stops the poller, answers requests waiting on lazy loads Unavailable
-  // ("server is shutting down"), stops the janitor, cancels the loads in
-  // progress (warm-ups stop within one run) and waits for the loaders (at
+  // ("server is shutting down"), stops the lazy layer's janitor, cancels the
+  // loads in progress (warm-ups stop within one run) and waits for the loaders (at
   // most Options::stop_loads_timeout), then stops every scheduler (intake
   // stops, admitted requests finish), then releases what is left.
   // Idempotent.
@@ -268,32 +273,13 @@ class ModelManager : public ModelProvider {
     bool lazy = false;
     absl::Duration lazy_load_timeout;
     absl::Duration lazy_idle_unload;  // Zero: never.
-    bool idle_unload_queued = false;  // A janitor-queued unload task is pending.
-    absl::Duration last_lazy_load_duration;  // Zero until a lazy load succeeded.
-    absl::Time lazy_failed_at = absl::InfinitePast();  // Last failed lazy load.
     // When a version of it was last published, in publish order (the
-    // memory budget: see EnforceMemoryBudget).
+    // memory budget: see LruLazyLoading).
     uint64_t published_seq = 0;
   };
-  // Of a model's loaded versions: whether any is, their weight bytes, and
-  // the latest use. Reads atomics only; call with mu_ held (the versions map).
-  struct LoadedUse {
-    bool loaded = false;
-    uint64_t memory_bytes = 0;
-    int64_t last_used_ns = 0;
-  };
-  static LoadedUse LoadedUseOf(const ModelEntry& entry);
-  // A request waiting on a lazy load.
-  struct LazyWaiter {
-    std::string version;
-    absl::Time deadline;
-    std::function<void(absl::StatusOr<ModelHandle>)> done;
-  };
-  // The single load in flight for a lazy model, and who waits on it.
-  struct LazyLoad {
-    absl::Time started;
-    std::vector<LazyWaiter> waiters;
-  };
+  // The model as the lazy layer sees it. Reads the versions' atomics; call
+  // with mu_ held (the versions map).
+  static LazyModelUse UseOf(const std::string& name, const ModelEntry& entry);
   // Why ReloadModel runs: a repository scan registers lazy models without
   // loading them; an explicit LoadModel or a lazy acquire loads them.
   enum class LoadReason { kScan, kExplicit, kLazyAcquire };
@@ -304,7 +290,7 @@ class ModelManager : public ModelProvider {
   // `loaded_any` (optional) is set when a version was loaded and published.
   absl::Status ReloadModel(const std::string& name, const std::string* config_json, LoadReason reason,
                            bool* loaded_any = nullptr);
-  // ReloadModel, then the memory budget.
+  // ReloadModel, then the lazy layer's memory budget.
   absl::Status ReloadAndEnforceBudget(const std::string& name, const std::string* config_json, LoadReason reason);
   // `previous`: the version being replaced (null if none); its sessions are
   // reused when `files_fingerprint` and the session options are unchanged.
@@ -316,23 +302,19 @@ class ModelManager : public ModelProvider {
   // Cancels the load of `name` in progress, if any (its warm-up stops within
   // one run; see backend::CancelToken).
   void CancelLoad(const std::string& name, std::string why);
-  // Unloads lazy model `name` back to "not loaded" if it is still lazy and
-  // loaded; true if it did. Needs `name`'s load lock.
-  bool UnloadLazyNow(const std::string& name, std::string_view why, LazyEvent event);
   absl::StatusOr<ModelHandle> GetModelLocked(std::string_view name, std::string_view version) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // True when the folder's config.pbtxt parses and enables lazy loading.
   bool ConfigSaysLazy(const std::string& name) const;
-  void RunLazyLoad(const std::string& name);
-  void IdleUnload(const std::string& name);
-  void EnforceMemoryBudget(const std::string& just_loaded);
-  void JanitorLoop();
-  void WakeJanitor();
-  void EmitLazyEvent(const std::string& name, LazyEvent event, const std::string& log);
+  // LazyModelHost (model_manager_lazy.cc).
+  std::optional<LazyModelUse> Use(std::string_view name) const override;
+  std::vector<LazyModelUse> Uses() const override;
+  absl::Status LoadLazy(const std::string& name, bool* loaded_any) override;
+  size_t UnloadLazy(const std::string& name, const std::function<bool(const LazyModelUse&)>& still) override;
+  bool Submit(std::function<void()> task) override;
   absl::Status CheckExplicit(std::string_view what, std::string_view name) const;
   absl::Mutex* ModelLoadLock(const std::string& name);
   void RecordFailure(const std::string& name, const std::string& message, uint64_t scan_fingerprint);
-  void PollLoop();
 
   const Options options_;
   Clock* const clock_;
@@ -353,19 +335,12 @@ class ModelManager : public ModelProvider {
   // The cancel token of each load in progress, by model name (loads of one
   // model are serialised, so at most one each).
   std::map<std::string, std::shared_ptr<backend::CancelToken>, std::less<>> load_cancels_ ABSL_GUARDED_BY(mu_);
-  // Lazy loads in flight, by model name.
-  std::map<std::string, LazyLoad, std::less<>> lazy_loads_ ABSL_GUARDED_BY(mu_);
 
-  // The lazy janitor sleeps until the next waiter deadline or idle deadline,
-  // or until woken (a new waiter, a finished load).
-  absl::Mutex janitor_mu_;
-  uint64_t janitor_wakeups_ ABSL_GUARDED_BY(janitor_mu_) = 0;
-  bool stop_janitor_ ABSL_GUARDED_BY(janitor_mu_) = false;
-  std::thread janitor_;
-
-  absl::Mutex poll_mu_;
-  bool stop_polling_ ABSL_GUARDED_BY(poll_mu_) = false;
-  std::thread poller_;
+  // Never called with mu_ held (it reads the manager under its own lock).
+  std::unique_ptr<LazyLoadingPolicy> lazy_;
+  // Started by LoadAll in kPoll mode; stopped first by Shutdown.
+  absl::Mutex poller_mu_;
+  std::unique_ptr<RepositoryPoller> poller_ ABSL_GUARDED_BY(poller_mu_);
 };
 
 }  // namespace ortserve::repository
