@@ -1,0 +1,29 @@
+// SPDX-License-Identifier: Apache-2.0
+// The `generation` block of a model's config.pbtxt, checked and turned into
+// the tokenizer, limits and sampling defaults a Generator needs.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "generation/generator.h"
+#include "proto/model_config.pb.h"
+#include "pipeline/bpe_tokenizer.h"
+
+namespace ortserve::generation {
+
+struct GenerationSetup {
+  std::unique_ptr<pipeline::BpeTokenizer> tokenizer;
+  GenerationLimits limits;
+  SamplingParams defaults;  // what a request that sets nothing gets
+  size_t max_prompt_bytes = size_t{1} << 20;
+};
+
+// Loads the tokenizer named by the block (relative to `model_dir`, never
+// outside it) and checks every number. InvalidArgument naming the field;
+// the tokenizer loader's errors otherwise.
+absl::StatusOr<GenerationSetup> LoadGenerationConfig(const config::ModelGeneration& block,
+                                                     const std::string& model_dir);
+
+}  // namespace ortserve::generation
