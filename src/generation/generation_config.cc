@@ -85,3 +85,20 @@ absl::StatusOr<GenerationSetup> LoadGenerationConfig(const config::ModelGenerati
 }
 
 }  // namespace ortserve::generation
+
+namespace ortserve::generation {
+
+absl::StatusOr<std::shared_ptr<const GenerationModel>> GenerationModel::Load(
+    const config::ModelGeneration& block, const std::string& model_dir, std::shared_ptr<backend::Session> session) {
+  std::shared_ptr<GenerationModel> m(new GenerationModel());
+  ASSIGN_OR_RETURN(m->setup_, LoadGenerationConfig(block, model_dir));
+  ASSIGN_OR_RETURN(m->decoder_, DecoderModel::Create(std::move(session)));
+  if (m->decoder_->vocab_size() > 0 && m->decoder_->vocab_size() < m->setup_.tokenizer->vocab_size()) {
+    return absl::InvalidArgumentError(StrCat("generation: the tokenizer has ", m->setup_.tokenizer->vocab_size(),
+                                             " tokens but the model's logits only ", m->decoder_->vocab_size()));
+  }
+  m->generator_ = std::make_unique<Generator>(*m->decoder_, *m->setup_.tokenizer, m->setup_.limits);
+  return std::shared_ptr<const GenerationModel>(std::move(m));
+}
+
+}  // namespace ortserve::generation
