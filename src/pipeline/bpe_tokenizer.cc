@@ -62,13 +62,6 @@ std::optional<std::string> ByteLevelToBytes(std::string_view text) {
   return out;
 }
 
-std::string BytesToByteLevel(std::string_view bytes) {
-  std::string out;
-  char buf[4];
-  for (unsigned char b : bytes) out.append(buf, EncodeUtf8(Tables().code_point[b], buf));
-  return out;
-}
-
 // ---------------------------------------------------------------------------
 // The GPT-2 pre-tokenizer split.
 
