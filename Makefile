@@ -82,7 +82,7 @@ asan:
 # seed corpus. New inputs collect in build-fuzz/corpus/; a crash stops with its
 # input in build-fuzz/crashes/ (add it to tests/fuzz/corpus/<target>/ with the fix).
 FUZZ_SECONDS ?= 60
-FUZZERS = batching_fuzz kserve_json_codec_fuzz grpc_codec_fuzz wordpiece_tokenizer_fuzz model_config_fuzz http_server_fuzz credentials_fuzz
+FUZZERS = batching_fuzz kserve_json_codec_fuzz grpc_codec_fuzz wordpiece_tokenizer_fuzz bpe_tokenizer_fuzz model_config_fuzz http_server_fuzz credentials_fuzz
 fuzz:
 	WITH_FUZZ=1 scripts/setup.sh
 	CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -8,6 +8,7 @@
 
 #include "backend/remote/remote_model.h"
 #include "core/status.h"
+#include "generation/generation_config.h"
 #include "core/strings.h"
 #include "observability/metrics.h"
 #include "pipeline/text_pipeline.h"
@@ -191,6 +192,13 @@ absl::StatusOr<std::unique_ptr<ModelVersion>> SessionLoader::Load(const LoadSpec
     }
   }
   model->sessions = instances;
+  if (model->config.has_generation()) {  // Issue 22: a decoder that generates text.
+    auto loaded = generation::GenerationModel::Load(model->config.generation(), model_dir, model->sessions[0]);
+    if (!loaded.ok()) {
+      return absl::Status(loaded.status().code(), StrCat("model '", name, "': ", ToStd(loaded.status().message())));
+    }
+    model->generation = *std::move(loaded);
+  }
   model->instance_options = std::move(instance_options);
   model->files_fingerprint = files_fingerprint;
   model->memory_bytes = FolderBytes(fs::path(model_dir) / std::to_string(version));

@@ -24,6 +24,10 @@ namespace ortserve::pipeline {
 class TextPipeline;
 }  // namespace ortserve::pipeline
 
+namespace ortserve::generation {
+class GenerationModel;
+}  // namespace ortserve::generation
+
 namespace ortserve::observability {
 class VersionMetrics;
 }  // namespace ortserve::observability
@@ -54,6 +58,9 @@ struct ModelVersion {
   // Set when the config declares a text_pipeline: the model is then served
   // with the text signature (pipeline/text_pipeline.h).
   std::shared_ptr<const pipeline::TextPipeline> text_pipeline;
+  // Set when the config declares `generation` (issue 22): a decoder with a
+  // key/value cache that generates text (generation/generation_config.h).
+  std::shared_ptr<const generation::GenerationModel> generation;
   // Bytes of the files in this version's folder (model.onnx plus any external
   // data files), counted at load: the estimate of the weight memory the
   // memory budget (ModelManager::Options::memory_budget_bytes) adds up. ORT

@@ -207,7 +207,8 @@ bool Connection::MatchAndAdmit() {
   if (options_.admission == nullptr || !route_->ok()) return true;
   const RouteId id = (*route_)->id;
   const bool text = id == RouteId::kSaeAnalyze || id == RouteId::kTeiEmbed || id == RouteId::kTeiPredict ||
-                    id == RouteId::kOpenAiEmbeddings;
+                    id == RouteId::kOpenAiEmbeddings || id == RouteId::kOpenAiCompletions ||
+                    id == RouteId::kOpenAiChatCompletions;
   if (id != RouteId::kModelInfer && !text) return true;
   // A chunked body's size is not known yet, nor what a compressed body
   // decodes to: each is counted at the most it may be (--http-max-input-size).
@@ -313,6 +314,11 @@ void Connection::Route() {
     case RouteId::kConsoleScript:
     case RouteId::kConsoleStyle:
     case RouteId::kConsoleSnapshot: return Console(route->id, route->query);
+    case RouteId::kOpenAiCompletions:
+    case RouteId::kOpenAiChatCompletions: {
+      if (auto refused = CheckBodyModel(); !refused.ok()) return Send(Error(refused));
+      return Completions(route->id);
+    }
   }
   Send(Error(404, StrCat("no such endpoint: ", target)));
 }

@@ -268,6 +268,21 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // --- the live console (console_routes.cc) ---
   void Console(RouteId id, std::string_view query);
 
+  // --- OpenAI completions and chat completions (generation_routes.cc, issue 22) ---
+  void Completions(RouteId id);
+  // Server-Sent Events over a chunked response: the head, then each event as
+  // a chunk (`last`: then the final chunk, and the request is answered).
+  void StartStream();
+  void StreamWrite(std::string event, bool last);
+  void FlushStream();
+  struct SseState {
+    bool active = false;   // a streamed answer is being written
+    bool writing = false;  // a write is in flight (of in_flight)
+    bool done = false;     // the final chunk is queued
+    size_t written = 0;
+    std::string pending, in_flight;
+  } sse_;
+
   HttpStream stream_;
   Clock::time_point deadline_ = Clock::time_point::max();
   uint32_t watch_ = 0;  // Which WatchForClose is current; bumped to retire it.

@@ -44,7 +44,9 @@ RouteAccess AccessOf(RouteId id, http::verb verb) {
     case RouteId::kSaeAnalyze:
     case RouteId::kTeiEmbed:
     case RouteId::kTeiPredict:
-    case RouteId::kOpenAiEmbeddings: return {RouteClass::kInfer, {}};
+    case RouteId::kOpenAiEmbeddings:
+    case RouteId::kOpenAiCompletions:
+    case RouteId::kOpenAiChatCompletions: return {RouteClass::kInfer, {}};
     case RouteId::kRepositoryIndex: return {RouteClass::kModelControl, {}};
     case RouteId::kRepositoryLoad: return {RouteClass::kModelControl, "model.load"};
     case RouteId::kRepositoryUnload: return {RouteClass::kModelControl, "model.unload"};

@@ -70,6 +70,8 @@ const Route kRoutes[] = {
     {RouteId::kTeiInfo, {"info"}, true, false},
     {RouteId::kTeiHealth, {"health"}, true, false},
     {RouteId::kOpenAiModels, {"v1", "models"}, true, false},
+    {RouteId::kOpenAiCompletions, {"v1", "completions"}, false, true},
+    {RouteId::kOpenAiChatCompletions, {"v1", "chat", "completions"}, false, true},
 };
 
 // Every endpoint has at most 7 segments; a few more fit on the stack.

@@ -51,6 +51,8 @@ enum class RouteId : uint8_t {
   kTeiInfo,            // GET  /info
   kTeiHealth,          // GET  /health
   kOpenAiModels,       // GET  /v1/models
+  kOpenAiCompletions,      // POST /v1/completions (issue 22)
+  kOpenAiChatCompletions,  // POST /v1/chat/completions
 };
 
 // HTTP methods the table distinguishes.

@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "generation/generation_config.h"
+
+#include <filesystem>
+
+#include "core/status.h"
+#include "core/strings.h"
+
+namespace ortserve::generation {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// A file named by the config: relative, inside the model folder.
+absl::StatusOr<std::string> ModelFile(const std::string& model_dir, const std::string& name,
+                                      std::string_view field) {
+  if (name.empty()) return absl::InvalidArgumentError(StrCat("generation.", field, " is required"));
+  const fs::path p(name);
+  if (p.is_absolute()) return absl::InvalidArgumentError(StrCat("generation.", field, " must be relative"));
+  for (const auto& part : p) {
+    if (part == "..") return absl::InvalidArgumentError(StrCat("generation.", field, " must not contain '..'"));
+  }
+  return (fs::path(model_dir) / p).string();
+}
+
+template <typename T>
+absl::Status InRange(std::string_view field, T value, T low, T high) {
+  if (value < low || value > high) {
+    return absl::InvalidArgumentError(
+        StrCat("generation.", field, " must be in [", low, ", ", high, "], got ", value));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<GenerationSetup> LoadGenerationConfig(const config::ModelGeneration& block,
+                                                     const std::string& model_dir) {
+  GenerationSetup setup;
+  ASSIGN_OR_RETURN(std::string tokenizer_path, ModelFile(model_dir, block.tokenizer(), "tokenizer"));
+  if (!block.merges().empty()) {
+    ASSIGN_OR_RETURN(std::string merges_path, ModelFile(model_dir, block.merges(), "merges"));
+    ASSIGN_OR_RETURN(setup.tokenizer, pipeline::BpeTokenizer::FromVocabAndMerges(tokenizer_path, merges_path));
+  } else {
+    ASSIGN_OR_RETURN(setup.tokenizer, pipeline::BpeTokenizer::FromTokenizerJson(tokenizer_path));
+  }
+
+  GenerationLimits& limits = setup.limits;
+  if (block.max_context_tokens() != 0) limits.max_context_tokens = block.max_context_tokens();
+  RETURN_IF_ERROR(InRange<int64_t>("max_context_tokens", limits.max_context_tokens, 2, int64_t{1} << 20));
+  if (block.max_tokens_limit() != 0) limits.max_tokens_limit = block.max_tokens_limit();
+  limits.max_tokens_limit = static_cast<int32_t>(std::min<int64_t>(limits.max_tokens_limit,
+                                                                   limits.max_context_tokens - 1));
+  RETURN_IF_ERROR(InRange<int32_t>("max_tokens_limit", limits.max_tokens_limit, 1, 1 << 20));
+  if (block.default_max_tokens() != 0) limits.default_max_tokens = block.default_max_tokens();
+  limits.default_max_tokens = std::min(limits.default_max_tokens, limits.max_tokens_limit);
+  RETURN_IF_ERROR(InRange<int32_t>("default_max_tokens", limits.default_max_tokens, 1, limits.max_tokens_limit));
+  if (block.max_stop_sequences() != 0) limits.max_stop_sequences = static_cast<size_t>(block.max_stop_sequences());
+  RETURN_IF_ERROR(InRange<int64_t>("max_stop_sequences", static_cast<int64_t>(limits.max_stop_sequences), 0, 64));
+  if (block.max_stop_bytes() != 0) limits.max_stop_bytes = static_cast<size_t>(block.max_stop_bytes());
+  RETURN_IF_ERROR(InRange<int64_t>("max_stop_bytes", static_cast<int64_t>(limits.max_stop_bytes), 1, 4096));
+  if (block.max_prompt_bytes() != 0) setup.max_prompt_bytes = static_cast<size_t>(block.max_prompt_bytes());
+  RETURN_IF_ERROR(InRange<int64_t>("max_prompt_bytes", static_cast<int64_t>(setup.max_prompt_bytes), 1,
+                                   int64_t{64} << 20));
+
+  if (block.eos_token_size() == 0) {
+    if (auto id = setup.tokenizer->TokenId("<|endoftext|>")) limits.eos_token_ids.push_back(*id);
+  }
+  for (const std::string& token : block.eos_token()) {
+    auto id = setup.tokenizer->TokenId(token);
+    if (!id) return absl::InvalidArgumentError(StrCat("generation.eos_token \"", token, "\" is not in the vocabulary"));
+    limits.eos_token_ids.push_back(*id);
+  }
+
+  SamplingParams& d = setup.defaults;
+  if (block.has_temperature()) d.temperature = block.temperature();
+  if (block.has_top_k()) d.top_k = block.top_k();
+  if (block.has_top_p()) d.top_p = block.top_p();
+  if (block.has_repetition_penalty()) d.repetition_penalty = block.repetition_penalty();
+  if (absl::Status s = d.Validate(); !s.ok()) {
+    return absl::InvalidArgumentError(StrCat("generation: ", std::string_view(s.message().data(), s.message().size())));
+  }
+  return setup;
+}
+
+}  // namespace ortserve::generation
+
+namespace ortserve::generation {
+
+absl::StatusOr<std::shared_ptr<const GenerationModel>> GenerationModel::Load(
+    const config::ModelGeneration& block, const std::string& model_dir, std::shared_ptr<backend::Session> session) {
+  std::shared_ptr<GenerationModel> m(new GenerationModel());
+  ASSIGN_OR_RETURN(m->setup_, LoadGenerationConfig(block, model_dir));
+  ASSIGN_OR_RETURN(m->decoder_, DecoderModel::Create(std::move(session)));
+  if (m->decoder_->vocab_size() > 0 && m->decoder_->vocab_size() < m->setup_.tokenizer->vocab_size()) {
+    return absl::InvalidArgumentError(StrCat("generation: the tokenizer has ", m->setup_.tokenizer->vocab_size(),
+                                             " tokens but the model's logits only ", m->decoder_->vocab_size()));
+  }
+  m->generator_ = std::make_unique<Generator>(*m->decoder_, *m->setup_.tokenizer, m->setup_.limits);
+  return std::shared_ptr<const GenerationModel>(std::move(m));
+}
+
+}  // namespace ortserve::generation

@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: Apache-2.0
+// OpenAI completions and chat completions end to end (issue 22): the real
+// ortserve binary serving the demo decoder (models/tiny_decoder), whole and
+// streamed as Server-Sent Events, against the torch greedy goldens.
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "integration/server_harness.h"
+#include "pipeline/bpe_tokenizer.h"
+
+namespace ortserve::testing {
+namespace {
+
+class GenerationApiTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    ASSERT_TRUE(RunPython("import shutil; shutil.copytree('" + SourceDir() + "/models/tiny_decoder', '" +
+                          dir_->path() + "/tiny_decoder')")
+                    .ok());
+    auto server = ServerProcess::Start({"--model-repository", dir_->path()});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server).release();
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    delete dir_;
+  }
+  static TempDir* dir_;
+  static ServerProcess* server_;
+};
+TempDir* GenerationApiTest::dir_ = nullptr;
+ServerProcess* GenerationApiTest::server_ = nullptr;
+
+// The first golden case: prompt, the text of its greedy ids, how many tokens.
+struct Golden {
+  std::string prompt;
+  std::string text;
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  bool eos = false;
+};
+
+Golden FirstGolden() {
+  std::ifstream in(SourceDir() + "/tests/data/generation/greedy_goldens.json");
+  std::stringstream s;
+  s << in.rdbuf();
+  auto doc = Json(s.str());
+  const auto& c = doc["cases"][0];
+  auto tokenizer = pipeline::BpeTokenizer::FromTokenizerJson(SourceDir() + "/models/tiny_decoder/tokenizer.json");
+  EXPECT_TRUE(tokenizer.ok());
+  std::vector<int32_t> ids;
+  for (const auto& v : c["output_ids"].GetArray()) ids.push_back(v.GetInt());
+  Golden g;
+  g.prompt = c["prompt"].GetString();
+  g.prompt_tokens = c["prompt_ids"].Size();
+  g.completion_tokens = static_cast<int64_t>(ids.size());
+  g.eos = ids.back() == doc["eos_token_id"].GetInt();
+  if (g.eos) ids.pop_back();
+  g.text = *(*tokenizer)->Decode(ids);
+  return g;
+}
+
+// The data lines of an event stream, in order.
+std::vector<std::string> Events(const std::string& body) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while ((pos = body.find("data: ", pos)) != std::string::npos) {
+    const size_t end = body.find("\n\n", pos);
+    out.push_back(body.substr(pos + 6, end - pos - 6));
+    pos = end + 2;
+  }
+  return out;
+}
+
+TEST_F(GenerationApiTest, CompletionMatchesTheTorchGreedyGoldenWholeAndStreamed) {
+  const Golden g = FirstGolden();
+  HttpClient client(server_->http_port());
+  const std::string request = R"({"model":"tiny_decoder","prompt":")" + g.prompt + R"(","max_tokens":)" +
+                              std::to_string(g.completion_tokens) + R"(,"temperature":0)";
+  auto res = client.Post("/v1/completions", request + "}");
+  ASSERT_EQ(res.status, 200u) << res.body;
+  auto doc = Json(res.body);
+  EXPECT_STREQ(doc["object"].GetString(), "text_completion");
+  EXPECT_STREQ(doc["model"].GetString(), "tiny_decoder");
+  EXPECT_EQ(std::string(doc["choices"][0]["text"].GetString()), g.text);
+  EXPECT_STREQ(doc["choices"][0]["finish_reason"].GetString(), g.eos ? "stop" : "length");
+  EXPECT_EQ(doc["usage"]["prompt_tokens"].GetInt64(), g.prompt_tokens);
+  EXPECT_EQ(doc["usage"]["completion_tokens"].GetInt64(), g.completion_tokens);
+  EXPECT_EQ(doc["usage"]["total_tokens"].GetInt64(), g.prompt_tokens + g.completion_tokens);
+
+  // Streamed on the same keep-alive connection: chunks whose texts add up.
+  res = client.Post("/v1/completions", request + R"(,"stream":true,"stream_options":{"include_usage":true}})");
+  ASSERT_EQ(res.status, 200u) << res.body;
+  EXPECT_EQ(res.Header("content-type"), "text/event-stream");
+  EXPECT_EQ(res.Header("transfer-encoding"), "chunked");
+  const auto events = Events(res.body);
+  ASSERT_GE(events.size(), 3u) << res.body;
+  EXPECT_EQ(events.back(), "[DONE]");
+  std::string text;
+  std::string finish;
+  for (size_t i = 0; i + 1 < events.size(); ++i) {
+    auto e = Json(events[i]);
+    EXPECT_STREQ(e["object"].GetString(), "text_completion");
+    if (e["choices"].Size() == 0) {  // the usage chunk
+      EXPECT_EQ(e["usage"]["completion_tokens"].GetInt64(), g.completion_tokens);
+      continue;
+    }
+    text += e["choices"][0]["text"].GetString();
+    if (!e["choices"][0]["finish_reason"].IsNull()) finish = e["choices"][0]["finish_reason"].GetString();
+  }
+  EXPECT_EQ(text, g.text);
+  EXPECT_EQ(finish, g.eos ? "stop" : "length");
+  // The connection is still good for the next request.
+  EXPECT_EQ(client.Get("/v2/health/live").status, 200u);
+}
+
+TEST_F(GenerationApiTest, ChatCompletionsWholeAndStreamed) {
+  HttpClient client(server_->http_port());
+  const std::string request =
+      R"({"model":"tiny_decoder","messages":[{"role":"system","content":"be brief"},)"
+      R"({"role":"user","content":"I have a rash"}],"max_tokens":6,"temperature":0.8,"seed":7)";
+  auto res = client.Post("/v1/chat/completions", request + "}");
+  ASSERT_EQ(res.status, 200u) << res.body;
+  auto doc = Json(res.body);
+  EXPECT_STREQ(doc["object"].GetString(), "chat.completion");
+  EXPECT_STREQ(doc["choices"][0]["message"]["role"].GetString(), "assistant");
+  const std::string whole = doc["choices"][0]["message"]["content"].GetString();
+  // The same seed gives the same text, streamed.
+  res = client.Post("/v1/chat/completions", request + R"(,"stream":true})");
+  ASSERT_EQ(res.status, 200u) << res.body;
+  const auto events = Events(res.body);
+  ASSERT_GE(events.size(), 2u);
+  EXPECT_EQ(events.back(), "[DONE]");
+  std::string text;
+  for (size_t i = 0; i + 1 < events.size(); ++i) {
+    auto e = Json(events[i]);
+    EXPECT_STREQ(e["object"].GetString(), "chat.completion.chunk");
+    const auto& delta = e["choices"][0]["delta"];
+    if (i == 0) EXPECT_STREQ(delta["role"].GetString(), "assistant");
+    if (delta.HasMember("content")) text += delta["content"].GetString();
+  }
+  EXPECT_EQ(text, whole);
+}
+
+TEST_F(GenerationApiTest, ErrorsComeInOpenAisShape) {
+  HttpClient client(server_->http_port());
+  auto expect = [&](const std::string& target, const std::string& body, unsigned status, const std::string& part) {
+    auto res = client.Post(target, body);
+    EXPECT_EQ(res.status, status) << body << " -> " << res.body;
+    auto doc = Json(res.body);
+    ASSERT_TRUE(doc.IsObject() && doc.HasMember("error")) << res.body;
+    EXPECT_NE(std::string(doc["error"]["message"].GetString()).find(part), std::string::npos) << res.body;
+    EXPECT_TRUE(doc["error"].HasMember("type"));
+  };
+  expect("/v1/completions", R"({"model":"nope","prompt":"x"})", 404, "nope");
+  expect("/v1/completions", R"({"model":"tiny_decoder","prompt":"x","temperature":-1})", 400, "temperature");
+  expect("/v1/completions", R"({"model":"tiny_decoder","prompt":"x","max_tokens":250})", 400, "max_tokens");
+  expect("/v1/completions", R"({"model":"tiny_decoder","prompt":"x","n":2})", 400, "'n'");
+  expect("/v1/completions", R"({"model":"tiny_decoder"})", 400, "prompt");
+  expect("/v1/completions", R"({"model":"tiny_decoder","prompt":"x","prompt":"y"})", 400, "prompt");
+  expect("/v1/completions", "{not json", 400, "JSON");
+  expect("/v1/chat/completions", R"({"model":"tiny_decoder","messages":[]})", 400, "messages");
+  expect("/v1/chat/completions", R"({"model":"tiny_decoder","messages":[{"role":"x","content":"y"}]})", 400,
+         "role");
+  expect("/v1/completions", std::string(R"({"model":"tiny_decoder","prompt":")") + "\xC3(" + "\"}", 400, "");
+  // The model is listed.
+  auto models = Json(client.Get("/v1/models").body);
+  bool listed = false;
+  for (const auto& m : models["data"].GetArray()) listed |= std::string(m["id"].GetString()) == "tiny_decoder";
+  EXPECT_TRUE(listed);
+}
+
+}  // namespace
+}  // namespace ortserve::testing

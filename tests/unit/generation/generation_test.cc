@@ -1,0 +1,415 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "backend/ort/ort_session_factory.h"
+#include "core/utf8.h"
+#include "generation/decoder_model.h"
+#include "generation/generation_config.h"
+#include "generation/generator.h"
+#include "generation/sampler.h"
+#include "pipeline/bpe_tokenizer.h"
+#include "google/protobuf/text_format.h"
+#include "simdjson.h"
+
+namespace ortserve::generation {
+namespace {
+
+std::string SourceDir() {
+  if (const char* dir = std::getenv("ORTSERVE_SOURCE_DIR")) return dir;
+  return ORTSERVE_SOURCE_DIR_DEFAULT;
+}
+
+// --- sampling ---------------------------------------------------------------
+
+TEST(SamplerTest, GreedyTakesTheArgmaxAndTheLowestIdOnATie) {
+  Sampler sampler;
+  Rng rng(1);
+  SamplingParams greedy;
+  greedy.temperature = 0;
+  std::vector<float> logits = {0.5f, 2.0f, -1.0f, 2.0f};
+  EXPECT_EQ(sampler.Sample(logits, {}, greedy, rng), 1);
+  SamplingParams top1;
+  top1.top_k = 1;
+  EXPECT_EQ(sampler.Sample(logits, {}, top1, rng), 1);
+}
+
+TEST(SamplerTest, RepetitionPenaltyMovesTheArgmax) {
+  Sampler sampler;
+  Rng rng(1);
+  SamplingParams p;
+  p.temperature = 0;
+  p.repetition_penalty = 2.0f;
+  std::vector<float> logits = {3.0f, 2.0f, -1.0f};
+  const std::vector<int32_t> context = {0, 0, 2};
+  EXPECT_EQ(sampler.Sample(logits, context, p, rng), 1);  // 3 / 2 = 1.5 < 2
+  EXPECT_FLOAT_EQ(logits[0], 1.5f);
+  EXPECT_FLOAT_EQ(logits[2], -2.0f);  // negative logits are multiplied
+  EXPECT_FLOAT_EQ(logits[1], 2.0f);
+}
+
+TEST(SamplerTest, SeededSamplingIsReproducibleAndFollowsTheDistribution) {
+  const std::vector<float> base = {std::log(0.5f), std::log(0.3f), std::log(0.15f), std::log(0.05f)};
+  SamplingParams p;  // temperature 1: the distribution itself
+  auto draw = [&](uint64_t seed, int n) {
+    Sampler sampler;
+    Rng rng(seed);
+    std::vector<int> counts(4, 0);
+    std::vector<int32_t> seq;
+    for (int i = 0; i < n; ++i) {
+      std::vector<float> logits = base;
+      const int32_t id = sampler.Sample(logits, {}, p, rng);
+      ++counts[id];
+      seq.push_back(id);
+    }
+    return std::make_pair(counts, seq);
+  };
+  const auto [counts, seq] = draw(42, 20000);
+  EXPECT_EQ(draw(42, 20000).second, seq);
+  EXPECT_NE(draw(43, 20000).second, seq);
+  const double want[] = {0.5, 0.3, 0.15, 0.05};
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(counts[i] / 20000.0, want[i], 0.015) << i;
+}
+
+TEST(SamplerTest, TopKAndTopPCutTheTail) {
+  const std::vector<float> base = {std::log(0.4f), std::log(0.3f), std::log(0.2f), std::log(0.1f)};
+  Rng rng(5);
+  Sampler sampler;
+  SamplingParams k2;
+  k2.top_k = 2;
+  SamplingParams p65;
+  p65.top_p = 0.65f;  // 0.4 + 0.3 reaches it: two tokens
+  SamplingParams p1;
+  p1.top_p = 0.1f;  // the first token alone
+  std::set<int32_t> seen_k, seen_p, seen_p1;
+  for (int i = 0; i < 2000; ++i) {
+    std::vector<float> a = base, b = base, c = base;
+    seen_k.insert(sampler.Sample(a, {}, k2, rng));
+    seen_p.insert(sampler.Sample(b, {}, p65, rng));
+    seen_p1.insert(sampler.Sample(c, {}, p1, rng));
+  }
+  EXPECT_EQ(seen_k, (std::set<int32_t>{0, 1}));
+  EXPECT_EQ(seen_p, (std::set<int32_t>{0, 1}));
+  EXPECT_EQ(seen_p1, (std::set<int32_t>{0}));
+  // A high temperature flattens, a low one sharpens.
+  SamplingParams cold;
+  cold.temperature = 0.05f;
+  int first = 0;
+  for (int i = 0; i < 1000; ++i) {
+    std::vector<float> a = base;
+    first += sampler.Sample(a, {}, cold, rng) == 0;
+  }
+  EXPECT_GT(first, 990);
+}
+
+TEST(SamplerTest, ValidateNamesTheField) {
+  SamplingParams p;
+  p.temperature = -1;
+  EXPECT_NE(std::string(p.Validate().message()).find("temperature"), std::string::npos);
+  p = {};
+  p.top_p = 0;
+  EXPECT_NE(std::string(p.Validate().message()).find("top_p"), std::string::npos);
+  p = {};
+  p.top_k = -3;
+  EXPECT_NE(std::string(p.Validate().message()).find("top_k"), std::string::npos);
+  p = {};
+  p.repetition_penalty = NAN;
+  EXPECT_NE(std::string(p.Validate().message()).find("repetition_penalty"), std::string::npos);
+  EXPECT_TRUE(SamplingParams{}.Validate().ok());
+}
+
+// --- stop sequences -------------------------------------------------------
+
+TEST(StopMatcherTest, HoldsBackAPossibleStartAndCutsBeforeTheStop) {
+  const std::vector<std::string> stops = {"\n\n", "END"};
+  StopMatcher m(stops);
+  std::string_view ready;
+  EXPECT_FALSE(m.Append("Hello E", &ready));
+  EXPECT_EQ(ready, "Hello ");  // "E" may start "END"
+  EXPECT_FALSE(m.Append("N", &ready));
+  EXPECT_EQ(ready, "");
+  EXPECT_FALSE(m.Append("x", &ready));
+  EXPECT_EQ(ready, "ENx");
+  EXPECT_FALSE(m.Append(" a\n", &ready));
+  EXPECT_EQ(ready, " a");
+  EXPECT_TRUE(m.Append("\nmore", &ready));
+  EXPECT_EQ(ready, "");
+  EXPECT_EQ(m.text(), "Hello ENx a");
+  StopMatcher none({});
+  EXPECT_FALSE(none.Append("abc", &ready));
+  EXPECT_EQ(ready, "abc");
+}
+
+// --- the demo decoder on ONNX Runtime -------------------------------------
+
+class DecoderTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto factory = backend::OrtSessionFactory::Create({.shared_intra_op_threads = 1, .shared_inter_op_threads = 1});
+    ASSERT_TRUE(factory.ok()) << factory.status();
+    factory_ = std::move(*factory).release();
+    backend::SessionOptions options;
+    options.model_path = SourceDir() + "/models/tiny_decoder/1/model.onnx";
+    auto session = factory_->Create(options);
+    ASSERT_TRUE(session.ok()) << session.status();
+    auto model = DecoderModel::Create(std::shared_ptr<backend::Session>(std::move(*session)));
+    ASSERT_TRUE(model.ok()) << model.status();
+    model_ = std::move(*model).release();
+    auto tokenizer = pipeline::BpeTokenizer::FromTokenizerJson(SourceDir() + "/models/tiny_decoder/tokenizer.json");
+    ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
+    tokenizer_ = std::move(*tokenizer).release();
+  }
+  static void TearDownTestSuite() {
+    delete model_;
+    delete tokenizer_;
+    delete factory_;
+  }
+  static GenerationLimits Limits() {
+    GenerationLimits limits;
+    limits.max_context_tokens = 256;
+    limits.max_tokens_limit = 128;
+    limits.eos_token_ids = {*tokenizer_->TokenId("<|endoftext|>")};
+    return limits;
+  }
+  static std::vector<int32_t> Encode(std::string_view text) {
+    std::vector<int32_t> ids;
+    EXPECT_TRUE(tokenizer_->Encode(text, {}, &ids).ok());
+    return ids;
+  }
+  static backend::OrtSessionFactory* factory_;
+  static DecoderModel* model_;
+  static pipeline::BpeTokenizer* tokenizer_;
+};
+backend::OrtSessionFactory* DecoderTest::factory_ = nullptr;
+DecoderModel* DecoderTest::model_ = nullptr;
+pipeline::BpeTokenizer* DecoderTest::tokenizer_ = nullptr;
+
+TEST_F(DecoderTest, ReadsTheLayoutFromTheModel) {
+  EXPECT_EQ(model_->num_layers(), 2);
+  EXPECT_EQ(model_->num_heads(), 4);
+  EXPECT_EQ(model_->head_dim(), 32);
+  EXPECT_EQ(model_->vocab_size(), tokenizer_->vocab_size());
+}
+
+// Greedy decoding on ORT gives the ids torch gave for the same weights
+// (scripts/generation/train_decoder.py writes them).
+TEST_F(DecoderTest, GreedyMatchesTheTorchGoldens) {
+  const std::string path = SourceDir() + "/tests/data/generation/greedy_goldens.json";
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  ASSERT_FALSE(parser.load(path).get(doc)) << path;
+  const int32_t eos = static_cast<int32_t>(int64_t(doc["eos_token_id"]));
+  Generator generator(*model_, *tokenizer_, Limits());
+  int cases = 0;
+  for (auto c : doc["cases"].get_array()) {
+    GenerationRequest request;
+    for (auto v : c["prompt_ids"].get_array()) request.prompt_ids.push_back(static_cast<int32_t>(int64_t(v)));
+    std::vector<int32_t> want;
+    for (auto v : c["output_ids"].get_array()) want.push_back(static_cast<int32_t>(int64_t(v)));
+    const std::string prompt{std::string_view(c["prompt"])};
+    EXPECT_EQ(Encode(prompt), request.prompt_ids) << prompt;
+    request.sampling.temperature = 0;
+    request.max_tokens = static_cast<int32_t>(want.size());
+    std::string streamed;
+    auto result = generator.Generate(request, [&](std::string_view d) {
+      EXPECT_EQ(FindInvalidUtf8(d), std::string_view::npos);
+      streamed += d;
+      return true;
+    });
+    ASSERT_TRUE(result.ok()) << result.status();
+    std::vector<int32_t> got = result->ids;
+    if (result->finish == FinishReason::kStop) got.push_back(eos);
+    EXPECT_EQ(got, want) << prompt;
+    EXPECT_EQ(result->completion_tokens, static_cast<int64_t>(want.size()));
+    EXPECT_EQ(result->prompt_tokens, static_cast<int64_t>(request.prompt_ids.size()));
+    EXPECT_EQ(streamed, result->text);
+    EXPECT_EQ(result->text, *tokenizer_->Decode(result->ids));
+    ++cases;
+  }
+  EXPECT_GE(cases, 4);
+}
+
+// Sequences stepped together, joining at different steps and with different
+// lengths, get the logits they get alone.
+TEST_F(DecoderTest, BatchedStepsMatchSingleSequenceSteps) {
+  const std::vector<std::string> prompts = {"I have been feeling", "my mom", "After the second dose I had a fever"};
+  std::vector<float> logits;
+  // Alone: greedy 6 tokens each, keeping every step's logits.
+  std::vector<std::vector<std::vector<float>>> alone(prompts.size());
+  std::vector<std::vector<int32_t>> alone_tokens(prompts.size());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    SequenceState s;
+    s.tokens = Encode(prompts[i]);
+    SequenceState* batch[] = {&s};
+    for (int step = 0; step < 6; ++step) {
+      ASSERT_TRUE(model_->Step(batch, &logits).ok());
+      alone[i].push_back(logits);
+      s.tokens.push_back(static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin()));
+    }
+    alone_tokens[i] = s.tokens;
+  }
+  // Together: sequence 0 starts, 1 joins at step 2 (its prefill beside 0's
+  // decode), 2 joins at step 3; each leaves after its 6 steps.
+  std::vector<SequenceState> seqs(prompts.size());
+  std::vector<int> steps_done(prompts.size(), 0);
+  const int join_at[] = {0, 2, 3};
+  for (int step = 0; step < 12; ++step) {
+    std::vector<SequenceState*> batch;
+    std::vector<size_t> which;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      if (step == join_at[i]) seqs[i].tokens = Encode(prompts[i]);
+      if (step >= join_at[i] && steps_done[i] < 6) {
+        batch.push_back(&seqs[i]);
+        which.push_back(i);
+      }
+    }
+    if (batch.empty()) break;
+    ASSERT_TRUE(model_->Step(batch, &logits).ok());
+    const size_t v = static_cast<size_t>(model_->vocab_size());
+    ASSERT_EQ(logits.size(), batch.size() * v);
+    for (size_t b = 0; b < batch.size(); ++b) {
+      const size_t i = which[b];
+      const auto& want = alone[i][steps_done[i]];
+      float max_diff = 0;
+      for (size_t k = 0; k < v; ++k) max_diff = std::max(max_diff, std::abs(logits[b * v + k] - want[k]));
+      EXPECT_LT(max_diff, 1e-3) << "sequence " << i << " step " << steps_done[i];
+      batch[b]->tokens.push_back(static_cast<int32_t>(
+          std::max_element(logits.begin() + b * v, logits.begin() + (b + 1) * v) - (logits.begin() + b * v)));
+      ++steps_done[i];
+    }
+  }
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    EXPECT_EQ(steps_done[i], 6);
+    EXPECT_EQ(seqs[i].tokens, alone_tokens[i]);
+    EXPECT_EQ(seqs[i].cached + 1, static_cast<int64_t>(seqs[i].tokens.size()));
+    EXPECT_EQ(seqs[i].kv_bytes(), static_cast<size_t>(seqs[i].cached * model_->kv_bytes_per_token()));
+  }
+}
+
+TEST_F(DecoderTest, SeededSamplingIsReproducible) {
+  Generator generator(*model_, *tokenizer_, Limits());
+  GenerationRequest request;
+  request.prompt_ids = Encode("The headache started");
+  request.sampling.temperature = 1.0f;
+  request.sampling.top_k = 50;
+  request.sampling.top_p = 0.95f;
+  request.sampling.repetition_penalty = 1.2f;
+  request.sampling.has_seed = true;
+  request.sampling.seed = 1234;
+  request.max_tokens = 20;
+  request.ignore_eos = true;
+  auto a = generator.Generate(request);
+  auto b = generator.Generate(request);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->ids, b->ids);
+  EXPECT_EQ(a->ids.size(), 20u);
+  EXPECT_EQ(a->finish, FinishReason::kLength);
+  std::set<std::vector<int32_t>> distinct;
+  for (uint64_t seed = 0; seed < 5; ++seed) {
+    request.sampling.seed = seed;
+    distinct.insert(generator.Generate(request)->ids);
+  }
+  EXPECT_GT(distinct.size(), 1u);
+}
+
+TEST_F(DecoderTest, StopSequencesCancelAndLimits) {
+  Generator generator(*model_, *tokenizer_, Limits());
+  GenerationRequest request;
+  request.prompt_ids = Encode("I have been feeling");
+  request.sampling.temperature = 0;
+  request.max_tokens = 24;
+  request.ignore_eos = true;
+  auto full = generator.Generate(request);
+  ASSERT_TRUE(full.ok());
+  ASSERT_GE(full->text.size(), 6u);
+  // Stop at the text's second word boundary or its fourth character.
+  const size_t at = full->text.find(' ', 1) != std::string::npos ? full->text.find(' ', 1) : 4;
+  request.stop = {full->text.substr(at, 2)};
+  std::string streamed;
+  auto stopped = generator.Generate(request, [&](std::string_view d) {
+    streamed += d;
+    return true;
+  });
+  ASSERT_TRUE(stopped.ok());
+  EXPECT_EQ(stopped->finish, FinishReason::kStop);
+  EXPECT_EQ(stopped->text, full->text.substr(0, full->text.find(request.stop[0])));
+  EXPECT_EQ(streamed, stopped->text);
+  EXPECT_LT(stopped->ids.size(), full->ids.size());
+
+  request.stop.clear();
+  int calls = 0;
+  auto cancelled = generator.Generate(request, [&](std::string_view) { return ++calls < 2; });
+  ASSERT_TRUE(cancelled.ok());
+  EXPECT_EQ(cancelled->finish, FinishReason::kCancelled);
+  EXPECT_LT(cancelled->ids.size(), full->ids.size());
+
+  request.max_tokens = 250;  // 250 + prompt > 256, and over max_tokens_limit
+  EXPECT_EQ(generator.Generate(request).status().code(), absl::StatusCode::kInvalidArgument);
+  request.max_tokens = 100;
+  request.prompt_ids.assign(200, 5);
+  auto too_long = generator.Generate(request);
+  EXPECT_EQ(too_long.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(too_long.status().message()).find("maximum context length is 256"), std::string::npos);
+  request.prompt_ids = {1, 999999};
+  EXPECT_EQ(generator.Generate(request).status().code(), absl::StatusCode::kInvalidArgument);
+  request.prompt_ids.clear();
+  EXPECT_EQ(generator.Generate(request).status().code(), absl::StatusCode::kInvalidArgument);
+  request.prompt_ids = {1};
+  request.stop = {"a", "b", "c", "d", "e"};
+  EXPECT_EQ(generator.Generate(request).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// --- the config block ----------------------------------------------------
+
+absl::StatusOr<GenerationSetup> Load(const std::string& text) {
+  config::ModelGeneration block;
+  if (!google::protobuf::TextFormat::ParseFromString(text, &block)) return absl::InvalidArgumentError("parse");
+  return LoadGenerationConfig(block, SourceDir() + "/models/tiny_decoder");
+}
+
+TEST(GenerationConfigTest, LoadsTheDemoModelsBlockWithDefaults) {
+  auto setup = Load("tokenizer: 'tokenizer.json' max_context_tokens: 256 top_k: 40 temperature: 0.7");
+  ASSERT_TRUE(setup.ok()) << setup.status();
+  EXPECT_EQ(setup->limits.max_context_tokens, 256);
+  EXPECT_EQ(setup->limits.max_tokens_limit, 255);  // 1024 capped by the context
+  EXPECT_EQ(setup->limits.default_max_tokens, 16);
+  EXPECT_EQ(setup->limits.eos_token_ids, std::vector<int32_t>{*setup->tokenizer->TokenId("<|endoftext|>")});
+  EXPECT_EQ(setup->defaults.top_k, 40);
+  EXPECT_FLOAT_EQ(setup->defaults.temperature, 0.7f);
+  EXPECT_FLOAT_EQ(setup->defaults.top_p, 1.0f);
+  auto pair = Load("tokenizer: 'vocab.json' merges: 'merges.txt' eos_token: 'zzqqzz'");
+  EXPECT_FALSE(pair.ok());  // no single token of this vocabulary
+  pair = Load("tokenizer: 'vocab.json' merges: 'merges.txt'");
+  ASSERT_TRUE(pair.ok()) << pair.status();
+  EXPECT_EQ(pair->limits.eos_token_ids, setup->limits.eos_token_ids);
+}
+
+TEST(GenerationConfigTest, RejectsBadFieldsByName) {
+  auto expect = [](const std::string& text, std::string_view field) {
+    auto setup = Load(text);
+    ASSERT_FALSE(setup.ok()) << text;
+    EXPECT_NE(std::string(setup.status().message()).find(field), std::string::npos) << setup.status();
+  };
+  expect("", "generation.tokenizer");
+  expect("tokenizer: '../tiny_decoder/tokenizer.json'", "'..'");
+  expect("tokenizer: '/etc/passwd'", "relative");
+  expect("tokenizer: 'tokenizer.json' max_context_tokens: -5", "max_context_tokens");
+  expect("tokenizer: 'tokenizer.json' max_stop_sequences: 1000", "max_stop_sequences");
+  expect("tokenizer: 'tokenizer.json' temperature: -1", "temperature");
+  expect("tokenizer: 'tokenizer.json' top_p: 2", "top_p");
+  expect("tokenizer: 'tokenizer.json' eos_token: '<|nope|>'", "eos_token");
+  expect("tokenizer: 'missing.json'", "missing.json");
+}
+
+}  // namespace
+}  // namespace ortserve::generation
