@@ -18,7 +18,7 @@ packages=(
   libabsl-dev libsimdjson-dev libfast-float-dev rapidjson-dev libspdlog-dev libfmt-dev libcli11-dev
   libutf8proc-dev prometheus-cpp-dev libgoogle-perftools-dev libssl-dev libhiredis-dev
   # alerts: the durable webhook outbox (docs/alerts.md)
-  libsqlite3-dev
+  libsqlite3-dev libhnswlib-dev
   # HTTP Content-Encoding gzip/deflate (issue 21)
   zlib1g-dev
   # tests
