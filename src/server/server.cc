@@ -190,6 +190,7 @@ struct Server::Impl {
   std::unique_ptr<alerts::AlertService> alerts;
   std::unique_ptr<alerts::VerdictRecorder> verdicts;
   std::unique_ptr<frontend::InferenceService> service;
+  std::unique_ptr<retrieval::CollectionStore> collections;  // Outlives the front ends.
   // The live console (docs/console.md): outlives the HTTP server that serves
   // it; its sampler (which reads `http`) is stopped right after the front ends.
   std::unique_ptr<console::ServerSources> console_sources;
@@ -507,6 +508,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     ASSIGN_OR_RETURN(impl->verdicts, alerts::VerdictRecorder::Create(std::move(recorder)));
   }
 
+  ASSIGN_OR_RETURN(impl->collections, retrieval::OpenCollectionStore(options.collection_flags));
+
   // Before any listener starts: with --exit-on-error, a failed model stops
   // the start-up before a client (or a readiness probe) sees the server.
   if (const auto failed = impl->service->FailedModels(); !failed.empty()) {
@@ -539,6 +542,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     http.enable_profiling = options.enable_profiling;
     http.access = impl->access.get();
     http.tls = impl->http_tls.get();
+    http.collections = impl->collections.get();
     if (options.console) {
       impl->console_sources = std::make_unique<console::ServerSources>(console::ServerSources::Options{
           .metrics = impl->metrics.get(),
