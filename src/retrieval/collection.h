@@ -135,7 +135,9 @@ class Collection {
   struct Index;  // The hnswlib graph and its space.
 
   explicit Collection(const CollectionParams& params);
-  const float* VectorOf(uint32_t slot) const { return vectors_.data() + size_t{slot} * params_.dimension; }
+  const float* VectorOf(uint32_t slot) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return vectors_.data() + size_t{slot} * params_.dimension;
+  }
   // What one document costs in the memory bound.
   uint64_t Cost(size_t id_bytes, size_t metadata_bytes) const;
   absl::Status Upsert(Document& document, Metadata metadata) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
