@@ -100,6 +100,7 @@ double Load(CollectionStore& store, const Args& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // Lines appear as they come, also in a file.
   Args args;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
@@ -118,32 +119,38 @@ int main(int argc, char** argv) {
   }
   std::filesystem::remove_all(args.dir);
 
-  // 1. Load through the store (snapshots off), then kill -9 a child that holds it.
+  // 1. Load through the store (snapshots off) in a child, which reports on a
+  // pipe once every write is acknowledged; then kill -9 it.
+  int done[2];
+  if (pipe(done) != 0) return 1;
   const pid_t child = fork();
   if (child == 0) {
+    close(done[0]);
     auto store = Open(args, uint64_t{1} << 40);
     if (!store->Create("bench", "c", Info(args)).ok()) return 1;
     const double seconds = Load(*store, args);
-    std::printf("insert: %zu documents in %.1f s = %.0f/s (fsync %s, batches of 256)\n", args.n, seconds,
-                args.n / seconds, args.fsync.c_str());
-    std::fflush(stdout);
+    char line[256];
+    const int n = std::snprintf(line, sizeof line, "insert: %zu documents in %.1f s = %.0f/s (fsync %s, batches of 256)\n",
+                                args.n, seconds, args.n / seconds, args.fsync.c_str());
+    if (write(done[1], line, static_cast<size_t>(n)) != n) return 1;
     for (;;) pause();  // Killed by the parent.
   }
-  // The child prints once loaded; the parent waits for the log to stop growing.
-  const std::string log = args.dir + "/t_bench/c_c/wal.log";
-  uintmax_t last = 0;
-  for (int still = 0; still < 20;) {
-    usleep(250000);
-    std::error_code ec;
-    const uintmax_t size = std::filesystem::file_size(log, ec);
-    still = (!ec && size == last && size > 0) ? still + 1 : 0;
-    last = ec ? 0 : size;
+  close(done[1]);
+  char line[256] = {};
+  const ssize_t got = read(done[0], line, sizeof line - 1);
+  if (got <= 0) {
+    std::fprintf(stderr, "the loader failed\n");
+    return 1;
   }
+  std::fputs(line, stdout);
   kill(child, SIGKILL);
   int status = 0;
   waitpid(child, &status, 0);
+  std::error_code ec;
+  const uintmax_t log_bytes = std::filesystem::file_size(args.dir + "/t_bench/c_c/wal.log", ec);
   std::printf("killed the loader (signal %d); log %.1f MB\n", WIFSIGNALED(status) ? WTERMSIG(status) : 0,
-              static_cast<double>(last) / 1e6);
+              static_cast<double>(log_bytes) / 1e6);
+  std::fflush(stdout);
 
   const auto reopen = Clock::now();
   auto store = Open(args, uint64_t{1} << 40);
@@ -151,6 +158,7 @@ int main(int argc, char** argv) {
   auto stats = store->Stats("bench", "c");
   std::printf("recovery: %.1f s for %llu documents (replay + HNSW rebuild)\n", recovery,
               static_cast<unsigned long long>(stats->documents));
+  std::fflush(stdout);
 
   // 2. Recall@10 and queries/s.
   std::mt19937 rng(99);
