@@ -12,11 +12,9 @@
 
 namespace ortserve::retrieval {
 
-// hnswlib's graph over slot numbers (labels), and the space that measures
-// distances: inner product (1 - dot) for cosine and ip, squared L2 for l2.
-// hnswlib reports errors by throwing; every call is wrapped.
+// hnswlib's graph over slot numbers (labels). hnswlib reports errors by
+// throwing; every call is wrapped.
 struct Collection::Index {
-  std::unique_ptr<hnswlib::SpaceInterface<float>> space;
   std::unique_ptr<hnswlib::HierarchicalNSW<float>> graph;
   size_t capacity = 0;
 };
@@ -95,7 +93,11 @@ absl::Status CollectionParams::Validate() const {
   return range("max_bytes", max_bytes, 1 << 16, uint64_t{1} << 40);
 }
 
-Collection::Collection(const CollectionParams& params) : params_(params) {}
+Collection::Collection(const CollectionParams& params)
+    : params_(params),
+      space_(MakeSpace(params.metric, params.dimension)),
+      distance_(space_->get_dist_func()),
+      distance_param_(space_->get_dist_func_param()) {}
 Collection::~Collection() = default;
 
 absl::StatusOr<std::unique_ptr<Collection>> Collection::Create(const CollectionParams& params) {
@@ -235,10 +237,9 @@ absl::Status Collection::Delete(const std::string& id) {
 
 absl::Status Collection::BuildIndex() {
   auto index = std::make_unique<Index>();
-  index->space = MakeSpace(params_.metric, params_.dimension);
   index->capacity = std::max<size_t>(1024, slots_.size() * 2);
   try {
-    index->graph = std::make_unique<hnswlib::HierarchicalNSW<float>>(index->space.get(), index->capacity, params_.m,
+    index->graph = std::make_unique<hnswlib::HierarchicalNSW<float>>(space_.get(), index->capacity, params_.m,
                                                                       params_.ef_construction, /*random_seed=*/100);
     index->graph->setEf(params_.ef_search);
     for (uint32_t slot = 0; slot < slots_.size(); ++slot) {
@@ -252,17 +253,8 @@ absl::Status Collection::BuildIndex() {
 }
 
 float Collection::Distance(const float* a, const float* b) const {
-  if (params_.metric == Metric::kL2) {
-    float sum = 0;
-    for (uint32_t i = 0; i < params_.dimension; ++i) {
-      const float d = a[i] - b[i];
-      sum += d * d;
-    }
-    return sum;
-  }
-  float dot = 0;
-  for (uint32_t i = 0; i < params_.dimension; ++i) dot += a[i] * b[i];
-  return 1.0f - dot;
+  // hnswlib's own (SIMD) distance, so that exact scans and the graph agree.
+  return distance_(a, b, distance_param_);
 }
 
 std::vector<std::pair<float, uint32_t>> Collection::Scan(const float* query, size_t top_k,

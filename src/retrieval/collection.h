@@ -22,6 +22,11 @@
 #include "absl/synchronization/mutex.h"
 #include "retrieval/metadata.h"
 
+namespace hnswlib {
+template <typename T>
+class SpaceInterface;
+}  // namespace hnswlib
+
 namespace ortserve::retrieval {
 
 // How distance is measured.
@@ -149,6 +154,11 @@ class Collection {
   float Distance(const float* a, const float* b) const;
 
   const CollectionParams params_;
+  // The space that measures distances (hnswlib's, SIMD): inner product
+  // (1 - dot) for cosine and ip, squared L2 for l2. Immutable.
+  const std::unique_ptr<hnswlib::SpaceInterface<float>> space_;
+  float (*const distance_)(const void*, const void*, const void*);
+  void* const distance_param_;
   mutable absl::Mutex mu_;
   std::vector<Slot> slots_ ABSL_GUARDED_BY(mu_);
   std::vector<float> vectors_ ABSL_GUARDED_BY(mu_);  // slot * dimension

@@ -205,7 +205,9 @@ absl::StatusOr<std::shared_ptr<CollectionStore::Entry>> CollectionStore::Recover
                                                                                  const std::string& name,
                                                                                  const std::string& dir) {
   const auto start = std::chrono::steady_clock::now();
-  RecoveryReport report{.tenant = tenant, .name = name};
+  RecoveryReport report;
+  report.tenant = tenant;
+  report.name = name;
   auto text = ReadSmallFile(StrCat(dir, "/collection.json"), kMaxInfoBytes);
   if (!text.ok()) return text.status();
   auto info = InfoFromJson(*text);
@@ -293,7 +295,7 @@ absl::StatusOr<std::shared_ptr<CollectionStore::Entry>> CollectionStore::Recover
         fd,
         [&](std::string_view payload) -> absl::Status {
           auto batch = DecodeBatch(payload);
-          if (!batch.ok() || batch->sequence <= last_sequence && batch->sequence > snapshot_sequence) {
+          if (!batch.ok() || (batch->sequence <= last_sequence && batch->sequence > snapshot_sequence)) {
             undecodable = true;  // A frame whose CRC holds but whose content does not: stop here.
             return absl::CancelledError();
           }

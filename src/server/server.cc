@@ -565,6 +565,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   }
   if (options.grpc_port >= 0) {
     frontend::GrpcServer::Options grpc_options;
+    grpc_options.collections = impl->collections.get();
     grpc_options.address = options.grpc_address;
     grpc_options.port = static_cast<uint16_t>(options.grpc_port);
     grpc_options.max_message_bytes = options.grpc_max_message_bytes;

@@ -14,8 +14,11 @@
 #include <thread>
 #include <vector>
 
+#include <grpcpp/grpcpp.h>
+
 #include "admission/api_keys.h"
 #include "integration/server_harness.h"
+#include "proto/collections.grpc.pb.h"
 
 namespace ortserve::testing {
 namespace {
@@ -323,6 +326,77 @@ TEST(RetrievalTest, RestartKeepsCollectionsAndDropsStayDropped) {
   HttpClient http((*server)->http_port());
   EXPECT_EQ(http.Get("/v1/collections/keep/documents/a").status, 200u);
   EXPECT_EQ(http.Get("/v1/collections/drop").status, 404u);
+}
+
+TEST(RetrievalTest, GrpcServesTheSameCollectionsAsRest) {
+  TempDir dir;
+  auto server = ServerProcess::Start(Args(dir.path() + "/collections", {"--grpc-port", "0"}));
+  ASSERT_TRUE(server.ok()) << server.status();
+  namespace v1 = ::ortserve::retrieval::v1;
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string((*server)->grpc_port()),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = v1::Collections::NewStub(channel);
+  auto call = [](auto method) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    return method(&context);
+  };
+  v1::CreateCollectionRequest create;
+  create.set_name("g");
+  create.mutable_spec()->set_model("text_embedding");
+  create.mutable_spec()->set_dimension(64);
+  v1::CollectionInfo info;
+  grpc::Status status = call([&](grpc::ClientContext* c) { return stub->CreateCollection(c, create, &info); });
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_TRUE(info.created());
+  EXPECT_EQ(info.spec().metric(), "cosine");
+  v1::UpsertRequest upsert;
+  upsert.set_collection("g");
+  const auto texts = CorpusTexts(20);
+  for (size_t i = 0; i < texts.size(); ++i) {
+    v1::Document* doc = upsert.add_documents();
+    doc->set_id("g" + std::to_string(i));
+    doc->set_text(texts[i]);
+    doc->set_metadata_json(R"({"n":)" + std::to_string(i) + "}");
+  }
+  v1::UpsertResponse upserted;
+  status = call([&](grpc::ClientContext* c) { return stub->Upsert(c, upsert, &upserted); });
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(upserted.upserted(), 20u);
+  // The same query over gRPC and REST: the same answer.
+  v1::QueryRequest query;
+  query.set_collection("g");
+  query.set_text(texts[5]);
+  query.set_top_k(5);
+  query.set_filter_json(R"({"n":{"$lt":15}})");
+  v1::QueryResponse found;
+  status = call([&](grpc::ClientContext* c) { return stub->Query(c, query, &found); });
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(found.results_size(), 5);
+  EXPECT_EQ(found.results(0).id(), "g5");
+  HttpClient http((*server)->http_port());
+  auto rest = Json(http.Post("/v1/collections/g/query", R"({"text":)" + JsonString(texts[5]) +
+                                                             R"(,"top_k":5,"filter":{"n":{"$lt":15}}})")
+                       .body);
+  ASSERT_EQ(rest["results"].Size(), 5u);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(found.results(i).id(), rest["results"][i]["id"].GetString());
+  // Errors carry the status codes REST maps to 400 / 404.
+  v1::CollectionRequest missing;
+  missing.set_name("nope");
+  status = call([&](grpc::ClientContext* c) { return stub->GetCollection(c, missing, &info); });
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  v1::QueryRequest bad = query;
+  bad.mutable_vector()->add_values(1);
+  status = call([&](grpc::ClientContext* c) { return stub->Query(c, bad, &found); });
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  v1::DocumentRequest get;
+  get.set_collection("g");
+  get.set_id("g3");
+  v1::Document doc;
+  status = call([&](grpc::ClientContext* c) { return stub->GetDocument(c, get, &doc); });
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(doc.vector().values_size(), 64);
+  EXPECT_EQ(doc.metadata_json(), R"({"n":3})");
 }
 
 }  // namespace

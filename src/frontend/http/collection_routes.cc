@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/strings.h"
+#include "frontend/http/collection_routes.h"
 #include "frontend/http/connection.h"
 #include "frontend/http/pipeline_routes_internal.h"
 #include "pipeline/text_inference.h"
@@ -45,18 +46,6 @@ PipelineAnswer StoreError(const absl::Status& status) {
 
 PipelineAnswer Refuse(const absl::Status& status) {
   return {HttpStatusFor(status.code()), PlainError(ToStd(status.message())), {}};
-}
-
-// The tenant whose collections `identity` sees: its tenant; a credential
-// without one has its own ("id.<credential id>"); anonymous requests (no
-// authentication configured) share kDefaultTenant.
-absl::StatusOr<std::string> TenantOf(const admission::Identity* identity) {
-  if (identity == nullptr || identity->kind == admission::Identity::Kind::kAnonymous) {
-    return std::string(kDefaultTenant);
-  }
-  std::string tenant = identity->tenant.empty() ? StrCat("id.", identity->id) : identity->tenant;
-  if (auto s = retrieval::ValidateTenantName(tenant); !s.ok()) return s;
-  return tenant;
 }
 
 absl::StatusOr<std::vector<float>> ParseVector(simdjson::dom::element value, std::string_view what) {
@@ -125,43 +114,17 @@ void OnStore(const CallPtr& call, absl::AnyInvocable<void(Call&) &&> work) {
   if (!status.ok()) std::move(call->reply)(Refuse(status));
 }
 
-// Embeds `texts` with the collection's model through the normal inference
-// path, then calls `then` with one vector per text (on the runner's thread).
+// Embeds `texts` with the collection's model, then calls `then` with one
+// vector per text (on the runner's thread); a failure answers the call.
 void Embed(const CallPtr& call, const std::string& model_name, const admission::Identity* identity,
            const std::vector<std::string>& texts, const PipelineContext& context,
            std::shared_ptr<CancellationFlag> cancellation,
            absl::AnyInvocable<void(std::vector<std::vector<float>>) &&> then) {
-  if (model_name.empty()) {
-    return std::move(call->reply)(Refuse(absl::InvalidArgumentError(
-        "the collection has no embedding model: send 'vector' instead of 'text'")));
-  }
-  if (identity != nullptr && !identity->models.Allows(model_name)) {
-    return std::move(call->reply)(Refuse(absl::PermissionDeniedError(
-        StrCat("the credential may not use the collection's model '", model_name, "'"))));
-  }
-  auto model = pipeline_internal::PipelineModel(*call->service, model_name, pipeline::TextPipeline::Task::kEmbedding,
-                                                "the collection's 'model'");
-  if (!model.ok()) return std::move(call->reply)(Refuse(model.status()));
-  auto request = pipeline_internal::TextRequest(*model, texts, {pipeline::kEmbeddingOutput}, context,
-                                                pipeline_internal::RequestIdOf(context), std::move(cancellation));
-  request->parameters.Set(std::string(pipeline::kNormalizeParameter), true);
-  request->parameters.Set(std::string(pipeline::kTruncateParameter), true);
-  const size_t rows = texts.size();
-  call->service->Infer(
-      std::move(request),
-      [call, rows, then = std::move(then)](absl::StatusOr<InferResponse> result) mutable {
-        if (!result.ok()) return std::move(call->reply)(Refuse(result.status()));
-        const Tensor* embedding = pipeline_internal::FindOutput(*result, pipeline::kEmbeddingOutput);
-        if (embedding == nullptr || embedding->shape.size() != 2 || embedding->shape[0] != static_cast<int64_t>(rows)) {
-          return std::move(call->reply)(Refuse(absl::InternalError("the model's response lacks 'embedding'")));
-        }
-        const auto values = embedding->values<float>();
-        const auto dim = static_cast<size_t>(embedding->shape[1]);
-        std::vector<std::vector<float>> vectors(rows);
-        for (size_t r = 0; r < rows; ++r) vectors[r].assign(values.begin() + r * dim, values.begin() + (r + 1) * dim);
-        std::move(then)(std::move(vectors));
-      },
-      context.record);
+  EmbedForCollection(*call->service, model_name, identity, texts, context, std::move(cancellation),
+                     [call, then = std::move(then)](absl::StatusOr<std::vector<std::vector<float>>> vectors) mutable {
+                       if (!vectors.ok()) return std::move(call->reply)(Refuse(vectors.status()));
+                       std::move(then)(*std::move(vectors));
+                     });
 }
 
 void PutCollection(const CallPtr& call, std::string_view body, const admission::Identity* identity) {
@@ -386,12 +349,57 @@ void CollectionStats(const CallPtr& call) {
 
 }  // namespace
 
+absl::StatusOr<std::string> CollectionTenant(const admission::Identity* identity) {
+  if (identity == nullptr || identity->kind == admission::Identity::Kind::kAnonymous) {
+    return std::string(kDefaultTenant);
+  }
+  std::string tenant = identity->tenant.empty() ? StrCat("id.", identity->id) : identity->tenant;
+  if (auto s = retrieval::ValidateTenantName(tenant); !s.ok()) return s;
+  return tenant;
+}
+
+void EmbedForCollection(InferenceService& service, const std::string& model_name, const admission::Identity* identity,
+                        const std::vector<std::string>& texts, const PipelineContext& context,
+                        std::shared_ptr<CancellationFlag> cancellation, EmbedDone done) {
+  if (model_name.empty()) {
+    return std::move(done)(
+        absl::InvalidArgumentError("the collection has no embedding model: send 'vector' instead of 'text'"));
+  }
+  if (identity != nullptr && !identity->models.Allows(model_name)) {
+    return std::move(done)(absl::PermissionDeniedError(
+        StrCat("the credential may not use the collection's model '", model_name, "'")));
+  }
+  auto model = pipeline_internal::PipelineModel(service, model_name, pipeline::TextPipeline::Task::kEmbedding,
+                                                "the collection's 'model'");
+  if (!model.ok()) return std::move(done)(model.status());
+  auto request = pipeline_internal::TextRequest(*model, texts, {pipeline::kEmbeddingOutput}, context,
+                                                pipeline_internal::RequestIdOf(context), std::move(cancellation));
+  request->parameters.Set(std::string(pipeline::kNormalizeParameter), true);
+  request->parameters.Set(std::string(pipeline::kTruncateParameter), true);
+  const size_t rows = texts.size();
+  service.Infer(
+      std::move(request),
+      [rows, done = std::move(done)](absl::StatusOr<InferResponse> result) mutable {
+        if (!result.ok()) return std::move(done)(result.status());
+        const Tensor* embedding = pipeline_internal::FindOutput(*result, pipeline::kEmbeddingOutput);
+        if (embedding == nullptr || embedding->shape.size() != 2 || embedding->shape[0] != static_cast<int64_t>(rows)) {
+          return std::move(done)(absl::InternalError("the model's response lacks 'embedding'"));
+        }
+        const auto values = embedding->values<float>();
+        const auto dim = static_cast<size_t>(embedding->shape[1]);
+        std::vector<std::vector<float>> vectors(rows);
+        for (size_t r = 0; r < rows; ++r) vectors[r].assign(values.begin() + r * dim, values.begin() + (r + 1) * dim);
+        std::move(done)(std::move(vectors));
+      },
+      context.record);
+}
+
 void Connection::CollectionRoute(const RouteMatch& route) {
   retrieval::CollectionStore* store = options_.collections;
   if (store == nullptr) {
     return Send(Error(404, "collections are off: start the server with --collections-dir"));
   }
-  auto tenant = TenantOf(identity_.get());
+  auto tenant = CollectionTenant(identity_.get());
   if (!tenant.ok()) return Send(Error(tenant.status()));
   cancellation_ = FreshCancellation();
   headers_.request = &parser_->get();
