@@ -19,6 +19,8 @@ packages=(
   libutf8proc-dev prometheus-cpp-dev libgoogle-perftools-dev libssl-dev libhiredis-dev
   # alerts: the durable webhook outbox (docs/alerts.md)
   libsqlite3-dev
+  # retrieval: the vector index of collections (docs/retrieval.md)
+  libhnswlib-dev
   # HTTP Content-Encoding gzip/deflate (issue 21)
   zlib1g-dev
   # tests

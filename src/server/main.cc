@@ -270,6 +270,7 @@ int main(int argc, char** argv) {
   // --- end of security ---
 
   ortserve::alerts::AddAlertFlags(app, &options.alert_flags);
+  ortserve::retrieval::AddCollectionFlags(app, &options.collection_flags);
   app.add_flag("--audit-raw-patient-id", options.audit_raw_patient_id,
                "Audit lines of SAE verdicts carry the raw patientId instead of its keyed hash "
                "(only where the audit log may hold patient identifiers)");

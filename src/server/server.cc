@@ -195,6 +195,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     ASSIGN_OR_RETURN(impl->verdicts, alerts::VerdictRecorder::Create(std::move(recorder)));
   }
 
+  ASSIGN_OR_RETURN(impl->collections, retrieval::OpenCollectionStore(options.collection_flags));
+
   // Before any listener starts: with --exit-on-error, a failed model stops
   // the start-up before a client (or a readiness probe) sees the server.
   if (const auto failed = impl->service->FailedModels(); !failed.empty()) {
@@ -227,6 +229,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     http.enable_profiling = options.enable_profiling;
     http.access = impl->access.get();
     http.tls = impl->http_tls.get();
+    http.collections = impl->collections.get();
     if (options.console) {
       impl->console_sources = std::make_unique<console::ServerSources>(console::ServerSources::Options{
           .metrics = impl->metrics.get(),
@@ -249,6 +252,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   }
   if (options.grpc_port >= 0) {
     frontend::GrpcServer::Options grpc_options;
+    grpc_options.collections = impl->collections.get();
     grpc_options.address = options.grpc_address;
     grpc_options.port = static_cast<uint16_t>(options.grpc_port);
     grpc_options.max_message_bytes = options.grpc_max_message_bytes;

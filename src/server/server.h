@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "alerts/alert_flags.h"
+#include "retrieval/collection_flags.h"
 
 namespace ortserve::server {
 
@@ -49,6 +50,8 @@ struct ServerOptions {
   // SAE alerts to the clinical team's webhooks through a durable outbox
   // (docs/alerts.md); off unless a webhook is configured.
   alerts::AlertFlags alert_flags;
+  // Vector collections (docs/retrieval.md); off unless --collections-dir is set.
+  retrieval::CollectionFlags collection_flags;
   // Audit lines of SAE verdicts carry the raw patient id instead of its keyed
   // hash (docs/alerts.md, "What is recorded").
   bool audit_raw_patient_id = false;             // Longer reportText gets 400.

@@ -35,6 +35,7 @@
 #include "pipeline/tokenization_pool.h"
 #include "repository/model_manager.h"
 #include "repository/single_model_layout.h"
+#include "retrieval/collection_store.h"
 #include "router/response_cache.h"
 #include "server/server.h"
 
@@ -70,6 +71,7 @@ struct Server::Impl {
   std::unique_ptr<alerts::AlertService> alerts;
   std::unique_ptr<alerts::VerdictRecorder> verdicts;
   std::unique_ptr<frontend::InferenceService> service;
+  std::unique_ptr<retrieval::CollectionStore> collections;  // Outlives the front ends.
   // The live console (docs/console.md): outlives the HTTP server that serves
   // it; its sampler (which reads `http`) is stopped right after the front ends.
   std::unique_ptr<console::ServerSources> console_sources;

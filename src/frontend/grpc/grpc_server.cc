@@ -15,6 +15,7 @@
 #include "admission/grpc_tls.h"
 #include "core/strings.h"
 #include "frontend/access_control.h"
+#include "frontend/grpc/collection_calls.h"
 #include "frontend/grpc/grpc_codec.h"
 #include "frontend/grpc/grpc_settings.h"
 #include "frontend/grpc/infer_calls.h"
@@ -300,8 +301,10 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
     return reactor;
   }
 
+ public:
   // The identity of the call (anonymous while authentication is off), or
   // the refusal (Unauthenticated, PermissionDenied), recorded in the audit log.
+  // Public for the collections service, which admits its calls the same way.
   absl::Status Admit(grpc::CallbackServerContext* context, RouteClass route, std::string_view model,
                      std::string_view method, admission::IdentityPtr* identity) const {
     if (!access_->enabled()) {
@@ -336,6 +339,8 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
 
   // Null when the call may go on; otherwise the finished call's reactor.
   // `identity` (optional) receives who the credential names.
+
+ private:
   grpc::ServerUnaryReactor* Check(grpc::CallbackServerContext* context, RouteClass route, std::string_view model,
                                   std::string_view method, admission::IdentityPtr* identity = nullptr) const {
     if (!access_->enabled()) return nullptr;
@@ -364,6 +369,7 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
 struct GrpcServer::Impl {
   Options options;
   std::unique_ptr<Service> service;
+  std::unique_ptr<CollectionsService> collections;  // Null unless collections are on.
   UnknownMethodService unknown_methods;  // Declared before server: outlives it.
   std::unique_ptr<grpc::Server> server;
   int port = 0;
@@ -391,6 +397,15 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(Options options) {
   builder.AddListeningPort(StrCat(host, ":", o.port),
                            o.credentials != nullptr ? o.credentials : grpc::InsecureServerCredentials(), &impl->port);
   builder.RegisterService(impl->service.get());
+  if (o.collections != nullptr) {
+    impl->collections = std::make_unique<CollectionsService>(
+        o.service, o.collections, [service = impl->service.get()](grpc::CallbackServerContext* context,
+                                                                  std::string_view method,
+                                                                  admission::IdentityPtr* identity) {
+          return service->Admit(context, RouteClass::kInfer, {}, method, identity);
+        });
+    builder.RegisterService(impl->collections.get());
+  }
   builder.RegisterCallbackGenericService(&impl->unknown_methods);
   builder.SetMaxReceiveMessageSize(
       static_cast<int>(std::min<size_t>(o.max_message_bytes, static_cast<size_t>(INT_MAX))));

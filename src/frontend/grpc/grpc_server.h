@@ -26,6 +26,10 @@
 #include "admission/admission.h"
 #include "frontend/inference_service.h"
 
+namespace ortserve::retrieval {
+class CollectionStore;
+}  // namespace ortserve::retrieval
+
 namespace ortserve::frontend {
 
 class AccessControl;
@@ -56,6 +60,9 @@ class GrpcServer {
     const AccessControl* access = nullptr;
     // TLS (admission::GrpcTlsCredentials); null: insecure (plain HTTP/2).
     std::shared_ptr<grpc::ServerCredentials> credentials{};
+    // Vector collections: ortserve.retrieval.v1.Collections (docs/retrieval.md);
+    // null: not served. Not owned; outlives the server.
+    retrieval::CollectionStore* collections = nullptr;
   };
 
   // Binds and starts serving. The health service starts NOT_SERVING; see

@@ -187,7 +187,11 @@ bool Connection::MatchAndAdmit() {
   const Request& request = parser_->get();
   const std::string_view target(request.target().data(), request.target().size());
   const http::verb verb = request.method();
-  const Method method = verb == http::verb::get ? Method::kGet : verb == http::verb::post ? Method::kPost : Method::kOther;
+  const Method method = verb == http::verb::get    ? Method::kGet
+                        : verb == http::verb::post   ? Method::kPost
+                        : verb == http::verb::put    ? Method::kPut
+                        : verb == http::verb::delete_ ? Method::kDelete
+                                                     : Method::kOther;
   const auto method_name = request.method_string();
   route_.emplace(MatchRoute(method, std::string_view(method_name.data(), method_name.size()), target));
   audit_action_ = {};
@@ -206,9 +210,11 @@ bool Connection::MatchAndAdmit() {
   if (context_.access != nullptr && !Authorize()) return false;
   if (options_.admission == nullptr || !route_->ok()) return true;
   const RouteId id = (*route_)->id;
+  // Collection writes and queries may embed text: admitted like the text APIs.
+  const bool collection = id == RouteId::kCollectionDocuments || id == RouteId::kCollectionQuery;
   const bool text = id == RouteId::kSaeAnalyze || id == RouteId::kTeiEmbed || id == RouteId::kTeiPredict ||
                     id == RouteId::kOpenAiEmbeddings || id == RouteId::kOpenAiCompletions ||
-                    id == RouteId::kOpenAiChatCompletions;
+                    id == RouteId::kOpenAiChatCompletions || collection;
   if (id != RouteId::kModelInfer && !text) return true;
   // A chunked body's size is not known yet, nor what a compressed body
   // decodes to: each is counted at the most it may be (--http-max-input-size).
@@ -232,7 +238,8 @@ bool Connection::MatchAndAdmit() {
     const auto endpoint = stream_.socket().remote_endpoint(ec);  // The address: its connections share a bucket.
     client_key_ = ec ? std::string("unknown") : endpoint.address().to_string();
   }
-  auto permit = options_.admission->TryAdmit({.model = (*route_)->model, .client = client_key_, .bytes = cost});
+  auto permit = options_.admission->TryAdmit(
+      {.model = collection ? std::string_view() : std::string_view((*route_)->model), .client = client_key_, .bytes = cost});
   if (permit.ok()) {
     permit_ = *std::move(permit);
     return true;
@@ -319,6 +326,11 @@ void Connection::Route() {
       if (auto refused = CheckBodyModel(); !refused.ok()) return Send(Error(refused));
       return Completions(route->id);
     }
+    case RouteId::kCollections:
+    case RouteId::kCollection:
+    case RouteId::kCollectionDocuments:
+    case RouteId::kCollectionDocument:
+    case RouteId::kCollectionQuery: return CollectionRoute(*route);
   }
   Send(Error(404, StrCat("no such endpoint: ", target)));
 }

@@ -265,6 +265,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // --- the text APIs (pipeline_routes.h) ---
   void PipelineRoute(RouteId id);
 
+  // --- vector collections (collection_routes.cc) ---
+  void CollectionRoute(const RouteMatch& route);
+
   // --- the live console (console_routes.cc) ---
   void Console(RouteId id, std::string_view query);
 

@@ -66,6 +66,12 @@ RouteAccess AccessOf(RouteId id, http::verb verb) {
     case RouteId::kSystemShmRegister:
     case RouteId::kSystemShmUnregister:
     case RouteId::kCudaShm: return {RouteClass::kInfer, {}};
+    // A credential's collections are its tenant's (collection_routes.cc).
+    case RouteId::kCollections:
+    case RouteId::kCollection:
+    case RouteId::kCollectionDocuments:
+    case RouteId::kCollectionDocument:
+    case RouteId::kCollectionQuery: return {RouteClass::kInfer, {}};
   }
   return {RouteClass::kAdmin, {}};
 }
@@ -107,7 +113,12 @@ bool Connection::Authorize() {
     case RouteId::kSystemShmStatus:
     case RouteId::kSystemShmRegister:
     case RouteId::kSystemShmUnregister:
-    case RouteId::kCudaShm: model = {}; break;  // {m} is a region's name.
+    case RouteId::kCudaShm:  // {m} is a region's name.
+    case RouteId::kCollections:
+    case RouteId::kCollection:
+    case RouteId::kCollectionDocuments:
+    case RouteId::kCollectionDocument:
+    case RouteId::kCollectionQuery: model = {}; break;  // {m} is a collection; its model is checked on use.
     default: break;
   }
   if (!route.action.empty()) {

@@ -24,6 +24,10 @@ namespace ortserve::console {
 class Console;
 }  // namespace ortserve::console
 
+namespace ortserve::retrieval {
+class CollectionStore;
+}  // namespace ortserve::retrieval
+
 namespace ortserve::frontend {
 
 class AccessControl;
@@ -71,6 +75,8 @@ class HttpServer {
     // The live console behind GET /console (docs/console.md); null: off (404).
     // Not owned.
     console::Console* console = nullptr;
+    // Vector collections behind /v1/collections (docs/retrieval.md); null: off (404). Not owned.
+    retrieval::CollectionStore* collections = nullptr;
   };
 
   // Binds and starts the I/O threads. Errors: InvalidArgument for a bad

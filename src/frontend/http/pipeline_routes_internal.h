@@ -9,6 +9,7 @@
 //                          verdict counters, the verdict sink hand-off).
 //   tei_openai_routes.cc   POST /embed, /predict (TEI) and /v1/embeddings
 //                          (OpenAI).
+//   collection_routes.cc   /v1/collections (embeds text the same way).
 //
 // Thread-safety: every function is thread-safe; none keeps shared state
 // (thread_local scratch only). A simdjson parser and the objects it returns

@@ -25,6 +25,8 @@ struct Route {
   bool get = false;
   bool post = false;
   bool versioned = false;
+  bool put = false;
+  bool del = false;
 };
 
 // Longest paths need no special order: a target matches at most one route
@@ -72,6 +74,11 @@ const Route kRoutes[] = {
     {RouteId::kOpenAiModels, {"v1", "models"}, true, false},
     {RouteId::kOpenAiCompletions, {"v1", "completions"}, false, true},
     {RouteId::kOpenAiChatCompletions, {"v1", "chat", "completions"}, false, true},
+    {RouteId::kCollections, {"v1", "collections"}, true, false},
+    {RouteId::kCollection, {"v1", "collections", "{m}"}, true, false, false, true, true},
+    {RouteId::kCollectionDocuments, {"v1", "collections", "{m}", "documents"}, false, true},
+    {RouteId::kCollectionDocument, {"v1", "collections", "{m}", "documents", "{v}"}, true, false, false, false, true},
+    {RouteId::kCollectionQuery, {"v1", "collections", "{m}", "query"}, false, true},
 };
 
 // Every endpoint has at most 7 segments; a few more fit on the stack.
@@ -99,17 +106,17 @@ Fit Match(const Route& route, const Segments& segments, size_t version_at, Route
   for (std::string_view want : route.segments) {
     if (s == version_at) s += 2;
     const boost::urls::pct_string_view got = segments[s++];
-    if (want == "{m}") continue;
+    if (want == "{m}" || want == "{v}") continue;
     if (std::string_view(got.data(), got.size()) != want) return Fit::kNo;
   }
   // Only now, on a match, are captures decoded (they allocate).
   s = 0;
   for (std::string_view want : route.segments) {
     if (s == version_at) s += 2;
-    if (want == "{m}") {
+    if (want == "{m}" || want == "{v}") {
       auto name = DecodeName(segments[s]);
       if (!name) return Fit::kBadName;
-      match.model = *std::move(name);
+      (want == "{m}" ? match.model : match.version) = *std::move(name);
     }
     ++s;
   }
@@ -144,7 +151,11 @@ absl::StatusOr<RouteMatch> MatchRoute(Method method, std::string_view method_nam
     if (fit == Fit::kNo && route.versioned && versioned_path) fit = Match(route, segments, kVersionAt, match);
     if (fit == Fit::kNo) continue;
     if (fit == Fit::kBadName) return absl::InvalidArgumentError(StrCat("malformed model name in ", target));
-    const bool allowed = method == Method::kGet ? route.get : method == Method::kPost ? route.post : false;
+    const bool allowed = method == Method::kGet      ? route.get
+                         : method == Method::kPost   ? route.post
+                         : method == Method::kPut    ? route.put
+                         : method == Method::kDelete ? route.del
+                                                     : false;
     if (!allowed) {
       absl::Status status = absl::FailedPreconditionError(
           StrCat("method ", method_name, " is not allowed on ", target));

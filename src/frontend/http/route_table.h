@@ -53,15 +53,21 @@ enum class RouteId : uint8_t {
   kOpenAiModels,       // GET  /v1/models
   kOpenAiCompletions,      // POST /v1/completions (issue 22)
   kOpenAiChatCompletions,  // POST /v1/chat/completions
+  // Collections (docs/retrieval.md); {m} is the collection, {v} a document id.
+  kCollections,        // GET  /v1/collections
+  kCollection,         // GET|PUT|DELETE /v1/collections/{m}
+  kCollectionDocuments,  // POST /v1/collections/{m}/documents
+  kCollectionDocument,   // GET|DELETE /v1/collections/{m}/documents/{v}
+  kCollectionQuery,    // POST /v1/collections/{m}/query
 };
 
 // HTTP methods the table distinguishes.
-enum class Method : uint8_t { kGet, kPost, kOther };
+enum class Method : uint8_t { kGet, kPost, kPut, kDelete, kOther };
 
 struct RouteMatch {
   RouteId id;
   std::string model;    // {m}, percent-decoded; empty when the route has none.
-  std::string version;  // {v}, percent-decoded; empty when absent.
+  std::string version;  // {v} (a version, or a collection's document id), percent-decoded; empty when absent.
   std::string_view query;  // The raw query string (no '?'), a view into the target.
 };
 

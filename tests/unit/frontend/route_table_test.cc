@@ -69,5 +69,27 @@ TEST(RouteTableTest, UnknownPathsAreNotFoundAndWrongMethodsAreNotAllowed) {
   EXPECT_FALSE(IsMethodNotAllowed(Get("/nope").status()));
 }
 
+TEST(RouteTableTest, CollectionRoutesCaptureNameAndDocumentIdAndTakePutAndDelete) {
+  auto put = MatchRoute(Method::kPut, "PUT", "/v1/collections/reports");
+  ASSERT_TRUE(put.ok()) << put.status();
+  EXPECT_EQ(put->id, RouteId::kCollection);
+  EXPECT_EQ(put->model, "reports");
+  EXPECT_EQ(MatchRoute(Method::kDelete, "DELETE", "/v1/collections/reports")->id, RouteId::kCollection);
+  EXPECT_EQ(Get("/v1/collections")->id, RouteId::kCollections);
+  EXPECT_EQ(Post("/v1/collections/reports/documents")->id, RouteId::kCollectionDocuments);
+  EXPECT_EQ(Post("/v1/collections/reports/query")->id, RouteId::kCollectionQuery);
+  auto doc = MatchRoute(Method::kDelete, "DELETE", "/v1/collections/reports/documents/a%2Fb%20c");
+  ASSERT_TRUE(doc.ok()) << doc.status();
+  EXPECT_EQ(doc->id, RouteId::kCollectionDocument);
+  EXPECT_EQ(doc->model, "reports");
+  EXPECT_EQ(doc->version, "a/b c");
+  EXPECT_EQ(Get("/v1/collections/reports/documents/x")->version, "x");
+  EXPECT_TRUE(IsMethodNotAllowed(MatchRoute(Method::kOther, "PATCH", "/v1/collections/reports").status()));
+  EXPECT_TRUE(IsMethodNotAllowed(Post("/v1/collections/reports").status()));
+  EXPECT_TRUE(IsMethodNotAllowed(MatchRoute(Method::kPut, "PUT", "/v2/logging").status()));
+  EXPECT_TRUE(IsMethodNotAllowed(MatchRoute(Method::kDelete, "DELETE", "/v1/collections/reports/query").status()));
+  EXPECT_EQ(Get("/v1/collections/reports/documents/%00").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace ortserve::frontend
