@@ -25,7 +25,16 @@ const base = args.base;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const result = {errors: [], steps: []};
 const step = (name) => { result.steps.push(name); };
-let chromium = null;  // Killed on every way out.
+let chromium = null;  // Killed on every way out, with every process it started.
+
+function killGroup(signal) {
+  if (chromium === null) return;
+  try {
+    process.kill(-chromium.pid, signal);
+  } catch {
+    // The group is gone already.
+  }
+}
 
 async function main() {
   const profile = args.profile || mkdtempSync(join(tmpdir(), 'ortserve-chromium-'));
@@ -33,7 +42,7 @@ async function main() {
     '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
     '--no-default-browser-check', '--disable-extensions', '--disable-background-networking', '--hide-scrollbars',
     '--remote-debugging-port=0', `--user-data-dir=${profile}`, '--window-size=1280,1800', 'about:blank',
-  ], {stdio: ['ignore', 'ignore', 'pipe']});
+  ], {stdio: ['ignore', 'ignore', 'pipe'], detached: true});  // Its own process group: killed whole.
   let stderr = '';
   const wsUrl = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('chromium printed no DevTools address:\n' + stderr)), 30000);
@@ -239,9 +248,12 @@ async function main() {
 
   async function finish() {
     ws.close();
-    chromium.kill('SIGTERM');
-    await new Promise((r) => chromium.once('exit', r));
-    if (!args.profile) rmSync(profile, {recursive: true, force: true});
+    const exited = new Promise((r) => chromium.once('exit', r));
+    killGroup('SIGTERM');
+    await exited;
+    killGroup('SIGKILL');  // Helpers still writing to the profile would race its removal.
+    // Retried: a helper process may still be letting go of its files.
+    if (!args.profile) rmSync(profile, {recursive: true, force: true, maxRetries: 20, retryDelay: 50});
   }
 }
 
@@ -250,7 +262,7 @@ main().then(() => {
   process.exit(0);
 }, (e) => {
   result.failure = String(e && e.stack || e);
-  if (chromium) chromium.kill('SIGKILL');
+  killGroup('SIGKILL');
   process.stdout.write(JSON.stringify(result) + '\n');
   process.exit(1);
 });
