@@ -160,4 +160,9 @@ size_t AppendUtf8Lossy(std::string_view bytes, bool final, std::string* out);
 // byte-level vocabulary.
 char32_t ByteLevelCodePoint(unsigned char b);
 
+// The inverse: the raw bytes a byte-level token text stands for, or nullopt
+// when a character of it is not in the alphabet (an added token, or an entry
+// no input can produce).
+std::optional<std::string> ByteLevelToBytes(std::string_view text);
+
 }  // namespace ortserve::pipeline
