@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// The server's alert flags, parsed here so that src/server adds a few lines:
+// The server's alert flags, parsed here so that src/server adds a few lines
+// (at start-up, on the main thread; nothing here is shared):
 //
 //   alerts::AlertFlags alert_flags;
 //   alerts::AddAlertFlags(app, &alert_flags);              // before app.parse

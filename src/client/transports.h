@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // The two Client implementations, behind Client::Create. Internal to the
-// client library.
+// client library. Thread-safety: as Client (client.h).
 #pragma once
 
 #include <algorithm>

@@ -4,6 +4,7 @@
 // such numbers goes through these helpers (STYLE.md: "Sizes from outside are
 // hostile"); a wrapped size is how a 0-byte body "matches" a 2^61-element
 // shape, or a padded batch buffer ends up too small for what is copied into it.
+// Pure functions: safe from any thread.
 #pragma once
 
 #include <concepts>

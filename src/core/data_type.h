@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // The tensor element types of the KServe v2 / Open Inference Protocol.
+// Constants and pure functions: safe from any thread.
 #pragma once
 
 #include <cstddef>

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Protocol parameters: the `parameters` maps of requests, tensors and responses.
+// A value type, not synchronised: one thread at a time per object.
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Status helpers shared by every module: early-return macros over absl::Status.
+// Status helpers shared by every module: early-return macros over absl::Status
+// (no state; safe from any thread).
 #pragma once
 
 #include "absl/status/status.h"

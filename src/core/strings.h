@@ -2,6 +2,7 @@
 // String helpers that work with std::string_view. Debian's abseil is built with
 // its own absl::string_view (ABSL_OPTION_USE_STD_STRING_VIEW 0), so absl::StrCat
 // does not accept std::string_view; use ortserve::StrCat for messages instead.
+// Pure functions: safe from any thread.
 #pragma once
 
 #include <charconv>

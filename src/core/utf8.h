@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // UTF-8 validation, one definition for every module that checks text from
-// clients or files.
+// clients or files. Pure functions: safe from any thread.
 #pragma once
 
 #include <cstddef>

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Character classes the tokenizers' pre-tokenization needs (BERT's basic
-// tokenizer as Hugging Face's tokenizers crate defines it). Pure functions.
+// tokenizer as Hugging Face's tokenizers crate defines it). Pure functions:
+// safe from any thread.
 #pragma once
 
 #include <utf8proc.h>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // The server's collection flags, parsed here so that src/server adds a few
-// lines (as alerts/alert_flags.h does):
+// lines (as alerts/alert_flags.h does; at start-up, on the main thread):
 //
 //   retrieval::CollectionFlags collection_flags;
 //   retrieval::AddCollectionFlags(app, &collection_flags);       // before app.parse

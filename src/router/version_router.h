@@ -3,7 +3,8 @@
 // An explicit version (URL or `model_version`) wins, then the X-Model-Version
 // override (HTTP header or gRPC metadata), then the model's weighted split
 // (config `routing { split { version weight } }`), sticky by a key when the
-// config names one, else the version policy's default.
+// config names one, else the version policy's default. Pure functions over
+// their arguments: safe from any thread.
 #pragma once
 
 #include <cstdint>

@@ -3,6 +3,7 @@
 // tree, "unknown" for a tree without its own .git (a tarball) unless the
 // build set -DORTSERVE_GIT_COMMIT. Defined in a file the build generates
 // (cmake/build_info.cmake); only the `ortserve` executable links it.
+// Constants: safe from any thread.
 #pragma once
 
 #include <string_view>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // JSON bodies of the REST endpoints other than infer: server and model
-// metadata, repository index, statistics. Pure functions.
+// metadata, repository index, statistics. Pure functions: safe from any thread.
 #pragma once
 
 #include <string>
