@@ -1,0 +1,3 @@
+// SPDX-License-Identifier: Apache-2.0
+// Module-rule probe (tests/module_rules/CMakeLists.txt).
+#include "frontend/inference_service.h"
