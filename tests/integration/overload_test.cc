@@ -108,7 +108,15 @@ TEST(OverloadTest, FiveTimesCapacityIsRefusedFastWhileAdmittedRequestsKeepTheirL
   ASSERT_TRUE(overload.HasMember("refused_latency_us"));
   const double refused_p99 = P99(overload, "refused_latency_us");
   const double admitted_p99 = P99(overload, "latency_us");
-  EXPECT_LT(refused_p99, 1000) << "refusals must answer in well under a millisecond";
+  // A refusal must not wait for the model: an admitted request waits 4 ms
+  // in the batcher, so a refusal that queued would take that long. Relative
+  // to the same run, so that a busy machine (ctest -j2 beside other
+  // integration tests) does not fail it: an absolute bound of 1 ms failed
+  // at 1.06 ms with two other builds running.
+  const double admitted_p50 = overload["latency_us"]["p50"].GetDouble();
+  EXPECT_LT(refused_p99, 0.5 * admitted_p50)
+      << "refusals must answer without waiting for the model: refused p99 " << refused_p99
+      << " us, admitted p50 " << admitted_p50 << " us";
   EXPECT_LE(admitted_p99, 2 * idle_p99) << "admitted p99 " << admitted_p99 << " us, idle p99 " << idle_p99 << " us";
   // Memory: the excess holds no queue; a little slack for allocator caches.
   EXPECT_LT(rss_peak.load() - rss_before, 64 * 1024) << "RSS grew from " << rss_before << " to " << rss_peak.load()
