@@ -1,25 +1,32 @@
 // SPDX-License-Identifier: Apache-2.0
 // retrieval_bench [--n N] [--dim D] [--queries Q] [--ef-construction E] [--ef-search S] [--m M]
 //                 [--fsync always|never] [--exact-threshold T] [--dir DIR]
+//                 [--vectors FILE] [--ef-sweep 16,32,64,128,256]
 //
-// One collection of N random unit-normal vectors (cosine), written through a
-// CollectionStore in batches of 256 (log + apply, as the HTTP route does):
+// One collection of N vectors (cosine), written through a CollectionStore
+// in batches of 256 (log + apply, as the HTTP route does):
 //   insert/s            documents per second over the whole load
-//   recall@10           HNSW's top 10 against the exact scan's, averaged over Q queries
+//   recall@10           HNSW's top 10 against the exact scan's, averaged over
+//                       the queries (at most 300; 100 from 10^6 on)
 //   hnsw q/s, exact q/s single-threaded queries per second
 //   recovery s          a child process loads the collection with snapshots
 //                       off (everything in the log), is SIGKILLed, and the
 //                       store is reopened: replay + HNSW rebuild
-// With --exact-threshold 10000000 no graph is built: the load and the
+// The vectors are random unit-normal ones, or with --vectors the first N of
+// FILE (float32, D values each, as bench/retrieval/embed_corpus.py writes),
+// whose next Q vectors are the queries. --ef-sweep measures recall@10 and
+// queries/s at each ef_search (CollectionStore::SetEfSearch) on the same
+// graph. With --exact-threshold 10000000 no graph is built: the load and the
 // recovery then time the log alone, and queries are exact scans.
-// Random vectors are the hard case for HNSW (no clusters); real embeddings
-// score higher recall at the same ef.
+// Random vectors are the hard case for HNSW (no clusters, every point about
+// equally far); real embeddings score higher recall at the same ef.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -38,12 +45,14 @@ struct Args {
   size_t n = 100000;
   uint32_t dim = 64;
   size_t queries = 1000;
-  uint32_t m = 16;
-  uint32_t ef_construction = 100;
-  uint32_t ef_search = 64;
+  uint32_t m = CollectionParams{}.m;  // The collection's defaults.
+  uint32_t ef_construction = CollectionParams{}.ef_construction;
+  uint32_t ef_search = CollectionParams{}.ef_search;
   uint32_t exact_threshold = 1000;  // 10000000: no graph (log and exact scan only)
   std::string fsync = "always";
   std::string dir = "/tmp/retrieval_bench";
+  std::string vectors;              // empty: random vectors
+  std::vector<uint32_t> ef_sweep;   // empty: ef_search only
 };
 
 double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
@@ -53,6 +62,33 @@ std::vector<float> RandomVector(std::mt19937& rng, uint32_t dim) {
   std::vector<float> v(dim);
   for (float& x : v) x = normal(rng);
   return v;
+}
+
+// N + Q vectors: documents then queries.
+struct Data {
+  std::vector<std::vector<float>> documents, queries;
+};
+
+Data MakeData(const Args& args) {
+  Data data;
+  if (args.vectors.empty()) {
+    std::mt19937 rng(1234);
+    for (size_t i = 0; i < args.n; ++i) data.documents.push_back(RandomVector(rng, args.dim));
+    std::mt19937 query_rng(99);
+    for (size_t q = 0; q < args.queries; ++q) data.queries.push_back(RandomVector(query_rng, args.dim));
+    return data;
+  }
+  std::ifstream in(args.vectors, std::ios::binary);
+  std::vector<float> v(args.dim);
+  for (size_t i = 0; i < args.n + args.queries; ++i) {
+    if (!in.read(reinterpret_cast<char*>(v.data()), static_cast<std::streamsize>(v.size() * sizeof(float)))) {
+      std::fprintf(stderr, "%s holds fewer than %zu vectors of %u values\n", args.vectors.c_str(),
+                   args.n + args.queries, args.dim);
+      std::exit(1);
+    }
+    (i < args.n ? data.documents : data.queries).push_back(v);
+  }
+  return data;
 }
 
 CollectionInfo Info(const Args& args) {
@@ -81,14 +117,13 @@ std::unique_ptr<CollectionStore> Open(const Args& args, uint64_t snapshot_bytes)
   return *std::move(store);
 }
 
-// Writes args.n vectors (seeded: the same set every time); returns seconds.
-double Load(CollectionStore& store, const Args& args) {
-  std::mt19937 rng(1234);
+// Writes the documents; returns seconds.
+double Load(CollectionStore& store, const Args& args, const Data& data) {
   const auto start = Clock::now();
   std::vector<Change> batch;
   for (size_t i = 0; i < args.n; ++i) {
-    batch.push_back(Change{Change::Kind::kUpsert, Document{"v" + std::to_string(i), RandomVector(rng, args.dim),
-                                                           "{\"i\":" + std::to_string(i) + "}"}});
+    batch.push_back(Change{Change::Kind::kUpsert,
+                           Document{"v" + std::to_string(i), data.documents[i], "{\"i\":" + std::to_string(i) + "}"}});
     if (batch.size() == 256 || i + 1 == args.n) {
       if (auto s = store.Write("bench", "c", std::move(batch)); !s.ok()) {
         std::fprintf(stderr, "write: %s\n", std::string(s.message()).c_str());
@@ -116,12 +151,23 @@ int main(int argc, char** argv) {
     else if (flag == "--fsync") args.fsync = value;
     else if (flag == "--exact-threshold") args.exact_threshold = static_cast<uint32_t>(std::stoul(value));
     else if (flag == "--dir") args.dir = value;
+    else if (flag == "--vectors") args.vectors = value;
+    else if (flag == "--ef-sweep") {
+      for (size_t at = 0; at < value.size();) {
+        const size_t comma = std::min(value.find(',', at), value.size());
+        args.ef_sweep.push_back(static_cast<uint32_t>(std::stoul(value.substr(at, comma - at))));
+        at = comma + 1;
+      }
+    }
     else {
       std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
       return 2;
     }
   }
   std::filesystem::remove_all(args.dir);
+  const Data data = MakeData(args);
+  std::printf("vectors: %zu documents, %zu queries, %u values (%s)\n", args.n, args.queries, args.dim,
+              args.vectors.empty() ? "random unit-normal" : args.vectors.c_str());
 
   // 1. Load through the store (snapshots off) in a child, which reports on a
   // pipe once every write is acknowledged; then kill -9 it.
@@ -132,7 +178,7 @@ int main(int argc, char** argv) {
     close(done[0]);
     auto store = Open(args, uint64_t{1} << 40);
     if (!store->Create("bench", "c", Info(args)).ok()) return 1;
-    const double seconds = Load(*store, args);
+    const double seconds = Load(*store, args, data);
     char line[256];
     const int n = std::snprintf(line, sizeof line, "insert: %zu documents in %.1f s = %.0f/s (fsync %s, batches of 256)\n",
                                 args.n, seconds, args.n / seconds, args.fsync.c_str());
@@ -164,34 +210,41 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(stats->documents));
   std::fflush(stdout);
 
-  // 2. Recall@10 and queries/s.
-  std::mt19937 rng(99);
-  std::vector<std::vector<float>> queries;
-  for (size_t q = 0; q < args.queries; ++q) queries.push_back(RandomVector(rng, args.dim));
+  // 2. Recall@10 and queries/s: the exact scan's top 10 is the truth.
+  const std::vector<std::vector<float>>& queries = data.queries;
   const Filter none;
-  std::vector<std::vector<Hit>> approx(queries.size());
-  auto start = Clock::now();
-  for (size_t q = 0; q < queries.size(); ++q) approx[q] = *store->Query("bench", "c", queries[q], 10, none);
-  const double hnsw_qps = queries.size() / Seconds(start);
   const size_t exact_queries = std::min<size_t>(queries.size(), args.n >= 1000000 ? 100 : 300);
-  size_t found = 0;
-  start = Clock::now();
+  auto start = Clock::now();
   std::vector<std::vector<Hit>> exact(exact_queries);
   for (size_t q = 0; q < exact_queries; ++q) exact[q] = *store->Query("bench", "c", queries[q], 10, none, true);
   const double exact_qps = exact_queries / Seconds(start);
-  for (size_t q = 0; q < exact_queries; ++q) {
-    for (const Hit& a : approx[q]) {
-      for (const Hit& e : exact[q]) found += a.id == e.id;
-    }
-  }
-  if (stats->indexed) {
-    std::printf("recall@10: %.3f over %zu queries (M %u, ef_construction %u, ef_search %u)\n",
-                static_cast<double>(found) / (10.0 * exact_queries), exact_queries, args.m, args.ef_construction,
-                args.ef_search);
-    std::printf("queries/s: hnsw %.0f, exact %.1f (one thread)\n", hnsw_qps, exact_qps);
-  } else {
+  if (!stats->indexed) {
     std::printf("no graph (exact_threshold %u): queries/s exact %.1f (one thread)\n", args.exact_threshold,
                 exact_qps);
+  } else {
+    std::printf("exact scan: %.1f queries/s (one thread)\n", exact_qps);
+    std::vector<uint32_t> sweep = args.ef_sweep;
+    if (sweep.empty()) sweep.push_back(args.ef_search);
+    std::printf("| ef_search | recall@10 | queries/s (one thread) |\n| ---: | ---: | ---: |\n");
+    for (uint32_t ef : sweep) {
+      if (auto s = store->SetEfSearch("bench", "c", ef); !s.ok()) {
+        std::fprintf(stderr, "ef %u: %s\n", ef, std::string(s.message()).c_str());
+        return 1;
+      }
+      std::vector<std::vector<Hit>> approx(queries.size());
+      start = Clock::now();
+      for (size_t q = 0; q < queries.size(); ++q) approx[q] = *store->Query("bench", "c", queries[q], 10, none);
+      const double hnsw_qps = queries.size() / Seconds(start);
+      size_t found = 0;
+      for (size_t q = 0; q < exact_queries; ++q) {
+        for (const Hit& a : approx[q]) {
+          for (const Hit& e : exact[q]) found += a.id == e.id;
+        }
+      }
+      std::printf("| %u | %.3f | %.0f |\n", ef, static_cast<double>(found) / (10.0 * exact_queries), hnsw_qps);
+    }
+    std::printf("(M %u, ef_construction %u; recall over %zu queries, queries/s over %zu)\n", args.m,
+                args.ef_construction, exact_queries, queries.size());
   }
   // 3. Snapshot time, for the record.
   start = Clock::now();
