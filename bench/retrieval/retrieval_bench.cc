@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // retrieval_bench [--n N] [--dim D] [--queries Q] [--ef-construction E] [--ef-search S] [--m M]
 //                 [--fsync always|never] [--exact-threshold T] [--dir DIR]
-//                 [--vectors FILE] [--ef-sweep 16,32,64,128,256]
+//                 [--vectors FILE] [--ef-sweep 16,32,64,128,256] [--snapshot 1|0] [--rebuild-too 0|1]
 //
 // One collection of N vectors (cosine), written through a CollectionStore
 // in batches of 256 (log + apply, as the HTTP route does):
@@ -9,9 +9,13 @@
 //   recall@10           HNSW's top 10 against the exact scan's, averaged over
 //                       the queries (at most 300; 100 from 10^6 on)
 //   hnsw q/s, exact q/s single-threaded queries per second
-//   recovery s          a child process loads the collection with snapshots
-//                       off (everything in the log), is SIGKILLed, and the
-//                       store is reopened: replay + HNSW rebuild
+//   recovery s          a child process loads the collection, takes a
+//                       snapshot (documents and graph), rewrites 1% of the
+//                       documents into the log, is SIGKILLed, and the store
+//                       is reopened: snapshot + graph load + log replay.
+//                       --snapshot 0: no snapshot, the whole load is replayed
+//                       from the log and the graph rebuilt; --rebuild-too 1:
+//                       also reopen once more without the graph file
 // The vectors are random unit-normal ones, or with --vectors the first N of
 // FILE (float32, D values each, as bench/retrieval/embed_corpus.py writes),
 // whose next Q vectors are the queries. --ef-sweep measures recall@10 and
@@ -53,6 +57,8 @@ struct Args {
   std::string dir = "/tmp/retrieval_bench";
   std::string vectors;              // empty: random vectors
   std::vector<uint32_t> ef_sweep;   // empty: ef_search only
+  bool snapshot = true;             // false: recovery replays the whole log
+  bool rebuild_too = false;         // also time recovery without the graph file
 };
 
 double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
@@ -152,6 +158,8 @@ int main(int argc, char** argv) {
     else if (flag == "--exact-threshold") args.exact_threshold = static_cast<uint32_t>(std::stoul(value));
     else if (flag == "--dir") args.dir = value;
     else if (flag == "--vectors") args.vectors = value;
+    else if (flag == "--snapshot") args.snapshot = value == "1";
+    else if (flag == "--rebuild-too") args.rebuild_too = value == "1";
     else if (flag == "--ef-sweep") {
       for (size_t at = 0; at < value.size();) {
         const size_t comma = std::min(value.find(',', at), value.size());
@@ -179,14 +187,33 @@ int main(int argc, char** argv) {
     auto store = Open(args, uint64_t{1} << 40);
     if (!store->Create("bench", "c", Info(args)).ok()) return 1;
     const double seconds = Load(*store, args, data);
-    char line[256];
-    const int n = std::snprintf(line, sizeof line, "insert: %zu documents in %.1f s = %.0f/s (fsync %s, batches of 256)\n",
-                                args.n, seconds, args.n / seconds, args.fsync.c_str());
+    char line[512];
+    int n = std::snprintf(line, sizeof line, "insert: %zu documents in %.1f s = %.0f/s (fsync %s, batches of 256)\n",
+                          args.n, seconds, args.n / seconds, args.fsync.c_str());
+    if (args.snapshot) {
+      // The snapshot (documents and graph), then a tail of 1% of the
+      // documents written again after it: recovery loads the first and
+      // replays the second into the loaded graph.
+      const auto start = Clock::now();
+      if (!store->Snapshot("bench", "c").ok()) return 1;
+      const double snapshot = Seconds(start);
+      std::vector<Change> tail;
+      for (size_t i = 0; i < args.n / 100; ++i) {
+        tail.push_back(Change{Change::Kind::kUpsert, Document{"v" + std::to_string(i), data.documents[i], "{}"}});
+        if (tail.size() == 256 || i + 1 == args.n / 100) {
+          if (!store->Write("bench", "c", std::move(tail)).ok()) return 1;
+          tail.clear();
+        }
+      }
+      n += std::snprintf(line + n, sizeof line - static_cast<size_t>(n),
+                         "snapshot with the graph: %.1f s; then %zu documents rewritten into the log\n", snapshot,
+                         args.n / 100);
+    }
     if (write(done[1], line, static_cast<size_t>(n)) != n) return 1;
     for (;;) pause();  // Killed by the parent.
   }
   close(done[1]);
-  char line[256] = {};
+  char line[512] = {};
   const ssize_t got = read(done[0], line, sizeof line - 1);
   if (got <= 0) {
     std::fprintf(stderr, "the loader failed\n");
@@ -197,18 +224,36 @@ int main(int argc, char** argv) {
   int status = 0;
   waitpid(child, &status, 0);
   std::error_code ec;
-  const uintmax_t log_bytes = std::filesystem::file_size(args.dir + "/t_bench/c_c/wal.log", ec);
-  std::printf("killed the loader (signal %d); log %.1f MB\n", WIFSIGNALED(status) ? WTERMSIG(status) : 0,
-              static_cast<double>(log_bytes) / 1e6);
+  const std::string dir = args.dir + "/t_bench/c_c";
+  std::printf("killed the loader (signal %d); log %.1f MB, snapshot %.1f MB\n",
+              WIFSIGNALED(status) ? WTERMSIG(status) : 0,
+              static_cast<double>(std::filesystem::file_size(dir + "/wal.log", ec)) / 1e6,
+              static_cast<double>(std::filesystem::file_size(dir + "/snapshot.bin", ec)) / 1e6);
   std::fflush(stdout);
 
-  const auto reopen = Clock::now();
+  auto reopen = Clock::now();
   auto store = Open(args, uint64_t{1} << 40);
-  const double recovery = Seconds(reopen);
+  double recovery = Seconds(reopen);
   auto stats = store->Stats("bench", "c");
-  std::printf("recovery: %.1f s for %llu documents (replay + HNSW rebuild)\n", recovery,
-              static_cast<unsigned long long>(stats->documents));
+  std::printf("recovery: %.1f s for %llu documents (%s)\n", recovery,
+              static_cast<unsigned long long>(stats->documents),
+              stats->index_loaded ? "snapshot + graph loaded + log replayed into it"
+              : stats->index_builds > 0 ? "graph rebuilt from the documents"
+                                        : "no graph");
   std::fflush(stdout);
+  if (args.rebuild_too && stats->index_loaded) {
+    // The same recovery with the graph file gone: what it saves.
+    store.reset();
+    for (const auto& file : std::filesystem::directory_iterator(dir)) {
+      if (file.path().filename().string().starts_with("graph-")) std::filesystem::remove(file.path());
+    }
+    reopen = Clock::now();
+    store = Open(args, uint64_t{1} << 40);
+    recovery = Seconds(reopen);
+    std::printf("recovery without the graph file: %.1f s (graph rebuilt: %s)\n", recovery,
+                store->Stats("bench", "c")->index_builds > 0 ? "yes" : "no");
+    std::fflush(stdout);
+  }
 
   // 2. Recall@10 and queries/s: the exact scan's top 10 is the truth.
   const std::vector<std::vector<float>>& queries = data.queries;
