@@ -10,7 +10,7 @@
 //                       the queries (at most 300; 100 from 10^6 on)
 //   hnsw q/s, exact q/s single-threaded queries per second
 //   recovery s          a child process loads the collection, takes a
-//                       snapshot (documents and graph), rewrites 1% of the
+//                       snapshot (documents and graph), writes 1% more
 //                       documents into the log, is SIGKILLed, and the store
 //                       is reopened: snapshot + graph load + log replay.
 //                       --snapshot 0: no snapshot, the whole load is replayed
@@ -191,22 +191,26 @@ int main(int argc, char** argv) {
     int n = std::snprintf(line, sizeof line, "insert: %zu documents in %.1f s = %.0f/s (fsync %s, batches of 256)\n",
                           args.n, seconds, args.n / seconds, args.fsync.c_str());
     if (args.snapshot) {
-      // The snapshot (documents and graph), then a tail of 1% of the
-      // documents written again after it: recovery loads the first and
-      // replays the second into the loaded graph.
+      // The snapshot (documents and graph), then a tail of 1% more
+      // documents (near copies of the first ones, new ids) in the log only:
+      // recovery loads the first and replays the second into the loaded graph.
       const auto start = Clock::now();
       if (!store->Snapshot("bench", "c").ok()) return 1;
       const double snapshot = Seconds(start);
       std::vector<Change> tail;
+      std::mt19937 rng(5);
+      std::normal_distribution<float> noise(0, 0.01f);
       for (size_t i = 0; i < args.n / 100; ++i) {
-        tail.push_back(Change{Change::Kind::kUpsert, Document{"v" + std::to_string(i), data.documents[i], "{}"}});
+        std::vector<float> v = data.documents[i];
+        for (float& x : v) x += noise(rng);
+        tail.push_back(Change{Change::Kind::kUpsert, Document{"t" + std::to_string(i), std::move(v), "{}"}});
         if (tail.size() == 256 || i + 1 == args.n / 100) {
           if (!store->Write("bench", "c", std::move(tail)).ok()) return 1;
           tail.clear();
         }
       }
       n += std::snprintf(line + n, sizeof line - static_cast<size_t>(n),
-                         "snapshot with the graph: %.1f s; then %zu documents rewritten into the log\n", snapshot,
+                         "snapshot with the graph: %.1f s; then %zu more documents in the log\n", snapshot,
                          args.n / 100);
     }
     if (write(done[1], line, static_cast<size_t>(n)) != n) return 1;

@@ -197,9 +197,13 @@ absl::Status Collection::Apply(const std::vector<Change>& changes, std::vector<M
 absl::Status Collection::Upsert(Document& document, Metadata metadata) {
   if (params_.metric == Metric::kCosine) Normalize(document.vector);
   uint32_t slot = 0;
+  bool moved = true;
   if (auto it = by_id_.find(document.id); it != by_id_.end()) {
     slot = it->second;
     bytes_ -= Cost(document.id.size(), slots_[slot].metadata.json.size());
+    // A client's retry, or a change of metadata only: hnswlib would still
+    // re-link the node's whole neighbourhood (about M insertions' work).
+    moved = !std::equal(document.vector.begin(), document.vector.end(), VectorOf(slot));
   } else if (!free_slots_.empty()) {
     slot = free_slots_.back();
     free_slots_.pop_back();
@@ -219,6 +223,7 @@ absl::Status Collection::Upsert(Document& document, Metadata metadata) {
     if (by_id_.size() > params_.exact_threshold) return BuildIndex();
     return absl::OkStatus();
   }
+  if (!moved) return absl::OkStatus();
   try {
     if (slots_.size() > index_->capacity) {
       index_->capacity *= 2;

@@ -51,7 +51,7 @@ struct CollectionParams {
   Metric metric = Metric::kCosine;
   uint32_t m = 16;                     // HNSW links per node, 2..64
   uint32_t ef_construction = 200;      // HNSW build breadth, 8..4096
-  uint32_t ef_search = 64;             // HNSW query breadth, 8..4096
+  uint32_t ef_search = 128;            // HNSW query breadth, 8..4096 (bench/results/2026-12-07-retrieval-recall.md)
   uint32_t exact_threshold = 5000;     // Live documents below which queries are exact (0..1e7)
   uint64_t max_bytes = 256 << 20;      // Memory bound (estimate of what the collection holds)
 
