@@ -58,6 +58,7 @@ struct RecoveryReport {
   uint64_t log_batches = 0;      // Replayed from the log.
   uint64_t dropped_bytes = 0;    // Torn or corrupt tail cut off.
   std::string dropped_reason;
+  double snapshot_seconds = 0;  // Of `seconds`: the snapshot and its graph (loaded or rebuilt).
   double seconds = 0;
 };
 
