@@ -300,8 +300,10 @@ absl::Status Collection::Restore(uint32_t slot_count, const std::vector<uint32_t
                                  const std::vector<Change>& changes, std::vector<Metadata> metadata) {
   absl::MutexLock lock(&mu_);
   // Slots are only added while every slot is taken, so a collection never
-  // held more slots than max_bytes has room for documents.
-  const uint64_t most = params_.max_bytes / Cost(1, 0) + 1;
+  // held more slots than max_bytes has room for documents, plus one batch's
+  // upserts (Check bounds a batch's outcome, not its steps; the log allows
+  // 4096 changes a batch).
+  const uint64_t most = params_.max_bytes / Cost(1, 0) + 4096;
   if (slot_count > most || slots.size() != changes.size()) {
     return absl::DataLossError(StrCat("a slot count of ", slot_count, " is over the ", most, " max_bytes allows"));
   }

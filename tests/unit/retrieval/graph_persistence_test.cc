@@ -16,6 +16,7 @@
 
 #include "retrieval/collection_store.h"
 #include "retrieval/graph_file.h"
+#include "retrieval/wal.h"
 
 namespace ortserve::retrieval {
 namespace {
@@ -242,6 +243,47 @@ TEST_F(GraphPersistenceTest, GraphFileHeaderIsCheckedBeforeHnswlibReadsIt) {
     auto checked = check(edit);
     EXPECT_EQ(checked.status().code(), absl::StatusCode::kDataLoss) << checked.status();
   }
+}
+
+TEST_F(GraphPersistenceTest, VersionOneSnapshotIsReadAndItsGraphRebuilt) {
+  // A snapshot as written before graphs were kept: documents without slots.
+  std::mt19937 rng(4);
+  std::vector<std::vector<float>> vectors;
+  {
+    auto store = OpenStore();
+    ASSERT_TRUE(*store->Create("acme", "notes", Info()));
+  }
+  std::string file("ORTSNAP1", 8);
+  const uint64_t sequence = 7;
+  const uint32_t dimension = kDim;
+  file.append(reinterpret_cast<const char*>(&sequence), 8);
+  file.append(reinterpret_cast<const char*>(&dimension), 4);
+  for (int i = 0; i < 300; ++i) {
+    vectors.push_back(RandomVector(rng));
+    AppendFrame(EncodeDocument("d" + std::to_string(i), vectors.back().data(), kDim, "{}"), file);
+  }
+  std::string end = "ORTSNEND";
+  const uint64_t count = 300;
+  end.append(reinterpret_cast<const char*>(&count), 8);
+  AppendFrame(end, file);
+  std::ofstream(Dir() + "/snapshot.bin", std::ios::binary) << file;
+  {
+    auto store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(store->Stats("acme", "notes")->documents, 300u);
+    EXPECT_EQ(store->Stats("acme", "notes")->index_builds, 1u);
+    EXPECT_EQ(store->recovery()[0].graph_problem, "");
+    auto hits = store->Query("acme", "notes", vectors[42], 1, Filter());
+    ASSERT_TRUE(hits.ok());
+    EXPECT_EQ((*hits)[0].id, "d42");
+    // The next snapshot is version 2, with the graph; writes continue after sequence 7.
+    ASSERT_TRUE(store->Write("acme", "notes", {Upsert("new", RandomVector(rng))}).ok());
+    ASSERT_TRUE(store->Snapshot("acme", "notes").ok());
+    EXPECT_NE(GraphPath().find("graph-8.hnsw"), std::string::npos) << GraphPath();
+  }
+  auto store = OpenStore();
+  EXPECT_TRUE(store->Stats("acme", "notes")->index_loaded);
+  EXPECT_EQ(store->Stats("acme", "notes")->documents, 301u);
 }
 
 // A graph whose file checks out but that belongs to other documents (same
