@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <exception>
 #include <queue>
 
@@ -97,12 +98,30 @@ Collection::Collection(const CollectionParams& params)
     : params_(params),
       space_(MakeSpace(params.metric, params.dimension)),
       distance_(space_->get_dist_func()),
-      distance_param_(space_->get_dist_func_param()) {}
+      distance_param_(space_->get_dist_func_param()),
+      ef_search_(params.ef_search) {}
 Collection::~Collection() = default;
 
 absl::StatusOr<std::unique_ptr<Collection>> Collection::Create(const CollectionParams& params) {
   if (auto s = params.Validate(); !s.ok()) return s;
   return std::unique_ptr<Collection>(new Collection(params));
+}
+
+CollectionParams Collection::params() const {
+  absl::ReaderMutexLock lock(&mu_);
+  CollectionParams params = params_;
+  params.ef_search = ef_search_;
+  return params;
+}
+
+absl::Status Collection::SetEfSearch(uint32_t ef_search) {
+  CollectionParams params = params_;
+  params.ef_search = ef_search;
+  if (auto s = params.Validate(); !s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  ef_search_ = ef_search;
+  if (index_ != nullptr) index_->graph->setEf(ef_search);
+  return absl::OkStatus();
 }
 
 uint64_t Collection::Cost(size_t id_bytes, size_t metadata_bytes) const {
@@ -178,9 +197,13 @@ absl::Status Collection::Apply(const std::vector<Change>& changes, std::vector<M
 absl::Status Collection::Upsert(Document& document, Metadata metadata) {
   if (params_.metric == Metric::kCosine) Normalize(document.vector);
   uint32_t slot = 0;
+  bool moved = true;
   if (auto it = by_id_.find(document.id); it != by_id_.end()) {
     slot = it->second;
     bytes_ -= Cost(document.id.size(), slots_[slot].metadata.json.size());
+    // A client's retry, or a change of metadata only: hnswlib would still
+    // re-link the node's whole neighbourhood (about M insertions' work).
+    moved = !std::equal(document.vector.begin(), document.vector.end(), VectorOf(slot));
   } else if (!free_slots_.empty()) {
     slot = free_slots_.back();
     free_slots_.pop_back();
@@ -200,6 +223,7 @@ absl::Status Collection::Upsert(Document& document, Metadata metadata) {
     if (by_id_.size() > params_.exact_threshold) return BuildIndex();
     return absl::OkStatus();
   }
+  if (!moved) return absl::OkStatus();
   try {
     if (slots_.size() > index_->capacity) {
       index_->capacity *= 2;
@@ -241,7 +265,7 @@ absl::Status Collection::BuildIndex() {
   try {
     index->graph = std::make_unique<hnswlib::HierarchicalNSW<float>>(space_.get(), index->capacity, params_.m,
                                                                       params_.ef_construction, /*random_seed=*/100);
-    index->graph->setEf(params_.ef_search);
+    index->graph->setEf(ef_search_);
     for (uint32_t slot = 0; slot < slots_.size(); ++slot) {
       if (slots_[slot].live) index->graph->addPoint(VectorOf(slot), slot);
     }
@@ -249,6 +273,146 @@ absl::Status Collection::BuildIndex() {
     return absl::InternalError(StrCat("building the HNSW index failed: ", e.what()));
   }
   index_ = std::move(index);
+  index_loaded_ = false;
+  ++index_builds_;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<GraphFile> Collection::SaveIndex(const std::string& path) const {
+  absl::ReaderMutexLock lock(&mu_);
+  if (index_ == nullptr) return absl::NotFoundError("the collection has no graph");
+  hnswlib::HierarchicalNSW<float>& graph = *index_->graph;
+  // The size hnswlib's saveIndex writes: header, level-0 block, then each
+  // node's upper-level lists after their length.
+  uint64_t bytes = kGraphHeaderBytes + graph.cur_element_count * graph.size_data_per_element_;
+  for (size_t node = 0; node < graph.cur_element_count; ++node) {
+    bytes += 4 + uint64_t{graph.size_links_per_element_} * static_cast<uint64_t>(graph.element_levels_[node]);
+  }
+  try {
+    graph.saveIndex(path);
+  } catch (const std::exception& e) {
+    return absl::InternalError(StrCat("saving the graph to ", path, " failed: ", e.what()));
+  }
+  return SealGraphFile(path, bytes);
+}
+
+absl::Status Collection::Restore(uint32_t slot_count, const std::vector<uint32_t>& slots,
+                                 const std::vector<Change>& changes, std::vector<Metadata> metadata) {
+  absl::MutexLock lock(&mu_);
+  // Slots are only added while every slot is taken, so a collection never
+  // held more slots than max_bytes has room for documents, plus one batch's
+  // upserts (Check bounds a batch's outcome, not its steps; the log allows
+  // 4096 changes a batch).
+  const uint64_t most = params_.max_bytes / Cost(1, 0) + 4096;
+  if (slot_count > most || slots.size() != changes.size()) {
+    return absl::DataLossError(StrCat("a slot count of ", slot_count, " is over the ", most, " max_bytes allows"));
+  }
+  if (slots_.size() < slot_count) {
+    slots_.resize(slot_count);
+    vectors_.resize(size_t{slot_count} * params_.dimension);
+  }
+  for (size_t i = 0; i < changes.size(); ++i) {
+    const Document& d = changes[i].document;
+    const uint32_t slot = slots[i];
+    if (changes[i].kind != Change::Kind::kUpsert || slot >= slots_.size() || slots_[slot].live ||
+        by_id_.contains(d.id)) {
+      return absl::DataLossError(StrCat("document '", d.id, "' has a slot (", slot, ") out of range or taken"));
+    }
+    std::copy(d.vector.begin(), d.vector.end(), vectors_.begin() + size_t{slot} * params_.dimension);
+    Slot& s = slots_[slot];
+    s.id = d.id;
+    s.metadata = std::move(metadata[i]);
+    s.live = true;
+    by_id_[s.id] = slot;
+    bytes_ += Cost(s.id.size(), s.metadata.json.size());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Collection::FinishRestore(const std::string& graph_path, const GraphFile& graph, std::string* problem) {
+  absl::MutexLock lock(&mu_);
+  free_slots_.clear();
+  for (uint32_t slot = static_cast<uint32_t>(slots_.size()); slot-- > 0;) {
+    if (!slots_[slot].live) free_slots_.push_back(slot);  // The lowest is reused first.
+  }
+  problem->clear();
+  if (!graph_path.empty()) {
+    if (auto s = LoadIndex(graph_path, graph); !s.ok()) *problem = ToStd(s.message());
+  }
+  if (index_ == nullptr && by_id_.size() > params_.exact_threshold) return BuildIndex();
+  return absl::OkStatus();
+}
+
+absl::Status Collection::LoadIndex(const std::string& path, const GraphFile& file) {
+  auto index = std::make_unique<Index>();
+  index->capacity = std::max<size_t>(1024, slots_.size() * 2);
+  const GraphShape shape{.dimension = params_.dimension,
+                         .m = params_.m,
+                         .ef_construction = params_.ef_construction,
+                         .max_nodes = slots_.size(),
+                         .capacity = index->capacity};
+  if (auto checked = CheckGraphFile(path, file, shape); !checked.ok()) return checked.status();
+  // Only now may hnswlib read it. Its loading constructor leaves the fields
+  // loadIndex does not set uninitialized: the deleted count (which loadIndex
+  // adds to) and the pointers its destructor frees when loadIndex throws.
+  auto graph = std::make_unique<hnswlib::HierarchicalNSW<float>>(space_.get());
+  graph->cur_element_count = 0;
+  graph->num_deleted_ = 0;
+  graph->data_level0_memory_ = nullptr;
+  graph->linkLists_ = nullptr;
+  graph->visited_list_pool_ = nullptr;
+  try {
+    graph->loadIndex(path, space_.get(), index->capacity);
+  } catch (const std::exception& e) {
+    // Only an allocation can fail here (the file was checked). Its node
+    // lists may be half made: leak them rather than free what is not there.
+    graph->cur_element_count = 0;
+    return absl::DataLossError(StrCat("hnswlib could not read it: ", e.what()));
+  }
+  const hnswlib::HierarchicalNSW<float>& g = *graph;
+  // The file may have been swapped after it was checked: the links are
+  // checked again in memory (within the graph; an upper-level link only to a
+  // node that has that level, since a search walks it there).
+  if (g.max_elements_ != index->capacity || g.cur_element_count > slots_.size() ||
+      g.enterpoint_node_ >= g.cur_element_count || g.element_levels_[g.enterpoint_node_] != g.maxlevel_) {
+    return absl::DataLossError("it changed while it was read");
+  }
+  const auto nodes = static_cast<hnswlib::tableint>(g.cur_element_count);
+  for (hnswlib::tableint node = 0; node < nodes; ++node) {
+    for (int level = 0; level <= g.element_levels_[node]; ++level) {
+      hnswlib::linklistsizeint* list = level == 0 ? g.get_linklist0(node) : g.get_linklist(node, level);
+      const size_t size = g.getListCount(list);
+      const auto* links = reinterpret_cast<const hnswlib::tableint*>(list + 1);
+      if (size > (level == 0 ? g.maxM0_ : g.maxM_)) return absl::DataLossError(StrCat("node ", node, " has too many links"));
+      for (size_t j = 0; j < size; ++j) {
+        if (links[j] >= nodes || g.element_levels_[links[j]] < level) {
+          return absl::DataLossError(StrCat("node ", node, " links outside the graph"));
+        }
+      }
+    }
+  }
+  // Labels are slots: each node a distinct slot, deleted exactly when the
+  // slot is free, holding the slot's vector; every live slot a node.
+  if (g.label_lookup_.size() != g.cur_element_count) return absl::DataLossError("two nodes share a label");
+  size_t live = 0;
+  const size_t vector_bytes = size_t{params_.dimension} * sizeof(float);
+  for (hnswlib::tableint node = 0; node < g.cur_element_count; ++node) {
+    const hnswlib::labeltype label = g.getExternalLabel(node);
+    if (label >= slots_.size() || slots_[label].live == g.isMarkedDeleted(node)) {
+      return absl::DataLossError(StrCat("node ", node, " (slot ", label, ") does not match the documents"));
+    }
+    if (slots_[label].live) {
+      if (std::memcmp(g.getDataByInternalId(node), VectorOf(static_cast<uint32_t>(label)), vector_bytes) != 0) {
+        return absl::DataLossError(StrCat("node ", node, " holds another vector than slot ", label));
+      }
+      ++live;
+    }
+  }
+  if (live != by_id_.size()) return absl::DataLossError(StrCat(by_id_.size() - live, " documents are not in it"));
+  index->graph = std::move(graph);
+  index->graph->setEf(ef_search_);  // loadIndex leaves hnswlib's default of 10.
+  index_ = std::move(index);
+  index_loaded_ = true;
   return absl::OkStatus();
 }
 
@@ -347,7 +511,9 @@ CollectionStats Collection::Stats() const {
                          .bytes = bytes_,
                          .max_bytes = params_.max_bytes,
                          .indexed = index_ != nullptr,
-                         .deleted_slots = free_slots_.size()};
+                         .deleted_slots = free_slots_.size(),
+                         .index_builds = index_builds_,
+                         .index_loaded = index_loaded_};
 }
 
 }  // namespace ortserve::retrieval

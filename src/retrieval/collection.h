@@ -20,6 +20,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "retrieval/graph_file.h"
 #include "retrieval/metadata.h"
 
 namespace hnswlib {
@@ -50,7 +51,7 @@ struct CollectionParams {
   Metric metric = Metric::kCosine;
   uint32_t m = 16;                     // HNSW links per node, 2..64
   uint32_t ef_construction = 200;      // HNSW build breadth, 8..4096
-  uint32_t ef_search = 64;             // HNSW query breadth, 8..4096
+  uint32_t ef_search = 128;            // HNSW query breadth, 8..4096 (bench/results/2026-12-07-retrieval-recall.md)
   uint32_t exact_threshold = 5000;     // Live documents below which queries are exact (0..1e7)
   uint64_t max_bytes = 256 << 20;      // Memory bound (estimate of what the collection holds)
 
@@ -88,6 +89,8 @@ struct CollectionStats {
   uint64_t max_bytes = 0;
   bool indexed = false;     // Whether the HNSW graph exists.
   uint64_t deleted_slots = 0;  // Deleted slots waiting for reuse.
+  uint64_t index_builds = 0;   // Graphs built from the vectors since the collection was opened.
+  bool index_loaded = false;   // Whether the graph was read from a snapshot instead.
 };
 
 class Collection {
@@ -96,7 +99,13 @@ class Collection {
   static absl::StatusOr<std::unique_ptr<Collection>> Create(const CollectionParams& params);
   ~Collection();
 
-  const CollectionParams& params() const { return params_; }
+  // The parameters the collection was created with, ef_search as
+  // SetEfSearch last set it.
+  CollectionParams params() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Sets the HNSW query breadth from now on (InvalidArgument outside
+  // 8..4096). Takes the writer lock: queries in flight finish first.
+  absl::Status SetEfSearch(uint32_t ef_search) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Checks `changes` without applying them: ids and vectors within bounds,
   // vectors of the collection's dimension with finite values (and, for
@@ -120,16 +129,42 @@ class Collection {
 
   CollectionStats Stats() const ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Calls `visit` for every live document, under the reader lock (writers
-  // wait; queries go on). For snapshots.
+  // Calls `visit(slot, id, vector, metadata)` for every live document in
+  // slot order, under the reader lock (writers wait; queries go on), and
+  // returns the slot count. For snapshots.
   template <typename F>
-  void ForEach(F&& visit) const ABSL_LOCKS_EXCLUDED(mu_) {
+  uint32_t ForEach(F&& visit) const ABSL_LOCKS_EXCLUDED(mu_) {
     absl::ReaderMutexLock lock(&mu_);
     for (uint32_t slot = 0; slot < slots_.size(); ++slot) {
       const Slot& s = slots_[slot];
-      if (s.live) visit(s.id, VectorOf(slot), s.metadata.json);
+      if (s.live) visit(slot, s.id, VectorOf(slot), s.metadata.json);
     }
+    return static_cast<uint32_t>(slots_.size());
   }
+  // The slots, live or free (what ForEach returns).
+  uint32_t SlotCount() const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::ReaderMutexLock lock(&mu_);
+    return static_cast<uint32_t>(slots_.size());
+  }
+  // Writes the HNSW graph to `path` (graph_file.h). NotFound when the
+  // collection has none; Internal when writing fails. Under the reader lock:
+  // the file matches what ForEach saw if no change ran in between.
+  absl::StatusOr<GraphFile> SaveIndex(const std::string& path) const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Recovery from a snapshot, on a new collection, before any other call:
+  // Restore places documents that Check accepted at their slots as the
+  // snapshot has them (the graph's labels), vectors as stored, building no
+  // graph; then FinishRestore frees the slots no document took, loads the
+  // graph from `graph_path` (when not empty) and checks it against the
+  // documents (every live slot a node, every node's vector the slot's), and
+  // when that fails (`*problem` says why) or there is no graph, builds one
+  // if the collection is over its exact_threshold. Restore: DataLoss for a
+  // slot out of range or taken, a repeated id, or a slot count over what
+  // max_bytes allows. FinishRestore: Internal only when building fails.
+  absl::Status Restore(uint32_t slot_count, const std::vector<uint32_t>& slots, const std::vector<Change>& changes,
+                       std::vector<Metadata> metadata) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status FinishRestore(const std::string& graph_path, const GraphFile& graph, std::string* problem)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Slot {
@@ -148,6 +183,8 @@ class Collection {
   absl::Status Upsert(Document& document, Metadata metadata) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Delete(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status BuildIndex() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Loads the graph at `path` and checks it against the slots (FinishRestore).
+  absl::Status LoadIndex(const std::string& path, const GraphFile& file) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Exact scan of the live slots.
   std::vector<std::pair<float, uint32_t>> Scan(const float* query, size_t top_k, const Filter& filter) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
@@ -160,12 +197,15 @@ class Collection {
   float (*const distance_)(const void*, const void*, const void*);
   void* const distance_param_;
   mutable absl::Mutex mu_;
+  uint32_t ef_search_ ABSL_GUARDED_BY(mu_);  // params_.ef_search until SetEfSearch.
   std::vector<Slot> slots_ ABSL_GUARDED_BY(mu_);
   std::vector<float> vectors_ ABSL_GUARDED_BY(mu_);  // slot * dimension
   absl::flat_hash_map<std::string, uint32_t> by_id_ ABSL_GUARDED_BY(mu_);
   std::vector<uint32_t> free_slots_ ABSL_GUARDED_BY(mu_);
   uint64_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
   std::unique_ptr<Index> index_ ABSL_GUARDED_BY(mu_);
+  uint64_t index_builds_ ABSL_GUARDED_BY(mu_) = 0;
+  bool index_loaded_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace ortserve::retrieval

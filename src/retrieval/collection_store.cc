@@ -13,19 +13,15 @@
 #include <filesystem>
 
 #include "core/strings.h"
+#include "retrieval/snapshot.h"
 
 namespace ortserve::retrieval {
 namespace {
 
 namespace fs = std::filesystem;
 
-constexpr char kSnapshotMagic[8] = {'O', 'R', 'T', 'S', 'N', 'A', 'P', '1'};
-constexpr std::string_view kSnapshotEnd = "ORTSNEND";
-constexpr size_t kSnapshotHeader = 8 + 8 + 4;
 constexpr size_t kMaxInfoBytes = 4096;
 constexpr size_t kMaxModelNameBytes = 256;
-// Documents checked and applied at once while recovering.
-constexpr size_t kRecoveryBatch = 1024;
 
 bool IsNameByte(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
@@ -50,13 +46,6 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path, size_t limit)
   if (have > limit) return absl::DataLossError(StrCat(path, " is longer than ", limit, " bytes"));
   out.resize(have);
   return out;
-}
-
-template <typename T>
-void Put(std::string& out, T value) {
-  char bytes[sizeof(T)];
-  std::memcpy(bytes, &value, sizeof(T));
-  out.append(bytes, sizeof(T));
 }
 
 }  // namespace
@@ -222,64 +211,19 @@ absl::StatusOr<std::shared_ptr<CollectionStore::Entry>> CollectionStore::Recover
   entry->collection = *std::move(collection);
   Collection& c = *entry->collection;
 
-  std::vector<Change> pending;
-  auto flush = [&]() -> absl::Status {
-    if (pending.empty()) return absl::OkStatus();
-    auto metadata = c.Check(pending);
-    if (!metadata.ok()) return metadata.status();
-    absl::Status status = c.Apply(pending, *std::move(metadata));
-    pending.clear();
-    return status;
-  };
-
   // The snapshot: written whole and renamed into place, so any damage is not
   // a crash's doing; it stops recovery of this collection (and the server).
-  uint64_t snapshot_sequence = 0;
-  const std::string snapshot_path = StrCat(dir, "/snapshot.bin");
-  if (const int fd = ::open(snapshot_path.c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
-    char header[kSnapshotHeader];
-    uint32_t dimension = 0;
-    bool ended = false;
-    std::string stopped;
-    absl::Status status = absl::OkStatus();
-    if (::read(fd, header, sizeof(header)) != static_cast<ssize_t>(sizeof(header)) ||
-        std::memcmp(header, kSnapshotMagic, 8) != 0) {
-      status = absl::DataLossError("bad header");
-    } else {
-      std::memcpy(&snapshot_sequence, header + 8, 8);
-      std::memcpy(&dimension, header + 16, 4);
-      if (dimension != info->params.dimension) status = absl::DataLossError("dimension differs from collection.json");
-    }
-    if (status.ok()) {
-      auto read = ReadFrames(
-          fd,
-          [&](std::string_view payload) -> absl::Status {
-            if (ended) return absl::DataLossError("frames after the end marker");
-            if (payload.starts_with(kSnapshotEnd)) {
-              uint64_t count = 0;
-              if (payload.size() != kSnapshotEnd.size() + 8) return absl::DataLossError("bad end marker");
-              std::memcpy(&count, payload.data() + kSnapshotEnd.size(), 8);
-              if (count != report.snapshot_documents) return absl::DataLossError("document count differs");
-              ended = true;
-              return absl::OkStatus();
-            }
-            auto document = DecodeDocument(payload);
-            if (!document.ok()) return document.status();
-            pending.push_back(Change{Change::Kind::kUpsert, *std::move(document)});
-            ++report.snapshot_documents;
-            return pending.size() >= kRecoveryBatch ? flush() : absl::OkStatus();
-          },
-          &stopped);
-      if (!read.ok()) status = read.status();
-      else if (!stopped.empty()) status = absl::DataLossError(stopped);
-      else if (!ended) status = absl::DataLossError("no end marker");
-      if (status.ok()) status = flush();
-    }
-    ::close(fd);
-    if (!status.ok()) {
-      return absl::DataLossError(StrCat(snapshot_path, " is damaged (", ToStd(status.message()),
-                                        "); move it aside to start without it"));
-    }
+  // A graph file that does not check out is only a cost: it is rebuilt.
+  auto snapshot = ReadSnapshot(dir, c);
+  if (!snapshot.ok()) return snapshot.status();
+  const uint64_t snapshot_sequence = snapshot->sequence;
+  report.snapshot_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  report.snapshot_documents = snapshot->documents;
+  report.graph_loaded = snapshot->graph_loaded;
+  report.graph_problem = snapshot->graph_problem;
+  if (!report.graph_problem.empty()) {
+    spdlog::warn("collection {}/{}: its snapshot's graph was not used ({}); rebuilt from the documents", tenant, name,
+                 report.graph_problem);
   }
 
   // The log: replayed past the snapshot's sequence; a torn or corrupt tail
@@ -332,8 +276,11 @@ absl::StatusOr<std::shared_ptr<CollectionStore::Entry>> CollectionStore::Recover
     spdlog::warn("collection {}/{}: cut {} bytes off its log ({}); those writes were never acknowledged", tenant,
                  name, report.dropped_bytes, report.dropped_reason.empty() ? "a torn frame" : report.dropped_reason);
   }
-  spdlog::info("collection {}/{} recovered: {} documents from the snapshot, {} log batches, {:.3f} s", tenant, name,
-               report.snapshot_documents, report.log_batches, report.seconds);
+  spdlog::info("collection {}/{} recovered: {} documents from the snapshot (graph {}) in {:.3f} s, then {} log "
+               "batches: {:.3f} s in all",
+               tenant, name, report.snapshot_documents,
+               report.graph_loaded ? "loaded" : (c.Stats().indexed ? "rebuilt" : "none"), report.snapshot_seconds,
+               report.log_batches, report.seconds);
   recovery_.push_back(std::move(report));
   return entry;
 }
@@ -461,9 +408,10 @@ absl::Status CollectionStore::Drop(std::string_view tenant, std::string_view nam
 }
 
 absl::StatusOr<CollectionInfo> CollectionStore::Info(std::string_view tenant, std::string_view name) const {
-  auto entry = Find(tenant, name);
-  if (!entry.ok()) return entry.status();
-  return (*entry)->info;
+  absl::MutexLock lock(&mu_);  // SetEfSearch changes info under it.
+  auto it = collections_.find(Key(std::string(tenant), std::string(name)));
+  if (it == collections_.end()) return absl::NotFoundError(StrCat("no collection '", name, "'"));
+  return it->second->info;
 }
 
 absl::StatusOr<CollectionStats> CollectionStore::Stats(std::string_view tenant, std::string_view name) const {
@@ -533,6 +481,21 @@ absl::StatusOr<Document> CollectionStore::Get(std::string_view tenant, std::stri
   return (*entry)->collection->Get(id);
 }
 
+absl::Status CollectionStore::SetEfSearch(std::string_view tenant, std::string_view name, uint32_t ef_search) {
+  // mu_ then write_mu, as Drop takes them; entry->info is read under mu_.
+  absl::MutexLock lock(&mu_);
+  auto it = collections_.find(Key(std::string(tenant), std::string(name)));
+  if (it == collections_.end()) return absl::NotFoundError(StrCat("no collection '", name, "'"));
+  Entry& entry = *it->second;
+  absl::MutexLock write_lock(&entry.write_mu);
+  CollectionInfo info = entry.info;
+  info.params.ef_search = ef_search;
+  if (auto s = info.params.Validate(); !s.ok()) return s;
+  if (auto s = WriteFileAtomically(entry.dir, "collection.json", InfoToJson(info)); !s.ok()) return s;
+  entry.info = info;
+  return entry.collection->SetEfSearch(ef_search);
+}
+
 absl::Status CollectionStore::Snapshot(std::string_view tenant, std::string_view name) {
   auto found = Find(tenant, name);
   if (!found.ok()) return found.status();
@@ -542,34 +505,9 @@ absl::Status CollectionStore::Snapshot(std::string_view tenant, std::string_view
 }
 
 absl::Status CollectionStore::SnapshotLocked(Entry& entry) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  // Caller holds entry.write_mu: no change runs meanwhile (queries do).
-  const std::string temp = StrCat(entry.dir, "/.snapshot.bin.tmp");
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return absl::InternalError(StrCat("cannot create ", temp, ": ", std::strerror(errno)));
-  std::string buffer;
-  buffer.append(kSnapshotMagic, 8);
-  Put<uint64_t>(buffer, entry.next_sequence - 1);
-  Put<uint32_t>(buffer, entry.info.params.dimension);
-  bool ok = true;
-  uint64_t count = 0;
-  entry.collection->ForEach([&](const std::string& id, const float* vector, const std::string& metadata) {
-    AppendFrame(EncodeDocument(id, vector, entry.info.params.dimension, metadata), buffer);
-    ++count;
-    if (buffer.size() >= (1 << 20)) {
-      ok = ok && WriteAll(fd, buffer);
-      buffer.clear();
-    }
-  });
-  std::string end(kSnapshotEnd);
-  Put<uint64_t>(end, count);
-  AppendFrame(end, buffer);
-  ok = ok && WriteAll(fd, buffer) && ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok) return absl::InternalError(StrCat("writing ", temp, " failed: ", std::strerror(errno)));
-  if (::rename(temp.c_str(), StrCat(entry.dir, "/snapshot.bin").c_str()) != 0) {
-    return absl::InternalError(StrCat("cannot rename ", temp, ": ", std::strerror(errno)));
-  }
-  if (auto s = SyncDirectory(entry.dir); !s.ok()) return s;
+  // Caller holds entry.write_mu: no change runs meanwhile (queries do), so
+  // the documents and the graph written are the same state.
+  if (auto s = WriteSnapshot(entry.dir, entry.next_sequence - 1, *entry.collection); !s.ok()) return s;
   // From here the snapshot holds every logged change; a crash before the log
   // is emptied replays nothing twice (batches at or below its sequence are skipped).
   return entry.wal->Truncate();

@@ -4,6 +4,7 @@
 //   <dir>/t_<tenant>/c_<name>/collection.json   its model and parameters
 //                            /wal.log           changes since the snapshot (wal.h)
 //                            /snapshot.bin      every document at a sequence number
+//                            /graph-<seq>.hnsw  the HNSW graph of that snapshot (snapshot.h)
 // A write is logged (and, under FsyncPolicy::kAlways, fdatasync'ed) before
 // it is acknowledged; a snapshot is taken when the log passes
 // `snapshot_log_bytes`, then the log is emptied. Open replays each
@@ -52,9 +53,12 @@ struct CollectionInfo {
 struct RecoveryReport {
   std::string tenant, name;
   uint64_t snapshot_documents = 0;
+  bool graph_loaded = false;     // The HNSW graph came from the snapshot (not rebuilt).
+  std::string graph_problem;     // Why the snapshot's graph was not used; empty: no problem.
   uint64_t log_batches = 0;      // Replayed from the log.
   uint64_t dropped_bytes = 0;    // Torn or corrupt tail cut off.
   std::string dropped_reason;
+  double snapshot_seconds = 0;  // Of `seconds`: the snapshot and its graph (loaded or rebuilt).
   double seconds = 0;
 };
 
@@ -99,6 +103,9 @@ class CollectionStore {
   absl::StatusOr<std::vector<Hit>> Query(std::string_view tenant, std::string_view name, std::vector<float> vector,
                                          size_t top_k, const Filter& filter, bool exact = false) const;
   absl::StatusOr<Document> Get(std::string_view tenant, std::string_view name, std::string_view id) const;
+  // Sets the collection's HNSW query breadth (collection.json is rewritten:
+  // it lasts across restarts). InvalidArgument outside 8..4096.
+  absl::Status SetEfSearch(std::string_view tenant, std::string_view name, uint32_t ef_search);
   // Takes a snapshot now and empties the log.
   absl::Status Snapshot(std::string_view tenant, std::string_view name);
 

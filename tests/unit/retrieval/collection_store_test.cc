@@ -195,6 +195,19 @@ TEST_F(CollectionStoreTest, DamagedSnapshotStopsOpenWithDataLoss) {
   EXPECT_NE(std::string(store.status().message()).find("snapshot.bin"), std::string::npos);
 }
 
+TEST_F(CollectionStoreTest, SetEfSearchLastsAcrossReopen) {
+  {
+    auto store = OpenStore();
+    ASSERT_TRUE(*store->Create("acme", "notes", Info()));
+    EXPECT_EQ(store->SetEfSearch("acme", "notes", 3).code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(store->SetEfSearch("acme", "other", 100).code(), absl::StatusCode::kNotFound);
+    ASSERT_TRUE(store->SetEfSearch("acme", "notes", 300).ok());
+    EXPECT_EQ(store->Info("acme", "notes")->params.ef_search, 300u);
+  }
+  auto store = OpenStore();
+  EXPECT_EQ(store->Info("acme", "notes")->params.ef_search, 300u);
+}
+
 TEST_F(CollectionStoreTest, TenantsAreSeparateAndDropsAreDurable) {
   {
     auto store = OpenStore();
