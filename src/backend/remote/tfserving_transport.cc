@@ -23,6 +23,7 @@
 #include "core/checked_math.h"
 #include "core/status.h"
 #include "core/strings.h"
+#include "observability/tracing.h"
 #include "rapidjson/document.h"
 #include "rapidjson/stringbuffer.h"
 #include "rapidjson/writer.h"
@@ -47,14 +48,27 @@ struct Reply {
 
 // A blocking HTTP/1.1 client with a pool of keep-alive connections, each
 // with its own io_context (a call drives only its own socket).
+// The W3C traceparent for a call in `trace`; empty when it is in none.
+std::string Traceparent(const RequestTrace& trace) {
+  if (!trace.sampled()) return {};
+  observability::TraceContext context;
+  context.trace_id = trace.trace_id;
+  context.span_id = trace.span_id;
+  context.sampled = true;
+  return observability::FormatTraceparent(context);
+}
+
 class HttpPool {
  public:
   HttpPool(std::string host, uint16_t port) : host_(std::move(host)), port_(port) {}
 
-  absl::StatusOr<Reply> Request(http::verb verb, const std::string& target, std::string body, absl::Time deadline) {
+  // A non-empty `traceparent` goes out as the W3C header.
+  absl::StatusOr<Reply> Request(http::verb verb, const std::string& target, std::string body, absl::Time deadline,
+                                const std::string& traceparent = {}) {
     http::request<http::string_body> request(verb, target, 11);
     request.set(http::field::host, StrCat(host_, ":", port_));
     request.set(http::field::user_agent, "ortserve-remote");
+    if (!traceparent.empty()) request.set("traceparent", traceparent);
     request.keep_alive(true);
     if (verb == http::verb::post) {
       request.set(http::field::content_type, "application/json");
@@ -296,7 +310,8 @@ class TfServingTransport final : public Transport {
     w.EndObject();
     w.EndObject();
     ASSIGN_OR_RETURN(Reply reply, pool_.Request(http::verb::post, StrCat(model_path_, ":predict"),
-                                                std::string(buffer.GetString(), buffer.GetSize()), request.deadline));
+                                                std::string(buffer.GetString(), buffer.GetSize()), request.deadline,
+                                                Traceparent(request.trace)));
     rapidjson::Document doc;
     doc.Parse(reply.body.data(), reply.body.size());
     if (reply.status != 200) {
@@ -359,6 +374,11 @@ class TfServingTransport final : public Transport {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Transport>> MakeTfServingTransport(TransportOptions options) {
+  if (options.tls) {
+    // TODO(#26): TLS on the TF Serving pool's connections.
+    return absl::InvalidArgumentError("TLS toward a TF Serving REST endpoint is not supported yet (KServe HTTP and "
+                                      "gRPC endpoints support it)");
+  }
   for (const auto* list : {&options.signature.inputs, &options.signature.outputs}) {
     for (const TensorSpec& spec : *list) {
       if (!Supported(spec.type)) {
