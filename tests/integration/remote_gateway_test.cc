@@ -8,12 +8,20 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <boost/asio/ssl.hpp>
+
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "integration/otlp_collector.h"
@@ -327,6 +335,123 @@ TEST(RemoteGatewayTest, TlsTowardTheRemoteVerifiesItsCertificateAndFailsClearlyO
   // The TLS error itself, for the operator.
   EXPECT_NE(reasons["wrong_ca"].find("certificate verify failed"), std::string::npos) << reasons["wrong_ca"];
   EXPECT_NE(reasons["wrong_name"].find("certificate verify failed"), std::string::npos) << reasons["wrong_name"];
+}
+
+// A TF Serving REST stand-in over TLS on 127.0.0.1: GET /v1/models/tfm says
+// version 1 is AVAILABLE; POST /v1/models/tfm:predict takes {"inputs":
+// {"x": [[a, b]]}} and answers {"outputs": {"y": [[2a, 2b]]}}. A thread per
+// connection, all joined at destruction (their peers close first).
+class TlsTfServing {
+ public:
+  TlsTfServing(const std::string& cert_pem, const std::string& key_pem)
+      : acceptor_(ioc_, {boost::asio::ip::make_address("127.0.0.1"), 0}) {
+    ctx_.use_certificate_chain(boost::asio::buffer(cert_pem));
+    ctx_.use_private_key(boost::asio::buffer(key_pem), boost::asio::ssl::context::pem);
+    thread_ = std::thread([this] { Accept(); });
+  }
+  ~TlsTfServing() {
+    stop_ = true;
+    boost::system::error_code ignored;
+    boost::asio::ip::tcp::socket wake(ioc_);
+    wake.connect(acceptor_.local_endpoint(), ignored);
+    thread_.join();
+    for (auto& worker : workers_) worker.join();
+  }
+  uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  std::atomic<int> predicts{0};
+
+ private:
+  void Accept() {
+    while (!stop_) {
+      boost::asio::ip::tcp::socket socket(ioc_);
+      boost::system::error_code ec;
+      acceptor_.accept(socket, ec);
+      if (ec || stop_) continue;
+      timeval limit{10, 0};  // A stuck peer cannot hold a worker past the test.
+      setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+      workers_.emplace_back([this, socket = std::move(socket)]() mutable { Serve(std::move(socket)); });
+    }
+  }
+  void Serve(boost::asio::ip::tcp::socket socket) {
+    namespace http = boost::beast::http;
+    boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream(std::move(socket), ctx_);
+    boost::system::error_code ec;
+    stream.handshake(boost::asio::ssl::stream_base::server, ec);
+    if (ec) return;
+    boost::beast::flat_buffer buffer;
+    for (;;) {
+      http::request<http::string_body> request;
+      http::read(stream, buffer, request, ec);
+      if (ec) return;
+      http::response<http::string_body> response{http::status::ok, 11};
+      response.set(http::field::content_type, "application/json");
+      const std::string target(request.target());
+      if (request.method() == http::verb::get && target == "/v1/models/tfm") {
+        response.body() = R"({"model_version_status":[{"version":"1","state":"AVAILABLE","status":{"error_code":"OK"}}]})";
+      } else if (request.method() == http::verb::post && target == "/v1/models/tfm:predict") {
+        ++predicts;
+        rapidjson::Document doc;
+        doc.Parse(request.body().c_str());
+        const auto& x = doc["inputs"]["x"][0];
+        response.body() = R"({"outputs":{"y":[[)" + std::to_string(2 * x[0].GetDouble()) + "," +
+                          std::to_string(2 * x[1].GetDouble()) + "]]}}";
+      } else {
+        response.result(http::status::not_found);
+        response.body() = R"({"error":"no such route"})";
+      }
+      response.keep_alive(request.keep_alive());
+      response.prepare_payload();
+      http::write(stream, response, ec);
+      if (ec || !request.keep_alive()) return;
+    }
+  }
+
+  boost::asio::io_context ioc_;
+  boost::asio::ssl::context ctx_{boost::asio::ssl::context::tls_server};
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::vector<std::thread> workers_;  // Only the accept thread adds; joined after it.
+};
+
+TEST(RemoteGatewayTest, TfServingRestOverTlsVerifiesTheRemotesCertificate) {
+  admission::testing::TestCa ca("tfs-ca");
+  admission::testing::TestCa stranger("some-other-ca");
+  const auto server_cert = ca.Issue({.common_name = "localhost", .serial = 31, .server = true});
+  TempDir certs;
+  WriteFile(certs.path() + "/ca.pem", ca.cert_pem());
+  WriteFile(certs.path() + "/stranger.pem", stranger.cert_pem());
+  TlsTfServing tf(server_cert.cert_pem, server_cert.key_pem);
+  const std::string endpoint = "https://127.0.0.1:" + std::to_string(tf.port());
+  TempDir dir;
+  for (const auto& [name, ca_file] : {std::pair<std::string, std::string>{"tf_tls", "ca.pem"}, {"tf_wrong_ca", "stranger.pem"}}) {
+    WriteFile(fs::path(dir.path()) / name / "config.pbtxt",
+              "platform: \"remote\"\n" + std::string(kAddConfig) + "remote { protocol: TFSERVING_REST endpoints: \"" +
+                  endpoint + "\" model_name: \"tfm\" timeout_ms: 3000 tls { ca_file: \"" + certs.path() + "/" +
+                  ca_file + "\" } }\n");
+    fs::create_directories(fs::path(dir.path()) / name / "1");
+  }
+  {
+    auto gateway = ServerProcess::Start({"--model-repository", dir.path()});
+    ASSERT_TRUE(gateway.ok()) << gateway.status();
+    HttpClient client((*gateway)->http_port());
+    auto res = client.Post("/v2/models/tf_tls/infer", Body(1.5f, -3));
+    ASSERT_EQ(res.status, 200u) << res.body;
+    auto doc = Json(res.body);
+    ASSERT_TRUE(doc.IsObject() && doc.HasMember("outputs"));
+    EXPECT_EQ(doc["outputs"][0]["data"][0].GetFloat(), 3);
+    EXPECT_EQ(doc["outputs"][0]["data"][1].GetFloat(), -6);
+    EXPECT_EQ(tf.predicts.load(), 1);
+    auto index = Json(client.Post("/v2/repository/index", "").body);
+    ASSERT_TRUE(index.IsArray());
+    for (const auto& entry : index.GetArray()) {
+      if (std::string(entry["name"].GetString()) != "tf_wrong_ca") continue;
+      EXPECT_STREQ(entry["state"].GetString(), "UNAVAILABLE");
+      const std::string reason = entry.HasMember("reason") ? entry["reason"].GetString() : "";
+      EXPECT_NE(reason.find(endpoint), std::string::npos) << reason;
+      EXPECT_NE(reason.find("certificate verify failed"), std::string::npos) << reason;
+    }
+  }  // The gateway closes its connections before the stand-in joins its workers.
 }
 
 }  // namespace
