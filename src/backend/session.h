@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "core/infer_request.h"
 #include "core/tensor.h"
 
 namespace ortserve::backend {
@@ -142,6 +143,17 @@ class Session {
   // Internal for a failure inside the engine.
   virtual absl::Status Run(std::span<const Tensor> inputs, std::span<const std::string> output_names,
                            std::vector<Tensor>* outputs) = 0;
+
+  // Run as part of a sampled trace: `parent` is the span the run belongs
+  // under (the request's server span when the batch is one request, else
+  // the batch span), so a session that makes spans of its own (a remote
+  // model's call) makes them its children. The default just runs. Called
+  // only when the batch serves a sampled request.
+  virtual absl::Status RunTraced(std::span<const Tensor> inputs, std::span<const std::string> output_names,
+                                 std::vector<Tensor>* outputs, const RequestTrace& parent) {
+    (void)parent;
+    return Run(inputs, output_names, outputs);
+  }
 
   // Run, stopped early when `cancel` is cancelled: Cancelled (with the
   // token's reason) when it was cancelled before or during the run. The

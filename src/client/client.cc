@@ -56,9 +56,26 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(ClientOptions options) {
   if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
     return absl::InvalidArgumentError("a TLS client certificate needs its key, and the reverse");
   }
-  if (!options.tls_ca_file.empty() || !options.tls_cert_file.empty()) options.tls = true;
+  if (options.tls_server_name.find_first_of(std::string_view("\0\r\n", 3)) != std::string::npos) {
+    return absl::InvalidArgumentError("ClientOptions.tls_server_name holds a NUL or a line break");
+  }
+  if (!options.tls_ca_file.empty() || !options.tls_cert_file.empty() || !options.tls_server_name.empty()) {
+    options.tls = true;
+  }
   if (options.protocol == Protocol::kHttp) return CreateHttpClient(std::move(options));
   return CreateGrpcClient(std::move(options));
+}
+
+std::string TraceparentOf(const RequestTrace& trace) {
+  if (std::all_of(trace.trace_id.begin(), trace.trace_id.end(), [](uint8_t b) { return b == 0; })) return {};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "00-";
+  out.reserve(55);
+  for (uint8_t b : trace.trace_id) out += {kHex[b >> 4], kHex[b & 15]};
+  out += '-';
+  for (uint8_t b : trace.span_id) out += {kHex[b >> 4], kHex[b & 15]};
+  out += trace.sampled() ? "-01" : "-00";
+  return out;
 }
 
 }  // namespace ortserve::client

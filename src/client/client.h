@@ -17,8 +17,11 @@
 // The fields a client sets: model_name, model_version, id, parameters,
 // inputs, input_parameters, outputs (name, binary_data, classification,
 // parameters), binary_data_output, priority (sent as parameter "priority"
-// when non-zero) and deadline (tightens the call's timeout). The others
-// (arrival, cancellation, payload) are server-side and ignored.
+// when non-zero), deadline (tightens the call's timeout) and trace (its
+// trace_id and span_id, when the trace id is set, go out as the W3C
+// `traceparent` header / metadata, flagged sampled when trace.sampled(), so
+// the server's spans join the caller's trace). The others (arrival,
+// cancellation, payload) are server-side and ignored.
 //
 // Errors: every call returns the server's error as an absl::Status: over gRPC
 // the status code as is (absl codes are gRPC codes), over HTTP the status
@@ -79,6 +82,10 @@ struct ClientOptions {
   std::string tls_ca_file;
   std::string tls_cert_file;
   std::string tls_key_file;
+  // The name the server's certificate must carry, also sent as the TLS SNI
+  // name; empty: `address`. For a server reached by an address its
+  // certificate does not name (an IP, a tunnel). Verification stays on.
+  std::string tls_server_name;
   // Credentials, sent with every call (docs/security.md): an API key
   // (X-API-Key / x-api-key) or a bearer token (Authorization: Bearer, a JWT
   // or an API key). At most one.

@@ -37,6 +37,7 @@ class GrpcClient final : public Client {
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(options_.max_grpc_message_bytes);
     args.SetMaxSendMessageSize(options_.max_grpc_message_bytes);
+    if (credentials && !options_.tls_server_name.empty()) args.SetSslTargetNameOverride(options_.tls_server_name);
     const bool ipv6 = options_.address.find(':') != std::string::npos;
     const std::string target = ipv6 ? StrCat("[", options_.address, "]:", options_.port)
                                     : StrCat(options_.address, ":", options_.port);
@@ -97,7 +98,7 @@ class GrpcClient final : public Client {
     inference::ModelInferRequest wire;
     RETURN_IF_ERROR(EncodeGrpcInferRequest(request, &wire));
     auto response = std::make_shared<inference::ModelInferResponse>();
-    RETURN_IF_ERROR(Call(&Stub::ModelInfer, wire, response.get(), request.deadline));
+    RETURN_IF_ERROR(Call(&Stub::ModelInfer, wire, response.get(), request.deadline, TraceparentOf(request.trace)));
     return DecodeGrpcInferResponse(std::move(response));
   }
 
@@ -108,7 +109,7 @@ class GrpcClient final : public Client {
     }
     call->done = std::move(done);
     call->response = std::make_shared<inference::ModelInferResponse>();
-    Prepare(&call->context, CallDeadline(options_.timeout, request.deadline));
+    Prepare(&call->context, CallDeadline(options_.timeout, request.deadline), TraceparentOf(request.trace));
     {
       absl::MutexLock lock(&mu_);
       ++in_flight_;
@@ -141,15 +142,16 @@ class GrpcClient final : public Client {
   template <typename Request, typename Response>
   absl::Status Call(grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
                     const Request& request, Response* response,
-                    absl::Time request_deadline = absl::InfiniteFuture()) {
+                    absl::Time request_deadline = absl::InfiniteFuture(), const std::string& traceparent = {}) {
     grpc::ClientContext context;
-    Prepare(&context, CallDeadline(options_.timeout, request_deadline));
+    Prepare(&context, CallDeadline(options_.timeout, request_deadline), traceparent);
     return FromGrpc((stub_.get()->*method)(&context, request, response));
   }
 
-  // The deadline, and the credential as metadata.
-  void Prepare(grpc::ClientContext* context, absl::Time deadline) const {
+  // The deadline, and the credential and trace context as metadata.
+  void Prepare(grpc::ClientContext* context, absl::Time deadline, const std::string& traceparent = {}) const {
     SetDeadline(context, deadline);
+    if (!traceparent.empty()) context->AddMetadata("traceparent", traceparent);
     if (!options_.api_key.empty()) context->AddMetadata("x-api-key", options_.api_key);
     if (!options_.bearer_token.empty()) context->AddMetadata("authorization", StrCat("Bearer ", options_.bearer_token));
   }

@@ -194,7 +194,7 @@ class HttpClient final : public Client {
     ASSIGN_OR_RETURN(HttpResult result,
                      RoundTrip(http::verb::post, ModelTarget(request.model_name, request.model_version, "infer"),
                                std::move(body.body), body.header_length,
-                               CallDeadline(options_.timeout, request.deadline)));
+                               CallDeadline(options_.timeout, request.deadline), TraceparentOf(request.trace)));
     return InferResult(std::move(result));
   }
 
@@ -206,7 +206,8 @@ class HttpClient final : public Client {
          [done = std::move(done)](absl::StatusOr<HttpResult> result) mutable {
            if (!result.ok()) return std::move(done)(result.status());
            std::move(done)(InferResult(std::move(*result)));
-         });
+         },
+         TraceparentOf(request.trace));
   }
 
  private:
@@ -229,14 +230,16 @@ class HttpClient final : public Client {
     return HttpErrorStatus(result.status, *result.body);
   }
 
-  // Starts an exchange on the I/O thread; `done` runs there.
+  // Starts an exchange on the I/O thread; `done` runs there. A non-empty
+  // `traceparent` is sent as the W3C header.
   void Send(http::verb verb, const std::string& target, std::string body, std::optional<size_t> header_length,
-            absl::Time deadline, HttpDone done) {
+            absl::Time deadline, HttpDone done, const std::string& traceparent = {}) {
     http::request<http::string_body> request(verb, target, 11);
     request.set(http::field::host, StrCat(options_.address, ":", options_.port));
     request.set(http::field::user_agent, "ortserve-client");
     if (!options_.api_key.empty()) request.set("X-API-Key", options_.api_key);
     if (!options_.bearer_token.empty()) request.set(http::field::authorization, StrCat("Bearer ", options_.bearer_token));
+    if (!traceparent.empty()) request.set("traceparent", traceparent);
     request.keep_alive(true);
     if (verb == http::verb::post) {
       request.set(http::field::content_type, header_length ? "application/octet-stream" : "application/json");
@@ -253,7 +256,8 @@ class HttpClient final : public Client {
   }
 
   absl::StatusOr<HttpResult> RoundTrip(http::verb verb, const std::string& target, std::string body,
-                                       std::optional<size_t> header_length, absl::Time deadline) {
+                                       std::optional<size_t> header_length, absl::Time deadline,
+                                       const std::string& traceparent = {}) {
     if (std::this_thread::get_id() == thread_.get_id()) {
       return absl::FailedPreconditionError(
           "a blocking ortserve client call was made from an asynchronous callback (the client's I/O thread)");
@@ -263,7 +267,7 @@ class HttpClient final : public Client {
     Send(verb, target, std::move(body), header_length, deadline, [&](absl::StatusOr<HttpResult> result) {
       out = std::move(result);
       finished.Notify();
-    });
+    }, traceparent);
     finished.WaitForNotification();
     return out;
   }
@@ -309,7 +313,8 @@ void Exchange::Connect() {
           ClientStream::TlsStream* tls = self->stream_->tls();
           if (tls == nullptr) return self->Write();
           // The server's name for SNI and for checking its certificate.
-          const std::string& host = self->client_->options_.address;
+          const ClientOptions& options = self->client_->options_;
+          const std::string& host = options.tls_server_name.empty() ? options.address : options.tls_server_name;
           beast::error_code not_literal;
           asio::ip::make_address(host, not_literal);
           if (not_literal) SSL_set_tlsext_host_name(tls->native_handle(), host.c_str());

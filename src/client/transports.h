@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -21,5 +22,10 @@ absl::StatusOr<std::unique_ptr<Client>> CreateGrpcClient(ClientOptions options);
 inline absl::Time CallDeadline(absl::Duration timeout, absl::Time request_deadline = absl::InfiniteFuture()) {
   return std::min(absl::Now() + timeout, request_deadline);
 }
+
+// The W3C `traceparent` a call carries for `trace` ("00-<trace>-<span>-01",
+// or -00 when the trace is not sampled here); empty when the trace id is
+// all zero (the request is in no trace).
+std::string TraceparentOf(const RequestTrace& trace);
 
 }  // namespace ortserve::client

@@ -46,7 +46,11 @@ std::string FormatTraceparent(const TraceContext& context);
 
 // A finished span, ready to export.
 struct Span {
-  enum class Kind { kInternal = 1, kServer = 2 };
+  enum class Kind {
+    kInternal = 1,  // Work inside ortserve (queue, batch, tokenize).
+    kServer = 2,    // A request ortserve serves.
+    kClient = 3,    // A call ortserve makes to another server (a remote model).
+  };
   using Value = std::variant<std::string, int64_t>;
 
   TraceContext context;

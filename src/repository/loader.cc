@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "backend/remote/remote_model.h"
@@ -12,6 +13,7 @@
 #include "core/strings.h"
 #include "observability/metrics.h"
 #include "pipeline/text_pipeline.h"
+#include "repository/version_remote.h"
 #include "repository/warmup.h"
 
 namespace ortserve::repository {
@@ -86,7 +88,10 @@ absl::StatusOr<std::unique_ptr<ModelVersion>> SessionLoader::Load(const LoadSpec
   const std::string& name = spec.name;
   const std::string& model_dir = spec.model_dir;
   const int64_t version = spec.version;
-  const ModelConfig& base_config = *spec.config;
+  // A version folder with remote.pbtxt is a remote version of a model
+  // whose other versions may be local (version_remote.h).
+  ASSIGN_OR_RETURN(std::optional<ModelConfig> version_remote, VersionRemoteConfig(*spec.config, model_dir, version));
+  const ModelConfig& base_config = version_remote ? *version_remote : *spec.config;
   const uint64_t files_fingerprint = spec.files_fingerprint;
   const ModelHandle& previous = spec.previous;
   backend::CancelToken never;

@@ -393,7 +393,13 @@ void DynamicBatcher::RecordSpans(RunnerState& state, int64_t rows, const BatchTi
   if (tracer == nullptr) return;
   // The run is shared by every request of the batch, so it is no request's
   // child: it starts a trace of its own and links the sampled requests' spans.
-  batch.context = tracer->NewSampledTrace();
+  if (state.batch_trace.sampled()) {
+    batch.context.trace_id = state.batch_trace.trace_id;
+    batch.context.span_id = state.batch_trace.span_id;
+    batch.context.sampled = true;
+  } else {
+    batch.context = tracer->NewSampledTrace();
+  }
   batch.name = StrCat("batch ", model);
   batch.start = times.cut;
   batch.end = times.done;
@@ -412,9 +418,25 @@ void DynamicBatcher::RecordSpans(RunnerState& state, int64_t rows, const BatchTi
   tracer->Export(std::move(batch));
 }
 
+const RequestTrace& DynamicBatcher::RunParent(RunnerState& state, bool single) {
+  observability::Tracer* tracer = nullptr;
+  for (const Entry& entry : state.batch) {
+    if (!entry.request->trace.sampled()) continue;
+    if (single) return entry.request->trace;
+    tracer = entry.request->trace.tracer;
+    break;
+  }
+  const observability::TraceContext context = tracer->NewSampledTrace();
+  state.batch_trace.trace_id = context.trace_id;
+  state.batch_trace.span_id = context.span_id;
+  state.batch_trace.tracer = tracer;
+  return state.batch_trace;
+}
+
 void DynamicBatcher::Execute(RunnerState& state, backend::Session& session) {
   if (!state.rejected.empty()) AnswerRejected(state.rejected);
   if (state.batch.empty()) return;
+  state.batch_trace = RequestTrace{};
   ModelStats* stats = options_.stats;
   const size_t count = state.batch.size();
   const absl::Time cut = state.cut_time;
@@ -474,7 +496,8 @@ void DynamicBatcher::Execute(RunnerState& state, backend::Session& session) {
   absl::Time run_end = run_start;
   if (status.ok()) {
     state.instance_metrics.RunStarted(run_start);
-    status = session.Run(inputs, names, &state.run_outputs);
+    status = traced ? session.RunTraced(inputs, names, &state.run_outputs, RunParent(state, single))
+                    : session.Run(inputs, names, &state.run_outputs);
     run_end = options_.clock->Now();
     state.instance_metrics.RunFinished(run_end);
   }

@@ -104,6 +104,10 @@ class DynamicBatcher final : public Scheduler {
     std::vector<std::string> subset_names;
     std::vector<int> run_position;  // Signature output index -> run output index, or -1.
     absl::Time cut_time;
+    // A traced batch of several requests: its batch span's trace position,
+    // made before the run (the parent of the spans the session makes) and
+    // used by RecordSpans; unsampled otherwise.
+    RequestTrace batch_trace;
     // This runner's ortserve_instance_execution_total child and its device's
     // activity (no-ops without metrics).
     observability::InstanceMetrics instance_metrics;
@@ -145,6 +149,10 @@ class DynamicBatcher final : public Scheduler {
   // a child of the request's span) and one batch span (cut to outputs split)
   // linking those requests' spans. Called only when some request is sampled.
   void RecordSpans(RunnerState& state, int64_t rows, const BatchTimes& times, const absl::Status& status);
+  // The span a traced run belongs under (Session::RunTraced): the request's
+  // server span when the batch is that one sampled request, else the batch
+  // span, whose position it makes now (state.batch_trace).
+  const RequestTrace& RunParent(RunnerState& state, bool single);
   void AnswerRejected(std::vector<Rejected>& rejected);
   void FailBatch(RunnerState& state, const absl::Status& status);
   absl::Status BuildResponse(RunnerState& state, Entry& entry, bool single, int64_t batch_rows,

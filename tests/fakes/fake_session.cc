@@ -37,6 +37,20 @@ absl::Status FakeSession::Run(std::span<const Tensor> inputs, std::span<const st
   return RunImpl(inputs, output_names, outputs, nullptr);
 }
 
+absl::Status FakeSession::RunTraced(std::span<const Tensor> inputs, std::span<const std::string> output_names,
+                                   std::vector<Tensor>* outputs, const RequestTrace& parent) {
+  {
+    absl::MutexLock lock(&mu_);
+    trace_parents_.push_back(parent);
+  }
+  return RunImpl(inputs, output_names, outputs, nullptr);
+}
+
+std::vector<RequestTrace> FakeSession::trace_parents() const {
+  absl::MutexLock lock(&mu_);
+  return trace_parents_;
+}
+
 absl::Status FakeSession::RunCancellable(std::span<const Tensor> inputs, std::span<const std::string> output_names,
                                          std::vector<Tensor>* outputs, backend::CancelToken& cancel) {
   if (absl::Status cancelled = cancel.status(); !cancelled.ok()) return cancelled;

@@ -67,6 +67,12 @@ class FakeSession final : public backend::Session {
   absl::Status RunCancellable(std::span<const Tensor> inputs, std::span<const std::string> output_names,
                               std::vector<Tensor>* outputs, backend::CancelToken& cancel) override;
 
+  // As Run, recording `parent` (see trace_parents()).
+  absl::Status RunTraced(std::span<const Tensor> inputs, std::span<const std::string> output_names,
+                         std::vector<Tensor>* outputs, const RequestTrace& parent) override;
+  // The parents of the traced runs so far, in order.
+  std::vector<RequestTrace> trace_parents() const;
+
   backend::HostBuffer AllocateHostBuffer(size_t bytes) override;
   // Whether AllocateHostBuffer's memory is marked pinned (default true).
   void set_pinned_host_memory(bool pinned);
@@ -109,6 +115,7 @@ class FakeSession final : public backend::Session {
   bool held_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status failure_ ABSL_GUARDED_BY(mu_);
   bool record_shapes_ ABSL_GUARDED_BY(mu_) = true;
+  std::vector<RequestTrace> trace_parents_ ABSL_GUARDED_BY(mu_);
   int started_ ABSL_GUARDED_BY(mu_) = 0;
   int finished_ ABSL_GUARDED_BY(mu_) = 0;
   int running_ ABSL_GUARDED_BY(mu_) = 0;

@@ -59,6 +59,11 @@ absl::StatusOr<std::unique_ptr<Transport>> MakeTransport(TransportOptions option
       options.protocol == WireProtocol::kKServeGrpc ? client::Protocol::kGrpc : client::Protocol::kHttp;
   client_options.timeout = options.timeout;
   client_options.binary_http = !options.json_tensors;
+  client_options.tls = options.tls;
+  client_options.tls_ca_file = options.tls_ca_file;
+  client_options.tls_cert_file = options.tls_cert_file;
+  client_options.tls_key_file = options.tls_key_file;
+  client_options.tls_server_name = options.tls_server_name;
   ASSIGN_OR_RETURN(std::unique_ptr<client::Client> client, client::Client::Create(std::move(client_options)));
   return std::unique_ptr<Transport>(new KServeTransport(std::move(options), std::move(client)));
 }

@@ -2,7 +2,6 @@
 #include "backend/remote/remote_model.h"
 
 #include <algorithm>
-#include <charconv>
 #include <optional>
 #include <span>
 #include <thread>
@@ -10,9 +9,11 @@
 
 #include "absl/synchronization/mutex.h"
 #include "backend/remote/balancer.h"
+#include "backend/remote/remote_config.h"
 #include "backend/remote/transport.h"
 #include "core/status.h"
 #include "core/strings.h"
+#include "observability/tracing.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
 #include "prometheus/gauge.h"
@@ -65,46 +66,6 @@ absl::Status ClientStatus(const absl::Status& status, std::string_view remote_mo
   return absl::Status(code, StrCat("remote model '", remote_model, "' at ", endpoint, ": ", status.message()));
 }
 
-absl::StatusOr<std::pair<std::string, uint16_t>> ParseEndpoint(std::string_view text) {
-  const size_t colon = text.rfind(':');
-  if (colon == std::string_view::npos || colon == 0) {
-    return absl::InvalidArgumentError(StrCat("remote endpoint '", text, "' is not host:port"));
-  }
-  std::string_view host = text.substr(0, colon);
-  const std::string_view port_text = text.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  unsigned port = 0;
-  auto [end, err] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (err != std::errc() || end != port_text.data() + port_text.size() || port == 0 || port > 65535 || host.empty()) {
-    return absl::InvalidArgumentError(StrCat("remote endpoint '", text, "' is not host:port"));
-  }
-  return std::pair{std::string(host), static_cast<uint16_t>(port)};
-}
-
-absl::StatusOr<ModelSignature> SignatureFromConfig(const config::ModelConfig& config) {
-  ModelSignature signature;
-  auto add = [&](const std::string& name, config::DataType type, const auto& dims,
-                 std::vector<TensorSpec>* to) -> absl::Status {
-    std::optional<DataType> core = DataTypeFromConfigName(config::DataType_Name(type));
-    if (!core || *core == DataType::kInvalid) {
-      return absl::InvalidArgumentError(StrCat("tensor '", name, "' needs a data_type"));
-    }
-    TensorSpec spec{name, *core, {}};
-    if (config.max_batch_size() > 0) spec.dims.push_back(-1);
-    spec.dims.insert(spec.dims.end(), dims.begin(), dims.end());
-    to->push_back(std::move(spec));
-    return absl::OkStatus();
-  };
-  for (const auto& input : config.input()) RETURN_IF_ERROR(add(input.name(), input.data_type(), input.dims(), &signature.inputs));
-  for (const auto& output : config.output()) {
-    RETURN_IF_ERROR(add(output.name(), output.data_type(), output.dims(), &signature.outputs));
-  }
-  if (signature.inputs.empty() || signature.outputs.empty()) {
-    return absl::InvalidArgumentError("a TF Serving remote model needs its inputs and outputs in the config");
-  }
-  return signature;
-}
-
 struct Endpoint {
   std::string label;  // host:port as configured.
   std::unique_ptr<Transport> transport;
@@ -126,6 +87,7 @@ void Inc(prometheus::Counter* counter) {
 class RemoteModel {
  public:
   struct Settings {
+    std::string model, version;  // Local, for span attributes.
     std::string remote_name, remote_version;
     absl::Duration timeout;
     uint32_t max_retries = 0;
@@ -161,9 +123,47 @@ class RemoteModel {
     health_ = std::thread([this] { HealthLoop(); });
   }
 
+  // One call, retries included. With a sampled `parent`, the call is a
+  // client span `remote <endpoint>` under it, and the request carries that
+  // span's traceparent so the remote's spans join the trace.
   absl::Status Call(std::span<const Tensor> inputs, std::span<const std::string> output_names,
-                    std::vector<Tensor>* outputs) {
+                    std::vector<Tensor>* outputs, const RequestTrace* parent) {
+    if (parent == nullptr || !parent->sampled()) return Attempts(inputs, output_names, outputs, {}, nullptr);
+    observability::Span span = observability::ChildSpan(*parent, "", "remote", settings_.model, settings_.version,
+                                                        absl::Now());
+    span.kind = observability::Span::Kind::kClient;
+    RequestTrace trace;
+    trace.trace_id = span.context.trace_id;
+    trace.span_id = span.context.span_id;
+    trace.tracer = parent->tracer;
+    CallTrace record;
+    const absl::Status status = Attempts(inputs, output_names, outputs, trace, &record);
+    span.end = absl::Now();
+    const std::string& endpoint = record.endpoint >= 0 ? endpoints_[record.endpoint].label : "none";
+    span.name = StrCat("remote ", endpoint);
+    span.attributes.emplace_back("ai.remote.endpoint", endpoint);
+    span.attributes.emplace_back("ai.remote.model", settings_.remote_name);
+    if (!settings_.remote_version.empty()) span.attributes.emplace_back("ai.remote.version", settings_.remote_version);
+    span.attributes.emplace_back("ai.remote.status", std::string(absl::StatusCodeToString(status.code())));
+    span.attributes.emplace_back("ai.remote.retries", static_cast<int64_t>(record.retries));
+    span.error = !status.ok();
+    if (!status.ok()) span.status_message = std::string(status.message());
+    parent->tracer->Export(std::move(span));
+    return status;
+  }
+
+ private:
+  // What a traced call records: the endpoint that gave the last answer (-1:
+  // none was tried) and how many retries it took.
+  struct CallTrace {
+    int endpoint = -1;
+    uint32_t retries = 0;
+  };
+
+  absl::Status Attempts(std::span<const Tensor> inputs, std::span<const std::string> output_names,
+                        std::vector<Tensor>* outputs, const RequestTrace& trace, CallTrace* record) {
     InferRequest request;
+    request.trace = trace;
     request.model_name = settings_.remote_name;
     request.model_version = settings_.remote_version;
     request.inputs.assign(inputs.begin(), inputs.end());
@@ -182,6 +182,10 @@ class RemoteModel {
                                              "after failures or failing its health check"));
       }
       tried |= uint64_t{1} << e;
+      if (record != nullptr) {
+        record->endpoint = e;
+        record->retries = attempt;
+      }
       Endpoint& endpoint = endpoints_[e];
       absl::StatusOr<InferResponse> response = endpoint.transport->Infer(request);
       const Outcome outcome = Classify(response.status());
@@ -206,7 +210,6 @@ class RemoteModel {
     }
   }
 
- private:
   absl::Status TakeOutputs(InferResponse response, std::span<const std::string> output_names,
                            std::vector<Tensor>* outputs, std::string_view endpoint) {
     for (const std::string& name : output_names) {
@@ -258,7 +261,11 @@ class RemoteSession final : public Session {
   const ModelSignature& signature() const override { return model_->signature(); }
   absl::Status Run(std::span<const Tensor> inputs, std::span<const std::string> output_names,
                    std::vector<Tensor>* outputs) override {
-    return model_->Call(inputs, output_names, outputs);
+    return model_->Call(inputs, output_names, outputs, nullptr);
+  }
+  absl::Status RunTraced(std::span<const Tensor> inputs, std::span<const std::string> output_names,
+                         std::vector<Tensor>* outputs, const RequestTrace& parent) override {
+    return model_->Call(inputs, output_names, outputs, &parent);
   }
   std::string device_name() const override { return "remote"; }
 
@@ -301,6 +308,8 @@ absl::StatusOr<RemoteLoad> LoadRemoteModel(const config::ModelConfig& config, co
   }
 
   RemoteModel::Settings settings;
+  settings.model = options.model;
+  settings.version = options.version;
   settings.remote_name = remote.model_name().empty() ? options.model : remote.model_name();
   settings.remote_version = remote.model_version();
   settings.timeout = absl::Milliseconds(remote.timeout_ms() == 0 ? 10'000 : static_cast<int64_t>(remote.timeout_ms()));
@@ -355,14 +364,24 @@ absl::StatusOr<RemoteLoad> LoadRemoteModel(const config::ModelConfig& config, co
                    .Add({{"model", options.model}, {"version", options.version}});
   }
 
+  if (remote.tls().cert_file().empty() != remote.tls().key_file().empty()) {
+    return absl::InvalidArgumentError(StrCat(where, ".tls: cert_file and key_file go together (mTLS)"));
+  }
   std::vector<Endpoint> endpoints;
   for (const std::string& text : remote.endpoints()) {
-    absl::StatusOr<std::pair<std::string, uint16_t>> parsed = ParseEndpoint(text);
+    absl::StatusOr<EndpointAddress> parsed = ParseEndpoint(text);
     if (!parsed.ok()) return absl::InvalidArgumentError(StrCat(where, ": ", parsed.status().message()));
+    absl::StatusOr<bool> tls = UsesTls(*parsed, text, remote);
+    if (!tls.ok()) return absl::InvalidArgumentError(StrCat(where, ": ", tls.status().message()));
     TransportOptions transport;
     transport.protocol = protocol;
-    transport.host = parsed->first;
-    transport.port = parsed->second;
+    transport.host = parsed->host;
+    transport.port = parsed->port;
+    transport.tls = *tls;
+    transport.tls_ca_file = remote.tls().ca_file();
+    transport.tls_cert_file = remote.tls().cert_file();
+    transport.tls_key_file = remote.tls().key_file();
+    transport.tls_server_name = remote.tls().server_name();
     transport.model_name = settings.remote_name;
     transport.model_version = settings.remote_version;
     transport.timeout = settings.timeout;
@@ -370,7 +389,9 @@ absl::StatusOr<RemoteLoad> LoadRemoteModel(const config::ModelConfig& config, co
     transport.signature = config_signature;
     Endpoint endpoint;
     endpoint.label = text;
-    ASSIGN_OR_RETURN(endpoint.transport, MakeTransport(std::move(transport)));
+    absl::StatusOr<std::unique_ptr<Transport>> made = MakeTransport(std::move(transport));
+    if (!made.ok()) return absl::Status(made.status().code(), StrCat(where, " endpoint ", text, ": ", made.status().message()));
+    endpoint.transport = std::move(*made);
     if (calls != nullptr) {
       auto child = [&](const char* outcome) {
         return &calls->Add({{"model", options.model}, {"version", options.version}, {"endpoint", text}, {"outcome", outcome}});

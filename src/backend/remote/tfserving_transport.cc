@@ -18,11 +18,14 @@
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
+#include "boost/asio/ssl/host_name_verification.hpp"
+#include "boost/beast/ssl.hpp"
 #include "backend/remote/transport.h"
 #include "client/client.h"
 #include "core/checked_math.h"
 #include "core/status.h"
 #include "core/strings.h"
+#include "observability/tracing.h"
 #include "rapidjson/document.h"
 #include "rapidjson/stringbuffer.h"
 #include "rapidjson/writer.h"
@@ -47,14 +50,56 @@ struct Reply {
 
 // A blocking HTTP/1.1 client with a pool of keep-alive connections, each
 // with its own io_context (a call drives only its own socket).
+// The W3C traceparent for a call in `trace`; empty when it is in none.
+std::string Traceparent(const RequestTrace& trace) {
+  if (!trace.sampled()) return {};
+  observability::TraceContext context;
+  context.trace_id = trace.trace_id;
+  context.span_id = trace.span_id;
+  context.sampled = true;
+  return observability::FormatTraceparent(context);
+}
+
+// The TLS client context of a pool: the remote's certificate verified
+// against `ca_file` (empty: the system's CAs); a client certificate for mTLS.
+absl::StatusOr<std::unique_ptr<asio::ssl::context>> MakeTlsContext(const TransportOptions& options) {
+  auto tls = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+  tls->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
+  tls->set_verify_mode(asio::ssl::verify_peer);
+  beast::error_code ec;
+  if (options.tls_ca_file.empty()) {
+    tls->set_default_verify_paths(ec);
+  } else {
+    tls->load_verify_file(options.tls_ca_file, ec);
+  }
+  if (ec) return absl::InvalidArgumentError(StrCat("TLS CA file '", options.tls_ca_file, "': ", ec.message()));
+  if (!options.tls_cert_file.empty()) {
+    tls->use_certificate_chain_file(options.tls_cert_file, ec);
+    if (ec) return absl::InvalidArgumentError(StrCat("TLS certificate '", options.tls_cert_file, "': ", ec.message()));
+    tls->use_private_key_file(options.tls_key_file, asio::ssl::context::pem, ec);
+    if (ec) return absl::InvalidArgumentError(StrCat("TLS key '", options.tls_key_file, "': ", ec.message()));
+  }
+  return tls;
+}
+
 class HttpPool {
  public:
-  HttpPool(std::string host, uint16_t port) : host_(std::move(host)), port_(port) {}
+  // `tls` null: plain HTTP. `server_name`: the name the certificate must
+  // carry (and SNI); empty: `host`.
+  HttpPool(std::string host, uint16_t port, std::unique_ptr<asio::ssl::context> tls, std::string server_name)
+      : host_(std::move(host)),
+        port_(port),
+        tls_(std::move(tls)),
+        server_name_(server_name.empty() ? host_ : std::move(server_name)) {}
 
-  absl::StatusOr<Reply> Request(http::verb verb, const std::string& target, std::string body, absl::Time deadline) {
+  // A non-empty `traceparent` goes out as the W3C header.
+  absl::StatusOr<Reply> Request(http::verb verb, const std::string& target, std::string body, absl::Time deadline,
+                                const std::string& traceparent = {}) {
     http::request<http::string_body> request(verb, target, 11);
     request.set(http::field::host, StrCat(host_, ":", port_));
     request.set(http::field::user_agent, "ortserve-remote");
+    if (!traceparent.empty()) request.set("traceparent", traceparent);
     request.keep_alive(true);
     if (verb == http::verb::post) {
       request.set(http::field::content_type, "application/json");
@@ -63,13 +108,13 @@ class HttpPool {
     request.prepare_payload();
     std::unique_ptr<Conn> conn = TakeIdle();
     const bool reused = conn != nullptr;
-    if (!reused) conn = std::make_unique<Conn>();
+    if (!reused) conn = std::make_unique<Conn>(tls_.get());
     bool got_bytes = false;
     absl::StatusOr<Reply> reply = Exchange(*conn, request, deadline, !reused, &got_bytes);
     // A pooled connection the remote closed while idle fails before any
     // answer: the request never reached it, so one fresh connection may retry.
     if (!reply.ok() && reused && !got_bytes && absl::IsUnavailable(reply.status())) {
-      conn = std::make_unique<Conn>();
+      conn = std::make_unique<Conn>(tls_.get());
       reply = Exchange(*conn, request, deadline, true, &got_bytes);
     }
     if (reply.ok() && conn->keep_alive) {
@@ -80,9 +125,28 @@ class HttpPool {
   }
 
  private:
+  // One connection, plain or TLS.
   struct Conn {
+    explicit Conn(asio::ssl::context* tls) {
+      if (tls != nullptr) {
+        secure.emplace(ioc, *tls);
+      } else {
+        plain.emplace(ioc);
+      }
+    }
+    beast::tcp_stream& tcp() { return secure ? beast::get_lowest_layer(*secure) : *plain; }
+    // Starts `op(stream, handler)` on whichever stream this is.
+    template <typename Op, typename Handler>
+    void On(Op op, Handler handler) {
+      if (secure) {
+        op(*secure, std::move(handler));
+      } else {
+        op(*plain, std::move(handler));
+      }
+    }
     asio::io_context ioc;
-    beast::tcp_stream stream{ioc};
+    std::optional<beast::tcp_stream> plain;
+    std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
     bool keep_alive = false;
   };
 
@@ -115,25 +179,38 @@ class HttpPool {
     };
     const absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration()) return absl::DeadlineExceededError(StrCat("timed out before calling ", host_, ":", port_));
-    conn.stream.expires_after(absl::ToChronoNanoseconds(left));
+    conn.tcp().expires_after(absl::ToChronoNanoseconds(left));
     if (connect) {
       tcp::resolver resolver(conn.ioc);
       beast::error_code ec;
       auto results = resolver.resolve(host_, std::to_string(port_), ec);
       if (ec) return fail(ec, "resolving");
-      ec = Run(conn, [&](auto handler) { conn.stream.async_connect(results, [handler](beast::error_code e, const tcp::endpoint&) mutable { handler(e); }); });
+      ec = Run(conn, [&](auto handler) { conn.tcp().async_connect(results, [handler](beast::error_code e, const tcp::endpoint&) mutable { handler(e); }); });
       if (ec) return fail(ec, "connecting to");
+      if (conn.secure) {
+        // SNI for a name (not an address), and the certificate checked against it.
+        beast::error_code not_literal;
+        asio::ip::make_address(server_name_, not_literal);
+        if (not_literal) SSL_set_tlsext_host_name(conn.secure->native_handle(), server_name_.c_str());
+        conn.secure->set_verify_callback(asio::ssl::host_name_verification(server_name_));
+        ec = Run(conn, [&](auto handler) { conn.secure->async_handshake(asio::ssl::stream_base::client, handler); });
+        if (ec) return fail(ec, "TLS handshake with");
+      }
     }
-    beast::error_code ec = Run(conn, [&](auto handler) { http::async_write(conn.stream, request, handler); });
+    beast::error_code ec = Run(conn, [&](auto handler) {
+      conn.On([&](auto& stream, auto h) { http::async_write(stream, request, std::move(h)); }, handler);
+    });
     if (ec) return fail(ec, "sending to");
     beast::flat_buffer buffer;
     http::response_parser<http::string_body> parser;
     parser.body_limit(kMaxResponseBytes);
-    ec = Run(conn, [&](auto handler) { http::async_read(conn.stream, buffer, parser, handler); });
+    ec = Run(conn, [&](auto handler) {
+      conn.On([&](auto& stream, auto h) { http::async_read(stream, buffer, parser, std::move(h)); }, handler);
+    });
     *got_bytes = parser.got_some();
     if (ec) return fail(ec, "reading from");
     conn.keep_alive = parser.get().keep_alive();
-    conn.stream.expires_never();
+    conn.tcp().expires_never();
     Reply reply;
     reply.status = parser.get().result_int();
     reply.body = std::move(parser.get().body());
@@ -142,6 +219,8 @@ class HttpPool {
 
   const std::string host_;
   const uint16_t port_;
+  const std::unique_ptr<asio::ssl::context> tls_;  // Outlives the connections (declared before idle_).
+  const std::string server_name_;
   absl::Mutex mu_;
   std::vector<std::unique_ptr<Conn>> idle_ ABSL_GUARDED_BY(mu_);
 };
@@ -272,9 +351,9 @@ absl::StatusOr<Tensor> ParseTensor(const rapidjson::Value& value, const TensorSp
 
 class TfServingTransport final : public Transport {
  public:
-  explicit TfServingTransport(TransportOptions options)
+  TfServingTransport(TransportOptions options, std::unique_ptr<asio::ssl::context> tls)
       : options_(std::move(options)),
-        pool_(options_.host, options_.port),
+        pool_(options_.host, options_.port, std::move(tls), options_.tls_server_name),
         model_path_(StrCat("/v1/models/", options_.model_name,
                            options_.model_version.empty() ? "" : StrCat("/versions/", options_.model_version))) {}
 
@@ -296,7 +375,8 @@ class TfServingTransport final : public Transport {
     w.EndObject();
     w.EndObject();
     ASSIGN_OR_RETURN(Reply reply, pool_.Request(http::verb::post, StrCat(model_path_, ":predict"),
-                                                std::string(buffer.GetString(), buffer.GetSize()), request.deadline));
+                                                std::string(buffer.GetString(), buffer.GetSize()), request.deadline,
+                                                Traceparent(request.trace)));
     rapidjson::Document doc;
     doc.Parse(reply.body.data(), reply.body.size());
     if (reply.status != 200) {
@@ -359,6 +439,10 @@ class TfServingTransport final : public Transport {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Transport>> MakeTfServingTransport(TransportOptions options) {
+  std::unique_ptr<asio::ssl::context> tls;
+  if (options.tls) {
+    ASSIGN_OR_RETURN(tls, MakeTlsContext(options));
+  }
   for (const auto* list : {&options.signature.inputs, &options.signature.outputs}) {
     for (const TensorSpec& spec : *list) {
       if (!Supported(spec.type)) {
@@ -367,7 +451,7 @@ absl::StatusOr<std::unique_ptr<Transport>> MakeTfServingTransport(TransportOptio
       }
     }
   }
-  return std::unique_ptr<Transport>(new TfServingTransport(std::move(options)));
+  return std::unique_ptr<Transport>(new TfServingTransport(std::move(options), std::move(tls)));
 }
 
 }  // namespace ortserve::backend::remote

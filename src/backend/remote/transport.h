@@ -25,6 +25,11 @@ struct TransportOptions {
   std::string model_version;  // Empty: the remote's default.
   absl::Duration timeout = absl::Seconds(10);
   bool json_tensors = false;  // KServe HTTP: JSON data arrays instead of binary tensors.
+  // TLS (KServe HTTP and gRPC): the endpoint's certificate is verified
+  // against tls_ca_file (empty: the system's CAs) and tls_server_name (empty:
+  // host); a client certificate and key for mTLS.
+  bool tls = false;
+  std::string tls_ca_file, tls_cert_file, tls_key_file, tls_server_name;
   // TF Serving: the tensors the remote takes and returns (it has no KServe
   // metadata route); from the local config.
   ModelSignature signature;

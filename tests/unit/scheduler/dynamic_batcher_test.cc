@@ -9,6 +9,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "core/strings.h"
+#include "observability/tracing.h"
 #include "scheduler/scheduler.h"
 #include "unit/scheduler/test_util.h"
 
@@ -526,6 +527,43 @@ TEST_P(DynamicBatcherStressTest, AnswersEveryRequestWithItsOwnRowsUnderConcurren
 }
 
 INSTANTIATE_TEST_SUITE_P(RunnerCounts, DynamicBatcherStressTest, ::testing::Values(1, 2, 4, 8));
+
+// A session that makes spans of its own (a remote model's call) gets the
+// span its run belongs under: the request's span when the batch is that one
+// sampled request, else the batch span (a trace of its own, which the
+// exported batch span then uses); unsampled runs are not traced.
+TEST_F(DynamicBatcherTest, ATracedRunIsParentedByItsLoneRequestOrByTheBatchSpan) {
+  auto tracer = observability::Tracer::Create({.sampling_ratio = 1.0});
+  ASSERT_TRUE(tracer.ok()) << tracer.status();
+  auto sampled = [&](std::string id, Shape shape, std::vector<float> values, uint8_t mark) {
+    auto request = MakeFloatRequest(id, std::move(shape), std::move(values));
+    request->trace.trace_id.fill(mark);
+    request->trace.span_id.fill(mark);
+    request->trace.tracer = tracer->get();
+    scheduler_->Enqueue(std::move(request), collector_.Callback(id));
+  };
+  StartBatchingFourRows();
+  Send("plain", {4, 1}, {1, 2, 3, 4});  // A full batch, unsampled: Run, not RunTraced.
+  ASSERT_TRUE(collector_.WaitFor(1, kWait));
+  EXPECT_TRUE(session_->trace_parents().empty());
+  sampled("alone", {4, 1}, {1, 2, 3, 4}, 7);
+  ASSERT_TRUE(collector_.WaitFor(2, kWait));
+  ASSERT_EQ(session_->trace_parents().size(), 1u);
+  RequestTrace parent = session_->trace_parents()[0];
+  EXPECT_EQ(parent.trace_id[0], 7);
+  EXPECT_EQ(parent.span_id[0], 7);
+  EXPECT_EQ(parent.tracer, tracer->get());
+  sampled("a", {2, 1}, {1, 2}, 8);
+  Send("b", {2, 1}, {3, 4});
+  ASSERT_TRUE(collector_.WaitFor(4, kWait));
+  ASSERT_EQ(session_->trace_parents().size(), 2u);
+  parent = session_->trace_parents()[1];
+  EXPECT_EQ(parent.tracer, tracer->get());
+  EXPECT_NE(parent.trace_id, (std::array<uint8_t, 16>{8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8}));
+  EXPECT_NE(parent.trace_id, (std::array<uint8_t, 16>{}));
+  EXPECT_NE(parent.span_id, (std::array<uint8_t, 8>{}));
+  EXPECT_TRUE(collector_.Get("a").ok());
+}
 
 }  // namespace
 }  // namespace ortserve::scheduler
