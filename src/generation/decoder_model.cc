@@ -126,19 +126,7 @@ absl::Status DecoderModel::Step(std::span<SequenceState* const> batch, std::vect
   std::vector<Tensor> outputs;
   RETURN_IF_ERROR(session_->Run(inputs, output_names_, &outputs));
   if (outputs.size() != output_names_.size()) return absl::InternalError("decoder step: missing outputs");
-  const Tensor& logits = outputs[0];
-  if (logits.type != DataType::kFp32 || logits.shape.size() != 3 || logits.shape[0] != b_size ||
-      logits.shape[1] != max_new || logits.shape[2] <= 0 ||
-      logits.data.size() != static_cast<size_t>(b_size * max_new * logits.shape[2]) * sizeof(float)) {
-    return absl::InternalError("decoder step: logits of an unexpected shape");
-  }
-  const int64_t vocab = logits.shape[2];
-  logits_out->resize(static_cast<size_t>(b_size * vocab));
-  const float* l = reinterpret_cast<const float*>(logits.data.data());
-  for (int64_t b = 0; b < b_size; ++b) {
-    const int64_t last = batch[b]->pending() - 1;
-    std::memcpy(logits_out->data() + b * vocab, l + (b * max_new + last) * vocab, vocab * sizeof(float));
-  }
+  RETURN_IF_ERROR(TakeLogits(batch, outputs[0], max_new, logits_out));
   for (size_t t = 0; t < past_names_.size(); ++t) {
     const Tensor& present = outputs[1 + t];
     if (present.type != DataType::kFp32 || present.shape.size() != 4 || present.shape[0] != b_size ||
@@ -174,6 +162,131 @@ absl::Status DecoderModel::Step(std::span<SequenceState* const> batch, std::vect
     }
     s.cached = len;
   }
+  return absl::OkStatus();
+}
+
+}  // namespace ortserve::generation
+
+namespace ortserve::generation {
+
+absl::Status DecoderModel::TakeLogits(std::span<SequenceState* const> batch, const Tensor& logits, int64_t max_new,
+                                      std::vector<float>* logits_out) const {
+  const int64_t b_size = static_cast<int64_t>(batch.size());
+  if (logits.type != DataType::kFp32 || logits.shape.size() != 3 || logits.shape[0] != b_size ||
+      logits.shape[1] != max_new || logits.shape[2] <= 0 ||
+      logits.data.size() != static_cast<size_t>(b_size * max_new * logits.shape[2]) * sizeof(float)) {
+    return absl::InternalError("decoder step: logits of an unexpected shape");
+  }
+  const int64_t vocab = logits.shape[2];
+  logits_out->resize(static_cast<size_t>(b_size * vocab));
+  const float* l = reinterpret_cast<const float*>(logits.data.data());
+  for (int64_t b = 0; b < b_size; ++b) {
+    const int64_t last = batch[b]->pending() - 1;
+    std::memcpy(logits_out->data() + b * vocab, l + (b * max_new + last) * vocab, vocab * sizeof(float));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DecoderModel::StepPaged(std::span<SequenceState* const> batch, KvBlockPool& pool, Scratch* scratch,
+                                     std::vector<float>* logits_out) const {
+  const int64_t b_size = static_cast<int64_t>(batch.size());
+  if (b_size == 0) return absl::OkStatus();
+  const int64_t bt = pool.block_tokens();
+  int64_t max_past = 0, max_new = 0;
+  for (const SequenceState* s : batch) {
+    if (s->pending() <= 0) return absl::InvalidArgumentError("decoder step: a sequence has no pending token");
+    if (static_cast<int64_t>(s->blocks.size()) * bt < static_cast<int64_t>(s->tokens.size())) {
+      return absl::InvalidArgumentError("decoder step: a sequence's cache blocks are too few for its tokens");
+    }
+    max_past = std::max(max_past, s->cached);
+    max_new = std::max(max_new, s->pending());
+  }
+  const int64_t total = max_past + max_new;
+  Scratch& sc = *scratch;
+  sc.ids.assign(static_cast<size_t>(b_size * max_new), 0);
+  sc.positions.assign(static_cast<size_t>(b_size * max_new), 0);
+  sc.mask.assign(static_cast<size_t>(b_size * total), 0);
+  for (int64_t b = 0; b < b_size; ++b) {
+    const SequenceState& s = *batch[b];
+    const int64_t n = s.pending();
+    for (int64_t j = 0; j < s.cached; ++j) sc.mask[b * total + j] = 1;
+    for (int64_t i = 0; i < max_new; ++i) {
+      sc.ids[b * max_new + i] = i < n ? s.tokens[s.cached + i] : 0;
+      sc.positions[b * max_new + i] = s.cached + std::min(i, n - 1);  // padding repeats the last position
+      if (i < n) sc.mask[b * total + max_past + i] = 1;
+    }
+  }
+  // The past of every cache tensor, gathered from the blocks and padded to max_past.
+  const int64_t tensor_floats = b_size * num_heads_ * max_past * head_dim_;
+  const int64_t tensors = static_cast<int64_t>(past_names_.size());
+  if (sc.past.size() < static_cast<size_t>(tensors * tensor_floats)) sc.past.resize(tensors * tensor_floats);
+  for (int64_t t = 0; t < tensors; ++t) {
+    float* dst_t = sc.past.data() + t * tensor_floats;
+    for (int64_t b = 0; b < b_size; ++b) {
+      const SequenceState& s = *batch[b];
+      for (int64_t h = 0; h < num_heads_; ++h) {
+        float* dst = dst_t + (b * num_heads_ + h) * max_past * head_dim_;
+        for (int64_t pos = 0; pos < s.cached; pos += bt) {
+          const int64_t rows = std::min(bt, s.cached - pos);
+          const float* src = pool.Block(s.blocks[pos / bt]) + (t * num_heads_ + h) * bt * head_dim_;
+          std::memcpy(dst + pos * head_dim_, src, static_cast<size_t>(rows * head_dim_) * sizeof(float));
+        }
+        // Padding rows stay as they were: the mask hides them.
+      }
+    }
+  }
+  auto view = [](const std::string& name, DataType type, Shape shape, const void* data, size_t bytes) {
+    Tensor t;
+    t.name = name;
+    t.type = type;
+    t.shape = std::move(shape);
+    t.data = std::span<const std::byte>(static_cast<const std::byte*>(data), bytes);
+    return t;  // no holder: the scratch outlives the run
+  };
+  static const std::string kIds = "input_ids", kMask = "attention_mask", kPositions = "position_ids";
+  sc.inputs.clear();
+  sc.inputs.push_back(view(kIds, DataType::kInt64, {b_size, max_new}, sc.ids.data(), sc.ids.size() * 8));
+  sc.inputs.push_back(view(kMask, DataType::kInt64, {b_size, total}, sc.mask.data(), sc.mask.size() * 8));
+  if (has_position_ids_) {
+    sc.inputs.push_back(
+        view(kPositions, DataType::kInt64, {b_size, max_new}, sc.positions.data(), sc.positions.size() * 8));
+  }
+  for (int64_t t = 0; t < tensors; ++t) {
+    sc.inputs.push_back(view(past_names_[t], DataType::kFp32, {b_size, num_heads_, max_past, head_dim_},
+                             sc.past.data() + t * tensor_floats, static_cast<size_t>(tensor_floats) * sizeof(float)));
+  }
+  sc.outputs.clear();
+  RETURN_IF_ERROR(session_->Run(sc.inputs, output_names_, &sc.outputs));
+  if (sc.outputs.size() != output_names_.size()) return absl::InternalError("decoder step: missing outputs");
+  RETURN_IF_ERROR(TakeLogits(batch, sc.outputs[0], max_new, logits_out));
+  for (int64_t t = 0; t < tensors; ++t) {
+    const Tensor& present = sc.outputs[1 + t];
+    if (present.type != DataType::kFp32 || present.shape.size() != 4 || present.shape[0] != b_size ||
+        present.shape[1] != num_heads_ || present.shape[2] != total || present.shape[3] != head_dim_ ||
+        present.data.size() != static_cast<size_t>(b_size * num_heads_ * total * head_dim_) * sizeof(float)) {
+      return absl::InternalError(StrCat("decoder step: '", output_names_[1 + t], "' of an unexpected shape"));
+    }
+  }
+  // Only the new rows go back: [max_past, max_past + n) of the sequence axis
+  // lands at [cached, cached + n) of the sequence's blocks.
+  for (int64_t b = 0; b < b_size; ++b) {
+    SequenceState& s = *batch[b];
+    const int64_t n = s.pending();
+    for (int64_t t = 0; t < tensors; ++t) {
+      const float* present = reinterpret_cast<const float*>(sc.outputs[1 + t].data.data()) +
+                             b * num_heads_ * total * head_dim_;
+      for (int64_t h = 0; h < num_heads_; ++h) {
+        const float* head = present + (h * total + max_past) * head_dim_;
+        for (int64_t i = 0; i < n; ++i) {
+          const int64_t pos = s.cached + i;
+          float* dst = pool.Block(s.blocks[pos / bt]) + ((t * num_heads_ + h) * bt + pos % bt) * head_dim_;
+          std::memcpy(dst, head + i * head_dim_, static_cast<size_t>(head_dim_) * sizeof(float));
+        }
+      }
+    }
+    s.cached += n;
+  }
+  sc.outputs.clear();  // the engine's buffers go back now, not at the next step
   return absl::OkStatus();
 }
 

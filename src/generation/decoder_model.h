@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "backend/session.h"
 #include "core/tensor.h"
+#include "generation/kv_block_pool.h"
 
 namespace ortserve::generation {
 
@@ -26,6 +27,9 @@ struct SequenceState {
   // 2 * layers tensors (key, value per layer), each [1, heads, cached,
   // head_dim] FP32; empty before the first step.
   std::vector<Tensor> kv;
+  // Paged instead (DecoderModel::StepPaged): the pool blocks holding the
+  // cache, enough for every token the sequence may reach.
+  std::vector<int32_t> blocks;
 
   // Tokens the next step feeds: the prompt on the first (prefill), then the
   // last generated token.
@@ -57,6 +61,22 @@ class DecoderModel {
   // Internal when the engine fails.
   absl::Status Step(std::span<SequenceState* const> batch, std::vector<float>* logits) const;
 
+  // Buffers a paged step reuses: after the first steps a step allocates
+  // only what the engine returns (its outputs).
+  struct Scratch {
+    std::vector<int64_t> ids, positions, mask;
+    std::vector<float> past;  // the padded past of every cache tensor, one after another
+    std::vector<Tensor> inputs, outputs;
+  };
+
+  // As Step, with each sequence's cache in `pool` blocks (SequenceState::
+  // blocks, which must cover its tokens): the padded past is gathered from
+  // the blocks into `scratch`, and only the new positions of each present
+  // tensor are written back. InvalidArgument as Step, or when a sequence's
+  // blocks are too few.
+  absl::Status StepPaged(std::span<SequenceState* const> batch, KvBlockPool& pool, Scratch* scratch,
+                         std::vector<float>* logits) const;
+
   int32_t num_layers() const { return num_layers_; }
   int64_t num_heads() const { return num_heads_; }
   int64_t head_dim() const { return head_dim_; }
@@ -66,6 +86,9 @@ class DecoderModel {
 
  private:
   DecoderModel() = default;
+  // Checks the logits' shape and copies each sequence's last row to `logits_out`.
+  absl::Status TakeLogits(std::span<SequenceState* const> batch, const Tensor& logits, int64_t max_new,
+                          std::vector<float>* logits_out) const;
   std::shared_ptr<backend::Session> session_;
   int32_t num_layers_ = 0;
   int64_t num_heads_ = 0;

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "generation/generation_config.h"
 
+#include <charconv>
 #include <filesystem>
+#include <type_traits>
 
 #include "core/status.h"
 #include "core/strings.h"
@@ -84,21 +86,88 @@ absl::StatusOr<GenerationSetup> LoadGenerationConfig(const config::ModelGenerati
   return setup;
 }
 
+absl::Status ReadGenerationParameters(const config::ModelConfig& config, GenerationSetup* setup) {
+  const auto& params = config.parameters();
+  auto integer = [&](std::string_view key, int64_t low, int64_t high, auto* out) -> absl::Status {
+    auto it = params.find(StrCat("generation.", key));
+    if (it == params.end()) return absl::OkStatus();
+    const std::string& text = it->second.string_value();
+    int64_t value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end != text.data() + text.size() || value < low || value > high) {
+      return absl::InvalidArgumentError(StrCat("parameter 'generation.", key, "' must be an integer in [", low, ", ",
+                                               high, "], got '", text, "'"));
+    }
+    *out = static_cast<std::remove_pointer_t<decltype(out)>>(value);
+    return absl::OkStatus();
+  };
+  ContinuousBatcher::Options& b = setup->batching;
+  RETURN_IF_ERROR(integer("kv_cache_bytes", 1, int64_t{1} << 40, &b.kv_cache_bytes));
+  RETURN_IF_ERROR(integer("kv_block_tokens", 1, 4096, &b.kv_block_tokens));
+  RETURN_IF_ERROR(integer("max_batch_sequences", 1, 4096, &b.max_batch_sequences));
+  RETURN_IF_ERROR(integer("max_waiting_requests", 1, 1 << 20, &b.max_waiting));
+  int64_t wait_ms = absl::ToInt64Milliseconds(b.max_wait);
+  RETURN_IF_ERROR(integer("max_queue_wait_ms", 0, 3600 * 1000, &wait_ms));
+  b.max_wait = absl::Milliseconds(wait_ms);
+  for (auto [key, out] : {std::pair{"chat_message_template", &setup->chat_message_template},
+                          std::pair{"chat_generation_prompt", &setup->chat_generation_prompt}}) {
+    auto it = params.find(StrCat("generation.", key));
+    if (it == params.end()) continue;
+    if (it->second.string_value().size() > 4096) {
+      return absl::InvalidArgumentError(StrCat("parameter 'generation.", key, "' is over 4096 bytes"));
+    }
+    *out = it->second.string_value();
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace ortserve::generation
 
 namespace ortserve::generation {
 
 absl::StatusOr<std::shared_ptr<const GenerationModel>> GenerationModel::Load(
-    const config::ModelGeneration& block, const std::string& model_dir, std::shared_ptr<backend::Session> session) {
+    const config::ModelConfig& config, const std::string& model_dir, std::shared_ptr<backend::Session> session) {
   std::shared_ptr<GenerationModel> m(new GenerationModel());
-  ASSIGN_OR_RETURN(m->setup_, LoadGenerationConfig(block, model_dir));
+  ASSIGN_OR_RETURN(m->setup_, LoadGenerationConfig(config.generation(), model_dir));
+  RETURN_IF_ERROR(ReadGenerationParameters(config, &m->setup_));
   ASSIGN_OR_RETURN(m->decoder_, DecoderModel::Create(std::move(session)));
-  if (m->decoder_->vocab_size() > 0 && m->decoder_->vocab_size() < m->setup_.tokenizer->vocab_size()) {
-    return absl::InvalidArgumentError(StrCat("generation: the tokenizer has ", m->setup_.tokenizer->vocab_size(),
+  m->tokenizer_ = std::move(m->setup_.tokenizer);
+  if (m->decoder_->vocab_size() > 0 && m->decoder_->vocab_size() < m->tokenizer_->vocab_size()) {
+    return absl::InvalidArgumentError(StrCat("generation: the tokenizer has ", m->tokenizer_->vocab_size(),
                                              " tokens but the model's logits only ", m->decoder_->vocab_size()));
   }
-  m->generator_ = std::make_unique<Generator>(*m->decoder_, *m->setup_.tokenizer, m->setup_.limits);
+  m->generator_ = std::make_unique<Generator>(*m->decoder_, *m->tokenizer_, m->setup_.limits);
+  ContinuousBatcher::Options batching = m->setup_.batching;
+  batching.model = m->decoder_;
+  batching.tokenizer = m->tokenizer_;
+  batching.limits = m->setup_.limits;
+  ASSIGN_OR_RETURN(m->batcher_, ContinuousBatcher::Create(std::move(batching)));
   return std::shared_ptr<const GenerationModel>(std::move(m));
+}
+
+}  // namespace ortserve::generation
+
+namespace ortserve::generation {
+
+std::string GenerationModel::RenderChat(std::span<const ChatMessage> messages) const {
+  std::string out;
+  const std::string_view t = setup_.chat_message_template;
+  for (const ChatMessage& m : messages) {
+    // {role} and {content} replaced; any other text, braces included, kept.
+    for (size_t i = 0; i < t.size();) {
+      if (t.compare(i, 6, "{role}") == 0) {
+        out.append(m.role);
+        i += 6;
+      } else if (t.compare(i, 9, "{content}") == 0) {
+        out.append(m.content);
+        i += 9;
+      } else {
+        out.push_back(t[i++]);
+      }
+    }
+  }
+  out.append(setup_.chat_generation_prompt);
+  return out;
 }
 
 }  // namespace ortserve::generation

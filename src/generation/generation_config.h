@@ -7,7 +7,9 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "generation/continuous_batcher.h"
 #include "generation/generator.h"
+#include "generation/session_store.h"
 #include "proto/model_config.pb.h"
 #include "pipeline/bpe_tokenizer.h"
 
@@ -18,7 +20,19 @@ struct GenerationSetup {
   GenerationLimits limits;
   SamplingParams defaults;  // what a request that sets nothing gets
   size_t max_prompt_bytes = size_t{1} << 20;
+  // The continuous batcher's pool and queue bounds (model, tokenizer and
+  // limits are filled in by GenerationModel::Load).
+  ContinuousBatcher::Options batching;
+  // The chat template: each message with {role} and {content} replaced,
+  // then the generation prompt.
+  std::string chat_message_template = "{role}: {content}\n";
+  std::string chat_generation_prompt = "assistant:";
 };
+
+// The batching and chat-template settings from the model's `parameters`
+// ("generation.kv_cache_bytes", ...; docs/model_config.md, "Generation").
+// InvalidArgument naming the parameter.
+absl::Status ReadGenerationParameters(const config::ModelConfig& config, GenerationSetup* setup);
 
 // Loads the tokenizer named by the block (relative to `model_dir`, never
 // outside it) and checks every number. InvalidArgument naming the field;
@@ -31,28 +45,35 @@ absl::StatusOr<GenerationSetup> LoadGenerationConfig(const config::ModelGenerati
 namespace ortserve::generation {
 
 // A loaded generative model version: tokenizer, limits, the decoder on its
-// session, and the generator over them.
+// session, the one-sequence generator, and the continuous batcher that
+// serves requests (its decode loop runs until this object is destroyed).
 //
-// Thread-safety: thread-safe (immutable; Generate runs concurrently).
+// Thread-safety: thread-safe (Generate and the batcher run concurrently).
 class GenerationModel {
  public:
-  // Reads the `generation` block and checks the session's tensors
+  // Reads the `generation` block and the `generation.*` parameters, checks the session's tensors
   // (DecoderModel::Create); errors name the field or tensor.
-  static absl::StatusOr<std::shared_ptr<const GenerationModel>> Load(const config::ModelGeneration& block,
+  static absl::StatusOr<std::shared_ptr<const GenerationModel>> Load(const config::ModelConfig& config,
                                                                      const std::string& model_dir,
                                                                      std::shared_ptr<backend::Session> session);
 
-  const pipeline::BpeTokenizer& tokenizer() const { return *setup_.tokenizer; }
+  const pipeline::BpeTokenizer& tokenizer() const { return *tokenizer_; }
   const DecoderModel& decoder() const { return *decoder_; }
   const Generator& generator() const { return *generator_; }
+  ContinuousBatcher& batcher() const { return *batcher_; }
   const SamplingParams& default_sampling() const { return setup_.defaults; }
   size_t max_prompt_bytes() const { return setup_.max_prompt_bytes; }
+  // `messages` rendered with the model's chat template, ending with the
+  // generation prompt (what the model continues as the assistant).
+  std::string RenderChat(std::span<const ChatMessage> messages) const;
 
  private:
   GenerationModel() = default;
   GenerationSetup setup_;
-  std::unique_ptr<DecoderModel> decoder_;
+  std::shared_ptr<const pipeline::BpeTokenizer> tokenizer_;
+  std::shared_ptr<const DecoderModel> decoder_;
   std::unique_ptr<Generator> generator_;
+  std::unique_ptr<ContinuousBatcher> batcher_;  // last: stopped first
 };
 
 }  // namespace ortserve::generation

@@ -87,62 +87,71 @@ std::string_view StopMatcher::Flush() {
   return rest;
 }
 
+SequenceRun::SequenceRun(GenerationRequest request, const GenerationLimits& limits,
+                         const pipeline::BpeTokenizer& tokenizer)
+    : request_(std::move(request)),
+      limits_(limits),
+      max_tokens_(request_.max_tokens == 0 ? limits.default_max_tokens : request_.max_tokens),
+      rng_(request_.sampling.has_seed ? request_.sampling.seed : std::random_device{}() * 0x9E3779B97F4A7C15ull),
+      decoder_(tokenizer),
+      stops_(request_.stop) {
+  result_.prompt_tokens = static_cast<int64_t>(request_.prompt_ids.size());
+  seq_.tokens.reserve(request_.prompt_ids.size() + static_cast<size_t>(max_tokens_));
+  seq_.tokens = request_.prompt_ids;
+  result_.ids.reserve(static_cast<size_t>(max_tokens_));
+}
+
+absl::StatusOr<bool> SequenceRun::Advance(std::span<float> logits, const TextCallback& on_text) {
+  const int32_t id = sampler_.Sample(logits, seq_.tokens, request_.sampling, rng_);
+  ++result_.completion_tokens;
+  if (!request_.ignore_eos &&
+      std::find(limits_.eos_token_ids.begin(), limits_.eos_token_ids.end(), id) != limits_.eos_token_ids.end()) {
+    return Finish(true, false, on_text);
+  }
+  seq_.tokens.push_back(id);
+  result_.ids.push_back(id);
+  delta_.clear();
+  RETURN_IF_ERROR(decoder_.Add(id, &delta_));
+  std::string_view ready;
+  const bool stop_sequence = stops_.Append(delta_, &ready);
+  if (!Deliver(ready, on_text)) {
+    Cancel();
+    result_.text = stops_.text();
+    return true;
+  }
+  if (stop_sequence || result_.completion_tokens >= max_tokens_) return Finish(false, stop_sequence, on_text);
+  return false;
+}
+
+bool SequenceRun::Finish(bool eos, bool stop_sequence, const TextCallback& on_text) {
+  bool cancelled = false;
+  if (!stop_sequence) {
+    // Bytes of an unfinished character, then whatever was held back.
+    delta_.clear();
+    decoder_.Finish(&delta_);
+    std::string_view ready;
+    stop_sequence = stops_.Append(delta_, &ready);
+    cancelled = !Deliver(ready, on_text) || !Deliver(stops_.Flush(), on_text);
+  }
+  result_.text = stops_.text();
+  finish_ = cancelled ? FinishReason::kCancelled : (eos || stop_sequence) ? FinishReason::kStop : FinishReason::kLength;
+  result_.finish = finish_;
+  return true;
+}
+
 absl::StatusOr<GenerationResult> Generator::Generate(const GenerationRequest& request,
                                                      const TextCallback& on_text) const {
   RETURN_IF_ERROR(ValidateRequest(request, limits_, model_.vocab_size() > 0 ? model_.vocab_size()
                                                                             : tokenizer_.vocab_size()));
-  const int32_t max_tokens = request.max_tokens == 0 ? limits_.default_max_tokens : request.max_tokens;
-  GenerationResult result;
-  result.prompt_tokens = static_cast<int64_t>(request.prompt_ids.size());
-  SequenceState seq;
-  seq.tokens.reserve(request.prompt_ids.size() + static_cast<size_t>(max_tokens));
-  seq.tokens = request.prompt_ids;
-  Sampler sampler;
-  Rng rng(request.sampling.has_seed ? request.sampling.seed : std::random_device{}() * 0x9E3779B97F4A7C15ull);
-  pipeline::IncrementalDecoder decoder(tokenizer_);
-  StopMatcher stops(request.stop);
+  SequenceRun run(request, limits_, tokenizer_);
   std::vector<float> logits;
-  std::string delta;
-  SequenceState* batch[] = {&seq};
-  auto deliver = [&](std::string_view ready) {
-    if (ready.empty() || !on_text) return true;
-    return on_text(ready);
-  };
-  bool eos = false, stop_sequence = false, cancelled = false;
-  for (int32_t step = 0; step < max_tokens; ++step) {
+  SequenceState* batch[] = {&run.state()};
+  for (;;) {
     RETURN_IF_ERROR(model_.Step(batch, &logits));
-    const int32_t id = sampler.Sample(logits, seq.tokens, request.sampling, rng);
-    ++result.completion_tokens;
-    if (!request.ignore_eos &&
-        std::find(limits_.eos_token_ids.begin(), limits_.eos_token_ids.end(), id) != limits_.eos_token_ids.end()) {
-      eos = true;
-      break;
-    }
-    seq.tokens.push_back(id);
-    result.ids.push_back(id);
-    delta.clear();
-    RETURN_IF_ERROR(decoder.Add(id, &delta));
-    std::string_view ready;
-    stop_sequence = stops.Append(delta, &ready);
-    if (!deliver(ready)) {
-      cancelled = true;
-      break;
-    }
-    if (stop_sequence) break;
+    ASSIGN_OR_RETURN(bool done, run.Advance(logits, on_text));
+    if (done) break;
   }
-  if (!cancelled && !stop_sequence) {
-    // Bytes of an unfinished character, then whatever was held back.
-    delta.clear();
-    decoder.Finish(&delta);
-    std::string_view ready;
-    stop_sequence = stops.Append(delta, &ready);
-    cancelled = !deliver(ready) || !deliver(stops.Flush());
-  }
-  result.text = stops.text();
-  result.finish = cancelled                 ? FinishReason::kCancelled
-                  : (eos || stop_sequence) ? FinishReason::kStop
-                                           : FinishReason::kLength;
-  return result;
+  return std::move(run.result());
 }
 
 }  // namespace ortserve::generation

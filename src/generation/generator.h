@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,24 +61,6 @@ using TextCallback = std::function<bool(std::string_view delta)>;
 absl::Status ValidateRequest(const GenerationRequest& request, const GenerationLimits& limits,
                              int64_t vocab_size);
 
-// Thread-safety: thread-safe; Generate may run on many threads at once (each
-// call has its own sequence state).
-class Generator {
- public:
-  Generator(const DecoderModel& model, const pipeline::BpeTokenizer& tokenizer, GenerationLimits limits)
-      : model_(model), tokenizer_(tokenizer), limits_(std::move(limits)) {}
-
-  absl::StatusOr<GenerationResult> Generate(const GenerationRequest& request,
-                                            const TextCallback& on_text = nullptr) const;
-
-  const GenerationLimits& limits() const { return limits_; }
-
- private:
-  const DecoderModel& model_;
-  const pipeline::BpeTokenizer& tokenizer_;
-  GenerationLimits limits_;
-};
-
 // Stop sequences over streamed text: holds back the end of the text while it
 // could still be the start of a stop sequence.
 //
@@ -97,6 +80,69 @@ class StopMatcher {
   std::span<const std::string> stops_;
   std::string text_;
   size_t emitted_ = 0;
+};
+
+// One sequence's generation around the model's steps: after each step it
+// samples the next token, ends at an end-of-sequence token, a stop sequence,
+// max_tokens or the context, and passes on the text as it becomes final.
+// Used by Generator (one sequence) and ContinuousBatcher (many per step).
+//
+// Thread-safety: not thread-safe; one thread at a time.
+class SequenceRun {
+ public:
+  // `request` must have passed ValidateRequest; `tokenizer` outlives this.
+  SequenceRun(GenerationRequest request, const GenerationLimits& limits, const pipeline::BpeTokenizer& tokenizer);
+
+  // The tokens and cache the next step runs.
+  SequenceState& state() { return seq_; }
+  const GenerationRequest& request() const { return request_; }
+  // The most tokens this sequence can reach (prompt + max_tokens).
+  int64_t max_total_tokens() const { return static_cast<int64_t>(request_.prompt_ids.size()) + max_tokens_; }
+
+  // After a step: `logits` is this sequence's row (modified in place).
+  // Returns true when the sequence is done (result() then final); text goes
+  // to `on_text` (false from it ends the sequence as kCancelled). Errors
+  // from the tokenizer's decoder.
+  absl::StatusOr<bool> Advance(std::span<float> logits, const TextCallback& on_text);
+  // Ends a sequence that has not finished by itself (client gone).
+  void Cancel() { finish_ = FinishReason::kCancelled; result_.finish = finish_; }
+  GenerationResult& result() { return result_; }
+
+ private:
+  bool Deliver(std::string_view ready, const TextCallback& on_text) {
+    return ready.empty() || !on_text || on_text(ready);
+  }
+  bool Finish(bool eos, bool stop_sequence, const TextCallback& on_text);
+
+  GenerationRequest request_;
+  const GenerationLimits& limits_;
+  int32_t max_tokens_ = 0;
+  SequenceState seq_;
+  Sampler sampler_;
+  Rng rng_;
+  pipeline::IncrementalDecoder decoder_;
+  StopMatcher stops_;
+  std::string delta_;
+  GenerationResult result_;
+  FinishReason finish_ = FinishReason::kLength;
+};
+
+// Thread-safety: thread-safe; Generate may run on many threads at once (each
+// call has its own sequence state).
+class Generator {
+ public:
+  Generator(const DecoderModel& model, const pipeline::BpeTokenizer& tokenizer, GenerationLimits limits)
+      : model_(model), tokenizer_(tokenizer), limits_(std::move(limits)) {}
+
+  absl::StatusOr<GenerationResult> Generate(const GenerationRequest& request,
+                                            const TextCallback& on_text = nullptr) const;
+
+  const GenerationLimits& limits() const { return limits_; }
+
+ private:
+  const DecoderModel& model_;
+  const pipeline::BpeTokenizer& tokenizer_;
+  GenerationLimits limits_;
 };
 
 }  // namespace ortserve::generation

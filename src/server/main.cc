@@ -271,6 +271,25 @@ int main(int argc, char** argv) {
 
   ortserve::alerts::AddAlertFlags(app, &options.alert_flags);
   ortserve::retrieval::AddCollectionFlags(app, &options.collection_flags);
+  // Conversation sessions (docs/generation.md): at most sessions x
+  // session-bytes of text (64 MiB with the defaults).
+  app.add_option("--chat-sessions", options.chat_sessions,
+                 "Conversation sessions held for /v1/chat/completions (least recently used out); 0: off")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 20));
+  app.add_option("--chat-session-turns", options.chat_session_turns, "Messages kept per session")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
+  app.add_option("--chat-session-tokens", options.chat_session_tokens, "Tokens kept per session")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 24));
+  app.add_option("--chat-session-bytes", options.chat_session_bytes, "Text bytes kept per session")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64 << 20));
+  app.add_option("--chat-session-ttl-secs", options.chat_session_ttl_seconds,
+                 "A session unused this long is forgotten")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 30 * 86400));
   app.add_flag("--audit-raw-patient-id", options.audit_raw_patient_id,
                "Audit lines of SAE verdicts carry the raw patientId instead of its keyed hash "
                "(only where the audit log may hold patient identifiers)");

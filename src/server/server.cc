@@ -230,6 +230,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     http.access = impl->access.get();
     http.tls = impl->http_tls.get();
     http.collections = impl->collections.get();
+    if (options.chat_sessions > 0) {
+      impl->chat_sessions = std::make_unique<generation::SessionStore>(generation::SessionStore::Options{
+          .max_sessions = options.chat_sessions,
+          .max_turns = options.chat_session_turns,
+          .max_tokens = options.chat_session_tokens,
+          .max_session_bytes = options.chat_session_bytes,
+          .ttl = absl::Seconds(options.chat_session_ttl_seconds)});
+      http.sessions = impl->chat_sessions.get();
+    }
     if (options.console) {
       impl->console_sources = std::make_unique<console::ServerSources>(console::ServerSources::Options{
           .metrics = impl->metrics.get(),

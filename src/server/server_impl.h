@@ -27,6 +27,7 @@
 #include "frontend/grpc/grpc_server.h"
 #include "frontend/http/http_server.h"
 #include "frontend/inference_service.h"
+#include "generation/session_store.h"
 #include "observability/audit_log.h"
 #include "observability/logging.h"
 #include "observability/metrics.h"
@@ -55,6 +56,9 @@ struct Server::Impl {
   // Outlives the manager (whose release thread erases released versions'
   // entries) and the service.
   std::unique_ptr<router::ResponseCache> response_cache;
+  // Conversation sessions (null: off): outlive the models, whose decode loops
+  // append answered turns, and the front ends.
+  std::unique_ptr<generation::SessionStore> chat_sessions;
   std::unique_ptr<repository::ModelManager> models;
   std::unique_ptr<pipeline::TokenizationPool> tokenization;  // Outlives the service that uses it.
   // Rate limits: outlive the admission that checks them.

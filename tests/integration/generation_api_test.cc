@@ -4,8 +4,11 @@
 // streamed as Server-Sent Events, against the torch greedy goldens.
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -174,6 +177,113 @@ TEST_F(GenerationApiTest, ErrorsComeInOpenAisShape) {
   bool listed = false;
   for (const auto& m : models["data"].GetArray()) listed |= std::string(m["id"].GetString()) == "tiny_decoder";
   EXPECT_TRUE(listed);
+}
+
+// Triton's generate extension: /generate answers whole, /generate_stream as
+// Server-Sent Events; the text is the greedy golden's either way.
+TEST_F(GenerationApiTest, TritonGenerateAndGenerateStream) {
+  const Golden g = FirstGolden();
+  HttpClient client(server_->http_port());
+  const std::string request = R"({"text_input":")" + g.prompt + R"(","parameters":{"max_tokens":)" +
+                              std::to_string(g.completion_tokens) + R"(,"temperature":0}})";
+  auto res = client.Post("/v2/models/tiny_decoder/generate", request);
+  ASSERT_EQ(res.status, 200u) << res.body;
+  EXPECT_EQ(res.Header("content-type"), "application/json");
+  auto doc = Json(res.body);
+  EXPECT_STREQ(doc["model_name"].GetString(), "tiny_decoder");
+  EXPECT_STREQ(doc["model_version"].GetString(), "1");
+  EXPECT_EQ(std::string(doc["text_output"].GetString()), g.text);
+  EXPECT_EQ(doc["completion_tokens"].GetInt64(), g.completion_tokens);
+  // With the version in the path, and parameters beside text_input.
+  res = client.Post("/v2/models/tiny_decoder/versions/1/generate",
+                    R"({"text_input":")" + g.prompt + R"(","max_tokens":)" + std::to_string(g.completion_tokens) +
+                        R"(,"temperature":0})");
+  ASSERT_EQ(res.status, 200u) << res.body;
+  EXPECT_EQ(std::string(Json(res.body)["text_output"].GetString()), g.text);
+
+  res = client.Post("/v2/models/tiny_decoder/generate_stream", request);
+  ASSERT_EQ(res.status, 200u) << res.body;
+  EXPECT_EQ(res.Header("content-type"), "text/event-stream");
+  const auto events = Events(res.body);
+  ASSERT_GE(events.size(), 2u) << res.body;
+  std::string text;
+  for (const std::string& e : events) {
+    auto chunk = Json(e);
+    EXPECT_STREQ(chunk["model_name"].GetString(), "tiny_decoder");
+    EXPECT_STREQ(chunk["model_version"].GetString(), "1");
+    text += chunk["text_output"].GetString();
+  }
+  EXPECT_EQ(text, g.text);
+  auto last = Json(events.back());
+  EXPECT_STREQ(last["finish_reason"].GetString(), g.eos ? "stop" : "length");
+  EXPECT_EQ(client.Get("/v2/health/live").status, 200u);  // the connection is still good
+}
+
+TEST_F(GenerationApiTest, TritonGenerateErrorsAreTritonsShape) {
+  HttpClient client(server_->http_port());
+  auto expect = [&](const std::string& target, const std::string& body, unsigned status, const std::string& part) {
+    auto res = client.Post(target, body);
+    EXPECT_EQ(res.status, status) << body << " -> " << res.body;
+    auto doc = Json(res.body);
+    ASSERT_TRUE(doc.IsObject() && doc.HasMember("error") && doc["error"].IsString()) << res.body;
+    EXPECT_NE(std::string(doc["error"].GetString()).find(part), std::string::npos) << res.body;
+  };
+  expect("/v2/models/tiny_decoder/generate", R"({"parameters":{}})", 400, "text_input");
+  expect("/v2/models/tiny_decoder/generate", R"({"text_input":3})", 400, "text_input");
+  expect("/v2/models/tiny_decoder/generate", R"({"text_input":"x","parameters":{"temperature":-1}})", 400,
+         "temperature");
+  expect("/v2/models/tiny_decoder/generate", R"({"text_input":"x","parameters":{"beam_width":2}})", 400,
+         "beam_width");
+  expect("/v2/models/tiny_decoder/generate", R"({"text_input":"x","parameters":{"max_tokens":250}})", 400,
+         "max_tokens");
+  expect("/v2/models/tiny_decoder/generate_stream", "{not json", 400, "JSON");
+  expect("/v2/models/nope/generate", R"({"text_input":"x"})", 404, "nope");
+  expect("/v2/models/tiny_decoder/versions/9/generate", R"({"text_input":"x"})", 404, "");
+}
+
+// A conversation session: the second turn's prompt holds the first turn
+// (its question and the answer given), exactly as if the client had sent
+// the whole conversation itself.
+TEST_F(GenerationApiTest, ASessionsSecondTurnSeesTheFirst) {
+  HttpClient client(server_->http_port());
+  auto chat = [&](const std::string& messages, const std::map<std::string, std::string>& headers,
+                  const std::string& extra = "") {
+    auto res = client.Post("/v1/chat/completions",
+                           R"({"model":"tiny_decoder","max_tokens":5,"temperature":0,"messages":)" + messages +
+                               extra + "}",
+                           headers);
+    EXPECT_EQ(res.status, 200u) << res.body;
+    return Json(res.body);
+  };
+  const std::string first = R"({"role":"user","content":"I have a rash"})";
+  const std::string second = R"({"role":"user","content":"It itches at night"})";
+  auto turn1 = chat("[" + first + "]", {{"X-Session-Id", "patient-7"}});
+  const std::string answer1 = turn1["choices"][0]["message"]["content"].GetString();
+  auto turn2 = chat("[" + second + "]", {{"X-Session-Id", "patient-7"}});
+
+  // The same conversation sent whole, without a session.
+  std::string quoted;
+  {
+    rapidjson::StringBuffer buf;
+    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+    w.String(answer1.c_str(), static_cast<rapidjson::SizeType>(answer1.size()));
+    quoted = buf.GetString();
+  }
+  auto whole = chat("[" + first + R"(,{"role":"assistant","content":)" + quoted + "}," + second + "]", {});
+  EXPECT_EQ(turn2["usage"]["prompt_tokens"].GetInt64(), whole["usage"]["prompt_tokens"].GetInt64());
+  EXPECT_EQ(std::string(turn2["choices"][0]["message"]["content"].GetString()),
+            whole["choices"][0]["message"]["content"].GetString());
+  // Another session (named in the body) starts empty.
+  auto other = chat("[" + second + "]", {}, R"(,"session_id":"patient-8")");
+  auto alone = chat("[" + second + "]", {});
+  EXPECT_EQ(other["usage"]["prompt_tokens"].GetInt64(), alone["usage"]["prompt_tokens"].GetInt64());
+  EXPECT_LT(alone["usage"]["prompt_tokens"].GetInt64(), turn2["usage"]["prompt_tokens"].GetInt64());
+  // A session id that breaks the rules is refused by name.
+  auto bad = client.Post("/v1/chat/completions",
+                         R"({"model":"tiny_decoder","max_tokens":2,"messages":[)" + first + "]}",
+                         {{"X-Session-Id", "a/b"}});
+  EXPECT_EQ(bad.status, 400u);
+  EXPECT_NE(bad.body.find("session id"), std::string::npos) << bad.body;
 }
 
 }  // namespace

@@ -214,7 +214,8 @@ bool Connection::MatchAndAdmit() {
   const bool collection = id == RouteId::kCollectionDocuments || id == RouteId::kCollectionQuery;
   const bool text = id == RouteId::kSaeAnalyze || id == RouteId::kTeiEmbed || id == RouteId::kTeiPredict ||
                     id == RouteId::kOpenAiEmbeddings || id == RouteId::kOpenAiCompletions ||
-                    id == RouteId::kOpenAiChatCompletions || collection;
+                    id == RouteId::kOpenAiChatCompletions || id == RouteId::kTritonGenerate ||
+                    id == RouteId::kTritonGenerateStream || collection;
   if (id != RouteId::kModelInfer && !text) return true;
   // A chunked body's size is not known yet, nor what a compressed body
   // decodes to: each is counted at the most it may be (--http-max-input-size).
@@ -326,6 +327,9 @@ void Connection::Route() {
       if (auto refused = CheckBodyModel(); !refused.ok()) return Send(Error(refused));
       return Completions(route->id);
     }
+    case RouteId::kTritonGenerate:
+    case RouteId::kTritonGenerateStream: return TritonGenerate(*route);
+    case RouteId::kGenerationStats: return GenerationStats(*route);
     case RouteId::kCollections:
     case RouteId::kCollection:
     case RouteId::kCollectionDocuments:

@@ -91,6 +91,7 @@ class HttpStream {
 };
 
 class AccessControl;
+struct GenerationJob;
 
 // What every connection of a server shares; outlives them all.
 struct ConnectionContext {
@@ -273,6 +274,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // --- OpenAI completions and chat completions (generation_routes.cc, issue 22) ---
   void Completions(RouteId id);
+  // Hands a parsed generation to its model's batcher and answers it (whole
+  // or streamed) from the batcher's callbacks.
+  void RunGeneration(std::shared_ptr<GenerationJob> job);
+  // Triton's generate extension: /generate and /generate_stream.
+  void TritonGenerate(const RouteMatch& route);
+  // GET .../generation_stats: the model's batcher counters and pool gauges.
+  void GenerationStats(const RouteMatch& route);
   // Server-Sent Events over a chunked response: the head, then each event as
   // a chunk (`last`: then the final chunk, and the request is answered).
   void StartStream();

@@ -39,14 +39,17 @@ RouteAccess AccessOf(RouteId id, http::verb verb) {
     case RouteId::kAllStats:
     case RouteId::kModelMetadata:
     case RouteId::kModelConfig:
-    case RouteId::kModelStats: return {RouteClass::kMetadata, {}};
+    case RouteId::kModelStats:
+    case RouteId::kGenerationStats: return {RouteClass::kMetadata, {}};
     case RouteId::kModelInfer:
     case RouteId::kSaeAnalyze:
     case RouteId::kTeiEmbed:
     case RouteId::kTeiPredict:
     case RouteId::kOpenAiEmbeddings:
     case RouteId::kOpenAiCompletions:
-    case RouteId::kOpenAiChatCompletions: return {RouteClass::kInfer, {}};
+    case RouteId::kOpenAiChatCompletions:
+    case RouteId::kTritonGenerate:
+    case RouteId::kTritonGenerateStream: return {RouteClass::kInfer, {}};
     case RouteId::kRepositoryIndex: return {RouteClass::kModelControl, {}};
     case RouteId::kRepositoryLoad: return {RouteClass::kModelControl, "model.load"};
     case RouteId::kRepositoryUnload: return {RouteClass::kModelControl, "model.unload"};

@@ -3,24 +3,25 @@
 // generation on a model with a `generation` block, answered whole or
 // streamed as Server-Sent Events over a chunked response.
 //
-// Generation runs on a small pool of worker threads (never on the I/O
-// thread); each piece of text is posted back to the connection's thread,
-// which writes it. One sequence per request for now: continuous batching
-// (sequences joining a running batch per step, DecoderModel::Step) replaces
-// the pool in a later step.
+// Each request goes to its model's continuous batcher (one decode loop per
+// model, generation/continuous_batcher.h), never to an I/O thread: the
+// loop calls back with the start, each piece of text and the end, and each
+// is posted back to the connection's thread, which writes it. A stream's
+// head goes out when the sequence joins the batch, so a request refused
+// while waiting for room in the key/value cache gets a plain 429.
 #include <charconv>
 #include <chrono>
-#include <deque>
 #include <functional>
-#include <thread>
 
-#include "absl/synchronization/mutex.h"
+#include "core/json_writer.h"
 #include "core/strings.h"
 #include "frontend/http/connection.h"
 #include "frontend/http/http_server.h"
 #include "frontend/http/openai_generation.h"
 #include "frontend/http/pipeline_routes.h"
+#include "frontend/http/triton_generation.h"
 #include "generation/generation_config.h"
+#include "generation/session_store.h"
 #include "repository/model_version.h"
 
 namespace ortserve::frontend {
@@ -30,44 +31,88 @@ namespace {
 namespace net = boost::asio;
 namespace beast = boost::beast;
 
-// A fixed pool with a bounded queue: a full queue refuses (429) at once.
-//
-// Thread-safe. Lives for the process (its threads end at exit).
-class GenerationWorkers {
- public:
-  static GenerationWorkers& Get() {
-    static GenerationWorkers* workers = new GenerationWorkers(2, 64);  // never destroyed: no join at exit
-    return *workers;
-  }
-  bool TrySubmit(std::function<void()> job) {
-    absl::MutexLock lock(&mu_);
-    if (jobs_.size() >= max_queued_) return false;
-    jobs_.push_back(std::move(job));
-    return true;
-  }
+std::string SseEvent(std::string_view data) { return StrCat("data: ", data, "\n\n"); }
 
- private:
-  GenerationWorkers(int threads, size_t max_queued) : max_queued_(max_queued) {
-    for (int i = 0; i < threads; ++i) std::thread([this] { Run(); }).detach();
+}  // namespace
+
+// How one API writes a generation's answers.
+struct GenerationAnswer {
+  enum class Api { kCompletion, kChat, kTriton };
+  Api api = Api::kCompletion;
+  CompletionIds ids;      // OpenAI
+  std::string version;    // Triton: the version that answered
+  bool usage = false;     // OpenAI: stream_options.include_usage
+
+  bool chat() const { return api == Api::kChat; }
+  bool triton() const { return api == Api::kTriton; }
+  // The data of one streamed piece of text.
+  std::string Chunk(std::string_view delta, bool first) const {
+    if (triton()) return TritonGenerateJson(ids.model, version, delta, nullptr);
+    return CompletionChunkJson(chat(), ids, delta, first, nullptr);
   }
-  void Run() {
-    for (;;) {
-      std::function<void()> job;
-      {
-        absl::MutexLock lock(&mu_);
-        mu_.Await(absl::Condition(+[](std::deque<std::function<void()>>* q) { return !q->empty(); }, &jobs_));
-        job = std::move(jobs_.front());
-        jobs_.pop_front();
-      }
-      job();
-    }
+  // The last events of a stream.
+  std::string Tail(const generation::GenerationResult& r, bool first) const {
+    if (triton()) return SseEvent(TritonGenerateJson(ids.model, version, "", &r));
+    std::string out = SseEvent(CompletionChunkJson(chat(), ids, "", first, &r));
+    if (usage) out += SseEvent(UsageChunkJson(chat(), ids, r));
+    return out + "data: [DONE]\n\n";
   }
-  const size_t max_queued_;
-  absl::Mutex mu_;
-  std::deque<std::function<void()>> jobs_ ABSL_GUARDED_BY(mu_);
+  std::string Whole(const generation::GenerationResult& r) const {
+    if (triton()) return TritonGenerateJson(ids.model, version, r.text, &r);
+    return CompletionJson(chat(), ids, r);
+  }
+  std::string ErrorBody(std::string_view message, unsigned status) const {
+    return triton() ? TritonError(message) : OpenAiError(message, status);
+  }
+  // An error after the stream's head: an event (then OpenAI's end marker).
+  std::string StreamError(std::string_view message, unsigned status) const {
+    if (triton()) return SseEvent(TritonError(message));
+    return SseEvent(OpenAiError(message, status)) + "data: [DONE]\n\n";
+  }
 };
 
-std::string SseEvent(std::string_view data) { return StrCat("data: ", data, "\n\n"); }
+// One request on its way through the batcher. Its callbacks run on the
+// model's decode loop; `started` and `first` are touched only there.
+struct GenerationJob {
+  repository::ModelHandle model;  // pins the version while the sequence runs
+  generation::GenerationRequest request;
+  GenerationAnswer answer;
+  bool stream = false;
+  bool started = false;
+  bool first = true;
+  // A chat in a session: where its turns go once answered.
+  generation::SessionStore* sessions = nullptr;
+  std::string session_key;
+  std::vector<generation::ChatMessage> new_messages;
+};
+
+namespace {
+
+// The generation a parsed request asks of `gen`: its prompt encoded, the
+// model's sampling defaults under the request's choices. InvalidArgument
+// naming what was wrong.
+absl::Status BuildRequest(const CompletionRequest& parsed, const generation::GenerationModel& gen,
+                          generation::GenerationRequest* request) {
+  pipeline::BpeEncodeOptions encode;
+  encode.max_text_bytes = gen.max_prompt_bytes();
+  encode.match_added_tokens = false;  // a client cannot write control tokens
+  if (auto s = gen.tokenizer().Encode(parsed.prompt, encode, &request->prompt_ids); !s.ok()) {
+    return absl::InvalidArgumentError(StrCat("prompt: ", ToStd(s.message())));
+  }
+  request->sampling = gen.default_sampling();
+  if (parsed.temperature) request->sampling.temperature = *parsed.temperature;
+  if (parsed.top_p) request->sampling.top_p = *parsed.top_p;
+  if (parsed.top_k) request->sampling.top_k = *parsed.top_k;
+  if (parsed.repetition_penalty) request->sampling.repetition_penalty = *parsed.repetition_penalty;
+  if (parsed.seed) {
+    request->sampling.has_seed = true;
+    request->sampling.seed = *parsed.seed;
+  }
+  request->max_tokens = parsed.max_tokens.value_or(0);
+  request->stop = parsed.stop;
+  request->ignore_eos = parsed.ignore_eos;
+  return absl::OkStatus();
+}
 
 }  // namespace
 
@@ -84,79 +129,158 @@ void Connection::Completions(RouteId id) {
     return fail(400, StrCat("model '", parsed->model, "' does not generate text (no generation block)"));
   }
   const generation::GenerationModel& gen = *(*model)->generation;
-  generation::GenerationRequest request;
-  pipeline::BpeEncodeOptions encode;
-  encode.max_text_bytes = gen.max_prompt_bytes();
-  encode.match_added_tokens = false;  // a client cannot write control tokens
-  if (auto s = gen.tokenizer().Encode(parsed->prompt, encode, &request.prompt_ids); !s.ok()) {
-    return fail(400, StrCat("prompt: ", ToStd(s.message())));
+  auto job = std::make_shared<GenerationJob>();
+  if (chat) {
+    // The prompt: the session's history (if any) and the new messages, in
+    // the model's chat template.
+    const auto header = parser_->get()["X-Session-Id"];
+    const std::string session_id = !header.empty() ? std::string(header.data(), header.size()) : parsed->session_id;
+    std::vector<generation::ChatMessage> messages;
+    size_t history = 0;  // messages[0, history) come from the session
+    if (!session_id.empty()) {
+      if (options_.sessions == nullptr) return fail(400, "conversation sessions are off on this server");
+      if (auto s = generation::SessionStore::CheckId(session_id); !s.ok()) return fail(400, ToStd(s.message()));
+      job->sessions = options_.sessions;
+      job->session_key = StrCat((*model)->name, "/", session_id);
+      messages = options_.sessions->History(job->session_key);
+      history = messages.size();
+    }
+    for (auto& [role, content] : parsed->messages) {
+      generation::ChatMessage m{std::move(role), std::move(content), 0};
+      if (job->sessions != nullptr) {
+        std::vector<int32_t> ids;
+        pipeline::BpeEncodeOptions encode;
+        encode.max_text_bytes = gen.max_prompt_bytes();
+        encode.match_added_tokens = false;
+        if (gen.tokenizer().Encode(m.content, encode, &ids).ok()) m.tokens = static_cast<int64_t>(ids.size());
+        job->new_messages.push_back(m);
+      }
+      messages.push_back(std::move(m));
+    }
+    parsed->prompt = gen.RenderChat(messages);
+    // The oldest turns of a session that leave no room for max_tokens in the
+    // model's context are left out of this prompt.
+    const generation::GenerationLimits& limits = gen.generator().limits();
+    const int64_t room = limits.max_context_tokens - parsed->max_tokens.value_or(limits.default_max_tokens);
+    while (history > 0) {
+      job->request.prompt_ids.clear();
+      if (auto s = BuildRequest(*parsed, gen, &job->request); !s.ok()) return fail(400, ToStd(s.message()));
+      if (static_cast<int64_t>(job->request.prompt_ids.size()) <= room) break;
+      messages.erase(messages.begin());
+      --history;
+      parsed->prompt = gen.RenderChat(messages);
+    }
+    job->request.prompt_ids.clear();
   }
-  request.sampling = gen.default_sampling();
-  if (parsed->temperature) request.sampling.temperature = *parsed->temperature;
-  if (parsed->top_p) request.sampling.top_p = *parsed->top_p;
-  if (parsed->top_k) request.sampling.top_k = *parsed->top_k;
-  if (parsed->repetition_penalty) request.sampling.repetition_penalty = *parsed->repetition_penalty;
-  if (parsed->seed) {
-    request.sampling.has_seed = true;
-    request.sampling.seed = *parsed->seed;
-  }
-  request.max_tokens = parsed->max_tokens.value_or(0);
-  request.stop = parsed->stop;
-  if (auto s = generation::ValidateRequest(request, gen.generator().limits(), gen.tokenizer().vocab_size());
-      !s.ok()) {
+  if (auto s = BuildRequest(*parsed, gen, &job->request); !s.ok()) {
     return fail(400, ToStd(s.message()));
   }
-  CompletionIds ids{StrCat(chat ? "chatcmpl-" : "cmpl-", RequestIdFrom(std::nullopt)), (*model)->name,
-                    std::chrono::duration_cast<std::chrono::seconds>(
-                        std::chrono::system_clock::now().time_since_epoch()).count()};
+  job->answer.api = chat ? GenerationAnswer::Api::kChat : GenerationAnswer::Api::kCompletion;
+  job->answer.ids = CompletionIds{StrCat(chat ? "chatcmpl-" : "cmpl-", RequestIdFrom(std::nullopt)), (*model)->name,
+                                  std::chrono::duration_cast<std::chrono::seconds>(
+                                      std::chrono::system_clock::now().time_since_epoch()).count()};
+  job->answer.usage = parsed->include_usage;
+  job->stream = parsed->stream;
+  job->model = *std::move(model);
+  RunGeneration(std::move(job));
+}
+
+void Connection::TritonGenerate(const RouteMatch& route) {
+  auto fail = [&](unsigned status, std::string_view message) { Send(Reply{status, kJson, TritonError(message)}); };
+  auto parsed = ParseTritonGenerateRequest(parser_->get().body());
+  if (!parsed.ok()) return fail(400, ToStd(parsed.status().message()));
+  auto model = options_.service->GetModel(route.model, route.version);
+  if (!model.ok()) return fail(HttpStatusFor(model.status().code()), ToStd(model.status().message()));
+  if ((*model)->generation == nullptr) {
+    return fail(400, StrCat("model '", route.model, "' does not generate text (no generation block)"));
+  }
+  auto job = std::make_shared<GenerationJob>();
+  if (auto s = BuildRequest(*parsed, *(*model)->generation, &job->request); !s.ok()) {
+    return fail(400, ToStd(s.message()));
+  }
+  job->answer.api = GenerationAnswer::Api::kTriton;
+  job->answer.ids.model = (*model)->name;
+  job->answer.version = (*model)->version_string;
+  job->stream = route.id == RouteId::kTritonGenerateStream;
+  job->model = *std::move(model);
+  RunGeneration(std::move(job));
+}
+
+void Connection::GenerationStats(const RouteMatch& route) {
+  auto model = options_.service->GetModel(route.model, route.version);
+  if (!model.ok()) return Send(Error(model.status()));
+  if ((*model)->generation == nullptr) {
+    return Send(Error(400, StrCat("model '", route.model, "' does not generate text (no generation block)")));
+  }
+  const generation::BatcherStats s = (*model)->generation->batcher().stats();
+  std::string out = "{\"model_name\":";
+  AppendJsonString((*model)->name, &out);
+  out.append(",\"model_version\":");
+  AppendJsonString((*model)->version_string, &out);
+  out += StrCat(",\"steps\":", s.steps, ",\"step_sequences\":", s.step_sequences,
+                           ",\"max_step_sequences\":", s.max_step_sequences, ",\"tokens\":", s.tokens,
+                           ",\"finished\":{\"length\":", s.finished_length, ",\"stop\":", s.finished_stop,
+                           ",\"cancelled\":", s.finished_cancelled, ",\"failed\":", s.failed,
+                           "},\"refused\":{\"queue_full\":", s.refused_queue_full, ",\"timeout\":", s.refused_timeout,
+                           "},\"running\":", s.running, ",\"waiting\":", s.waiting, ",\"kv_blocks_used\":",
+                           s.kv_blocks_used, ",\"kv_blocks_total\":", s.kv_blocks_total, ",\"kv_block_bytes\":",
+                           s.kv_block_bytes, "}");
+  Send(Ok(std::move(out)));
+}
+
+void Connection::RunGeneration(std::shared_ptr<GenerationJob> job) {
   cancellation_ = FreshCancellation();
   auto cancelled = cancellation_;
-  const bool stream = parsed->stream;
-  const bool usage = parsed->include_usage;
-  if (stream) StartStream();
-  auto job = [self = shared_from_this(), handle = *model, request = std::move(request), ids, chat, stream, usage,
-              cancelled]() mutable {
-    bool first = true;
-    auto on_text = [&](std::string_view delta) {
+  generation::ContinuousBatcher::Callbacks callbacks;
+  auto self = shared_from_this();
+  if (job->stream) {
+    callbacks.on_start = [self, job] {
+      job->started = true;
+      self->Post([self] { self->StartStream(); });
+    };
+    callbacks.on_text = [self, job, cancelled](std::string_view delta) {
       if (cancelled->cancelled()) return false;
-      if (stream) {
-        std::string event = SseEvent(CompletionChunkJson(chat, ids, delta, first, nullptr));
-        first = false;
-        self->Post([self, event = std::move(event)]() mutable { self->StreamWrite(std::move(event), false); });
-      }
+      std::string event = SseEvent(job->answer.Chunk(delta, job->first));
+      job->first = false;
+      self->Post([self, event = std::move(event)]() mutable { self->StreamWrite(std::move(event), false); });
       return true;
     };
-    auto result = handle->generation->generator().Generate(request, on_text);
-    if (!stream) {
-      self->Post([self, result = std::move(result), ids, chat]() mutable {
-        self->cancellation_.reset();
-        if (!result.ok()) {
-          const unsigned status = HttpStatusFor(result.status().code());
-          return self->Send(Reply{status, kJson, OpenAiError(ToStd(result.status().message()), status)});
-        }
-        self->Send(Ok(CompletionJson(chat, ids, *result)));
-      });
+  } else {
+    callbacks.on_text = [cancelled](std::string_view) { return !cancelled->cancelled(); };
+  }
+  callbacks.on_done = [self, job](absl::StatusOr<generation::GenerationResult> result) {
+    if (job->sessions != nullptr && result.ok() && result->finish != generation::FinishReason::kCancelled) {
+      // The exchange joins the session's history only once answered.
+      job->new_messages.push_back({"assistant", result->text, result->completion_tokens});
+      job->sessions->Append(job->session_key, std::move(job->new_messages));
+    }
+    const unsigned status = result.ok() ? 200 : HttpStatusFor(result.status().code());
+    if (job->started) {  // the stream's head is out
+      std::string tail = result.ok() ? job->answer.Tail(*result, job->first)
+                                     : job->answer.StreamError(ToStd(result.status().message()), status);
+      self->Post([self, tail = std::move(tail)]() mutable { self->StreamWrite(std::move(tail), true); });
       return;
     }
-    std::string tail;
-    if (!result.ok()) {
-      tail = SseEvent(OpenAiError(ToStd(result.status().message()), HttpStatusFor(result.status().code())));
-    } else {
-      tail = SseEvent(CompletionChunkJson(chat, ids, "", first, &*result));
-      if (usage) tail += SseEvent(UsageChunkJson(chat, ids, *result));
-    }
-    tail += "data: [DONE]\n\n";
-    self->Post([self, tail = std::move(tail)]() mutable { self->StreamWrite(std::move(tail), true); });
+    std::string body = result.ok() ? job->answer.Whole(*result)
+                                   : job->answer.ErrorBody(ToStd(result.status().message()), status);
+    self->Post([self, status, body = std::move(body)]() mutable {
+      self->cancellation_.reset();
+      Reply reply{status, kJson, std::move(body)};
+      if (status == 429) reply.headers.emplace_back("Retry-After", "1");
+      self->Send(std::move(reply));
+    });
   };
-  if (!GenerationWorkers::Get().TrySubmit(std::move(job))) {
-    if (stream) {
-      // The head is out: the refusal goes as an event.
-      return StreamWrite(SseEvent(OpenAiError("too many generations in progress; retry later", 429)) +
-                             "data: [DONE]\n\n", true);
-    }
-    return fail(429, "too many generations in progress; retry later");
+  generation::ContinuousBatcher& batcher = job->model->generation->batcher();
+  generation::GenerationRequest request = std::move(job->request);
+  if (absl::Status s = batcher.Submit(std::move(request), cancelled, std::move(callbacks)); !s.ok()) {
+    cancellation_.reset();
+    const unsigned status = HttpStatusFor(s.code());
+    Reply reply{status, kJson, job->answer.ErrorBody(ToStd(s.message()), status)};
+    if (status == 429) reply.headers.emplace_back("Retry-After", "1");
+    return Send(std::move(reply));
   }
-  if (!stream) WatchForClose();
+  // Until the head or the answer goes out, a client that hangs up cancels.
+  WatchForClose();
 }
 
 void Connection::StartStream() {

@@ -27,6 +27,9 @@ class Console;
 namespace ortserve::retrieval {
 class CollectionStore;
 }  // namespace ortserve::retrieval
+namespace ortserve::generation {
+class SessionStore;
+}  // namespace ortserve::generation
 
 namespace ortserve::frontend {
 
@@ -77,6 +80,10 @@ class HttpServer {
     console::Console* console = nullptr;
     // Vector collections behind /v1/collections (docs/retrieval.md); null: off (404). Not owned.
     retrieval::CollectionStore* collections = nullptr;
+    // Conversation sessions of /v1/chat/completions (X-Session-Id or
+    // `session_id`; docs/generation.md); null: off (400 for a session id).
+    // Not owned.
+    generation::SessionStore* sessions = nullptr;
   };
 
   // Binds and starts the I/O threads. Errors: InvalidArgument for a bad

@@ -64,13 +64,6 @@ std::string_view Finish(const generation::GenerationResult& r) {
 
 }  // namespace
 
-std::string RenderChat(const std::vector<std::pair<std::string, std::string>>& messages) {
-  std::string out;
-  for (const auto& [role, content] : messages) out.append(role).append(": ").append(content).append("\n");
-  out.append("assistant:");
-  return out;
-}
-
 absl::StatusOr<CompletionRequest> ParseCompletionRequest(std::string_view body, bool chat) {
   RETURN_IF_ERROR(CheckDuplicateKeys(body));
   simdjson::dom::parser parser;
@@ -94,7 +87,7 @@ absl::StatusOr<CompletionRequest> ParseCompletionRequest(std::string_view body, 
       return Bad("messages", "must be a non-empty array");
     }
     if (messages.size() > 1024) return Bad("messages", "has more than 1024 entries");
-    std::vector<std::pair<std::string, std::string>> turns;
+    std::vector<std::pair<std::string, std::string>>& turns = r.messages;
     for (element m : messages) {
       std::string_view role, content;
       if (!m.is_object() || m["role"].get(role) != simdjson::SUCCESS ||
@@ -106,7 +99,10 @@ absl::StatusOr<CompletionRequest> ParseCompletionRequest(std::string_view body, 
       }
       turns.emplace_back(std::string(role), std::string(content));
     }
-    r.prompt = RenderChat(turns);
+    if (o["session_id"].get(e) == simdjson::SUCCESS && !e.is_null()) {
+      if (e.get(s) != simdjson::SUCCESS) return Bad("session_id", "must be a string");
+      r.session_id.assign(s);
+    }
   }
   for (std::string_view field : {"echo", "logprobs", "best_of", "suffix", "tools", "functions", "logit_bias"}) {
     if (o[field].get(e) == simdjson::SUCCESS && !e.is_null() && !(e.is_bool() && !e.get_bool().value_unsafe())) {
@@ -153,6 +149,9 @@ absl::StatusOr<CompletionRequest> ParseCompletionRequest(std::string_view body, 
   if (o["stream"].get(e) == simdjson::SUCCESS && !e.is_null()) {
     if (e.get(r.stream) != simdjson::SUCCESS) return Bad("stream", "must be a boolean");
   }
+  if (o["ignore_eos"].get(e) == simdjson::SUCCESS && !e.is_null()) {
+    if (e.get(r.ignore_eos) != simdjson::SUCCESS) return Bad("ignore_eos", "must be a boolean");
+  }
   if (o["stream_options"].get(e) == simdjson::SUCCESS && !e.is_null()) {
     element u;
     if (!e.is_object()) return Bad("stream_options", "must be an object");
@@ -172,7 +171,8 @@ std::string OpenAiError(std::string_view message, unsigned http_status) {
              : http_status >= 500 ? "server_error"
              : http_status == 404 ? "not_found_error"
                                   : "invalid_request_error");
-  out.append("\",\"param\":null,\"code\":null}}");
+  out.append("\",\"param\":null,\"code\":");
+  out.append(http_status == 429 ? "\"rate_limit_exceeded\"}}" : "null}}");
   return out;
 }
 

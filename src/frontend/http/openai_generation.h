@@ -18,7 +18,9 @@ namespace ortserve::frontend {
 struct CompletionRequest {
   bool chat = false;
   std::string model;
-  std::string prompt;  // chat: the messages rendered with the default template
+  std::string prompt;  // completions only
+  std::vector<std::pair<std::string, std::string>> messages;  // chat: (role, content), in order
+  std::string session_id;  // chat: `session_id` (extension; or the X-Session-Id header)
   std::optional<int32_t> max_tokens;
   std::optional<float> temperature, top_p, repetition_penalty;
   std::optional<int32_t> top_k;
@@ -26,22 +28,20 @@ struct CompletionRequest {
   std::vector<std::string> stop;
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
+  bool ignore_eos = false;     // extension (as vLLM): generate past end-of-sequence tokens
 };
 
 // Parses a completions (`chat` false) or chat completions body. InvalidArgument
 // naming the field: not an object, a duplicate key, `model` missing, `prompt`
 // (a string) or `messages` (an array of {role, content} with string
-// content) missing, a number of the wrong type or out of range, `n` other
+// content) missing, `session_id` not a string, a number of the wrong type or out of range, `n` other
 // than 1, `echo`, `logprobs`, `best_of`, `suffix`, `tools`, or nonzero
 // presence/frequency penalties (not supported). Unknown fields are ignored,
 // as OpenAI clients send many.
 absl::StatusOr<CompletionRequest> ParseCompletionRequest(std::string_view body, bool chat);
 
-// The default chat template: "<role>: <content>\n" per message, then
-// "assistant:". Documented in docs/openai.md.
-std::string RenderChat(const std::vector<std::pair<std::string, std::string>>& messages);
-
-// {"error": {"message", "type", "param": null, "code"}}.
+// {"error": {"message", "type", "param": null, "code"}}; code is
+// "rate_limit_exceeded" for 429, null otherwise.
 std::string OpenAiError(std::string_view message, unsigned http_status);
 
 struct CompletionIds {

@@ -53,6 +53,9 @@ enum class RouteId : uint8_t {
   kOpenAiModels,       // GET  /v1/models
   kOpenAiCompletions,      // POST /v1/completions (issue 22)
   kOpenAiChatCompletions,  // POST /v1/chat/completions
+  kTritonGenerate,         // POST /v2/models/{m}[/versions/{v}]/generate (Triton's generate extension)
+  kTritonGenerateStream,   // POST /v2/models/{m}[/versions/{v}]/generate_stream
+  kGenerationStats,        // GET  /v2/models/{m}[/versions/{v}]/generation_stats (the batcher's counters)
   // Collections (docs/retrieval.md); {m} is the collection, {v} a document id.
   kCollections,        // GET  /v1/collections
   kCollection,         // GET|PUT|DELETE /v1/collections/{m}

@@ -1,0 +1,303 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "generation/continuous_batcher.h"
+
+#include <deque>
+#include <utility>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "core/status.h"
+#include "core/strings.h"
+
+namespace ortserve::generation {
+
+namespace {
+
+// A request from Submit to its end.
+struct Sequence {
+  std::unique_ptr<SequenceRun> run;
+  std::shared_ptr<const CancellationFlag> cancel;
+  ContinuousBatcher::Callbacks callbacks;
+  absl::Time deadline;  // while waiting
+  int64_t blocks_needed = 0;
+};
+
+}  // namespace
+
+struct ContinuousBatcher::Core {
+  explicit Core(Options o) : options(std::move(o)) {}
+
+  void Loop();
+  // Sweeps the waiting queue (cancelled, expired), then admits from its
+  // front while the pool and the batch have room. The refused go to *ended.
+  void Admit(std::vector<Sequence>* fresh, std::vector<std::pair<Sequence, absl::Status>>* ended);
+  // Runs one step over `group` (indices into running_) and advances each.
+  void StepGroup(const std::vector<size_t>& group);
+  // Ends running_[i] (its blocks back to the pool); leaves a hole (run null)
+  // that Compact removes.
+  void End(Sequence& s, absl::StatusOr<GenerationResult> result);
+  void Compact();
+  // Fails everything (shutdown).
+  void FailAll();
+  bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return stop || !waiting.empty(); }
+  bool stopping() const { return stopping_.load(std::memory_order_acquire); }
+
+  const Options options;
+  std::unique_ptr<KvBlockPool> pool;
+
+  absl::Mutex mu;
+  std::deque<Sequence> waiting ABSL_GUARDED_BY(mu);
+  bool stop ABSL_GUARDED_BY(mu) = false;
+  std::atomic<bool> stopping_{false};
+
+  // The loop thread's own.
+  std::vector<Sequence> running_;
+  DecoderModel::Scratch scratch_;
+  std::vector<float> logits_;
+  std::vector<SequenceState*> batch_;
+
+  std::atomic<int64_t> steps{0}, step_sequences{0}, max_step_sequences{0}, tokens{0};
+  std::atomic<int64_t> finished_length{0}, finished_stop{0}, finished_cancelled{0}, failed{0};
+  std::atomic<int64_t> refused_queue_full{0}, refused_timeout{0}, running{0}, waiting_count{0};
+};
+
+absl::StatusOr<std::unique_ptr<ContinuousBatcher>> ContinuousBatcher::Create(Options options) {
+  if (options.model == nullptr || options.tokenizer == nullptr) {
+    return absl::InvalidArgumentError("continuous batcher: a model and a tokenizer are required");
+  }
+  if (options.max_batch_sequences < 1 || options.max_batch_sequences > 4096) {
+    return absl::InvalidArgumentError("generation.max_batch_sequences must be in [1, 4096]");
+  }
+  if (options.max_waiting < 0 || options.max_waiting > 1 << 20) {
+    return absl::InvalidArgumentError("generation.max_waiting_requests must be in [0, 1048576]");
+  }
+  if (options.max_wait < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("generation.max_queue_wait_ms must not be negative");
+  }
+  KvBlockPool::Options pool_options;
+  pool_options.num_layers = options.model->num_layers();
+  pool_options.num_heads = options.model->num_heads();
+  pool_options.head_dim = options.model->head_dim();
+  pool_options.block_tokens = options.kv_block_tokens;
+  pool_options.budget_bytes = options.kv_cache_bytes;
+  auto core = std::make_shared<Core>(std::move(options));
+  ASSIGN_OR_RETURN(core->pool, KvBlockPool::Create(pool_options));
+  core->running_.reserve(static_cast<size_t>(core->options.max_batch_sequences));
+  return std::unique_ptr<ContinuousBatcher>(new ContinuousBatcher(std::move(core)));
+}
+
+ContinuousBatcher::ContinuousBatcher(std::shared_ptr<Core> core) : core_(std::move(core)) {
+  // The thread holds the core: it outlives this object when detached.
+  thread_ = std::thread([core = core_] { core->Loop(); });
+}
+
+ContinuousBatcher::~ContinuousBatcher() {
+  {
+    absl::MutexLock lock(&core_->mu);
+    core_->stop = true;
+  }
+  core_->stopping_.store(true, std::memory_order_release);
+  if (thread_.get_id() == std::this_thread::get_id()) {
+    thread_.detach();  // destroyed from a callback: the loop ends after it returns
+  } else {
+    thread_.join();
+  }
+}
+
+absl::Status ContinuousBatcher::Submit(GenerationRequest request, std::shared_ptr<const CancellationFlag> cancel,
+                                       Callbacks callbacks) {
+  Core& c = *core_;
+  const int64_t vocab = c.options.model->vocab_size() > 0 ? c.options.model->vocab_size()
+                                                          : c.options.tokenizer->vocab_size();
+  RETURN_IF_ERROR(ValidateRequest(request, c.options.limits, vocab));
+  Sequence s;
+  s.run = std::make_unique<SequenceRun>(std::move(request), c.options.limits, *c.options.tokenizer);
+  s.blocks_needed = c.pool->BlocksFor(s.run->max_total_tokens());
+  if (s.blocks_needed > c.pool->total_blocks()) {
+    return absl::InvalidArgumentError(StrCat("the prompt and max_tokens need ", s.run->max_total_tokens(),
+                                             " tokens of key/value cache; this model's pool holds ",
+                                             c.pool->total_blocks() * c.pool->block_tokens()));
+  }
+  s.cancel = std::move(cancel);
+  s.callbacks = std::move(callbacks);
+  s.deadline = absl::Now() + c.options.max_wait;
+  absl::MutexLock lock(&c.mu);
+  if (c.stop) return absl::UnavailableError("the model is being unloaded");
+  if (static_cast<int64_t>(c.waiting.size()) >= c.options.max_waiting) {
+    c.refused_queue_full.fetch_add(1, std::memory_order_relaxed);
+    return absl::ResourceExhaustedError(
+        StrCat("too many generation requests are waiting for room in the key/value cache (", c.waiting.size(),
+               "); retry later"));
+  }
+  c.waiting.push_back(std::move(s));
+  c.waiting_count.store(static_cast<int64_t>(c.waiting.size()), std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+void ContinuousBatcher::Core::Admit(std::vector<Sequence>* fresh,
+                                    std::vector<std::pair<Sequence, absl::Status>>* ended) {
+  absl::MutexLock lock(&mu);
+  // With nothing running, wait for a request (or the stop).
+  if (running_.empty()) {
+    mu.Await(absl::Condition(this, &Core::HasWork));
+  }
+  if (stop) return;
+  // Clients gone first, so that they hold no one back.
+  for (auto it = waiting.begin(); it != waiting.end();) {
+    if (it->cancel != nullptr && it->cancel->cancelled()) {
+      ended->emplace_back(std::move(*it), absl::CancelledError("the client went away while waiting"));
+      it = waiting.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  // First come, first served: a request that does not fit blocks those behind it.
+  while (!waiting.empty() &&
+         static_cast<int64_t>(running_.size() + fresh->size()) < options.max_batch_sequences &&
+         pool->Allocate(waiting.front().blocks_needed, &waiting.front().run->state().blocks)) {
+    fresh->push_back(std::move(waiting.front()));
+    waiting.pop_front();
+  }
+  // Whoever still waits past its deadline is refused.
+  const absl::Time now = absl::Now();
+  for (auto it = waiting.begin(); it != waiting.end();) {
+    if (now >= it->deadline) {
+      refused_timeout.fetch_add(1, std::memory_order_relaxed);
+      ended->emplace_back(std::move(*it), absl::ResourceExhaustedError(StrCat(
+          "the key/value cache is full: no room within ", absl::FormatDuration(options.max_wait), "; retry later")));
+      it = waiting.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  waiting_count.store(static_cast<int64_t>(waiting.size()), std::memory_order_relaxed);
+}
+
+void ContinuousBatcher::Core::Loop() {
+  std::vector<Sequence> fresh;
+  std::vector<std::pair<Sequence, absl::Status>> ended;
+  std::vector<size_t> prefill, decode;
+  while (!stopping()) {
+    fresh.clear();
+    ended.clear();
+    Admit(&fresh, &ended);
+    for (auto& [s, status] : ended) {
+      s.callbacks.on_done(std::move(status));
+      if (stopping()) break;
+    }
+    ended.clear();
+    if (stopping()) break;
+    for (Sequence& s : fresh) {
+      if (s.callbacks.on_start) s.callbacks.on_start();
+      running_.push_back(std::move(s));
+    }
+    fresh.clear();
+    if (stopping()) break;
+    // A client gone frees its blocks now, before the step.
+    for (Sequence& s : running_) {
+      if (s.run != nullptr && s.cancel != nullptr && s.cancel->cancelled()) {
+        s.run->Cancel();
+        End(s, std::move(s.run->result()));
+        if (stopping()) break;
+      }
+    }
+    Compact();
+    // Prompts (prefill) and single tokens (decode) run as separate steps, so
+    // that a long prompt does not pad every decoding sequence to its length.
+    prefill.clear();
+    decode.clear();
+    for (size_t i = 0; i < running_.size(); ++i) (running_[i].run->state().cached == 0 ? prefill : decode).push_back(i);
+    if (!prefill.empty()) StepGroup(prefill);
+    if (!stopping() && !decode.empty()) StepGroup(decode);
+    Compact();
+    running.store(static_cast<int64_t>(running_.size()), std::memory_order_relaxed);
+  }
+  FailAll();
+}
+
+void ContinuousBatcher::Core::StepGroup(const std::vector<size_t>& group) {
+  batch_.clear();
+  for (size_t i : group) batch_.push_back(&running_[i].run->state());
+  const int64_t n = static_cast<int64_t>(group.size());
+  steps.fetch_add(1, std::memory_order_relaxed);
+  step_sequences.fetch_add(n, std::memory_order_relaxed);
+  if (n > max_step_sequences.load(std::memory_order_relaxed)) max_step_sequences.store(n, std::memory_order_relaxed);
+  absl::Status status = options.model->StepPaged(batch_, *pool, &scratch_, &logits_);
+  if (!status.ok()) {
+    for (size_t i : group) End(running_[i], status);
+    return;
+  }
+  const size_t vocab = logits_.size() / group.size();
+  for (size_t k = 0; k < group.size(); ++k) {
+    Sequence& s = running_[group[k]];
+    if (stopping()) return;  // a callback destroyed the batcher
+    tokens.fetch_add(1, std::memory_order_relaxed);
+    auto done = s.run->Advance(std::span<float>(logits_.data() + k * vocab, vocab), s.callbacks.on_text);
+    if (!done.ok()) {
+      End(s, done.status());
+    } else if (*done) {
+      End(s, std::move(s.run->result()));
+    }
+  }
+}
+
+void ContinuousBatcher::Core::End(Sequence& s, absl::StatusOr<GenerationResult> result) {
+  if (!result.ok()) {
+    failed.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    switch (result->finish) {
+      case FinishReason::kLength: finished_length.fetch_add(1, std::memory_order_relaxed); break;
+      case FinishReason::kStop: finished_stop.fetch_add(1, std::memory_order_relaxed); break;
+      case FinishReason::kCancelled: finished_cancelled.fetch_add(1, std::memory_order_relaxed); break;
+    }
+  }
+  pool->Free(&s.run->state().blocks);
+  auto on_done = std::move(s.callbacks.on_done);
+  s.run.reset();
+  s.callbacks = {};
+  s.cancel.reset();
+  on_done(std::move(result));
+}
+
+void ContinuousBatcher::Core::Compact() {
+  std::erase_if(running_, [](const Sequence& s) { return s.run == nullptr; });
+}
+
+void ContinuousBatcher::Core::FailAll() {
+  std::deque<Sequence> left;
+  {
+    absl::MutexLock lock(&mu);
+    left.swap(waiting);
+  }
+  const absl::Status unloaded = absl::UnavailableError("the model was unloaded during generation");
+  for (Sequence& s : running_) {
+    if (s.run != nullptr) End(s, unloaded);
+  }
+  running_.clear();
+  for (Sequence& s : left) s.callbacks.on_done(unloaded);
+}
+
+BatcherStats ContinuousBatcher::stats() const {
+  const Core& c = *core_;
+  BatcherStats s;
+  s.steps = c.steps.load(std::memory_order_relaxed);
+  s.step_sequences = c.step_sequences.load(std::memory_order_relaxed);
+  s.max_step_sequences = c.max_step_sequences.load(std::memory_order_relaxed);
+  s.tokens = c.tokens.load(std::memory_order_relaxed);
+  s.finished_length = c.finished_length.load(std::memory_order_relaxed);
+  s.finished_stop = c.finished_stop.load(std::memory_order_relaxed);
+  s.finished_cancelled = c.finished_cancelled.load(std::memory_order_relaxed);
+  s.failed = c.failed.load(std::memory_order_relaxed);
+  s.refused_queue_full = c.refused_queue_full.load(std::memory_order_relaxed);
+  s.refused_timeout = c.refused_timeout.load(std::memory_order_relaxed);
+  s.running = c.running.load(std::memory_order_relaxed);
+  s.waiting = c.waiting_count.load(std::memory_order_relaxed);
+  s.kv_blocks_used = c.pool->used_blocks();
+  s.kv_blocks_total = c.pool->total_blocks();
+  s.kv_block_bytes = c.pool->block_bytes();
+  return s;
+}
+
+const KvBlockPool& ContinuousBatcher::pool() const { return *core_->pool; }
+
+}  // namespace ortserve::generation

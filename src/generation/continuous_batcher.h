@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: Apache-2.0
+// Continuous (iteration-level) batching for one generative model: one decode
+// loop thread steps every running sequence together; sequences join the
+// running batch at the next step once the key/value pool has room for them
+// and leave it the step they finish or their client goes away.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "core/infer_request.h"
+#include "generation/decoder_model.h"
+#include "generation/generator.h"
+#include "generation/kv_block_pool.h"
+#include "pipeline/bpe_tokenizer.h"
+
+namespace ortserve::generation {
+
+// What the decode loop has done, for the metrics (monotonic counters and
+// gauges). Read from any thread.
+struct BatcherStats {
+  int64_t steps = 0;              // model runs (prefill and decode steps)
+  int64_t step_sequences = 0;     // sum over runs of the sequences in each
+  int64_t max_step_sequences = 0; // the largest batch one run has held
+  int64_t tokens = 0;             // tokens generated
+  int64_t finished_length = 0, finished_stop = 0, finished_cancelled = 0, failed = 0;
+  int64_t refused_queue_full = 0, refused_timeout = 0;
+  int64_t running = 0, waiting = 0;
+  int64_t kv_blocks_used = 0, kv_blocks_total = 0, kv_block_bytes = 0;
+};
+
+// Thread-safe. The destructor stops intake, fails every waiting and running
+// sequence with Unavailable (each gets its done callback), and joins the
+// loop (detaches it when destroyed from one of its own callbacks; the loop
+// then touches nothing it does not own).
+class ContinuousBatcher {
+ public:
+  struct Options {
+    std::shared_ptr<const DecoderModel> model;
+    std::shared_ptr<const pipeline::BpeTokenizer> tokenizer;
+    GenerationLimits limits;
+    int64_t kv_cache_bytes = int64_t{256} << 20;  // the pool's budget
+    int64_t kv_block_tokens = 16;
+    int32_t max_batch_sequences = 32;  // sequences one step runs, at most
+    int32_t max_waiting = 64;          // requests waiting for room, at most (more: refused at once)
+    absl::Duration max_wait = absl::Seconds(2);  // a waiting request is refused after this
+  };
+  // InvalidArgument for a bound out of range or a pool that holds no block.
+  static absl::StatusOr<std::unique_ptr<ContinuousBatcher>> Create(Options options);
+  ~ContinuousBatcher();
+
+  // Called on the loop thread: once when the sequence joins the batch
+  // (its first step is next), then with each piece of text (false ends it
+  // as kCancelled), then exactly once with its end.
+  struct Callbacks {
+    std::function<void()> on_start;
+    TextCallback on_text;
+    std::function<void(absl::StatusOr<GenerationResult>)> on_done;
+  };
+
+  // Queues a request. Errors (no callback is then called): InvalidArgument
+  // from ValidateRequest, or when the request could never fit the pool;
+  // ResourceExhausted when max_waiting requests already wait. Otherwise
+  // on_done comes exactly once: the result, ResourceExhausted when no room
+  // came within max_wait, Cancelled when `cancel` was raised while waiting,
+  // Unavailable at shutdown, or the engine's error. A raised `cancel` ends a
+  // running sequence (kCancelled) and frees its blocks before the next step.
+  absl::Status Submit(GenerationRequest request, std::shared_ptr<const CancellationFlag> cancel,
+                      Callbacks callbacks);
+
+  BatcherStats stats() const;
+  const KvBlockPool& pool() const;
+
+ private:
+  struct Core;
+  explicit ContinuousBatcher(std::shared_ptr<Core> core);
+  std::shared_ptr<Core> core_;
+  std::thread thread_;
+};
+
+}  // namespace ortserve::generation

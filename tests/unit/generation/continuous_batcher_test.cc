@@ -1,0 +1,332 @@
+// SPDX-License-Identifier: Apache-2.0
+// The key/value block pool, the paged decoder step, and the continuous
+// batcher on the demo decoder (ONNX Runtime): sequences share steps, the
+// pool bounds admission, a waiting request is refused after its bound, and
+// a cancelled sequence gives its blocks back before the next step.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "backend/ort/ort_session_factory.h"
+#include "generation/continuous_batcher.h"
+#include "generation/decoder_model.h"
+#include "generation/generator.h"
+#include "generation/kv_block_pool.h"
+#include "pipeline/bpe_tokenizer.h"
+
+namespace ortserve::generation {
+namespace {
+
+std::string SourceDir() {
+  if (const char* dir = std::getenv("ORTSERVE_SOURCE_DIR")) return dir;
+  return ORTSERVE_SOURCE_DIR_DEFAULT;
+}
+
+TEST(KvBlockPoolTest, HoldsWhatTheBudgetAllowsAndGivesBlocksBack) {
+  KvBlockPool::Options o{.num_layers = 2, .num_heads = 4, .head_dim = 32, .block_tokens = 16};
+  o.budget_bytes = 10 * 2 * 2 * 4 * 16 * 32 * 4 + 100;  // ten blocks and a bit
+  auto pool = KvBlockPool::Create(o);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  KvBlockPool& p = **pool;
+  EXPECT_EQ(p.total_blocks(), 10);
+  EXPECT_EQ(p.block_bytes(), 2 * 2 * 4 * 16 * 32 * 4);
+  EXPECT_EQ(p.BlocksFor(1), 1);
+  EXPECT_EQ(p.BlocksFor(16), 1);
+  EXPECT_EQ(p.BlocksFor(17), 2);
+  std::vector<int32_t> a, b;
+  ASSERT_TRUE(p.Allocate(7, &a));
+  EXPECT_FALSE(p.Allocate(4, &b));  // nothing taken
+  EXPECT_TRUE(b.empty());
+  EXPECT_EQ(p.used_blocks(), 7);
+  ASSERT_TRUE(p.Allocate(3, &b));
+  std::vector<int32_t> all = a;
+  all.insert(all.end(), b.begin(), b.end());
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(std::unique(all.begin(), all.end()), all.end());  // distinct blocks
+  p.Free(&a);
+  EXPECT_TRUE(a.empty());
+  EXPECT_EQ(p.used_blocks(), 3);
+  EXPECT_TRUE(p.Allocate(7, &a));
+}
+
+TEST(KvBlockPoolTest, RefusesABudgetWithoutABlockAndBadDimensions) {
+  KvBlockPool::Options o{.num_layers = 2, .num_heads = 4, .head_dim = 32, .block_tokens = 16, .budget_bytes = 1000};
+  EXPECT_NE(KvBlockPool::Create(o).status().message().find("kv_cache_bytes"), std::string_view::npos);
+  o.budget_bytes = 1 << 30;
+  o.head_dim = 0;
+  EXPECT_FALSE(KvBlockPool::Create(o).ok());
+  o.head_dim = int64_t{1} << 40;
+  EXPECT_FALSE(KvBlockPool::Create(o).ok());  // a block's size overflows
+}
+
+class BatcherTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto factory = backend::OrtSessionFactory::Create({.shared_intra_op_threads = 1, .shared_inter_op_threads = 1});
+    ASSERT_TRUE(factory.ok()) << factory.status();
+    factory_ = std::move(*factory).release();
+    backend::SessionOptions options;
+    options.model_path = SourceDir() + "/models/tiny_decoder/1/model.onnx";
+    auto session = factory_->Create(options);
+    ASSERT_TRUE(session.ok()) << session.status();
+    auto model = DecoderModel::Create(std::shared_ptr<backend::Session>(std::move(*session)));
+    ASSERT_TRUE(model.ok()) << model.status();
+    model_ = new std::shared_ptr<const DecoderModel>(std::move(*model));
+    auto tokenizer = pipeline::BpeTokenizer::FromTokenizerJson(SourceDir() + "/models/tiny_decoder/tokenizer.json");
+    ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
+    tokenizer_ = new std::shared_ptr<const pipeline::BpeTokenizer>(std::move(*tokenizer));
+  }
+  static void TearDownTestSuite() {
+    delete model_;
+    delete tokenizer_;
+    delete factory_;
+  }
+  static GenerationLimits Limits() {
+    GenerationLimits limits;
+    limits.max_context_tokens = 256;
+    limits.max_tokens_limit = 200;
+    limits.eos_token_ids = {*(*tokenizer_)->TokenId("<|endoftext|>")};
+    return limits;
+  }
+  static ContinuousBatcher::Options Options() {
+    ContinuousBatcher::Options o;
+    o.model = *model_;
+    o.tokenizer = *tokenizer_;
+    o.limits = Limits();
+    o.kv_cache_bytes = 8 << 20;
+    return o;
+  }
+  static GenerationRequest Request(std::string_view prompt, int32_t max_tokens) {
+    GenerationRequest r;
+    EXPECT_TRUE((*tokenizer_)->Encode(prompt, {}, &r.prompt_ids).ok());
+    r.sampling.temperature = 0;
+    r.max_tokens = max_tokens;
+    r.ignore_eos = true;
+    return r;
+  }
+  // Collects one sequence's outcome.
+  struct Outcome {
+    absl::Notification done;
+    absl::StatusOr<GenerationResult> result;
+    std::string streamed;
+    ContinuousBatcher::Callbacks Callbacks() {
+      ContinuousBatcher::Callbacks c;
+      c.on_text = [this](std::string_view d) {
+        streamed += d;
+        return true;
+      };
+      c.on_done = [this](absl::StatusOr<GenerationResult> r) {
+        result = std::move(r);
+        done.Notify();
+      };
+      return c;
+    }
+    bool Wait() { return done.WaitForNotificationWithTimeout(absl::Seconds(60)); }
+  };
+  static backend::OrtSessionFactory* factory_;
+  static std::shared_ptr<const DecoderModel>* model_;
+  static std::shared_ptr<const pipeline::BpeTokenizer>* tokenizer_;
+};
+backend::OrtSessionFactory* BatcherTest::factory_ = nullptr;
+std::shared_ptr<const DecoderModel>* BatcherTest::model_ = nullptr;
+std::shared_ptr<const pipeline::BpeTokenizer>* BatcherTest::tokenizer_ = nullptr;
+
+// Paged steps (sequences joining at different steps, caches in pool blocks)
+// give the logits of unpaged steps of each sequence alone.
+TEST_F(BatcherTest, PagedStepsMatchUnpagedSteps) {
+  const DecoderModel& model = **model_;
+  KvBlockPool::Options po{.num_layers = model.num_layers(), .num_heads = model.num_heads(),
+                          .head_dim = model.head_dim(), .block_tokens = 4, .budget_bytes = 4 << 20};
+  auto pool = KvBlockPool::Create(po);
+  ASSERT_TRUE(pool.ok());
+  const std::vector<std::string> prompts = {"I have been feeling", "my mom", "After the second dose I had a fever"};
+  std::vector<float> logits;
+  std::vector<std::vector<std::vector<float>>> alone(prompts.size());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    SequenceState s;
+    s.tokens = Request(prompts[i], 1).prompt_ids;
+    SequenceState* batch[] = {&s};
+    for (int step = 0; step < 6; ++step) {
+      ASSERT_TRUE(model.Step(batch, &logits).ok());
+      alone[i].push_back(logits);
+      s.tokens.push_back(static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin()));
+    }
+  }
+  std::vector<SequenceState> seqs(prompts.size());
+  std::vector<int> steps_done(prompts.size(), 0);
+  const int join_at[] = {0, 2, 3};
+  DecoderModel::Scratch scratch;
+  for (int step = 0; step < 12; ++step) {
+    std::vector<SequenceState*> batch;
+    std::vector<size_t> which;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      if (step == join_at[i]) {
+        seqs[i].tokens = Request(prompts[i], 1).prompt_ids;
+        ASSERT_TRUE((*pool)->Allocate((*pool)->BlocksFor(seqs[i].tokens.size() + 6), &seqs[i].blocks));
+      }
+      if (step >= join_at[i] && steps_done[i] < 6) {
+        batch.push_back(&seqs[i]);
+        which.push_back(i);
+      }
+    }
+    if (batch.empty()) break;
+    ASSERT_TRUE(model.StepPaged(batch, **pool, &scratch, &logits).ok());
+    const size_t v = static_cast<size_t>(model.vocab_size());
+    for (size_t b = 0; b < batch.size(); ++b) {
+      const size_t i = which[b];
+      const auto& want = alone[i][steps_done[i]];
+      float max_diff = 0;
+      for (size_t k = 0; k < v; ++k) max_diff = std::max(max_diff, std::abs(logits[b * v + k] - want[k]));
+      EXPECT_LT(max_diff, 1e-3) << "sequence " << i << " step " << steps_done[i];
+      batch[b]->tokens.push_back(static_cast<int32_t>(
+          std::max_element(logits.begin() + b * v, logits.begin() + (b + 1) * v) - (logits.begin() + b * v)));
+      ++steps_done[i];
+    }
+  }
+  for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(steps_done[i], 6);
+  // Too few blocks for the tokens: refused, nothing run.
+  SequenceState short_of_blocks;
+  short_of_blocks.tokens = Request("I have been feeling a lot of pain", 1).prompt_ids;
+  ASSERT_TRUE((*pool)->Allocate(1, &short_of_blocks.blocks));
+  SequenceState* one[] = {&short_of_blocks};
+  EXPECT_FALSE(model.StepPaged(one, **pool, &scratch, &logits).ok());
+}
+
+// Requests submitted while the loop is busy join the running batch; each
+// gets the text it gets alone (greedy).
+TEST_F(BatcherTest, ConcurrentSequencesShareStepsAndMatchGeneratingAlone) {
+  auto batcher = ContinuousBatcher::Create(Options());
+  ASSERT_TRUE(batcher.ok()) << batcher.status();
+  const std::vector<std::string> prompts = {"I have been feeling", "my mom", "After the second dose I had a fever",
+                                            "The headache started"};
+  Generator alone(**model_, **tokenizer_, Limits());
+  std::vector<std::unique_ptr<Outcome>> outcomes;
+  absl::Notification all_submitted;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    outcomes.push_back(std::make_unique<Outcome>());
+    auto callbacks = outcomes.back()->Callbacks();
+    // The first holds the loop until every request is queued.
+    if (i == 0) callbacks.on_start = [&] { all_submitted.WaitForNotification(); };
+    ASSERT_TRUE((*batcher)->Submit(Request(prompts[i], 12 + static_cast<int32_t>(i)), nullptr, std::move(callbacks)).ok());
+  }
+  all_submitted.Notify();
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    ASSERT_TRUE(outcomes[i]->Wait());
+    ASSERT_TRUE(outcomes[i]->result.ok()) << outcomes[i]->result.status();
+    auto want = alone.Generate(Request(prompts[i], 12 + static_cast<int32_t>(i)));
+    ASSERT_TRUE(want.ok());
+    EXPECT_EQ(outcomes[i]->result->ids, want->ids) << prompts[i];
+    EXPECT_EQ(outcomes[i]->result->text, want->text);
+    EXPECT_EQ(outcomes[i]->streamed, want->text);
+    EXPECT_EQ(outcomes[i]->result->finish, FinishReason::kLength);
+  }
+  const BatcherStats stats = (*batcher)->stats();
+  EXPECT_EQ(stats.max_step_sequences, 4);
+  EXPECT_LT(stats.steps, 12 + 13 + 14 + 15);  // fewer runs than sequences alone
+  EXPECT_EQ(stats.tokens, 12 + 13 + 14 + 15);
+  EXPECT_EQ(stats.finished_length, 4);
+  EXPECT_EQ(stats.kv_blocks_used, 0);
+}
+
+// A pool with room for one sequence: the second waits, and is refused when
+// no room comes within max_wait; a full waiting queue refuses at once.
+TEST_F(BatcherTest, AFullPoolMakesRequestsWaitThenRefusesThem) {
+  ContinuousBatcher::Options o = Options();
+  o.kv_block_tokens = 16;
+  o.kv_cache_bytes = 12 * 16 * (**model_).kv_bytes_per_token();  // 12 blocks: 192 tokens, one sequence of 180
+  o.max_wait = absl::ZeroDuration();
+  o.max_waiting = 1;
+  auto batcher = ContinuousBatcher::Create(o);
+  ASSERT_TRUE(batcher.ok()) << batcher.status();
+  Outcome a, b;
+  absl::Notification started, queued;
+  auto callbacks = a.Callbacks();
+  callbacks.on_start = [&] {
+    started.Notify();
+    queued.WaitForNotification();  // the loop holds A until B and C were tried
+  };
+  ASSERT_TRUE((*batcher)->Submit(Request("I have been feeling", 180), nullptr, std::move(callbacks)).ok());
+  started.WaitForNotification();  // A is running: the waiting queue is empty
+  ASSERT_TRUE((*batcher)->Submit(Request("my mom", 180), nullptr, b.Callbacks()).ok());
+  Outcome c;
+  // The waiting queue (1) is full.
+  EXPECT_EQ((*batcher)->Submit(Request("my mom", 4), nullptr, c.Callbacks()).code(),
+            absl::StatusCode::kResourceExhausted);
+  // A request that could never fit (13 blocks) is refused as invalid.
+  auto never = (*batcher)->Submit(Request("my mom", 200), nullptr, c.Callbacks());
+  EXPECT_EQ(never.code(), absl::StatusCode::kInvalidArgument) << never;
+  EXPECT_NE(never.message().find("pool holds 192"), std::string_view::npos) << never;
+  queued.Notify();
+  ASSERT_TRUE(b.Wait());
+  EXPECT_EQ(b.result.status().code(), absl::StatusCode::kResourceExhausted) << b.result.status();
+  ASSERT_TRUE(a.Wait());
+  ASSERT_TRUE(a.result.ok());
+  EXPECT_EQ(a.result->completion_tokens, 180);
+  const BatcherStats stats = (*batcher)->stats();
+  EXPECT_EQ(stats.refused_timeout, 1);
+  EXPECT_EQ(stats.refused_queue_full, 1);
+}
+
+// A sequence whose client went away ends before the next step and its
+// blocks go back: the request waiting behind it is admitted.
+TEST_F(BatcherTest, ACancelledSequenceFreesItsBlocksForTheNextRequest) {
+  ContinuousBatcher::Options o = Options();
+  o.kv_cache_bytes = 12 * 16 * (**model_).kv_bytes_per_token();  // one sequence of 180 tokens
+  o.max_wait = absl::Seconds(60);
+  auto batcher = ContinuousBatcher::Create(o);
+  ASSERT_TRUE(batcher.ok()) << batcher.status();
+  auto cancel = std::make_shared<CancellationFlag>();
+  Outcome a, b;
+  int texts = 0;
+  auto callbacks = a.Callbacks();
+  callbacks.on_text = [&](std::string_view) {
+    if (++texts == 3) cancel->Cancel();  // the client hangs up after three pieces
+    return true;
+  };
+  absl::Notification queued;
+  callbacks.on_start = [&] { queued.WaitForNotification(); };
+  ASSERT_TRUE((*batcher)->Submit(Request("I have been feeling", 180), cancel, std::move(callbacks)).ok());
+  ASSERT_TRUE((*batcher)->Submit(Request("my mom", 180), nullptr, b.Callbacks()).ok());  // waits for A's blocks
+  queued.Notify();
+  ASSERT_TRUE(a.Wait());
+  ASSERT_TRUE(a.result.ok());
+  EXPECT_EQ(a.result->finish, FinishReason::kCancelled);
+  EXPECT_LE(a.result->completion_tokens, 4);
+  ASSERT_TRUE(b.Wait());
+  ASSERT_TRUE(b.result.ok()) << b.result.status();
+  EXPECT_EQ(b.result->completion_tokens, 180);
+  EXPECT_EQ((*batcher)->stats().finished_cancelled, 1);
+  EXPECT_EQ((*batcher)->stats().kv_blocks_used, 0);
+}
+
+// Destroying the batcher ends every sequence with Unavailable, once each.
+TEST_F(BatcherTest, ShutdownEndsEverySequence) {
+  auto batcher = ContinuousBatcher::Create(Options());
+  ASSERT_TRUE(batcher.ok());
+  std::vector<std::unique_ptr<Outcome>> outcomes;
+  absl::Notification hold;
+  for (int i = 0; i < 3; ++i) {
+    outcomes.push_back(std::make_unique<Outcome>());
+    auto callbacks = outcomes.back()->Callbacks();
+    if (i == 0) callbacks.on_start = [&] { hold.WaitForNotification(); };
+    ASSERT_TRUE((*batcher)->Submit(Request("my mom", 200), nullptr, std::move(callbacks)).ok());
+  }
+  std::thread release([&] { hold.Notify(); });
+  batcher->reset();
+  release.join();
+  for (auto& o : outcomes) {
+    ASSERT_TRUE(o->Wait());
+    if (!o->result.ok()) EXPECT_EQ(o->result.status().code(), absl::StatusCode::kUnavailable);
+  }
+}
+
+}  // namespace
+}  // namespace ortserve::generation
