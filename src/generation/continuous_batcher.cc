@@ -62,8 +62,8 @@ struct ContinuousBatcher::Core {
 };
 
 absl::StatusOr<std::unique_ptr<ContinuousBatcher>> ContinuousBatcher::Create(Options options) {
-  if (options.model == nullptr || options.tokenizer == nullptr) {
-    return absl::InvalidArgumentError("continuous batcher: a model and a tokenizer are required");
+  if (options.model == nullptr || options.tokenizer == nullptr || options.clock == nullptr) {
+    return absl::InvalidArgumentError("continuous batcher: a model, a tokenizer and a clock are required");
   }
   if (options.max_batch_sequences < 1 || options.max_batch_sequences > 4096) {
     return absl::InvalidArgumentError("generation.max_batch_sequences must be in [1, 4096]");
@@ -120,7 +120,7 @@ absl::Status ContinuousBatcher::Submit(GenerationRequest request, std::shared_pt
   }
   s.cancel = std::move(cancel);
   s.callbacks = std::move(callbacks);
-  s.deadline = absl::Now() + c.options.max_wait;
+  s.deadline = c.options.clock->Now() + c.options.max_wait;
   absl::MutexLock lock(&c.mu);
   if (c.stop) return absl::UnavailableError("the model is being unloaded");
   if (static_cast<int64_t>(c.waiting.size()) >= c.options.max_waiting) {
@@ -159,7 +159,7 @@ void ContinuousBatcher::Core::Admit(std::vector<Sequence>* fresh,
     waiting.pop_front();
   }
   // Whoever still waits past its deadline is refused.
-  const absl::Time now = absl::Now();
+  const absl::Time now = options.clock->Now();
   for (auto it = waiting.begin(); it != waiting.end();) {
     if (now >= it->deadline) {
       refused_timeout.fetch_add(1, std::memory_order_relaxed);

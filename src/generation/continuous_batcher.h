@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "core/clock.h"
 #include "core/infer_request.h"
 #include "generation/decoder_model.h"
 #include "generation/generator.h"
@@ -49,6 +50,10 @@ class ContinuousBatcher {
     int32_t max_batch_sequences = 32;  // sequences one step runs, at most
     int32_t max_waiting = 64;          // requests waiting for room, at most (more: refused at once)
     absl::Duration max_wait = absl::Seconds(2);  // a waiting request is refused after this
+    // Where waiting deadlines are read (checked at every step, and when a
+    // request arrives; nothing waits on a deadline while no sequence runs,
+    // since an empty pool admits any request).
+    Clock* clock = Clock::Real();
   };
   // InvalidArgument for a bound out of range or a pool that holds no block.
   static absl::StatusOr<std::unique_ptr<ContinuousBatcher>> Create(Options options);

@@ -54,13 +54,13 @@ struct ServerOptions {
   retrieval::CollectionFlags collection_flags;
   // Audit lines of SAE verdicts carry the raw patient id instead of its keyed
   // hash (docs/alerts.md, "What is recorded").
-  bool audit_raw_patient_id = false;
+  bool audit_raw_patient_id = false;             // Longer reportText gets 400.
   // Conversation sessions of /v1/chat/completions (docs/generation.md).
   size_t chat_sessions = 1024;                 // sessions held, at most (least recently used out); 0: off
   size_t chat_session_turns = 32;              // messages kept per session
   int64_t chat_session_tokens = 2048;          // tokens kept per session
   size_t chat_session_bytes = 64 << 10;        // text bytes kept per session
-  int64_t chat_session_ttl_seconds = 1800;     // a session unused this long is gone             // Longer reportText gets 400.
+  int64_t chat_session_ttl_seconds = 1800;     // a session unused this long is gone
   std::string log_level = "info";
   std::string log_format = "json";  // "json" or "text".
   bool access_log = false;
