@@ -114,7 +114,9 @@ async function main() {
       if (value) return value;
       await sleep(100);
     }
-    throw new Error(`timed out waiting for ${what} (${expression}): last ${JSON.stringify(value)}`);
+    // What the page had reported so far says why (an exception in a handler).
+    throw new Error(`timed out waiting for ${what} (${expression}): last ${JSON.stringify(value)}; ` +
+                    `page errors: ${JSON.stringify(result.errors)}`);
   };
 
   await page('Page.navigate', {url: base + '/console'});
@@ -208,11 +210,13 @@ async function main() {
     step('screenshots taken');
   }
 
-  // The log level through the page's control and confirmation dialog.
+  // The log level through the page's control and confirmation dialog. Each
+  // confirmation opens in the click's own handler; the waits are long for a
+  // renderer starved by a busy machine (5 s timed out once under ctest -j2).
   await waitFor('the log-level control', `!document.getElementById('log-control').hidden`, 10);
   await evaluate(`document.getElementById('log-level').value = 'debug'`);
   await evaluate(`document.getElementById('log-apply').click()`);
-  await waitFor('the confirmation', `document.getElementById('confirm').open`, 5);
+  await waitFor('the confirmation', `document.getElementById('confirm').open`, 20);
   await evaluate(`document.getElementById('confirm-ok').click()`);
   // The server's own answer (polled: the page posts after the click).
   const logEnd = Date.now() + 10000;
@@ -228,7 +232,7 @@ async function main() {
   result.stateBefore = await evaluate(`${card}?.dataset.state`);
   result.unloadButtonShown = await evaluate(`!${card}.querySelector('.model-unload').hidden`);
   await evaluate(`${card}.querySelector('.model-unload').click()`);
-  await waitFor('the confirmation', `document.getElementById('confirm').open`, 5);
+  await waitFor('the confirmation', `document.getElementById('confirm').open`, 20);
   result.confirmText = await evaluate(`document.getElementById('confirm-text').textContent`);
   await evaluate(`document.getElementById('confirm-ok').click()`);
   await waitFor('the model to show unloaded', `${card}.dataset.state === 'UNAVAILABLE'`, 20);
@@ -237,7 +241,7 @@ async function main() {
   step('model unloaded');
   // And loaded again through its load button.
   await evaluate(`${card}.querySelector('.model-load').click()`);
-  await waitFor('the confirmation', `document.getElementById('confirm').open`, 5);
+  await waitFor('the confirmation', `document.getElementById('confirm').open`, 20);
   await evaluate(`document.getElementById('confirm-ok').click()`);
   await waitFor('the model to show loaded', `${card}.dataset.state === 'READY'`, 30);
   result.stateReloaded = await evaluate(`${card}.dataset.state`);

@@ -65,7 +65,10 @@
         resolve(answer);
       };
       dialog.querySelectorAll('button[data-answer]').forEach((b) => { b.onclick = () => done(b.dataset.answer); });
-      dialog.onclose = () => done('cancel');
+      // Closed by the browser (Escape): cancel. The close event of an earlier
+      // question can arrive after this one opened; it finds the dialog open
+      // and is ignored (it used to cancel this question at once).
+      dialog.onclose = () => { if (!dialog.open) done('cancel'); };
       dialog.showModal();
     });
   }
