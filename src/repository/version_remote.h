@@ -11,6 +11,7 @@
 //
 // remote.pbtxt holds the fields of a `remote { }` block (ModelRemote, text
 // format). It overrides the model-wide block of a platform "remote" model.
+// Functions of their arguments (and the file read): safe from any thread.
 #pragma once
 
 #include <cstdint>

@@ -9,7 +9,7 @@
 // ef_construction and slot count, and each node's link-list length.
 // Collection checks the rest once loaded (links, labels, vectors).
 //
-// Stateless functions.
+// Stateless functions: safe from any thread (on different files).
 #pragma once
 
 #include <cstddef>

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The pure parts of reading a remote model's config block: endpoint
 // addresses (with their scheme) and the tensors a TF Serving remote takes.
-// Internal to backend/remote; no sockets, so unit tests cover them.
+// Internal to backend/remote; no sockets, so unit tests cover them. Pure
+// functions: safe from any thread.
 #pragma once
 
 #include <cstdint>

@@ -8,7 +8,9 @@
 // remote call (the sockets live in the transports' non-blocking pools, not
 // in the runner), so the number of sessions (`max_inflight`, or the
 // instance_group counts) is the number of calls in flight to the remote.
-// docs/model_config.md ("Remote models") says how to size it.
+// docs/model_config.md ("Remote models") says how to size it. Each
+// Session is used by one runner thread at a time; LoadRemoteModel may be
+// called from any thread (the loader pool).
 #pragma once
 
 #include <memory>

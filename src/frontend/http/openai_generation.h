@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // OpenAI's POST /v1/completions and /v1/chat/completions (issue 22): the
 // request parser and the JSON the answers are made of, as pure functions
-// (the connection streams them; see generation_routes.cc).
+// (the connection streams them; see generation_routes.cc). Safe from any
+// thread.
 #pragma once
 
 #include <cstdint>

@@ -2,7 +2,8 @@
 // Triton's generate extension (issue 22): POST
 // /v2/models/{m}[/versions/{v}]/generate and /generate_stream. The request
 // parser and the JSON of the answers, as pure functions; the connection
-// runs them through the model's batcher (generation_routes.cc).
+// runs them through the model's batcher (generation_routes.cc). Safe from
+// any thread.
 #pragma once
 
 #include <string>
