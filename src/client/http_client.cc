@@ -26,6 +26,7 @@
 #include "boost/asio/ssl/host_name_verification.hpp"
 #include "boost/beast/ssl.hpp"
 #include "client/http_codec.h"
+#include "client/tls_context.h"
 #include "client/transports.h"
 #include "core/status.h"
 #include "core/strings.h"
@@ -387,27 +388,33 @@ void Exchange::Finish(absl::StatusOr<HttpResult> result) {
 absl::StatusOr<std::unique_ptr<Client>> CreateHttpClient(ClientOptions options) {
   std::unique_ptr<asio::ssl::context> tls;
   if (options.tls) {
-    // TLS 1.2 or later; the server's certificate verified against the CA
-    // file (or the system's CAs) and its name.
-    tls = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
-    tls->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
-    tls->set_verify_mode(asio::ssl::verify_peer);
-    beast::error_code ec;
-    if (options.tls_ca_file.empty()) {
-      tls->set_default_verify_paths(ec);
-    } else {
-      tls->load_verify_file(options.tls_ca_file, ec);
-    }
-    if (ec) return absl::InvalidArgumentError(StrCat("TLS CA file '", options.tls_ca_file, "': ", ec.message()));
-    if (!options.tls_cert_file.empty()) {
-      tls->use_certificate_chain_file(options.tls_cert_file, ec);
-      if (ec) return absl::InvalidArgumentError(StrCat("TLS certificate '", options.tls_cert_file, "': ", ec.message()));
-      tls->use_private_key_file(options.tls_key_file, asio::ssl::context::pem, ec);
-      if (ec) return absl::InvalidArgumentError(StrCat("TLS key '", options.tls_key_file, "': ", ec.message()));
-    }
+    // The server's name is checked per connection.
+    ASSIGN_OR_RETURN(tls, MakeTlsClientContext(options.tls_ca_file, options.tls_cert_file, options.tls_key_file));
   }
   return std::unique_ptr<Client>(new HttpClient(std::move(options), std::move(tls)));
+}
+
+absl::StatusOr<std::unique_ptr<asio::ssl::context>> MakeTlsClientContext(const std::string& ca_file,
+                                                                         const std::string& cert_file,
+                                                                         const std::string& key_file) {
+  auto tls = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+  tls->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
+  tls->set_verify_mode(asio::ssl::verify_peer);
+  beast::error_code ec;
+  if (ca_file.empty()) {
+    tls->set_default_verify_paths(ec);
+  } else {
+    tls->load_verify_file(ca_file, ec);
+  }
+  if (ec) return absl::InvalidArgumentError(StrCat("TLS CA file '", ca_file, "': ", ec.message()));
+  if (!cert_file.empty()) {
+    tls->use_certificate_chain_file(cert_file, ec);
+    if (ec) return absl::InvalidArgumentError(StrCat("TLS certificate '", cert_file, "': ", ec.message()));
+    tls->use_private_key_file(key_file, asio::ssl::context::pem, ec);
+    if (ec) return absl::InvalidArgumentError(StrCat("TLS key '", key_file, "': ", ec.message()));
+  }
+  return tls;
 }
 
 }  // namespace ortserve::client

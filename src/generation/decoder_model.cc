@@ -127,14 +127,7 @@ absl::Status DecoderModel::Step(std::span<SequenceState* const> batch, std::vect
   RETURN_IF_ERROR(session_->Run(inputs, output_names_, &outputs));
   if (outputs.size() != output_names_.size()) return absl::InternalError("decoder step: missing outputs");
   RETURN_IF_ERROR(TakeLogits(batch, outputs[0], max_new, logits_out));
-  for (size_t t = 0; t < past_names_.size(); ++t) {
-    const Tensor& present = outputs[1 + t];
-    if (present.type != DataType::kFp32 || present.shape.size() != 4 || present.shape[0] != b_size ||
-        present.shape[1] != num_heads_ || present.shape[2] != total || present.shape[3] != head_dim_ ||
-        present.data.size() != static_cast<size_t>(b_size * num_heads_ * total * head_dim_) * sizeof(float)) {
-      return absl::InternalError(StrCat("decoder step: '", output_names_[1 + t], "' of an unexpected shape"));
-    }
-  }
+  for (size_t t = 0; t < past_names_.size(); ++t) RETURN_IF_ERROR(CheckPresent(outputs[1 + t], 1 + t, b_size, total));
   for (int64_t b = 0; b < b_size; ++b) {
     SequenceState& s = *batch[b];
     const int64_t n = s.pending();
@@ -168,6 +161,15 @@ absl::Status DecoderModel::Step(std::span<SequenceState* const> batch, std::vect
 }  // namespace ortserve::generation
 
 namespace ortserve::generation {
+
+absl::Status DecoderModel::CheckPresent(const Tensor& present, size_t index, int64_t b_size, int64_t total) const {
+  if (present.type != DataType::kFp32 || present.shape.size() != 4 || present.shape[0] != b_size ||
+      present.shape[1] != num_heads_ || present.shape[2] != total || present.shape[3] != head_dim_ ||
+      present.data.size() != static_cast<size_t>(b_size * num_heads_ * total * head_dim_) * sizeof(float)) {
+    return absl::InternalError(StrCat("decoder step: '", output_names_[index], "' of an unexpected shape"));
+  }
+  return absl::OkStatus();
+}
 
 absl::Status DecoderModel::TakeLogits(std::span<SequenceState* const> batch, const Tensor& logits, int64_t max_new,
                                       std::vector<float>* logits_out) const {
@@ -260,12 +262,7 @@ absl::Status DecoderModel::StepPaged(std::span<SequenceState* const> batch, KvBl
   if (sc.outputs.size() != output_names_.size()) return absl::InternalError("decoder step: missing outputs");
   RETURN_IF_ERROR(TakeLogits(batch, sc.outputs[0], max_new, logits_out));
   for (int64_t t = 0; t < tensors; ++t) {
-    const Tensor& present = sc.outputs[1 + t];
-    if (present.type != DataType::kFp32 || present.shape.size() != 4 || present.shape[0] != b_size ||
-        present.shape[1] != num_heads_ || present.shape[2] != total || present.shape[3] != head_dim_ ||
-        present.data.size() != static_cast<size_t>(b_size * num_heads_ * total * head_dim_) * sizeof(float)) {
-      return absl::InternalError(StrCat("decoder step: '", output_names_[1 + t], "' of an unexpected shape"));
-    }
+    RETURN_IF_ERROR(CheckPresent(sc.outputs[1 + t], static_cast<size_t>(1 + t), b_size, total));
   }
   // Only the new rows go back: [max_past, max_past + n) of the sequence axis
   // lands at [cached, cached + n) of the sequence's blocks.

@@ -89,6 +89,9 @@ class DecoderModel {
   // Checks the logits' shape and copies each sequence's last row to `logits_out`.
   absl::Status TakeLogits(std::span<SequenceState* const> batch, const Tensor& logits, int64_t max_new,
                           std::vector<float>* logits_out) const;
+  // Checks that present output `index` (1-based among the outputs) is
+  // [batch, heads, total, head_dim] FP32 with the bytes that shape implies.
+  absl::Status CheckPresent(const Tensor& present, size_t index, int64_t b_size, int64_t total) const;
   std::shared_ptr<backend::Session> session_;
   int32_t num_layers_ = 0;
   int64_t num_heads_ = 0;

@@ -22,6 +22,7 @@
 #include "boost/beast/ssl.hpp"
 #include "backend/remote/transport.h"
 #include "client/client.h"
+#include "client/tls_context.h"
 #include "core/checked_math.h"
 #include "core/status.h"
 #include "core/strings.h"
@@ -58,29 +59,6 @@ std::string Traceparent(const RequestTrace& trace) {
   context.span_id = trace.span_id;
   context.sampled = true;
   return observability::FormatTraceparent(context);
-}
-
-// The TLS client context of a pool: the remote's certificate verified
-// against `ca_file` (empty: the system's CAs); a client certificate for mTLS.
-absl::StatusOr<std::unique_ptr<asio::ssl::context>> MakeTlsContext(const TransportOptions& options) {
-  auto tls = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
-  tls->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
-  tls->set_verify_mode(asio::ssl::verify_peer);
-  beast::error_code ec;
-  if (options.tls_ca_file.empty()) {
-    tls->set_default_verify_paths(ec);
-  } else {
-    tls->load_verify_file(options.tls_ca_file, ec);
-  }
-  if (ec) return absl::InvalidArgumentError(StrCat("TLS CA file '", options.tls_ca_file, "': ", ec.message()));
-  if (!options.tls_cert_file.empty()) {
-    tls->use_certificate_chain_file(options.tls_cert_file, ec);
-    if (ec) return absl::InvalidArgumentError(StrCat("TLS certificate '", options.tls_cert_file, "': ", ec.message()));
-    tls->use_private_key_file(options.tls_key_file, asio::ssl::context::pem, ec);
-    if (ec) return absl::InvalidArgumentError(StrCat("TLS key '", options.tls_key_file, "': ", ec.message()));
-  }
-  return tls;
 }
 
 class HttpPool {
@@ -441,7 +419,8 @@ class TfServingTransport final : public Transport {
 absl::StatusOr<std::unique_ptr<Transport>> MakeTfServingTransport(TransportOptions options) {
   std::unique_ptr<asio::ssl::context> tls;
   if (options.tls) {
-    ASSIGN_OR_RETURN(tls, MakeTlsContext(options));
+    ASSIGN_OR_RETURN(tls, client::MakeTlsClientContext(options.tls_ca_file, options.tls_cert_file,
+                                                        options.tls_key_file));
   }
   for (const auto* list : {&options.signature.inputs, &options.signature.outputs}) {
     for (const TensorSpec& spec : *list) {
