@@ -149,6 +149,8 @@ void DynamicBatcher::Enqueue(std::unique_ptr<InferRequest> request, InferCallbac
         earliest_deadline_ = entry.deadline;
         deadline_cv_.Signal();
       }
+      // Nothing queued and a runner waiting: there is no company to wait for.
+      entry.run_at_once = options_.run_when_idle && queued_ == 0 && idle_runners_ > 0;
       levels_[priority - 1].push_back(std::move(entry));
       ++queued_;
       ++inflight_;
@@ -230,16 +232,20 @@ void DynamicBatcher::RunLoop(size_t index) {
 }
 
 bool DynamicBatcher::NextBatch(RunnerState& state) {
+  ++idle_runners_;
   // Wait for this runner's turn: one runner forms a batch at a time.
   while (forming_ || (queued_ == 0 && !stopping_)) turn_cv_.Wait(&mu_);
-  if (queued_ == 0) return false;  // Stopping and drained.
+  if (queued_ == 0) {
+    --idle_runners_;
+    return false;  // Stopping and drained.
+  }
   forming_ = true;
   size_t take = 0;
   for (;;) {
     const absl::Time now = options_.clock->Now();
     const Scan scan = ScanQueue(now, state.rejected);
     if (scan.count == 0) break;
-    if (scan.cut_now || stopping_) {
+    if (scan.cut_now || scan.run_at_once || stopping_) {
       take = scan.count;
     } else if (scan.preferred > 0) {
       take = scan.preferred;
@@ -266,6 +272,7 @@ bool DynamicBatcher::NextBatch(RunnerState& state) {
     ++erased;
   }
   queued_ -= take;
+  --idle_runners_;
   forming_ = false;
   if (queued_ > 0 || stopping_) turn_cv_.Signal();
   return true;

@@ -27,7 +27,10 @@ namespace ortserve::scheduler {
 //   - a prefix of them adds up exactly to a preferred batch size (the largest
 //     such), or
 //   - max_queue_delay has passed since the oldest of them was enqueued, or the
-//     scheduler is stopping;
+//     scheduler is stopping, or
+//   - one of them found the queue empty and a runner idle when it arrived
+//     (run_when_idle): at low load there is no company to wait for, so it
+//     runs at once with whatever queued before the runner scanned;
 // otherwise it waits (on the injected clock) for more requests. Without
 // dynamic batching each request runs alone.
 //
@@ -87,6 +90,9 @@ class DynamicBatcher final : public Scheduler {
     int64_t rows = 1;
     int64_t length = 0;   // Token mode: the longest input size on sequence_axis.
     uint32_t bucket = 0;  // Token mode: the length bucket.
+    // It found the queue empty and a runner idle (options_.run_when_idle):
+    // the batch it is in is cut without waiting for the queue delay.
+    bool run_at_once = false;
   };
   struct Rejected {
     Entry entry;
@@ -124,6 +130,7 @@ class DynamicBatcher final : public Scheduler {
     size_t preferred = 0;  // Head entries adding up to the largest preferred size; 0: none.
     bool cut_now = false;  // Waiting cannot grow the batch (full, or next incompatible).
     absl::Time oldest = absl::InfiniteFuture();  // Earliest enqueue time among them.
+    bool run_at_once = false;  // One of them has Entry::run_at_once.
   };
   // Chooses the next batch: the head of the queue (highest priority, oldest)
   // and, in queue order, the entries that can run with it. Without
@@ -186,6 +193,9 @@ class DynamicBatcher final : public Scheduler {
   // that no batch pads past max_padded_batch_bytes.
   PaddedBatchShape padded_ ABSL_GUARDED_BY(mu_);
   size_t inflight_ ABSL_GUARDED_BY(mu_) = 0;
+  // Runners inside NextBatch (waiting for requests or forming a batch), as
+  // opposed to running one.
+  size_t idle_runners_ ABSL_GUARDED_BY(mu_) = 0;
   // Under a latency target (options_.latency_target > 0, dynamic batching).
   std::optional<AdaptiveBatchLimit> adaptive_ ABSL_GUARDED_BY(mu_);
   bool forming_ ABSL_GUARDED_BY(mu_) = false;

@@ -76,6 +76,11 @@ struct SchedulerOptions {
   // its batch size and queue delay within max_batch_size and
   // max_queue_delay (AdaptiveBatchLimit). 0: the static limits.
   absl::Duration latency_target = absl::ZeroDuration();
+  // With dynamic batching: a request that finds the queue empty and a runner
+  // idle is cut at once (with whatever queued before that runner scanned)
+  // instead of waiting max_queue_delay for company. The loader turns it on
+  // unless the config's dynamic_batching says wait_when_idle.
+  bool run_when_idle = false;
   int sequence_axis = 1;
   ModelStats* stats = nullptr;  // Not owned; outlives the scheduler.
   // Prometheus series of this version (queue wait, batch sizes, compute,

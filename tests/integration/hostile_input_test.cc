@@ -35,7 +35,7 @@ open(root + '/padded/config.pbtxt', 'w').write(
     'max_batch_size: 8\n'
     'input { name: "x" data_type: TYPE_FP32 dims: [ -1, -1 ] }\n'
     'output { name: "y" data_type: TYPE_FP32 dims: [ -1, -1 ] }\n'
-    'dynamic_batching { max_queue_delay_microseconds: 300000 pad_variable_dims: true }\n')
+    'dynamic_batching { max_queue_delay_microseconds: 300000 pad_variable_dims: true wait_when_idle: true }\n')
 )")
                     .ok());
     auto server = ServerProcess::Start({"--model-repository", repo_->path(), "--grpc-port", "0"});

@@ -129,7 +129,7 @@ void WriteHeldModel(const std::string& repo, const std::string& name, int hold_u
          "input { name: \"x\" data_type: TYPE_FP32 dims: [2] }\n"
          "output { name: \"y\" data_type: TYPE_FP32 dims: [2] }\n"
          "dynamic_batching { max_queue_delay_microseconds: "
-      << hold_us << " preferred_batch_size: [8] }\n";
+      << hold_us << " preferred_batch_size: [8] wait_when_idle: true }\n";
 }
 
 class HttpConnectionTest : public ::testing::Test {

@@ -54,7 +54,7 @@ open(root + '/corrupt/1/model.onnx', 'wb').write(b'not an onnx file')
 open(root + '/identity/config.pbtxt', 'w').write('max_batch_size: 8\n')
 open(root + '/held/config.pbtxt', 'w').write(
     'max_batch_size: 8\ndynamic_batching { preferred_batch_size: [8] max_queue_delay_microseconds: )" +
-                        std::to_string(hold_us) + R"( }\n')
+                        std::to_string(hold_us) + R"( wait_when_idle: true }\n')
 )")
                   .ok());
 }

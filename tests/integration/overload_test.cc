@@ -59,7 +59,7 @@ TEST(OverloadTest, FiveTimesCapacityIsRefusedFastWhileAdmittedRequestsKeepTheirL
       << "max_batch_size: 8\n"
          "input { name: \"x\" data_type: TYPE_FP32 dims: [2] }\n"
          "output { name: \"y\" data_type: TYPE_FP32 dims: [2] }\n"
-         "dynamic_batching { max_queue_delay_microseconds: 4000 preferred_batch_size: [8] }\n";
+         "dynamic_batching { max_queue_delay_microseconds: 4000 preferred_batch_size: [8] wait_when_idle: true }\n";
   // One request of the model at a time; the rest of the budget is the
   // server's default.
   auto server = ServerProcess::Start({"--model-repository", repo.path(), "--http-threads", "1",

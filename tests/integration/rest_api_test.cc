@@ -5,6 +5,7 @@
 #include <rapidjson/document.h>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <thread>
@@ -384,6 +385,45 @@ TEST_F(RestApiTest, ConcurrentClientsAllGetCorrectAnswers) {
   EXPECT_EQ(ok.load(), kThreads * kRequests);
 }
 
+TEST(RestApiBatchingTest, ALoneRequestDoesNotWaitForCompanyUnlessTheConfigSaysSo) {
+  // Two models whose batchers may wait 2 s for company: the default runs a
+  // request that finds the queue empty and the instance idle at once;
+  // wait_when_idle makes it wait the whole delay, as Triton does.
+  TempDir repo;
+  ASSERT_TRUE(RunPython(R"(
+import os, onnx
+from onnx import helper, TensorProto
+root = ')" + repo.path() + R"('
+x = helper.make_tensor_value_info('x', TensorProto.FLOAT, ['N', 2])
+y = helper.make_tensor_value_info('y', TensorProto.FLOAT, ['N', 2])
+g = helper.make_graph([helper.make_node('Neg', ['x'], ['y'])], 'g', [x], [y])
+m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]); m.ir_version = 8
+for name, extra in (('eager', ''), ('patient', ' wait_when_idle: true')):
+    os.makedirs(root + '/' + name + '/1')
+    onnx.save(m, root + '/' + name + '/1/model.onnx')
+    open(root + '/' + name + '/config.pbtxt', 'w').write(
+        'max_batch_size: 16\ndynamic_batching { max_queue_delay_microseconds: 2000000' + extra + ' }\n')
+)")
+                  .ok());
+  auto server = ServerProcess::Start({"--model-repository", repo.path()});
+  ASSERT_TRUE(server.ok()) << server.status();
+  HttpClient client((*server)->http_port());
+  const std::string body = R"({"inputs":[{"name":"x","shape":[1,2],"datatype":"FP32","data":[1,2]}]})";
+  auto timed = [&](const std::string& model) {
+    const auto start = std::chrono::steady_clock::now();
+    auto res = client.Post("/v2/models/" + model + "/infer", body);
+    EXPECT_EQ(res.status, 200u) << res.body;
+    EXPECT_EQ(Json(res.body)["outputs"][0]["data"][1].GetDouble(), -2);
+    return std::chrono::steady_clock::now() - start;
+  };
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_LT(timed("eager"), std::chrono::seconds(1)) << "request " << i << " waited for company";
+  }
+  EXPECT_GE(timed("patient"), std::chrono::milliseconds(1900));
+  auto stats = Json(client.Get("/v2/models/eager/stats").body);
+  EXPECT_EQ(stats["model_stats"][0]["execution_count"].GetUint64(), 3u);
+}
+
 TEST(RestApiBatchingTest, ConcurrentRequestsRunAsBatches) {
   // A model whose batcher waits up to 200 ms for company: concurrent requests
   // must share runs, which the statistics extension shows.
@@ -399,7 +439,7 @@ g = helper.make_graph([helper.make_node('Neg', ['x'], ['y'])], 'g', [x], [y])
 m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]); m.ir_version = 8
 onnx.save(m, root + '/batched/1/model.onnx')
 open(root + '/batched/config.pbtxt', 'w').write(
-    'max_batch_size: 16\ndynamic_batching { max_queue_delay_microseconds: 200000 preferred_batch_size: [ 8 ] }\n')
+    'max_batch_size: 16\ndynamic_batching { max_queue_delay_microseconds: 200000 preferred_batch_size: [ 8 ] wait_when_idle: true }\n')
 )")
                   .ok());
   auto server = ServerProcess::Start({"--model-repository", repo.path()});

@@ -95,7 +95,7 @@ class TrafficTest : public ::testing::Test {
     // The shadow target holds its queue for 2 s: one shadow request fills
     // the one slot, and the next ones are dropped.
     WriteConfig(r, "busy_primary", "routing { shadow { model: \"held\" fraction: 1.0 max_in_flight: 1 } }\n");
-    WriteConfig(r, "held", "dynamic_batching { max_queue_delay_microseconds: 2000000 preferred_batch_size: [8] }\n");
+    WriteConfig(r, "held", "dynamic_batching { max_queue_delay_microseconds: 2000000 preferred_batch_size: [8] wait_when_idle: true }\n");
     WriteConfig(r, "fragile",
                 "dynamic_batching { max_queue_delay_microseconds: 0 }\nrouting { fallback_model: \"backup\" }\n");
     WriteConfig(r, "backup", "");

@@ -125,6 +125,61 @@ TEST_F(DynamicBatcherTest, CutsBatchAtMaxQueueDelay) {
   EXPECT_EQ(stats_.queue.ns(), absl::ToInt64Nanoseconds(absl::Milliseconds(10 + 10 + 1)));
 }
 
+// The runner threads start with the scheduler; give them time to reach the
+// queue, so that the next request finds a runner idle.
+void LetRunnersSettle() { absl::SleepFor(absl::Milliseconds(50)); }
+
+TEST_F(DynamicBatcherTest, RunsAtOnceWhenItFindsTheQueueEmptyAndARunnerIdle) {
+  options_.max_batch_size = 8;
+  options_.dynamic_batching = true;
+  options_.max_queue_delay = absl::Hours(1);  // The fake clock never gets there.
+  options_.run_when_idle = true;
+  Start();
+  LetRunnersSettle();
+  Send("a", {1, 1}, {1});
+  ASSERT_TRUE(collector_.WaitFor(1, kWait));
+  EXPECT_THAT(Floats(collector_.Get("a")->outputs[0]), ElementsAre(2));
+  LetRunnersSettle();
+  Send("b", {2, 1}, {2, 3});  // Idle again after the first: no waiting either.
+  ASSERT_TRUE(collector_.WaitFor(2, kWait));
+  EXPECT_THAT(session_->batch_sizes(), ElementsAre(1, 2));
+  EXPECT_EQ(stats_.queue.ns(), 0);  // Neither waited on the (fake) clock.
+}
+
+TEST_F(DynamicBatcherTest, WaitsForCompanyWhenNoRunnerIsIdleEvenIfTheQueueWasEmpty) {
+  options_.max_batch_size = 8;
+  options_.dynamic_batching = true;
+  options_.max_queue_delay = absl::Milliseconds(10);
+  options_.run_when_idle = true;
+  Start();
+  LetRunnersSettle();
+  session_->Hold();
+  Send("a", {1, 1}, {1});  // Runs at once and is held in the session.
+  ASSERT_TRUE(session_->WaitForRunsStarted(1, kWait));
+  Send("b", {1, 1}, {2});  // The queue is empty but the only runner is busy.
+  Send("c", {1, 1}, {3});
+  session_->Release();
+  ASSERT_TRUE(collector_.WaitFor(1, kWait));
+  EXPECT_FALSE(session_->WaitForRunsStarted(2, absl::Milliseconds(50)));  // b and c wait for the delay.
+  clock_.Advance(absl::Milliseconds(10));
+  ASSERT_TRUE(collector_.WaitFor(3, kWait));
+  EXPECT_THAT(session_->batch_sizes(), ElementsAre(1, 2));
+}
+
+TEST_F(DynamicBatcherTest, WaitsOutTheQueueDelayWhenIdleIfAskedTo) {
+  options_.max_batch_size = 8;
+  options_.dynamic_batching = true;
+  options_.max_queue_delay = absl::Milliseconds(10);
+  options_.run_when_idle = false;  // dynamic_batching { wait_when_idle: true }
+  Start();
+  LetRunnersSettle();
+  Send("a", {1, 1}, {1});
+  EXPECT_FALSE(session_->WaitForRunsStarted(1, absl::Milliseconds(50)));
+  clock_.Advance(absl::Milliseconds(10));
+  ASSERT_TRUE(collector_.WaitFor(1, kWait));
+  EXPECT_THAT(session_->batch_sizes(), ElementsAre(1));
+}
+
 TEST_F(DynamicBatcherTest, CutsAtLargestReachablePreferredSize) {
   options_.max_batch_size = 8;
   options_.dynamic_batching = true;
