@@ -18,6 +18,7 @@
 #include "generation/decoder_model.h"
 #include "generation/generator.h"
 #include "generation/kv_block_pool.h"
+#include "generation/resident_batch.h"
 #include "pipeline/bpe_tokenizer.h"
 
 namespace ortserve::generation {
