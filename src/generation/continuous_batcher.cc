@@ -155,7 +155,9 @@ void ContinuousBatcher::Core::Admit(std::vector<Sequence>* fresh,
     }
   }
   // First come, first served: a request that does not fit blocks those behind it.
-  while (!waiting.empty() &&
+  // Static batching (benchmarks only) admits only into an empty batch.
+  const bool closed = options.static_batching && !running_.empty();
+  while (!closed && !waiting.empty() &&
          static_cast<int64_t>(running_.size() + fresh->size()) < options.max_batch_sequences &&
          pool->Allocate(waiting.front().blocks_needed, &waiting.front().run->state().blocks)) {
     fresh->push_back(std::move(waiting.front()));

@@ -295,6 +295,47 @@ TEST_F(BatcherTest, ResidentDecodeStepsMatchSingleSequenceSteps) {
   EXPECT_EQ(resident.Step(model, one, **pool, &logits).code(), absl::StatusCode::kInvalidArgument);
 }
 
+// Static batching (the benchmarks' baseline): a request that arrives while
+// a batch runs starts only once that batch has ended.
+TEST_F(BatcherTest, StaticBatchingStartsWaitingRequestsOnlyInAnEmptyBatch) {
+  ContinuousBatcher::Options o = Options();
+  o.static_batching = true;
+  o.max_wait = absl::Seconds(60);
+  auto batcher = ContinuousBatcher::Create(o);
+  ASSERT_TRUE(batcher.ok()) << batcher.status();
+  absl::Mutex mu;
+  std::vector<std::string> events;
+  auto record = [&](std::string e) {
+    absl::MutexLock lock(&mu);
+    events.push_back(std::move(e));
+  };
+  Outcome a, b;
+  absl::Notification started, queued;
+  auto ca = a.Callbacks();
+  ca.on_start = [&] {
+    record("a start");
+    started.Notify();
+    queued.WaitForNotification();
+  };
+  auto done_a = std::move(ca.on_done);
+  ca.on_done = [&, done_a](absl::StatusOr<GenerationResult> r) {
+    record("a done");
+    done_a(std::move(r));
+  };
+  ASSERT_TRUE((*batcher)->Submit(Request("I have been feeling", 20), nullptr, std::move(ca)).ok());
+  started.WaitForNotification();
+  auto cb = b.Callbacks();
+  cb.on_start = [&] { record("b start"); };
+  ASSERT_TRUE((*batcher)->Submit(Request("my mom", 4), nullptr, std::move(cb)).ok());
+  queued.Notify();
+  ASSERT_TRUE(a.Wait());
+  ASSERT_TRUE(b.Wait());
+  ASSERT_TRUE(b.result.ok()) << b.result.status();
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(events, (std::vector<std::string>{"a start", "a done", "b start"}));
+  EXPECT_EQ((*batcher)->stats().max_step_sequences, 1);
+}
+
 // Requests submitted while the loop is busy join the running batch; each
 // gets the text it gets alone (greedy).
 TEST_F(BatcherTest, ConcurrentSequencesShareStepsAndMatchGeneratingAlone) {
