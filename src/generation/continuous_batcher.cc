@@ -31,8 +31,10 @@ struct ContinuousBatcher::Core {
   // Sweeps the waiting queue (cancelled, expired), then admits from its
   // front while the pool and the batch have room. The refused go to *ended.
   void Admit(std::vector<Sequence>* fresh, std::vector<std::pair<Sequence, absl::Status>>* ended);
-  // Runs one step over `group` (indices into running_) and advances each.
-  void StepGroup(const std::vector<size_t>& group);
+  // Runs one step over `group` (indices into running_) and advances each:
+  // a prefill step (`decode` false) through the paged step, a decode step
+  // through the resident batch.
+  void StepGroup(const std::vector<size_t>& group, bool decode);
   // Ends running_[i] (its blocks back to the pool); leaves a hole (run null)
   // that Compact removes.
   void End(Sequence& s, absl::StatusOr<GenerationResult> result);
@@ -52,7 +54,8 @@ struct ContinuousBatcher::Core {
 
   // The loop thread's own.
   std::vector<Sequence> running_;
-  DecoderModel::Scratch scratch_;
+  DecoderModel::Scratch scratch_;  // prefill steps
+  ResidentBatch resident_;          // decode steps: the running sequences' past kept between steps
   std::vector<float> logits_;
   std::vector<SequenceState*> batch_;
 
@@ -152,7 +155,9 @@ void ContinuousBatcher::Core::Admit(std::vector<Sequence>* fresh,
     }
   }
   // First come, first served: a request that does not fit blocks those behind it.
-  while (!waiting.empty() &&
+  // Static batching (benchmarks only) admits only into an empty batch.
+  const bool closed = options.static_batching && !running_.empty();
+  while (!closed && !waiting.empty() &&
          static_cast<int64_t>(running_.size() + fresh->size()) < options.max_batch_sequences &&
          pool->Allocate(waiting.front().blocks_needed, &waiting.front().run->state().blocks)) {
     fresh->push_back(std::move(waiting.front()));
@@ -207,22 +212,24 @@ void ContinuousBatcher::Core::Loop() {
     prefill.clear();
     decode.clear();
     for (size_t i = 0; i < running_.size(); ++i) (running_[i].run->state().cached == 0 ? prefill : decode).push_back(i);
-    if (!prefill.empty()) StepGroup(prefill);
-    if (!stopping() && !decode.empty()) StepGroup(decode);
+    if (!prefill.empty()) StepGroup(prefill, /*decode=*/false);
+    if (!stopping() && !decode.empty()) StepGroup(decode, /*decode=*/true);
+    if (decode.empty()) resident_.Clear();  // nothing decodes: the resident past goes
     Compact();
     running.store(static_cast<int64_t>(running_.size()), std::memory_order_relaxed);
   }
   FailAll();
 }
 
-void ContinuousBatcher::Core::StepGroup(const std::vector<size_t>& group) {
+void ContinuousBatcher::Core::StepGroup(const std::vector<size_t>& group, bool decode) {
   batch_.clear();
   for (size_t i : group) batch_.push_back(&running_[i].run->state());
   const int64_t n = static_cast<int64_t>(group.size());
   steps.fetch_add(1, std::memory_order_relaxed);
   step_sequences.fetch_add(n, std::memory_order_relaxed);
   if (n > max_step_sequences.load(std::memory_order_relaxed)) max_step_sequences.store(n, std::memory_order_relaxed);
-  absl::Status status = options.model->StepPaged(batch_, *pool, &scratch_, &logits_);
+  absl::Status status = decode ? resident_.Step(*options.model, batch_, *pool, &logits_)
+                               : options.model->StepPaged(batch_, *pool, &scratch_, &logits_);
   if (!status.ok()) {
     for (size_t i : group) End(running_[i], status);
     return;

@@ -18,6 +18,7 @@
 #include "generation/decoder_model.h"
 #include "generation/generator.h"
 #include "generation/kv_block_pool.h"
+#include "generation/resident_batch.h"
 #include "pipeline/bpe_tokenizer.h"
 
 namespace ortserve::generation {
@@ -49,6 +50,10 @@ class ContinuousBatcher {
     int64_t kv_block_tokens = 16;
     int32_t max_batch_sequences = 32;  // sequences one step runs, at most
     int32_t max_waiting = 64;          // requests waiting for room, at most (more: refused at once)
+    // For benchmarks only (static batching as the baseline of continuous
+    // batching): requests join only an empty batch, so a batch runs until
+    // its last sequence ends before any waiting request starts.
+    bool static_batching = false;
     absl::Duration max_wait = absl::Seconds(2);  // a waiting request is refused after this
     // Where waiting deadlines are read (checked at every step, and when a
     // request arrives; nothing waits on a deadline while no sequence runs,

@@ -16,6 +16,8 @@
 
 namespace ortserve::generation {
 
+class ResidentBatch;
+
 // One sequence's tokens and its cache. A sequence is in no batch by itself:
 // any set of sequences can be stepped together, and a sequence can join or
 // leave between two steps (what continuous batching needs).
@@ -30,6 +32,9 @@ struct SequenceState {
   // Paged instead (DecoderModel::StepPaged): the pool blocks holding the
   // cache, enough for every token the sequence may reach.
   std::vector<int32_t> blocks;
+  // The row of the ResidentBatch that stepped it last (-1: none); that
+  // batch checks it before trusting it.
+  int64_t resident_row = -1;
 
   // Tokens the next step feeds: the prompt on the first (prefill), then the
   // last generated token.
@@ -85,6 +90,7 @@ class DecoderModel {
   int64_t kv_bytes_per_token() const { return 2 * num_layers_ * num_heads_ * head_dim_ * 4; }
 
  private:
+  friend class ResidentBatch;  // runs the session with its own tensors
   DecoderModel() = default;
   // Checks the logits' shape and copies each sequence's last row to `logits_out`.
   absl::Status TakeLogits(std::span<SequenceState* const> batch, const Tensor& logits, int64_t max_new,

@@ -106,6 +106,9 @@ absl::Status ReadGenerationParameters(const config::ModelConfig& config, Generat
   RETURN_IF_ERROR(integer("kv_block_tokens", 1, 4096, &b.kv_block_tokens));
   RETURN_IF_ERROR(integer("max_batch_sequences", 1, 4096, &b.max_batch_sequences));
   RETURN_IF_ERROR(integer("max_waiting_requests", 1, 1 << 20, &b.max_waiting));
+  int64_t static_batching = b.static_batching ? 1 : 0;  // benchmarks only
+  RETURN_IF_ERROR(integer("static_batching", 0, 1, &static_batching));
+  b.static_batching = static_batching != 0;
   int64_t wait_ms = absl::ToInt64Milliseconds(b.max_wait);
   RETURN_IF_ERROR(integer("max_queue_wait_ms", 0, 3600 * 1000, &wait_ms));
   b.max_wait = absl::Milliseconds(wait_ms);

@@ -20,6 +20,7 @@
 #include "generation/decoder_model.h"
 #include "generation/generator.h"
 #include "generation/kv_block_pool.h"
+#include "generation/resident_batch.h"
 #include "pipeline/bpe_tokenizer.h"
 
 namespace ortserve::generation {
@@ -198,6 +199,141 @@ TEST_F(BatcherTest, PagedStepsMatchUnpagedSteps) {
   ASSERT_TRUE((*pool)->Allocate(1, &short_of_blocks.blocks));
   SequenceState* one[] = {&short_of_blocks};
   EXPECT_FALSE(model.StepPaged(one, **pool, &scratch, &logits).ok());
+}
+
+// Decode steps through the resident batch (sequences joining and leaving
+// at different steps, free rows taken in place, rebuilds when the width
+// runs past the longest sequence) give each sequence the greedy tokens and
+// logits it gets stepped alone, token by token.
+TEST_F(BatcherTest, ResidentDecodeStepsMatchSingleSequenceSteps) {
+  const DecoderModel& model = **model_;
+  KvBlockPool::Options po{.num_layers = model.num_layers(), .num_heads = model.num_heads(),
+                          .head_dim = model.head_dim(), .block_tokens = 4, .budget_bytes = 4 << 20};
+  auto pool = KvBlockPool::Create(po);
+  ASSERT_TRUE(pool.ok());
+  const std::vector<std::string> prompts = {"I have been feeling", "my mom", "After the second dose I had a fever",
+                                            "The headache started", "rash", "I could not sleep for three nights",
+                                            "my arm", "She said the fever was gone by morning"};
+  const int join_at[] = {0, 0, 1, 2, 5, 6, 9, 12};  // 3 takes the row 1 leaves
+  const int tokens_wanted[] = {24, 3, 10, 2, 14, 6, 9, 5};  // generated tokens: prefill's, then decode steps
+  const size_t n = prompts.size();
+  const size_t v = static_cast<size_t>(model.vocab_size());
+  std::vector<float> logits;
+  std::vector<std::vector<std::vector<float>>> alone(n);
+  std::vector<std::vector<int32_t>> alone_tokens(n);
+  for (size_t i = 0; i < n; ++i) {
+    SequenceState s;
+    s.tokens = Request(prompts[i], 1).prompt_ids;
+    SequenceState* batch[] = {&s};
+    for (int step = 0; step < tokens_wanted[i]; ++step) {
+      ASSERT_TRUE(model.Step(batch, &logits).ok());
+      alone[i].push_back(logits);
+      s.tokens.push_back(static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin()));
+    }
+    alone_tokens[i] = s.tokens;
+  }
+  // As the batcher runs them: each loop, the new prompts as one paged
+  // prefill step, then the others as one resident decode step.
+  ResidentBatch resident(ResidentBatch::Options{.slack_tokens = 6});
+  DecoderModel::Scratch scratch;
+  std::vector<std::unique_ptr<SequenceState>> seqs(n);
+  std::vector<int> produced(n, 0);
+  auto check = [&](std::span<const size_t> which, std::span<SequenceState* const> batch) {
+    ASSERT_EQ(logits.size(), batch.size() * v);
+    for (size_t b = 0; b < batch.size(); ++b) {
+      const size_t i = which[b];
+      const auto& want = alone[i][produced[i]];
+      float max_diff = 0;
+      for (size_t k = 0; k < v; ++k) max_diff = std::max(max_diff, std::abs(logits[b * v + k] - want[k]));
+      EXPECT_LT(max_diff, 1e-3) << "sequence " << i << " token " << produced[i];
+      batch[b]->tokens.push_back(static_cast<int32_t>(
+          std::max_element(logits.begin() + b * v, logits.begin() + (b + 1) * v) - (logits.begin() + b * v)));
+      ++produced[i];
+    }
+  };
+  for (int loop = 0; loop < 60; ++loop) {
+    std::vector<SequenceState*> prefill, decode;
+    std::vector<size_t> prefill_which, decode_which;
+    for (size_t i = 0; i < n; ++i) {
+      if (loop == join_at[i]) {
+        seqs[i] = std::make_unique<SequenceState>();
+        seqs[i]->tokens = Request(prompts[i], 1).prompt_ids;
+        ASSERT_TRUE((*pool)->Allocate((*pool)->BlocksFor(seqs[i]->tokens.size() + tokens_wanted[i]),
+                                      &seqs[i]->blocks));
+      }
+      if (seqs[i] == nullptr) continue;
+      (seqs[i]->cached == 0 ? prefill : decode).push_back(seqs[i].get());
+      (seqs[i]->cached == 0 ? prefill_which : decode_which).push_back(i);
+    }
+    if (prefill.empty() && decode.empty() && loop > join_at[n - 1]) break;
+    if (!prefill.empty()) {
+      ASSERT_TRUE(model.StepPaged(prefill, **pool, &scratch, &logits).ok());
+      check(prefill_which, prefill);
+    }
+    if (!decode.empty()) {
+      ASSERT_TRUE(resident.Step(model, decode, **pool, &logits).ok());
+      check(decode_which, decode);
+      EXPECT_GE(resident.rows(), static_cast<int64_t>(decode.size()));
+    }
+    for (size_t i = 0; i < n; ++i) {  // the finished leave, their blocks back
+      if (seqs[i] != nullptr && produced[i] == tokens_wanted[i]) {
+        EXPECT_EQ(seqs[i]->tokens, alone_tokens[i]) << prompts[i];
+        (*pool)->Free(&seqs[i]->blocks);
+        seqs[i].reset();
+      }
+    }
+  }
+  for (size_t i = 0; i < n; ++i) EXPECT_EQ(produced[i], tokens_wanted[i]) << prompts[i];
+  EXPECT_GT(resident.rebuilds(), 1);
+  EXPECT_GT(resident.joins_in_place(), 0);
+  EXPECT_EQ((*pool)->used_blocks(), 0);
+  // A sequence with a prompt still pending is refused, nothing run.
+  SequenceState fresh;
+  fresh.tokens = Request("my mom", 1).prompt_ids;
+  ASSERT_TRUE((*pool)->Allocate(4, &fresh.blocks));
+  SequenceState* one[] = {&fresh};
+  EXPECT_EQ(resident.Step(model, one, **pool, &logits).code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Static batching (the benchmarks' baseline): a request that arrives while
+// a batch runs starts only once that batch has ended.
+TEST_F(BatcherTest, StaticBatchingStartsWaitingRequestsOnlyInAnEmptyBatch) {
+  ContinuousBatcher::Options o = Options();
+  o.static_batching = true;
+  o.max_wait = absl::Seconds(60);
+  auto batcher = ContinuousBatcher::Create(o);
+  ASSERT_TRUE(batcher.ok()) << batcher.status();
+  absl::Mutex mu;
+  std::vector<std::string> events;
+  auto record = [&](std::string e) {
+    absl::MutexLock lock(&mu);
+    events.push_back(std::move(e));
+  };
+  Outcome a, b;
+  absl::Notification started, queued;
+  auto ca = a.Callbacks();
+  ca.on_start = [&] {
+    record("a start");
+    started.Notify();
+    queued.WaitForNotification();
+  };
+  auto done_a = std::move(ca.on_done);
+  ca.on_done = [&, done_a](absl::StatusOr<GenerationResult> r) {
+    record("a done");
+    done_a(std::move(r));
+  };
+  ASSERT_TRUE((*batcher)->Submit(Request("I have been feeling", 20), nullptr, std::move(ca)).ok());
+  started.WaitForNotification();
+  auto cb = b.Callbacks();
+  cb.on_start = [&] { record("b start"); };
+  ASSERT_TRUE((*batcher)->Submit(Request("my mom", 4), nullptr, std::move(cb)).ok());
+  queued.Notify();
+  ASSERT_TRUE(a.Wait());
+  ASSERT_TRUE(b.Wait());
+  ASSERT_TRUE(b.result.ok()) << b.result.status();
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(events, (std::vector<std::string>{"a start", "a done", "b start"}));
+  EXPECT_EQ((*batcher)->stats().max_step_sequences, 1);
 }
 
 // Requests submitted while the loop is busy join the running batch; each

@@ -394,6 +394,21 @@ TEST(GenerationConfigTest, LoadsTheDemoModelsBlockWithDefaults) {
   EXPECT_EQ(pair->limits.eos_token_ids, setup->limits.eos_token_ids);
 }
 
+// The benchmarks' static batching switch is a 0/1 model parameter.
+TEST(GenerationConfigTest, ReadsTheStaticBatchingSwitch) {
+  config::ModelConfig config;
+  GenerationSetup setup;
+  ASSERT_TRUE(ReadGenerationParameters(config, &setup).ok());
+  EXPECT_FALSE(setup.batching.static_batching);
+  (*config.mutable_parameters())["generation.static_batching"].set_string_value("1");
+  ASSERT_TRUE(ReadGenerationParameters(config, &setup).ok());
+  EXPECT_TRUE(setup.batching.static_batching);
+  (*config.mutable_parameters())["generation.static_batching"].set_string_value("2");
+  const absl::Status bad = ReadGenerationParameters(config, &setup);
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.message().find("generation.static_batching"), std::string_view::npos) << bad;
+}
+
 TEST(GenerationConfigTest, RejectsBadFieldsByName) {
   auto expect = [](const std::string& text, std::string_view field) {
     auto setup = Load(text);
