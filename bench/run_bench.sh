@@ -200,6 +200,11 @@ stop_server
 
 # --- ortserve, batching on ----------------------------------------------------
 start_ortserve batching
+# Low load with the batcher on (max_queue_delay 2 ms): a request that finds the
+# queue empty and the instance idle runs at once, so these should match the
+# batching-off rows above.
+loadgen_stats on-http-binary-c1 http-binary "$HTTP_PORT" --concurrency 1
+loadgen_stats on-grpc-c1 grpc "$GRPC_PORT" --concurrency 1
 loadgen on-http-binary-sat http-binary "$HTTP_PORT" --concurrency "$CONCURRENCY"
 loadgen on-http-json-sat http-json "$HTTP_PORT" --concurrency "$CONCURRENCY"
 loadgen on-grpc-sat grpc "$GRPC_PORT" --concurrency "$CONCURRENCY"

@@ -130,7 +130,9 @@ def main():
         md.append(f"| raw ORT single run, CPU time only | {fmt(single_cpu['p50'])} | | {fmt(single_cpu['mean'])} | | | |")
     overhead_same_run = {}
     for name, label in (("off-http-binary-c1", "ortserve HTTP binary"), ("off-http-json-c1", "ortserve HTTP JSON"),
-                        ("off-grpc-c1", "ortserve gRPC"), ("node-http-json-c1", "Node peer HTTP JSON")):
+                        ("off-grpc-c1", "ortserve gRPC"),
+                        ("on-http-binary-c1", "ortserve HTTP binary, batching on"),
+                        ("on-grpc-c1", "ortserve gRPC, batching on"), ("node-http-json-c1", "Node peer HTTP JSON")):
         if name in runs:
             over = None if raw_p50 is None else lat(name, "p50") - raw_p50
             infer = compute_infer_us(args.folder, name)
