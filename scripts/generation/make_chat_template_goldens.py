@@ -92,10 +92,22 @@ def main():
                         raise  # a template bug, not raise_exception
                     case["raised"] = str(e)
                 cases.append(case)
+    # Small templates, one construct or a few each, over one conversation.
+    snippets = []
+    for source in json.loads((DATA / "snippets.json").read_text(encoding="utf-8")):
+        case = {"source": source}
+        try:
+            case["output"] = env.from_string(source).render(
+                messages=conversations["system_and_turns"], tools=None, documents=None, add_generation_prompt=True,
+                bos_token="<s>", eos_token="</s>")
+        except jinja2.TemplateError as e:
+            case["error"] = f"{type(e).__name__}: {e}"
+        snippets.append(case)
     out = {"generator": f"scripts/generation/make_chat_template_goldens.py, jinja2 {jinja2.__version__}",
-           "cases": cases}
+           "cases": cases, "snippets": snippets}
     (DATA / "goldens.json").write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    print(f"{len(cases)} cases, {sum('raised' in c for c in cases)} raising")
+    print(f"{len(cases)} cases, {sum('raised' in c for c in cases)} raising, {len(snippets)} snippets, "
+          f"{sum('error' in c for c in snippets)} failing")
 
 
 if __name__ == "__main__":

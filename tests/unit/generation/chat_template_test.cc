@@ -102,6 +102,29 @@ TEST(ChatTemplateTest, MatchesJinja2GoldensByteForByte) {
   EXPECT_EQ(raised, 2u);
 }
 
+// Small templates, a construct or a few each (snippets.json), over one
+// conversation: each must equal Jinja2's rendering.
+TEST(ChatTemplateTest, SnippetsMatchJinja2ByteForByte) {
+  simdjson::dom::parser parser, parser2;
+  const std::string conversations_json = ReadFile(DataDir() + "conversations.json");
+  const std::string goldens_json = ReadFile(DataDir() + "goldens.json");
+  simdjson::dom::element conversations = parser.parse(conversations_json);
+  simdjson::dom::element goldens = parser2.parse(goldens_json);
+  const auto messages = Messages(conversations["system_and_turns"].get_array());
+  size_t checked = 0;
+  for (simdjson::dom::element c : goldens["snippets"].get_array()) {
+    const std::string source = Str(c["source"]);
+    SCOPED_TRACE(source);
+    auto t = Make(source);
+    ASSERT_TRUE(t.ok()) << t.status();
+    auto r = (*t)->Render(messages, true);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->text, Str(c["output"]));
+    ++checked;
+  }
+  EXPECT_GE(checked, 35u);
+}
+
 TEST(ChatTemplateTest, MarksTheBytesThatCameFromTheMessages) {
   auto t = Make("{% for m in messages %}<|im_start|>{{ m.role + '\\n' + m.content | trim }}<|im_end|>{% endfor %}");
   ASSERT_TRUE(t.ok()) << t.status();
