@@ -3,7 +3,6 @@
 
 #include <algorithm>
 
-#include "core/checked_math.h"
 #include "core/strings.h"
 
 namespace ortserve::generation::jinja {
@@ -33,6 +32,13 @@ absl::Status Budget::Step(int64_t n) {
   if (steps_ > limits_.max_steps) {
     return absl::InvalidArgumentError(StrCat("rendering took more than ", limits_.max_steps, " steps"));
   }
+  return absl::OkStatus();
+}
+
+absl::Status Budget::Charge(const Value& v) {
+  if (v.is_string()) return Work(v.str->s.size());
+  if (v.type == Value::Type::kList) return Step(static_cast<int64_t>(v.list->size()));
+  if (v.type == Value::Type::kDict) return Step(static_cast<int64_t>(v.dict->size()));
   return absl::OkStatus();
 }
 
@@ -67,10 +73,6 @@ absl::Status Error(std::string_view message) { return absl::InvalidArgumentError
 
 bool IsNumber(const Value& v) { return v.type == Value::Type::kInt || v.type == Value::Type::kBool; }
 int64_t Number(const Value& v) { return v.type == Value::Type::kInt ? v.i : v.b; }
-
-absl::Status Unsupported(std::string_view op, const Value& a, const Value& b) {
-  return Error(StrCat("unsupported operand types for ", op, ": '", a.TypeName(), "' and '", b.TypeName(), "'"));
-}
 
 absl::Status Undefined(const Value& v) {
   return Error(v.undefined_name.empty() ? std::string("an undefined value was used")
@@ -379,7 +381,7 @@ class Evaluator {
         Value a, b;
         ASSIGN_OR_RETURN_E(a, Eval(*e.operands[0]));
         ASSIGN_OR_RETURN_E(b, Eval(*e.operands[1]));
-        return Binary(e.ops[0], a, b);
+        return BinaryOp(e.ops[0], a, b, &budget_);
       }
       case K::kCompare: {
         Value left;
@@ -388,7 +390,7 @@ class Evaluator {
           Value right;
           ASSIGN_OR_RETURN_E(right, Eval(*e.operands[k + 1]));
           bool holds = false;
-          ASSIGN_OR_RETURN_E(holds, Compare(e.ops[k], left, right));
+          ASSIGN_OR_RETURN_E(holds, CompareOp(e.ops[k], left, right, &budget_));
           if (!holds) return Value::Bool(false);
           left = std::move(right);
         }
@@ -480,13 +482,7 @@ class Evaluator {
     return Value::Undefined();
   }
 
-  // The cost of walking a value: its bytes or items.
-  absl::Status Charge(const Value& v) {
-    if (v.is_string()) return budget_.Work(v.str->s.size());
-    if (v.type == Value::Type::kList) return budget_.Step(static_cast<int64_t>(v.list->size()));
-    if (v.type == Value::Type::kDict) return budget_.Step(static_cast<int64_t>(v.dict->size()));
-    return absl::OkStatus();
-  }
+  absl::Status Charge(const Value& v) { return budget_.Charge(v); }
 
   absl::StatusOr<Value> Index(const Value& base, const Value& key) {
     if (base.is_undefined()) return Undefined(base);
@@ -547,123 +543,6 @@ class Evaluator {
     if (is_list) return Value::MakeList(std::move(items));
     text.TaintAllIf(base.tainted());
     return Value::String(std::move(text));
-  }
-
-  absl::StatusOr<Value> Binary(Op op, const Value& a, const Value& b) {
-    if (op == Op::kConcat) {
-      Text t = ToText(a);
-      t.Append(ToText(b));
-      RETURN_IF_ERROR_E(budget_.Bytes(t.s.size()));
-      return Value::String(std::move(t));
-    }
-    if (IsNumber(a) && IsNumber(b)) {
-      const int64_t x = Number(a), y = Number(b);
-      int64_t r = 0;
-      bool overflow = false;
-      switch (op) {
-        case Op::kAdd: overflow = __builtin_add_overflow(x, y, &r); break;
-        case Op::kSub: overflow = __builtin_sub_overflow(x, y, &r); break;
-        case Op::kMul: overflow = __builtin_mul_overflow(x, y, &r); break;
-        case Op::kFloorDiv:
-        case Op::kMod:
-          if (y == 0) return Error("integer division or modulo by zero");
-          if (x == INT64_MIN && y == -1) return Error("integer overflow");
-          r = op == Op::kFloorDiv ? x / y : x % y;
-          // Python rounds toward negative infinity.
-          if ((x % y != 0) && ((x < 0) != (y < 0))) r = op == Op::kFloorDiv ? r - 1 : r + y;
-          break;
-        case Op::kPow:
-          if (y < 0) return Error("negative powers are not supported in chat templates");
-          r = 1;
-          for (int64_t k = 0; k < y && !overflow; ++k) {
-            RETURN_IF_ERROR_E(budget_.Step());
-            overflow = __builtin_mul_overflow(r, x, &r);
-          }
-          break;
-        default:
-          break;
-      }
-      if (overflow) return Error("integer overflow");
-      return Value::Int(r);
-    }
-    if (op == Op::kAdd && a.is_string() && b.is_string()) {
-      Text t = *a.str;
-      t.Append(*b.str);
-      RETURN_IF_ERROR_E(budget_.Bytes(t.s.size()));
-      return Value::String(std::move(t));
-    }
-    if (op == Op::kAdd && a.type == Value::Type::kList && b.type == Value::Type::kList) {
-      RETURN_IF_ERROR_E(budget_.Items(a.list->size() + b.list->size()));
-      RETURN_IF_ERROR_E(budget_.Step(static_cast<int64_t>(a.list->size() + b.list->size())));
-      List items = *a.list;
-      items.insert(items.end(), b.list->begin(), b.list->end());
-      return Value::MakeList(std::move(items));
-    }
-    if (op == Op::kMul && (a.is_string() || a.type == Value::Type::kList) && IsNumber(b)) return Repeat(a, Number(b));
-    if (op == Op::kMul && (b.is_string() || b.type == Value::Type::kList) && IsNumber(a)) return Repeat(b, Number(a));
-    static constexpr std::string_view kNames[] = {"+", "-", "*", "//", "%", "**"};
-    return Unsupported(kNames[static_cast<int>(op)], a, b);
-  }
-
-  absl::StatusOr<Value> Repeat(const Value& v, int64_t times) {
-    times = std::max<int64_t>(times, 0);
-    if (v.is_string()) {
-      const auto bytes = CheckedMul<size_t>(v.str->s.size(), static_cast<size_t>(times));
-      if (!bytes) return Error("a string too long to build");
-      RETURN_IF_ERROR_E(budget_.Bytes(*bytes));
-      Text t;
-      for (int64_t k = 0; k < times; ++k) t.Append(*v.str);
-      return Value::String(std::move(t));
-    }
-    const auto items = CheckedMul<size_t>(v.list->size(), static_cast<size_t>(times));
-    if (!items) return Error("a list too long to build");
-    RETURN_IF_ERROR_E(budget_.Items(*items));
-    RETURN_IF_ERROR_E(budget_.Step(static_cast<int64_t>(*items)));
-    List out;
-    for (int64_t k = 0; k < times; ++k) out.insert(out.end(), v.list->begin(), v.list->end());
-    return Value::MakeList(std::move(out));
-  }
-
-  absl::StatusOr<bool> Compare(Op op, const Value& a, const Value& b) {
-    if (op == Op::kEq || op == Op::kNe) {
-      if (a.type == Value::Type::kList || a.type == Value::Type::kDict) RETURN_IF_ERROR_E(Charge(a));
-    }
-    switch (op) {
-      case Op::kEq: return Equal(a, b);
-      case Op::kNe: return !Equal(a, b);
-      case Op::kIn:
-      case Op::kNotIn: {
-        RETURN_IF_ERROR_E(Charge(b));
-        bool in = false;
-        if (b.is_string()) {
-          if (!a.is_string()) return Error(StrCat("'in <string>' needs a string on the left, not '", a.TypeName(), "'"));
-          in = b.str->s.find(a.str->s) != std::string::npos;
-        } else if (b.type == Value::Type::kList) {
-          in = std::any_of(b.list->begin(), b.list->end(), [&](const Value& v) { return Equal(a, v); });
-        } else if (b.type == Value::Type::kDict || b.type == Value::Type::kNamespace) {
-          in = a.is_string() && b.Find(a.str->s) != nullptr;
-        } else if (!b.is_undefined()) {
-          return Error(StrCat("a ", b.TypeName(), " cannot be searched with 'in'"));
-        }
-        return in == (op == Op::kIn);
-      }
-      default:
-        break;
-    }
-    int cmp = 0;
-    if (IsNumber(a) && IsNumber(b)) {
-      cmp = Number(a) < Number(b) ? -1 : Number(a) > Number(b) ? 1 : 0;
-    } else if (a.is_string() && b.is_string()) {
-      cmp = a.str->s.compare(b.str->s);
-    } else {
-      return Error(StrCat("'", a.TypeName(), "' and '", b.TypeName(), "' cannot be ordered"));
-    }
-    switch (op) {
-      case Op::kLt: return cmp < 0;
-      case Op::kLe: return cmp <= 0;
-      case Op::kGt: return cmp > 0;
-      default: return cmp >= 0;
-    }
   }
 
   Budget budget_;

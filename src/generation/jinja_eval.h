@@ -45,6 +45,9 @@ class Budget {
   absl::Status Step(int64_t n = 1);
   absl::Status Items(size_t items) const;
   absl::Status Depth(int depth) const;
+  // The cost of walking a value: a string's bytes (Work), a list's or dict's
+  // items (Step).
+  absl::Status Charge(const Value& v);
   const RenderLimits& limits() const { return limits_; }
 
  private:
@@ -70,6 +73,9 @@ absl::StatusOr<Value> ApplyFilter(Filter filter, const Value& value, std::span<c
                                   std::span<const std::pair<std::string, Value>> kwargs, Budget* budget);
 absl::StatusOr<Value> CallMethod(Method method, const Value& self, std::span<const Value> args, Budget* budget);
 absl::StatusOr<bool> ApplyTest(Test test, const Value& value);
+// The binary operators and comparisons (jinja_operators.cc).
+absl::StatusOr<Value> BinaryOp(Op op, const Value& a, const Value& b, Budget* budget);
+absl::StatusOr<bool> CompareOp(Op op, const Value& a, const Value& b, Budget* budget);
 // Python's str.strip family: which = -1 lstrip, 0 strip, 1 rstrip; chars
 // null: whitespace.
 Text Strip(const Text& text, const std::string* chars, int which);
