@@ -14,6 +14,7 @@
 #include <rapidjson/writer.h>
 
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -158,6 +159,30 @@ TEST_F(ChatTemplateApiTest, RaiseExceptionIsA400InOpenAisShape) {
   EXPECT_EQ(std::string(doc["error"]["message"].GetString()),
             "the chat template refused the conversation: " + g.raised);
   EXPECT_EQ(client.Get("/v2/health/live").status, 200u);
+}
+
+// A session whose history no longer fits: dropping its oldest turn would
+// start the conversation with the assistant, which the Llama-2 style
+// template refuses, so that turn goes too and the chat is answered.
+TEST_F(ChatTemplateApiTest, SessionTrimmingSkipsHistoriesTheTemplateRefuses) {
+  HttpClient client(server_->http_port());
+  std::string long_text;
+  for (int i = 0; i < 120; ++i) long_text += "rash ";
+  auto chat = [&](const std::string& content, const std::map<std::string, std::string>& headers) {
+    return client.Post("/v1/chat/completions",
+                       R"({"model":"tiny_llama2","max_tokens":8,"temperature":0,"messages":[{"role":"user","content":)" +
+                           Quote(content) + "}]}",
+                       headers);
+  };
+  auto first = chat(long_text, {{"X-Session-Id", "trim-1"}});
+  ASSERT_EQ(first.status, 200u) << first.body;
+  auto second = chat(long_text, {{"X-Session-Id", "trim-1"}});
+  ASSERT_EQ(second.status, 200u) << second.body;
+  auto alone = chat(long_text, {});
+  ASSERT_EQ(alone.status, 200u) << alone.body;
+  // Only the new message is left of the conversation.
+  EXPECT_EQ(Json(second.body)["usage"]["prompt_tokens"].GetInt64(), Json(alone.body)["usage"]["prompt_tokens"].GetInt64());
+  EXPECT_GT(2 * Json(alone.body)["usage"]["prompt_tokens"].GetInt64(), 248);  // two would not fit
 }
 
 TEST_F(ChatTemplateApiTest, ControlTokensAreMatchedOnlyWhereTheTemplateWroteThem) {
