@@ -3,6 +3,7 @@
 
 #include <charconv>
 #include <filesystem>
+#include <fstream>
 #include <type_traits>
 
 #include "core/status.h"
@@ -24,6 +25,88 @@ absl::StatusOr<std::string> ModelFile(const std::string& model_dir, const std::s
     if (part == "..") return absl::InvalidArgumentError(StrCat("generation.", field, " must not contain '..'"));
   }
   return (fs::path(model_dir) / p).string();
+}
+
+absl::StatusOr<std::string> ReadTemplateFile(const std::string& path, std::string_view field) {
+  constexpr uintmax_t kMaxBytes = uintmax_t{4} << 20;
+  std::error_code ec;
+  const auto size = fs::file_size(path, ec);
+  if (ec) return absl::InvalidArgumentError(StrCat("generation.", field, ": cannot read \"", path, "\": ", ec.message()));
+  if (size > kMaxBytes) {
+    return absl::InvalidArgumentError(
+        StrCat("generation.", field, ": \"", path, "\" is ", size, " bytes, more than the limit of ", kMaxBytes));
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::string out(static_cast<size_t>(size), '\0');
+  in.read(out.data(), static_cast<std::streamsize>(size));
+  if (!in || static_cast<uintmax_t>(in.gcount()) != size) {
+    return absl::InvalidArgumentError(StrCat("generation.", field, ": error reading \"", path, "\""));
+  }
+  return out;
+}
+
+absl::StatusOr<TokenizerConfigChat> ReadTokenizerConfig(const std::string& path, std::string_view field) {
+  ASSIGN_OR_RETURN(std::string json, ReadTemplateFile(path, field));
+  auto config = ParseTokenizerConfig(json);
+  if (!config.ok()) {
+    return absl::InvalidArgumentError(StrCat("generation.", field, ": \"", path, "\": ", ToStd(config.status().message())));
+  }
+  return config;
+}
+
+// The Hugging Face chat template: named by the block, or found beside the
+// tokenizer (chat_template.jinja, then tokenizer_config.json's), as
+// transformers finds it. Its bos_token and eos_token come from the
+// tokenizer_config.json when there is one.
+absl::Status LoadChatTemplate(const config::ModelGeneration& block, const std::string& model_dir,
+                              const std::string& tokenizer_path, GenerationSetup* setup) {
+  const fs::path beside = fs::path(tokenizer_path).parent_path();
+  TokenizerConfigChat config;
+  const std::string config_path = (beside / "tokenizer_config.json").string();
+  if (fs::exists(config_path)) {
+    ASSIGN_OR_RETURN(config, ReadTokenizerConfig(config_path, "chat_template"));
+  }
+  std::string source, origin;
+  if (!block.chat_template().empty()) {
+    ASSIGN_OR_RETURN(origin, ModelFile(model_dir, block.chat_template(), "chat_template"));
+    if (origin.ends_with(".json")) {
+      ASSIGN_OR_RETURN(config, ReadTokenizerConfig(origin, "chat_template"));
+      if (config.chat_template.empty()) {
+        return absl::InvalidArgumentError(StrCat("generation.chat_template: \"", origin, "\" has no chat_template"));
+      }
+      source = config.chat_template;
+    } else {
+      ASSIGN_OR_RETURN(source, ReadTemplateFile(origin, "chat_template"));
+    }
+  } else if (const std::string jinja = (beside / "chat_template.jinja").string(); fs::exists(jinja)) {
+    origin = jinja;
+    ASSIGN_OR_RETURN(source, ReadTemplateFile(jinja, "chat_template"));
+  } else if (!config.chat_template.empty()) {
+    origin = config_path;
+    source = config.chat_template;
+  } else {
+    return absl::OkStatus();  // no template: the simple one
+  }
+  ChatTemplate::Options options;
+  options.source = std::move(source);
+  options.bos_token = config.bos_token;
+  options.eos_token = config.eos_token;
+  if (options.eos_token.empty()) {
+    if (block.eos_token_size() > 0) {
+      options.eos_token = block.eos_token(0);
+    } else if (setup->tokenizer->TokenId("<|endoftext|>")) {
+      options.eos_token = "<|endoftext|>";
+    }
+  }
+  options.render.max_output_bytes = setup->max_prompt_bytes;
+  options.render.max_work_bytes = std::max<size_t>(setup->max_prompt_bytes, size_t{1} << 20) * 32;
+  auto loaded = ChatTemplate::Create(std::move(options));
+  if (!loaded.ok()) {
+    return absl::InvalidArgumentError(
+        StrCat("generation.chat_template \"", origin, "\": ", ToStd(loaded.status().message())));
+  }
+  setup->chat_template = *std::move(loaded);
+  return absl::OkStatus();
 }
 
 template <typename T>
@@ -74,6 +157,8 @@ absl::StatusOr<GenerationSetup> LoadGenerationConfig(const config::ModelGenerati
     if (!id) return absl::InvalidArgumentError(StrCat("generation.eos_token \"", token, "\" is not in the vocabulary"));
     limits.eos_token_ids.push_back(*id);
   }
+
+  RETURN_IF_ERROR(LoadChatTemplate(block, model_dir, tokenizer_path, &setup));
 
   SamplingParams& d = setup.defaults;
   if (block.has_temperature()) d.temperature = block.temperature();
@@ -152,24 +237,30 @@ absl::StatusOr<std::shared_ptr<const GenerationModel>> GenerationModel::Load(
 
 namespace ortserve::generation {
 
-std::string GenerationModel::RenderChat(std::span<const ChatMessage> messages) const {
-  std::string out;
+absl::StatusOr<RenderedChat> GenerationModel::RenderChat(std::span<const ChatMessage> messages) const {
+  if (setup_.chat_template != nullptr) return setup_.chat_template->Render(messages, /*add_generation_prompt=*/true);
+  RenderedChat out;
   const std::string_view t = setup_.chat_message_template;
+  auto client = [&out](std::string_view text) {
+    if (text.empty()) return;
+    out.client_ranges.emplace_back(out.text.size(), out.text.size() + text.size());
+    out.text.append(text);
+  };
   for (const ChatMessage& m : messages) {
     // {role} and {content} replaced; any other text, braces included, kept.
     for (size_t i = 0; i < t.size();) {
       if (t.compare(i, 6, "{role}") == 0) {
-        out.append(m.role);
+        client(m.role);
         i += 6;
       } else if (t.compare(i, 9, "{content}") == 0) {
-        out.append(m.content);
+        client(m.content);
         i += 9;
       } else {
-        out.push_back(t[i++]);
+        out.text.push_back(t[i++]);
       }
     }
   }
-  out.append(setup_.chat_generation_prompt);
+  out.text.append(setup_.chat_generation_prompt);
   return out;
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "generation/chat_template.h"
 #include "generation/continuous_batcher.h"
 #include "generation/generator.h"
 #include "generation/session_store.h"
@@ -23,8 +24,11 @@ struct GenerationSetup {
   // The continuous batcher's pool and queue bounds (model, tokenizer and
   // limits are filled in by GenerationModel::Load).
   ContinuousBatcher::Options batching;
-  // The chat template: each message with {role} and {content} replaced,
-  // then the generation prompt.
+  // The model's Hugging Face chat template (generation.chat_template, or one
+  // found beside the tokenizer); null: the simple template below.
+  std::shared_ptr<const ChatTemplate> chat_template;
+  // The simple chat template: each message with {role} and {content}
+  // replaced, then the generation prompt.
   std::string chat_message_template = "{role}: {content}\n";
   std::string chat_generation_prompt = "assistant:";
 };
@@ -64,8 +68,13 @@ class GenerationModel {
   const SamplingParams& default_sampling() const { return setup_.defaults; }
   size_t max_prompt_bytes() const { return setup_.max_prompt_bytes; }
   // `messages` rendered with the model's chat template, ending with the
-  // generation prompt (what the model continues as the assistant).
-  std::string RenderChat(std::span<const ChatMessage> messages) const;
+  // generation prompt (what the model continues as the assistant), with the
+  // ranges of it that are message text (to be encoded without matching
+  // control tokens). InvalidArgument when the Hugging Face template refuses
+  // the conversation (raise_exception) or fails on it.
+  absl::StatusOr<RenderedChat> RenderChat(std::span<const ChatMessage> messages) const;
+  // Whether chats use a Hugging Face chat template.
+  bool has_chat_template() const { return setup_.chat_template != nullptr; }
 
  private:
   GenerationModel() = default;

@@ -263,13 +263,23 @@ absl::Status BpeTokenizer::Encode(std::string_view text, const BpeEncodeOptions&
   // Added tokens are cut out first (the leftmost match, the longest there);
   // the text between them is encoded as ordinary text.
   size_t start = 0, i = 0;
+  const auto& literal = options.literal_ranges;
+  size_t next_literal = 0;  // the first literal range that ends after i
   while (i < text.size()) {
+    while (next_literal < literal.size() && literal[next_literal].second <= i) ++next_literal;
+    if (next_literal < literal.size() && literal[next_literal].first <= i) {
+      i = literal[next_literal].second;  // no match starts inside client text
+      continue;
+    }
     const AddedToken* hit = nullptr;
     for (const AddedToken& a : added_) {
       if (a.content[0] == text[i] && text.substr(i).starts_with(a.content)) {
         hit = &a;
         break;
       }
+    }
+    if (hit != nullptr && next_literal < literal.size() && literal[next_literal].first < i + hit->content.size()) {
+      hit = nullptr;  // it would run into client text
     }
     if (hit == nullptr) {
       ++i;

@@ -36,6 +36,12 @@ struct BpeEncodeOptions {
   // write control tokens sets this to false: the text is then encoded as
   // ordinary bytes.
   bool match_added_tokens = true;
+  // With match_added_tokens: byte ranges [first, second) of the text (sorted,
+  // disjoint) where no added token is matched, not even one that only
+  // overlaps them: the text a client wrote inside a prompt the server built
+  // around it (a chat template's output), whose control tokens are matched
+  // only where the template wrote them.
+  std::span<const std::pair<size_t, size_t>> literal_ranges;
 };
 
 // Byte-level BPE tokenizer: the byte-to-unicode alphabet of GPT-2, merges

@@ -92,10 +92,14 @@ namespace {
 // model's sampling defaults under the request's choices. InvalidArgument
 // naming what was wrong.
 absl::Status BuildRequest(const CompletionRequest& parsed, const generation::GenerationModel& gen,
-                          generation::GenerationRequest* request) {
+                          generation::GenerationRequest* request, const generation::RenderedChat* chat = nullptr) {
   pipeline::BpeEncodeOptions encode;
   encode.max_text_bytes = gen.max_prompt_bytes();
-  encode.match_added_tokens = false;  // a client cannot write control tokens
+  // A client cannot write control tokens: a completion's prompt is encoded
+  // as plain text; a chat prompt matches them only where the chat template
+  // wrote them, never in the messages' text.
+  encode.match_added_tokens = chat != nullptr;
+  if (chat != nullptr) encode.literal_ranges = chat->client_ranges;
   if (auto s = gen.tokenizer().Encode(parsed.prompt, encode, &request->prompt_ids); !s.ok()) {
     return absl::InvalidArgumentError(StrCat("prompt: ", ToStd(s.message())));
   }
@@ -157,22 +161,30 @@ void Connection::Completions(RouteId id) {
       }
       messages.push_back(std::move(m));
     }
-    parsed->prompt = gen.RenderChat(messages);
     // The oldest turns of a session that leave no room for max_tokens in the
-    // model's context are left out of this prompt.
+    // model's context are left out of this prompt (and so are turns whose
+    // removal the chat template refuses, e.g. a history that would start
+    // with the assistant, as long as there is history to drop).
     const generation::GenerationLimits& limits = gen.generator().limits();
     const int64_t room = limits.max_context_tokens - parsed->max_tokens.value_or(limits.default_max_tokens);
+    absl::StatusOr<generation::RenderedChat> chat = gen.RenderChat(messages);
     while (history > 0) {
-      job->request.prompt_ids.clear();
-      if (auto s = BuildRequest(*parsed, gen, &job->request); !s.ok()) return fail(400, ToStd(s.message()));
-      if (static_cast<int64_t>(job->request.prompt_ids.size()) <= room) break;
+      if (chat.ok()) {
+        job->request.prompt_ids.clear();
+        parsed->prompt = chat->text;
+        if (auto s = BuildRequest(*parsed, gen, &job->request, &*chat); !s.ok()) return fail(400, ToStd(s.message()));
+        if (static_cast<int64_t>(job->request.prompt_ids.size()) <= room) break;
+      }
       messages.erase(messages.begin());
       --history;
-      parsed->prompt = gen.RenderChat(messages);
+      chat = gen.RenderChat(messages);
     }
+    if (!chat.ok()) return fail(HttpStatusFor(chat.status().code()), ToStd(chat.status().message()));
     job->request.prompt_ids.clear();
-  }
-  if (auto s = BuildRequest(*parsed, gen, &job->request); !s.ok()) {
+    parsed->prompt = std::move(chat->text);
+    chat->text.clear();
+    if (auto s = BuildRequest(*parsed, gen, &job->request, &*chat); !s.ok()) return fail(400, ToStd(s.message()));
+  } else if (auto s = BuildRequest(*parsed, gen, &job->request); !s.ok()) {
     return fail(400, ToStd(s.message()));
   }
   job->answer.api = chat ? GenerationAnswer::Api::kChat : GenerationAnswer::Api::kCompletion;
