@@ -148,8 +148,11 @@ def report(args):
         f"{machine.get('ended_utc', '?')}; load average {machine['loadavg_at_start']} at start, "
         f"{machine.get('loadavg_at_end', '?')} at end.")
     lines.append("")
-    cap_line = f"Capacity {capacity:,.0f} req/s (ortserve closed loop, static {machine['cap_setting']} " \
-               f"(max_batch_size:max_queue_delay_us), concurrency {machine['cap_concurrency']})"
+    if os.path.exists(os.path.join(run, "capacity.json")):
+        cap_line = f"Capacity {capacity:,.0f} req/s (ortserve closed loop, static {machine['cap_setting']} " \
+                   f"(max_batch_size:max_queue_delay_us), concurrency {machine['cap_concurrency']})"
+    else:
+        cap_line = f"Capacity {capacity:,.0f} req/s (given: CAPACITY)"
     if raw:
         cap_line += f"; raw ORT best {raw['best_inferences_per_s']:,.0f} inferences/s at batch {raw['best_batch']}"
         b1 = [b for b in raw.get("throughput", raw.get("sweep", [])) if b.get("batch") == 1]
