@@ -396,8 +396,9 @@ def write_svg(path, table, adaptive, static, timing, target_ms, n_steps):
     legend = [(n, color(n)) for n in shown]
     p1.legend(legend)
     p2.legend(legend + [("offered", COLORS["offered"])])
-    p3.legend([(f"{n} limit", color(n)) for n in adaptive] + [("executed batch (mean per sample)",
-                                                                COLORS["executed"])])
+    p3.legend([(f"{n} limit", color(n)) for n in adaptive] +
+              [(f"{n} executed batch (mean per sample)", COLORS["executed"] if n == "adaptive" else "#fdae6b")
+               for n in adaptive])
     p4.legend([(n, color(n)) for n in adaptive])
     H = int(40 + 3 * (ph + gap) + ph * 0.6 + 40)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif">',
