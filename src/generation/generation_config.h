@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "generation/continuous_batcher.h"
@@ -27,11 +28,17 @@ struct GenerationSetup {
   // then the generation prompt.
   std::string chat_message_template = "{role}: {content}\n";
   std::string chat_generation_prompt = "assistant:";
+  // What the loader should log: deprecated spellings that were used.
+  std::vector<std::string> warnings;
 };
 
-// The batching and chat-template settings from the model's `parameters`
-// ("generation.kv_cache_bytes", ...; docs/model_config.md, "Generation").
-// InvalidArgument naming the parameter.
+// The batching settings from the `generation` block (kv_cache_bytes,
+// kv_block_tokens, max_batch_sequences, max_waiting_requests,
+// max_queue_wait_ms) or, deprecated, from the model `parameters`
+// "generation.<name>" (a warning each in setup->warnings), and the
+// chat-template parameters (docs/model_config.md, "Generation").
+// InvalidArgument naming the field or parameter: out of range, not an
+// integer, or one setting given both ways.
 absl::Status ReadGenerationParameters(const config::ModelConfig& config, GenerationSetup* setup);
 
 // Loads the tokenizer named by the block (relative to `model_dir`, never
@@ -63,6 +70,8 @@ class GenerationModel {
   ContinuousBatcher& batcher() const { return *batcher_; }
   const SamplingParams& default_sampling() const { return setup_.defaults; }
   size_t max_prompt_bytes() const { return setup_.max_prompt_bytes; }
+  // Deprecated spellings the config used (for the loader's log).
+  const std::vector<std::string>& warnings() const { return setup_.warnings; }
   // `messages` rendered with the model's chat template, ending with the
   // generation prompt (what the model continues as the assistant).
   std::string RenderChat(std::span<const ChatMessage> messages) const;

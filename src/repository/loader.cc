@@ -203,6 +203,9 @@ absl::StatusOr<std::unique_ptr<ModelVersion>> SessionLoader::Load(const LoadSpec
       return absl::Status(loaded.status().code(), StrCat("model '", name, "': ", ToStd(loaded.status().message())));
     }
     model->generation = *std::move(loaded);
+    for (const std::string& w : model->generation->warnings()) {
+      if (options_.warn) options_.warn(StrCat("model '", name, "': ", w));
+    }
   }
   model->instance_options = std::move(instance_options);
   model->files_fingerprint = files_fingerprint;
