@@ -18,6 +18,7 @@
 #include "generation/decoder_model.h"
 #include "generation/generator.h"
 #include "generation/kv_block_pool.h"
+#include "observability/generation_metrics.h"
 #include "pipeline/bpe_tokenizer.h"
 
 namespace ortserve::generation {
@@ -54,6 +55,9 @@ class ContinuousBatcher {
     // request arrives; nothing waits on a deadline while no sequence runs,
     // since an empty pool admits any request).
     Clock* clock = Clock::Real();
+    // The version's Prometheus series (Metrics::ForGeneration); not owned,
+    // outlives the batcher; null: none.
+    observability::GenerationMetrics* metrics = nullptr;
   };
   // InvalidArgument for a bound out of range or a pool that holds no block.
   static absl::StatusOr<std::unique_ptr<ContinuousBatcher>> Create(Options options);

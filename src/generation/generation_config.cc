@@ -149,7 +149,8 @@ absl::Status ReadGenerationParameters(const config::ModelConfig& config, Generat
 namespace ortserve::generation {
 
 absl::StatusOr<std::shared_ptr<const GenerationModel>> GenerationModel::Load(
-    const config::ModelConfig& config, const std::string& model_dir, std::shared_ptr<backend::Session> session) {
+    const config::ModelConfig& config, const std::string& model_dir, std::shared_ptr<backend::Session> session,
+    observability::GenerationMetrics* metrics) {
   std::shared_ptr<GenerationModel> m(new GenerationModel());
   ASSIGN_OR_RETURN(m->setup_, LoadGenerationConfig(config.generation(), model_dir));
   RETURN_IF_ERROR(ReadGenerationParameters(config, &m->setup_));
@@ -164,6 +165,7 @@ absl::StatusOr<std::shared_ptr<const GenerationModel>> GenerationModel::Load(
   batching.model = m->decoder_;
   batching.tokenizer = m->tokenizer_;
   batching.limits = m->setup_.limits;
+  batching.metrics = metrics;
   ASSIGN_OR_RETURN(m->batcher_, ContinuousBatcher::Create(std::move(batching)));
   return std::shared_ptr<const GenerationModel>(std::move(m));
 }

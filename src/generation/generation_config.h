@@ -60,9 +60,11 @@ class GenerationModel {
  public:
   // Reads the `generation` block and the `generation.*` parameters, checks the session's tensors
   // (DecoderModel::Create); errors name the field or tensor.
-  static absl::StatusOr<std::shared_ptr<const GenerationModel>> Load(const config::ModelConfig& config,
-                                                                     const std::string& model_dir,
-                                                                     std::shared_ptr<backend::Session> session);
+  // `metrics` (not owned, outlives the model; null: none) gets the
+  // batcher's series.
+  static absl::StatusOr<std::shared_ptr<const GenerationModel>> Load(
+      const config::ModelConfig& config, const std::string& model_dir, std::shared_ptr<backend::Session> session,
+      observability::GenerationMetrics* metrics = nullptr);
 
   const pipeline::BpeTokenizer& tokenizer() const { return *tokenizer_; }
   const DecoderModel& decoder() const { return *decoder_; }

@@ -198,7 +198,9 @@ absl::StatusOr<std::unique_ptr<ModelVersion>> SessionLoader::Load(const LoadSpec
   }
   model->sessions = instances;
   if (model->config.has_generation()) {  // Issue 22: a decoder that generates text.
-    auto loaded = generation::GenerationModel::Load(model->config, model_dir, model->sessions[0]);
+    auto loaded = generation::GenerationModel::Load(
+        model->config, model_dir, model->sessions[0],
+        options_.metrics != nullptr ? options_.metrics->ForGeneration(name, model->version_string) : nullptr);
     if (!loaded.ok()) {
       return absl::Status(loaded.status().code(), StrCat("model '", name, "': ", ToStd(loaded.status().message())));
     }

@@ -5,7 +5,7 @@
 // `triton_final_response`, their text is what /generate answers (greedy),
 // a bad request gets an error on the stream and the stream goes on, and a
 // client that cancels its stream frees the sequence's key/value blocks at
-// once.
+// once. Also the generation batcher's Prometheus series after these runs.
 //
 // Models: the demo decoder (models/tiny_decoder), and an untrained decoder
 // with a 2048-token context (scripts/generation/export_untrained_decoder.py)
@@ -47,7 +47,7 @@ class GenerationGrpcTest : public ::testing::Test {
                           "', '--generation', 'kv_block_tokens=16'])\n")
                     .ok());
     auto server = ServerProcess::Start(
-        {"--model-repository", dir_->path(), "--grpc-port", "0"});
+        {"--model-repository", dir_->path(), "--grpc-port", "0", "--metrics-port", "0"});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server).release();
     stub_ = GRPCInferenceService::NewStub(GrpcChannel(server_->grpc_port())).release();
@@ -120,6 +120,20 @@ std::vector<ModelStreamInferResponse> ReadUntilFinal(
     if (IsFinal(response.infer_response())) break;
   }
   return out;
+}
+
+// The exposition's value of `series` (`name{labels}`), or -1.
+double Series(const std::string& text, const std::string& series) {
+  const size_t at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + series.size() + 2));
+}
+
+std::string Scrape(uint16_t port) {
+  HttpClient client(port);
+  auto res = client.Get("/metrics");
+  EXPECT_EQ(res.status, 200u) << res.body;
+  return res.body;
 }
 
 TEST_F(GenerationGrpcTest, TokensStreamOneByOneThenAFinalResponseWithTheGenerateText) {
@@ -294,6 +308,49 @@ TEST_F(GenerationGrpcTest, GenerationsOnOneStreamInterleaveByTheirIds) {
     ASSERT_EQ(res.status, 200u) << res.body;
     EXPECT_EQ(text[id], std::string(Json(res.body)["text_output"].GetString())) << id;
   }
+}
+
+// The batcher's Prometheus series count what a user sees in the answers.
+TEST_F(GenerationGrpcTest, PrometheusSeriesCountTheTokensAndGaugesReturnToZero) {
+  const std::string labels = R"({model="tiny_decoder",version="1"})";
+  const std::string before = Scrape(server_->metrics_port());
+  HttpClient client(server_->http_port());
+  int64_t completion = 0, prompt = 0;
+  for (int max_tokens : {5, 12, 30}) {
+    auto res = client.Post("/v2/models/tiny_decoder/generate", R"({"text_input":")" + kPrompt +
+                                                                    R"(","max_tokens":)" +
+                                                                    std::to_string(max_tokens) + "}");
+    ASSERT_EQ(res.status, 200u) << res.body;
+    auto doc = Json(res.body);
+    completion += doc["completion_tokens"].GetInt64();
+    prompt += doc["prompt_tokens"].GetInt64();
+  }
+  // And a streamed one over gRPC.
+  auto context = Context();
+  auto stream = stub_->ModelStreamInfer(context.get());
+  ASSERT_TRUE(stream->Write(GenerateRequest("tiny_decoder", "m", kPrompt, 20, true)));
+  const auto responses = ReadUntilFinal(stream.get());
+  ASSERT_FALSE(responses.empty());
+  const auto& last = responses.back().infer_response().parameters();
+  completion += last.at("completion_tokens").int64_param();
+  prompt += last.at("prompt_tokens").int64_param();
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+
+  const std::string after = Scrape(server_->metrics_port());
+  auto delta = [&](const std::string& name) { return Series(after, name + labels) - Series(before, name + labels); };
+  EXPECT_EQ(delta("ortserve_generation_tokens_generated_total"), completion);
+  EXPECT_EQ(delta("ortserve_generation_prompt_tokens_total"), prompt);
+  EXPECT_EQ(delta("ortserve_generation_time_to_first_token_seconds_count"), 4);
+  EXPECT_EQ(delta("ortserve_generation_inter_token_latency_seconds_count"), completion - 4);
+  EXPECT_EQ(Series(after, "ortserve_generation_running_sequences" + labels), 0);
+  EXPECT_EQ(Series(after, "ortserve_generation_waiting_requests" + labels), 0);
+  EXPECT_EQ(Series(after, "ortserve_generation_kv_blocks_used" + labels), 0);
+  EXPECT_EQ(Series(after, "ortserve_generation_kv_blocks_total" + labels), Stat("tiny_decoder", "kv_blocks_total"));
+  EXPECT_EQ(Series(after, "ortserve_generation_steps_total" + labels), Stat("tiny_decoder", "steps"));
+  // The cancelled stream of the slow model, by reason.
+  EXPECT_GE(Series(after, R"(ortserve_generation_sequences_finished_total{model="slow_decoder",reason="cancelled",version="1"})"),
+            Stat("slow_decoder", "finished.cancelled"));
 }
 
 }  // namespace
