@@ -9,7 +9,7 @@ is still running when the test acts on it): with --positions 2048 and
 200 tokens take a fraction of one. Its text is noise; only its cost matters.
 
     /usr/bin/python3 scripts/generation/export_untrained_decoder.py OUT_DIR \\
-        [--d-model 256] [--layers 4] [--heads 4] [--positions 2048] [--parameter kv_cache_bytes=...]
+        [--d-model 256] [--layers 4] [--heads 4] [--positions 2048] [--generation kv_cache_bytes=...]
 """
 
 import argparse
@@ -32,7 +32,10 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--parameter", action="append", default=[],
-                    help="KEY=VALUE: the model parameter generation.KEY (repeatable)")
+                    help="KEY=VALUE: the model parameter generation.KEY (repeatable; the deprecated "
+                         "spelling of the batching settings)")
+    ap.add_argument("--generation", action="append", default=[],
+                    help="KEY=VALUE: the field KEY of the generation block (repeatable), e.g. kv_cache_bytes=...")
     args = ap.parse_args()
 
     import torch
@@ -67,7 +70,11 @@ def main():
     with open(os.path.join(model_dir, "config.pbtxt"), "w", encoding="utf-8") as f:
         f.write(f'name: "{args.name}"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 0\n'
                 f'generation {{\n  tokenizer: "tokenizer.json"\n  max_context_tokens: {args.positions}\n'
-                f'  max_tokens_limit: {args.max_tokens}\n}}\n')
+                f'  max_tokens_limit: {args.max_tokens}\n')
+        for p in args.generation:
+            key, _, value = p.partition("=")
+            f.write(f'  {key}: {value}\n')
+        f.write('}\n')
         for p in args.parameter:
             key, _, value = p.partition("=")
             f.write(f'parameters {{ key: "generation.{key}" value {{ string_value: "{value}" }} }}\n')

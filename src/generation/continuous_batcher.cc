@@ -20,12 +20,21 @@ struct Sequence {
   ContinuousBatcher::Callbacks callbacks;
   absl::Time deadline;  // while waiting
   int64_t blocks_needed = 0;
+  absl::Time queued;                             // Submit: time to first token starts
+  absl::Time last_token = absl::InfinitePast();  // its previous token's step
 };
+
+using observability::GenerationEnd;
+using observability::GenerationRefusal;
 
 }  // namespace
 
 struct ContinuousBatcher::Core {
   explicit Core(Options o) : options(std::move(o)) {}
+  // The pool's blocks leave the version's gauge with the pool.
+  ~Core() {
+    if (options.metrics != nullptr && pool != nullptr) options.metrics->AddKvBlocksTotal(-pool->total_blocks());
+  }
 
   void Loop();
   // Sweeps the waiting queue (cancelled, expired), then admits from its
@@ -41,6 +50,8 @@ struct ContinuousBatcher::Core {
   void Compact();
   // Fails everything (shutdown).
   void FailAll();
+  // The Prometheus side of a sampled token (metrics set).
+  void CountToken(Sequence& s, absl::Time now);
   bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return stop || !waiting.empty(); }
   bool stopping() const { return stopping_.load(std::memory_order_acquire); }
 
@@ -85,6 +96,7 @@ absl::StatusOr<std::unique_ptr<ContinuousBatcher>> ContinuousBatcher::Create(Opt
   pool_options.budget_bytes = options.kv_cache_bytes;
   auto core = std::make_shared<Core>(std::move(options));
   ASSIGN_OR_RETURN(core->pool, KvBlockPool::Create(pool_options));
+  if (core->options.metrics != nullptr) core->options.metrics->AddKvBlocksTotal(core->pool->total_blocks());
   core->running_.reserve(static_cast<size_t>(core->options.max_batch_sequences));
   return std::unique_ptr<ContinuousBatcher>(new ContinuousBatcher(std::move(core)));
 }
@@ -123,16 +135,19 @@ absl::Status ContinuousBatcher::Submit(GenerationRequest request, std::shared_pt
   }
   s.cancel = std::move(cancel);
   s.callbacks = std::move(callbacks);
-  s.deadline = c.options.clock->Now() + c.options.max_wait;
+  s.queued = c.options.clock->Now();
+  s.deadline = s.queued + c.options.max_wait;
   absl::MutexLock lock(&c.mu);
   if (c.stop) return absl::UnavailableError("the model is being unloaded");
   if (static_cast<int64_t>(c.waiting.size()) >= c.options.max_waiting) {
     c.refused_queue_full.fetch_add(1, std::memory_order_relaxed);
+    if (c.options.metrics != nullptr) c.options.metrics->RecordRefusal(GenerationRefusal::kQueueFull);
     return absl::ResourceExhaustedError(
         StrCat("too many generation requests are waiting for room in the key/value cache (", c.waiting.size(),
                "); retry later"));
   }
   c.waiting.push_back(std::move(s));
+  if (c.options.metrics != nullptr) c.options.metrics->AddWaiting(1);
   c.waiting_count.store(static_cast<int64_t>(c.waiting.size()), std::memory_order_relaxed);
   return absl::OkStatus();
 }
@@ -145,11 +160,13 @@ void ContinuousBatcher::Core::Admit(std::vector<Sequence>* fresh,
     mu.Await(absl::Condition(this, &Core::HasWork));
   }
   if (stop) return;
+  observability::GenerationMetrics* const m = options.metrics;
   // Clients gone first, so that they hold no one back.
   for (auto it = waiting.begin(); it != waiting.end();) {
     if (it->cancel != nullptr && it->cancel->cancelled()) {
       ended->emplace_back(std::move(*it), absl::CancelledError("the client went away while waiting"));
       it = waiting.erase(it);
+      if (m != nullptr) m->AddWaiting(-1);
     } else {
       ++it;
     }
@@ -162,12 +179,23 @@ void ContinuousBatcher::Core::Admit(std::vector<Sequence>* fresh,
          pool->Allocate(waiting.front().blocks_needed, &waiting.front().run->state().blocks)) {
     fresh->push_back(std::move(waiting.front()));
     waiting.pop_front();
+    if (m != nullptr) {
+      const Sequence& s = fresh->back();
+      m->AddWaiting(-1);
+      m->AddRunning(1);
+      m->AddKvBlocksUsed(static_cast<int64_t>(s.run->state().blocks.size()));
+      m->RecordAdmitted(static_cast<int64_t>(s.run->request().prompt_ids.size()));
+    }
   }
   // Whoever still waits past its deadline is refused.
   const absl::Time now = options.clock->Now();
   for (auto it = waiting.begin(); it != waiting.end();) {
     if (now >= it->deadline) {
       refused_timeout.fetch_add(1, std::memory_order_relaxed);
+      if (m != nullptr) {
+        m->AddWaiting(-1);
+        m->RecordRefusal(GenerationRefusal::kTimeout);
+      }
       ended->emplace_back(std::move(*it), absl::ResourceExhaustedError(StrCat(
           "the key/value cache is full: no room within ", absl::FormatDuration(options.max_wait), "; retry later")));
       it = waiting.erase(it);
@@ -228,8 +256,10 @@ void ContinuousBatcher::Core::StepGroup(const std::vector<size_t>& group, bool d
   steps.fetch_add(1, std::memory_order_relaxed);
   step_sequences.fetch_add(n, std::memory_order_relaxed);
   if (n > max_step_sequences.load(std::memory_order_relaxed)) max_step_sequences.store(n, std::memory_order_relaxed);
+  if (options.metrics != nullptr) options.metrics->RecordStep(n);
   absl::Status status = decode ? resident_.Step(*options.model, batch_, *pool, &logits_)
                                : options.model->StepPaged(batch_, *pool, &scratch_, &logits_);
+  const absl::Time stepped = options.metrics != nullptr ? options.clock->Now() : absl::InfinitePast();
   if (!status.ok()) {
     for (size_t i : group) End(running_[i], status);
     return;
@@ -239,6 +269,7 @@ void ContinuousBatcher::Core::StepGroup(const std::vector<size_t>& group, bool d
     Sequence& s = running_[group[k]];
     if (stopping()) return;  // a callback destroyed the batcher
     tokens.fetch_add(1, std::memory_order_relaxed);
+    if (options.metrics != nullptr) CountToken(s, stepped);
     auto done = s.run->Advance(std::span<float>(logits_.data() + k * vocab, vocab), s.callbacks.on_text);
     if (!done.ok()) {
       End(s, done.status());
@@ -248,15 +279,27 @@ void ContinuousBatcher::Core::StepGroup(const std::vector<size_t>& group, bool d
   }
 }
 
+void ContinuousBatcher::Core::CountToken(Sequence& s, absl::Time now) {
+  const bool first = s.last_token == absl::InfinitePast();
+  options.metrics->RecordToken(first, now - (first ? s.queued : s.last_token));
+  s.last_token = now;
+}
+
 void ContinuousBatcher::Core::End(Sequence& s, absl::StatusOr<GenerationResult> result) {
+  GenerationEnd end = GenerationEnd::kFailed;
   if (!result.ok()) {
     failed.fetch_add(1, std::memory_order_relaxed);
   } else {
     switch (result->finish) {
-      case FinishReason::kLength: finished_length.fetch_add(1, std::memory_order_relaxed); break;
-      case FinishReason::kStop: finished_stop.fetch_add(1, std::memory_order_relaxed); break;
-      case FinishReason::kCancelled: finished_cancelled.fetch_add(1, std::memory_order_relaxed); break;
+      case FinishReason::kLength: finished_length.fetch_add(1, std::memory_order_relaxed); end = GenerationEnd::kLength; break;
+      case FinishReason::kStop: finished_stop.fetch_add(1, std::memory_order_relaxed); end = GenerationEnd::kStop; break;
+      case FinishReason::kCancelled: finished_cancelled.fetch_add(1, std::memory_order_relaxed); end = GenerationEnd::kCancelled; break;
     }
+  }
+  if (options.metrics != nullptr) {
+    options.metrics->AddRunning(-1);
+    options.metrics->AddKvBlocksUsed(-static_cast<int64_t>(s.run->state().blocks.size()));
+    options.metrics->RecordEnd(end);
   }
   pool->Free(&s.run->state().blocks);
   auto on_done = std::move(s.callbacks.on_done);
@@ -281,6 +324,7 @@ void ContinuousBatcher::Core::FailAll() {
     if (s.run != nullptr) End(s, unloaded);
   }
   running_.clear();
+  if (options.metrics != nullptr) options.metrics->AddWaiting(-static_cast<int64_t>(left.size()));
   for (Sequence& s : left) s.callbacks.on_done(unloaded);
 }
 

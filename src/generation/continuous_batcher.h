@@ -19,6 +19,7 @@
 #include "generation/generator.h"
 #include "generation/kv_block_pool.h"
 #include "generation/resident_batch.h"
+#include "observability/generation_metrics.h"
 #include "pipeline/bpe_tokenizer.h"
 
 namespace ortserve::generation {
@@ -59,6 +60,9 @@ class ContinuousBatcher {
     // request arrives; nothing waits on a deadline while no sequence runs,
     // since an empty pool admits any request).
     Clock* clock = Clock::Real();
+    // The version's Prometheus series (Metrics::ForGeneration); not owned,
+    // outlives the batcher; null: none.
+    observability::GenerationMetrics* metrics = nullptr;
   };
   // InvalidArgument for a bound out of range or a pool that holds no block.
   static absl::StatusOr<std::unique_ptr<ContinuousBatcher>> Create(Options options);

@@ -173,29 +173,58 @@ absl::StatusOr<GenerationSetup> LoadGenerationConfig(const config::ModelGenerati
 
 absl::Status ReadGenerationParameters(const config::ModelConfig& config, GenerationSetup* setup) {
   const auto& params = config.parameters();
-  auto integer = [&](std::string_view key, int64_t low, int64_t high, auto* out) -> absl::Status {
+  const config::ModelGeneration& block = config.generation();
+  // One batching setting: the block's field, or the deprecated parameter
+  // "generation.<key>" (a string, as Triton's backends take theirs), never both.
+  auto integer = [&](std::string_view key, bool has_field, int64_t field, int64_t low, int64_t high,
+                     auto* out) -> absl::Status {
     auto it = params.find(StrCat("generation.", key));
-    if (it == params.end()) return absl::OkStatus();
-    const std::string& text = it->second.string_value();
     int64_t value = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc() || end != text.data() + text.size() || value < low || value > high) {
-      return absl::InvalidArgumentError(StrCat("parameter 'generation.", key, "' must be an integer in [", low, ", ",
-                                               high, "], got '", text, "'"));
+    if (has_field) {
+      if (it != params.end()) {
+        return absl::InvalidArgumentError(StrCat("generation.", key, " is set both in the generation block and as the "
+                                                 "deprecated parameter 'generation.", key, "'; keep the field"));
+      }
+      value = field;
+      if (value < low || value > high) {
+        return absl::InvalidArgumentError(
+            StrCat("generation.", key, " must be in [", low, ", ", high, "], got ", value));
+      }
+    } else {
+      if (it == params.end()) return absl::OkStatus();
+      const std::string& text = it->second.string_value();
+      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+      if (ec != std::errc() || end != text.data() + text.size() || value < low || value > high) {
+        return absl::InvalidArgumentError(StrCat("parameter 'generation.", key, "' must be an integer in [", low,
+                                                 ", ", high, "], got '", text, "'"));
+      }
+      setup->warnings.push_back(StrCat("parameter 'generation.", key, "' is deprecated: write `", key, ": ", text,
+                                       "` in the generation block (docs/model_config.md)"));
     }
     *out = static_cast<std::remove_pointer_t<decltype(out)>>(value);
     return absl::OkStatus();
   };
   ContinuousBatcher::Options& b = setup->batching;
-  RETURN_IF_ERROR(integer("kv_cache_bytes", 1, int64_t{1} << 40, &b.kv_cache_bytes));
-  RETURN_IF_ERROR(integer("kv_block_tokens", 1, 4096, &b.kv_block_tokens));
-  RETURN_IF_ERROR(integer("max_batch_sequences", 1, 4096, &b.max_batch_sequences));
-  RETURN_IF_ERROR(integer("max_waiting_requests", 1, 1 << 20, &b.max_waiting));
-  int64_t static_batching = b.static_batching ? 1 : 0;  // benchmarks only
-  RETURN_IF_ERROR(integer("static_batching", 0, 1, &static_batching));
-  b.static_batching = static_batching != 0;
+  RETURN_IF_ERROR(integer("kv_cache_bytes", block.has_kv_cache_bytes(), block.kv_cache_bytes(), 1, int64_t{1} << 40,
+                          &b.kv_cache_bytes));
+  RETURN_IF_ERROR(integer("kv_block_tokens", block.has_kv_block_tokens(), block.kv_block_tokens(), 1, 4096,
+                          &b.kv_block_tokens));
+  RETURN_IF_ERROR(integer("max_batch_sequences", block.has_max_batch_sequences(), block.max_batch_sequences(), 1,
+                          4096, &b.max_batch_sequences));
+  RETURN_IF_ERROR(integer("max_waiting_requests", block.has_max_waiting_requests(), block.max_waiting_requests(), 1,
+                          1 << 20, &b.max_waiting));
+  // Benchmarks only (bench/run_generation_bench.sh): a parameter, not a field.
+  if (auto it = params.find("generation.static_batching"); it != params.end()) {
+    const std::string& text = it->second.string_value();
+    if (text != "0" && text != "1") {
+      return absl::InvalidArgumentError(
+          StrCat("parameter 'generation.static_batching' must be 0 or 1, got '", text, "'"));
+    }
+    b.static_batching = text == "1";
+  }
   int64_t wait_ms = absl::ToInt64Milliseconds(b.max_wait);
-  RETURN_IF_ERROR(integer("max_queue_wait_ms", 0, 3600 * 1000, &wait_ms));
+  RETURN_IF_ERROR(integer("max_queue_wait_ms", block.has_max_queue_wait_ms(), block.max_queue_wait_ms(), 0,
+                          3600 * 1000, &wait_ms));
   b.max_wait = absl::Milliseconds(wait_ms);
   for (auto [key, out] : {std::pair{"chat_message_template", &setup->chat_message_template},
                           std::pair{"chat_generation_prompt", &setup->chat_generation_prompt}}) {
@@ -214,7 +243,8 @@ absl::Status ReadGenerationParameters(const config::ModelConfig& config, Generat
 namespace ortserve::generation {
 
 absl::StatusOr<std::shared_ptr<const GenerationModel>> GenerationModel::Load(
-    const config::ModelConfig& config, const std::string& model_dir, std::shared_ptr<backend::Session> session) {
+    const config::ModelConfig& config, const std::string& model_dir, std::shared_ptr<backend::Session> session,
+    observability::GenerationMetrics* metrics) {
   std::shared_ptr<GenerationModel> m(new GenerationModel());
   ASSIGN_OR_RETURN(m->setup_, LoadGenerationConfig(config.generation(), model_dir));
   RETURN_IF_ERROR(ReadGenerationParameters(config, &m->setup_));
@@ -229,6 +259,7 @@ absl::StatusOr<std::shared_ptr<const GenerationModel>> GenerationModel::Load(
   batching.model = m->decoder_;
   batching.tokenizer = m->tokenizer_;
   batching.limits = m->setup_.limits;
+  batching.metrics = metrics;
   ASSIGN_OR_RETURN(m->batcher_, ContinuousBatcher::Create(std::move(batching)));
   return std::shared_ptr<const GenerationModel>(std::move(m));
 }

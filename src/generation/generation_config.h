@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "generation/chat_template.h"
@@ -31,11 +32,17 @@ struct GenerationSetup {
   // replaced, then the generation prompt.
   std::string chat_message_template = "{role}: {content}\n";
   std::string chat_generation_prompt = "assistant:";
+  // What the loader should log: deprecated spellings that were used.
+  std::vector<std::string> warnings;
 };
 
-// The batching and chat-template settings from the model's `parameters`
-// ("generation.kv_cache_bytes", ...; docs/model_config.md, "Generation").
-// InvalidArgument naming the parameter.
+// The batching settings from the `generation` block (kv_cache_bytes,
+// kv_block_tokens, max_batch_sequences, max_waiting_requests,
+// max_queue_wait_ms) or, deprecated, from the model `parameters`
+// "generation.<name>" (a warning each in setup->warnings), and the
+// chat-template parameters (docs/model_config.md, "Generation").
+// InvalidArgument naming the field or parameter: out of range, not an
+// integer, or one setting given both ways.
 absl::Status ReadGenerationParameters(const config::ModelConfig& config, GenerationSetup* setup);
 
 // Loads the tokenizer named by the block (relative to `model_dir`, never
@@ -57,9 +64,11 @@ class GenerationModel {
  public:
   // Reads the `generation` block and the `generation.*` parameters, checks the session's tensors
   // (DecoderModel::Create); errors name the field or tensor.
-  static absl::StatusOr<std::shared_ptr<const GenerationModel>> Load(const config::ModelConfig& config,
-                                                                     const std::string& model_dir,
-                                                                     std::shared_ptr<backend::Session> session);
+  // `metrics` (not owned, outlives the model; null: none) gets the
+  // batcher's series.
+  static absl::StatusOr<std::shared_ptr<const GenerationModel>> Load(
+      const config::ModelConfig& config, const std::string& model_dir, std::shared_ptr<backend::Session> session,
+      observability::GenerationMetrics* metrics = nullptr);
 
   const pipeline::BpeTokenizer& tokenizer() const { return *tokenizer_; }
   const DecoderModel& decoder() const { return *decoder_; }
@@ -67,6 +76,8 @@ class GenerationModel {
   ContinuousBatcher& batcher() const { return *batcher_; }
   const SamplingParams& default_sampling() const { return setup_.defaults; }
   size_t max_prompt_bytes() const { return setup_.max_prompt_bytes; }
+  // Deprecated spellings the config used (for the loader's log).
+  const std::vector<std::string>& warnings() const { return setup_.warnings; }
   // `messages` rendered with the model's chat template, ending with the
   // generation prompt (what the model continues as the assistant), with the
   // ranges of it that are message text (to be encoded without matching

@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "observability/generation_metrics.h"
 
 namespace prometheus {
 struct MetricFamily;
@@ -298,6 +299,12 @@ class Metrics {
   // lifecycle events only.
   void RecordLazyEvent(std::string_view model, std::string_view event);
 
+  // The continuous batcher's series of a generative model version
+  // (generation_metrics.h), created on first call; the same pointer
+  // afterwards (a reloaded version keeps its counters). Takes a lock: call
+  // it at model load. Valid for the life of this object.
+  GenerationMetrics* ForGeneration(std::string_view model, std::string_view version);
+
   // The activity of `device` ("cpu", "gpu0", ...), shared by every model
   // running there. Takes a lock: call it when a runner starts. Valid for the
   // life of this object.
@@ -338,6 +345,11 @@ class Metrics {
   std::map<std::string, std::unique_ptr<ShadowMetrics>, std::less<>> shadows_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::unique_ptr<DeviceActivity>, std::less<>> devices_ ABSL_GUARDED_BY(mu_);
   VersionMetrics* unresolved_ = nullptr;
+  // The generation families, made with the first ForGeneration
+  // (generation_metrics.cc), and their children.
+  struct GenerationFamilies;
+  std::shared_ptr<GenerationFamilies> generation_families_ ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<GenerationMetrics>> generations_ ABSL_GUARDED_BY(mu_);
 };
 
 // Serves a Metrics registry's exposition at http://ADDRESS:PORT/metrics

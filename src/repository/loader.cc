@@ -199,11 +199,16 @@ absl::StatusOr<std::unique_ptr<ModelVersion>> SessionLoader::Load(const LoadSpec
   }
   model->sessions = instances;
   if (model->config.has_generation()) {  // Issue 22: a decoder that generates text.
-    auto loaded = generation::GenerationModel::Load(model->config, model_dir, model->sessions[0]);
+    auto loaded = generation::GenerationModel::Load(
+        model->config, model_dir, model->sessions[0],
+        options_.metrics != nullptr ? options_.metrics->ForGeneration(name, model->version_string) : nullptr);
     if (!loaded.ok()) {
       return absl::Status(loaded.status().code(), StrCat("model '", name, "': ", ToStd(loaded.status().message())));
     }
     model->generation = *std::move(loaded);
+    for (const std::string& w : model->generation->warnings()) {
+      if (options_.warn) options_.warn(StrCat("model '", name, "': ", w));
+    }
   }
   model->instance_options = std::move(instance_options);
   model->files_fingerprint = files_fingerprint;

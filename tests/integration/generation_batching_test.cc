@@ -33,9 +33,9 @@ class GenerationBatchingTest : public ::testing::Test {
     dir_ = new TempDir();
     ASSERT_TRUE(RunPython("import subprocess\nsubprocess.check_call(['/usr/bin/python3', '" + SourceDir() +
                           "/scripts/generation/export_untrained_decoder.py', '" + dir_->path() +
-                          "', '--parameter', 'kv_cache_bytes=" + std::to_string(kBlockBytes * kPoolBlocks) +
-                          "', '--parameter', 'kv_block_tokens=16', '--parameter', 'max_queue_wait_ms=500', "
-                          "'--parameter', 'max_waiting_requests=4'])\n")
+                          "', '--generation', 'kv_cache_bytes=" + std::to_string(kBlockBytes * kPoolBlocks) +
+                          "', '--generation', 'kv_block_tokens=16', '--generation', 'max_queue_wait_ms=500', "
+                          "'--generation', 'max_waiting_requests=4'])\n")
                     .ok());
     auto server = ServerProcess::Start({"--model-repository", dir_->path()});
     ASSERT_TRUE(server.ok()) << server.status();

@@ -722,10 +722,11 @@ TEST(ObservabilityTest, DashboardQueriesOnlyMetricsTheServerExports) {
     EXPECT_TRUE(names.count(needed)) << "the dashboard does not chart " << needed;
   }
   // Series that appear only once their feature is used (a shadow configured,
-  // a lazy model loaded, an SAE verdict given) must at least be documented.
+  // a lazy model loaded, an SAE verdict given, a generative model loaded)
+  // must at least be documented.
   std::ifstream doc_file(SourceDir() + "/docs/metrics.md");
   const std::string documented((std::istreambuf_iterator<char>(doc_file)), std::istreambuf_iterator<char>());
-  const std::regex on_demand(R"(^ortserve_(shadow_|model_lazy_events|sae_verdicts))");
+  const std::regex on_demand(R"(^ortserve_(shadow_|model_lazy_events|sae_verdicts|generation_))");
   for (const auto& name : names) {
     if (std::regex_search(name, on_demand)) {
       std::string family = std::regex_replace(name, std::regex("_(bucket|sum|count)$"), "");

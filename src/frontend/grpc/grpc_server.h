@@ -8,8 +8,10 @@
 // InferRequest shares), asks InferenceService::Infer, and answers with
 // raw_output_contents. The RPC's deadline becomes the request's deadline;
 // a cancelled RPC marks the request cancelled so the scheduler drops it.
-// ModelStreamInfer answers each request of the stream in request order; a
-// failed request answers with error_message and the stream continues.
+// ModelStreamInfer answers each inference request of the stream in request
+// order; a request to a model with a generation block is answered by its
+// tokens, as they come (generate_stream.h). A failed request answers with
+// error_message and the stream continues.
 // Errors are absl codes, which are gRPC codes (the same numbers).
 #pragma once
 

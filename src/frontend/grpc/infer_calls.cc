@@ -12,8 +12,10 @@
 #include "core/strings.h"
 #include "frontend/access_control.h"
 #include "frontend/grpc/grpc_codec.h"
+#include "frontend/grpc/generate_stream.h"
 #include "frontend/grpc/grpc_server.h"
 #include "observability/request_record.h"
+#include "repository/model_version.h"
 
 namespace ortserve::frontend {
 namespace {
@@ -245,9 +247,13 @@ class InferReactor : public grpc::ServerUnaryReactor {
 };
 
 // One ModelStreamInfer call. Reads requests while fewer than
-// max_in_flight are unanswered, queues each to the service, and writes the
-// answers in request order, one write at a time. Lives until gRPC's OnDone
-// and every inference callback have released it. Thread-safe (mu_).
+// max_in_flight are unanswered, queues each to the service (or, for a model
+// with a generation block, to its continuous batcher: generate_stream.h),
+// and writes the answers one write at a time: inference answers in request
+// order, a generation's responses as they come (each response carries its
+// request's id, as Triton's decoupled models do). Lives until gRPC's OnDone
+// and every inference and generation in flight have released it.
+// Thread-safe (mu_).
 class StreamReactor : public grpc::ServerBidiReactor<ModelInferRequest, ModelStreamInferResponse> {
  public:
   StreamReactor(InferenceService* service, admission::Admission* admission, grpc::CallbackServerContext* context,
@@ -274,7 +280,7 @@ class StreamReactor : public grpc::ServerBidiReactor<ModelInferRequest, ModelStr
       absl::MutexLock lock(&mu_);
       unwritten.swap(pending_);
     }
-    for (auto& slot : unwritten) FinishRecord(*slot, absl::StatusCode::kCancelled, 0);
+    for (auto& slot : unwritten) FinishRecord(*slot, absl::StatusCode::kCancelled);
   }
 
   void OnReadDone(bool ok) override {
@@ -293,7 +299,7 @@ class StreamReactor : public grpc::ServerBidiReactor<ModelInferRequest, ModelStr
         owned->record.emplace(&service_->telemetry(), observability::Protocol::kGrpc, TraceparentOf(headers_));
         owned->record->MarkInference();
         owned->cancellation = std::make_shared<CancellationFlag>();
-        if (cancelled_) owned->cancellation->Cancel();
+        if (cancelled_ || failed_) owned->cancellation->Cancel();
         slot = owned.get();
         pending_.push_back(std::move(owned));
         ++refs_;  // The inference callback's.
@@ -304,17 +310,32 @@ class StreamReactor : public grpc::ServerBidiReactor<ModelInferRequest, ModelStr
   }
 
   void OnWriteDone(bool ok) override {
-    std::unique_ptr<Slot> written;
+    std::unique_ptr<Slot> finished;
     {
       absl::MutexLock lock(&mu_);
       writing_ = false;
-      written = std::move(pending_.front());
-      pending_.pop_front();
-      if (!ok) failed_ = true;
+      Slot* slot = written_;
+      written_ = nullptr;
+      if (ok) slot->bytes += slot->out.front().ByteSizeLong();
+      slot->out.pop_front();
+      if (!ok && !failed_) {
+        // The client is gone: generations in flight stop and free their blocks.
+        failed_ = true;
+        for (auto& s : pending_) s->cancellation->Cancel();
+      }
+      if (slot->done && slot->out.empty()) {
+        for (auto it = pending_.begin(); it != pending_.end(); ++it) {
+          if (it->get() == slot) {
+            finished = std::move(*it);
+            pending_.erase(it);
+            break;
+          }
+        }
+      }
+      if (finished != nullptr && !ok) finished->code = absl::StatusCode::kCancelled;
     }
-    FinishRecord(*written, ok ? written->code : absl::StatusCode::kCancelled,
-                 ok ? written->response.ByteSizeLong() : 0);
-    written.reset();
+    if (finished != nullptr) FinishRecord(*finished, finished->code);
+    finished.reset();
     Act(Next());
   }
 
@@ -328,18 +349,24 @@ class StreamReactor : public grpc::ServerBidiReactor<ModelInferRequest, ModelStr
 
  private:
   struct Slot {
-    admission::Permit permit;  // Until the answer is written.
+    admission::Permit permit;  // Until the last answer is written.
     std::shared_ptr<CancellationFlag> cancellation;
-    ModelStreamInferResponse response;
-    bool ready = false;
+    ModelStreamInferResponse response;  // An inference's answer, encoded here first.
+    // Responses ready to write, in order; `done` once the last one is here.
+    std::deque<ModelStreamInferResponse> out;
+    bool done = false;
+    bool generation = false;  // Its responses are written as they come.
     absl::StatusCode code = absl::StatusCode::kOk;  // The message's answer.
+    std::string error;
+    size_t bytes = 0;  // Written so far.
     std::optional<observability::RequestRecord> record;
   };
 
-  static void FinishRecord(Slot& slot, absl::StatusCode code, size_t bytes) {
+  static void FinishRecord(Slot& slot, absl::StatusCode code) {
     if (!slot.record) return;
     slot.record->Finish({"POST", kModelStreamInferMethod, static_cast<unsigned>(code)},
-                        observability::OutcomeFor(code), bytes, slot.response.error_message());
+                        observability::OutcomeFor(code), code == absl::StatusCode::kCancelled ? 0 : slot.bytes,
+                        slot.error);
     slot.record.reset();
   }
   // What to start after releasing mu_ (gRPC operations are never started
@@ -350,15 +377,21 @@ class StreamReactor : public grpc::ServerBidiReactor<ModelInferRequest, ModelStr
     std::optional<grpc::Status> finish;
   };
 
+  // The error answer of request `id` to `model` (triton_final_response too
+  // for a generation, whose client waits for it).
+  static void Fail(Slot* slot, const absl::Status& status, const std::string& id, const std::string& model) {
+    slot->code = status.code();
+    slot->response.Clear();
+    slot->response.set_error_message(std::string(ToStd(status.message())));
+    slot->response.mutable_infer_response()->set_id(id);
+    slot->response.mutable_infer_response()->set_model_name(model);
+    if (slot->generation) SetFinalResponse(true, slot->response.mutable_infer_response());
+  }
+
   void Submit(Slot* slot, std::shared_ptr<ModelInferRequest> message) {
     const std::string id = message->id();
     const std::string model = message->model_name();
-    auto fail = [&](const absl::Status& status) {
-      slot->code = status.code();
-      slot->response.set_error_message(std::string(ToStd(status.message())));
-      slot->response.mutable_infer_response()->set_id(id);
-      slot->response.mutable_infer_response()->set_model_name(model);
-    };
+    auto fail = [&](const absl::Status& status) { Fail(slot, status, id, model); };
     if (access_.access != nullptr && access_.identity != nullptr) {
       if (absl::Status allowed = access_.access->Authorize(*access_.identity, admission::RouteClass::kInfer, model,
                                                            access_.peer, "grpc ModelStreamInfer");
@@ -373,6 +406,15 @@ class StreamReactor : public grpc::ServerBidiReactor<ModelInferRequest, ModelStr
       fail(permit.status());
       return Complete(slot);
     }
+    // A model with a generation block answers with its tokens (generate_stream.h).
+    if (auto handle = service_->GetModel(model, message->model_version());
+        handle.ok() && (*handle)->generation != nullptr) {
+      {
+        absl::MutexLock lock(&mu_);
+        slot->generation = true;
+      }
+      return SubmitGeneration(slot, *handle, std::move(message));
+    }
     auto prepared = PrepareRequest(*service_, std::move(message), DeadlineOf(context_), slot->cancellation);
     if (!prepared.ok()) {
       fail(prepared.status());
@@ -384,22 +426,56 @@ class StreamReactor : public grpc::ServerBidiReactor<ModelInferRequest, ModelStr
       const absl::Status status =
           EncodeResult(*service_, std::move(result), *choices, slot->response.mutable_infer_response());
       slot->code = status.code();
-      if (!status.ok()) {
-        slot->response.Clear();
-        slot->response.set_error_message(std::string(ToStd(status.message())));
-        slot->response.mutable_infer_response()->set_id(id);
-        slot->response.mutable_infer_response()->set_model_name(model);
-      }
+      if (!status.ok()) Fail(slot, status, id, model);
       Complete(slot);
     }, &*slot->record);
   }
 
-  // Marks `slot` answered, writes what can be written, drops the callback's
-  // reference.
+  void SubmitGeneration(Slot* slot, const ModelHandle& handle, std::shared_ptr<ModelInferRequest> message) {
+    const std::string id = message->id();
+    const std::string model = message->model_name();
+    // Counted under its model version, as an inference is.
+    if (handle->metrics != nullptr) slot->record->SetModel(handle->metrics);
+    slot->record->SetRequestId(id);
+    auto decoded = DecodeModelInferRequest(message, absl::Now());
+    absl::Status started = decoded.status();
+    if (started.ok()) {
+      started = StartGrpcGeneration(
+          handle, *decoded, slot->cancellation,
+          [this, slot](ModelStreamInferResponse response, bool last, absl::StatusCode code) {
+            Emit(slot, std::move(response), last, code);
+          });
+    }
+    if (!started.ok()) {
+      Fail(slot, started, id, model);
+      Complete(slot);
+    }
+  }
+
+  // A generation's response (on the model's decode loop); the last one drops
+  // the generation's reference.
+  void Emit(Slot* slot, ModelStreamInferResponse response, bool last, absl::StatusCode code) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (last) {
+        slot->done = true;
+        slot->code = code;
+        if (!response.error_message().empty()) slot->error = response.error_message();
+      }
+      slot->out.push_back(std::move(response));
+    }
+    Act(Next());
+    if (last) Unref();
+  }
+
+  // Marks `slot` answered with its one response, writes what can be
+  // written, drops the callback's reference.
   void Complete(Slot* slot) {
     {
       absl::MutexLock lock(&mu_);
-      slot->ready = true;
+      slot->error = slot->response.error_message();
+      slot->out.push_back(std::move(slot->response));
+      slot->done = true;
     }
     Act(Next());
     Unref();
@@ -409,9 +485,19 @@ class StreamReactor : public grpc::ServerBidiReactor<ModelInferRequest, ModelStr
     absl::MutexLock lock(&mu_);
     Action action;
     if (finished_) return action;
-    if (!writing_ && !failed_ && !pending_.empty() && pending_.front()->ready) {
-      writing_ = true;
-      action.write = &pending_.front()->response;
+    if (!writing_ && !failed_) {
+      // Inference answers keep request order among themselves; a
+      // generation's responses go as soon as they are here.
+      bool inference_waits = false;
+      for (auto& slot : pending_) {
+        if (!slot->out.empty() && (slot->generation || !inference_waits)) {
+          writing_ = true;
+          written_ = slot.get();
+          action.write = &slot->out.front();
+          break;
+        }
+        if (!slot->generation) inference_waits = true;
+      }
     }
     if (!reading_ && !reads_done_ && !failed_ && !cancelled_ &&
         static_cast<int>(pending_.size()) < max_in_flight_) {
@@ -449,7 +535,9 @@ class StreamReactor : public grpc::ServerBidiReactor<ModelInferRequest, ModelStr
   const int max_in_flight_;
   const StreamAccess access_;
   absl::Mutex mu_;
-  std::deque<std::unique_ptr<Slot>> pending_ ABSL_GUARDED_BY(mu_);  // Unanswered or unwritten, in order.
+  // Unanswered or not wholly written, in request order.
+  std::deque<std::unique_ptr<Slot>> pending_ ABSL_GUARDED_BY(mu_);
+  Slot* written_ ABSL_GUARDED_BY(mu_) = nullptr;  // Whose out.front() is being written.
   std::shared_ptr<ModelInferRequest> next_message_ ABSL_GUARDED_BY(mu_);  // The read in flight.
   bool reading_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
@@ -457,7 +545,7 @@ class StreamReactor : public grpc::ServerBidiReactor<ModelInferRequest, ModelStr
   bool failed_ ABSL_GUARDED_BY(mu_) = false;  // A write failed: the client is gone.
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  int refs_ ABSL_GUARDED_BY(mu_) = 1;  // gRPC's, plus one per inference in flight.
+  int refs_ ABSL_GUARDED_BY(mu_) = 1;  // gRPC's, plus one per inference or generation in flight.
 };
 
 // The service. Thread-safe: stateless apart from the InferenceService.

@@ -15,6 +15,7 @@
 
 #include "core/json_writer.h"
 #include "core/strings.h"
+#include "frontend/generate_request.h"
 #include "frontend/http/connection.h"
 #include "frontend/http/http_server.h"
 #include "frontend/http/openai_generation.h"
@@ -86,40 +87,6 @@ struct GenerationJob {
   std::vector<generation::ChatMessage> new_messages;
 };
 
-namespace {
-
-// The generation a parsed request asks of `gen`: its prompt encoded, the
-// model's sampling defaults under the request's choices. InvalidArgument
-// naming what was wrong.
-absl::Status BuildRequest(const CompletionRequest& parsed, const generation::GenerationModel& gen,
-                          generation::GenerationRequest* request, const generation::RenderedChat* chat = nullptr) {
-  pipeline::BpeEncodeOptions encode;
-  encode.max_text_bytes = gen.max_prompt_bytes();
-  // A client cannot write control tokens: a completion's prompt is encoded
-  // as plain text; a chat prompt matches them only where the chat template
-  // wrote them, never in the messages' text.
-  encode.match_added_tokens = chat != nullptr;
-  if (chat != nullptr) encode.literal_ranges = chat->client_ranges;
-  if (auto s = gen.tokenizer().Encode(parsed.prompt, encode, &request->prompt_ids); !s.ok()) {
-    return absl::InvalidArgumentError(StrCat("prompt: ", ToStd(s.message())));
-  }
-  request->sampling = gen.default_sampling();
-  if (parsed.temperature) request->sampling.temperature = *parsed.temperature;
-  if (parsed.top_p) request->sampling.top_p = *parsed.top_p;
-  if (parsed.top_k) request->sampling.top_k = *parsed.top_k;
-  if (parsed.repetition_penalty) request->sampling.repetition_penalty = *parsed.repetition_penalty;
-  if (parsed.seed) {
-    request->sampling.has_seed = true;
-    request->sampling.seed = *parsed.seed;
-  }
-  request->max_tokens = parsed.max_tokens.value_or(0);
-  request->stop = parsed.stop;
-  request->ignore_eos = parsed.ignore_eos;
-  return absl::OkStatus();
-}
-
-}  // namespace
-
 void Connection::Completions(RouteId id) {
   const bool chat = id == RouteId::kOpenAiChatCompletions;
   auto fail = [&](unsigned status, std::string_view message) {
@@ -172,7 +139,9 @@ void Connection::Completions(RouteId id) {
       if (chat.ok()) {
         job->request.prompt_ids.clear();
         parsed->prompt = chat->text;
-        if (auto s = BuildRequest(*parsed, gen, &job->request, &*chat); !s.ok()) return fail(400, ToStd(s.message()));
+        if (auto s = BuildGenerationRequest(*parsed, gen, &job->request, &*chat); !s.ok()) {
+          return fail(400, ToStd(s.message()));
+        }
         if (static_cast<int64_t>(job->request.prompt_ids.size()) <= room) break;
       }
       messages.erase(messages.begin());
@@ -183,8 +152,10 @@ void Connection::Completions(RouteId id) {
     job->request.prompt_ids.clear();
     parsed->prompt = std::move(chat->text);
     chat->text.clear();
-    if (auto s = BuildRequest(*parsed, gen, &job->request, &*chat); !s.ok()) return fail(400, ToStd(s.message()));
-  } else if (auto s = BuildRequest(*parsed, gen, &job->request); !s.ok()) {
+    if (auto s = BuildGenerationRequest(*parsed, gen, &job->request, &*chat); !s.ok()) {
+      return fail(400, ToStd(s.message()));
+    }
+  } else if (auto s = BuildGenerationRequest(*parsed, gen, &job->request); !s.ok()) {
     return fail(400, ToStd(s.message()));
   }
   job->answer.api = chat ? GenerationAnswer::Api::kChat : GenerationAnswer::Api::kCompletion;
@@ -207,7 +178,7 @@ void Connection::TritonGenerate(const RouteMatch& route) {
     return fail(400, StrCat("model '", route.model, "' does not generate text (no generation block)"));
   }
   auto job = std::make_shared<GenerationJob>();
-  if (auto s = BuildRequest(*parsed, *(*model)->generation, &job->request); !s.ok()) {
+  if (auto s = BuildGenerationRequest(*parsed, *(*model)->generation, &job->request); !s.ok()) {
     return fail(400, ToStd(s.message()));
   }
   job->answer.api = GenerationAnswer::Api::kTriton;

@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "frontend/http/triton_generation.h"
 
-#include <cmath>
-
 #include "core/json_writer.h"
 #include "core/status.h"
 #include "core/strings.h"
+#include "frontend/generate_request.h"
 #include "frontend/http/pipeline_routes.h"
 #include "simdjson.h"
 
@@ -19,67 +18,59 @@ absl::Status Bad(std::string_view field, std::string_view what) {
   return absl::InvalidArgumentError(StrCat("field '", field, "' ", what));
 }
 
-absl::StatusOr<double> Number(element e, std::string_view field, double low, double high) {
-  double v;
-  if (e.get_double().get(v) != simdjson::SUCCESS || !std::isfinite(v) || v < low || v > high) {
-    return Bad(field, StrCat("must be a number in [", low, ", ", high, "]"));
-  }
-  return v;
-}
-
-absl::StatusOr<int64_t> Integer(element e, std::string_view field, int64_t low, int64_t high) {
-  int64_t v;
-  if (e.get_int64().get(v) != simdjson::SUCCESS || v < low || v > high) {
-    return Bad(field, StrCat("must be an integer in [", low, ", ", high, "]"));
+// A JSON value as the shared parameter rules see it (views into the document).
+GenerateValue ValueOf(element e) {
+  GenerateValue v;
+  switch (e.type()) {
+    case simdjson::dom::element_type::BOOL:
+      v.kind = GenerateValue::Kind::kBool;
+      (void)e.get(v.b);
+      break;
+    case simdjson::dom::element_type::INT64:
+      v.kind = GenerateValue::Kind::kInt;
+      (void)e.get(v.i);
+      break;
+    case simdjson::dom::element_type::UINT64:
+      v.kind = GenerateValue::Kind::kUint;
+      (void)e.get(v.u);
+      break;
+    case simdjson::dom::element_type::DOUBLE:
+      v.kind = GenerateValue::Kind::kDouble;
+      (void)e.get(v.d);
+      break;
+    case simdjson::dom::element_type::STRING:
+      v.kind = GenerateValue::Kind::kString;
+      (void)e.get(v.s);
+      break;
+    case simdjson::dom::element_type::ARRAY: {
+      v.kind = GenerateValue::Kind::kStrings;
+      simdjson::dom::array array;
+      if (e.get(array) != simdjson::SUCCESS) {
+        v.kind = GenerateValue::Kind::kOther;
+        break;
+      }
+      for (element x : array) {
+        // More than the 64 stop sequences allowed is refused: no need to hold them all.
+        if (v.strings.size() > 64) break;
+        std::string_view s;
+        if (x.get(s) != simdjson::SUCCESS) {
+          v.kind = GenerateValue::Kind::kOther;
+          v.strings.clear();
+          break;
+        }
+        v.strings.push_back(s);
+      }
+      break;
+    }
+    default:
+      break;
   }
   return v;
 }
 
 // One parameter, wherever it was given.
 absl::Status Parameter(std::string_view key, element e, CompletionRequest* r) {
-  if (key == "max_tokens") {
-    ASSIGN_OR_RETURN(int64_t v, Integer(e, key, 1, 1 << 20));
-    r->max_tokens = static_cast<int32_t>(v);
-  } else if (key == "temperature") {
-    ASSIGN_OR_RETURN(double v, Number(e, key, 0, 100));
-    r->temperature = static_cast<float>(v);
-  } else if (key == "top_p") {
-    ASSIGN_OR_RETURN(double v, Number(e, key, 0, 1));
-    r->top_p = static_cast<float>(v);
-  } else if (key == "top_k") {
-    ASSIGN_OR_RETURN(int64_t v, Integer(e, key, 0, 1 << 20));
-    r->top_k = static_cast<int32_t>(v);
-  } else if (key == "repetition_penalty") {
-    ASSIGN_OR_RETURN(double v, Number(e, key, 0, 100));
-    r->repetition_penalty = static_cast<float>(v);
-  } else if (key == "seed") {
-    int64_t seed;
-    if (e.get_int64().get(seed) != simdjson::SUCCESS) return Bad(key, "must be an integer");
-    r->seed = static_cast<uint64_t>(seed);
-  } else if (key == "stop") {
-    std::string_view s;
-    r->stop.clear();
-    if (e.get(s) == simdjson::SUCCESS) {
-      r->stop.emplace_back(s);
-    } else {
-      simdjson::dom::array stops;
-      if (e.get(stops) != simdjson::SUCCESS || stops.size() > 64) {
-        return Bad(key, "must be a string or an array of at most 64 strings");
-      }
-      for (element x : stops) {
-        if (x.get(s) != simdjson::SUCCESS) return Bad(key, "must hold strings");
-        r->stop.emplace_back(s);
-      }
-    }
-  } else if (key == "ignore_eos") {
-    if (e.get(r->ignore_eos) != simdjson::SUCCESS) return Bad(key, "must be a boolean");
-  } else if (key == "stream") {
-    bool ignored;
-    if (e.get(ignored) != simdjson::SUCCESS) return Bad(key, "must be a boolean");
-  } else {
-    return absl::InvalidArgumentError(StrCat("unknown field '", key, "'"));
-  }
-  return absl::OkStatus();
+  return ApplyGenerateParameter(key, ValueOf(e), r);
 }
 
 }  // namespace

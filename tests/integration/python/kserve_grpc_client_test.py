@@ -5,8 +5,8 @@ The client stubs are generated at test time from proto/grpc_service.proto and
 proto/model_config.proto by Debian's protoc + grpc_python_plugin, so the test
 checks the .proto files as a third-party client compiles them. It starts the
 real `ortserve` binary on free ports over the demo models and calls
-ModelInfer (typed `contents` and raw bytes), ModelStreamInfer, ModelConfig and
-ServerMetadata.
+ModelInfer (typed `contents` and raw bytes), ModelStreamInfer (inference, and
+tokens from the demo decoder), ModelConfig and ServerMetadata.
 
 Run: /usr/bin/python3 kserve_grpc_client_test.py --server build/src/server/ortserve \
          --source-dir . [unittest args]
@@ -185,6 +185,37 @@ class KServeGrpcClientTest(unittest.TestCase):
                 self.assertEqual(r.error_message, "")
                 _, raw = self.output(r.infer_response, "label")
                 self.assertEqual(np.frombuffer(raw, dtype=np.int64).tolist(), [2])
+
+    def test_model_stream_infer_generates_tokens(self):
+        # A generate request to the demo decoder, as Triton's clients send one
+        # to a decoupled LLM model: streamed, then whole (greedy both times).
+        def request(request_id, stream):
+            r = pb.ModelInferRequest(model_name="tiny_decoder", id=request_id)
+            r.inputs.add(name="text_input", datatype="BYTES", shape=[1])
+            r.raw_input_contents.append(raw_bytes([b"I have been feeling"]))
+            r.inputs.add(name="stream", datatype="BOOL", shape=[1])
+            r.raw_input_contents.append(b"\x01" if stream else b"\x00")
+            r.parameters["max_tokens"].int64_param = 12
+            r.parameters["temperature"].double_param = 0.0
+            r.parameters["ignore_eos"].bool_param = True
+            return r
+
+        responses = list(self.stub.ModelStreamInfer(iter([request("streamed", True), request("whole", False)]),
+                                                    timeout=30))
+        by_id = {}
+        for r in responses:
+            self.assertEqual(r.error_message, "")
+            by_id.setdefault(r.infer_response.id, []).append(r.infer_response)
+        self.assertEqual(sorted(by_id), ["streamed", "whole"])
+        streamed, whole = by_id["streamed"], by_id["whole"]
+        finals = [r.parameters["triton_final_response"].bool_param for r in streamed]
+        self.assertGreaterEqual(len(streamed), 3)
+        self.assertEqual(finals, [False] * (len(streamed) - 1) + [True])
+        self.assertEqual(len(whole), 1)
+        self.assertTrue(whole[0].parameters["triton_final_response"].bool_param)
+        text = b"".join(split_raw_bytes(self.output(r, "text_output")[1])[0] for r in streamed)
+        self.assertEqual(text, split_raw_bytes(self.output(whole[0], "text_output")[1])[0])
+        self.assertEqual(whole[0].parameters["completion_tokens"].int64_param, 12)
 
 
 def main():

@@ -21,6 +21,7 @@
 #include "generation/generator.h"
 #include "generation/kv_block_pool.h"
 #include "generation/resident_batch.h"
+#include "observability/metrics.h"
 #include "pipeline/bpe_tokenizer.h"
 
 namespace ortserve::generation {
@@ -29,6 +30,14 @@ namespace {
 std::string SourceDir() {
   if (const char* dir = std::getenv("ORTSERVE_SOURCE_DIR")) return dir;
   return ORTSERVE_SOURCE_DIR_DEFAULT;
+}
+
+// The value of one series in a Prometheus exposition (`series` as
+// `name{labels}`), or -1 when it is not there.
+double SeriesValue(const std::string& text, const std::string& series) {
+  const size_t at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + series.size() + 2));
 }
 
 TEST(KvBlockPoolTest, HoldsWhatTheBudgetAllowsAndGivesBlocksBack) {
@@ -380,6 +389,9 @@ TEST_F(BatcherTest, AFullPoolMakesRequestsWaitThenRefusesThem) {
   o.kv_cache_bytes = 12 * 16 * (**model_).kv_bytes_per_token();  // 12 blocks: 192 tokens, one sequence of 180
   o.max_wait = absl::ZeroDuration();
   o.max_waiting = 1;
+  auto metrics = observability::Metrics::Create({});
+  ASSERT_TRUE(metrics.ok());
+  o.metrics = (*metrics)->ForGeneration("m", "1");
   auto batcher = ContinuousBatcher::Create(o);
   ASSERT_TRUE(batcher.ok()) << batcher.status();
   Outcome a, b;
@@ -409,6 +421,11 @@ TEST_F(BatcherTest, AFullPoolMakesRequestsWaitThenRefusesThem) {
   const BatcherStats stats = (*batcher)->stats();
   EXPECT_EQ(stats.refused_timeout, 1);
   EXPECT_EQ(stats.refused_queue_full, 1);
+  const std::string text = (*metrics)->Serialize();
+  EXPECT_EQ(SeriesValue(text, R"(ortserve_generation_requests_refused_total{model="m",reason="timeout",version="1"})"), 1);
+  EXPECT_EQ(SeriesValue(text, R"(ortserve_generation_requests_refused_total{model="m",reason="queue_full",version="1"})"),
+            1);
+  EXPECT_EQ(SeriesValue(text, R"(ortserve_generation_waiting_requests{model="m",version="1"})"), 0);
 }
 
 // A sequence whose client went away ends before the next step and its
@@ -441,6 +458,67 @@ TEST_F(BatcherTest, ACancelledSequenceFreesItsBlocksForTheNextRequest) {
   EXPECT_EQ(b.result->completion_tokens, 180);
   EXPECT_EQ((*batcher)->stats().finished_cancelled, 1);
   EXPECT_EQ((*batcher)->stats().kv_blocks_used, 0);
+}
+
+// The Prometheus series count what the batcher did, as its stats do, and
+// the gauges go back to 0 when the sequences end and the pool is gone.
+TEST_F(BatcherTest, PrometheusSeriesFollowTheBatcher) {
+  auto metrics = observability::Metrics::Create({});
+  ASSERT_TRUE(metrics.ok());
+  ContinuousBatcher::Options o = Options();
+  o.metrics = (*metrics)->ForGeneration("m", "1");
+  o.max_batch_sequences = 1;  // one runs, the others wait
+  auto batcher = ContinuousBatcher::Create(o);
+  ASSERT_TRUE(batcher.ok()) << batcher.status();
+  const std::string labels = R"({model="m",version="1"})";
+  auto value = [&](const std::string& name, const std::string& series_labels) {
+    return SeriesValue((*metrics)->Serialize(), name + series_labels);
+  };
+  const double pool_blocks = static_cast<double>((*batcher)->pool().total_blocks());
+  EXPECT_EQ(value("ortserve_generation_kv_blocks_total", labels), pool_blocks);
+  const std::vector<std::string> prompts = {"I have been feeling", "my mom", "The headache started"};
+  std::vector<std::unique_ptr<Outcome>> outcomes;
+  absl::Notification all_submitted, running;
+  int64_t prompt_tokens = 0;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    outcomes.push_back(std::make_unique<Outcome>());
+    auto callbacks = outcomes.back()->Callbacks();
+    if (i == 0) {
+      callbacks.on_start = [&] {
+        running.Notify();
+        all_submitted.WaitForNotification();
+      };
+    }
+    GenerationRequest r = Request(prompts[i], 10 + static_cast<int32_t>(i));
+    prompt_tokens += static_cast<int64_t>(r.prompt_ids.size());
+    ASSERT_TRUE((*batcher)->Submit(std::move(r), nullptr, std::move(callbacks)).ok());
+  }
+  running.WaitForNotification();  // the first joined the batch, the others wait
+  EXPECT_EQ(value("ortserve_generation_running_sequences", labels), 1);
+  EXPECT_EQ(value("ortserve_generation_waiting_requests", labels), 2);
+  EXPECT_GT(value("ortserve_generation_kv_blocks_used", labels), 0);
+  all_submitted.Notify();
+  int64_t completion_tokens = 0;
+  for (auto& outcome : outcomes) {
+    ASSERT_TRUE(outcome->Wait());
+    ASSERT_TRUE(outcome->result.ok()) << outcome->result.status();
+    completion_tokens += outcome->result->completion_tokens;
+  }
+  EXPECT_EQ(completion_tokens, 10 + 11 + 12);
+  // A sequence leaves the gauges before its on_done is called.
+  EXPECT_EQ(value("ortserve_generation_tokens_generated_total", labels), completion_tokens);
+  EXPECT_EQ(value("ortserve_generation_prompt_tokens_total", labels), prompt_tokens);
+  EXPECT_EQ(value("ortserve_generation_time_to_first_token_seconds_count", labels), 3);
+  EXPECT_EQ(value("ortserve_generation_inter_token_latency_seconds_count", labels), completion_tokens - 3);
+  EXPECT_EQ(value("ortserve_generation_sequences_finished_total", R"({model="m",reason="length",version="1"})"), 3);
+  EXPECT_EQ(value("ortserve_generation_steps_total", labels), (*batcher)->stats().steps);
+  EXPECT_EQ(value("ortserve_generation_step_sequences_total", labels), (*batcher)->stats().step_sequences);
+  EXPECT_EQ(value("ortserve_generation_running_sequences", labels), 0);
+  EXPECT_EQ(value("ortserve_generation_waiting_requests", labels), 0);
+  EXPECT_EQ(value("ortserve_generation_kv_blocks_used", labels), 0);
+  // The pool leaves with the batcher.
+  batcher->reset();
+  EXPECT_EQ(value("ortserve_generation_kv_blocks_total", labels), 0);
 }
 
 // Destroying the batcher ends every sequence with Unavailable, once each.

@@ -426,5 +426,102 @@ TEST(GenerationConfigTest, RejectsBadFieldsByName) {
   expect("tokenizer: 'missing.json'", "missing.json");
 }
 
+// --- the batching settings ------------------------------------------------
+
+// ReadGenerationParameters over a whole model config in text format.
+absl::StatusOr<GenerationSetup> Batching(const std::string& text) {
+  config::ModelConfig config;
+  if (!google::protobuf::TextFormat::ParseFromString(text, &config)) return absl::InvalidArgumentError("parse");
+  GenerationSetup setup;
+  if (absl::Status s = ReadGenerationParameters(config, &setup); !s.ok()) return s;
+  return setup;
+}
+
+TEST(GenerationConfigTest, ReadsTheBatchingFieldsOfTheBlock) {
+  auto setup = Batching(
+      "generation { tokenizer: 't' kv_cache_bytes: 1048576 kv_block_tokens: 8 max_batch_sequences: 3 "
+      "max_waiting_requests: 5 max_queue_wait_ms: 0 }");
+  ASSERT_TRUE(setup.ok()) << setup.status();
+  EXPECT_EQ(setup->batching.kv_cache_bytes, 1048576);
+  EXPECT_EQ(setup->batching.kv_block_tokens, 8);
+  EXPECT_EQ(setup->batching.max_batch_sequences, 3);
+  EXPECT_EQ(setup->batching.max_waiting, 5);
+  EXPECT_EQ(setup->batching.max_wait, absl::ZeroDuration());  // 0 is a value: refuse unless room now
+  EXPECT_TRUE(setup->warnings.empty());
+  // Unset fields keep the defaults.
+  auto defaults = Batching("generation { tokenizer: 't' kv_block_tokens: 32 }");
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->batching.kv_cache_bytes, int64_t{256} << 20);
+  EXPECT_EQ(defaults->batching.kv_block_tokens, 32);
+  EXPECT_EQ(defaults->batching.max_batch_sequences, 32);
+  EXPECT_EQ(defaults->batching.max_waiting, 64);
+  EXPECT_EQ(defaults->batching.max_wait, absl::Seconds(2));
+}
+
+TEST(GenerationConfigTest, RejectsOutOfRangeBatchingFieldsByName) {
+  auto expect = [](const std::string& field, const std::string& value, std::string_view range) {
+    auto setup = Batching("generation { tokenizer: 't' " + field + ": " + value + " }");
+    ASSERT_FALSE(setup.ok()) << field << " " << value;
+    EXPECT_EQ(setup.status().code(), absl::StatusCode::kInvalidArgument);
+    const std::string message(setup.status().message());
+    EXPECT_NE(message.find("generation." + field), std::string::npos) << message;
+    EXPECT_NE(message.find(range), std::string::npos) << message;
+    EXPECT_NE(message.find("got " + value), std::string::npos) << message;
+  };
+  expect("kv_cache_bytes", "0", "[1, 1099511627776]");
+  expect("kv_cache_bytes", "-1", "[1, 1099511627776]");
+  expect("kv_cache_bytes", "1099511627777", "[1, 1099511627776]");
+  expect("kv_block_tokens", "0", "[1, 4096]");
+  expect("kv_block_tokens", "4097", "[1, 4096]");
+  expect("max_batch_sequences", "0", "[1, 4096]");
+  expect("max_batch_sequences", "-7", "[1, 4096]");
+  expect("max_waiting_requests", "0", "[1, 1048576]");
+  expect("max_queue_wait_ms", "-1", "[0, 3600000]");
+  expect("max_queue_wait_ms", "3600001", "[0, 3600000]");
+}
+
+TEST(GenerationConfigTest, TheDeprecatedParametersStillWorkWithAWarning) {
+  auto setup = Batching(
+      "generation { tokenizer: 't' max_batch_sequences: 4 }\n"
+      "parameters { key: 'generation.kv_block_tokens' value { string_value: '8' } }\n"
+      "parameters { key: 'generation.max_queue_wait_ms' value { string_value: '250' } }");
+  ASSERT_TRUE(setup.ok()) << setup.status();
+  EXPECT_EQ(setup->batching.kv_block_tokens, 8);
+  EXPECT_EQ(setup->batching.max_wait, absl::Milliseconds(250));
+  EXPECT_EQ(setup->batching.max_batch_sequences, 4);
+  ASSERT_EQ(setup->warnings.size(), 2u);
+  EXPECT_NE(setup->warnings[0].find("'generation.kv_block_tokens' is deprecated"), std::string::npos)
+      << setup->warnings[0];
+  EXPECT_NE(setup->warnings[0].find("kv_block_tokens: 8"), std::string::npos) << setup->warnings[0];
+  // The old spelling keeps its own checks.
+  auto bad = Batching("parameters { key: 'generation.kv_block_tokens' value { string_value: '8x' } }");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(std::string(bad.status().message()).find("parameter 'generation.kv_block_tokens'"), std::string::npos)
+      << bad.status();
+  bad = Batching("parameters { key: 'generation.max_batch_sequences' value { string_value: '0' } }");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(std::string(bad.status().message()).find("[1, 4096]"), std::string::npos) << bad.status();
+}
+
+TEST(GenerationConfigTest, RefusesASettingGivenBothWays) {
+  auto setup = Batching(
+      "generation { tokenizer: 't' kv_cache_bytes: 1048576 }\n"
+      "parameters { key: 'generation.kv_cache_bytes' value { string_value: '1048576' } }");
+  ASSERT_FALSE(setup.ok());
+  const std::string message(setup.status().message());
+  EXPECT_NE(message.find("generation.kv_cache_bytes is set both"), std::string::npos) << message;
+}
+
+TEST(GenerationConfigTest, TheDemoModelsConfigSpellsTheBatchingFields) {
+  std::ifstream in(SourceDir() + "/models/tiny_decoder/config.pbtxt");
+  std::stringstream text;
+  text << in.rdbuf();
+  auto setup = Batching(text.str());
+  ASSERT_TRUE(setup.ok()) << setup.status();
+  EXPECT_TRUE(setup->warnings.empty());
+  EXPECT_EQ(setup->batching.kv_cache_bytes, int64_t{32} << 20);
+  EXPECT_EQ(setup->batching.kv_block_tokens, 16);
+}
+
 }  // namespace
 }  // namespace ortserve::generation
