@@ -598,6 +598,10 @@ def main():
     ap.add_argument("--pooling", choices=["cls", "mean", "max", "meanmax"], default="mean",
                     help="sentence vector: the [CLS] state (BERT's pooler), the mean or the maximum over the "
                          "real tokens, or the mean and the maximum side by side")
+    ap.add_argument("--hidden", type=int, default=128, help="encoder width")
+    ap.add_argument("--layers", type=int, default=2, help="encoder layers")
+    ap.add_argument("--heads", type=int, default=4, help="attention heads")
+    ap.add_argument("--ffn", type=int, default=512, help="feed-forward width")
     args = ap.parse_args()
 
     t_start = time.time()
@@ -614,7 +618,8 @@ def main():
     lab = {s: [r["label"] for r in v] for s, v in split.items()}
     unk_rate = {s: round(sum(x.count(UNK_ID) for x in e) / sum(len(x) for x in e), 5) for s, e in enc.items()}
 
-    model = SaeClassifier(len(vocab), pooling=args.pooling)
+    model = SaeClassifier(len(vocab), hidden=args.hidden, layers=args.layers, heads=args.heads, ffn=args.ffn,
+                          pooling=args.pooling)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"parameters: {n_params}")
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
@@ -829,7 +834,8 @@ def main():
                      "test_size": len(enc["test"]), "unk_rate": unk_rate,
                      "wall_seconds": round(time.time() - t_start, 1), "torch": torch.__version__,
                      "onnx": onnx.__version__},
-        "architecture": {"pooling": args.pooling, "layers": 2, "hidden": 128, "heads": 4, "ffn": 512, "activation": "gelu (erf)",
+        "architecture": {"pooling": args.pooling, "layers": args.layers, "hidden": args.hidden, "heads": args.heads,
+                         "ffn": args.ffn, "activation": "gelu (erf)",
                          "max_length": MAX_LENGTH, "vocab_size": len(vocab), "parameters": n_params,
                          "opset": args.opset, "onnx_ops": op_types},
         "tokenizer": {"type": "bert_wordpiece", "lowercase": True, "strip_accents": True,
