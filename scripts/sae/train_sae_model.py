@@ -589,13 +589,13 @@ def main():
     ap.add_argument("--val-recall", type=float, default=0.97,
                     help="threshold rule: the highest threshold with this validation recall (and the precision)")
     ap.add_argument("--vocab-size", type=int, default=4096)
-    ap.add_argument("--epochs", type=int, default=14)
+    ap.add_argument("--epochs", type=int, default=16)
     ap.add_argument("--token-dropout", type=float, default=0.1)
     ap.add_argument("--label-smoothing", type=float, default=0.1)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--opset", type=int, default=14)
-    ap.add_argument("--pooling", choices=["cls", "mean", "max", "meanmax"], default="mean",
+    ap.add_argument("--pooling", choices=["cls", "mean", "max", "meanmax"], default="meanmax",
                     help="sentence vector: the [CLS] state (BERT's pooler), the mean or the maximum over the "
                          "real tokens, or the mean and the maximum side by side")
     ap.add_argument("--hidden", type=int, default=128, help="encoder width")
