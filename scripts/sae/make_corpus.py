@@ -5,8 +5,8 @@
 Every text is generated from the hand-written phrase lists and templates below;
 no real patient data is involved. The output is deterministic for a given seed:
 
-    /usr/bin/python3 scripts/sae/make_corpus.py [--seed 20261207] [--per-class 5500]
-        [--out-of-scope 1500] [--out data/sae/corpus.jsonl]
+    /usr/bin/python3 scripts/sae/make_corpus.py [--seed 20261207] [--per-class 6000]
+        [--out-of-scope 1600] [--out data/sae/corpus.jsonl]
 
 Each line of the output is {"text": str, "label": 0|1|2, "kind": str, "split": "train"|"val"|"test"}.
 
@@ -51,6 +51,33 @@ DEFECTS = ["a heart defect", "a hole in the heart", "a cleft lip", "a cleft pala
            "a club foot", "missing fingers", "a missing kidney", "a brain malformation", "a malformed heart valve",
            "a neural tube defect", "a limb defect", "a birth defect", "a congenital heart problem",
            "a deformed arm", "no left hand", "a defect in the spine", "an abnormal heart", "a congenital anomaly"]
+# Symptoms that take people to an emergency department (the visit is the serious part).
+ER_SYMPTOMS = ["chest pain", "a racing heart", "bad stomach pain", "a high fever", "a swollen leg", "palpitations",
+               "breathing problems", "a terrible headache", "non stop vomiting", "severe dizziness", "chest tightness",
+               "a swollen face", "pain in my side", "a very fast heartbeat", "confusion", "a rash and fever"]
+NUM_WORDS = ["two", "three", "four", "several", "2", "3", "a couple of", "multiple"]
+WHERE = ["at work", "in the shower", "at the supermarket", "on the bus", "while cooking", "in the kitchen",
+         "at the shops", "in the garden", "at church", "while driving", "on the stairs", "at my desk", "in the street"]
+UNCONSCIOUS_FOR = ["a few seconds", "a minute", "two minutes", "about five minutes", "a while", "several minutes",
+                   "half a minute", "ten minutes"]
+INJURIES = ["i fell and broke my hip", "my ligament tore when i fell", "i damaged a nerve in my arm",
+            "i broke my ankle badly", "my spine was injured in the fall", "the fracture did not heal right",
+            "my shoulder dislocated and the nerve was damaged", "i hurt my back lifting", "the wound got infected to the bone"]
+INJURIES_NP = ["the fall", "the fracture", "the operation on my leg", "the nerve injury", "the infection",
+               "my hip surgery"]
+DOCTORS = ["the consultant", "the specialist", "my doctor", "the orthopaedic team", "the physio", "the neurologist",
+           "the gp"]
+PERMANENT = ["the damage is permanent", "i will need a walking frame for good", "i wont get full movement back",
+             "i cant go back to work", "it will never fully heal", "i will always need a stick",
+             "i will not walk normally again", "i cant grip anything now", "i am disabled by it"]
+STOOLS = ["stools", "poo", "poop", "bowel movements", "stool"]
+BLACK = ["black", "tarry", "dark black", "tar like", "bloody", "black tarry"]
+BLACK_IS = ["is black", "has turned black", "looks like tar", "is full of blood", "is dark and tarry"]
+WEAK = ["dizzy", "lightheaded", "weak", "like i might pass out", "very weak and dizzy", "shaky and pale"]
+REPORTERS = ["the family informed us", "the site was notified", "the family called the clinic",
+             "reported by the daughter", "the gp informed the site", "the coroner has been told",
+             "the hospital informed the study team", "the family let us know"]
+DRIVERS = ["my wife", "my husband", "my son", "my daughter", "a neighbour", "my partner", "a friend"]
 
 # ---------------------------------------------------------------------------
 # Serious findings by ICH E2A criterion / medically important event. "cl" are
@@ -72,7 +99,11 @@ SERIOUS = {
                 "{who} deceased {time}", "patient deceased", "subject died", "the participant died {time}",
                 "{who} passed away peacefully in hospital", "{who} died on the way to hospital",
                 "{who} never woke up", "{who} died in a&e", "{who} died in their sleep {time}",
-                "{who} died at home {time}", "{who} has sadly died", "{who} passed away in the night"],
+                "{who} died at home {time}", "{who} has sadly died", "{who} passed away in the night",
+                "{who} was found unresponsive and had died", "{who} was found dead in bed {time}",
+                "they found {who} dead {time}", "{who} was discovered dead {time}", "{who} died unexpectedly {time}",
+                "{who} died, {reporter} {time}", "{reporter}: {who} has died", "{who} was found lifeless {time}",
+                "{who} was dead when the ambulance arrived"],
     },
     "life_threatening": {
         "np": ["a cardiac arrest", "a life threatening reaction", "septic shock", "respiratory arrest",
@@ -108,7 +139,14 @@ SERIOUS = {
                "they admitted me to the cardiac unit", "went to a and e and was kept in",
                "i was transferred to the icu", "paramedics took me in", "i was in hospital from {weekday} to {weekday}",
                "i was in hospital for {n} days", "i was in hospital all week", "i've been in hospital since {date}",
-               "i spent the weekend in hospital", "i had to stay in hospital"],
+               "i spent the weekend in hospital", "i had to stay in hospital",
+               "went to the er {time} with {sym}", "had to go to a&e {time} because of {sym}",
+               "ended up in the emergency room with {sym}", "went to casualty with {sym}",
+               "{driver} took me to the er with {sym}", "i was seen in the emergency department for {sym}",
+               "rushed to a&e with {sym}", "an ambulance took me in with {sym}", "i went to the er for {sym}",
+               "had an er visit for {sym} {time}", "i ended up in a and e because of {sym}",
+               "went to the emergency room because of {sym}", "{sym} so i went to the er",
+               "{sym}, ended up in a&e"],
         "who": ["{who} was admitted to hospital", "{who} is in intensive care", "{who} was hospitalised {time}",
                 "{who} was taken to a&e by ambulance", "{who} has been in hospital for {n} days",
                 "{who} was readmitted", "{who} needed emergency surgery", "{who} is on the ward"],
@@ -126,7 +164,9 @@ SERIOUS = {
                "i can't drive or work anymore", "my memory is ruined and i cant manage on my own",
                "the damage to my {organ} is permanent", "i need help with everything now",
                "the specialist said the nerve damage is permanent", "i've lost the use of my legs",
-               "i cannot see out of my left eye anymore", "i'm now deaf in one ear"],
+               "i cannot see out of my left eye anymore", "i'm now deaf in one ear",
+               "{injury} and {doc} says {perm}", "{injury}, {perm} according to {doc}",
+               "after {injury2} {doc} told me {perm}", "{injury}; {perm}"],
         "who": ["{who} can no longer walk", "{who} is now blind in one eye", "{who} is now in a wheelchair",
                 "{who} needs dialysis now", "{who} was left disabled"],
     },
@@ -215,7 +255,10 @@ SERIOUS = {
         "cl": ["i had a seizure", "i had a fit", "i was convulsing", "i was fitting on the floor", "i had convulsions",
                "i had {n} seizures", "my whole body was jerking and i couldnt stop it", "had a siezure",
                "i had my first ever seizure", "i had a fit and bit my tongue", "i had an epileptic seizure",
-               "i had my first epileptic fit", "i had {n} fits in one day", "i've started having seizures"],
+               "i had my first epileptic fit", "i had {n} fits in one day", "i've started having seizures",
+               "{numw} seizures {time}", "{numw} fits since {weekday}", "had {numw} seizures back to back",
+               "i've had {numw} seizures since the last dose", "{numw} seizures this week",
+               "i had {numw} fits overnight", "{numw} convulsions {time}"],
         "who": ["{who} had a seizure", "{who} was fitting", "{who} had a febrile convulsion", "{who} had a fit {time}"],
     },
     "breathing": {
@@ -232,7 +275,11 @@ SERIOUS = {
         "cl": ["i passed out", "i fainted", "faintd", "dizzy and faintd", "i blacked out", "i lost consciousness",
                "i collapsed", "i woke up on the floor", "i keeled over", "i was out cold for a minute",
                "i fainted and hit my head", "i blacked out while driving", "i passed out at work",
-               "i came round on the floor", "i fell unconscious", "i fainted twice"],
+               "i came round on the floor", "i fell unconscious", "i fainted twice",
+               "lost consciousness for {dur2}", "lost consciousness {where}", "i lost consciousness for {dur2} {where}",
+               "passed out for {dur2} {where}", "blacked out {where}", "was unconscious for {dur2}",
+               "went unconscious {where}", "knocked out for {dur2} after fainting", "fainted {where} {time}",
+               "i was out for {dur2} {where}", "collapsed {where} and was unconscious"],
         "who": ["{who} passed out", "{who} collapsed", "{who} could not be woken up", "{who} fainted"],
     },
     "bleeding": {
@@ -241,6 +288,9 @@ SERIOUS = {
         "cl": ["i threw up blood", "i'm bleeding heavily and it won't stop", "i coughed up blood",
                "my stool is black and tarry", "there was a lot of blood in the toilet", "i cant stop the bleeding",
                "i puked blood", "i am soaking through pads every hour", "my nose has bled for hours",
+               "my {stool1} {blackis} and i feel {weak}", "{black} {stool} {time} and feeling {weak}",
+               "{black} {stool} and i'm {weak}", "there is blood in my {stool} and i feel {weak}",
+               "i keep having {black} {stool}", "blood from my back passage and i feel {weak}",
                "i have bruises everywhere and my gums keep bleeding"],
         "who": ["{who} vomited blood", "{who} is bleeding heavily"],
     },
@@ -404,14 +454,22 @@ WORRY_T = ["worried it might be {a} but {ok}", "I was scared I was having {a} bu
            "the leaflet says it can cause {n}, is that true?", "should I worry about {n}? I have not had any",
            "I keep reading about {n} online, nothing like that here", "I'm anxious about {n} but I'm fine",
            "my friend had {a} on this drug, I'm fine", "is {n} a known side effect? just asking",
-           "I worry I might get {n} from the next dose", "not sure if it could lead to {n}, I feel ok"]
+           "I worry I might get {n} from the next dose", "not sure if it could lead to {n}, I feel ok",
+           "scared I'd had {a} but {ok}", "I thought I was having {a}, {ok}", "convinced it was {a} until {ok}",
+           "I feared {a} but {ok}", "for a minute I thought it was {a} but {ok}", "I was frightened it was {a}; {ok}",
+           "scared it was {a} but it was just {benign}", "worried I'd had {a}, turned out to be {benign}",
+           "I thought it was {a} but it was only {benign}", "panicked about {a} but it was just {benign}"]
 WORRY_A = ["a heart attack", "a stroke", "a blood clot", "an allergic reaction", "a seizure", "anaphylaxis",
            "something serious", "a bleed", "a serious reaction"]
 WORRY_OK = ["it was just heartburn", "it turned out to be indigestion", "it was only a migraine",
             "the doctor said it was a pulled muscle", "the tests were normal", "the ecg was normal",
             "it passed after ten minutes", "the scan was clear", "it was just anxiety", "it was only a bruise",
             "it went away after an antacid", "my gp said it was nothing", "it was only a cold",
-            "the nurse said it was fine", "the ultrasound was clear", "it was just wind"]
+            "the nurse said it was fine", "the ultrasound was clear", "it was just wind",
+            "my speech and arms were fine when I checked", "the symptoms faded within minutes",
+            "the gp examined me and found nothing", "my blood pressure was normal", "it eased when I calmed down"]
+BENIGN_DX = ["a migraine", "a panic attack", "cramp", "a trapped nerve", "low blood sugar", "a tension headache",
+             "reflux", "a virus", "a pulled muscle", "anxiety", "trapped wind", "an ear infection", "a cold"]
 HEDGE_T = ["not sure if it's the pills but {mild}", "not sure if this is related but {mild}",
            "maybe it's nothing, {mild}", "it might be a coincidence but {mild}", "I wonder if {mild} is from the drug",
            "could {mildnp} be a side effect?", "is {mildnp} normal?", "not sure if I should worry about {mildnp}",
@@ -436,8 +494,8 @@ HARD_T = ["{other} died of {a} {years} ago, just for the family history", "{othe
           "I watched a documentary about {n} and got nervous", "the leaflet lists {n} as a rare side effect",
           "I read online that this drug can cause {n}, I'm fine though", "the trial sheet talks about birth defects, we use contraception",
           "had a planned hospital appointment for a routine check, all fine", "my routine bloodwork at the hospital was normal",
-          "follow up at the hospital clinic next week as planned", "went to the hospital to visit a friend",
-          "I work in the emergency department so my diary times vary", "the nurse asked about {n} and I said no",
+          "follow up at the hospital clinic next week as planned", "{visit} {other} {inhosp} {time}",
+          "I work as {role} in {dept}, {worknote}", "the nurse asked about {n} and I said no",
           "we talked about suicide prevention at work, I'm fine myself", "the pharmacist explained what to do if I took too many, I haven't",
           "my pregnancy is going well, the scan was perfect", "booked a check up at the cardiology clinic as planned",
           "this heat is killing me, otherwise okay", "I almost died laughing at the nurse's joke",
@@ -448,7 +506,21 @@ HARD_T = ["{other} died of {a} {years} ago, just for the family history", "{othe
           "{other} overdosed years ago, I'm careful with my pills", "I had my flu jab at the hospital pharmacy",
           "my mum had a heart attack in {year}, family history only", "my dog had a seizure, the vet says he's fine",
           "drove past the a&e on the way home", "I'm a paramedic so I know what to watch for, nothing so far",
-          "the baby is kicking well and the midwife is happy", "my sister's baby was born last week, all healthy"]
+          "the baby is kicking well and the midwife is happy", "my sister's baby was born last week, all healthy",
+          "I'm {role} in {dept}, {worknote}", "{worknote}, I'm {role} in {dept}", "I work nights in {dept}, {worknote}",
+          "{visit} {other} {inhosp}, {other_s} is recovering", "spent the afternoon {inhosp} visiting {other}",
+          "{visit} {other} {inhosp} after {their} operation", "drove {other} to {their} hospital appointment"]
+ROLES = ["a nurse", "a paramedic", "a doctor", "a porter", "a care assistant", "a cleaner", "a pharmacist",
+         "a receptionist", "a midwife", "a healthcare assistant", "an ambulance driver", "a radiographer"]
+DEPTS = ["the emergency department", "a&e", "the icu", "intensive care", "the cardiac ward", "a hospice",
+         "the stroke unit", "a nursing home", "the children's ward", "the er", "the maternity unit", "theatres"]
+WORKNOTES = ["so my diary entries may come in late", "long shifts this week", "on nights this week",
+             "busy week, no symptoms to report", "I fill this in after work", "nothing to report for me",
+             "I may miss a diary day", "my hours change every week", "I'm fine myself",
+             "sorry for the late entries"]
+VISIT = ["visited", "went to see", "popped in to see", "I visited", "we visited", "went to visit"]
+IN_HOSP = ["in hospital", "at the hospital", "on the ward", "in intensive care", "at the hospice",
+           "on the maternity ward", "in the cardiac unit"]
 YEARS = ["ten", "five", "twenty", "many", "a few", "two", "15", "30"]
 
 # Things people add after a serious event (serious context).
@@ -494,8 +566,8 @@ KEYROWS = ["qwertyuiop", "asdfghjkl", "zxcvbnm", "1234567890"]
 GREETINGS = ["hello", "hi", "hey", "hi there", "good morning", "good evening", "good night", "thanks", "thank you",
              "ok", "okay", "bye", "see you", "hello?", "yo", "hiya", "cheers", "thank you very much", "ok thanks",
              "how are you", "hi how are you", "greetings", "hello is anyone there", "test", "testing", "ping"]
-OFFTOPIC = ["what time does the clinic open", "can I change my password", "the app keeps logging me out",
-            "my login is not working", "how do I reset my pin", "please unsubscribe me", "what is the capital of {place}",
+OFFTOPIC = ["what time does the clinic open", "can I change my password", "{tech} {broken}",
+            "{tech} {broken} since {weekday}", "{tech} {broken}, can someone help", "how do I reset my pin", "please unsubscribe me", "what is the capital of {place}",
             "the quick brown fox jumps over the lazy dog", "buy cheap {thing} online now", "click here to win a {thing}",
             "my favourite team lost again", "the weather is nice today", "shopping list: {thing}, milk, bread",
             "can you recommend a good restaurant", "where do I park at the clinic", "is the office open on {weekday}",
@@ -504,6 +576,11 @@ OFFTOPIC = ["what time does the clinic open", "can I change my password", "the a
             "the bus was late again", "happy birthday to my sister", "does anyone know a good plumber",
             "the screen is too small to read", "please send me the invoice", "can I get a refund",
             "the cat is sleeping on the keyboard", "meeting moved to {weekday}", "how much is the parking"]
+TECH = ["the app", "my login", "the login page", "my password", "the website", "the diary page", "the reminder",
+        "the sync", "my account", "the upload button", "the survey link", "the notification", "the app on my phone",
+        "my pin"]
+BROKEN = ["isn't working", "is not working", "doesnt work", "won't load", "keeps crashing", "is broken",
+          "stopped working", "keeps logging me out", "won't let me in", "shows an error", "is frozen"]
 PLACES = ["France", "Spain", "Peru", "Canada", "the bank", "the office", "Japan", "mum"]
 THINGS = ["watches", "phones", "shoes", "a car", "eggs", "sunglasses", "a holiday", "bitcoin"]
 FOREIGN = {
@@ -566,6 +643,14 @@ def fill(rng, text):
         "who": lambda: rng.choice(WHO), "year": lambda: str(rng.randint(1980, 2020)),
         "place": lambda: rng.choice(PLACES), "thing": lambda: rng.choice(THINGS),
         "age": lambda: rng.choice(AGES), "name": lambda: rng.choice(NAMES),
+        "sym": lambda: rng.choice(ER_SYMPTOMS), "numw": lambda: rng.choice(NUM_WORDS),
+        "where": lambda: rng.choice(WHERE), "dur2": lambda: rng.choice(UNCONSCIOUS_FOR),
+        "injury": lambda: rng.choice(INJURIES), "injury2": lambda: rng.choice(INJURIES_NP),
+        "doc": lambda: rng.choice(DOCTORS), "perm": lambda: rng.choice(PERMANENT),
+        "stool": lambda: rng.choice(STOOLS), "stool1": lambda: rng.choice(["poo", "stool", "poop"]), "black": lambda: rng.choice(BLACK),
+        "blackis": lambda: rng.choice(BLACK_IS), "weak": lambda: rng.choice(WEAK),
+        "reporter": lambda: rng.choice(REPORTERS), "driver": lambda: rng.choice(DRIVERS),
+        "tech": lambda: rng.choice(TECH), "broken": lambda: rng.choice(BROKEN),
     }
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)]() if m.group(1) in values else m.group(0), text)
 
@@ -660,7 +745,8 @@ def worry_clause(rng):
     t = rng.choice(WORRY_T)
     a = rng.choice(WORRY_A)
     n = rng.choice(NEG_NOUNS)
-    return t.replace("{a}", a).replace("{n}", n).replace("{ok}", rng.choice(WORRY_OK))
+    return (t.replace("{a}", a).replace("{n}", n).replace("{ok}", rng.choice(WORRY_OK))
+            .replace("{benign}", rng.choice(BENIGN_DX)))
 
 
 def hedge_clause(rng):
@@ -677,14 +763,31 @@ def resolved_clause(rng):
 
 
 def hard_negative_clause(rng):
-    if rng.random() < 0.25:
+    r = rng.random()
+    if r < 0.12:
+        # Healthcare workers mention their workplace; visitors mention a ward.
+        t = rng.choice(["I work as {role} in {dept}, {worknote}", "I'm {role} in {dept}, {worknote}",
+                        "{worknote}, I'm {role} in {dept}", "I work nights in {dept}, {worknote}",
+                        "{visit} {other} {inhosp} {time}", "{visit} {other} {inhosp}, {other_s} is recovering",
+                        "spent the afternoon {inhosp} visiting {other}", "{visit} {other} {inhosp} after {their} operation",
+                        "I'm {role}, {worknote}", "back from a shift in {dept}, {worknote}"])
+        pron, poss = rng.choice([("he", "his"), ("she", "her"), ("they", "their")])
+        return (t.replace("{role}", rng.choice(ROLES)).replace("{dept}", rng.choice(DEPTS))
+                .replace("{worknote}", rng.choice(WORKNOTES)).replace("{visit}", rng.choice(VISIT))
+                .replace("{inhosp}", rng.choice(IN_HOSP)).replace("{time}", rng.choice(TIMES))
+                .replace("{other_s}", pron).replace("{their}", poss).replace("{other}", rng.choice(OTHERS)))
+    if r < 0.34:
         return rng.choice(["my {t} {f} {n}", "routine {t} {f}, {n}", "had my {t} {f} and it {n}",
                            "the {t} {f} {n}", "went for a planned {t} {f}, it {n}"]).format(
             t=rng.choice(TESTS), f=rng.choice(FACILITY), n=rng.choice(NORMAL))
     t = rng.choice(HARD_T)
-    return (t.replace("{other_s}", rng.choice(["he", "she", "they"])).replace("{other}", rng.choice(OTHERS))
+    pron, poss = rng.choice([("he", "his"), ("she", "her"), ("they", "their")])
+    return (t.replace("{other_s}", pron).replace("{their}", poss).replace("{other}", rng.choice(OTHERS))
             .replace("{a}", rng.choice(WORRY_A[:6] + ["cancer", "a heart attack", "a stroke"]))
-            .replace("{years}", rng.choice(YEARS)).replace("{n}", rng.choice(NEG_NOUNS)))
+            .replace("{years}", rng.choice(YEARS)).replace("{n}", rng.choice(NEG_NOUNS))
+            .replace("{role}", rng.choice(ROLES)).replace("{dept}", rng.choice(DEPTS))
+            .replace("{worknote}", rng.choice(WORKNOTES)).replace("{visit}", rng.choice(VISIT))
+            .replace("{inhosp}", rng.choice(IN_HOSP)).replace("{time}", rng.choice(TIMES)))
 
 
 def benign_clause(rng):
@@ -721,39 +824,52 @@ def join(rng, clauses):
     return out
 
 
+def emphatic(rng, core):
+    """'i had a stroke' -> 'i did have a stroke', 'i fainted' -> 'i did faint' (sometimes)."""
+    if rng.random() < 0.5:
+        return core
+    if core.startswith("i had "):
+        return "i did have " + core[len("i had "):]
+    for past, base in (("i fainted", "faint"), ("i collapsed", "collapse"), ("i passed out", "pass out"),
+                       ("i took ", "take "), ("i went ", "go "), ("i was admitted", "get admitted")):
+        if core.startswith(past):
+            return "i did " + base + core[len(past):]
+    return core
+
+
 def serious_report(rng):
     cat, core = serious_clause(rng)
     mode = rng.random()
     clauses = [core]
     kind = "serious"
-    if mode < 0.22:
+    if mode < 0.18:
         pass
-    elif mode < 0.40:
+    elif mode < 0.34:
         clauses.insert(rng.randrange(2), mild_clause(rng))
         kind = "serious+mild"
-    elif mode < 0.52:
+    elif mode < 0.45:
         clauses.insert(rng.randrange(2), rng.choice([negation_clause, negation_pair])(rng))
         kind = "serious+negation"
-    elif mode < 0.60:
+    elif mode < 0.52:
         clauses.append(rng.choice(FOLLOWUP))
         kind = "serious+followup"
-    elif mode < 0.69:
+    elif mode < 0.61:
         # Long: the event among up to 9 benign clauses (a window of a long
         # diary, where the event is a small part of the text).
         n = rng.randint(2, 9)
         clauses = [benign_clause(rng) for _ in range(n)]
         clauses.insert(rng.randrange(n + 1), core)
         kind = "serious+long"
-    elif mode < 0.79:
+    elif mode < 0.70:
         # A diary that repeats itself (a window of a long report), the event
         # somewhere in it.
         clauses = diary_clauses(rng)
         clauses.insert(rng.randrange(len(clauses) + 1), core)
         kind = "serious+diary"
-    elif mode < 0.81:
+    elif mode < 0.72:
         clauses = [rng.choice(NEUTRAL + ["felt fine in the morning", "was ok at first"]), "then " + core]
         kind = "serious+turn"
-    elif mode < 0.84:
+    elif mode < 0.75:
         lead = rng.choice(["not sure if this is related but", "not sure if it matters but", "I don't think it's the drug but",
                            "maybe unrelated but", "I didn't want to bother anyone but", "sorry to bother you but",
                            "probably nothing to do with the study but", "I'm worried because", "not sure if it's the pills but",
@@ -762,12 +878,27 @@ def serious_report(rng):
         if rng.random() < 0.4:
             clauses.insert(0, mild_clause(rng))
         kind = "serious+hedge"
-    elif mode < 0.90:
+    elif mode < 0.82:
         clauses = [mild_clause(rng) + rng.choice([", otherwise fine", ", other than that ok", " but nothing else",
                                                   ", nothing much"]),
                    rng.choice(["but ", "except ", "then ", "and then ", "though ", "oh and ", ""]) + core]
         kind = "serious+buried"
-    elif mode < 0.95:
+    elif mode < 0.91:
+        # The event after text that is not serious (a negation of something
+        # else, a mild symptom, a neutral line), often with a contrastive or
+        # emphatic turn: "no fever. I did have a stroke on Monday though".
+        lead = [rng.choice([negation_clause, negation_pair, mild_clause, negation_clause])(rng)
+                for _ in range(rng.randint(1, 2))]
+        core = emphatic(rng, core)
+        r = rng.random()
+        if r < 0.35:
+            core = core + rng.choice([" though", ", though", " however", " unfortunately", " sadly"])
+        elif r < 0.7:
+            core = rng.choice(["but ", "however ", "although ", "except ", "but then ", "on the other hand "]) + core
+        sep = ", " if core.startswith(("but", "however", "although", "except", "on the")) else ". "
+        clauses = [join(rng, lead) + rng.choice([sep, sep, " ", "\n"]) + core]
+        kind = "serious+after_benign"
+    elif mode < 0.96:
         clauses = [core, rng.choice(["but I'm ok now", "I'm fine now", "it has settled now", "feeling better now",
                                      "home again now", "recovering now"])]
         kind = "serious+recovered"
@@ -847,6 +978,9 @@ def out_of_scope_report(rng):
             g = g + " " + rng.choice(GREETINGS)
         return g, "greeting"
     if r < 0.68:
+        if rng.random() < 0.3:
+            return fill(rng, rng.choice(["{tech} {broken}", "{tech} {broken}, please help", "{tech} {broken} again",
+                                         "hi, {tech} {broken}", "{tech} {broken} since {weekday}"])), "off_topic"
         return fill(rng, rng.choice(OFFTOPIC)), "off_topic"
     lang = rng.choice(list(FOREIGN))
     parts = rng.sample(FOREIGN[lang], rng.randint(1, min(2, len(FOREIGN[lang]))))
@@ -948,8 +1082,8 @@ def split_of(text):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int, default=20261207)
-    ap.add_argument("--per-class", type=int, default=5500, help="serious and not-serious texts each")
-    ap.add_argument("--out-of-scope", type=int, default=1500, help="out-of-scope texts")
+    ap.add_argument("--per-class", type=int, default=6000, help="serious and not-serious texts each")
+    ap.add_argument("--out-of-scope", type=int, default=1600, help="out-of-scope texts")
     here = os.path.dirname(os.path.abspath(__file__))
     ap.add_argument("--out", default=os.path.join(here, "..", "..", "data", "sae", "corpus.jsonl"))
     args = ap.parse_args()

@@ -582,19 +582,26 @@ def main():
     ap.add_argument("--probes", default=os.path.join(root, "data", "sae", "probes.jsonl"),
                     help="hand-written probe set, evaluated only (never trained or selected on)")
     ap.add_argument("--threshold", type=float, default=0.0,
-                    help="on calibrated p(serious), written to config.pbtxt; 0 (default): the lowest threshold "
-                         "whose validation precision is at least --val-precision")
-    ap.add_argument("--val-precision", type=float, default=0.95)
+                    help="on calibrated p(serious), written to config.pbtxt; 0 (default): chosen on the "
+                         "validation split by the rule of --val-recall and --val-precision")
+    ap.add_argument("--val-precision", type=float, default=0.90,
+                    help="threshold rule: the validation precision the threshold must keep")
+    ap.add_argument("--val-recall", type=float, default=0.97,
+                    help="threshold rule: the highest threshold with this validation recall (and the precision)")
     ap.add_argument("--vocab-size", type=int, default=4096)
-    ap.add_argument("--epochs", type=int, default=14)
+    ap.add_argument("--epochs", type=int, default=16)
     ap.add_argument("--token-dropout", type=float, default=0.1)
     ap.add_argument("--label-smoothing", type=float, default=0.1)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--opset", type=int, default=14)
-    ap.add_argument("--pooling", choices=["cls", "mean", "max", "meanmax"], default="mean",
+    ap.add_argument("--pooling", choices=["cls", "mean", "max", "meanmax"], default="meanmax",
                     help="sentence vector: the [CLS] state (BERT's pooler), the mean or the maximum over the "
                          "real tokens, or the mean and the maximum side by side")
+    ap.add_argument("--hidden", type=int, default=128, help="encoder width")
+    ap.add_argument("--layers", type=int, default=2, help="encoder layers")
+    ap.add_argument("--heads", type=int, default=4, help="attention heads")
+    ap.add_argument("--ffn", type=int, default=512, help="feed-forward width")
     args = ap.parse_args()
 
     t_start = time.time()
@@ -611,7 +618,8 @@ def main():
     lab = {s: [r["label"] for r in v] for s, v in split.items()}
     unk_rate = {s: round(sum(x.count(UNK_ID) for x in e) / sum(len(x) for x in e), 5) for s, e in enc.items()}
 
-    model = SaeClassifier(len(vocab), pooling=args.pooling)
+    model = SaeClassifier(len(vocab), hidden=args.hidden, layers=args.layers, heads=args.heads, ffn=args.ffn,
+                          pooling=args.pooling)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"parameters: {n_params}")
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
@@ -670,19 +678,27 @@ def main():
     if args.threshold > 0:
         threshold = args.threshold
     else:
-        # A safety screen would rather over-report: the lowest threshold (on a
-        # 0.05 grid) that keeps the calibrated validation precision >= the
-        # target, i.e. the most recall for that precision. Validation only.
+        # Issue 17's bar (recall >= 0.97 at precision >= 0.90) applied to the
+        # calibrated validation split, never to the probes: on a 0.05 grid,
+        # the highest threshold with validation recall >= --val-recall and
+        # precision >= --val-precision; if no threshold has both, the lowest
+        # one with precision >= --val-precision (the most recall at that
+        # precision; a safety screen would rather over-report).
         p_val, y_val = softmax(val_logits, temperature)[:, SERIOUS_ID], np.asarray(lab["val"]) == SERIOUS_ID
 
         def val_precision(t):
             pred = p_val >= t
             return (pred & y_val).sum() / max(1, pred.sum())
 
+        def val_recall(t):
+            return ((p_val >= t) & y_val).sum() / max(1, y_val.sum())
+
         grid = [round(float(t), 2) for t in np.arange(0.05, 0.951, 0.05)]
-        ok = [t for t in grid if val_precision(t) >= args.val_precision]
-        threshold = min(ok) if ok else 0.5
-        print(f"threshold {threshold} (validation precision {val_precision(threshold):.4f})")
+        precise = [t for t in grid if val_precision(t) >= args.val_precision]
+        both = [t for t in precise if val_recall(t) >= args.val_recall]
+        threshold = max(both) if both else (min(precise) if precise else 0.5)
+        print(f"threshold {threshold} (validation precision {val_precision(threshold):.4f}, "
+              f"recall {val_recall(threshold):.4f}; recall target {'met' if both else 'not met'})")
 
     # --- write vocab / labels -----------------------------------------------
     os.makedirs(os.path.join(args.out_dir, "1"), exist_ok=True)
@@ -798,8 +814,9 @@ def main():
             f.write(cfg)
     metrics = {
         "model": "sae_classifier", "version": 1, "labels": LABELS, "threshold": threshold,
-        "threshold_rule": (f"lowest threshold on a 0.05 grid with validation precision >= {args.val_precision}"
-                           if args.threshold <= 0 else "given"),
+        "threshold_rule": (f"highest threshold on a 0.05 grid with validation recall >= {args.val_recall} and "
+                           f"precision >= {args.val_precision}; if none, the lowest with validation precision >= "
+                           f"{args.val_precision}" if args.threshold <= 0 else "given"),
         "calibration": {"method": "temperature scaling, fit on the validation split (NLL)",
                         "temperature": round(temperature, 4), "val_nll_before": round(nll_before, 4),
                         "val_nll_after": round(nll_after, 4)},
@@ -817,7 +834,8 @@ def main():
                      "test_size": len(enc["test"]), "unk_rate": unk_rate,
                      "wall_seconds": round(time.time() - t_start, 1), "torch": torch.__version__,
                      "onnx": onnx.__version__},
-        "architecture": {"pooling": args.pooling, "layers": 2, "hidden": 128, "heads": 4, "ffn": 512, "activation": "gelu (erf)",
+        "architecture": {"pooling": args.pooling, "layers": args.layers, "hidden": args.hidden, "heads": args.heads,
+                         "ffn": args.ffn, "activation": "gelu (erf)",
                          "max_length": MAX_LENGTH, "vocab_size": len(vocab), "parameters": n_params,
                          "opset": args.opset, "onnx_ops": op_types},
         "tokenizer": {"type": "bert_wordpiece", "lowercase": True, "strip_accents": True,

@@ -4,7 +4,7 @@
 // (data/sae/probes.jsonl, written apart from the corpus generator and never
 // trained or selected on, docs/sae_model.md) goes through
 // POST /api/v1/sae/analyze, and the verdicts must keep their recall on
-// serious reports (issue 17's bar: >= 0.97; see below), precision >= 0.90,
+// serious reports (issue 17's bar: >= 0.97), precision >= 0.90,
 // and the served (calibrated) seriousProbability within 0.05 expected
 // calibration error. A retrained
 // model, a changed threshold or temperature in config.pbtxt, or a tokenizer
@@ -123,17 +123,10 @@ TEST_F(SaeProbesTest, TheProbeSetMeetsTheRecallPrecisionAndCalibrationBar) {
                               " tn " + std::to_string(tn) + " recall " + std::to_string(recall) + " precision " +
                               std::to_string(precision) + " ECE " + std::to_string(ece) + "\nmisclassified:\n" +
                               misses.str();
-  // Issue 17's bar is recall >= 0.97 at precision >= 0.90 and ECE <= 0.05.
-  // The bundled demo model reaches precision and calibration but not the
-  // recall (0.949: 8 of 158 serious probes missed, docs/sae_model.md); the
-  // recall floor below is what it reaches, so any regression fails here.
-  // Raise it to kIssueRecall when a retrained model meets the bar.
-  constexpr double kIssueRecall = 0.97;
-  constexpr double kRecallFloor = 0.945;
-  EXPECT_GE(recall, kRecallFloor) << summary;
-  if (recall < kIssueRecall) {
-    std::cerr << "note: probe recall " << recall << " is below issue 17's bar of " << kIssueRecall << "\n";
-  }
+  // Issue 17's bar: recall >= 0.97 at precision >= 0.90 and ECE <= 0.05
+  // (the bundled model: 154 of 158 serious probes found, docs/sae_model.md).
+  std::cerr << "probe set through the server: " << summary;
+  EXPECT_GE(recall, 0.97) << summary;
   EXPECT_GE(precision, 0.90) << summary;
   EXPECT_LE(ece, 0.05) << summary;
   // Out-of-scope text (gibberish, greetings, other languages) is mostly sent

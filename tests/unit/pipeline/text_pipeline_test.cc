@@ -315,7 +315,7 @@ TEST(TextPipelineFromConfigTest, BuildsTheDemoSaePipeline) {
   // The ids metrics.json lists for this text.
   std::vector<Tensor> inputs;
   ASSERT_TRUE((*pipeline)->Tokenize("cant breath", true, &inputs).ok());
-  EXPECT_THAT(Ints(inputs[0]), ElementsAre(2, 792, 594, 3));
+  EXPECT_THAT(Ints(inputs[0]), ElementsAre(2, 836, 586, 3));
 }
 
 TEST(TextPipelineFromConfigTest, ReadsWindowCalibrationAndReviewParameters) {
