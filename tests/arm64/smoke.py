@@ -18,6 +18,8 @@ checks that it answers correctly:
 Correctness only: times under emulation say nothing about arm64 speed.
 
   tests/arm64/smoke.py [--build build-arm64] [--sysroot .deps/sysroot-arm64]
+  tests/arm64/smoke.py --prefix DIR      the same for an unpacked release tarball
+                                         (DIR/bin, DIR/share/ortserve/models)
 """
 import argparse
 import json
@@ -57,10 +59,10 @@ def http(method, url, body=None, timeout=120):
 
 
 class Server:
-    def __init__(self, qemu, binary, log_path, start_timeout):
+    def __init__(self, qemu, binary, models, log_path, start_timeout):
         self.log_path = log_path
         self.log = open(log_path, "wb")
-        args = qemu + [binary, "--model-repository", os.path.join(ROOT, "models"),
+        args = qemu + [binary, "--model-repository", models,
                        "--http-address", "127.0.0.1", "--http-port", "0",
                        "--grpc-address", "127.0.0.1", "--grpc-port", "0", "--metrics-port", "-1",
                        "--console=false"]
@@ -170,20 +172,27 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default=os.path.join(ROOT, "build-arm64"))
     ap.add_argument("--sysroot", default=os.path.join(ROOT, ".deps", "sysroot-arm64"))
+    ap.add_argument("--prefix", help="an unpacked release tarball to test instead of --build")
     ap.add_argument("--qemu", default="qemu-aarch64-static")
     ap.add_argument("--start-timeout", type=float, default=300)
     ap.add_argument("--max-flips", type=int, default=1,
                     help="probes per confusion cell the arm64 verdicts may differ from amd64's (rounding)")
     args = ap.parse_args()
-    binary = os.path.join(args.build, "src", "server", "ortserve")
-    cli = os.path.join(args.build, "tools", "cli", "ortserve-cli")
+    if args.prefix:
+        binary = os.path.join(args.prefix, "bin", "ortserve")
+        cli = os.path.join(args.prefix, "bin", "ortserve-cli")
+        models = os.path.join(args.prefix, "share", "ortserve", "models")
+    else:
+        binary = os.path.join(args.build, "src", "server", "ortserve")
+        cli = os.path.join(args.build, "tools", "cli", "ortserve-cli")
+        models = os.path.join(ROOT, "models")
     for path in (binary, cli):
         if elf_machine(path) != "AArch64":
             sys.exit(f"[arm64 smoke] {path} is not an AArch64 binary ({elf_machine(path)!r})")
     qemu = [args.qemu, "-L", args.sysroot]
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="ortserve-arm64-") as tmp:
-        server = Server(qemu, binary, os.path.join(tmp, "ortserve.log"), args.start_timeout)
+        server = Server(qemu, binary, models, os.path.join(tmp, "ortserve.log"), args.start_timeout)
         log(f"ready after {time.monotonic() - started:.0f} s (HTTP {server.http_port}, gRPC {server.grpc_port})")
         errors = check_kserve_rest(server)
         errors += check_kserve_grpc(server, qemu, cli)
