@@ -104,5 +104,19 @@ else
   log "arm64 sysroot in $SYSROOT ($(du -sh "$SYSROOT" | cut -f1), $(ls "$state"/archives/*.deb | wc -l) packages)"
 fi
 
+# qemu-user 7.2 (Debian 12) passes the host's /proc/cpuinfo through, x86's,
+# which ONNX Runtime's cpuinfo cannot parse on arm64: it crashes at start-up
+# (SIGSEGV in a static initializer). qemu -L <sysroot> opens <sysroot>/proc/cpuinfo
+# instead when it exists: an ARM one, Neoverse N1 cores, as many as the host has
+# (its /sys/devices/system/cpu lists are the ones cpuinfo reads next). It only
+# names the cores; the instruction set features come from qemu's CPU model (AT_HWCAP).
+mkdir -p "$SYSROOT/proc"
+ncpu="$(getconf _NPROCESSORS_CONF)"
+for ((i = 0; i < ncpu; i++)); do
+  printf 'processor\t: %d\nBogoMIPS\t: 50.00\n' "$i"
+  printf 'Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\n'
+  printf 'CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x3\nCPU part\t: 0xd0c\nCPU revision\t: 1\n\n'
+done > "$SYSROOT/proc/cpuinfo"
+
 # 3. ONNX Runtime, linux/arm64 (the same npm package and checks as amd64).
 ORT_PREFIX="$ORT_PREFIX" ORT_ARCH=arm64 "$root/scripts/fetch_onnxruntime.sh"
