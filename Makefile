@@ -66,7 +66,9 @@ ARM64_BUILD ?= build-arm64
 ARM64_CMAKE_FLAGS ?=
 # Unit tests that cannot pass under qemu-user without binfmt_misc (docs/arm64.md).
 ARM64_CTEST_EXCLUDE ?= $(shell cat tests/arm64/ctest_exclude.txt 2>/dev/null | sed -e '/^\#/d' -e '/^$$/d' | paste -sd'|')
-setup-arm64:
+# After `setup`: the host's protoc, grpc_cpp_plugin, Python and the BERT
+# vocabulary serve the cross build and its tests too.
+setup-arm64: setup
 	scripts/setup_arm64.sh
 
 build-arm64: setup-arm64
