@@ -8,7 +8,7 @@ GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 
 .PHONY: all setup configure build run test test-unit test-integration test-gpu test-deploy image install asan fuzz clean \
-  int8-models release
+  int8-models release setup-arm64 build-arm64 test-arm64 release-arm64
 
 all: build
 
@@ -56,6 +56,37 @@ int8-models: configure
 release: build
 	scripts/make_release.sh $(BUILD) $(BUILD)/release
 
+# linux/arm64 (docs/arm64.md): a cross build in $(ARM64_BUILD) on an amd64
+# Debian 12 machine (the cross compiler, an arm64 sysroot and ORT's linux/arm64
+# library from scripts/setup_arm64.sh), only the server, the CLI and the unit
+# tests, without debug info. `make test-arm64` runs the unit tests and the
+# server smoke test (tests/arm64/smoke.py) under qemu-user; not part of
+# `make test` or .ci/run (a cold cross build takes long on a small machine).
+ARM64_BUILD ?= build-arm64
+ARM64_CMAKE_FLAGS ?=
+# Unit tests that cannot pass under qemu-user without binfmt_misc (docs/arm64.md).
+ARM64_CTEST_EXCLUDE ?= $(shell cat tests/arm64/ctest_exclude.txt 2>/dev/null | sed -e '/^\#/d' -e '/^$$/d' | paste -sd'|')
+# After `setup`: the host's protoc, grpc_cpp_plugin, Python and the BERT
+# vocabulary serve the cross build and its tests too.
+setup-arm64: setup
+	scripts/setup_arm64.sh
+
+build-arm64: setup-arm64
+	cmake -S . -B $(ARM64_BUILD) -G Ninja -DCMAKE_TOOLCHAIN_FILE=cmake/toolchains/aarch64-linux-gnu.cmake \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -DNDEBUG" \
+	  "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O2 -DNDEBUG" -DORTSERVE_BUILD_BENCH=OFF -DORTSERVE_UNIT_TESTS_ONLY=ON \
+	  $(ARM64_CMAKE_FLAGS)
+	nice -n 10 cmake --build $(ARM64_BUILD) -j $(JOBS)
+
+test-arm64: build-arm64
+	cd $(ARM64_BUILD) && nice -n 10 ctest --output-on-failure -j $(JOBS) --timeout 600 -L unit \
+	  $(if $(ARM64_CTEST_EXCLUDE),-E '$(ARM64_CTEST_EXCLUDE)')
+	nice -n 10 tests/arm64/smoke.py --build $(ARM64_BUILD)
+
+# The arm64 release tarball: $(ARM64_BUILD)/release/ortserve-<version>-linux-aarch64.tar.gz (+ .sha256).
+release-arm64: build-arm64
+	scripts/make_release.sh $(ARM64_BUILD) $(ARM64_BUILD)/release
+
 # The OCI image from Debian's own tools (mmdebstrap + podman, which it
 # installs): localhost/ortserve:<version>-<commit> and :latest.
 image: build
@@ -98,4 +129,4 @@ fuzz:
 	done
 
 clean:
-	rm -rf $(BUILD) build-asan build-fuzz
+	rm -rf $(BUILD) build-asan build-fuzz $(ARM64_BUILD)

@@ -50,10 +50,12 @@ verify() {
   [[ "$got" == "$2" ]]
 }
 
-arch="$(uname -m)"
+# The machine's own architecture, or ORT_ARCH (x64, arm64) for a cross build's
+# prefix (scripts/setup_arm64.sh: ORT_ARCH=arm64 ORT_PREFIX=.deps/onnxruntime-arm64).
+arch="${ORT_ARCH:-$(uname -m)}"
 case "$arch" in
-  x86_64) npm_arch=x64 ;;
-  aarch64) npm_arch=arm64 ;;
+  x86_64|x64) npm_arch=x64 ;;
+  aarch64|arm64) npm_arch=arm64 ;;
   *) log "unsupported architecture: $arch"; exit 1 ;;
 esac
 
