@@ -398,8 +398,8 @@ absl::Status CompleteModelConfig(std::string_view model_name, const backend::Mod
       return absl::InvalidArgumentError(StrCat("model '", model_name, "': model_warmup '", warmup.name(),
                                                "' count ", warmup.count(), " is more than ", kMaxWarmupCount));
     }
-    if (warmup.batch_size() < 0 ||
-        (config->max_batch_size() > 0 && warmup.batch_size() > config->max_batch_size())) {
+    // batch_size is unsigned: only the upper bound can be broken.
+    if (config->max_batch_size() > 0 && warmup.batch_size() > static_cast<uint32_t>(config->max_batch_size())) {
       return absl::InvalidArgumentError(StrCat("model '", model_name, "': model_warmup '", warmup.name(),
                                                "' batch_size ", warmup.batch_size(),
                                                " must be between 0 and max_batch_size ", config->max_batch_size()));

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // POST /api/v1/sae/analyze: the seed's SAE contract (docs/pipeline.md).
 #include <array>
+#include <charconv>
 #include <cstdio>
 
 #include "absl/container/flat_hash_map.h"
@@ -21,6 +22,17 @@
 namespace ortserve::frontend {
 namespace pipeline_internal {
 namespace {
+
+// A float as the double of its shortest decimal form, so that JSON shows the
+// threshold a config wrote as 0.05 (not 0.05000000074505806) and a
+// probability with the digits a float holds.
+double AsWritten(float value) {
+  char digits[32];
+  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, value);
+  double out = value;
+  if (ec == std::errc()) std::from_chars(digits, end, out);
+  return out;
+}
 
 // ortserve_sae_verdicts_total{model, version, verdict}: the SAE endpoint's
 // decisions. The family is registered on the server's registry with the
@@ -123,7 +135,7 @@ void AnswerSae(SaeCall& call, absl::StatusOr<InferResponse> result, PipelineRepl
   const pipeline::TextPipeline* text = answered != nullptr ? answered->text_pipeline.get() : nullptr;
   const bool is_sae = positive->data[0] != std::byte{0};
   const float p_serious = probability->values<float>()[0];
-  const double threshold = text != nullptr ? text->options().threshold : 0.5;
+  const double threshold = AsWritten(text != nullptr ? text->options().threshold : 0.5f);
   const int64_t windows = result->parameters.FindInt(pipeline::kWindowsParameter).value_or(1);
   const bool review = result->parameters.FindBool(pipeline::kReviewRecommendedParameter).value_or(false);
   if (answered != nullptr) {
@@ -175,9 +187,9 @@ void AnswerSae(SaeCall& call, absl::StatusOr<InferResponse> result, PipelineRepl
     // The (calibrated) probability of the decision taken: of "serious" when
     // isSAE, of "not serious" otherwise.
     w.Key("confidence");
-    w.Double(answer.is_sae ? answer.p_serious : 1.0 - answer.p_serious);
+    w.Double(AsWritten(answer.is_sae ? answer.p_serious : 1.0f - answer.p_serious));
     w.Key("seriousProbability");
-    w.Double(answer.p_serious);
+    w.Double(AsWritten(answer.p_serious));
     w.Key("threshold");
     w.Double(answer.threshold);
     w.Key("label");
