@@ -40,6 +40,20 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# 1b. binfmt_misc: the kernel hands arm64 programs to qemu-aarch64, so a test
+# that starts an arm64 program as a child runs it too (qemu-user alone does not
+# follow execve into another arm64 program). Needs root; without it the tests
+# in tests/arm64/ctest_exclude.txt are left out.
+if [[ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]]; then
+  if [[ $(id -u) -eq 0 ]]; then
+    mountpoint -q /proc/sys/fs/binfmt_misc ||
+      mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true
+    update-binfmts --enable qemu-aarch64 2>/dev/null || true
+  fi
+  [[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]] && log "binfmt_misc: qemu-aarch64 registered" ||
+    log "binfmt_misc: qemu-aarch64 not registered (needs root); tests that start arm64 programs are left out"
+fi
+
 # 2. The arm64 sysroot. The libraries of scripts/setup.sh, arm64 builds.
 sysroot_packages=(
   libc6-dev libstdc++-12-dev
