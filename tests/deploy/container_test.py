@@ -55,7 +55,7 @@ m.ir_version = 8
 os.makedirs('{repo}/held/1')
 onnx.save(m, '{repo}/held/1/model.onnx')
 open('{repo}/held/config.pbtxt', 'w').write(
-    'max_batch_size: 8\\ndynamic_batching {{ preferred_batch_size: [8] max_queue_delay_microseconds: 3000000 }}\\n')
+    'max_batch_size: 8\\ndynamic_batching {{ preferred_batch_size: [8] max_queue_delay_microseconds: 3000000 wait_when_idle: true }}\\n')
 """], check=True)
     for d, _, files in os.walk(tmp):
         os.chmod(d, 0o755)
