@@ -9,6 +9,15 @@
 
 namespace ortserve::generation {
 
+Tensor BorrowedTensor(const std::string& name, DataType type, Shape shape, const void* data, size_t bytes) {
+  Tensor t;
+  t.name = name;
+  t.type = type;
+  t.shape = std::move(shape);
+  t.data = std::span<const std::byte>(static_cast<const std::byte*>(data), bytes);
+  return t;
+}
+
 size_t SequenceState::kv_bytes() const {
   size_t total = 0;
   for (const Tensor& t : kv) total += t.data.size();
@@ -237,24 +246,16 @@ absl::Status DecoderModel::StepPaged(std::span<SequenceState* const> batch, KvBl
       }
     }
   }
-  auto view = [](const std::string& name, DataType type, Shape shape, const void* data, size_t bytes) {
-    Tensor t;
-    t.name = name;
-    t.type = type;
-    t.shape = std::move(shape);
-    t.data = std::span<const std::byte>(static_cast<const std::byte*>(data), bytes);
-    return t;  // no holder: the scratch outlives the run
-  };
   static const std::string kIds = "input_ids", kMask = "attention_mask", kPositions = "position_ids";
   sc.inputs.clear();
-  sc.inputs.push_back(view(kIds, DataType::kInt64, {b_size, max_new}, sc.ids.data(), sc.ids.size() * 8));
-  sc.inputs.push_back(view(kMask, DataType::kInt64, {b_size, total}, sc.mask.data(), sc.mask.size() * 8));
+  sc.inputs.push_back(BorrowedTensor(kIds, DataType::kInt64, {b_size, max_new}, sc.ids.data(), sc.ids.size() * 8));
+  sc.inputs.push_back(BorrowedTensor(kMask, DataType::kInt64, {b_size, total}, sc.mask.data(), sc.mask.size() * 8));
   if (has_position_ids_) {
     sc.inputs.push_back(
-        view(kPositions, DataType::kInt64, {b_size, max_new}, sc.positions.data(), sc.positions.size() * 8));
+        BorrowedTensor(kPositions, DataType::kInt64, {b_size, max_new}, sc.positions.data(), sc.positions.size() * 8));
   }
   for (int64_t t = 0; t < tensors; ++t) {
-    sc.inputs.push_back(view(past_names_[t], DataType::kFp32, {b_size, num_heads_, max_past, head_dim_},
+    sc.inputs.push_back(BorrowedTensor(past_names_[t], DataType::kFp32, {b_size, num_heads_, max_past, head_dim_},
                              sc.past.data() + t * tensor_floats, static_cast<size_t>(tensor_floats) * sizeof(float)));
   }
   sc.outputs.clear();

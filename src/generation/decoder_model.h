@@ -50,6 +50,10 @@ struct SequenceState {
 //   -> logits [batch, seq, vocab] FP32, present.{i}.key / .value [batch, heads, past + seq, head_dim].
 //
 // Thread-safety: thread-safe (immutable; the session allows concurrent runs).
+// A tensor over memory the caller keeps alive for the run (no holder): the
+// decode steps' inputs and past, which live in their scratch.
+Tensor BorrowedTensor(const std::string& name, DataType type, Shape shape, const void* data, size_t bytes);
+
 class DecoderModel {
  public:
   // Reads the layout from the session's signature. InvalidArgument naming the

@@ -5,6 +5,7 @@
 // where Python gives "SS").
 #include <algorithm>
 
+#include "core/status.h"
 #include "core/strings.h"
 #include "core/utf8.h"
 #include "generation/jinja_eval.h"
@@ -14,10 +15,6 @@ namespace ortserve::generation::jinja {
 
 namespace {
 
-#define RETURN_IF_ERROR_B(expr)                        \
-  do {                                                 \
-    if (absl::Status s_ = (expr); !s_.ok()) return s_; \
-  } while (0)
 
 absl::Status Error(std::string_view message) { return absl::InvalidArgumentError(std::string(message)); }
 
@@ -123,7 +120,7 @@ absl::StatusOr<Value> Replace(const Text& in, const std::string& old, const std:
     }
     out.s.append(in.s, pos);
   }
-  RETURN_IF_ERROR_B(budget->Bytes(out.s.size()));
+  RETURN_IF_ERROR(budget->Bytes(out.s.size()));
   out.TaintAllIf(!in.tainted.empty());
   return Value::String(std::move(out));
 }
@@ -276,7 +273,7 @@ absl::StatusOr<Value> ApplyFilter(Filter filter, const Value& v, std::span<const
       }
       Text out;
       if (auto s = AppendJson(v, indent, sort_keys, &out.s); !s.ok()) return s;
-      RETURN_IF_ERROR_B(budget->Bytes(out.s.size()));
+      RETURN_IF_ERROR(budget->Bytes(out.s.size()));
       out.TaintAllIf(v.tainted());
       return Value::String(std::move(out));
     }
@@ -308,7 +305,7 @@ absl::StatusOr<Value> ApplyFilter(Filter filter, const Value& v, std::span<const
         out.Append(ToText((*items)[k]));
         if (out.s.size() > budget->limits().max_output_bytes) return budget->Bytes(out.s.size());
       }
-      RETURN_IF_ERROR_B(budget->Bytes(out.s.size()));
+      RETURN_IF_ERROR(budget->Bytes(out.s.size()));
       return Value::String(std::move(out));
     }
     case Filter::kReplace: {
@@ -402,7 +399,7 @@ absl::StatusOr<Value> CallMethod(Method method, const Value& self, std::span<con
         maxsplit = args[1].i;
       }
       auto parts = Split(t, args.empty() ? nullptr : &args[0], maxsplit);
-      if (parts.ok()) RETURN_IF_ERROR_B(budget->Items(parts->list->size()));
+      if (parts.ok()) RETURN_IF_ERROR(budget->Items(parts->list->size()));
       return parts;
     }
     case Method::kStartswith:

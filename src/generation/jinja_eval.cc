@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "core/status.h"
 #include "core/strings.h"
 
 namespace ortserve::generation::jinja {
@@ -58,16 +59,6 @@ absl::Status Budget::Depth(int depth) const {
 
 namespace {
 
-#define RETURN_IF_ERROR_E(expr)                        \
-  do {                                                 \
-    if (absl::Status s_ = (expr); !s_.ok()) return s_; \
-  } while (0)
-#define ASSIGN_OR_RETURN_E(lhs, expr) \
-  do {                                \
-    auto r_ = (expr);                 \
-    if (!r_.ok()) return r_.status(); \
-    lhs = *std::move(r_);             \
-  } while (0)
 
 absl::Status Error(std::string_view message) { return absl::InvalidArgumentError(std::string(message)); }
 
@@ -89,7 +80,7 @@ absl::Status SliceIndices(const Value* start, const Value* stop, const Value* st
     return absl::OkStatus();
   };
   *s = 1;
-  RETURN_IF_ERROR_E(get(step, s));
+  RETURN_IF_ERROR(get(step, s));
   if (*s == 0) return Error("slice step cannot be zero");
   if (*s == INT64_MIN) *s = -INT64_MAX;
   const int64_t low = *s > 0 ? 0 : -1, high = *s > 0 ? n : n - 1;
@@ -101,8 +92,8 @@ absl::Status SliceIndices(const Value* start, const Value* stop, const Value* st
     *v = std::clamp(*v, low, high);
   };
   const bool has_b = start != nullptr && IsNumber(*start), has_e = stop != nullptr && IsNumber(*stop);
-  RETURN_IF_ERROR_E(get(start, b));
-  RETURN_IF_ERROR_E(get(stop, e));
+  RETURN_IF_ERROR(get(start, b));
+  RETURN_IF_ERROR(get(stop, e));
   clamp(b, has_b);
   clamp(e, has_e);
   return absl::OkStatus();
@@ -157,7 +148,7 @@ class Evaluator {
   }
 
   absl::Status Emit(const Text& text) {
-    RETURN_IF_ERROR_E(budget_.Bytes(text.s.size()));
+    RETURN_IF_ERROR(budget_.Bytes(text.s.size()));
     if (out_->s.size() + text.s.size() > limits_.max_output_bytes) {
       return Error(StrCat("the rendered text is over the limit of ", limits_.max_output_bytes, " bytes"));
     }
@@ -178,13 +169,13 @@ class Evaluator {
   }
 
   absl::Status ExecNode(const Node& node, Flow* flow) {
-    RETURN_IF_ERROR_E(budget_.Step());
+    RETURN_IF_ERROR(budget_.Step());
     switch (node.kind) {
       case Node::Kind::kText:
         return Emit(Text{node.text, {}});
       case Node::Kind::kOutput: {
         Value v;
-        ASSIGN_OR_RETURN_E(v, Eval(*node.expr));
+        ASSIGN_OR_RETURN(v, Eval(*node.expr));
         return Emit(ToText(v));
       }
       case Node::Kind::kIf:
@@ -192,7 +183,7 @@ class Evaluator {
           bool take = cond == nullptr;
           if (!take) {
             Value v;
-            ASSIGN_OR_RETURN_E(v, Eval(*cond));
+            ASSIGN_OR_RETURN(v, Eval(*cond));
             take = v.Truthy();
           }
           if (take) return Exec(branch, flow);
@@ -202,21 +193,21 @@ class Evaluator {
         return ExecFor(node);
       case Node::Kind::kSet: {
         Value v;
-        ASSIGN_OR_RETURN_E(v, Eval(*node.expr));
+        ASSIGN_OR_RETURN(v, Eval(*node.expr));
         if (node.attr.empty()) return AssignTargets(node.targets, std::move(v));
         Value target = Lookup(node.targets[0]);
         if (target.type != Value::Type::kNamespace) {
           return Error(StrCat("cannot set an attribute of '", node.targets[0], "', a ", target.TypeName(),
                               " (only of a namespace)"));
         }
-        RETURN_IF_ERROR_E(budget_.Depth(v.depth + 1));
+        RETURN_IF_ERROR(budget_.Depth(v.depth + 1));
         for (auto& [key, value] : *target.ns) {
           if (key == node.attr) {
             value = std::move(v);
             return absl::OkStatus();
           }
         }
-        RETURN_IF_ERROR_E(budget_.Items(target.ns->size() + 1));
+        RETURN_IF_ERROR(budget_.Items(target.ns->size() + 1));
         target.ns->emplace_back(node.attr, std::move(v));
         return absl::OkStatus();
       }
@@ -227,7 +218,7 @@ class Evaluator {
         Flow inner_flow = Flow::kNormal;
         absl::Status s = Exec(node.body, &inner_flow);
         out_ = saved;
-        RETURN_IF_ERROR_E(s);
+        RETURN_IF_ERROR(s);
         Assign(node.targets[0], Value::String(std::move(inner.text)));
         return absl::OkStatus();
       }
@@ -256,9 +247,9 @@ class Evaluator {
       }
       case Value::Type::kString: {
         List chars;
-        RETURN_IF_ERROR_E(Charge(v));
+        RETURN_IF_ERROR(Charge(v));
         const std::vector<size_t> cps = CodePointOffsets(v.str->s);
-        RETURN_IF_ERROR_E(budget_.Items(cps.size() - 1));
+        RETURN_IF_ERROR(budget_.Items(cps.size() - 1));
         for (size_t k = 0; k + 1 < cps.size(); ++k) chars.push_back(Value::String(v.str->Sub(cps[k], cps[k + 1])));
         return chars;
       }
@@ -269,10 +260,10 @@ class Evaluator {
 
   absl::Status ExecFor(const Node& node) {
     Value iterable;
-    ASSIGN_OR_RETURN_E(iterable, Eval(*node.expr));
+    ASSIGN_OR_RETURN(iterable, Eval(*node.expr));
     List items;
-    ASSIGN_OR_RETURN_E(items, Items(iterable));
-    RETURN_IF_ERROR_E(budget_.Step(static_cast<int64_t>(items.size())));
+    ASSIGN_OR_RETURN(items, Items(iterable));
+    RETURN_IF_ERROR(budget_.Step(static_cast<int64_t>(items.size())));
     if (node.filter != nullptr) {
       List kept;
       for (Value& item : items) {
@@ -299,7 +290,7 @@ class Evaluator {
       Flow flow = Flow::kNormal;
       if (s.ok()) s = Exec(node.body, &flow);
       frames_.pop_back();
-      RETURN_IF_ERROR_E(s);
+      RETURN_IF_ERROR(s);
       if (flow == Flow::kBreak) break;
     }
     if (n == 0) {
@@ -316,7 +307,7 @@ class Evaluator {
   }
 
   absl::StatusOr<Value> EvalInner(const Expr& e) {
-    RETURN_IF_ERROR_E(budget_.Step());
+    RETURN_IF_ERROR(budget_.Step());
     using K = Expr::Kind;
     switch (e.kind) {
       case K::kLiteral:
@@ -325,15 +316,15 @@ class Evaluator {
         return Lookup(e.name);
       case K::kAttr: {
         Value base;
-        ASSIGN_OR_RETURN_E(base, Eval(*e.operands[0]));
+        ASSIGN_OR_RETURN(base, Eval(*e.operands[0]));
         if (base.is_undefined()) return Undefined(base);
         const Value* found = base.Find(e.name);
         return found != nullptr ? *found : Value::Undefined(e.name);
       }
       case K::kIndex: {
         Value base, key;
-        ASSIGN_OR_RETURN_E(base, Eval(*e.operands[0]));
-        ASSIGN_OR_RETURN_E(key, Eval(*e.operands[1]));
+        ASSIGN_OR_RETURN(base, Eval(*e.operands[0]));
+        ASSIGN_OR_RETURN(key, Eval(*e.operands[1]));
         return Index(base, key);
       }
       case K::kSlice:
@@ -342,18 +333,18 @@ class Evaluator {
         List items;
         for (const ExprPtr& op : e.operands) {
           Value v;
-          ASSIGN_OR_RETURN_E(v, Eval(*op));
+          ASSIGN_OR_RETURN(v, Eval(*op));
           items.push_back(std::move(v));
         }
         Value list = Value::MakeList(std::move(items));
-        RETURN_IF_ERROR_E(budget_.Depth(list.depth));
+        RETURN_IF_ERROR(budget_.Depth(list.depth));
         return list;
       }
       case K::kDict: {
         Dict items;
         for (size_t k = 0; k < e.keys.size(); ++k) {
           Value v;
-          ASSIGN_OR_RETURN_E(v, Eval(*e.operands[k]));
+          ASSIGN_OR_RETURN(v, Eval(*e.operands[k]));
           auto it = std::find_if(items.begin(), items.end(), [&](const auto& kv) { return kv.first == e.keys[k]; });
           if (it != items.end()) {
             it->second = std::move(v);
@@ -362,35 +353,35 @@ class Evaluator {
           }
         }
         Value dict = Value::MakeDict(std::move(items));
-        RETURN_IF_ERROR_E(budget_.Depth(dict.depth));
+        RETURN_IF_ERROR(budget_.Depth(dict.depth));
         return dict;
       }
       case K::kNot: {
         Value v;
-        ASSIGN_OR_RETURN_E(v, Eval(*e.operands[0]));
+        ASSIGN_OR_RETURN(v, Eval(*e.operands[0]));
         return Value::Bool(!v.Truthy());
       }
       case K::kNeg: {
         Value v;
-        ASSIGN_OR_RETURN_E(v, Eval(*e.operands[0]));
+        ASSIGN_OR_RETURN(v, Eval(*e.operands[0]));
         if (!IsNumber(v)) return Error(StrCat("bad operand type for unary -: '", v.TypeName(), "'"));
         if (Number(v) == INT64_MIN) return Error("integer overflow");
         return Value::Int(-Number(v));
       }
       case K::kBinary: {
         Value a, b;
-        ASSIGN_OR_RETURN_E(a, Eval(*e.operands[0]));
-        ASSIGN_OR_RETURN_E(b, Eval(*e.operands[1]));
+        ASSIGN_OR_RETURN(a, Eval(*e.operands[0]));
+        ASSIGN_OR_RETURN(b, Eval(*e.operands[1]));
         return BinaryOp(e.ops[0], a, b, &budget_);
       }
       case K::kCompare: {
         Value left;
-        ASSIGN_OR_RETURN_E(left, Eval(*e.operands[0]));
+        ASSIGN_OR_RETURN(left, Eval(*e.operands[0]));
         for (size_t k = 0; k < e.ops.size(); ++k) {
           Value right;
-          ASSIGN_OR_RETURN_E(right, Eval(*e.operands[k + 1]));
+          ASSIGN_OR_RETURN(right, Eval(*e.operands[k + 1]));
           bool holds = false;
-          ASSIGN_OR_RETURN_E(holds, CompareOp(e.ops[k], left, right, &budget_));
+          ASSIGN_OR_RETURN(holds, CompareOp(e.ops[k], left, right, &budget_));
           if (!holds) return Value::Bool(false);
           left = std::move(right);
         }
@@ -399,13 +390,13 @@ class Evaluator {
       case K::kAnd:
       case K::kOr: {
         Value left;
-        ASSIGN_OR_RETURN_E(left, Eval(*e.operands[0]));
+        ASSIGN_OR_RETURN(left, Eval(*e.operands[0]));
         if (left.Truthy() == (e.kind == K::kOr)) return left;
         return Eval(*e.operands[1]);
       }
       case K::kTernary: {
         Value cond;
-        ASSIGN_OR_RETURN_E(cond, Eval(*e.operands[0]));
+        ASSIGN_OR_RETURN(cond, Eval(*e.operands[0]));
         if (cond.Truthy()) return Eval(*e.operands[1]);
         if (e.operands[2] == nullptr) return Value::Undefined();
         return Eval(*e.operands[2]);
@@ -423,25 +414,27 @@ class Evaluator {
     using K = Expr::Kind;
     const size_t first_arg = e.kind == K::kCall ? 0 : 1;
     Value self;
-    if (first_arg == 1) ASSIGN_OR_RETURN_E(self, Eval(*e.operands[0]));
+    if (first_arg == 1) {
+      ASSIGN_OR_RETURN(self, Eval(*e.operands[0]));
+    }
     List args;
     std::vector<std::pair<std::string, Value>> kwargs;
     for (size_t k = first_arg; k < e.operands.size(); ++k) {
       Value v;
-      ASSIGN_OR_RETURN_E(v, Eval(*e.operands[k]));
+      ASSIGN_OR_RETURN(v, Eval(*e.operands[k]));
       if (k - first_arg < e.positional) {
         args.push_back(std::move(v));
       } else {
         kwargs.emplace_back(e.keys[k - first_arg - e.positional], std::move(v));
       }
     }
-    RETURN_IF_ERROR_E(Charge(self));
+    RETURN_IF_ERROR(Charge(self));
     switch (e.kind) {
       case K::kFilter:
         return ApplyFilter(e.filter, self, args, kwargs, &budget_);
       case K::kTest: {
         bool holds = false;
-        ASSIGN_OR_RETURN_E(holds, ApplyTest(e.test, self));
+        ASSIGN_OR_RETURN(holds, ApplyTest(e.test, self));
         return Value::Bool(holds != e.negated);
       }
       case K::kMethod:
@@ -455,7 +448,7 @@ class Evaluator {
         result_->raised = true;
         return Error(ToText(args[0]).s);
       case Function::kNamespace: {
-        for (const auto& [key, value] : kwargs) RETURN_IF_ERROR_E(budget_.Depth(value.depth + 1));
+        for (const auto& [key, value] : kwargs) RETURN_IF_ERROR(budget_.Depth(value.depth + 1));
         return Value::MakeNamespace(Dict(kwargs.begin(), kwargs.end()));
       }
       case Function::kRange: {
@@ -471,8 +464,8 @@ class Evaluator {
         if (step == 0) return Error("range() step must not be zero");
         List items;
         for (int64_t i = start; step > 0 ? i < stop : i > stop;) {
-          RETURN_IF_ERROR_E(budget_.Items(items.size() + 1));
-          RETURN_IF_ERROR_E(budget_.Step());
+          RETURN_IF_ERROR(budget_.Items(items.size() + 1));
+          RETURN_IF_ERROR(budget_.Step());
           items.push_back(Value::Int(i));
           if (__builtin_add_overflow(i, step, &i)) break;
         }
@@ -486,7 +479,7 @@ class Evaluator {
 
   absl::StatusOr<Value> Index(const Value& base, const Value& key) {
     if (base.is_undefined()) return Undefined(base);
-    if (base.is_string()) RETURN_IF_ERROR_E(Charge(base));
+    if (base.is_string()) RETURN_IF_ERROR(Charge(base));
     if (key.type == Value::Type::kString) {
       const Value* found = base.Find(key.str->s);
       return found != nullptr ? *found : Value::Undefined(key.str->s);
@@ -511,14 +504,14 @@ class Evaluator {
 
   absl::StatusOr<Value> EvalSlice(const Expr& e) {
     Value base, bounds[3];
-    ASSIGN_OR_RETURN_E(base, Eval(*e.operands[0]));
+    ASSIGN_OR_RETURN(base, Eval(*e.operands[0]));
     for (int k = 0; k < 3; ++k) {
       if (e.operands[static_cast<size_t>(k) + 1] != nullptr) {
-        ASSIGN_OR_RETURN_E(bounds[k], Eval(*e.operands[static_cast<size_t>(k) + 1]));
+        ASSIGN_OR_RETURN(bounds[k], Eval(*e.operands[static_cast<size_t>(k) + 1]));
       }
     }
     if (base.is_undefined()) return Undefined(base);
-    RETURN_IF_ERROR_E(Charge(base));
+    RETURN_IF_ERROR(Charge(base));
     const bool is_list = base.type == Value::Type::kList;
     if (!is_list && !base.is_string()) return Error(StrCat("a ", base.TypeName(), " cannot be sliced"));
     std::vector<size_t> cps;
@@ -526,7 +519,7 @@ class Evaluator {
     const int64_t n = is_list ? static_cast<int64_t>(base.list->size()) : static_cast<int64_t>(cps.size()) - 1;
     int64_t b = 0, end = 0, step = 1;
     auto arg = [&](int k) { return e.operands[static_cast<size_t>(k) + 1] != nullptr ? &bounds[k] : nullptr; };
-    RETURN_IF_ERROR_E(SliceIndices(arg(0), arg(1), arg(2), n, &b, &end, &step));
+    RETURN_IF_ERROR(SliceIndices(arg(0), arg(1), arg(2), n, &b, &end, &step));
     if (!is_list && step == 1) {
       if (end <= b) return Value::String(std::string());
       return Value::String(base.str->Sub(cps[static_cast<size_t>(b)], cps[static_cast<size_t>(end)]));

@@ -8,24 +8,10 @@
 #include <charconv>
 #include <optional>
 
+#include "core/status.h"
 #include "generation/jinja_parser_base.h"
 
 namespace ortserve::generation::jinja {
-
-namespace {
-
-#define RETURN_IF_ERROR_P(expr)                     \
-  do {                                              \
-    if (absl::Status s_ = (expr); !s_.ok()) return s_; \
-  } while (0)
-#define ASSIGN_OR_RETURN_P(lhs, expr) \
-  do {                                \
-    auto r_ = (expr);                 \
-    if (!r_.ok()) return r_.status(); \
-    lhs = *std::move(r_);             \
-  } while (0)
-
-}  // namespace
 
 // Positional arguments (how many) and keyword names ("*": any).
 struct ParserBase::Signature {
@@ -133,7 +119,7 @@ absl::Status ParserBase::Enter() {
 absl::StatusOr<ExprPtr> ParserBase::ParseTuple(bool with_condexpr) {
   const int line = Cur().line;
   ExprPtr first;
-  ASSIGN_OR_RETURN_P(first, with_condexpr ? ParseExpression() : ParseOr());
+  ASSIGN_OR_RETURN(first, with_condexpr ? ParseExpression() : ParseOr());
   if (!IsOp(",")) return first;
   auto list = Make(Expr::Kind::kList, line);
   list->operands.push_back(std::move(first));
@@ -141,25 +127,25 @@ absl::StatusOr<ExprPtr> ParserBase::ParseTuple(bool with_condexpr) {
     Next();
     if (Cur().kind == Token::Kind::kBlockEnd || Cur().kind == Token::Kind::kVarEnd) break;
     ExprPtr item;
-    ASSIGN_OR_RETURN_P(item, with_condexpr ? ParseExpression() : ParseOr());
+    ASSIGN_OR_RETURN(item, with_condexpr ? ParseExpression() : ParseOr());
     list->operands.push_back(std::move(item));
   }
   return list;
 }
 
 absl::StatusOr<ExprPtr> ParserBase::ParseExpression() {
-  RETURN_IF_ERROR_P(Enter());
+  RETURN_IF_ERROR(Enter());
   const int line = Cur().line;
   ExprPtr expr;
-  ASSIGN_OR_RETURN_P(expr, ParseOr());
+  ASSIGN_OR_RETURN(expr, ParseOr());
   while (IsName("if")) {
     Next();
     auto t = Make(Expr::Kind::kTernary, line);
     ExprPtr cond, other;
-    ASSIGN_OR_RETURN_P(cond, ParseOr());
+    ASSIGN_OR_RETURN(cond, ParseOr());
     if (IsName("else")) {
       Next();
-      ASSIGN_OR_RETURN_P(other, ParseExpression());
+      ASSIGN_OR_RETURN(other, ParseExpression());
     }
     t->operands.push_back(std::move(cond));
     t->operands.push_back(std::move(expr));
@@ -174,12 +160,12 @@ absl::StatusOr<ExprPtr> ParserBase::ParseOr() { return ParseLogic("or", Expr::Ki
 absl::StatusOr<ExprPtr> ParserBase::ParseAnd() { return ParseLogic("and", Expr::Kind::kAnd, &ParserBase::ParseNot); }
 absl::StatusOr<ExprPtr> ParserBase::ParseLogic(std::string_view word, Expr::Kind kind, absl::StatusOr<ExprPtr> (ParserBase::*next)()) {
   ExprPtr left;
-  ASSIGN_OR_RETURN_P(left, (this->*next)());
+  ASSIGN_OR_RETURN(left, (this->*next)());
   while (IsName(word)) {
     auto e = Make(kind, Cur().line);
     Next();
     ExprPtr right;
-    ASSIGN_OR_RETURN_P(right, (this->*next)());
+    ASSIGN_OR_RETURN(right, (this->*next)());
     e->operands.push_back(std::move(left));
     e->operands.push_back(std::move(right));
     left = std::move(e);
@@ -189,11 +175,11 @@ absl::StatusOr<ExprPtr> ParserBase::ParseLogic(std::string_view word, Expr::Kind
 
 absl::StatusOr<ExprPtr> ParserBase::ParseNot() {
   if (IsName("not")) {
-    RETURN_IF_ERROR_P(Enter());
+    RETURN_IF_ERROR(Enter());
     auto e = Make(Expr::Kind::kNot, Cur().line);
     Next();
     ExprPtr operand;
-    ASSIGN_OR_RETURN_P(operand, ParseNot());
+    ASSIGN_OR_RETURN(operand, ParseNot());
     e->operands.push_back(std::move(operand));
     --expr_depth_;
     return e;
@@ -204,7 +190,7 @@ absl::StatusOr<ExprPtr> ParserBase::ParseNot() {
 absl::StatusOr<ExprPtr> ParserBase::ParseCompare() {
   const int line = Cur().line;
   ExprPtr left;
-  ASSIGN_OR_RETURN_P(left, ParseMath1());
+  ASSIGN_OR_RETURN(left, ParseMath1());
   ExprPtr cmp;
   while (true) {
     std::optional<Op> op;
@@ -230,7 +216,7 @@ absl::StatusOr<ExprPtr> ParserBase::ParseCompare() {
       cmp->operands.push_back(std::move(left));
     }
     ExprPtr right;
-    ASSIGN_OR_RETURN_P(right, ParseMath1());
+    ASSIGN_OR_RETURN(right, ParseMath1());
     cmp->ops.push_back(*op);
     cmp->operands.push_back(std::move(right));
   }
@@ -240,7 +226,7 @@ absl::StatusOr<ExprPtr> ParserBase::ParseCompare() {
 absl::StatusOr<ExprPtr> ParserBase::ParseBinary(std::initializer_list<std::pair<std::string_view, Op>> ops,
                                     absl::StatusOr<ExprPtr> (ParserBase::*next)()) {
   ExprPtr left;
-  ASSIGN_OR_RETURN_P(left, (this->*next)());
+  ASSIGN_OR_RETURN(left, (this->*next)());
   while (true) {
     std::optional<Op> op;
     for (auto [text, o] : ops) {
@@ -253,7 +239,7 @@ absl::StatusOr<ExprPtr> ParserBase::ParseBinary(std::initializer_list<std::pair<
     auto e = Make(Expr::Kind::kBinary, Cur().line);
     Next();
     ExprPtr right;
-    ASSIGN_OR_RETURN_P(right, (this->*next)());
+    ASSIGN_OR_RETURN(right, (this->*next)());
     e->ops.push_back(*op);
     e->operands.push_back(std::move(left));
     e->operands.push_back(std::move(right));
@@ -271,14 +257,14 @@ absl::StatusOr<ExprPtr> ParserBase::ParsePow() { return ParseBinary({{"**", Op::
 absl::StatusOr<ExprPtr> ParserBase::ParseUnaryFiltered() { return ParseUnary(true); }
 
 absl::StatusOr<ExprPtr> ParserBase::ParseUnary(bool with_filter) {
-  RETURN_IF_ERROR_P(Enter());
+  RETURN_IF_ERROR(Enter());
   ExprPtr node;
   if (IsOp("-") || IsOp("+")) {
     const bool neg = IsOp("-");
     auto e = Make(Expr::Kind::kNeg, Cur().line);
     Next();
     ExprPtr operand;
-    ASSIGN_OR_RETURN_P(operand, ParseUnary(false));
+    ASSIGN_OR_RETURN(operand, ParseUnary(false));
     if (neg) {
       e->operands.push_back(std::move(operand));
       node = std::move(e);
@@ -286,10 +272,12 @@ absl::StatusOr<ExprPtr> ParserBase::ParseUnary(bool with_filter) {
       node = std::move(operand);
     }
   } else {
-    ASSIGN_OR_RETURN_P(node, ParsePrimary());
+    ASSIGN_OR_RETURN(node, ParsePrimary());
   }
-  ASSIGN_OR_RETURN_P(node, ParsePostfix(std::move(node)));
-  if (with_filter) ASSIGN_OR_RETURN_P(node, ParseFilters(std::move(node)));
+  ASSIGN_OR_RETURN(node, ParsePostfix(std::move(node)));
+  if (with_filter) {
+    ASSIGN_OR_RETURN(node, ParseFilters(std::move(node)));
+  }
   --expr_depth_;
   return node;
 }
@@ -341,7 +329,7 @@ absl::StatusOr<ExprPtr> ParserBase::ParsePrimary() {
       return e;
     }
     ExprPtr inner;
-    ASSIGN_OR_RETURN_P(inner, ParseExpression());
+    ASSIGN_OR_RETURN(inner, ParseExpression());
     if (IsOp(",")) {
       auto list = Make(Expr::Kind::kList, line);
       list->operands.push_back(std::move(inner));
@@ -349,12 +337,12 @@ absl::StatusOr<ExprPtr> ParserBase::ParsePrimary() {
         Next();
         if (IsOp(")")) break;
         ExprPtr item;
-        ASSIGN_OR_RETURN_P(item, ParseExpression());
+        ASSIGN_OR_RETURN(item, ParseExpression());
         list->operands.push_back(std::move(item));
       }
       inner = std::move(list);
     }
-    RETURN_IF_ERROR_P(Expect(")"));
+    RETURN_IF_ERROR(Expect(")"));
     return inner;
   }
   if (IsOp("[")) {
@@ -362,12 +350,12 @@ absl::StatusOr<ExprPtr> ParserBase::ParsePrimary() {
     auto e = Make(Expr::Kind::kList, line);
     while (!IsOp("]")) {
       ExprPtr item;
-      ASSIGN_OR_RETURN_P(item, ParseExpression());
+      ASSIGN_OR_RETURN(item, ParseExpression());
       e->operands.push_back(std::move(item));
       if (!IsOp(",")) break;
       Next();
     }
-    RETURN_IF_ERROR_P(Expect("]"));
+    RETURN_IF_ERROR(Expect("]"));
     return e;
   }
   if (IsOp("{")) {
@@ -377,14 +365,14 @@ absl::StatusOr<ExprPtr> ParserBase::ParsePrimary() {
       if (Cur().kind != Token::Kind::kString) return Error("dict keys must be string literals in chat templates");
       e->keys.push_back(Cur().value);
       Next();
-      RETURN_IF_ERROR_P(Expect(":"));
+      RETURN_IF_ERROR(Expect(":"));
       ExprPtr item;
-      ASSIGN_OR_RETURN_P(item, ParseExpression());
+      ASSIGN_OR_RETURN(item, ParseExpression());
       e->operands.push_back(std::move(item));
       if (!IsOp(",")) break;
       Next();
     }
-    RETURN_IF_ERROR_P(Expect("}"));
+    RETURN_IF_ERROR(Expect("}"));
     return e;
   }
   return Error(StrCat("expected an expression, found ", Describe(t)));
@@ -392,7 +380,7 @@ absl::StatusOr<ExprPtr> ParserBase::ParsePrimary() {
 
 // (args..., name=value...) into e->operands / e->keys, checked against `sig`.
 absl::Status ParserBase::ParseArgs(Expr* e, const Signature& sig, std::string_view what) {
-  RETURN_IF_ERROR_P(Expect("("));
+  RETURN_IF_ERROR(Expect("("));
   while (!IsOp(")")) {
     if (Cur().kind == Token::Kind::kName && Peek().kind == Token::Kind::kOp && Peek().value == "=") {
       std::string key = Cur().value;
@@ -409,12 +397,12 @@ absl::Status ParserBase::ParseArgs(Expr* e, const Signature& sig, std::string_vi
       ++e->positional;
     }
     ExprPtr arg;
-    ASSIGN_OR_RETURN_P(arg, ParseExpression());
+    ASSIGN_OR_RETURN(arg, ParseExpression());
     e->operands.push_back(std::move(arg));
     if (!IsOp(",")) break;
     Next();
   }
-  RETURN_IF_ERROR_P(Expect(")"));
+  RETURN_IF_ERROR(Expect(")"));
   return CheckArity(*e, sig, what);
 }
 absl::Status ParserBase::CheckArity(const Expr& e, const Signature& sig, std::string_view what) {
@@ -434,14 +422,14 @@ absl::StatusOr<ExprPtr> ParserBase::ParsePostfix(ExprPtr node) {
       if (Cur().kind == Token::Kind::kInt) {  // a.0 is a[0]
         auto idx = Make(Expr::Kind::kIndex, line);
         auto lit = Make(Expr::Kind::kLiteral, line);
-        ASSIGN_OR_RETURN_P(lit, ParsePrimary());
+        ASSIGN_OR_RETURN(lit, ParsePrimary());
         idx->operands.push_back(std::move(node));
         idx->operands.push_back(std::move(lit));
         node = std::move(idx);
         continue;
       }
       std::string name;
-      ASSIGN_OR_RETURN_P(name, ExpectName());
+      ASSIGN_OR_RETURN(name, ExpectName());
       if (IsOp("(")) {
         const Signature* sig = FindSignature(Methods(), name);
         if (sig == nullptr) return Error(StrCat("the method '", name, "()' is not supported in chat templates"));
@@ -449,7 +437,7 @@ absl::StatusOr<ExprPtr> ParserBase::ParsePostfix(ExprPtr node) {
         call->method = static_cast<Method>(sig->id);
         call->name = name;
         call->operands.push_back(std::move(node));
-        RETURN_IF_ERROR_P(ParseArgs(call.get(), *sig, "the method"));
+        RETURN_IF_ERROR(ParseArgs(call.get(), *sig, "the method"));
         node = std::move(call);
       } else {
         auto attr = Make(Expr::Kind::kAttr, line);
@@ -460,13 +448,19 @@ absl::StatusOr<ExprPtr> ParserBase::ParsePostfix(ExprPtr node) {
     } else if (IsOp("[")) {
       Next();
       ExprPtr start, stop, step;
-      if (!IsOp(":")) ASSIGN_OR_RETURN_P(start, ParseExpression());
+      if (!IsOp(":")) {
+        ASSIGN_OR_RETURN(start, ParseExpression());
+      }
       if (IsOp(":")) {
         Next();
-        if (!IsOp("]") && !IsOp(":")) ASSIGN_OR_RETURN_P(stop, ParseExpression());
+        if (!IsOp("]") && !IsOp(":")) {
+          ASSIGN_OR_RETURN(stop, ParseExpression());
+        }
         if (IsOp(":")) {
           Next();
-          if (!IsOp("]")) ASSIGN_OR_RETURN_P(step, ParseExpression());
+          if (!IsOp("]")) {
+            ASSIGN_OR_RETURN(step, ParseExpression());
+          }
         }
         auto slice = Make(Expr::Kind::kSlice, line);
         slice->operands.push_back(std::move(node));
@@ -480,7 +474,7 @@ absl::StatusOr<ExprPtr> ParserBase::ParsePostfix(ExprPtr node) {
         idx->operands.push_back(std::move(start));
         node = std::move(idx);
       }
-      RETURN_IF_ERROR_P(Expect("]"));
+      RETURN_IF_ERROR(Expect("]"));
     } else if (IsOp("(")) {
       if (node->kind != Expr::Kind::kName) return Error("only named functions can be called in chat templates");
       const Signature* sig = FindSignature(Functions(), node->name);
@@ -490,7 +484,7 @@ absl::StatusOr<ExprPtr> ParserBase::ParsePostfix(ExprPtr node) {
       auto call = Make(Expr::Kind::kCall, line);
       call->function = static_cast<Function>(sig->id);
       call->name = node->name;
-      RETURN_IF_ERROR_P(ParseArgs(call.get(), *sig, "the function"));
+      RETURN_IF_ERROR(ParseArgs(call.get(), *sig, "the function"));
       node = std::move(call);
     } else {
       return node;
@@ -504,11 +498,11 @@ absl::StatusOr<ExprPtr> ParserBase::ParseFilters(ExprPtr node) {
     if (IsOp("|")) {
       Next();
       std::string name;
-      ASSIGN_OR_RETURN_P(name, ExpectName());
+      ASSIGN_OR_RETURN(name, ExpectName());
       const Signature* sig = FindSignature(Filters(), name);
       if (sig == nullptr) return Error(line, StrCat("the filter '", name, "' is not supported in chat templates"));
       if (sig->id < 0) {  // safe
-        if (IsOp("(")) RETURN_IF_ERROR_P(ParseArgs(Make(Expr::Kind::kFilter, line).get(), *sig, "the filter"));
+        if (IsOp("(")) RETURN_IF_ERROR(ParseArgs(Make(Expr::Kind::kFilter, line).get(), *sig, "the filter"));
         continue;
       }
       auto f = Make(Expr::Kind::kFilter, line);
@@ -516,9 +510,9 @@ absl::StatusOr<ExprPtr> ParserBase::ParseFilters(ExprPtr node) {
       f->name = name;
       f->operands.push_back(std::move(node));
       if (IsOp("(")) {
-        RETURN_IF_ERROR_P(ParseArgs(f.get(), *sig, "the filter"));
+        RETURN_IF_ERROR(ParseArgs(f.get(), *sig, "the filter"));
       } else {
-        RETURN_IF_ERROR_P(CheckArity(*f, *sig, "the filter"));
+        RETURN_IF_ERROR(CheckArity(*f, *sig, "the filter"));
       }
       node = std::move(f);
     } else if (IsName("is")) {
@@ -529,7 +523,7 @@ absl::StatusOr<ExprPtr> ParserBase::ParseFilters(ExprPtr node) {
         Next();
       }
       std::string name;
-      ASSIGN_OR_RETURN_P(name, ExpectName());
+      ASSIGN_OR_RETURN(name, ExpectName());
       bool found = false;
       for (auto [text, test] : Tests()) {
         if (text == name) {

@@ -5,6 +5,7 @@
 
 #include <set>
 
+#include "core/status.h"
 #include "core/strings.h"
 #include "generation/jinja_lexer.h"
 #include "generation/jinja_parser_base.h"
@@ -13,17 +14,6 @@ namespace ortserve::generation::jinja {
 
 namespace {
 
-#define RETURN_IF_ERROR_P(expr)                     \
-  do {                                              \
-    if (absl::Status s_ = (expr); !s_.ok()) return s_; \
-  } while (0)
-#define ASSIGN_OR_RETURN_P(lhs, expr) \
-  do {                                \
-    auto r_ = (expr);                 \
-    if (!r_.ok()) return r_.status(); \
-    lhs = *std::move(r_);             \
-  } while (0)
-
 class Parser : public ParserBase {
  public:
   using ParserBase::ParserBase;
@@ -31,7 +21,7 @@ class Parser : public ParserBase {
   absl::StatusOr<Body> Run() {
     Body body;
     std::string end;
-    RETURN_IF_ERROR_P(ParseBody({}, &body, &end));
+    RETURN_IF_ERROR(ParseBody({}, &body, &end));
     return body;
   }
 
@@ -42,7 +32,7 @@ class Parser : public ParserBase {
     if (++depth_ > limits_.max_depth) return Error(StrCat("blocks nest more than ", limits_.max_depth, " deep"));
     while (true) {
       const Token& t = Cur();
-      RETURN_IF_ERROR_P(Count());
+      RETURN_IF_ERROR(Count());
       if (t.kind == Token::Kind::kEof) {
         if (!ends.empty()) {
           std::string names;
@@ -63,8 +53,8 @@ class Parser : public ParserBase {
         node->kind = Node::Kind::kOutput;
         node->line = t.line;
         Next();
-        ASSIGN_OR_RETURN_P(node->expr, ParseTuple(true));
-        RETURN_IF_ERROR_P(ExpectKind(Token::Kind::kVarEnd, "'}}'"));
+        ASSIGN_OR_RETURN(node->expr, ParseTuple(true));
+        RETURN_IF_ERROR(ExpectKind(Token::Kind::kVarEnd, "'}}'"));
         body->push_back(std::move(node));
       } else if (t.kind == Token::Kind::kBlockBegin) {
         Next();
@@ -73,7 +63,7 @@ class Parser : public ParserBase {
           Next();
           break;
         }
-        RETURN_IF_ERROR_P(ParseStatement(body));
+        RETURN_IF_ERROR(ParseStatement(body));
       } else {
         return Error(StrCat("unexpected ", Describe(t)));
       }
@@ -93,67 +83,67 @@ class Parser : public ParserBase {
     if (tag == "if") {
       node->kind = Node::Kind::kIf;
       ExprPtr cond;
-      ASSIGN_OR_RETURN_P(cond, ParseTuple(true));
+      ASSIGN_OR_RETURN(cond, ParseTuple(true));
       while (true) {
-        RETURN_IF_ERROR_P(ExpectKind(Token::Kind::kBlockEnd, "'%}'"));
+        RETURN_IF_ERROR(ExpectKind(Token::Kind::kBlockEnd, "'%}'"));
         Body branch;
-        RETURN_IF_ERROR_P(ParseBody({"elif", "else", "endif"}, &branch, &end));
+        RETURN_IF_ERROR(ParseBody({"elif", "else", "endif"}, &branch, &end));
         node->branches.emplace_back(std::move(cond), std::move(branch));
         if (end == "endif") break;
         if (end == "else") {
-          RETURN_IF_ERROR_P(ExpectKind(Token::Kind::kBlockEnd, "'%}'"));
+          RETURN_IF_ERROR(ExpectKind(Token::Kind::kBlockEnd, "'%}'"));
           Body else_branch;
-          RETURN_IF_ERROR_P(ParseBody({"endif"}, &else_branch, &end));
+          RETURN_IF_ERROR(ParseBody({"endif"}, &else_branch, &end));
           node->branches.emplace_back(nullptr, std::move(else_branch));
           break;
         }
-        ASSIGN_OR_RETURN_P(cond, ParseTuple(true));
+        ASSIGN_OR_RETURN(cond, ParseTuple(true));
       }
     } else if (tag == "for") {
       node->kind = Node::Kind::kFor;
       do {
         std::string name;
-        ASSIGN_OR_RETURN_P(name, ExpectName());
+        ASSIGN_OR_RETURN(name, ExpectName());
         node->targets.push_back(std::move(name));
       } while (IsOp(",") && (Next(), true));
       if (!IsName("in")) return Error(StrCat("expected 'in', found ", Describe(Cur())));
       Next();
-      ASSIGN_OR_RETURN_P(node->expr, ParseTuple(false));
+      ASSIGN_OR_RETURN(node->expr, ParseTuple(false));
       if (IsName("if")) {
         Next();
-        ASSIGN_OR_RETURN_P(node->filter, ParseTuple(true));
+        ASSIGN_OR_RETURN(node->filter, ParseTuple(true));
       }
       if (IsName("recursive")) return Error("'for ... recursive' is not supported in chat templates");
-      RETURN_IF_ERROR_P(ExpectKind(Token::Kind::kBlockEnd, "'%}'"));
+      RETURN_IF_ERROR(ExpectKind(Token::Kind::kBlockEnd, "'%}'"));
       ++loops_;
-      RETURN_IF_ERROR_P(ParseBody({"else", "endfor"}, &node->body, &end));
+      RETURN_IF_ERROR(ParseBody({"else", "endfor"}, &node->body, &end));
       --loops_;
       if (end == "else") {
-        RETURN_IF_ERROR_P(ExpectKind(Token::Kind::kBlockEnd, "'%}'"));
-        RETURN_IF_ERROR_P(ParseBody({"endfor"}, &node->else_body, &end));
+        RETURN_IF_ERROR(ExpectKind(Token::Kind::kBlockEnd, "'%}'"));
+        RETURN_IF_ERROR(ParseBody({"endfor"}, &node->else_body, &end));
       }
     } else if (tag == "set") {
       std::string name;
-      ASSIGN_OR_RETURN_P(name, ExpectName());
+      ASSIGN_OR_RETURN(name, ExpectName());
       node->targets.push_back(std::move(name));
       if (IsOp(".")) {
         Next();
-        ASSIGN_OR_RETURN_P(node->attr, ExpectName());
+        ASSIGN_OR_RETURN(node->attr, ExpectName());
       } else {
         while (IsOp(",")) {
           Next();
-          ASSIGN_OR_RETURN_P(name, ExpectName());
+          ASSIGN_OR_RETURN(name, ExpectName());
           node->targets.push_back(std::move(name));
         }
       }
       if (IsOp("=")) {
         Next();
         node->kind = Node::Kind::kSet;
-        ASSIGN_OR_RETURN_P(node->expr, ParseTuple(true));
+        ASSIGN_OR_RETURN(node->expr, ParseTuple(true));
       } else if (node->targets.size() == 1 && node->attr.empty() && Cur().kind == Token::Kind::kBlockEnd) {
         node->kind = Node::Kind::kSetBlock;
         Next();
-        RETURN_IF_ERROR_P(ParseBody({"endset"}, &node->body, &end));
+        RETURN_IF_ERROR(ParseBody({"endset"}, &node->body, &end));
       } else {
         return Error(StrCat("expected '=' in 'set', found ", Describe(Cur())));
       }
@@ -162,14 +152,14 @@ class Parser : public ParserBase {
       node->kind = tag == "break" ? Node::Kind::kBreak : Node::Kind::kContinue;
     } else if (tag == "generation") {
       node->kind = Node::Kind::kBlock;
-      RETURN_IF_ERROR_P(ExpectKind(Token::Kind::kBlockEnd, "'%}'"));
-      RETURN_IF_ERROR_P(ParseBody({"endgeneration"}, &node->body, &end));
+      RETURN_IF_ERROR(ExpectKind(Token::Kind::kBlockEnd, "'%}'"));
+      RETURN_IF_ERROR(ParseBody({"endgeneration"}, &node->body, &end));
     } else if (tag == "elif" || tag == "else" || tag.starts_with("end")) {
       return Error(line, StrCat("'", tag, "' without its opening tag"));
     } else {
       return Error(line, StrCat("the tag '", tag, "' is not supported in chat templates"));
     }
-    RETURN_IF_ERROR_P(ExpectKind(Token::Kind::kBlockEnd, "'%}'"));
+    RETURN_IF_ERROR(ExpectKind(Token::Kind::kBlockEnd, "'%}'"));
     body->push_back(std::move(node));
     return absl::OkStatus();
   }

@@ -9,19 +9,6 @@
 
 namespace ortserve::generation {
 
-namespace {
-
-Tensor View(const std::string& name, DataType type, Shape shape, const void* data, size_t bytes) {
-  Tensor t;
-  t.name = name;
-  t.type = type;
-  t.shape = std::move(shape);
-  t.data = std::span<const std::byte>(static_cast<const std::byte*>(data), bytes);
-  return t;  // no holder: the memory outlives the run
-}
-
-}  // namespace
-
 void ResidentBatch::Clear() {
   rows_.clear();
   kv_.clear();
@@ -60,7 +47,7 @@ void ResidentBatch::Rebuild(const DecoderModel& model, std::span<SequenceState* 
         // floats (zeros, or an earlier cache), hidden by the mask.
       }
     }
-    kv_.push_back(View(model.past_names_[t], DataType::kFp32, {n_rows, heads, max_len, dim}, dst_t,
+    kv_.push_back(BorrowedTensor(model.past_names_[t], DataType::kFp32, {n_rows, heads, max_len, dim}, dst_t,
                        floats * sizeof(float)));
   }
   rows_.assign(static_cast<size_t>(n_rows), Row{});
@@ -165,11 +152,12 @@ absl::Status ResidentBatch::Step(const DecoderModel& model, std::span<SequenceSt
   }
   static const std::string kIds = "input_ids", kMask = "attention_mask", kPositions = "position_ids";
   inputs_.clear();
-  inputs_.push_back(View(kIds, DataType::kInt64, {n_rows, 1}, ids_.data(), ids_.size() * sizeof(int64_t)));
-  inputs_.push_back(View(kMask, DataType::kInt64, {n_rows, total}, mask_.data(), mask_.size() * sizeof(int64_t)));
+  inputs_.push_back(BorrowedTensor(kIds, DataType::kInt64, {n_rows, 1}, ids_.data(), ids_.size() * sizeof(int64_t)));
+  inputs_.push_back(
+      BorrowedTensor(kMask, DataType::kInt64, {n_rows, total}, mask_.data(), mask_.size() * sizeof(int64_t)));
   if (model.has_position_ids_) {
-    inputs_.push_back(
-        View(kPositions, DataType::kInt64, {n_rows, 1}, positions_.data(), positions_.size() * sizeof(int64_t)));
+    inputs_.push_back(BorrowedTensor(kPositions, DataType::kInt64, {n_rows, 1}, positions_.data(),
+                                     positions_.size() * sizeof(int64_t)));
   }
   for (size_t t = 0; t < kv_.size(); ++t) {
     Tensor past = kv_[t];  // a view; kv_ keeps the memory

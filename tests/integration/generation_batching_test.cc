@@ -47,15 +47,7 @@ class GenerationBatchingTest : public ::testing::Test {
   }
   // A number of the model's batcher counters (GET .../generation_stats),
   // `path` as "steps" or "finished.cancelled".
-  static double Stat(const std::string& path) {
-    HttpClient client(server_->http_port());
-    auto res = client.Get("/v2/models/slow_decoder/generation_stats");
-    EXPECT_EQ(res.status, 200u) << res.body;
-    auto doc = Json(res.body);
-    const size_t dot = path.find('.');
-    if (dot == std::string::npos) return doc[path.c_str()].GetDouble();
-    return doc[path.substr(0, dot).c_str()][path.substr(dot + 1).c_str()].GetDouble();
-  }
+  static double Stat(const std::string& path) { return GenerationStat(server_->http_port(), "slow_decoder", path); }
   static TempDir* dir_;
   static ServerProcess* server_;
 };

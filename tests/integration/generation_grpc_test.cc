@@ -60,13 +60,7 @@ class GenerationGrpcTest : public ::testing::Test {
   // A number of a model's batcher counters (GET .../generation_stats), `path`
   // as "steps" or "finished.cancelled".
   static double Stat(const std::string& model, const std::string& path) {
-    HttpClient client(server_->http_port());
-    auto res = client.Get("/v2/models/" + model + "/generation_stats");
-    EXPECT_EQ(res.status, 200u) << res.body;
-    auto doc = Json(res.body);
-    const size_t dot = path.find('.');
-    if (dot == std::string::npos) return doc[path.c_str()].GetDouble();
-    return doc[path.substr(0, dot).c_str()][path.substr(dot + 1).c_str()].GetDouble();
+    return GenerationStat(server_->http_port(), model, path);
   }
   static TempDir* dir_;
   static ServerProcess* server_;

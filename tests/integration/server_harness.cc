@@ -280,6 +280,24 @@ rapidjson::Document Json(const std::string& text) {
   return doc;
 }
 
+double GenerationStat(uint16_t http_port, const std::string& model, const std::string& path) {
+  HttpClient client(http_port);
+  auto res = client.Get("/v2/models/" + model + "/generation_stats");
+  EXPECT_EQ(res.status, 200u) << res.body;
+  auto doc = Json(res.body);
+  const size_t dot = path.find('.');
+  const rapidjson::Value* value = &doc;
+  for (const std::string& key : {path.substr(0, dot), dot == std::string::npos ? "" : path.substr(dot + 1)}) {
+    if (key.empty()) break;
+    if (!value->IsObject() || !value->HasMember(key.c_str())) {
+      ADD_FAILURE() << "no '" << path << "' in " << res.body;
+      return -1;
+    }
+    value = &(*value)[key.c_str()];
+  }
+  return value->IsNumber() ? value->GetDouble() : -1;
+}
+
 double MetricValue(const std::string& exposition, const std::string& name, const std::vector<std::string>& labels) {
   size_t at = 0;
   while (at < exposition.size()) {

@@ -107,6 +107,11 @@ absl::Status WriteAddModels(const std::vector<std::pair<std::string, float>>& pa
 // document is then empty).
 rapidjson::Document Json(const std::string& text);
 
+// One of a generative model's batcher counters (GET
+// /v2/models/{model}/generation_stats on `http_port`), `path` as "steps" or
+// "finished.cancelled"; a failed request fails the current test.
+double GenerationStat(uint16_t http_port, const std::string& model, const std::string& path);
+
 // The value of the Prometheus series `name` in `exposition` whose labels
 // include every `labels` entry (`key="value"`), or -1 when no line matches.
 double MetricValue(const std::string& exposition, const std::string& name,
