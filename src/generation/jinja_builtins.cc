@@ -166,28 +166,6 @@ absl::StatusOr<Value> Split(const Text& in, const Value* sep, int64_t maxsplit) 
   return Value::MakeList(std::move(parts));
 }
 
-absl::StatusOr<List> Iterate(const Value& v, std::string_view what) {
-  switch (v.type) {
-    case Value::Type::kUndefined:
-      return List{};
-    case Value::Type::kList:
-      return *v.list;
-    case Value::Type::kDict: {
-      List keys;
-      for (const auto& [key, value] : *v.dict) keys.push_back(Value::String(key));
-      return keys;
-    }
-    case Value::Type::kString: {
-      List chars;
-      const std::vector<size_t> cps = CodePointOffsets(v.str->s);
-      for (size_t k = 0; k + 1 < cps.size(); ++k) chars.push_back(Value::String(v.str->Sub(cps[k], cps[k + 1])));
-      return chars;
-    }
-    default:
-      return Error(StrCat(what, ": a ", v.TypeName(), " is not iterable"));
-  }
-}
-
 List Pairs(const Dict& d) {
   List out;
   for (const auto& [key, value] : d) out.push_back(Value::MakeList({Value::String(key), value}));
@@ -232,6 +210,30 @@ Text Strip(const Text& text, const std::string* chars, int which) {
     }
   }
   return text.Sub(b, e);
+}
+
+absl::StatusOr<List> Iterate(const Value& v, std::string_view what, Budget* budget) {
+  switch (v.type) {
+    case Value::Type::kUndefined:
+      return List{};
+    case Value::Type::kList:
+      return *v.list;
+    case Value::Type::kDict: {
+      List keys;
+      for (const auto& [key, value] : *v.dict) keys.push_back(Value::String(key));
+      return keys;
+    }
+    case Value::Type::kString: {
+      RETURN_IF_ERROR(budget->Charge(v));
+      const std::vector<size_t> cps = CodePointOffsets(v.str->s);
+      RETURN_IF_ERROR(budget->Items(cps.size() - 1));
+      List chars;
+      for (size_t k = 0; k + 1 < cps.size(); ++k) chars.push_back(Value::String(v.str->Sub(cps[k], cps[k + 1])));
+      return chars;
+    }
+    default:
+      return Error(StrCat(what, ": a ", v.TypeName(), " is not iterable"));
+  }
 }
 
 absl::StatusOr<Value> ApplyFilter(Filter filter, const Value& v, std::span<const Value> args,
@@ -290,13 +292,13 @@ absl::StatusOr<Value> ApplyFilter(Filter filter, const Value& v, std::span<const
         const size_t k = filter == Filter::kFirst ? 0 : cps.size() - 2;
         return Value::String(v.str->Sub(cps[k], cps[k + 1]));
       }
-      auto items = Iterate(v, filter == Filter::kFirst ? "first" : "last");
+      auto items = Iterate(v, filter == Filter::kFirst ? "first" : "last", budget);
       if (!items.ok()) return items.status();
       if (items->empty()) return Value::Undefined();
       return filter == Filter::kFirst ? items->front() : items->back();
     }
     case Filter::kJoin: {
-      auto items = Iterate(v, "join");
+      auto items = Iterate(v, "join", budget);
       if (!items.ok()) return items.status();
       const Text sep = args.empty() ? Text{} : ToText(args[0]);
       Text out;
@@ -324,7 +326,7 @@ absl::StatusOr<Value> ApplyFilter(Filter filter, const Value& v, std::span<const
       if (v.is_string()) return Value::Int(ParseInt(v.str->s));
       return Value::Int(0);
     case Filter::kList: {
-      auto items = Iterate(v, "list");
+      auto items = Iterate(v, "list", budget);
       if (!items.ok()) return items.status();
       return Value::MakeList(*std::move(items));
     }
@@ -336,7 +338,7 @@ absl::StatusOr<Value> ApplyFilter(Filter filter, const Value& v, std::span<const
         out.TaintAllIf(v.tainted());
         return Value::String(std::move(out));
       }
-      auto items = Iterate(v, "reverse");
+      auto items = Iterate(v, "reverse", budget);
       if (!items.ok()) return items.status();
       std::reverse(items->begin(), items->end());
       return Value::MakeList(*std::move(items));

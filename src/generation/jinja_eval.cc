@@ -234,35 +234,11 @@ class Evaluator {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<List> Items(const Value& v) {
-    switch (v.type) {
-      case Value::Type::kUndefined:
-        return List{};
-      case Value::Type::kList:
-        return *v.list;
-      case Value::Type::kDict: {
-        List keys;
-        for (const auto& [key, value] : *v.dict) keys.push_back(Value::String(key));
-        return keys;
-      }
-      case Value::Type::kString: {
-        List chars;
-        RETURN_IF_ERROR(Charge(v));
-        const std::vector<size_t> cps = CodePointOffsets(v.str->s);
-        RETURN_IF_ERROR(budget_.Items(cps.size() - 1));
-        for (size_t k = 0; k + 1 < cps.size(); ++k) chars.push_back(Value::String(v.str->Sub(cps[k], cps[k + 1])));
-        return chars;
-      }
-      default:
-        return Error(StrCat("a ", v.TypeName(), " is not iterable"));
-    }
-  }
-
   absl::Status ExecFor(const Node& node) {
     Value iterable;
     ASSIGN_OR_RETURN(iterable, Eval(*node.expr));
     List items;
-    ASSIGN_OR_RETURN(items, Items(iterable));
+    ASSIGN_OR_RETURN(items, Iterate(iterable, "for", &budget_));
     RETURN_IF_ERROR(budget_.Step(static_cast<int64_t>(items.size())));
     if (node.filter != nullptr) {
       List kept;

@@ -73,6 +73,10 @@ absl::StatusOr<Value> ApplyFilter(Filter filter, const Value& value, std::span<c
                                   std::span<const std::pair<std::string, Value>> kwargs, Budget* budget);
 absl::StatusOr<Value> CallMethod(Method method, const Value& self, std::span<const Value> args, Budget* budget);
 absl::StatusOr<bool> ApplyTest(Test test, const Value& value);
+// What iterating `v` walks (a for loop, list-taking filters): a list's items,
+// a dict's keys, a string's characters (charged to `budget`), nothing for
+// undefined. InvalidArgument "<what>: a <type> is not iterable" otherwise.
+absl::StatusOr<List> Iterate(const Value& v, std::string_view what, Budget* budget);
 // The binary operators and comparisons (jinja_operators.cc).
 absl::StatusOr<Value> BinaryOp(Op op, const Value& a, const Value& b, Budget* budget);
 absl::StatusOr<bool> CompareOp(Op op, const Value& a, const Value& b, Budget* budget);

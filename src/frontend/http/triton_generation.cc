@@ -24,23 +24,23 @@ GenerateValue ValueOf(element e) {
   switch (e.type()) {
     case simdjson::dom::element_type::BOOL:
       v.kind = GenerateValue::Kind::kBool;
-      (void)e.get(v.b);
+      if (e.get(v.b) != simdjson::SUCCESS) v.kind = GenerateValue::Kind::kOther;
       break;
     case simdjson::dom::element_type::INT64:
       v.kind = GenerateValue::Kind::kInt;
-      (void)e.get(v.i);
+      if (e.get(v.i) != simdjson::SUCCESS) v.kind = GenerateValue::Kind::kOther;
       break;
     case simdjson::dom::element_type::UINT64:
       v.kind = GenerateValue::Kind::kUint;
-      (void)e.get(v.u);
+      if (e.get(v.u) != simdjson::SUCCESS) v.kind = GenerateValue::Kind::kOther;
       break;
     case simdjson::dom::element_type::DOUBLE:
       v.kind = GenerateValue::Kind::kDouble;
-      (void)e.get(v.d);
+      if (e.get(v.d) != simdjson::SUCCESS) v.kind = GenerateValue::Kind::kOther;
       break;
     case simdjson::dom::element_type::STRING:
       v.kind = GenerateValue::Kind::kString;
-      (void)e.get(v.s);
+      if (e.get(v.s) != simdjson::SUCCESS) v.kind = GenerateValue::Kind::kOther;
       break;
     case simdjson::dom::element_type::ARRAY: {
       v.kind = GenerateValue::Kind::kStrings;
