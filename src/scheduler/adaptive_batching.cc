@@ -17,7 +17,9 @@ void AdaptiveBatchLimit::Observe(int64_t rows, absl::Duration run_time) {
   const double target_us = absl::ToDoubleMicroseconds(options_.target);
   const double per_row = run_us / static_cast<double>(rows);
   run_us_per_row_ = run_us_per_row_ == 0 ? per_row : run_us_per_row_ + (per_row - run_us_per_row_) / 8;
-  if (2 * run_us > target_us) {
+  if (rows > batch_size_) {
+    // A backlog batch, above the limit: it says nothing about the limit.
+  } else if (2 * run_us > target_us) {
     const auto shrunk = static_cast<int64_t>(std::floor(static_cast<double>(batch_size_) * 0.75));
     batch_size_ = std::max<int64_t>(1, std::min(shrunk, batch_size_ - 1));
   } else if (rows >= batch_size_ && batch_size_ < options_.max_batch_size &&

@@ -16,12 +16,16 @@
 //   - The queue delay is what the target leaves after two runs of a batch at
 //     the limit: target - 2 x (moving average of run time per row, weight
 //     1/8) x limit, within [0, max_queue_delay].
+//   - A batch above the limit (the batcher cuts one, up to max_batch_size,
+//     when its oldest request has already waited the whole target: a
+//     backlog) feeds the moving average only, never the limit.
 // Both stay within the configured bounds: 1..max_batch_size rows and
 // 0..max_queue_delay. It starts at one row and max_queue_delay, and grows
 // as full batches show that larger ones fit. Under more load than the model can serve within the
-// target the queue grows (bounded by max_queue_size and timeouts) while
-// batches stay at the largest size that meets it: shrinking them would only
-// lower throughput.
+// target the queue grows (bounded by max_queue_size and timeouts); once its
+// oldest request has waited the whole target, the batcher serves the backlog
+// with batches up to max_batch_size (the most throughput), and the limit,
+// untouched by them, is where it was when the load falls back.
 //
 // Not thread-safe: the batcher calls it under its own lock.
 #pragma once

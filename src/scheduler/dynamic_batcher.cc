@@ -149,8 +149,10 @@ void DynamicBatcher::Enqueue(std::unique_ptr<InferRequest> request, InferCallbac
         earliest_deadline_ = entry.deadline;
         deadline_cv_.Signal();
       }
-      // Nothing queued and a runner waiting: there is no company to wait for.
-      entry.run_at_once = options_.run_when_idle && queued_ == 0 && idle_runners_ > 0;
+      // Nothing queued, a runner waiting, and recent batches had no company
+      // either: there is no company to wait for.
+      entry.run_at_once = options_.run_when_idle && queued_ == 0 && idle_runners_ > 0 &&
+                          recent_batch_requests_ < kCompanyThreshold;
       levels_[priority - 1].push_back(std::move(entry));
       ++queued_;
       ++inflight_;
@@ -193,6 +195,11 @@ void DynamicBatcher::Stop() {
 size_t DynamicBatcher::InflightCount() const {
   absl::MutexLock lock(&mu_);
   return inflight_;
+}
+
+size_t DynamicBatcher::IdleRunnerCount() const {
+  absl::MutexLock lock(&mu_);
+  return idle_runners_;
 }
 
 int DynamicBatcher::SignatureOutput(const std::string& name) const {
@@ -272,6 +279,7 @@ bool DynamicBatcher::NextBatch(RunnerState& state) {
     ++erased;
   }
   queued_ -= take;
+  recent_batch_requests_ += kCompanyWeight * (static_cast<double>(take) - recent_batch_requests_);
   --idle_runners_;
   forming_ = false;
   if (queued_ > 0 || stopping_) turn_cv_.Signal();

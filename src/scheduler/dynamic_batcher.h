@@ -28,9 +28,13 @@ namespace ortserve::scheduler {
 //     such), or
 //   - max_queue_delay has passed since the oldest of them was enqueued, or the
 //     scheduler is stopping, or
-//   - one of them found the queue empty and a runner idle when it arrived
-//     (run_when_idle): at low load there is no company to wait for, so it
-//     runs at once with whatever queued before the runner scanned;
+//   - one of them found the queue empty and a runner idle when it arrived,
+//     while recent batches held about one request each (run_when_idle): at
+//     low load there is no company to wait for, so it runs at once with
+//     whatever queued before the runner scanned. Recent batches with company
+//     mean load: then the first request after a batch (a runner is idle for
+//     a moment between batches even at saturation) waits for the others as
+//     usual, instead of running alone and leaving them to the next batch;
 // otherwise it waits (on the injected clock) for more requests. Without
 // dynamic batching each request runs alone.
 //
@@ -80,6 +84,8 @@ class DynamicBatcher final : public Scheduler {
   void Enqueue(std::unique_ptr<InferRequest> request, InferCallback done) override;
   void Stop() override;
   size_t InflightCount() const override;
+  // Runners waiting for requests or forming a batch (not running one).
+  size_t IdleRunnerCount() const;
 
  private:
   struct Entry {
@@ -172,6 +178,14 @@ class DynamicBatcher final : public Scheduler {
   int64_t MaxRows() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return adaptive_ ? adaptive_->batch_size() : options_.max_batch_size;
   }
+  // The rows a batch headed by `head` may take. Under a latency target, a
+  // head that has already waited the whole target marks a backlog: the target
+  // is lost for it, and the quickest way back is the largest batches, so the
+  // batch may fill max_batch_size (AdaptiveBatchLimit ignores such a batch).
+  int64_t MaxRowsFor(const Entry& head, absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (adaptive_ && now - head.enqueued >= options_.latency_target) return options_.max_batch_size;
+    return MaxRows();
+  }
   absl::Duration QueueDelay() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return adaptive_ ? adaptive_->queue_delay() : options_.max_queue_delay;
   }
@@ -196,6 +210,13 @@ class DynamicBatcher final : public Scheduler {
   // Runners inside NextBatch (waiting for requests or forming a batch), as
   // opposed to running one.
   size_t idle_runners_ ABSL_GUARDED_BY(mu_) = 0;
+  // Requests per batch, a moving average over recent batches (each new batch
+  // weighs kCompanyWeight). The idle fast path is open while it stays under
+  // kCompanyThreshold: after one batch of 30 it takes about ten lone batches
+  // to open again, so a closed loop at saturation keeps batching.
+  static constexpr double kCompanyWeight = 0.25;
+  static constexpr double kCompanyThreshold = 1.5;
+  double recent_batch_requests_ ABSL_GUARDED_BY(mu_) = 1;
   // Under a latency target (options_.latency_target > 0, dynamic batching).
   std::optional<AdaptiveBatchLimit> adaptive_ ABSL_GUARDED_BY(mu_);
   bool forming_ ABSL_GUARDED_BY(mu_) = false;

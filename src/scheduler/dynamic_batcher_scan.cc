@@ -14,7 +14,7 @@ DynamicBatcher::Scan DynamicBatcher::ScanByTokens(absl::Time now, std::vector<Re
   const Entry* seed = nullptr;
   int64_t rows = 0;
   int64_t longest = 0;
-  const int64_t max_rows = MaxRows();
+  int64_t max_rows = MaxRows();
   const int64_t budget = options_.max_batch_tokens;
   for (size_t l = 0; l < levels_.size(); ++l) {
     auto& level = levels_[l];
@@ -23,6 +23,7 @@ DynamicBatcher::Scan DynamicBatcher::ScanByTokens(absl::Time now, std::vector<Re
       Entry& entry = level[i];
       if (seed == nullptr) {
         seed = &entry;  // The head: always in the batch, so nothing starves.
+        max_rows = MaxRowsFor(entry, now);
         if (options_.pad_variable_dims) padded_.Start(*entry.request, options_.max_padded_batch_bytes);
       } else if (entry.bucket != seed->bucket ||
                  !CanBatch(*seed->request, *entry.request, options_.pad_variable_dims)) {
@@ -73,7 +74,7 @@ DynamicBatcher::Scan DynamicBatcher::ScanQueue(absl::Time now, std::vector<Rejec
   const InferRequest* seed = nullptr;
   int64_t rows = 0;
   const bool batching = options_.dynamic_batching && options_.max_batch_size > 0;
-  const int64_t max_rows = batching ? MaxRows() : 1;
+  int64_t max_rows = batching ? MaxRows() : 1;
   for (size_t l = 0; l < levels_.size(); ++l) {
     auto& level = levels_[l];
     for (size_t i = 0; i < level.size();) {
@@ -81,6 +82,7 @@ DynamicBatcher::Scan DynamicBatcher::ScanQueue(absl::Time now, std::vector<Rejec
       Entry& entry = level[i];
       if (seed == nullptr) {
         seed = entry.request.get();  // The head: always in the batch, so nothing starves.
+        if (batching) max_rows = MaxRowsFor(entry, now);
         if (options_.pad_variable_dims) padded_.Start(*seed, options_.max_padded_batch_bytes);
       } else if (!batching) {
         scan.cut_now = true;

@@ -77,8 +77,9 @@ struct SchedulerOptions {
   // max_queue_delay (AdaptiveBatchLimit). 0: the static limits.
   absl::Duration latency_target = absl::ZeroDuration();
   // With dynamic batching: a request that finds the queue empty and a runner
-  // idle is cut at once (with whatever queued before that runner scanned)
-  // instead of waiting max_queue_delay for company. The loader turns it on
+  // idle, while recent batches held about one request each, is cut at once
+  // (with whatever queued before that runner scanned) instead of waiting
+  // max_queue_delay for company. The loader turns it on
   // unless the config's dynamic_batching says wait_when_idle.
   bool run_when_idle = false;
   int sequence_axis = 1;

@@ -79,6 +79,18 @@ TEST(AdaptiveBatchLimitTest, ShrinksMultiplicativelyOnAMiss) {
   EXPECT_EQ(limit.batch_size(), 8);
 }
 
+TEST(AdaptiveBatchLimitTest, ABacklogBatchAboveTheLimitFeedsOnlyTheRunTimeAverage) {
+  AdaptiveBatchLimit limit = Limit(64, absl::Milliseconds(50));
+  for (int i = 0; i < 4; ++i) limit.Observe(limit.batch_size(), absl::Milliseconds(limit.batch_size()));
+  ASSERT_EQ(limit.batch_size(), 5);
+  // 64 rows in 32 ms: two such runs pass the target, but the batch was above
+  // the limit (a backlog), so the limit stays; the average per row moves.
+  limit.Observe(64, absl::Milliseconds(32));
+  EXPECT_EQ(limit.batch_size(), 5);
+  // Per row: 1 ms + (0.5 - 1) / 8 = 0.9375 ms; delay 20 - 2 x 0.9375 x 5.
+  EXPECT_NEAR(absl::ToDoubleMilliseconds(limit.queue_delay()), 10.625, 0.01);
+}
+
 TEST(AdaptiveBatchLimitTest, StaysWithinTheConfiguredBounds) {
   AdaptiveBatchLimit limit = Limit(4, absl::Milliseconds(2));
   for (int i = 0; i < 10; ++i) limit.Observe(limit.batch_size(), absl::Microseconds(10));
@@ -131,27 +143,35 @@ class AdaptiveBatcherTest : public ::testing::Test {
   int sent_ = 0;
 };
 
-TEST_F(AdaptiveBatcherTest, BatchesGrowToTheLargestSizeTheTargetAllowsAndShrinkWhenTheModelSlows) {
+TEST_F(AdaptiveBatcherTest, BatchesGrowWithinTheTargetAndABacklogIsServedWithFullBatches) {
   auto created = CreateScheduler(options_);
   ASSERT_TRUE(created.ok()) << created.status();
   scheduler_ = std::move(created).value();
-  // A backlog of 200 requests: batches of 1, 2, ... rows until two runs of
-  // the next size would pass 20 ms at 1 ms per row, then 10 each. The
-  // queue delay the target leaves is then 0, so nothing waits for company.
-  SendAndWait(200);
-  std::vector<int64_t> sizes = session_->batch_sizes();
-  ASSERT_GE(sizes.size(), 10u);
-  EXPECT_THAT(std::vector<int64_t>(sizes.begin(), sizes.begin() + 10), ElementsAre(1, 2, 3, 4, 5, 6, 7, 8, 9, 10));
-  EXPECT_EQ(*std::max_element(sizes.begin(), sizes.end()), 10);
-
-  // Five times slower: 10 rows take 50 ms, over the target; the limit falls
-  // to 7, 5, 3, then 2 (two runs of 2 rows: 20 ms) and stays there. (The
-  // queue delay is 0 by then, so the first batches may be cut while the
-  // requests are still being queued: their sizes vary, the end does not.)
-  per_row_ = absl::Milliseconds(5);
-  SendAndWait(100);
-  sizes = session_->batch_sizes();
-  EXPECT_EQ(*std::max_element(sizes.end() - 20, sizes.end()), 2);
+  // 200 requests at once, 1 ms per row (on the clock): batches of 1, 2, ...
+  // rows while the oldest request has waited less than the 20 ms target.
+  // Before the seventh batch it has waited 1 + 2 + ... + 6 = 21 ms: the
+  // target is lost for the backlog, which then runs in batches of
+  // max_batch_size (64, 64, and the 51 left). The first run is held until
+  // all 200 are queued, so that they all arrive at the same (fake) time.
+  session_->Hold();
+  for (int i = 0; i < 200; ++i) {
+    const std::string id = std::to_string(sent_++);
+    scheduler_->Enqueue(test::MakeFloatRequest(id, {1, 1}, {1.0f}), collector_.Callback(id));
+  }
+  ASSERT_TRUE(session_->WaitForRunsStarted(1, absl::Seconds(10)));
+  session_->Release();
+  ASSERT_TRUE(collector_.WaitFor(200, absl::Seconds(10)));
+  EXPECT_THAT(session_->batch_sizes(), ElementsAre(1, 2, 3, 4, 5, 6, 64, 64, 51));
+  // The backlog batches left the limit where the learning had brought it
+  // (7 rows, whose two runs fit the target), and it goes on growing by one
+  // row per full batch: the batch waits for its 7, then 8, then 9 rows (the
+  // queue delay the target leaves, 6 ms, 4 ms, 2 ms, never passes on the
+  // fake clock while the requests arrive).
+  SendAndWait(7);
+  SendAndWait(8);
+  SendAndWait(9);
+  const std::vector<int64_t> sizes = session_->batch_sizes();
+  EXPECT_THAT(std::vector<int64_t>(sizes.begin() + 9, sizes.end()), ElementsAre(7, 8, 9));
 }
 
 TEST_F(AdaptiveBatcherTest, WithoutATargetTheBatchIsTheConfiguredSize) {

@@ -10,6 +10,7 @@
 #include "gtest/gtest.h"
 #include "core/strings.h"
 #include "observability/tracing.h"
+#include "scheduler/dynamic_batcher.h"
 #include "scheduler/scheduler.h"
 #include "unit/scheduler/test_util.h"
 
@@ -74,6 +75,18 @@ class DynamicBatcherTest : public ::testing::Test {
     scheduler_ = std::move(created).value();
   }
 
+  // The runner threads start with the scheduler, and go back to the queue
+  // after each batch: wait until every one is there, so that the next
+  // request finds a runner idle.
+  void LetRunnersSettle() {
+    auto& batcher = static_cast<DynamicBatcher&>(*scheduler_);
+    const absl::Time give_up = absl::Now() + kWait;
+    while (batcher.IdleRunnerCount() < options_.instances.size() && absl::Now() < give_up) {
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    ASSERT_EQ(batcher.IdleRunnerCount(), options_.instances.size());
+  }
+
   void Send(std::string id, Shape shape, std::vector<float> values, uint32_t priority = 0) {
     scheduler_->Enqueue(MakeFloatRequest(id, std::move(shape), std::move(values), priority),
                         collector_.Callback(id));
@@ -125,9 +138,6 @@ TEST_F(DynamicBatcherTest, CutsBatchAtMaxQueueDelay) {
   EXPECT_EQ(stats_.queue.ns(), absl::ToInt64Nanoseconds(absl::Milliseconds(10 + 10 + 1)));
 }
 
-// The runner threads start with the scheduler; give them time to reach the
-// queue, so that the next request finds a runner idle.
-void LetRunnersSettle() { absl::SleepFor(absl::Milliseconds(50)); }
 
 TEST_F(DynamicBatcherTest, RunsAtOnceWhenItFindsTheQueueEmptyAndARunnerIdle) {
   options_.max_batch_size = 8;
@@ -164,6 +174,42 @@ TEST_F(DynamicBatcherTest, WaitsForCompanyWhenNoRunnerIsIdleEvenIfTheQueueWasEmp
   clock_.Advance(absl::Milliseconds(10));
   ASSERT_TRUE(collector_.WaitFor(3, kWait));
   EXPECT_THAT(session_->batch_sizes(), ElementsAre(1, 2));
+}
+
+// At saturation a runner is idle for a moment after every batch: the first
+// request of the next wave must not run alone and leave the rest of the wave
+// to the batch after it. Batches with company close the fast path; lone
+// batches open it again.
+TEST_F(DynamicBatcherTest, WaitsForCompanyAfterBatchesThatHadItAndRunsAtOnceAgainWhenAlone) {
+  options_.max_batch_size = 8;
+  options_.dynamic_batching = true;
+  options_.max_queue_delay = absl::Milliseconds(10);
+  options_.run_when_idle = true;
+  Start();
+  LetRunnersSettle();
+  session_->Hold();
+  Send("a", {1, 1}, {1});  // Alone: runs at once (held in the session).
+  ASSERT_TRUE(session_->WaitForRunsStarted(1, kWait));
+  for (const char* id : {"b", "c", "d", "e"}) Send(id, {1, 1}, {2});
+  session_->Release();
+  ASSERT_TRUE(collector_.WaitFor(1, kWait));
+  clock_.Advance(absl::Milliseconds(10));
+  ASSERT_TRUE(collector_.WaitFor(5, kWait));  // b to e: one batch of four.
+  // Requests per batch, averaged: 1, then 1.75 after the batch of four.
+  int runs = 2;
+  for (const char* id : {"f", "g"}) {
+    LetRunnersSettle();
+    Send(id, {1, 1}, {3});  // Finds the queue empty and the runner idle, yet waits.
+    EXPECT_FALSE(session_->WaitForRunsStarted(runs + 1, absl::Milliseconds(50))) << id;
+    clock_.Advance(absl::Milliseconds(10));
+    ASSERT_TRUE(session_->WaitForRunsStarted(++runs, kWait)) << id;
+    ASSERT_TRUE(collector_.WaitFor(runs + 3, kWait)) << id;
+  }
+  // Two lone batches later (1.56, 1.42) the fast path is open again.
+  LetRunnersSettle();
+  Send("h", {1, 1}, {4});
+  ASSERT_TRUE(collector_.WaitFor(8, kWait));
+  EXPECT_THAT(session_->batch_sizes(), ElementsAre(1, 4, 1, 1, 1));
 }
 
 TEST_F(DynamicBatcherTest, WaitsOutTheQueueDelayWhenIdleIfAskedTo) {
