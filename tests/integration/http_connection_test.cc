@@ -240,6 +240,27 @@ TEST_F(HttpHangUpTest, ClientThatHangsUpWhileQueuedIsDroppedBeforeItRuns) {
   EXPECT_EQ(s["inference_stats"]["fail"]["count"].GetUint64(), 1u) << "the abandoned request is counted as failed";
 }
 
+// The watch for a hang-up is a peek that Asio queues without a system call
+// when the last read drained the socket, as it does on a kept-alive
+// connection's later requests: a hang-up there is still seen.
+TEST_F(HttpHangUpTest, ClientThatHangsUpOnAKeptAliveConnectionIsDroppedBeforeItRuns) {
+  RawConnection stays(server_->http_port());
+  RawConnection leaves(server_->http_port());
+  ASSERT_TRUE(stays.connected());
+  ASSERT_TRUE(leaves.connected());
+  ASSERT_TRUE(leaves.Send(InferRequest("quick", 1, 2)));
+  ASSERT_TRUE(AnsweredWith(leaves.ReadResponseOrClose(), "[2.0,3.0]"));
+  ASSERT_TRUE(stays.Send(InferRequest("held", 1, 1)));
+  ASSERT_TRUE(leaves.Send(InferRequest("held", 2, 2)));
+  HttpClient metrics(server_->metrics_port());
+  ASSERT_TRUE(WaitUntil([&] {
+    return MetricValue(metrics.Get("/metrics").body, "ortserve_pending_requests", {R"(model="held")"}) == 2;
+  }, 10));
+  leaves.Close();
+  EXPECT_TRUE(AnsweredWith(stays.ReadResponseOrClose(), "[2.0,2.0]"));
+  EXPECT_EQ(InferenceCount("held"), 1u) << "the request whose client left must not run";
+}
+
 TEST_F(HttpConnectionTest, PipelinedRequestIsNotMistakenForAHangUp) {
   // The second request arrives while the first waits in the queue: the
   // socket is readable, but the client is still there. Both are answered.
