@@ -407,6 +407,36 @@ TEST_F(GrpcServiceTest, RequestedOutputsAndClassificationAreHonoured) {
   EXPECT_NE(classes[0].find(":1:versicolor"), std::string::npos) << classes[0];
 }
 
+// ModelInfer's messages are recycled (frontend/grpc/infer_messages.h): a call
+// after one with an id, a classification output and two rows sees none of it.
+TEST_F(GrpcServiceTest, ACallAnsweredAfterAnotherCarriesNothingOfIt) {
+  for (int round = 0; round < 3; ++round) {
+    ModelInferRequest first = IrisRequest({6.4f, 3.2f, 4.5f, 1.5f, 5.1f, 3.5f, 1.4f, 0.2f});
+    first.set_id("first-call");
+    auto* output = first.add_outputs();
+    output->set_name("probabilities");
+    (*output->mutable_parameters())["classification"].set_int64_param(2);
+    ModelInferResponse answer;
+    grpc::Status status = Infer(first, &answer);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    ASSERT_EQ(answer.outputs_size(), 1);
+
+    ModelInferResponse second;
+    status = Infer(IrisRequest({5.1f, 3.5f, 1.4f, 0.2f}), &second);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(second.id(), "");
+    EXPECT_TRUE(second.parameters().empty());
+    ASSERT_EQ(second.outputs_size(), 2);
+    ASSERT_EQ(second.raw_output_contents_size(), 2);
+    EXPECT_EQ(RawAs<int64_t>(RawOutput(second, "label")), (std::vector<int64_t>{0}));
+    const auto* probabilities = FindOutput(second, "probabilities");
+    ASSERT_NE(probabilities, nullptr);
+    EXPECT_EQ(probabilities->datatype(), "FP32");
+    EXPECT_TRUE(probabilities->parameters().empty());
+    EXPECT_EQ(RawAs<float>(RawOutput(second, "probabilities")).size(), 3u);
+  }
+}
+
 TEST_F(GrpcServiceTest, UnknownModelIsNotFound) {
   ModelInferRequest request = IrisRequest({1, 2, 3, 4});
   request.set_model_name("no_such_model");

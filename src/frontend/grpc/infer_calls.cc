@@ -14,6 +14,7 @@
 #include "frontend/grpc/grpc_codec.h"
 #include "frontend/grpc/generate_stream.h"
 #include "frontend/grpc/grpc_server.h"
+#include "frontend/grpc/infer_messages.h"
 #include "observability/request_record.h"
 #include "repository/model_version.h"
 
@@ -137,37 +138,6 @@ InferRequest ChoicesOf(const InferRequest& request) {
   return choices;
 }
 
-// ModelInfer's messages, allocated by gRPC through InferAllocator so that the
-// decoded InferRequest can share ownership of the request message: raw
-// tensors stay valid however long the scheduler keeps the request, without a
-// copy. gRPC calls Release when the RPC is over; the InferRequest's payload
-// may hold the messages longer.
-class InferMessages : public grpc::MessageHolder<ModelInferRequest, ModelInferResponse> {
- public:
-  InferMessages() : messages_(std::make_shared<Pair>()) {
-    set_request(&messages_->request);
-    set_response(&messages_->response);
-  }
-  void Release() override { delete this; }
-  std::shared_ptr<const ModelInferRequest> shared_request() const {
-    return {messages_, &messages_->request};
-  }
-
- private:
-  struct Pair {
-    ModelInferRequest request;
-    ModelInferResponse response;
-  };
-  std::shared_ptr<Pair> messages_;
-};
-
-class InferAllocator : public grpc::MessageAllocator<ModelInferRequest, ModelInferResponse> {
- public:
-  grpc::MessageHolder<ModelInferRequest, ModelInferResponse>* AllocateMessages() override {
-    return new InferMessages();
-  }
-};
-
 // One ModelInfer call. Owned jointly by gRPC (until OnDone) and by the
 // inference callback (until it returns); whichever finishes last deletes it.
 // Runs on gRPC's callback threads and, for the callback, a scheduler thread.
@@ -186,8 +156,10 @@ class InferReactor : public grpc::ServerUnaryReactor {
     if (std::string traceparent = record_.ResponseTraceparent(); !traceparent.empty()) {
       context->AddInitialMetadata("traceparent", traceparent);
     }
-    // The permit holds the message's memory until the call is over.
-    if (auto permit = Admit(admission, *request, ClientKey(context, identity)); permit.ok()) {
+    // The permit holds the message's memory until the call is over. The
+    // client key (a string made from the peer) only when there are limits.
+    const std::string client = admission != nullptr ? ClientKey(context, identity) : std::string();
+    if (auto permit = Admit(admission, *request, client); permit.ok()) {
       permit_ = *std::move(permit);
     } else {
       refs_.store(1);
@@ -553,7 +525,7 @@ class StreamReactor : public grpc::ServerBidiReactor<ModelInferRequest, ModelStr
 }  // namespace
 
 std::unique_ptr<grpc::MessageAllocator<ModelInferRequest, ModelInferResponse>> MakeInferAllocator() {
-  return std::make_unique<InferAllocator>();
+  return std::make_unique<InferMessageAllocator>();
 }
 
 grpc::ServerUnaryReactor* StartModelInfer(InferenceService* service, admission::Admission* admission,

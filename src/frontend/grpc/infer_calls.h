@@ -27,8 +27,9 @@ struct StreamAccess {
   std::string peer{};                     // For the audit log; empty when not auditing.
 };
 
-// The allocator ModelInfer's messages must come from: the decoded request
-// shares ownership of the message, so raw tensors stay views (no copy).
+// The allocator ModelInfer's messages must come from (infer_messages.h): the
+// decoded request shares ownership of the message, so raw tensors stay views
+// (no copy), and pairs are recycled across calls.
 std::unique_ptr<grpc::MessageAllocator<inference::ModelInferRequest, inference::ModelInferResponse>>
 MakeInferAllocator();
 
