@@ -151,7 +151,7 @@ void DynamicBatcher::Enqueue(std::unique_ptr<InferRequest> request, InferCallbac
       }
       // Nothing queued, a runner waiting, and recent batches had no company
       // either: there is no company to wait for.
-      entry.run_at_once = options_.run_when_idle && queued_ == 0 && idle_runners_ > 0 &&
+      entry.run_at_once = options_.run_when_idle && queued_ == 0 && running_ < options_.instances.size() &&
                           recent_batch_requests_ < kCompanyThreshold;
       levels_[priority - 1].push_back(std::move(entry));
       ++queued_;
@@ -279,6 +279,7 @@ bool DynamicBatcher::NextBatch(RunnerState& state) {
     ++erased;
   }
   queued_ -= take;
+  if (take > 0) ++running_;
   recent_batch_requests_ += kCompanyWeight * (static_cast<double>(take) - recent_batch_requests_);
   --idle_runners_;
   forming_ = false;
@@ -515,6 +516,13 @@ void DynamicBatcher::Execute(RunnerState& state, backend::Session& session) {
                     : session.Run(inputs, names, &state.run_outputs);
     run_end = options_.clock->Now();
     state.instance_metrics.RunFinished(run_end);
+  }
+  {
+    // The model has run: this runner answers and comes back for the next
+    // batch within microseconds, so a request arriving now (a client that
+    // already has its answer, say) need not wait for company.
+    absl::MutexLock lock(&mu_);
+    --running_;
   }
   if (!status.ok()) {
     FailBatch(state, status);

@@ -28,7 +28,8 @@ namespace ortserve::scheduler {
 //     such), or
 //   - max_queue_delay has passed since the oldest of them was enqueued, or the
 //     scheduler is stopping, or
-//   - one of them found the queue empty and a runner idle when it arrived,
+//   - one of them found the queue empty and a runner idle (or answering
+//     its batch, its model run over) when it arrived,
 //     while recent batches held about one request each (run_when_idle): at
 //     low load there is no company to wait for, so it runs at once with
 //     whatever queued before the runner scanned. Recent batches with company
@@ -210,6 +211,10 @@ class DynamicBatcher final : public Scheduler {
   // Runners inside NextBatch (waiting for requests or forming a batch), as
   // opposed to running one.
   size_t idle_runners_ ABSL_GUARDED_BY(mu_) = 0;
+  // Runners between cutting a batch and the end of its model run. Fewer than
+  // the instances: one is free or about to be (answering its batch), which
+  // the idle fast path counts as idle.
+  size_t running_ ABSL_GUARDED_BY(mu_) = 0;
   // Requests per batch, a moving average over recent batches (each new batch
   // weighs kCompanyWeight). The idle fast path is open while it stays under
   // kCompanyThreshold: after one batch of 30 it takes about ten lone batches

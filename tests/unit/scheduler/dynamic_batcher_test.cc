@@ -156,6 +156,30 @@ TEST_F(DynamicBatcherTest, RunsAtOnceWhenItFindsTheQueueEmptyAndARunnerIdle) {
   EXPECT_EQ(stats_.queue.ns(), 0);  // Neither waited on the (fake) clock.
 }
 
+// A client in a loop sends its next request the moment it has its answer,
+// which can be before the runner is back at the queue: the runner has run
+// its model and is still answering, and the request must not wait for
+// company on that account.
+TEST_F(DynamicBatcherTest, RunsAtOnceWhenItArrivesWhileTheRunnerIsStillAnswering) {
+  options_.max_batch_size = 8;
+  options_.dynamic_batching = true;
+  options_.max_queue_delay = absl::Hours(1);  // The fake clock never gets there.
+  options_.run_when_idle = true;
+  Start();
+  LetRunnersSettle();
+  InferCallback answer_b = collector_.Callback("b");
+  InferCallback answer_a = collector_.Callback("a");
+  // a's answer, delivered on the runner thread, sends b before returning.
+  scheduler_->Enqueue(MakeFloatRequest("a", {1, 1}, {1}),
+                      [&](absl::StatusOr<InferResponse> result) {
+                        scheduler_->Enqueue(MakeFloatRequest("b", {1, 1}, {2}), std::move(answer_b));
+                        std::move(answer_a)(std::move(result));
+                      });
+  ASSERT_TRUE(collector_.WaitFor(2, kWait));
+  EXPECT_THAT(Floats(collector_.Get("b")->outputs[0]), ElementsAre(4));
+  EXPECT_THAT(session_->batch_sizes(), ElementsAre(1, 1));
+}
+
 TEST_F(DynamicBatcherTest, WaitsForCompanyWhenNoRunnerIsIdleEvenIfTheQueueWasEmpty) {
   options_.max_batch_size = 8;
   options_.dynamic_batching = true;
