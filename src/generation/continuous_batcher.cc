@@ -52,6 +52,21 @@ struct ContinuousBatcher::Core {
   void FailAll();
   // The Prometheus side of a sampled token (metrics set).
   void CountToken(Sequence& s, absl::Time now);
+  // Notes that `s`'s callbacks are about to run: its output is flushed at
+  // the next FlushOutputs.
+  void Touch(const Sequence& s) {
+    const std::shared_ptr<StepOutput>& out = s.callbacks.output;
+    if (out == nullptr) return;
+    // A handful of outputs (one per event loop): a linear search is cheapest.
+    for (const auto& t : touched_) {
+      if (t == out) return;
+    }
+    touched_.push_back(out);
+  }
+  void FlushOutputs() {
+    for (const auto& out : touched_) out->Flush();
+    touched_.clear();
+  }
   bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return stop || !waiting.empty(); }
   bool stopping() const { return stopping_.load(std::memory_order_acquire); }
 
@@ -69,6 +84,7 @@ struct ContinuousBatcher::Core {
   ResidentBatch resident_;          // decode steps: the running sequences' past kept between steps
   std::vector<float> logits_;
   std::vector<SequenceState*> batch_;
+  std::vector<std::shared_ptr<StepOutput>> touched_;  // outputs to flush after this step
 
   std::atomic<int64_t> steps{0}, step_sequences{0}, max_step_sequences{0}, tokens{0};
   std::atomic<int64_t> finished_length{0}, finished_stop{0}, finished_cancelled{0}, failed{0};
@@ -215,12 +231,14 @@ void ContinuousBatcher::Core::Loop() {
     ended.clear();
     Admit(&fresh, &ended);
     for (auto& [s, status] : ended) {
+      Touch(s);
       s.callbacks.on_done(std::move(status));
       if (stopping()) break;
     }
     ended.clear();
     if (stopping()) break;
     for (Sequence& s : fresh) {
+      Touch(s);
       if (s.callbacks.on_start) s.callbacks.on_start();
       running_.push_back(std::move(s));
     }
@@ -240,12 +258,18 @@ void ContinuousBatcher::Core::Loop() {
     prefill.clear();
     decode.clear();
     for (size_t i = 0; i < running_.size(); ++i) (running_[i].run->state().cached == 0 ? prefill : decode).push_back(i);
+    // The output of admissions, cancellations and each step goes to its
+    // connections once the step is done (a newcomer's first token does not
+    // wait for the decode step).
     if (!prefill.empty()) StepGroup(prefill, /*decode=*/false);
+    FlushOutputs();
     if (!stopping() && !decode.empty()) StepGroup(decode, /*decode=*/true);
+    FlushOutputs();
     if (decode.empty()) resident_.Clear();  // nothing decodes: the resident past goes
     Compact();
     running.store(static_cast<int64_t>(running_.size()), std::memory_order_relaxed);
   }
+  FlushOutputs();
   FailAll();
 }
 
@@ -261,13 +285,14 @@ void ContinuousBatcher::Core::StepGroup(const std::vector<size_t>& group, bool d
                                : options.model->StepPaged(batch_, *pool, &scratch_, &logits_);
   const absl::Time stepped = options.metrics != nullptr ? options.clock->Now() : absl::InfinitePast();
   if (!status.ok()) {
-    for (size_t i : group) End(running_[i], status);
+    for (size_t i : group) End(running_[i], status);  // End touches each
     return;
   }
   const size_t vocab = logits_.size() / group.size();
   for (size_t k = 0; k < group.size(); ++k) {
     Sequence& s = running_[group[k]];
     if (stopping()) return;  // a callback destroyed the batcher
+    Touch(s);
     tokens.fetch_add(1, std::memory_order_relaxed);
     if (options.metrics != nullptr) CountToken(s, stepped);
     auto done = s.run->Advance(std::span<float>(logits_.data() + k * vocab, vocab), s.callbacks.on_text);
@@ -302,6 +327,7 @@ void ContinuousBatcher::Core::End(Sequence& s, absl::StatusOr<GenerationResult> 
     options.metrics->RecordEnd(end);
   }
   pool->Free(&s.run->state().blocks);
+  Touch(s);
   auto on_done = std::move(s.callbacks.on_done);
   s.run.reset();
   s.callbacks = {};
@@ -325,7 +351,11 @@ void ContinuousBatcher::Core::FailAll() {
   }
   running_.clear();
   if (options.metrics != nullptr) options.metrics->AddWaiting(-static_cast<int64_t>(left.size()));
-  for (Sequence& s : left) s.callbacks.on_done(unloaded);
+  for (Sequence& s : left) {
+    Touch(s);
+    s.callbacks.on_done(unloaded);
+  }
+  FlushOutputs();
 }
 
 BatcherStats ContinuousBatcher::stats() const {

@@ -37,6 +37,18 @@ struct BatcherStats {
   int64_t kv_blocks_used = 0, kv_blocks_total = 0, kv_block_bytes = 0;
 };
 
+// Where the callbacks of many sequences deliver their output to another
+// thread (an HTTP event loop): the callbacks only queue what they produce,
+// and the decode loop calls Flush() once after each step in which a sequence
+// using it had a callback run (and once after the callbacks of admissions,
+// refusals and cancellations), so a step costs one hand-off per output, not
+// one per token. Flush() runs on the decode loop and must not block.
+class StepOutput {
+ public:
+  virtual ~StepOutput() = default;
+  virtual void Flush() = 0;
+};
+
 // Thread-safe. The destructor stops intake, fails every waiting and running
 // sequence with Unavailable (each gets its done callback), and joins the
 // loop (detaches it when destroyed from one of its own callbacks; the loop
@@ -70,11 +82,14 @@ class ContinuousBatcher {
 
   // Called on the loop thread: once when the sequence joins the batch
   // (its first step is next), then with each piece of text (false ends it
-  // as kCancelled), then exactly once with its end.
+  // as kCancelled), then exactly once with its end. `output` (optional) is
+  // flushed after the step in which any of them ran (StepOutput); the loop
+  // holds it until that flush, so it may be released in on_done.
   struct Callbacks {
     std::function<void()> on_start;
     TextCallback on_text;
     std::function<void(absl::StatusOr<GenerationResult>)> on_done;
+    std::shared_ptr<StepOutput> output;
   };
 
   // Queues a request. Errors (no callback is then called): InvalidArgument

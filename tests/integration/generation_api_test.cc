@@ -11,6 +11,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "integration/server_harness.h"
@@ -121,6 +122,59 @@ TEST_F(GenerationApiTest, CompletionMatchesTheTorchGreedyGoldenWholeAndStreamed)
   EXPECT_EQ(finish, g.eos ? "stop" : "length");
   // The connection is still good for the next request.
   EXPECT_EQ(client.Get("/v2/health/live").status, 200u);
+}
+
+// Many streams at once on the server's few event loops (their events are
+// handed over once per decode step and loop, several of a stream in one
+// write while its last write is in flight): each stream's events add up to
+// its whole answer (greedy: the same text as answered whole), with one
+// finish, the usage and the end marker.
+TEST_F(GenerationApiTest, ConcurrentStreamsEachGetTheirWholeAnswer) {
+  const std::vector<std::string> prompts = {"I have been feeling", "my mom", "The headache started",
+                                            "After the second dose I had a fever"};
+  constexpr int kStreams = 12;
+  auto body = [&](int i, bool stream) {
+    return R"({"model":"tiny_decoder","prompt":")" + prompts[i % prompts.size()] +
+           R"(","temperature":0,"ignore_eos":true,"max_tokens":)" + std::to_string(20 + 7 * i) +
+           (stream ? R"(,"stream":true,"stream_options":{"include_usage":true}})" : "}");
+  };
+  std::vector<std::string> want(kStreams);
+  HttpClient client(server_->http_port());
+  for (int i = 0; i < kStreams; ++i) {
+    auto res = client.Post("/v1/completions", body(i, false));
+    ASSERT_EQ(res.status, 200u) << res.body;
+    want[i] = Json(res.body)["choices"][0]["text"].GetString();
+  }
+  std::vector<HttpResponse> got(kStreams);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kStreams; ++i) {
+    clients.emplace_back([&, i] {
+      HttpClient c(server_->http_port());
+      got[i] = c.Post("/v1/completions", body(i, true));
+    });
+  }
+  for (auto& t : clients) t.join();
+  for (int i = 0; i < kStreams; ++i) {
+    ASSERT_EQ(got[i].status, 200u) << got[i].body;
+    const auto events = Events(got[i].body);
+    ASSERT_GE(events.size(), 3u) << got[i].body;
+    EXPECT_EQ(events.back(), "[DONE]");
+    std::string text;
+    int finishes = 0, usages = 0;
+    for (size_t k = 0; k + 1 < events.size(); ++k) {
+      auto e = Json(events[k]);
+      if (e["choices"].Size() == 0) {
+        ++usages;
+        EXPECT_EQ(e["usage"]["completion_tokens"].GetInt64(), 20 + 7 * i);
+        continue;
+      }
+      text += e["choices"][0]["text"].GetString();
+      if (!e["choices"][0]["finish_reason"].IsNull()) ++finishes;
+    }
+    EXPECT_EQ(text, want[i]) << "stream " << i;
+    EXPECT_EQ(finishes, 1);
+    EXPECT_EQ(usages, 1);
+  }
 }
 
 TEST_F(GenerationApiTest, ChatCompletionsWholeAndStreamed) {

@@ -92,6 +92,7 @@ class HttpStream {
 
 class AccessControl;
 struct GenerationJob;
+class GenerationOutbox;
 
 // What every connection of a server shares; outlives them all.
 struct ConnectionContext {
@@ -281,10 +282,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void TritonGenerate(const RouteMatch& route);
   // GET .../generation_stats: the model's batcher counters and pool gauges.
   void GenerationStats(const RouteMatch& route);
-  // Server-Sent Events over a chunked response: the head, then each event as
-  // a chunk (`last`: then the final chunk, and the request is answered).
+  // Server-Sent Events over a chunked response: the head, then the events
+  // (whole chunks) a GenerationOutbox hands over, then the final chunk, and
+  // the request is answered.
+  friend class GenerationOutbox;
   void StartStream();
-  void StreamWrite(std::string event, bool last);
+  // Writes what `job`'s feed held (GenerationJob::taken; then empty): after
+  // the head when the stream starts, with the final chunk when it ends.
+  void DeliverStream(GenerationJob& job);
   void FlushStream();
   struct SseState {
     bool active = false;   // a streamed answer is being written

@@ -5,13 +5,24 @@
 //
 // Each request goes to its model's continuous batcher (one decode loop per
 // model, generation/continuous_batcher.h), never to an I/O thread: the
-// loop calls back with the start, each piece of text and the end, and each
-// is posted back to the connection's thread, which writes it. A stream's
-// head goes out when the sequence joins the batch, so a request refused
-// while waiting for room in the key/value cache gets a plain 429.
+// loop calls back with the start, each piece of text and the end. A whole
+// answer is posted back to the connection's thread. A stream's events are
+// formatted on the decode loop into the request's feed, in its event loop's
+// GenerationOutbox, which the decode loop flushes once per step: one
+// wake-up per event loop and step hands every stream of that loop its
+// text, however many streams it has, and a stream whose last write is
+// still in flight gets the new events in its next write. A stream's head
+// goes out when the sequence joins the batch, so a request refused while
+// waiting for room in the key/value cache gets a plain 429.
 #include <charconv>
 #include <chrono>
 #include <functional>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "boost/asio/execution_context.hpp"
 
 #include "core/json_writer.h"
 #include "core/strings.h"
@@ -34,6 +45,73 @@ namespace beast = boost::beast;
 
 std::string SseEvent(std::string_view data) { return StrCat("data: ", data, "\n\n"); }
 
+// `data` as one chunk of a chunked body.
+void AppendHttpChunk(std::string_view data, std::string* out) {
+  char size[20];
+  const auto end = std::to_chars(size, size + sizeof(size), data.size(), 16).ptr;
+  out->append(size, end).append("\r\n").append(data).append("\r\n");
+}
+
+}  // namespace
+
+// The streamed generations of one event loop on their way from the decode
+// loops (any number of models) to the loop's connections. A decode loop
+// queues each stream's events (whole HTTP chunks) in the stream's feed and
+// lists the stream as ready; its Flush at the end of a step posts one drain
+// to the event loop, unless one is already posted and not yet run. The drain
+// hands each ready stream's feed to its connection, which writes it (or
+// appends it to the write after the one in flight). The buffers swap
+// between the feed and the connection instead of being copied, so a warm
+// stream allocates nothing per token.
+//
+// Thread-safe: Queue and Flush on decode loops, Drain on the event loop,
+// Close on the thread that shuts the event loop down.
+class GenerationOutbox final : public generation::StepOutput,
+                               public std::enable_shared_from_this<GenerationOutbox> {
+ public:
+  explicit GenerationOutbox(net::any_io_executor loop) : loop_(std::move(loop)) {}
+
+  // Appends `event` (if not empty) to `job`'s feed as one chunk; `start`:
+  // the stream's head goes first; `last`: the stream ends after it.
+  void Queue(const std::shared_ptr<GenerationJob>& job, std::string_view event, bool start, bool last);
+  void Flush() override;
+  // The event loop is going away: what is queued is dropped, nothing more
+  // is posted.
+  void Close();
+
+ private:
+  void Drain();
+
+  const net::any_io_executor loop_;
+  absl::Mutex mu_;
+  std::vector<std::shared_ptr<GenerationJob>> ready_ ABSL_GUARDED_BY(mu_);  // with a feed to hand over
+  bool posted_ ABSL_GUARDED_BY(mu_) = false;  // a Drain is posted and has not taken ready_ yet
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::shared_ptr<GenerationJob>> draining_;  // Drain's own (the event loop's thread)
+};
+
+namespace {
+
+// One GenerationOutbox per event loop, kept as an Asio service of the
+// loop's io_context: created by the loop's first stream, closed when the
+// io_context shuts down (before its handlers are destroyed).
+class GenerationOutboxes final : public net::execution_context::service {
+ public:
+  inline static net::execution_context::id id;
+  explicit GenerationOutboxes(net::execution_context& context) : net::execution_context::service(context) {}
+  // Runs only on the event loop's thread (one thread per io_context).
+  const std::shared_ptr<GenerationOutbox>& For(const net::any_io_executor& loop) {
+    if (outbox_ == nullptr) outbox_ = std::make_shared<GenerationOutbox>(loop);
+    return outbox_;
+  }
+
+ private:
+  void shutdown() override {
+    if (outbox_ != nullptr) outbox_->Close();
+  }
+  std::shared_ptr<GenerationOutbox> outbox_;
+};
+
 }  // namespace
 
 // How one API writes a generation's answers.
@@ -46,10 +124,10 @@ struct GenerationAnswer {
 
   bool chat() const { return api == Api::kChat; }
   bool triton() const { return api == Api::kTriton; }
-  // The data of one streamed piece of text.
-  std::string Chunk(std::string_view delta, bool first) const {
-    if (triton()) return TritonGenerateJson(ids.model, version, delta, nullptr);
-    return CompletionChunkJson(chat(), ids, delta, first, nullptr);
+  // The data of one streamed piece of text, appended to `out`.
+  void AppendChunk(std::string_view delta, bool first, std::string* out) const {
+    if (triton()) return AppendTritonGenerateJson(ids.model, version, delta, nullptr, out);
+    AppendCompletionChunkJson(chat(), ids, delta, first, nullptr, out);
   }
   // The last events of a stream.
   std::string Tail(const generation::GenerationResult& r, bool first) const {
@@ -85,7 +163,67 @@ struct GenerationJob {
   generation::SessionStore* sessions = nullptr;
   std::string session_key;
   std::vector<generation::ChatMessage> new_messages;
+
+  // A stream's way to its connection (GenerationOutbox).
+  std::shared_ptr<GenerationOutbox> outbox;
+  std::shared_ptr<Connection> connection;  // until the stream's end is handed over
+  // Guarded by outbox->mu_: what the decode loop queued and the connection
+  // has not taken yet (whole chunks), and whether it starts or ends the
+  // stream; `queued`: in the outbox's ready list.
+  std::string feed;
+  bool feed_start = false, feed_last = false, queued = false;
+  // The event loop's side of the feed (Drain takes it here).
+  std::string taken;
+  bool take_start = false, take_last = false;
 };
+
+void GenerationOutbox::Queue(const std::shared_ptr<GenerationJob>& job, std::string_view event, bool start,
+                             bool last) {
+  absl::MutexLock lock(&mu_);
+  if (closed_) return;
+  if (!event.empty()) AppendHttpChunk(event, &job->feed);
+  job->feed_start |= start;
+  job->feed_last |= last;
+  if (!job->queued) {
+    job->queued = true;
+    ready_.push_back(job);
+  }
+}
+
+void GenerationOutbox::Flush() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_ || posted_ || ready_.empty()) return;
+    posted_ = true;
+  }
+  net::post(loop_, [self = shared_from_this()] { self->Drain(); });
+}
+
+void GenerationOutbox::Close() {
+  std::vector<std::shared_ptr<GenerationJob>> dropped;
+  absl::MutexLock lock(&mu_);
+  closed_ = true;
+  dropped.swap(ready_);
+}
+
+void GenerationOutbox::Drain() {
+  {
+    absl::MutexLock lock(&mu_);
+    posted_ = false;
+    draining_.swap(ready_);
+    for (const auto& job : draining_) {
+      job->queued = false;
+      job->taken.swap(job->feed);  // `taken` was emptied (capacity kept) by the last hand-over
+      job->take_start = std::exchange(job->feed_start, false);
+      job->take_last = std::exchange(job->feed_last, false);
+    }
+  }
+  for (const auto& job : draining_) {
+    job->connection->DeliverStream(*job);
+    if (job->take_last) job->connection.reset();
+  }
+  draining_.clear();
+}
 
 void Connection::Completions(RouteId id) {
   const bool chat = id == RouteId::kOpenAiChatCompletions;
@@ -217,15 +355,23 @@ void Connection::RunGeneration(std::shared_ptr<GenerationJob> job) {
   generation::ContinuousBatcher::Callbacks callbacks;
   auto self = shared_from_this();
   if (job->stream) {
-    callbacks.on_start = [self, job] {
+    job->connection = self;
+    job->outbox = net::use_service<GenerationOutboxes>(net::query(stream_.get_executor(), net::execution::context))
+                      .For(stream_.get_executor());
+    callbacks.output = job->outbox;
+    callbacks.on_start = [job] {
       job->started = true;
-      self->Post([self] { self->StartStream(); });
+      job->outbox->Queue(job, {}, /*start=*/true, /*last=*/false);
     };
-    callbacks.on_text = [self, job, cancelled](std::string_view delta) {
+    callbacks.on_text = [job, cancelled](std::string_view delta) {
       if (cancelled->cancelled()) return false;
-      std::string event = SseEvent(job->answer.Chunk(delta, job->first));
+      // Formatted here, on the decode loop, into the loop's reused buffer.
+      thread_local std::string event;
+      event.assign("data: ");
+      job->answer.AppendChunk(delta, job->first, &event);
+      event.append("\n\n");
       job->first = false;
-      self->Post([self, event = std::move(event)]() mutable { self->StreamWrite(std::move(event), false); });
+      job->outbox->Queue(job, event, false, false);
       return true;
     };
   } else {
@@ -238,10 +384,10 @@ void Connection::RunGeneration(std::shared_ptr<GenerationJob> job) {
       job->sessions->Append(job->session_key, std::move(job->new_messages));
     }
     const unsigned status = result.ok() ? 200 : HttpStatusFor(result.status().code());
-    if (job->started) {  // the stream's head is out
-      std::string tail = result.ok() ? job->answer.Tail(*result, job->first)
-                                     : job->answer.StreamError(ToStd(result.status().message()), status);
-      self->Post([self, tail = std::move(tail)]() mutable { self->StreamWrite(std::move(tail), true); });
+    if (job->started) {  // the stream's head is queued
+      const std::string tail = result.ok() ? job->answer.Tail(*result, job->first)
+                                           : job->answer.StreamError(ToStd(result.status().message()), status);
+      job->outbox->Queue(job, tail, false, /*last=*/true);
       return;
     }
     std::string body = result.ok() ? job->answer.Whole(*result)
@@ -276,21 +422,23 @@ void Connection::StartStream() {
   sse_.active = true;
   sse_.done = false;
   sse_.written = 0;
-  FlushStream();
 }
 
-void Connection::StreamWrite(std::string event, bool last) {
-  if (!sse_.active) return;
-  if (!event.empty()) {
-    char size[20];
-    const auto end = std::to_chars(size, size + sizeof(size), event.size(), 16).ptr;
-    sse_.pending.append(size, end).append("\r\n").append(event).append("\r\n");
+void Connection::DeliverStream(GenerationJob& job) {
+  if (job.take_start) StartStream();
+  if (sse_.active) {
+    if (sse_.pending.empty()) {
+      sse_.pending.swap(job.taken);  // the buffers trade places: nothing copied, nothing allocated
+    } else {
+      sse_.pending.append(job.taken);
+    }
+    if (job.take_last) {
+      sse_.pending.append("0\r\n\r\n");
+      sse_.done = true;
+    }
+    FlushStream();
   }
-  if (last) {
-    sse_.pending.append("0\r\n\r\n");
-    sse_.done = true;
-  }
-  FlushStream();
+  job.taken.clear();
 }
 
 void Connection::FlushStream() {

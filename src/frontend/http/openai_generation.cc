@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "frontend/http/openai_generation.h"
 
+#include <charconv>
 #include <cmath>
 
 #include "core/strings.h"
@@ -48,7 +49,10 @@ void Head(bool chat, bool chunk, const CompletionIds& ids, std::string* out) {
   Str(ids.id, out);
   out->append(",\"object\":\"");
   out->append(chat ? (chunk ? "chat.completion.chunk" : "chat.completion") : "text_completion");
-  out->append("\",\"created\":").append(std::to_string(ids.created)).append(",\"model\":");
+  out->append("\",\"created\":");
+  char digits[24];  // no temporary string: a stream writes this head per token
+  out->append(digits, std::to_chars(digits, digits + sizeof(digits), ids.created).ptr);
+  out->append(",\"model\":");
   Str(ids.model, out);
 }
 
@@ -198,30 +202,35 @@ std::string CompletionJson(bool chat, const CompletionIds& ids, const generation
 std::string CompletionChunkJson(bool chat, const CompletionIds& ids, std::string_view delta, bool first,
                                 const generation::GenerationResult* finish) {
   std::string out;
-  Head(chat, true, ids, &out);
-  out.append(",\"choices\":[{\"index\":0,");
-  if (chat) {
-    out.append("\"delta\":{");
-    if (first) out.append("\"role\":\"assistant\"");
-    if (!delta.empty() || (first && finish == nullptr)) {
-      if (first) out.append(",");
-      out.append("\"content\":");
-      Str(delta, &out);
-    }
-    out.append("},");
-  } else {
-    out.append("\"text\":");
-    Str(delta, &out);
-    out.append(",\"logprobs\":null,");
-  }
-  out.append("\"finish_reason\":");
-  if (finish != nullptr) {
-    out.append("\"").append(Finish(*finish)).append("\"");
-  } else {
-    out.append("null");
-  }
-  out.append("}]}");
+  AppendCompletionChunkJson(chat, ids, delta, first, finish, &out);
   return out;
+}
+
+void AppendCompletionChunkJson(bool chat, const CompletionIds& ids, std::string_view delta, bool first,
+                               const generation::GenerationResult* finish, std::string* out) {
+  Head(chat, true, ids, out);
+  out->append(",\"choices\":[{\"index\":0,");
+  if (chat) {
+    out->append("\"delta\":{");
+    if (first) out->append("\"role\":\"assistant\"");
+    if (!delta.empty() || (first && finish == nullptr)) {
+      if (first) out->append(",");
+      out->append("\"content\":");
+      Str(delta, out);
+    }
+    out->append("},");
+  } else {
+    out->append("\"text\":");
+    Str(delta, out);
+    out->append(",\"logprobs\":null,");
+  }
+  out->append("\"finish_reason\":");
+  if (finish != nullptr) {
+    out->append("\"").append(Finish(*finish)).append("\"");
+  } else {
+    out->append("null");
+  }
+  out->append("}]}");
 }
 
 std::string UsageChunkJson(bool chat, const CompletionIds& ids, const generation::GenerationResult& result) {

@@ -57,6 +57,10 @@ std::string CompletionJson(bool chat, const CompletionIds& ids, const generation
 // the first chunk carries the role (`first`).
 std::string CompletionChunkJson(bool chat, const CompletionIds& ids, std::string_view delta, bool first,
                                 const generation::GenerationResult* finish);
+// The same, appended to `out` (a stream's buffer, reused: no allocation
+// once it has grown).
+void AppendCompletionChunkJson(bool chat, const CompletionIds& ids, std::string_view delta, bool first,
+                               const generation::GenerationResult* finish, std::string* out);
 // The usage chunk (stream_options.include_usage): empty choices.
 std::string UsageChunkJson(bool chat, const CompletionIds& ids, const generation::GenerationResult& result);
 

@@ -107,22 +107,28 @@ absl::StatusOr<CompletionRequest> ParseTritonGenerateRequest(std::string_view bo
 
 std::string TritonGenerateJson(std::string_view model, std::string_view version, std::string_view text,
                                const generation::GenerationResult* finish) {
-  std::string out = "{\"model_name\":";
-  AppendJsonString(model, &out);
-  out.append(",\"model_version\":");
-  AppendJsonString(version, &out);
-  out.append(",\"text_output\":");
-  AppendJsonString(text, &out);
+  std::string out;
+  AppendTritonGenerateJson(model, version, text, finish, &out);
+  return out;
+}
+
+void AppendTritonGenerateJson(std::string_view model, std::string_view version, std::string_view text,
+                              const generation::GenerationResult* finish, std::string* out) {
+  out->append("{\"model_name\":");
+  AppendJsonString(model, out);
+  out->append(",\"model_version\":");
+  AppendJsonString(version, out);
+  out->append(",\"text_output\":");
+  AppendJsonString(text, out);
   if (finish != nullptr) {
-    out.append(",\"finish_reason\":\"")
+    out->append(",\"finish_reason\":\"")
         .append(finish->finish == generation::FinishReason::kLength ? "length" : "stop")
         .append("\",\"prompt_tokens\":")
         .append(std::to_string(finish->prompt_tokens))
         .append(",\"completion_tokens\":")
         .append(std::to_string(finish->completion_tokens));
   }
-  out.append("}");
-  return out;
+  out->append("}");
 }
 
 std::string TritonError(std::string_view message) {

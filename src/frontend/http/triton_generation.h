@@ -31,6 +31,9 @@ absl::StatusOr<CompletionRequest> ParseTritonGenerateRequest(std::string_view bo
 // answer and a stream's last event).
 std::string TritonGenerateJson(std::string_view model, std::string_view version, std::string_view text,
                                const generation::GenerationResult* finish);
+// The same, appended to `out` (a stream's reused buffer).
+void AppendTritonGenerateJson(std::string_view model, std::string_view version, std::string_view text,
+                              const generation::GenerationResult* finish, std::string* out);
 
 // {"error": "<message>"}.
 std::string TritonError(std::string_view message);

@@ -521,6 +521,99 @@ TEST_F(BatcherTest, PrometheusSeriesFollowTheBatcher) {
   EXPECT_EQ(value("ortserve_generation_kv_blocks_total", labels), 0);
 }
 
+// A StepOutput shared by several sequences (an event loop's streams) is
+// flushed once per step, after every callback of that step: each step's
+// texts reach it in one flush, each sequence's in order, the starts with the
+// first token and the ends with the last; a sequence without an output is
+// never flushed for.
+TEST_F(BatcherTest, AStepOutputIsFlushedOncePerStepAfterTheStepsCallbacks) {
+  struct Log : StepOutput {
+    void Flush() override {
+      absl::MutexLock lock(&mu);
+      events.push_back("flush");
+    }
+    void Add(std::string event) {
+      absl::MutexLock lock(&mu);
+      events.push_back(std::move(event));
+    }
+    absl::Mutex mu;
+    std::vector<std::string> events;
+  };
+  auto log = std::make_shared<Log>();
+  auto batcher = ContinuousBatcher::Create(Options());
+  ASSERT_TRUE(batcher.ok()) << batcher.status();
+  const std::vector<std::string> prompts = {"I have been feeling", "my mom", "The headache started"};
+  const std::vector<int32_t> lengths = {5, 9, 7};
+  std::vector<std::unique_ptr<Outcome>> outcomes;
+  absl::Notification all_submitted;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    outcomes.push_back(std::make_unique<Outcome>());
+    auto callbacks = outcomes.back()->Callbacks();
+    const std::string name(1, static_cast<char>('a' + i));
+    callbacks.on_start = [&, name, i] {
+      log->Add(name + " start");
+      if (i == 0) all_submitted.WaitForNotification();  // the others join at this step or the next
+    };
+    callbacks.on_text = [&, name, i](std::string_view d) {
+      outcomes[i]->streamed += d;
+      log->Add(name + " text");
+      return true;
+    };
+    auto on_done = std::move(callbacks.on_done);
+    callbacks.on_done = [&, name, on_done](absl::StatusOr<GenerationResult> r) {
+      log->Add(name + " done");
+      on_done(std::move(r));
+    };
+    callbacks.output = log;
+    ASSERT_TRUE((*batcher)->Submit(Request(prompts[i], lengths[i]), nullptr, std::move(callbacks)).ok());
+  }
+  all_submitted.Notify();
+  // Without an output: its callbacks run, nothing is flushed for it.
+  Outcome alone;
+  ASSERT_TRUE((*batcher)->Submit(Request("my mom", 3), nullptr, alone.Callbacks()).ok());
+  for (auto& o : outcomes) ASSERT_TRUE(o->Wait());
+  ASSERT_TRUE(alone.Wait());
+  const BatcherStats stats = (*batcher)->stats();
+  batcher->reset();  // joins the loop: every flush has happened
+  Generator single(**model_, **tokenizer_, Limits());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    ASSERT_TRUE(outcomes[i]->result.ok()) << outcomes[i]->result.status();
+    auto want = single.Generate(Request(prompts[i], lengths[i]));
+    ASSERT_TRUE(want.ok());
+    EXPECT_EQ(outcomes[i]->streamed, want->text) << prompts[i];
+  }
+  absl::MutexLock lock(&log->mu);
+  const std::vector<std::string>& events = log->events;
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back(), "flush");
+  // Between two flushes (one step): at most one text per sequence.
+  int flushes = 0, texts = 0, starts = 0, dones = 0;
+  std::vector<std::string> step;
+  for (const std::string& e : events) {
+    if (e == "flush") {
+      ++flushes;
+      step.clear();
+      continue;
+    }
+    if (e.ends_with("text")) {
+      EXPECT_EQ(std::count(step.begin(), step.end(), e), 0) << "two texts of one sequence in one step";
+      ++texts;
+    }
+    starts += e.ends_with("start");
+    dones += e.ends_with("done");
+    step.push_back(e);
+  }
+  EXPECT_EQ(starts, 3);
+  EXPECT_EQ(dones, 3);
+  EXPECT_GT(texts, 9);  // a token whose bytes end mid-character gives no text
+  EXPECT_LE(texts, 5 + 9 + 7);
+  // One flush per step of these sequences: at least one per token of the
+  // longest (9), at most one per run of the batcher (whose runs include
+  // the sequence without an output).
+  EXPECT_GE(flushes, 9);
+  EXPECT_LE(flushes, stats.steps);
+}
+
 // Destroying the batcher ends every sequence with Unavailable, once each.
 TEST_F(BatcherTest, ShutdownEndsEverySequence) {
   auto batcher = ContinuousBatcher::Create(Options());
