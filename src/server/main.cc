@@ -51,9 +51,10 @@ int main(int argc, char** argv) {
   app.add_option("--http-port", options.http_port, "HTTP port; 0 picks a free port, -1 disables HTTP")
       ->capture_default_str();
   app.add_option("--http-thread-count,--http-threads", options.http_threads,
-                 "HTTP I/O threads (event loops; requests never hold one while a model runs)")
+                 "HTTP I/O threads (event loops; requests never hold one while a model runs); 0: one per CPU "
+                 "the process may use (affinity and container CPU quota), at most 4")
       ->capture_default_str()
-      ->check(CLI::Range(1, 256));
+      ->check(CLI::Range(0, 256));
   app.add_option("--http-max-input-size", options.http_max_body_bytes,
                  "Largest HTTP request body accepted, in bytes; larger ones get 413")
       ->capture_default_str();

@@ -3,7 +3,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <sched.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include <fstream>
 
@@ -27,6 +30,23 @@ uint64_t AvailableMemory() {
 }
 
 }  // namespace
+
+int AvailableCpus() {
+  int cpus = 0;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) cpus = CPU_COUNT(&set);
+  if (cpus <= 0) cpus = static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
+  // cgroup v2's cpu.max: "<quota> <period>" in microseconds, or "max <period>".
+  std::ifstream in("/sys/fs/cgroup/cpu.max");
+  int64_t quota = 0;
+  int64_t period = 0;
+  if (in >> quota >> period && quota > 0 && period > 0) {
+    const int64_t allowed = (quota + period - 1) / period;
+    if (allowed < cpus) cpus = static_cast<int>(std::max<int64_t>(1, allowed));
+  }
+  return cpus;
+}
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Server::~Server() { Stop(); }
@@ -210,11 +230,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
                     names);
     }
   }
+  int http_threads = 0;
   if (options.http_port >= 0) {
     frontend::HttpServer::Options http;
     http.address = options.http_address;
     http.port = static_cast<uint16_t>(options.http_port);
-    http.threads = options.http_threads;
+    // More event loops than CPUs only adds wake-ups and switches (on one
+    // core, four loops cost streamed generation ~10% of its throughput).
+    http_threads = options.http_threads > 0 ? options.http_threads : std::clamp(AvailableCpus(), 1, 4);
+    http.threads = http_threads;
     http.max_body_bytes = options.http_max_body_bytes;
     http.idle_timeout = absl::Seconds(options.http_idle_timeout_seconds);
     http.max_connections = options.http_max_connections;
@@ -256,8 +280,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     if (options.enable_profiling) observability::HeapProfiler::EnableDefaultSampling();
     ASSIGN_OR_RETURN(impl->http, frontend::HttpServer::Start(std::move(http)));
     // Tests and scripts read the bound port from this line.
-    spdlog::info("HTTP listening on {}:{}{}", options.http_address, impl->http->port(),
-                 impl->http_tls ? " (TLS)" : "");
+    spdlog::info("HTTP listening on {}:{}{}, {} I/O thread{}", options.http_address, impl->http->port(),
+                 impl->http_tls ? " (TLS)" : "", http_threads, http_threads == 1 ? "" : "s");
   }
   if (options.grpc_port >= 0) {
     frontend::GrpcServer::Options grpc_options;

@@ -13,6 +13,10 @@
 
 namespace ortserve::server {
 
+// The CPUs this process may run on: its affinity mask, within the
+// container's CPU quota (cgroup v2's cpu.max, rounded up) when it has one.
+int AvailableCpus();
+
 struct ServerOptions {
   std::string model_repository;
   // A repository holding only model.onnx (and config.pbtxt) at its top level,
@@ -22,7 +26,7 @@ struct ServerOptions {
   std::string model_staging_dir;  // Where that layout is staged; "": the temporary folder.
   std::string http_address = "0.0.0.0";
   int http_port = 8000;       // 0: any free port; -1: HTTP off.
-  int http_threads = 4;
+  int http_threads = 0;       // 0: one per CPU this process may use (AvailableCpus), at most 4.
   size_t http_max_body_bytes = 64u << 20;
   double http_idle_timeout_seconds = 60;
   size_t http_max_connections = 0;  // 0: three quarters of the open-files limit.

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <rapidjson/document.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -471,6 +472,35 @@ TEST(HttpMemoryTest, MemoryOfLargeBodiesGoesBackOnceTheyAreAnswered) {
   // process is back within a little of where it started.
   EXPECT_TRUE(WaitUntil([&] { return ResidentKib((*server)->pid()) - before < 48 * 1024; }, 10))
       << "resident " << ResidentKib((*server)->pid()) << " KiB, " << before << " KiB before";
+}
+
+// A server confined to one CPU (taskset, a container's CPU quota) runs one
+// HTTP event loop by default: more only add wake-ups and switches on that
+// core. --http-thread-count still sets the number.
+TEST(HttpThreadsTest, ByDefaultOneEventLoopPerCpuTheServerMayUse) {
+  cpu_set_t before;
+  CPU_ZERO(&before);
+  ASSERT_EQ(sched_getaffinity(0, sizeof(before), &before), 0);
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &before)) {
+      CPU_SET(cpu, &one);
+      break;
+    }
+  }
+  TempDir repo;
+  // The server inherits this thread's affinity.
+  ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+  auto confined = ServerProcess::Start({"--model-repository", repo.path()});
+  auto asked = ServerProcess::Start({"--model-repository", repo.path(), "--http-thread-count", "3"});
+  ASSERT_EQ(sched_setaffinity(0, sizeof(before), &before), 0);
+  ASSERT_TRUE(confined.ok()) << confined.status();
+  ASSERT_TRUE(asked.ok()) << asked.status();
+  EXPECT_NE((*confined)->Output().find(", 1 I/O thread"), std::string::npos) << (*confined)->Output();
+  EXPECT_NE((*asked)->Output().find(", 3 I/O threads"), std::string::npos) << (*asked)->Output();
+  HttpClient client((*confined)->http_port());
+  EXPECT_EQ(client.Get("/v2/health/live").status, 200u);
 }
 
 }  // namespace
