@@ -62,7 +62,7 @@ start_server() {  # start_server BUILD_DIR LABEL
   local log="$out/server-$2.log"
   $server_cpu "$1/src/server/ortserve" --model-repository "$out/repo" --http-address 127.0.0.1 \
     --http-port "$BASE_PORT" --grpc-port -1 --metrics-port -1 --intra-op-thread-count 1 --tokenizer-threads 1 \
-    --http-threads "${HTTP_THREADS:-4}" > "$log" 2>&1 &
+    --http-threads "${HTTP_THREADS:-0}" > "$log" 2>&1 &
   server_pid=$!
   port="$BASE_PORT"
   for _ in $(seq 1 300); do
