@@ -174,6 +174,21 @@ class HttpHangUpTest : public HttpConnectionTest {
     with_metrics_ = true;
     HttpConnectionTest::SetUp();
   }
+
+  // `stays` and `leaves` each send a request to `held`; once both wait in
+  // its queue (1.5 s, for a batch of 8), `leaves` hangs up: only the
+  // request of the client that stayed runs.
+  void ExpectOnlyTheClientThatStaysRuns(RawConnection& stays, RawConnection& leaves) {
+    ASSERT_TRUE(stays.Send(InferRequest("held", 1, 1)));
+    ASSERT_TRUE(leaves.Send(InferRequest("held", 2, 2)));
+    HttpClient metrics(server_->metrics_port());
+    ASSERT_TRUE(WaitUntil([&] {
+      return MetricValue(metrics.Get("/metrics").body, "ortserve_pending_requests", {R"(model="held")"}) == 2;
+    }, 10));
+    leaves.Close();
+    EXPECT_TRUE(AnsweredWith(stays.ReadResponseOrClose(), "[2.0,2.0]"));
+    EXPECT_EQ(InferenceCount("held"), 1u) << "the request whose client left must not run";
+  }
 };
 
 TEST_F(HttpConnectionTest, SilentClientIsDisconnectedAfterTheIdleTimeout) {
@@ -222,18 +237,7 @@ TEST_F(HttpHangUpTest, ClientThatHangsUpWhileQueuedIsDroppedBeforeItRuns) {
   RawConnection leaves(server_->http_port());
   ASSERT_TRUE(stays.connected());
   ASSERT_TRUE(leaves.connected());
-  ASSERT_TRUE(stays.Send(InferRequest("held", 1, 1)));
-  ASSERT_TRUE(leaves.Send(InferRequest("held", 2, 2)));
-  // Both wait 1.5 s in the queue for a batch of 8; once both are queued,
-  // one client leaves.
-  HttpClient metrics(server_->metrics_port());
-  ASSERT_TRUE(WaitUntil([&] {
-    return MetricValue(metrics.Get("/metrics").body, "ortserve_pending_requests", {R"(model="held")"}) == 2;
-  }, 10));
-  leaves.Close();
-  EXPECT_TRUE(AnsweredWith(stays.ReadResponseOrClose(), "[2.0,2.0]"));
-  // Only the request whose client stayed ran; the other was never computed.
-  EXPECT_EQ(InferenceCount("held"), 1u);
+  ExpectOnlyTheClientThatStaysRuns(stays, leaves);
   HttpClient client(server_->http_port());
   auto stats = Json(client.Get("/v2/models/held/stats").body);
   const auto& s = stats["model_stats"][0];
@@ -241,9 +245,8 @@ TEST_F(HttpHangUpTest, ClientThatHangsUpWhileQueuedIsDroppedBeforeItRuns) {
   EXPECT_EQ(s["inference_stats"]["fail"]["count"].GetUint64(), 1u) << "the abandoned request is counted as failed";
 }
 
-// The watch for a hang-up is a peek that Asio queues without a system call
-// when the last read drained the socket, as it does on a kept-alive
-// connection's later requests: a hang-up there is still seen.
+// A kept-alive connection's later request is watched for a hang-up as its
+// first is: a client that leaves while it is queued is seen.
 TEST_F(HttpHangUpTest, ClientThatHangsUpOnAKeptAliveConnectionIsDroppedBeforeItRuns) {
   RawConnection stays(server_->http_port());
   RawConnection leaves(server_->http_port());
@@ -251,15 +254,7 @@ TEST_F(HttpHangUpTest, ClientThatHangsUpOnAKeptAliveConnectionIsDroppedBeforeItR
   ASSERT_TRUE(leaves.connected());
   ASSERT_TRUE(leaves.Send(InferRequest("quick", 1, 2)));
   ASSERT_TRUE(AnsweredWith(leaves.ReadResponseOrClose(), "[2.0,3.0]"));
-  ASSERT_TRUE(stays.Send(InferRequest("held", 1, 1)));
-  ASSERT_TRUE(leaves.Send(InferRequest("held", 2, 2)));
-  HttpClient metrics(server_->metrics_port());
-  ASSERT_TRUE(WaitUntil([&] {
-    return MetricValue(metrics.Get("/metrics").body, "ortserve_pending_requests", {R"(model="held")"}) == 2;
-  }, 10));
-  leaves.Close();
-  EXPECT_TRUE(AnsweredWith(stays.ReadResponseOrClose(), "[2.0,2.0]"));
-  EXPECT_EQ(InferenceCount("held"), 1u) << "the request whose client left must not run";
+  ExpectOnlyTheClientThatStaysRuns(stays, leaves);
 }
 
 TEST_F(HttpConnectionTest, PipelinedRequestIsNotMistakenForAHangUp) {

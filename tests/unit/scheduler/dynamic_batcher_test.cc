@@ -87,6 +87,17 @@ class DynamicBatcherTest : public ::testing::Test {
     ASSERT_EQ(batcher.IdleRunnerCount(), options_.instances.size());
   }
 
+  // Batches of up to 8 rows with the idle fast path (run_when_idle), the
+  // runner waiting at the queue.
+  void StartWithIdleFastPath(absl::Duration max_queue_delay) {
+    options_.max_batch_size = 8;
+    options_.dynamic_batching = true;
+    options_.max_queue_delay = max_queue_delay;
+    options_.run_when_idle = true;
+    Start();
+    LetRunnersSettle();
+  }
+
   void Send(std::string id, Shape shape, std::vector<float> values, uint32_t priority = 0) {
     scheduler_->Enqueue(MakeFloatRequest(id, std::move(shape), std::move(values), priority),
                         collector_.Callback(id));
@@ -140,12 +151,7 @@ TEST_F(DynamicBatcherTest, CutsBatchAtMaxQueueDelay) {
 
 
 TEST_F(DynamicBatcherTest, RunsAtOnceWhenItFindsTheQueueEmptyAndARunnerIdle) {
-  options_.max_batch_size = 8;
-  options_.dynamic_batching = true;
-  options_.max_queue_delay = absl::Hours(1);  // The fake clock never gets there.
-  options_.run_when_idle = true;
-  Start();
-  LetRunnersSettle();
+  StartWithIdleFastPath(absl::Hours(1));  // The fake clock never gets there.
   Send("a", {1, 1}, {1});
   ASSERT_TRUE(collector_.WaitFor(1, kWait));
   EXPECT_THAT(Floats(collector_.Get("a")->outputs[0]), ElementsAre(2));
@@ -161,12 +167,7 @@ TEST_F(DynamicBatcherTest, RunsAtOnceWhenItFindsTheQueueEmptyAndARunnerIdle) {
 // its model and is still answering, and the request must not wait for
 // company on that account.
 TEST_F(DynamicBatcherTest, RunsAtOnceWhenItArrivesWhileTheRunnerIsStillAnswering) {
-  options_.max_batch_size = 8;
-  options_.dynamic_batching = true;
-  options_.max_queue_delay = absl::Hours(1);  // The fake clock never gets there.
-  options_.run_when_idle = true;
-  Start();
-  LetRunnersSettle();
+  StartWithIdleFastPath(absl::Hours(1));  // The fake clock never gets there.
   InferCallback answer_b = collector_.Callback("b");
   InferCallback answer_a = collector_.Callback("a");
   // a's answer, delivered on the runner thread, sends b before returning.
@@ -181,12 +182,7 @@ TEST_F(DynamicBatcherTest, RunsAtOnceWhenItArrivesWhileTheRunnerIsStillAnswering
 }
 
 TEST_F(DynamicBatcherTest, WaitsForCompanyWhenNoRunnerIsIdleEvenIfTheQueueWasEmpty) {
-  options_.max_batch_size = 8;
-  options_.dynamic_batching = true;
-  options_.max_queue_delay = absl::Milliseconds(10);
-  options_.run_when_idle = true;
-  Start();
-  LetRunnersSettle();
+  StartWithIdleFastPath(absl::Milliseconds(10));
   session_->Hold();
   Send("a", {1, 1}, {1});  // Runs at once and is held in the session.
   ASSERT_TRUE(session_->WaitForRunsStarted(1, kWait));
@@ -205,12 +201,7 @@ TEST_F(DynamicBatcherTest, WaitsForCompanyWhenNoRunnerIsIdleEvenIfTheQueueWasEmp
 // to the batch after it. Batches with company close the fast path; lone
 // batches open it again.
 TEST_F(DynamicBatcherTest, WaitsForCompanyAfterBatchesThatHadItAndRunsAtOnceAgainWhenAlone) {
-  options_.max_batch_size = 8;
-  options_.dynamic_batching = true;
-  options_.max_queue_delay = absl::Milliseconds(10);
-  options_.run_when_idle = true;
-  Start();
-  LetRunnersSettle();
+  StartWithIdleFastPath(absl::Milliseconds(10));
   session_->Hold();
   Send("a", {1, 1}, {1});  // Alone: runs at once (held in the session).
   ASSERT_TRUE(session_->WaitForRunsStarted(1, kWait));
