@@ -28,14 +28,14 @@ namespace ortserve::scheduler {
 //     such), or
 //   - max_queue_delay has passed since the oldest of them was enqueued, or the
 //     scheduler is stopping, or
-//   - one of them found the queue empty and a runner idle (or answering
-//     its batch, its model run over) when it arrived,
-//     while recent batches held about one request each (run_when_idle): at
-//     low load there is no company to wait for, so it runs at once with
-//     whatever queued before the runner scanned. Recent batches with company
-//     mean load: then the first request after a batch (a runner is idle for
-//     a moment between batches even at saturation) waits for the others as
-//     usual, instead of running alone and leaving them to the next batch;
+//   - one of them found the queue empty and a runner idle (or answering its
+//     batch, its model run over) when it arrived, while recent batches held
+//     about one request each (run_when_idle): at low load there is no
+//     company to wait for, so it runs at once with whatever queued before
+//     the runner scanned. Recent batches with company mean load: then the
+//     first request after a batch (a runner is idle for a moment between
+//     batches even at saturation) waits for the others as usual, instead of
+//     running alone and leaving them to the next batch;
 // otherwise it waits (on the injected clock) for more requests. Without
 // dynamic batching each request runs alone.
 //
