@@ -14,7 +14,7 @@
 #
 # Environment: MODELS, DURATION [10], WARMUP [2], CONCURRENCY [32],
 # SERVER_CPUS [0], LOADGEN_CPUS [1], THREADS [1] (ORT intra-op, both servers),
-# BUILD [build], PORT [18800] (ortserve HTTP; gRPC +1, Go peer +10),
+# BUILD [build], WEIGHT_REPO [bench/models/json_ab], PORT [18800] (ortserve HTTP; gRPC +1, Go peer +10),
 # OUT [bench/results/peers-<time>]. The Go peer is built by
 # bench/go_peer/build.sh (needs golang-go and ONNXRUNTIME_GO_SRC).
 set -euo pipefail
@@ -41,7 +41,7 @@ for tool in "$ORTSERVE" "$LOADGEN" "$RAW"; do [[ -x "$tool" ]] || { log "missing
 [[ -x "$GO_PEER" ]] || "$ROOT/bench/go_peer/build.sh" >&2
 
 # Models: the weight-bound model of #20 and bert_mini (text, INT64 inputs).
-WEIGHT_REPO="$ROOT/bench/models/json_ab"
+WEIGHT_REPO="${WEIGHT_REPO:-$ROOT/bench/models/json_ab}"
 [[ -f "$WEIGHT_REPO/weight/1/model.onnx" ]] || "$PY" "$ROOT/bench/make_weight_models.py" "$WEIGHT_REPO"
 if [[ " $MODELS " == *" bert_mini "* && ! -f "$ROOT/bench/models/batching/bert_mini/1/model.onnx" ]]; then
   "$PY" "$ROOT/bench/make_bench_models.py" --models bert_mini
