@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "generation/continuous_batcher.h"
 
+#include <algorithm>
 #include <deque>
 #include <utility>
 #include <vector>
@@ -22,6 +23,7 @@ struct Sequence {
   int64_t blocks_needed = 0;
   absl::Time queued;                             // Submit: time to first token starts
   absl::Time last_token = absl::InfinitePast();  // its previous token's step
+  int32_t held_steps = 0;  // decode steps it has waited for its prefill (prefill_hold_steps)
 };
 
 using observability::GenerationEnd;
@@ -44,6 +46,10 @@ struct ContinuousBatcher::Core {
   // a prefill step (`decode` false) through the paged step, a decode step
   // through the resident batch.
   void StepGroup(const std::vector<size_t>& group, bool decode);
+  // Whether the newcomers `prefill` (indices into running_, not yet
+  // prefilled) wait out this step (Options::prefill_hold_steps), with
+  // `decoding` sequences decoding; counts the step against each when so.
+  bool HoldPrefill(const std::vector<size_t>& prefill, size_t decoding);
   // Ends running_[i] (its blocks back to the pool); leaves a hole (run null)
   // that Compact removes.
   void End(Sequence& s, absl::StatusOr<GenerationResult> result);
@@ -87,6 +93,8 @@ struct ContinuousBatcher::Core {
   std::vector<std::shared_ptr<StepOutput>> touched_;  // outputs to flush after this step
 
   std::atomic<int64_t> steps{0}, step_sequences{0}, max_step_sequences{0}, tokens{0};
+  std::atomic<int64_t> prefill_steps{0}, prefill_sequences{0}, decode_steps{0}, decode_sequences{0};
+  std::atomic<int64_t> admit_wait_us{0}, prefill_run_us{0}, decode_run_us{0};
   std::atomic<int64_t> finished_length{0}, finished_stop{0}, finished_cancelled{0}, failed{0};
   std::atomic<int64_t> refused_queue_full{0}, refused_timeout{0}, running{0}, waiting_count{0};
 };
@@ -100,6 +108,9 @@ absl::StatusOr<std::unique_ptr<ContinuousBatcher>> ContinuousBatcher::Create(Opt
   }
   if (options.max_waiting < 0 || options.max_waiting > 1 << 20) {
     return absl::InvalidArgumentError("generation.max_waiting_requests must be in [0, 1048576]");
+  }
+  if (options.prefill_hold_steps < 0 || options.prefill_hold_steps > 4096) {
+    return absl::InvalidArgumentError("generation.prefill_hold_steps must be in [0, 4096]");
   }
   if (options.max_wait < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("generation.max_queue_wait_ms must not be negative");
@@ -190,9 +201,11 @@ void ContinuousBatcher::Core::Admit(std::vector<Sequence>* fresh,
   // First come, first served: a request that does not fit blocks those behind it.
   // Static batching (benchmarks only) admits only into an empty batch.
   const bool closed = options.static_batching && !running_.empty();
+  const absl::Time now = options.clock->Now();
   while (!closed && !waiting.empty() &&
          static_cast<int64_t>(running_.size() + fresh->size()) < options.max_batch_sequences &&
          pool->Allocate(waiting.front().blocks_needed, &waiting.front().run->state().blocks)) {
+    admit_wait_us.fetch_add(absl::ToInt64Microseconds(now - waiting.front().queued), std::memory_order_relaxed);
     fresh->push_back(std::move(waiting.front()));
     waiting.pop_front();
     if (m != nullptr) {
@@ -204,7 +217,6 @@ void ContinuousBatcher::Core::Admit(std::vector<Sequence>* fresh,
     }
   }
   // Whoever still waits past its deadline is refused.
-  const absl::Time now = options.clock->Now();
   for (auto it = waiting.begin(); it != waiting.end();) {
     if (now >= it->deadline) {
       refused_timeout.fetch_add(1, std::memory_order_relaxed);
@@ -258,10 +270,10 @@ void ContinuousBatcher::Core::Loop() {
     prefill.clear();
     decode.clear();
     for (size_t i = 0; i < running_.size(); ++i) (running_[i].run->state().cached == 0 ? prefill : decode).push_back(i);
+    if (!prefill.empty() && !HoldPrefill(prefill, decode.size())) StepGroup(prefill, /*decode=*/false);
     // The output of admissions, cancellations and each step goes to its
     // connections once the step is done (a newcomer's first token does not
     // wait for the decode step).
-    if (!prefill.empty()) StepGroup(prefill, /*decode=*/false);
     FlushOutputs();
     if (!stopping() && !decode.empty()) StepGroup(decode, /*decode=*/true);
     FlushOutputs();
@@ -273,6 +285,16 @@ void ContinuousBatcher::Core::Loop() {
   FailAll();
 }
 
+bool ContinuousBatcher::Core::HoldPrefill(const std::vector<size_t>& prefill, size_t decoding) {
+  const int32_t hold = options.prefill_hold_steps;
+  if (hold == 0 || decoding == 0) return false;  // nothing to share the wait with: prefill now
+  int32_t longest = 0;
+  for (size_t i : prefill) longest = std::max(longest, running_[i].held_steps);
+  if (longest >= hold) return false;
+  for (size_t i : prefill) ++running_[i].held_steps;  // they wait out this decode step
+  return true;
+}
+
 void ContinuousBatcher::Core::StepGroup(const std::vector<size_t>& group, bool decode) {
   batch_.clear();
   for (size_t i : group) batch_.push_back(&running_[i].run->state());
@@ -280,10 +302,15 @@ void ContinuousBatcher::Core::StepGroup(const std::vector<size_t>& group, bool d
   steps.fetch_add(1, std::memory_order_relaxed);
   step_sequences.fetch_add(n, std::memory_order_relaxed);
   if (n > max_step_sequences.load(std::memory_order_relaxed)) max_step_sequences.store(n, std::memory_order_relaxed);
+  (decode ? decode_steps : prefill_steps).fetch_add(1, std::memory_order_relaxed);
+  (decode ? decode_sequences : prefill_sequences).fetch_add(n, std::memory_order_relaxed);
   if (options.metrics != nullptr) options.metrics->RecordStep(n);
+  const absl::Time started = options.clock->Now();
   absl::Status status = decode ? resident_.Step(*options.model, batch_, *pool, &logits_)
                                : options.model->StepPaged(batch_, *pool, &scratch_, &logits_);
-  const absl::Time stepped = options.metrics != nullptr ? options.clock->Now() : absl::InfinitePast();
+  const absl::Time stepped = options.clock->Now();
+  (decode ? decode_run_us : prefill_run_us)
+      .fetch_add(absl::ToInt64Microseconds(stepped - started), std::memory_order_relaxed);
   if (!status.ok()) {
     for (size_t i : group) End(running_[i], status);  // End touches each
     return;
@@ -365,6 +392,13 @@ BatcherStats ContinuousBatcher::stats() const {
   s.step_sequences = c.step_sequences.load(std::memory_order_relaxed);
   s.max_step_sequences = c.max_step_sequences.load(std::memory_order_relaxed);
   s.tokens = c.tokens.load(std::memory_order_relaxed);
+  s.prefill_steps = c.prefill_steps.load(std::memory_order_relaxed);
+  s.prefill_sequences = c.prefill_sequences.load(std::memory_order_relaxed);
+  s.decode_steps = c.decode_steps.load(std::memory_order_relaxed);
+  s.decode_sequences = c.decode_sequences.load(std::memory_order_relaxed);
+  s.admit_wait_us = c.admit_wait_us.load(std::memory_order_relaxed);
+  s.prefill_run_us = c.prefill_run_us.load(std::memory_order_relaxed);
+  s.decode_run_us = c.decode_run_us.load(std::memory_order_relaxed);
   s.finished_length = c.finished_length.load(std::memory_order_relaxed);
   s.finished_stop = c.finished_stop.load(std::memory_order_relaxed);
   s.finished_cancelled = c.finished_cancelled.load(std::memory_order_relaxed);
