@@ -15,7 +15,7 @@ def fmt(x, digits=1):
     return "n/a" if x is None else f"{x:,.{digits}f}"
 
 
-def per_cpu(p, label, batch, suffix=""):
+def tokens_per_cpu_s(p, label, batch, suffix=""):
     """Tokens generated per CPU-second of the server over one load generator run, or None."""
     try:
         a = load(p(f"stats_{label}_c{batch}{suffix}_after.json"))
@@ -116,7 +116,7 @@ def main(out):
                 if not os.path.exists(f):
                     continue
                 lg = load(f)
-                pc = per_cpu(p, l, batch, suffix)
+                pc = tokens_per_cpu_s(p, l, batch, suffix)
                 lf = loop_figures(p, l, batch, suffix)
                 gap = lg.get("next_send_gap_ms") or {}
                 share = lg.get("loadgen_cpu_share")
