@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "generation/continuous_batcher.h"
 
-#include <algorithm>
 #include <deque>
 #include <utility>
 #include <vector>
@@ -23,7 +22,6 @@ struct Sequence {
   int64_t blocks_needed = 0;
   absl::Time queued;                             // Submit: time to first token starts
   absl::Time last_token = absl::InfinitePast();  // its previous token's step
-  int32_t held_steps = 0;  // decode steps it has waited for its prefill (prefill_hold_steps)
 };
 
 using observability::GenerationEnd;
@@ -46,10 +44,6 @@ struct ContinuousBatcher::Core {
   // a prefill step (`decode` false) through the paged step, a decode step
   // through the resident batch.
   void StepGroup(const std::vector<size_t>& group, bool decode);
-  // Whether the newcomers `prefill` (indices into running_, not yet
-  // prefilled) wait out this step (Options::prefill_hold_steps), with
-  // `decoding` sequences decoding; counts the step against each when so.
-  bool HoldPrefill(const std::vector<size_t>& prefill, size_t decoding);
   // Ends running_[i] (its blocks back to the pool); leaves a hole (run null)
   // that Compact removes.
   void End(Sequence& s, absl::StatusOr<GenerationResult> result);
@@ -108,9 +102,6 @@ absl::StatusOr<std::unique_ptr<ContinuousBatcher>> ContinuousBatcher::Create(Opt
   }
   if (options.max_waiting < 0 || options.max_waiting > 1 << 20) {
     return absl::InvalidArgumentError("generation.max_waiting_requests must be in [0, 1048576]");
-  }
-  if (options.prefill_hold_steps < 0 || options.prefill_hold_steps > 4096) {
-    return absl::InvalidArgumentError("generation.prefill_hold_steps must be in [0, 4096]");
   }
   if (options.max_wait < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("generation.max_queue_wait_ms must not be negative");
@@ -270,10 +261,11 @@ void ContinuousBatcher::Core::Loop() {
     prefill.clear();
     decode.clear();
     for (size_t i = 0; i < running_.size(); ++i) (running_[i].run->state().cached == 0 ? prefill : decode).push_back(i);
-    if (!prefill.empty() && !HoldPrefill(prefill, decode.size())) StepGroup(prefill, /*decode=*/false);
-    // The output of admissions, cancellations and each step goes to its
-    // connections once the step is done (a newcomer's first token does not
-    // wait for the decode step).
+    // Every newcomer of this iteration in one prefill run (padded to the
+    // longest prompt). The output of admissions, cancellations and each step
+    // goes to its connections once the step is done (a newcomer's first
+    // token does not wait for the decode step).
+    if (!prefill.empty()) StepGroup(prefill, /*decode=*/false);
     FlushOutputs();
     if (!stopping() && !decode.empty()) StepGroup(decode, /*decode=*/true);
     FlushOutputs();
@@ -283,16 +275,6 @@ void ContinuousBatcher::Core::Loop() {
   }
   FlushOutputs();
   FailAll();
-}
-
-bool ContinuousBatcher::Core::HoldPrefill(const std::vector<size_t>& prefill, size_t decoding) {
-  const int32_t hold = options.prefill_hold_steps;
-  if (hold == 0 || decoding == 0) return false;  // nothing to share the wait with: prefill now
-  int32_t longest = 0;
-  for (size_t i : prefill) longest = std::max(longest, running_[i].held_steps);
-  if (longest >= hold) return false;
-  for (size_t i : prefill) ++running_[i].held_steps;  // they wait out this decode step
-  return true;
 }
 
 void ContinuousBatcher::Core::StepGroup(const std::vector<size_t>& group, bool decode) {

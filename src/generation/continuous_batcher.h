@@ -78,15 +78,6 @@ class ContinuousBatcher {
     // batching): requests join only an empty batch, so a batch runs until
     // its last sequence ends before any waiting request starts.
     bool static_batching = false;
-    // Newcomers joining while others decode are prefilled together: one
-    // model run takes every newcomer that has joined, padded to the longest
-    // prompt. A newcomer is held (admitted, its blocks taken, its prefill
-    // not yet run) until the longest held has waited this many decode
-    // steps, so that the newcomers of several steps share one prefill run
-    // instead of one run each; they are prefilled at once when nothing
-    // decodes. 0: every step prefills whoever joined. A held newcomer's
-    // first token comes up to this many decode steps later.
-    int32_t prefill_hold_steps = 0;
     absl::Duration max_wait = absl::Seconds(2);  // a waiting request is refused after this
     // Where waiting deadlines are read (checked at every step, and when a
     // request arrives; nothing waits on a deadline while no sequence runs,

@@ -222,19 +222,6 @@ absl::Status ReadGenerationParameters(const config::ModelConfig& config, Generat
     }
     b.static_batching = text == "1";
   }
-  // A scheduling knob of the decode loop (ContinuousBatcher::Options::
-  // prefill_hold_steps): a parameter, as it trades time to first token for
-  // fewer prefill runs and is tuned per deployment.
-  if (auto it = params.find("generation.prefill_hold_steps"); it != params.end()) {
-    const std::string& text = it->second.string_value();
-    int32_t steps = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), steps);
-    if (ec != std::errc() || end != text.data() + text.size() || steps < 0 || steps > 4096) {
-      return absl::InvalidArgumentError(
-          StrCat("parameter 'generation.prefill_hold_steps' must be an integer in [0, 4096], got '", text, "'"));
-    }
-    b.prefill_hold_steps = steps;
-  }
   int64_t wait_ms = absl::ToInt64Milliseconds(b.max_wait);
   RETURN_IF_ERROR(integer("max_queue_wait_ms", block.has_max_queue_wait_ms(), block.max_queue_wait_ms(), 0,
                           3600 * 1000, &wait_ms));

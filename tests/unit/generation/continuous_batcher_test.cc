@@ -377,8 +377,8 @@ TEST_F(BatcherTest, ConcurrentSequencesShareStepsAndMatchGeneratingAlone) {
   EXPECT_EQ(stats.max_step_sequences, 4);
   EXPECT_LT(stats.steps, 12 + 13 + 14 + 15);  // fewer runs than sequences alone
   // The first alone (or with the others, had they all come before the loop
-  // admitted it), the three that joined at one step (prompts of 2, 4 and 9
-  // tokens) in one prefill run.
+  // admitted it), the three that joined at one step (prompts of different
+  // lengths) in one prefill run.
   EXPECT_LE(stats.prefill_steps, 2);
   EXPECT_EQ(stats.prefill_sequences, 4);
   EXPECT_EQ(stats.decode_steps + stats.prefill_steps, stats.steps);
@@ -648,31 +648,26 @@ TEST_F(BatcherTest, ShutdownEndsEverySequence) {
 namespace ortserve::generation {
 namespace {
 
-// With prefill_hold_steps, newcomers that join at different steps while
-// another sequence decodes are held and prefilled together in one run
-// (padded to the longest of their prompts), and each still gets exactly
-// the greedy tokens it gets alone.
-TEST_F(BatcherTest, HeldNewcomersOfSeveralStepsShareOnePrefillRunAndMatchGeneratingAlone) {
-  ContinuousBatcher::Options o = Options();
-  o.prefill_hold_steps = 12;
-  auto batcher = ContinuousBatcher::Create(o);
+// Newcomers that join at one step while another sequence decodes are
+// prefilled in one model run (padded to the longest of their prompts, all
+// of different lengths), and each gets exactly the greedy tokens it gets alone.
+TEST_F(BatcherTest, NewcomersJoiningAtOneStepShareOnePrefillRunAndMatchGeneratingAlone) {
+  auto batcher = ContinuousBatcher::Create(Options());
   ASSERT_TRUE(batcher.ok()) << batcher.status();
-  // B, C and D come at A's 2nd, 5th and 9th piece of text (from the loop
-  // thread, so at known steps): B is held from the next step for 12 decode
-  // steps, which C and D join before B's wait is over.
-  const std::vector<std::string> prompts = {"I have been feeling", "my mom", "After the second dose I had a fever",
-                                            "rash"};
-  const std::vector<int32_t> max_tokens = {40, 10, 7, 12};
+  const std::vector<std::string> prompts = {"I have been feeling", "rash", "my mom",
+                                            "After the second dose I had a fever"};
+  const std::vector<int32_t> max_tokens = {30, 10, 7, 12};
   std::vector<std::unique_ptr<Outcome>> outcomes;
   for (size_t i = 0; i < prompts.size(); ++i) outcomes.push_back(std::make_unique<Outcome>());
+  ContinuousBatcher* b = batcher->get();
+  // The three are submitted from A's third piece of text, on the loop
+  // thread within one step: the next iteration admits them together.
   auto ca = outcomes[0]->Callbacks();
   int texts = 0;
-  ContinuousBatcher* b = batcher->get();
   auto stream_a = std::move(ca.on_text);
   ca.on_text = [&, stream_a](std::string_view d) {
-    ++texts;
-    for (size_t i : {size_t{1}, size_t{2}, size_t{3}}) {
-      if (texts == (i == 1 ? 2 : i == 2 ? 5 : 9)) {
+    if (++texts == 3) {
+      for (size_t i = 1; i < prompts.size(); ++i) {
         EXPECT_TRUE(b->Submit(Request(prompts[i], max_tokens[i]), nullptr, outcomes[i]->Callbacks()).ok());
       }
     }
@@ -689,56 +684,12 @@ TEST_F(BatcherTest, HeldNewcomersOfSeveralStepsShareOnePrefillRunAndMatchGenerat
     EXPECT_EQ(outcomes[i]->streamed, want->text) << prompts[i];
   }
   const BatcherStats stats = b->stats();
-  EXPECT_EQ(stats.prefill_steps, 2);  // A alone (nothing decoded yet), then B, C and D together
+  EXPECT_EQ(stats.prefill_steps, 2);  // A alone, then the three together
   EXPECT_EQ(stats.prefill_sequences, 4);
-  EXPECT_EQ(stats.tokens, 40 + 10 + 7 + 12);
+  EXPECT_EQ(stats.max_step_sequences, 4);
+  EXPECT_EQ(stats.decode_steps, 30 - 1);  // A's; the others decode in the same runs
+  EXPECT_EQ(stats.tokens, 30 + 10 + 7 + 12);
   EXPECT_EQ(stats.kv_blocks_used, 0);
-}
-
-// A newcomer is held at most prefill_hold_steps decode steps: alone beside a
-// decoding sequence, its first token comes that many decode steps after it joined,
-// and a hold never delays a newcomer when nothing decodes.
-TEST_F(BatcherTest, AHeldNewcomerIsPrefilledAfterTheHoldStepsEvenAlone) {
-  ContinuousBatcher::Options o = Options();
-  o.prefill_hold_steps = 5;
-  auto batcher = ContinuousBatcher::Create(o);
-  ASSERT_TRUE(batcher.ok()) << batcher.status();
-  Outcome a, late;
-  // Decode steps run when the late one joined and when its first text came
-  // (read on the loop thread, between steps).
-  int texts = 0;
-  int64_t decodes_at_late_start = -1, decodes_at_late_first = -1;
-  ContinuousBatcher* b = batcher->get();
-  auto ca = a.Callbacks();
-  auto stream_a = std::move(ca.on_text);
-  ca.on_text = [&, stream_a](std::string_view d) {
-    if (++texts == 3) {
-      auto cl = late.Callbacks();
-      cl.on_start = [&] { decodes_at_late_start = b->stats().decode_steps; };
-      auto stream_late = std::move(cl.on_text);
-      cl.on_text = [&, stream_late](std::string_view piece) {
-        if (decodes_at_late_first < 0) decodes_at_late_first = b->stats().decode_steps;
-        return stream_late(piece);
-      };
-      EXPECT_TRUE(b->Submit(Request("my mom", 6), nullptr, std::move(cl)).ok());
-    }
-    return stream_a(d);
-  };
-  ASSERT_TRUE(b->Submit(Request("I have been feeling", 30), nullptr, std::move(ca)).ok());
-  ASSERT_TRUE(a.Wait());
-  ASSERT_TRUE(late.Wait());
-  ASSERT_TRUE(late.result.ok()) << late.result.status();
-  // Held for 5 of A's decode steps, then prefilled before the next one.
-  EXPECT_GE(decodes_at_late_start, 1);
-  EXPECT_EQ(decodes_at_late_first, decodes_at_late_start + 5);
-  EXPECT_EQ(b->stats().prefill_steps, 2);
-  // Nothing decoding: a newcomer alone is prefilled at once.
-  Outcome next;
-  ASSERT_TRUE(b->Submit(Request("rash", 1), nullptr, next.Callbacks()).ok());
-  ASSERT_TRUE(next.Wait());
-  ASSERT_TRUE(next.result.ok());
-  EXPECT_EQ(b->stats().prefill_steps, 3);
-  EXPECT_EQ(b->stats().decode_steps, 30 - 1);  // A's decode steps only: "rash" ended with its prefill
 }
 
 }  // namespace

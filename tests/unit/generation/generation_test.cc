@@ -409,24 +409,6 @@ TEST(GenerationConfigTest, ReadsTheStaticBatchingSwitch) {
   EXPECT_NE(bad.message().find("generation.static_batching"), std::string_view::npos) << bad;
 }
 
-// How many decode steps a newcomer may wait to share its prefill run is a
-// model parameter: 0 (no hold) unless given, refused by name out of range.
-TEST(GenerationConfigTest, ReadsThePrefillHoldSteps) {
-  config::ModelConfig config;
-  GenerationSetup setup;
-  ASSERT_TRUE(ReadGenerationParameters(config, &setup).ok());
-  EXPECT_EQ(setup.batching.prefill_hold_steps, 0);
-  (*config.mutable_parameters())["generation.prefill_hold_steps"].set_string_value("8");
-  ASSERT_TRUE(ReadGenerationParameters(config, &setup).ok());
-  EXPECT_EQ(setup.batching.prefill_hold_steps, 8);
-  for (const char* bad_value : {"-1", "4097", "8 steps", ""}) {
-    (*config.mutable_parameters())["generation.prefill_hold_steps"].set_string_value(bad_value);
-    const absl::Status bad = ReadGenerationParameters(config, &setup);
-    EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument) << bad_value;
-    EXPECT_NE(bad.message().find("generation.prefill_hold_steps"), std::string_view::npos) << bad;
-  }
-}
-
 TEST(GenerationConfigTest, RejectsBadFieldsByName) {
   auto expect = [](const std::string& text, std::string_view field) {
     auto setup = Load(text);
