@@ -7,6 +7,9 @@
 #     raw_ort_decoder_bench (a greedy ONNX Runtime step loop, same prompt, same
 #     batch), raw ORT measured before and after the ortserve runs;
 #     with BASELINE=<build dir> the same ortserve runs against that build too;
+#     each stream count also unstreamed ("stream": false, same prompt, tokens
+#     and concurrency: the engine without per-token SSE delivery, which raw
+#     ORT does not do either), after the streamed run;
 #  2. continuous against static batching (generation.static_batching): the
 #     capacity of each (closed loop, 32 streams, mixed output lengths MIX),
 #     then Poisson arrivals of the MIX at LOAD x the continuous capacity into
@@ -103,6 +106,13 @@ run_streams() {  # run_streams BUILD LABEL
     touch "$out/.stop"; wait "$sampler" || true; rm -f "$out/.stop"
     cpu_s > "$out/cpu_$2_c${c}_after.txt"
     stats tiny_decoder "$out/stats_$2_c${c}_after.json"
+    # The same load unstreamed (suffix _nostream on every file).
+    stats tiny_decoder "$out/stats_$2_c${c}_nostream_before.json"
+    cpu_s > "$out/cpu_$2_c${c}_nostream_before.txt"
+    loadgen "$out/closed_$2_c${c}_nostream.json" --model tiny_decoder --concurrency "$c" --max-tokens "$MAX_TOKENS" \
+      --stream false
+    cpu_s > "$out/cpu_$2_c${c}_nostream_after.txt"
+    stats tiny_decoder "$out/stats_$2_c${c}_nostream_after.json"
   done
 }
 run_streams "$BUILD" ortserve

@@ -15,6 +15,39 @@ def fmt(x, digits=1):
     return "n/a" if x is None else f"{x:,.{digits}f}"
 
 
+def tokens_per_cpu_s(p, label, batch, suffix=""):
+    """Tokens generated per CPU-second of the server over one load generator run, or None."""
+    try:
+        a = load(p(f"stats_{label}_c{batch}{suffix}_after.json"))
+        b = load(p(f"stats_{label}_c{batch}{suffix}_before.json"))
+        cpu = (float(open(p(f"cpu_{label}_c{batch}{suffix}_after.txt")).read())
+               - float(open(p(f"cpu_{label}_c{batch}{suffix}_before.txt")).read()))
+        return (a["tokens"] - b["tokens"]) / cpu
+    except (OSError, ValueError, ZeroDivisionError, KeyError):
+        return None
+
+
+def loop_figures(p, label, batch, suffix=""):
+    """What the decode loop did over one run (generation_stats deltas); {} when the build lacks the counters."""
+    try:
+        a = load(p(f"stats_{label}_c{batch}{suffix}_after.json"))
+        b = load(p(f"stats_{label}_c{batch}{suffix}_before.json"))
+        d = {k: a[k] - b[k] for k in ("prefill_steps", "prefill_sequences", "decode_steps", "decode_sequences",
+                                      "admit_wait_us", "prefill_run_us", "decode_run_us")}
+    except (OSError, ValueError, KeyError):
+        return {}
+    div = lambda x, y: x / y if y else None
+    return {
+        "decode_batch": div(d["decode_sequences"], d["decode_steps"]),
+        "prefill_per_decode": div(d["prefill_steps"], d["decode_steps"]),
+        "per_prefill": div(d["prefill_sequences"], d["prefill_steps"]),
+        "admit_wait_ms": div(d["admit_wait_us"] / 1e3, d["prefill_sequences"]),
+        "prefill_ms": div(d["prefill_run_us"] / 1e3, d["prefill_steps"]),
+        "decode_ms": div(d["decode_run_us"] / 1e3, d["decode_steps"]),
+        "prefill_share": div(d["prefill_run_us"], d["prefill_run_us"] + d["decode_run_us"]),
+    }
+
+
 def main(out):
     p = lambda name: os.path.join(out, name)
     print(f"Run folder: `{os.path.basename(out)}`\n")
@@ -67,6 +100,41 @@ def main(out):
           "sent in the window). CPU: tokens generated (generation_stats) per CPU-second of the whole server "
           "process (every thread, /proc/<pid>/stat) over the load generator's run, against raw ORT's tokens per "
           "CPU-second of its process. Mean batch: step_sequences / steps over the run (prefill steps included).\n")
+
+    print("## Decode throughput streamed and unstreamed, and what the decode loop did\n")
+    print("| streams | build | mode | tokens/s (wall) | tokens/CPU-s | / raw (CPU) | mean decode batch | "
+          "prefill runs per decode step | sequences per prefill run | wait before prefill ms | prefill run ms | "
+          "decode run ms | prefill share of run time | load generator CPU | next send after an end p50 / p99 ms |")
+    print("|" + "---|" * 15)
+    for batch in sorted(raw_by_batch):
+        rows = raw_by_batch[batch]
+        raw_cpu = [r.get("tokens_per_cpu_s") for r in rows if r.get("tokens_per_cpu_s")]
+        mean_raw_cpu = sum(raw_cpu) / len(raw_cpu) if raw_cpu else None
+        for l in labels:
+            for mode, suffix in (("streamed", ""), ("unstreamed", "_nostream")):
+                f = p(f"closed_{l}_c{batch}{suffix}.json")
+                if not os.path.exists(f):
+                    continue
+                lg = load(f)
+                pc = tokens_per_cpu_s(p, l, batch, suffix)
+                lf = loop_figures(p, l, batch, suffix)
+                gap = lg.get("next_send_gap_ms") or {}
+                share = lg.get("loadgen_cpu_share")
+                ratio = f"{pc / mean_raw_cpu:.2f}x" if pc and mean_raw_cpu else "n/a"
+                pshare = lf.get("prefill_share")
+                print(f"| {batch} | {l} | {mode} | {fmt(lg['tokens_per_s'])} | {fmt(pc)} | {ratio} | "
+                      f"{fmt(lf.get('decode_batch'), 2)} | {fmt(lf.get('prefill_per_decode'), 3)} | "
+                      f"{fmt(lf.get('per_prefill'), 2)} | {fmt(lf.get('admit_wait_ms'), 2)} | "
+                      f"{fmt(lf.get('prefill_ms'), 3)} | {fmt(lf.get('decode_ms'), 3)} | "
+                      f"{'n/a' if pshare is None else f'{100 * pshare:.0f}%'} | "
+                      f"{'n/a' if share is None else f'{100 * share:.0f}%'} | "
+                      f"{fmt(gap.get('p50'), 2)} / {fmt(gap.get('p99'), 2)} |")
+    print("\nUnstreamed: the same closed loop with \"stream\": false (one JSON body per request), right after the "
+          "streamed run on the same server: the engine without per-token delivery. Decode-loop figures from "
+          "generation_stats deltas (n/a for a build without those counters): mean decode batch = decode sequences / "
+          "decode runs; wait before prefill = Submit to joining the batch, per request; run times are the model "
+          "runs' wall time on the decode loop. Load generator CPU: its user + system time over its wall time "
+          "(near 100%: the client sets the pace). Next send: a request's end to its stream's next send.\n")
 
     print("## Memory\n")
     print("| build | RSS idle (MiB) | " + " | ".join(f"peak at {b} streams (MiB)" for b in sorted(raw_by_batch)) + " |")

@@ -24,6 +24,18 @@
 // (last event - first event) / (tokens - 1), which a client that reads
 // several events at once (a busy machine) does not hide.
 //
+// --stream false sends the same requests unstreamed ("stream": false): the
+// whole completion comes in one JSON body, so tokens per second measure the
+// engine without the per-token delivery of Server-Sent Events; TTFT is then
+// the time to the whole answer and there are no ITL figures.
+//
+// The output also reports what limits the load generator itself, so that a
+// run can tell a busy client from a slow server: its own CPU time over the
+// run (loadgen_cpu_s, user + system, and loadgen_cpu_share, over the run's
+// wall time: near 1 means the client, not the server, set the pace) and, in
+// a closed loop, the time from a request's end (its last byte read) to the
+// same stream's next send (next_send_gap_ms).
+//
 // Usage: node sse_loadgen.mjs --port 8000 --model tiny_decoder --concurrency 8 \
 //          --duration 10 --warmup 2 --max-tokens 64 [--json-out f.json]
 import http from 'node:http';
@@ -33,6 +45,7 @@ function parseArgs(argv) {
   const o = {
     host: '127.0.0.1', port: 8000, model: 'tiny_decoder', concurrency: 0, rate: 0, duration: 10, warmup: 2,
     drain: 30, maxTokens: '64', prompt: 'I have been feeling', seed: 1, jsonOut: '', path: '/v1/completions',
+    stream: 'true',
   };
   for (let i = 2; i < argv.length; i += 2) {
     const key = argv[i].replace(/^--/, '').replace(/-([a-z])/g, (_, c) => c.toUpperCase());
@@ -40,6 +53,8 @@ function parseArgs(argv) {
     o[key] = typeof o[key] === 'number' ? Number(argv[i + 1]) : argv[i + 1];
   }
   o.lengths = String(o.maxTokens).split(',').map(Number);
+  if (o.stream !== 'true' && o.stream !== 'false') throw new Error('--stream takes true or false');
+  o.stream = o.stream === 'true';
   if (!(o.concurrency > 0) === !(o.rate > 0)) throw new Error('give one of --concurrency and --rate');
   return o;
 }
@@ -77,14 +92,34 @@ function send(o, agent, maxTokens, due) {
   return new Promise((resolve) => {
     const rec = { due, sent: now(), first: null, end: null, events: 0, gaps: [], tokens: 0, status: 0, error: null,
       finish: null, maxTokens };
-    const body = JSON.stringify({ model: o.model, prompt: o.prompt, max_tokens: maxTokens, temperature: 0,
-      ignore_eos: true, stream: true, stream_options: { include_usage: true } });
+    const body = JSON.stringify(o.stream
+      ? { model: o.model, prompt: o.prompt, max_tokens: maxTokens, temperature: 0, ignore_eos: true, stream: true,
+        stream_options: { include_usage: true } }
+      : { model: o.model, prompt: o.prompt, max_tokens: maxTokens, temperature: 0, ignore_eos: true, stream: false });
     const req = http.request({ host: o.host, port: o.port, path: o.path, method: 'POST', agent,
       headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
       rec.status = res.statusCode;
       let buf = '';
       let last = null;
       res.setEncoding('utf8');
+      if (!o.stream) {
+        res.on('data', (chunk) => { buf += chunk; });
+        res.on('end', () => {
+          rec.end = now();
+          rec.first = rec.end;
+          try {
+            const msg = JSON.parse(buf);
+            if (msg.error) rec.error = msg.error.message || 'error body';
+            else {
+              rec.tokens = msg.usage ? msg.usage.completion_tokens : 0;
+              rec.finish = msg.choices && msg.choices[0] ? msg.choices[0].finish_reason : null;
+            }
+          } catch { rec.error = `bad body (status ${res.statusCode})`; }
+          resolve(rec);
+        });
+        res.on('error', (e) => { rec.error = String(e); rec.end = now(); resolve(rec); });
+        return;
+      }
       res.on('data', (chunk) => {
         const t = now();
         buf += chunk;
@@ -126,11 +161,16 @@ async function main() {
   const windowStart = t0 + o.warmup * 1000, windowEnd = windowStart + o.duration * 1000;
   const records = [];  // counted: sent within the window
   const pending = [];
+  const nextSendGaps = [];  // closed loop: a request's end to its stream's next send, within the window
+  const cpu0 = process.cpuUsage();
   if (o.concurrency > 0) {
     const stream = async () => {
+      let prevEnd = null;
       while (now() < windowEnd) {
         const start = now();
+        if (prevEnd !== null && start >= windowStart) nextSendGaps.push(start - prevEnd);
         const rec = await send(o, agent, pick(), start);
+        prevEnd = rec.end;
         if (start >= windowStart) records.push(rec);
       }
     };
@@ -148,13 +188,15 @@ async function main() {
     await Promise.race([Promise.all(pending), new Promise((r) => setTimeout(r, o.drain * 1000))]);
   }
   agent.destroy();
+  const cpu = process.cpuUsage(cpu0);
+  const wallS = (now() - t0) / 1000;
   const ok = records.filter((r) => r.status === 200 && !r.error && r.end !== null);
   const lastEnd = ok.reduce((m, r) => Math.max(m, r.end), windowStart);
   const tokens = ok.reduce((a, r) => a + r.tokens, 0);
   const byStatus = {};
   for (const r of records) byStatus[r.error ? `error: ${r.error}` : r.status] = (byStatus[r.error ? `error: ${r.error}` : r.status] || 0) + 1;
   const out = {
-    mode: o.concurrency > 0 ? 'closed' : 'open', concurrency: o.concurrency, rate: o.rate, duration_s: o.duration,
+    mode: o.concurrency > 0 ? 'closed' : 'open', stream: o.stream, concurrency: o.concurrency, rate: o.rate, duration_s: o.duration,
     warmup_s: o.warmup, max_tokens: o.lengths, prompt: o.prompt,
     requests: records.length, ok: ok.length, by_status: byStatus, unfinished: records.length - records.filter((r) => r.end !== null).length,
     completion_tokens: tokens,
@@ -168,10 +210,14 @@ async function main() {
       .map((r) => (r.last - r.first) / (r.tokens - 1))),
     e2e_ms: summary(ok.map((r) => r.end - r.due)),
     send_lag_ms: summary(records.map((r) => r.sent - r.due)),
+    next_send_gap_ms: summary(nextSendGaps),
+    loadgen_cpu_s: (cpu.user + cpu.system) / 1e6,
+    loadgen_cpu_share: (cpu.user + cpu.system) / 1e6 / wallS,
   };
   const line = (s) => (s.count ? `p50 ${s.p50.toFixed(2)} p99 ${s.p99.toFixed(2)}` : 'n/a');
   console.log(`${out.mode} ${o.concurrency || o.rate}: ${out.ok}/${out.requests} ok, ${out.tokens_per_s.toFixed(1)} tok/s, ` +
-    `TTFT ${line(out.ttft_ms)} ms, ITL ${line(out.itl_ms)} ms, statuses ${JSON.stringify(byStatus)}`);
+    `TTFT ${line(out.ttft_ms)} ms, ITL ${line(out.itl_ms)} ms, statuses ${JSON.stringify(byStatus)}, ` +
+    `loadgen CPU ${(100 * out.loadgen_cpu_share).toFixed(0)}%`);
   if (o.jsonOut) fs.writeFileSync(o.jsonOut, JSON.stringify(out, null, 1) + '\n');
 }
 

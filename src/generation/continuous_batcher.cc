@@ -87,6 +87,8 @@ struct ContinuousBatcher::Core {
   std::vector<std::shared_ptr<StepOutput>> touched_;  // outputs to flush after this step
 
   std::atomic<int64_t> steps{0}, step_sequences{0}, max_step_sequences{0}, tokens{0};
+  std::atomic<int64_t> prefill_steps{0}, prefill_sequences{0}, decode_steps{0}, decode_sequences{0};
+  std::atomic<int64_t> admit_wait_us{0}, prefill_run_us{0}, decode_run_us{0};
   std::atomic<int64_t> finished_length{0}, finished_stop{0}, finished_cancelled{0}, failed{0};
   std::atomic<int64_t> refused_queue_full{0}, refused_timeout{0}, running{0}, waiting_count{0};
 };
@@ -190,9 +192,11 @@ void ContinuousBatcher::Core::Admit(std::vector<Sequence>* fresh,
   // First come, first served: a request that does not fit blocks those behind it.
   // Static batching (benchmarks only) admits only into an empty batch.
   const bool closed = options.static_batching && !running_.empty();
+  const absl::Time now = options.clock->Now();
   while (!closed && !waiting.empty() &&
          static_cast<int64_t>(running_.size() + fresh->size()) < options.max_batch_sequences &&
          pool->Allocate(waiting.front().blocks_needed, &waiting.front().run->state().blocks)) {
+    admit_wait_us.fetch_add(absl::ToInt64Microseconds(now - waiting.front().queued), std::memory_order_relaxed);
     fresh->push_back(std::move(waiting.front()));
     waiting.pop_front();
     if (m != nullptr) {
@@ -204,7 +208,6 @@ void ContinuousBatcher::Core::Admit(std::vector<Sequence>* fresh,
     }
   }
   // Whoever still waits past its deadline is refused.
-  const absl::Time now = options.clock->Now();
   for (auto it = waiting.begin(); it != waiting.end();) {
     if (now >= it->deadline) {
       refused_timeout.fetch_add(1, std::memory_order_relaxed);
@@ -258,9 +261,10 @@ void ContinuousBatcher::Core::Loop() {
     prefill.clear();
     decode.clear();
     for (size_t i = 0; i < running_.size(); ++i) (running_[i].run->state().cached == 0 ? prefill : decode).push_back(i);
-    // The output of admissions, cancellations and each step goes to its
-    // connections once the step is done (a newcomer's first token does not
-    // wait for the decode step).
+    // Every newcomer of this iteration in one prefill run (padded to the
+    // longest prompt). The output of admissions, cancellations and each step
+    // goes to its connections once the step is done (a newcomer's first
+    // token does not wait for the decode step).
     if (!prefill.empty()) StepGroup(prefill, /*decode=*/false);
     FlushOutputs();
     if (!stopping() && !decode.empty()) StepGroup(decode, /*decode=*/true);
@@ -280,10 +284,15 @@ void ContinuousBatcher::Core::StepGroup(const std::vector<size_t>& group, bool d
   steps.fetch_add(1, std::memory_order_relaxed);
   step_sequences.fetch_add(n, std::memory_order_relaxed);
   if (n > max_step_sequences.load(std::memory_order_relaxed)) max_step_sequences.store(n, std::memory_order_relaxed);
+  (decode ? decode_steps : prefill_steps).fetch_add(1, std::memory_order_relaxed);
+  (decode ? decode_sequences : prefill_sequences).fetch_add(n, std::memory_order_relaxed);
   if (options.metrics != nullptr) options.metrics->RecordStep(n);
+  const absl::Time started = options.clock->Now();
   absl::Status status = decode ? resident_.Step(*options.model, batch_, *pool, &logits_)
                                : options.model->StepPaged(batch_, *pool, &scratch_, &logits_);
-  const absl::Time stepped = options.metrics != nullptr ? options.clock->Now() : absl::InfinitePast();
+  const absl::Time stepped = options.clock->Now();
+  (decode ? decode_run_us : prefill_run_us)
+      .fetch_add(absl::ToInt64Microseconds(stepped - started), std::memory_order_relaxed);
   if (!status.ok()) {
     for (size_t i : group) End(running_[i], status);  // End touches each
     return;
@@ -365,6 +374,13 @@ BatcherStats ContinuousBatcher::stats() const {
   s.step_sequences = c.step_sequences.load(std::memory_order_relaxed);
   s.max_step_sequences = c.max_step_sequences.load(std::memory_order_relaxed);
   s.tokens = c.tokens.load(std::memory_order_relaxed);
+  s.prefill_steps = c.prefill_steps.load(std::memory_order_relaxed);
+  s.prefill_sequences = c.prefill_sequences.load(std::memory_order_relaxed);
+  s.decode_steps = c.decode_steps.load(std::memory_order_relaxed);
+  s.decode_sequences = c.decode_sequences.load(std::memory_order_relaxed);
+  s.admit_wait_us = c.admit_wait_us.load(std::memory_order_relaxed);
+  s.prefill_run_us = c.prefill_run_us.load(std::memory_order_relaxed);
+  s.decode_run_us = c.decode_run_us.load(std::memory_order_relaxed);
   s.finished_length = c.finished_length.load(std::memory_order_relaxed);
   s.finished_stop = c.finished_stop.load(std::memory_order_relaxed);
   s.finished_cancelled = c.finished_cancelled.load(std::memory_order_relaxed);

@@ -30,6 +30,17 @@ struct BatcherStats {
   int64_t steps = 0;              // model runs (prefill and decode steps)
   int64_t step_sequences = 0;     // sum over runs of the sequences in each
   int64_t max_step_sequences = 0; // the largest batch one run has held
+  // The same split by kind: prefill runs (newcomers' prompts, all the
+  // newcomers of one loop iteration in one run) and decode runs (one token
+  // for every running sequence), so that the mean decode batch is
+  // decode_sequences / decode_steps and prefill runs per decode step
+  // prefill_steps / decode_steps.
+  int64_t prefill_steps = 0, prefill_sequences = 0;
+  int64_t decode_steps = 0, decode_sequences = 0;
+  // Microseconds (from the batcher's clock) summed over the admitted
+  // requests, from Submit to joining the batch (their prefill is next), and
+  // over the model runs of each kind.
+  int64_t admit_wait_us = 0, prefill_run_us = 0, decode_run_us = 0;
   int64_t tokens = 0;             // tokens generated
   int64_t finished_length = 0, finished_stop = 0, finished_cancelled = 0, failed = 0;
   int64_t refused_queue_full = 0, refused_timeout = 0;

@@ -118,6 +118,10 @@ TEST_F(GenerationBatchingTest, ConcurrentStreamsShareDecodeSteps) {
   // Alone, three sequences of 300 tokens take 900 runs; together far fewer.
   EXPECT_GT(seqs / steps, 1.5) << seqs << " sequences over " << steps << " runs";
   EXPECT_LT(steps, 700);
+  // The same runs split by kind (nothing runs now: the reads agree).
+  EXPECT_EQ(Stat("prefill_steps") + Stat("decode_steps"), Stat("steps"));
+  EXPECT_EQ(Stat("prefill_sequences") + Stat("decode_sequences"), Stat("step_sequences"));
+  EXPECT_GE(Stat("decode_run_us"), 1);
   EXPECT_TRUE(WaitUntil([] { return Stat("kv_blocks_used") == 0; }));
 }
 

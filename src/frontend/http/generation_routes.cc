@@ -339,7 +339,11 @@ void Connection::GenerationStats(const RouteMatch& route) {
   out.append(",\"model_version\":");
   AppendJsonString((*model)->version_string, &out);
   out += StrCat(",\"steps\":", s.steps, ",\"step_sequences\":", s.step_sequences,
-                           ",\"max_step_sequences\":", s.max_step_sequences, ",\"tokens\":", s.tokens,
+                           ",\"max_step_sequences\":", s.max_step_sequences, ",\"prefill_steps\":",
+                           s.prefill_steps, ",\"prefill_sequences\":", s.prefill_sequences, ",\"decode_steps\":",
+                           s.decode_steps, ",\"decode_sequences\":", s.decode_sequences, ",\"admit_wait_us\":",
+                           s.admit_wait_us, ",\"prefill_run_us\":", s.prefill_run_us, ",\"decode_run_us\":",
+                           s.decode_run_us, ",\"tokens\":", s.tokens,
                            ",\"finished\":{\"length\":", s.finished_length, ",\"stop\":", s.finished_stop,
                            ",\"cancelled\":", s.finished_cancelled, ",\"failed\":", s.failed,
                            "},\"refused\":{\"queue_full\":", s.refused_queue_full, ",\"timeout\":", s.refused_timeout,

@@ -376,6 +376,13 @@ TEST_F(BatcherTest, ConcurrentSequencesShareStepsAndMatchGeneratingAlone) {
   const BatcherStats stats = (*batcher)->stats();
   EXPECT_EQ(stats.max_step_sequences, 4);
   EXPECT_LT(stats.steps, 12 + 13 + 14 + 15);  // fewer runs than sequences alone
+  // The first alone (or with the others, had they all come before the loop
+  // admitted it), the three that joined at one step (prompts of different
+  // lengths) in one prefill run.
+  EXPECT_LE(stats.prefill_steps, 2);
+  EXPECT_EQ(stats.prefill_sequences, 4);
+  EXPECT_EQ(stats.decode_steps + stats.prefill_steps, stats.steps);
+  EXPECT_EQ(stats.decode_sequences + stats.prefill_sequences, stats.step_sequences);
   EXPECT_EQ(stats.tokens, 12 + 13 + 14 + 15);
   EXPECT_EQ(stats.finished_length, 4);
   EXPECT_EQ(stats.kv_blocks_used, 0);
@@ -633,6 +640,56 @@ TEST_F(BatcherTest, ShutdownEndsEverySequence) {
     ASSERT_TRUE(o->Wait());
     if (!o->result.ok()) EXPECT_EQ(o->result.status().code(), absl::StatusCode::kUnavailable);
   }
+}
+
+}  // namespace
+}  // namespace ortserve::generation
+
+namespace ortserve::generation {
+namespace {
+
+// Newcomers that join at one step while another sequence decodes are
+// prefilled in one model run (padded to the longest of their prompts, all
+// of different lengths), and each gets exactly the greedy tokens it gets alone.
+TEST_F(BatcherTest, NewcomersJoiningAtOneStepShareOnePrefillRunAndMatchGeneratingAlone) {
+  auto batcher = ContinuousBatcher::Create(Options());
+  ASSERT_TRUE(batcher.ok()) << batcher.status();
+  const std::vector<std::string> prompts = {"I have been feeling", "rash", "my mom",
+                                            "After the second dose I had a fever"};
+  const std::vector<int32_t> max_tokens = {30, 10, 7, 12};
+  std::vector<std::unique_ptr<Outcome>> outcomes;
+  for (size_t i = 0; i < prompts.size(); ++i) outcomes.push_back(std::make_unique<Outcome>());
+  ContinuousBatcher* b = batcher->get();
+  // The three are submitted from A's third piece of text, on the loop
+  // thread within one step: the next iteration admits them together.
+  auto ca = outcomes[0]->Callbacks();
+  int texts = 0;
+  auto stream_a = std::move(ca.on_text);
+  ca.on_text = [&, stream_a](std::string_view d) {
+    if (++texts == 3) {
+      for (size_t i = 1; i < prompts.size(); ++i) {
+        EXPECT_TRUE(b->Submit(Request(prompts[i], max_tokens[i]), nullptr, outcomes[i]->Callbacks()).ok());
+      }
+    }
+    return stream_a(d);
+  };
+  ASSERT_TRUE(b->Submit(Request(prompts[0], max_tokens[0]), nullptr, std::move(ca)).ok());
+  Generator alone(**model_, **tokenizer_, Limits());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    ASSERT_TRUE(outcomes[i]->Wait()) << prompts[i];
+    ASSERT_TRUE(outcomes[i]->result.ok()) << outcomes[i]->result.status();
+    auto want = alone.Generate(Request(prompts[i], max_tokens[i]));
+    ASSERT_TRUE(want.ok());
+    EXPECT_EQ(outcomes[i]->result->ids, want->ids) << prompts[i];
+    EXPECT_EQ(outcomes[i]->streamed, want->text) << prompts[i];
+  }
+  const BatcherStats stats = b->stats();
+  EXPECT_EQ(stats.prefill_steps, 2);  // A alone, then the three together
+  EXPECT_EQ(stats.prefill_sequences, 4);
+  EXPECT_EQ(stats.max_step_sequences, 4);
+  EXPECT_EQ(stats.decode_steps, 30 - 1);  // A's; the others decode in the same runs
+  EXPECT_EQ(stats.tokens, 30 + 10 + 7 + 12);
+  EXPECT_EQ(stats.kv_blocks_used, 0);
 }
 
 }  // namespace
