@@ -66,8 +66,6 @@ absl::StatusOr<scheduler::SchedulerOptions> SchedulerOptionsFrom(const ModelVers
     options.latency_target = absl::Microseconds(static_cast<int64_t>(
         std::min<uint64_t>(db.latency_target_microseconds(), uint64_t{3600} * 1000 * 1000)));
     options.run_when_idle = !db.wait_when_idle();
-    options.arrival_gap = absl::Microseconds(static_cast<int64_t>(
-        std::min<uint64_t>(db.arrival_gap_microseconds(), uint64_t{3600} * 1000 * 1000)));
   }
   // Text pipelines: a token budget per batch, measured on dim 1 ([batch, seq]).
   options.max_batch_tokens = config.text_pipeline().max_batch_tokens();

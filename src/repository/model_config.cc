@@ -438,8 +438,7 @@ std::string ModelConfigToJson(const ModelConfig& config) {
   if (doc.HasParseError()) return json;
   static constexpr std::string_view kInt64Fields[] = {
       "dims", "shape", "versions", "max_queue_delay_microseconds", "priority_levels",
-      "default_priority_level", "default_timeout_microseconds", "latency_target_microseconds",
-      "arrival_gap_microseconds"};
+      "default_priority_level", "default_timeout_microseconds", "latency_target_microseconds"};
   auto fix = [&](auto& self, rapidjson::Value& value) -> void {
     if (value.IsObject()) {
       for (auto& member : value.GetObject()) {

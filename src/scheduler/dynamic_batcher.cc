@@ -256,7 +256,7 @@ bool DynamicBatcher::NextBatch(RunnerState& state) {
       take = scan.count;
     } else if (scan.preferred > 0) {
       take = scan.preferred;
-    } else if (now >= CutTime(scan)) {
+    } else if (now >= scan.oldest + QueueDelay()) {
       take = scan.count;
     }
     if (take > 0) {
@@ -265,7 +265,7 @@ bool DynamicBatcher::NextBatch(RunnerState& state) {
     }
     // Answer what the scan dropped before waiting for the batch to fill.
     if (!state.rejected.empty()) break;
-    forming_cv_.WaitWithTimeout(&mu_, CutTime(scan) - now);
+    forming_cv_.WaitWithTimeout(&mu_, scan.oldest + QueueDelay() - now);
   }
   // The first `take` picks, in queue order; erasing shifts the later entries
   // of the same level forward by one each time (picks at the head of a level

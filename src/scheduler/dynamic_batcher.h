@@ -28,10 +28,6 @@ namespace ortserve::scheduler {
 //     such), or
 //   - max_queue_delay has passed since the oldest of them was enqueued, or the
 //     scheduler is stopping, or
-//   - arrival_gap (when set) has passed since the newest of them was
-//     enqueued: the arrivals have stopped, and waiting out the rest of the
-//     delay would only idle the runner (a closed loop's wave of requests is
-//     taken whole, however long it takes to arrive within the delay), or
 //   - one of them found the queue empty and a runner idle (or answering its
 //     batch, its model run over) when it arrived, while recent batches held
 //     about one request each (run_when_idle): at low load there is no
@@ -141,7 +137,6 @@ class DynamicBatcher final : public Scheduler {
     size_t preferred = 0;  // Head entries adding up to the largest preferred size; 0: none.
     bool cut_now = false;  // Waiting cannot grow the batch (full, or next incompatible).
     absl::Time oldest = absl::InfiniteFuture();  // Earliest enqueue time among them.
-    absl::Time newest = absl::InfinitePast();    // Latest enqueue time among them.
     bool run_at_once = false;  // One of them has Entry::run_at_once.
   };
   // Chooses the next batch: the head of the queue (highest priority, oldest)
@@ -194,13 +189,6 @@ class DynamicBatcher final : public Scheduler {
   }
   absl::Duration QueueDelay() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return adaptive_ ? adaptive_->queue_delay() : options_.max_queue_delay;
-  }
-  // When a batch of the scanned entries is cut unless it fills first: the
-  // queue delay after its oldest entry, or the arrival gap after its newest.
-  absl::Time CutTime(const Scan& scan) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    const absl::Time by_delay = scan.oldest + QueueDelay();
-    if (options_.arrival_gap <= absl::ZeroDuration()) return by_delay;
-    return std::min(by_delay, scan.newest + options_.arrival_gap);
   }
 
   const SchedulerOptions options_;

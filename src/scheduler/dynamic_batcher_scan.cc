@@ -41,7 +41,6 @@ DynamicBatcher::Scan DynamicBatcher::ScanByTokens(absl::Time now, std::vector<Re
       picks_.emplace_back(l, i);
       ++scan.count;
       scan.oldest = std::min(scan.oldest, entry.enqueued);
-      scan.newest = std::max(scan.newest, entry.enqueued);
       scan.run_at_once = scan.run_at_once || entry.run_at_once;
       // Full when no further row, even as long as the longest so far, fits.
       if (rows >= max_rows || (rows + 1) * std::max<int64_t>(longest, 1) > budget) {
@@ -109,7 +108,6 @@ DynamicBatcher::Scan DynamicBatcher::ScanQueue(absl::Time now, std::vector<Rejec
       picks_.emplace_back(l, i);
       ++scan.count;
       scan.oldest = std::min(scan.oldest, entry.enqueued);
-      scan.newest = std::max(scan.newest, entry.enqueued);
       scan.run_at_once = scan.run_at_once || entry.run_at_once;
       if (!batching || rows == max_rows) {
         scan.cut_now = true;

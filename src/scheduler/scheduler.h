@@ -82,10 +82,6 @@ struct SchedulerOptions {
   // max_queue_delay for company. The loader turns it on
   // unless the config's dynamic_batching says wait_when_idle.
   bool run_when_idle = false;
-  // With dynamic batching: a forming batch is also cut once this long has
-  // passed since its newest request was enqueued (the arrivals have stopped),
-  // before max_queue_delay. 0: off.
-  absl::Duration arrival_gap = absl::ZeroDuration();
   int sequence_axis = 1;
   ModelStats* stats = nullptr;  // Not owned; outlives the scheduler.
   // Prometheus series of this version (queue wait, batch sizes, compute,

@@ -386,10 +386,9 @@ TEST_F(RestApiTest, ConcurrentClientsAllGetCorrectAnswers) {
 }
 
 TEST(RestApiBatchingTest, ALoneRequestDoesNotWaitForCompanyUnlessTheConfigSaysSo) {
-  // Three models whose batchers may wait 2 s for company: the default runs a
+  // Two models whose batchers may wait 2 s for company: the default runs a
   // request that finds the queue empty and the instance idle at once;
-  // wait_when_idle makes it wait the whole delay, as Triton does, unless an
-  // arrival gap cuts the batch once no other request has come for that long.
+  // wait_when_idle makes it wait the whole delay, as Triton does.
   TempDir repo;
   ASSERT_TRUE(RunPython(R"(
 import os, onnx
@@ -399,8 +398,7 @@ x = helper.make_tensor_value_info('x', TensorProto.FLOAT, ['N', 2])
 y = helper.make_tensor_value_info('y', TensorProto.FLOAT, ['N', 2])
 g = helper.make_graph([helper.make_node('Neg', ['x'], ['y'])], 'g', [x], [y])
 m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]); m.ir_version = 8
-for name, extra in (('eager', ''), ('patient', ' wait_when_idle: true'),
-                    ('gapped', ' wait_when_idle: true arrival_gap_microseconds: 100000')):
+for name, extra in (('eager', ''), ('patient', ' wait_when_idle: true')):
     os.makedirs(root + '/' + name + '/1')
     onnx.save(m, root + '/' + name + '/1/model.onnx')
     open(root + '/' + name + '/config.pbtxt', 'w').write(
@@ -422,11 +420,6 @@ for name, extra in (('eager', ''), ('patient', ' wait_when_idle: true'),
     EXPECT_LT(timed("eager"), std::chrono::seconds(1)) << "request " << i << " waited for company";
   }
   EXPECT_GE(timed("patient"), std::chrono::milliseconds(1900));
-  const auto gapped = timed("gapped");
-  EXPECT_GE(gapped, std::chrono::milliseconds(100));
-  EXPECT_LT(gapped, std::chrono::seconds(1));
-  EXPECT_NE(client.Get("/v2/models/gapped/config").body.find("\"arrival_gap_microseconds\":100000"),
-            std::string::npos);
   auto stats = Json(client.Get("/v2/models/eager/stats").body);
   EXPECT_EQ(stats["model_stats"][0]["execution_count"].GetUint64(), 3u);
 }

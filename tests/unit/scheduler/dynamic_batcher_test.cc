@@ -150,43 +150,6 @@ TEST_F(DynamicBatcherTest, CutsBatchAtMaxQueueDelay) {
 }
 
 
-// dynamic_batching { arrival_gap_microseconds }: a wave of requests that keeps
-// arriving is taken whole however long it takes within the delay, and the
-// batch is cut once arrivals stop for the gap, not at the end of the delay.
-TEST_F(DynamicBatcherTest, CutsBatchWhenArrivalsStopForTheArrivalGap) {
-  options_.max_batch_size = 64;
-  options_.dynamic_batching = true;
-  options_.max_queue_delay = absl::Milliseconds(10);
-  options_.arrival_gap = absl::Microseconds(300);
-  Start();
-  Send("a", {1, 1}, {1});
-  for (const char* id : {"b", "c", "d"}) {  // Each 200 us after the last: the wave goes on.
-    clock_.Advance(absl::Microseconds(200));
-    EXPECT_FALSE(session_->WaitForRunsStarted(1, absl::Milliseconds(20))) << id;
-    Send(id, {1, 1}, {2});
-  }
-  clock_.Advance(absl::Microseconds(299));
-  EXPECT_FALSE(session_->WaitForRunsStarted(1, absl::Milliseconds(50)));
-  clock_.Advance(absl::Microseconds(1));  // 300 us since "d": the wave is over.
-  ASSERT_TRUE(collector_.WaitFor(4, kWait));
-  // A wave that never pauses is still cut at the queue delay.
-  Send("e", {1, 1}, {3});
-  for (int i = 0; i < 49; ++i) {
-    clock_.Advance(absl::Microseconds(200));
-    Send(StrCat("f", i), {1, 1}, {4});
-  }
-  EXPECT_FALSE(session_->WaitForRunsStarted(2, absl::Milliseconds(50)));
-  clock_.Advance(absl::Microseconds(200));  // 10 ms since "e".
-  ASSERT_TRUE(collector_.WaitFor(54, kWait));
-  scheduler_->Stop();
-  EXPECT_THAT(session_->batch_sizes(), ElementsAre(4, 50));
-  // Queue waits: the first wave 900 + 700 + 500 + 300 us (cut at the gap),
-  // then "e" 10 ms and each "f" the rest of that delay (10 ms - 200 us x (i+1)).
-  EXPECT_EQ(stats_.queue.count(), 54u);
-  EXPECT_EQ(stats_.queue.ns(), absl::ToInt64Nanoseconds(absl::Microseconds(2400 + 10000 + 49 * 10000 - 200 * 1225)));
-}
-
-
 TEST_F(DynamicBatcherTest, RunsAtOnceWhenItFindsTheQueueEmptyAndARunnerIdle) {
   StartWithIdleFastPath(absl::Hours(1));  // The fake clock never gets there.
   Send("a", {1, 1}, {1});
