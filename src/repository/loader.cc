@@ -63,8 +63,8 @@ absl::StatusOr<scheduler::SchedulerOptions> SchedulerOptionsFrom(const ModelVers
     options.pad_variable_dims = db.pad_variable_dims();
     options.pad_value = db.pad_value();
     if (db.max_padded_batch_bytes() > 0) options.max_padded_batch_bytes = db.max_padded_batch_bytes();
-    options.latency_target = absl::Microseconds(static_cast<int64_t>(
-        std::min<uint64_t>(db.latency_target_microseconds(), uint64_t{3600} * 1000 * 1000)));
+    // CompleteModelConfig refused times past an hour.
+    options.latency_target = absl::Microseconds(static_cast<int64_t>(db.latency_target_microseconds()));
     options.run_when_idle = !db.wait_when_idle();
   }
   // Text pipelines: a token budget per batch, measured on dim 1 ([batch, seq]).

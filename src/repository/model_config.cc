@@ -376,6 +376,20 @@ absl::Status CompleteModelConfig(std::string_view model_name, const backend::Mod
                      " must be between 1 and max_batch_size ", config->max_batch_size()));
         }
       }
+      // Times become signed microseconds: past an hour (a typo of many
+      // digits, or a value past int64 that would turn negative) fail the load.
+      constexpr uint64_t kHourUs = uint64_t{3600} * 1000 * 1000;
+      const auto& db = config->dynamic_batching();
+      for (const auto& [field, value] :
+           {std::pair<const char*, uint64_t>{"max_queue_delay_microseconds", db.max_queue_delay_microseconds()},
+            {"default_queue_policy.default_timeout_microseconds",
+             db.default_queue_policy().default_timeout_microseconds()},
+            {"latency_target_microseconds", db.latency_target_microseconds()}}) {
+        if (value > kHourUs) {
+          return absl::InvalidArgumentError(StrCat("model '", model_name, "': dynamic_batching ", field, " ", value,
+                                                   " is more than an hour (", kHourUs, ")"));
+        }
+      }
       // Each level is a queue: a typo of many digits must fail the load, not
       // take the server's memory.
       if (config->dynamic_batching().priority_levels() > kMaxPriorityLevels) {

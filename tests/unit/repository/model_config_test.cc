@@ -143,7 +143,17 @@ INSTANTIATE_TEST_SUITE_P(
         Mismatch{"OtherName", "name: \"other\"", "other"},
         Mismatch{"OtherPlatform", "platform: \"tensorflow_savedmodel\"", "tensorflow_savedmodel"},
         Mismatch{"PreferredAboveMax", "max_batch_size: 4 dynamic_batching { preferred_batch_size: 8 }", "8"},
-        Mismatch{"NegativeMaxBatch", "max_batch_size: -2", "max_batch_size"}),
+        Mismatch{"NegativeMaxBatch", "max_batch_size: -2", "max_batch_size"},
+        Mismatch{"DelayPastInt64",
+                 "max_batch_size: 4 dynamic_batching { max_queue_delay_microseconds: 18446744073709551615 }",
+                 "max_queue_delay_microseconds 18446744073709551615 is more than an hour"},
+        Mismatch{"TimeoutOverAnHour",
+                 "max_batch_size: 4 dynamic_batching { default_queue_policy { default_timeout_microseconds: "
+                 "3600000001 } }",
+                 "default_timeout_microseconds 3600000001"},
+        Mismatch{"LatencyTargetOverAnHour",
+                 "max_batch_size: 4 dynamic_batching { latency_target_microseconds: 9223372036854775808 }",
+                 "latency_target_microseconds 9223372036854775808"}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(ModelConfigTest, BatchingNeedsAVariableFirstDimension) {
