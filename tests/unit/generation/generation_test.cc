@@ -320,6 +320,12 @@ TEST_F(DecoderTest, SeededSamplingIsReproducible) {
     distinct.insert(generator.Generate(request)->ids);
   }
   EXPECT_GT(distinct.size(), 1u);
+  // Without a seed each request draws its own: five requests on one thread
+  // do not all repeat one sequence.
+  request.sampling.has_seed = false;
+  std::set<std::vector<int32_t>> unseeded;
+  for (int i = 0; i < 5; ++i) unseeded.insert(generator.Generate(request)->ids);
+  EXPECT_GT(unseeded.size(), 1u);
 }
 
 TEST_F(DecoderTest, StopSequencesCancelAndLimits) {
