@@ -120,8 +120,12 @@ if [[ -n "$BASELINE" ]]; then stop_server; run_streams "$BASELINE" baseline; sto
 raw after
 
 echo "== 2./3. mixed lengths ($MIX): capacity, continuous vs static, latency at 50% / 90%"
+stats tiny_decoder "$out/stats_capacity_before.json"
 loadgen "$out/capacity.json" --model tiny_decoder --concurrency 32 --max-tokens "$MIX"
+stats tiny_decoder "$out/stats_capacity_after.json"
+stats tiny_decoder_static "$out/stats_capacity_static_before.json"
 loadgen "$out/capacity_static.json" --model tiny_decoder_static --concurrency 32 --max-tokens "$MIX"
+stats tiny_decoder_static "$out/stats_capacity_static_after.json"
 cap="$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["requests_per_s"])' "$out/capacity.json")"
 rate() { /usr/bin/python3 -c "print(round($cap * $1, 3))"; }
 for label in tiny_decoder tiny_decoder_static; do

@@ -27,17 +27,23 @@ def tokens_per_cpu_s(p, label, batch, suffix=""):
         return None
 
 
-def loop_figures(p, label, batch, suffix=""):
+def loop_figures(p, label, batch, suffix="", files=None):
     """What the decode loop did over one run (generation_stats deltas); {} when the build lacks the counters."""
     try:
-        a = load(p(f"stats_{label}_c{batch}{suffix}_after.json"))
-        b = load(p(f"stats_{label}_c{batch}{suffix}_before.json"))
+        after, before = files or (f"stats_{label}_c{batch}{suffix}_after.json",
+                                  f"stats_{label}_c{batch}{suffix}_before.json")
+        a, b = load(p(after)), load(p(before))
         d = {k: a[k] - b[k] for k in ("prefill_steps", "prefill_sequences", "decode_steps", "decode_sequences",
                                       "admit_wait_us", "prefill_run_us", "decode_run_us")}
     except (OSError, ValueError, KeyError):
         return {}
     div = lambda x, y: x / y if y else None
+    # Decode runs per step and the padding share (builds since 2026-12-08).
+    runs = {k: a[k] - b[k] for k in ("decode_rounds", "decode_past_tokens", "decode_padded_tokens") if k in a and k in b}
     return {
+        "runs_per_step": div(d["decode_steps"], runs.get("decode_rounds")),
+        "padding": (1 - runs["decode_past_tokens"] / runs["decode_padded_tokens"])
+        if runs.get("decode_padded_tokens") else None,
         "decode_batch": div(d["decode_sequences"], d["decode_steps"]),
         "prefill_per_decode": div(d["prefill_steps"], d["decode_steps"]),
         "per_prefill": div(d["prefill_sequences"], d["prefill_steps"]),
@@ -104,8 +110,9 @@ def main(out):
     print("## Decode throughput streamed and unstreamed, and what the decode loop did\n")
     print("| streams | build | mode | tokens/s (wall) | tokens/CPU-s | / raw (CPU) | mean decode batch | "
           "prefill runs per decode step | sequences per prefill run | wait before prefill ms | prefill run ms | "
-          "decode run ms | prefill share of run time | load generator CPU | next send after an end p50 / p99 ms |")
-    print("|" + "---|" * 15)
+          "decode run ms | decode runs per step | padding share | prefill share of run time | load generator CPU | "
+          "next send after an end p50 / p99 ms |")
+    print("|" + "---|" * 17)
     for batch in sorted(raw_by_batch):
         rows = raw_by_batch[batch]
         raw_cpu = [r.get("tokens_per_cpu_s") for r in rows if r.get("tokens_per_cpu_s")]
@@ -122,17 +129,21 @@ def main(out):
                 share = lg.get("loadgen_cpu_share")
                 ratio = f"{pc / mean_raw_cpu:.2f}x" if pc and mean_raw_cpu else "n/a"
                 pshare = lf.get("prefill_share")
+                pad_cell = "n/a" if lf.get("padding") is None else f"{100 * lf['padding']:.0f}%"
                 print(f"| {batch} | {l} | {mode} | {fmt(lg['tokens_per_s'])} | {fmt(pc)} | {ratio} | "
                       f"{fmt(lf.get('decode_batch'), 2)} | {fmt(lf.get('prefill_per_decode'), 3)} | "
                       f"{fmt(lf.get('per_prefill'), 2)} | {fmt(lf.get('admit_wait_ms'), 2)} | "
                       f"{fmt(lf.get('prefill_ms'), 3)} | {fmt(lf.get('decode_ms'), 3)} | "
+                      f"{fmt(lf.get('runs_per_step'), 2)} | "
+                      f"{pad_cell} | "
                       f"{'n/a' if pshare is None else f'{100 * pshare:.0f}%'} | "
                       f"{'n/a' if share is None else f'{100 * share:.0f}%'} | "
                       f"{fmt(gap.get('p50'), 2)} / {fmt(gap.get('p99'), 2)} |")
     print("\nUnstreamed: the same closed loop with \"stream\": false (one JSON body per request), right after the "
           "streamed run on the same server: the engine without per-token delivery. Decode-loop figures from "
           "generation_stats deltas (n/a for a build without those counters): mean decode batch = decode sequences / "
-          "decode runs; wait before prefill = Submit to joining the batch, per request; run times are the model "
+          "decode runs; decode runs per step and the padding share of their past (decode_rounds, decode_past_tokens, "
+          "decode_padded_tokens); wait before prefill = Submit to joining the batch, per request; run times are the model "
           "runs' wall time on the decode loop. Load generator CPU: its user + system time over its wall time "
           "(near 100%: the client sets the pace). Next send: a request's end to its stream's next send.\n")
 
@@ -160,6 +171,15 @@ def main(out):
                   f"TTFT p99 {fmt(st['ttft_ms']['p99'], 2)} ms (continuous / static throughput "
                   f"{cap['tokens_per_s'] / st['tokens_per_s']:.2f}x)", end="")
         print(".\n")
+        for name, tag in (("continuous", "capacity"), ("static", "capacity_static")):
+            lf = loop_figures(p, None, None, files=(f"stats_{tag}_after.json", f"stats_{tag}_before.json"))
+            if lf:
+                pad = lf.get("padding")
+                print(f"- {name} at capacity: mean decode run {fmt(lf.get('decode_batch'), 1)} sequences, "
+                      f"{fmt(lf.get('runs_per_step'), 2)} decode runs per step, decode run "
+                      f"{fmt(lf.get('decode_ms'), 3)} ms, padding {'n/a' if pad is None else f'{100 * pad:.0f}%'} "
+                      f"of the decode runs' past, prefill {fmt(100 * (lf.get('prefill_share') or 0), 0)}% of run time")
+        print()
         print("| run | rate (req/s) | ok / sent | statuses | tokens/s | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms | ITL per request p50 / p99 ms | e2e p99 ms |")
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         runs = [("continuous", "open_tiny_decoder.json"), ("static", "open_tiny_decoder_static.json"),

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "generation/continuous_batcher.h"
 
+#include <algorithm>
 #include <deque>
 #include <utility>
 #include <vector>
@@ -41,9 +42,13 @@ struct ContinuousBatcher::Core {
   // front while the pool and the batch have room. The refused go to *ended.
   void Admit(std::vector<Sequence>* fresh, std::vector<std::pair<Sequence, absl::Status>>* ended);
   // Runs one step over `group` (indices into running_) and advances each:
-  // a prefill step (`decode` false) through the paged step, a decode step
-  // through the resident batch.
-  void StepGroup(const std::vector<size_t>& group, bool decode);
+  // a prefill step through the paged step (`resident` null), a decode step
+  // through `resident`.
+  void StepGroup(const std::vector<size_t>& group, ResidentBatch* resident);
+  // One decode step of `decode` (indices into running_): split by length
+  // into runs (PlanDecodeRuns), each run on the resident batch that already
+  // holds most of its sequences; the batches no run uses are cleared.
+  void Decode(const std::vector<size_t>& decode);
   // Ends running_[i] (its blocks back to the pool); leaves a hole (run null)
   // that Compact removes.
   void End(Sequence& s, absl::StatusOr<GenerationResult> result);
@@ -81,13 +86,24 @@ struct ContinuousBatcher::Core {
   // The loop thread's own.
   std::vector<Sequence> running_;
   DecoderModel::Scratch scratch_;  // prefill steps
-  ResidentBatch resident_;          // decode steps: the running sequences' past kept between steps
+  // Decode steps: the running sequences' past kept between steps, one batch
+  // per run a step may make (decode_plan.max_runs), sharing their rebuild
+  // buffers. Each is stepped or cleared at every decode step, so a row
+  // never outlives the sequence it holds by more than a step.
+  std::vector<std::vector<float>> rebuild_buffers_;
+  std::vector<ResidentBatch> residents_;
+  DecodePlanScratch plan_scratch_;
+  std::vector<size_t> order_, group_;
+  std::vector<int64_t> lengths_;
+  std::vector<int32_t> runs_, run_batch_, holds_;
+  std::vector<char> batch_used_;
   std::vector<float> logits_;
   std::vector<SequenceState*> batch_;
   std::vector<std::shared_ptr<StepOutput>> touched_;  // outputs to flush after this step
 
   std::atomic<int64_t> steps{0}, step_sequences{0}, max_step_sequences{0}, tokens{0};
   std::atomic<int64_t> prefill_steps{0}, prefill_sequences{0}, decode_steps{0}, decode_sequences{0};
+  std::atomic<int64_t> decode_rounds{0}, decode_past_tokens{0}, decode_padded_tokens{0};
   std::atomic<int64_t> admit_wait_us{0}, prefill_run_us{0}, decode_run_us{0};
   std::atomic<int64_t> finished_length{0}, finished_stop{0}, finished_cancelled{0}, failed{0};
   std::atomic<int64_t> refused_queue_full{0}, refused_timeout{0}, running{0}, waiting_count{0};
@@ -103,6 +119,12 @@ absl::StatusOr<std::unique_ptr<ContinuousBatcher>> ContinuousBatcher::Create(Opt
   if (options.max_waiting < 0 || options.max_waiting > 1 << 20) {
     return absl::InvalidArgumentError("generation.max_waiting_requests must be in [0, 1048576]");
   }
+  if (options.decode_plan.max_runs < 1 || options.decode_plan.max_runs > 16) {
+    return absl::InvalidArgumentError("generation.max_decode_runs must be in [1, 16]");
+  }
+  if (options.decode_plan.run_cost_tokens < 0 || options.decode_plan.run_cost_tokens > int64_t{1} << 30) {
+    return absl::InvalidArgumentError("generation.decode_run_cost_tokens must be in [0, 2^30]");
+  }
   if (options.max_wait < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("generation.max_queue_wait_ms must not be negative");
   }
@@ -116,6 +138,10 @@ absl::StatusOr<std::unique_ptr<ContinuousBatcher>> ContinuousBatcher::Create(Opt
   ASSIGN_OR_RETURN(core->pool, KvBlockPool::Create(pool_options));
   if (core->options.metrics != nullptr) core->options.metrics->AddKvBlocksTotal(core->pool->total_blocks());
   core->running_.reserve(static_cast<size_t>(core->options.max_batch_sequences));
+  core->residents_.reserve(static_cast<size_t>(core->options.decode_plan.max_runs));
+  for (int32_t b = 0; b < core->options.decode_plan.max_runs; ++b) {
+    core->residents_.emplace_back(ResidentBatch::Options{.rebuild_buffers = &core->rebuild_buffers_});
+  }
   return std::unique_ptr<ContinuousBatcher>(new ContinuousBatcher(std::move(core)));
 }
 
@@ -265,11 +291,13 @@ void ContinuousBatcher::Core::Loop() {
     // longest prompt). The output of admissions, cancellations and each step
     // goes to its connections once the step is done (a newcomer's first
     // token does not wait for the decode step).
-    if (!prefill.empty()) StepGroup(prefill, /*decode=*/false);
+    if (!prefill.empty()) StepGroup(prefill, /*resident=*/nullptr);
     FlushOutputs();
-    if (!stopping() && !decode.empty()) StepGroup(decode, /*decode=*/true);
+    if (!stopping() && !decode.empty()) Decode(decode);
     FlushOutputs();
-    if (decode.empty()) resident_.Clear();  // nothing decodes: the resident past goes
+    if (decode.empty()) {  // nothing decodes: the resident past goes
+      for (ResidentBatch& r : residents_) r.Clear();
+    }
     Compact();
     running.store(static_cast<int64_t>(running_.size()), std::memory_order_relaxed);
   }
@@ -277,9 +305,65 @@ void ContinuousBatcher::Core::Loop() {
   FailAll();
 }
 
-void ContinuousBatcher::Core::StepGroup(const std::vector<size_t>& group, bool decode) {
+void ContinuousBatcher::Core::Decode(const std::vector<size_t>& decode) {
+  decode_rounds.fetch_add(1, std::memory_order_relaxed);
+  auto past = [&](size_t i) { return running_[i].run->state().cached; };
+  order_.assign(decode.begin(), decode.end());
+  std::stable_sort(order_.begin(), order_.end(), [&](size_t a, size_t b) { return past(a) > past(b); });
+  lengths_.clear();
+  for (size_t i : order_) lengths_.push_back(past(i));
+  PlanDecodeRuns(lengths_, options.decode_plan, &plan_scratch_, &runs_);
+  // holds_[g * batches + b]: the sequences of run g that batch b holds.
+  const size_t batches = residents_.size(), n_runs = runs_.size();
+  holds_.assign(n_runs * batches, 0);
+  for (size_t g = 0, at = 0; g < n_runs; at += static_cast<size_t>(runs_[g]), ++g) {
+    for (size_t k = at; k < at + static_cast<size_t>(runs_[g]); ++k) {
+      const SequenceState& st = running_[order_[k]].run->state();
+      for (size_t b = 0; b < batches; ++b) {
+        if (residents_[b].Holds(st)) {
+          ++holds_[g * batches + b];
+          break;
+        }
+      }
+    }
+  }
+  // Greedily, the run and batch that share the most sequences first; a run
+  // sharing none takes any batch left.
+  run_batch_.assign(n_runs, -1);
+  batch_used_.assign(batches, 0);
+  for (size_t assigned = 0; assigned < n_runs; ++assigned) {
+    int32_t best = -1;
+    size_t best_g = 0, best_b = 0;
+    for (size_t g = 0; g < n_runs; ++g) {
+      if (run_batch_[g] >= 0) continue;
+      for (size_t b = 0; b < batches; ++b) {
+        if (!batch_used_[b] && holds_[g * batches + b] > best) {
+          best = holds_[g * batches + b];
+          best_g = g;
+          best_b = b;
+        }
+      }
+    }
+    run_batch_[best_g] = static_cast<int32_t>(best_b);
+    batch_used_[best_b] = 1;
+  }
+  for (size_t b = 0; b < batches; ++b) {
+    if (!batch_used_[b]) residents_[b].Clear();
+  }
+  for (size_t g = 0, at = 0; g < n_runs && !stopping(); at += static_cast<size_t>(runs_[g]), ++g) {
+    group_.assign(order_.begin() + static_cast<ptrdiff_t>(at), order_.begin() + static_cast<ptrdiff_t>(at + runs_[g]));
+    StepGroup(group_, &residents_[static_cast<size_t>(run_batch_[g])]);
+  }
+}
+
+void ContinuousBatcher::Core::StepGroup(const std::vector<size_t>& group, ResidentBatch* resident) {
+  const bool decode = resident != nullptr;
   batch_.clear();
-  for (size_t i : group) batch_.push_back(&running_[i].run->state());
+  int64_t past_tokens = 0;
+  for (size_t i : group) {
+    batch_.push_back(&running_[i].run->state());
+    past_tokens += batch_.back()->cached;
+  }
   const int64_t n = static_cast<int64_t>(group.size());
   steps.fetch_add(1, std::memory_order_relaxed);
   step_sequences.fetch_add(n, std::memory_order_relaxed);
@@ -288,11 +372,15 @@ void ContinuousBatcher::Core::StepGroup(const std::vector<size_t>& group, bool d
   (decode ? decode_sequences : prefill_sequences).fetch_add(n, std::memory_order_relaxed);
   if (options.metrics != nullptr) options.metrics->RecordStep(n);
   const absl::Time started = options.clock->Now();
-  absl::Status status = decode ? resident_.Step(*options.model, batch_, *pool, &logits_)
+  absl::Status status = decode ? resident->Step(*options.model, batch_, *pool, &logits_)
                                : options.model->StepPaged(batch_, *pool, &scratch_, &logits_);
   const absl::Time stepped = options.clock->Now();
   (decode ? decode_run_us : prefill_run_us)
       .fetch_add(absl::ToInt64Microseconds(stepped - started), std::memory_order_relaxed);
+  if (decode && status.ok()) {  // the width grew by the step's column
+    decode_past_tokens.fetch_add(past_tokens, std::memory_order_relaxed);
+    decode_padded_tokens.fetch_add(resident->rows() * (resident->width() - 1), std::memory_order_relaxed);
+  }
   if (!status.ok()) {
     for (size_t i : group) End(running_[i], status);  // End touches each
     return;
@@ -381,6 +469,9 @@ BatcherStats ContinuousBatcher::stats() const {
   s.admit_wait_us = c.admit_wait_us.load(std::memory_order_relaxed);
   s.prefill_run_us = c.prefill_run_us.load(std::memory_order_relaxed);
   s.decode_run_us = c.decode_run_us.load(std::memory_order_relaxed);
+  s.decode_rounds = c.decode_rounds.load(std::memory_order_relaxed);
+  s.decode_past_tokens = c.decode_past_tokens.load(std::memory_order_relaxed);
+  s.decode_padded_tokens = c.decode_padded_tokens.load(std::memory_order_relaxed);
   s.finished_length = c.finished_length.load(std::memory_order_relaxed);
   s.finished_stop = c.finished_stop.load(std::memory_order_relaxed);
   s.finished_cancelled = c.finished_cancelled.load(std::memory_order_relaxed);

@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "core/clock.h"
 #include "core/infer_request.h"
+#include "generation/decode_plan.h"
 #include "generation/decoder_model.h"
 #include "generation/generator.h"
 #include "generation/kv_block_pool.h"
@@ -37,6 +38,12 @@ struct BatcherStats {
   // prefill_steps / decode_steps.
   int64_t prefill_steps = 0, prefill_sequences = 0;
   int64_t decode_steps = 0, decode_sequences = 0;
+  // Loop iterations that decoded (each makes one decode run per group of
+  // sequences of similar length, DecodePlanOptions), and over the decode
+  // runs the tokens of past the rows held and the row-tokens the runs
+  // padded them to: 1 - decode_past_tokens / decode_padded_tokens is the
+  // share of the decode runs' past that was padding.
+  int64_t decode_rounds = 0, decode_past_tokens = 0, decode_padded_tokens = 0;
   // Microseconds (from the batcher's clock) summed over the admitted
   // requests, from Submit to joining the batch (their prefill is next), and
   // over the model runs of each kind.
@@ -73,6 +80,8 @@ class ContinuousBatcher {
     int64_t kv_cache_bytes = int64_t{256} << 20;  // the pool's budget
     int64_t kv_block_tokens = 16;
     int32_t max_batch_sequences = 32;  // sequences one step runs, at most
+    // How a decode step splits the running sequences into runs by length.
+    DecodePlanOptions decode_plan;
     int32_t max_waiting = 64;          // requests waiting for room, at most (more: refused at once)
     // For benchmarks only (static batching as the baseline of continuous
     // batching): requests join only an empty batch, so a batch runs until

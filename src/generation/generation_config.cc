@@ -213,6 +213,10 @@ absl::Status ReadGenerationParameters(const config::ModelConfig& config, Generat
                           4096, &b.max_batch_sequences));
   RETURN_IF_ERROR(integer("max_waiting_requests", block.has_max_waiting_requests(), block.max_waiting_requests(), 1,
                           1 << 20, &b.max_waiting));
+  RETURN_IF_ERROR(integer("max_decode_runs", block.has_max_decode_runs(), block.max_decode_runs(), 1, 16,
+                          &b.decode_plan.max_runs));
+  RETURN_IF_ERROR(integer("decode_run_cost_tokens", block.has_decode_run_cost_tokens(),
+                          block.decode_run_cost_tokens(), 0, int64_t{1} << 30, &b.decode_plan.run_cost_tokens));
   // Benchmarks only (bench/run_generation_bench.sh): a parameter, not a field.
   if (auto it = params.find("generation.static_batching"); it != params.end()) {
     const std::string& text = it->second.string_value();

@@ -15,7 +15,7 @@ void ResidentBatch::Clear() {
   width_ = 0;
 }
 
-// The resident tensors are either rebuild_ (ours) or the present tensors
+// The resident tensors are either the rebuild buffers or the present tensors
 // the engine returned from the last step, which only kv_ holds (the holder
 // is not shared): both may be written between steps.
 float* ResidentBatch::TensorData(size_t t) const {
@@ -29,11 +29,13 @@ void ResidentBatch::Rebuild(const DecoderModel& model, std::span<SequenceState* 
   const int64_t heads = model.num_heads(), dim = model.head_dim(), bt = pool.block_tokens();
   const size_t tensors = model.past_names_.size();
   const size_t floats = static_cast<size_t>(n_rows * heads * max_len * dim);
-  rebuild_.resize(tensors);
+  std::vector<std::vector<float>>& buffers =
+      options_.rebuild_buffers != nullptr ? *options_.rebuild_buffers : own_rebuild_;
+  if (buffers.size() < tensors) buffers.resize(tensors);
   kv_.clear();
   for (size_t t = 0; t < tensors; ++t) {
-    if (rebuild_[t].size() < floats) rebuild_[t].resize(floats);
-    float* dst_t = rebuild_[t].data();
+    if (buffers[t].size() < floats) buffers[t].resize(floats);
+    float* dst_t = buffers[t].data();
     for (int64_t r = 0; r < n_rows; ++r) {
       const SequenceState& s = *batch[r];
       for (int64_t h = 0; h < heads; ++h) {

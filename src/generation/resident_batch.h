@@ -46,6 +46,11 @@ class ResidentBatch {
     // past into present and in attention: sqrt(2 L) balances the two, 10 to
     // 22 for contexts of 50 to 250 tokens.
     int64_t slack_tokens = 16;
+    // Where a rebuild gathers the past (grown to the largest rebuild, kept):
+    // the batch's own buffers when null. Batches stepped one after another
+    // may share them, since a step leaves its batch on the engine's present
+    // tensors, never on these.
+    std::vector<std::vector<float>>* rebuild_buffers = nullptr;
   };
   ResidentBatch() = default;
   explicit ResidentBatch(Options options) : options_(options) {}
@@ -65,6 +70,13 @@ class ResidentBatch {
   // Drops the resident tensors (nothing runs).
   void Clear();
 
+  // Whether `s` is in its row here as the last step left it (its next step
+  // here copies nothing of it).
+  bool Holds(const SequenceState& s) const {
+    return s.resident_row >= 0 && s.resident_row < rows() && rows_[s.resident_row].seq == &s &&
+           rows_[s.resident_row].cached == s.cached;
+  }
+
   int64_t rows() const { return static_cast<int64_t>(rows_.size()); }
   int64_t width() const { return width_; }
   // Steps that rebuilt the tensors, and sequences that joined a free row in place.
@@ -78,7 +90,7 @@ class ResidentBatch {
     int64_t hole_begin = 0, hole_end = 0;
   };
   // Rows = `batch` in order, width = the longest past, every past gathered
-  // from the blocks into rebuild_ (no allocation once it has grown).
+  // from the blocks into the rebuild buffers (no allocation once grown).
   void Rebuild(const DecoderModel& model, std::span<SequenceState* const> batch, const KvBlockPool& pool,
                int64_t max_len);
   // Copies `s`'s past from its blocks into the last columns of free row `r`.
@@ -89,7 +101,7 @@ class ResidentBatch {
   std::vector<Row> rows_;
   int64_t width_ = 0;
   std::vector<Tensor> kv_;                   // the past, 2 * layers tensors (empty: nothing resident)
-  std::vector<std::vector<float>> rebuild_;  // kv_'s memory right after a rebuild
+  std::vector<std::vector<float>> own_rebuild_;  // kv_'s memory right after a rebuild (see Options)
   std::vector<int64_t> ids_, positions_, mask_, row_of_, joiners_;
   std::vector<char> claimed_;
   std::vector<Tensor> inputs_, outputs_;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -690,6 +691,65 @@ TEST_F(BatcherTest, NewcomersJoiningAtOneStepShareOnePrefillRunAndMatchGeneratin
   EXPECT_EQ(stats.decode_steps, 30 - 1);  // A's; the others decode in the same runs
   EXPECT_EQ(stats.tokens, 30 + 10 + 7 + 12);
   EXPECT_EQ(stats.kv_blocks_used, 0);
+}
+
+
+// Sequences of very different lengths decode in separate runs, each padded
+// only to its own longest (DecodePlanOptions), and each still gets exactly
+// the tokens it gets alone; with one run allowed, every step is one run.
+TEST_F(BatcherTest, SequencesOfDifferentLengthsDecodeInSeparateRunsAndMatchGeneratingAlone) {
+  const std::vector<std::string> prompts = {"After the second dose I had a fever", "rash", "my mom",
+                                            "I have been feeling"};
+  const std::vector<int32_t> max_tokens = {60, 12, 14, 10};
+  Generator alone(**model_, **tokenizer_, Limits());
+  std::map<int32_t, double> padding;  // padded row-tokens per token of past, by max_runs
+  for (int32_t max_runs : {4, 1}) {
+    SCOPED_TRACE(max_runs);
+    ContinuousBatcher::Options o = Options();
+    o.decode_plan = DecodePlanOptions{.max_runs = max_runs, .run_cost_tokens = 0};
+    auto batcher = ContinuousBatcher::Create(o);
+    ASSERT_TRUE(batcher.ok()) << batcher.status();
+    std::vector<std::unique_ptr<Outcome>> outcomes;
+    for (size_t i = 0; i < prompts.size(); ++i) outcomes.push_back(std::make_unique<Outcome>());
+    ContinuousBatcher* b = batcher->get();
+    // The short ones come once the first is 40 tokens on.
+    auto ca = outcomes[0]->Callbacks();
+    int texts = 0;
+    auto stream_a = std::move(ca.on_text);
+    ca.on_text = [&, stream_a](std::string_view d) {
+      if (++texts == 40) {
+        for (size_t i = 1; i < prompts.size(); ++i) {
+          EXPECT_TRUE(b->Submit(Request(prompts[i], max_tokens[i]), nullptr, outcomes[i]->Callbacks()).ok());
+        }
+      }
+      return stream_a(d);
+    };
+    ASSERT_TRUE(b->Submit(Request(prompts[0], max_tokens[0]), nullptr, std::move(ca)).ok());
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      ASSERT_TRUE(outcomes[i]->Wait()) << prompts[i];
+      ASSERT_TRUE(outcomes[i]->result.ok()) << outcomes[i]->result.status();
+      auto want = alone.Generate(Request(prompts[i], max_tokens[i]));
+      ASSERT_TRUE(want.ok());
+      EXPECT_EQ(outcomes[i]->result->ids, want->ids) << prompts[i];
+      EXPECT_EQ(outcomes[i]->streamed, want->text) << prompts[i];
+    }
+    const BatcherStats stats = b->stats();
+    EXPECT_EQ(stats.tokens, 60 + 12 + 14 + 10);
+    EXPECT_EQ(stats.decode_rounds, 60 - 1);  // the first's steps; the others decode beside it
+    EXPECT_GT(stats.decode_past_tokens, 0);
+    EXPECT_GE(stats.decode_padded_tokens, stats.decode_past_tokens);
+    padding[max_runs] = static_cast<double>(stats.decode_padded_tokens) / static_cast<double>(stats.decode_past_tokens);
+    if (max_runs == 1) {
+      EXPECT_EQ(stats.decode_steps, stats.decode_rounds);
+    } else {
+      // Prompts of 1 to 9 tokens: while they run, the first (50 and more)
+      // and they take runs of their own.
+      EXPECT_GT(stats.decode_steps, stats.decode_rounds);
+      EXPECT_LE(stats.decode_steps, stats.decode_rounds + 3 * 13);
+    }
+    EXPECT_EQ(stats.kv_blocks_used, 0);
+  }
+  EXPECT_LT(padding[4], padding[1]);
 }
 
 }  // namespace

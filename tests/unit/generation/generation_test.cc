@@ -446,13 +446,15 @@ absl::StatusOr<GenerationSetup> Batching(const std::string& text) {
 TEST(GenerationConfigTest, ReadsTheBatchingFieldsOfTheBlock) {
   auto setup = Batching(
       "generation { tokenizer: 't' kv_cache_bytes: 1048576 kv_block_tokens: 8 max_batch_sequences: 3 "
-      "max_waiting_requests: 5 max_queue_wait_ms: 0 }");
+      "max_waiting_requests: 5 max_queue_wait_ms: 0 max_decode_runs: 2 decode_run_cost_tokens: 0 }");
   ASSERT_TRUE(setup.ok()) << setup.status();
   EXPECT_EQ(setup->batching.kv_cache_bytes, 1048576);
   EXPECT_EQ(setup->batching.kv_block_tokens, 8);
   EXPECT_EQ(setup->batching.max_batch_sequences, 3);
   EXPECT_EQ(setup->batching.max_waiting, 5);
   EXPECT_EQ(setup->batching.max_wait, absl::ZeroDuration());  // 0 is a value: refuse unless room now
+  EXPECT_EQ(setup->batching.decode_plan.max_runs, 2);
+  EXPECT_EQ(setup->batching.decode_plan.run_cost_tokens, 0);
   EXPECT_TRUE(setup->warnings.empty());
   // Unset fields keep the defaults.
   auto defaults = Batching("generation { tokenizer: 't' kv_block_tokens: 32 }");
@@ -462,6 +464,8 @@ TEST(GenerationConfigTest, ReadsTheBatchingFieldsOfTheBlock) {
   EXPECT_EQ(defaults->batching.max_batch_sequences, 32);
   EXPECT_EQ(defaults->batching.max_waiting, 64);
   EXPECT_EQ(defaults->batching.max_wait, absl::Seconds(2));
+  EXPECT_EQ(defaults->batching.decode_plan.max_runs, DecodePlanOptions{}.max_runs);
+  EXPECT_EQ(defaults->batching.decode_plan.run_cost_tokens, DecodePlanOptions{}.run_cost_tokens);
 }
 
 TEST(GenerationConfigTest, RejectsOutOfRangeBatchingFieldsByName) {
@@ -484,6 +488,9 @@ TEST(GenerationConfigTest, RejectsOutOfRangeBatchingFieldsByName) {
   expect("max_waiting_requests", "0", "[1, 1048576]");
   expect("max_queue_wait_ms", "-1", "[0, 3600000]");
   expect("max_queue_wait_ms", "3600001", "[0, 3600000]");
+  expect("max_decode_runs", "0", "[1, 16]");
+  expect("max_decode_runs", "17", "[1, 16]");
+  expect("decode_run_cost_tokens", "-1", "[0, 1073741824]");
 }
 
 TEST(GenerationConfigTest, TheDeprecatedParametersStillWorkWithAWarning) {
