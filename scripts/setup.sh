@@ -26,6 +26,8 @@ packages=(
   # tests
   libgtest-dev libgmock-dev googletest libbenchmark-dev libonnx-testdata
   python3-onnx python3-numpy python3-grpcio python3-protobuf python3-yaml
+  # tests: the slow untrained decoder the generation batching tests export (torch)
+  python3-torch
   # tests: the global rate limit shared through Redis (tests start their own)
   redis-server
   # tests/deploy: replicas behind a real load balancer
