@@ -40,6 +40,10 @@ class Rng {
   uint64_t s_[4];
 };
 
+// The index of the largest value (the first one on a tie; NaNs never win
+// over element 0); -1 when empty.
+int32_t Argmax(std::span<const float> values);
+
 // Picks tokens. Holds scratch space so that a decode step allocates nothing
 // after the first.
 //

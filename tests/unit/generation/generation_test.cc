@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <random>
 #include <set>
 #include <sstream>
 #include <string>
@@ -42,6 +43,34 @@ TEST(SamplerTest, GreedyTakesTheArgmaxAndTheLowestIdOnATie) {
   SamplingParams top1;
   top1.top_k = 1;
   EXPECT_EQ(sampler.Sample(logits, {}, top1, rng), 1);
+}
+
+// Argmax agrees with a plain first-maximum scan at every length and
+// position, ties and NaNs included.
+TEST(SamplerTest, ArgmaxIsTheFirstLargestValue) {
+  auto scan = [](const std::vector<float>& v) {
+    int32_t best = 0;
+    for (size_t i = 1; i < v.size(); ++i) {
+      if (v[i] > v[best]) best = static_cast<int32_t>(i);
+    }
+    return best;
+  };
+  EXPECT_EQ(Argmax({}), -1);
+  const float nan = std::nanf("");
+  EXPECT_EQ(Argmax(std::vector<float>{nan, 5, 7}), 0);  // a NaN first is never beaten, as in the scan
+  EXPECT_EQ(Argmax(std::vector<float>{1, nan, 7, nan}), 2);
+  EXPECT_EQ(Argmax(std::vector<float>{-0.0f, 0.0f}), 0);
+  EXPECT_EQ(Argmax(std::vector<float>(2257, -INFINITY)), 0);
+  std::mt19937 rng(11);
+  for (size_t n : {1u, 7u, 8u, 9u, 16u, 17u, 2257u}) {
+    for (int trial = 0; trial < 50; ++trial) {
+      std::vector<float> v(n);
+      for (float& x : v) x = static_cast<float>(rng() % 9) - 4.0f;  // many ties
+      if (trial % 5 == 0) v[rng() % n] = nan;
+      if (trial % 7 == 0) v[n - 1] = 100;  // the maximum in the tail
+      EXPECT_EQ(Argmax(v), scan(v)) << "n " << n << " trial " << trial;
+    }
+  }
 }
 
 TEST(SamplerTest, RepetitionPenaltyMovesTheArgmax) {
