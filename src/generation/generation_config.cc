@@ -145,6 +145,8 @@ absl::StatusOr<GenerationSetup> LoadGenerationConfig(const config::ModelGenerati
   RETURN_IF_ERROR(InRange<int64_t>("max_stop_sequences", static_cast<int64_t>(limits.max_stop_sequences), 0, 64));
   if (block.max_stop_bytes() != 0) limits.max_stop_bytes = static_cast<size_t>(block.max_stop_bytes());
   RETURN_IF_ERROR(InRange<int64_t>("max_stop_bytes", static_cast<int64_t>(limits.max_stop_bytes), 1, 4096));
+  if (block.has_stream_interval_tokens()) limits.stream_interval_tokens = block.stream_interval_tokens();
+  RETURN_IF_ERROR(InRange<int32_t>("stream_interval_tokens", limits.stream_interval_tokens, 1, 256));
   if (block.max_prompt_bytes() != 0) setup.max_prompt_bytes = static_cast<size_t>(block.max_prompt_bytes());
   RETURN_IF_ERROR(InRange<int64_t>("max_prompt_bytes", static_cast<int64_t>(setup.max_prompt_bytes), 1,
                                    int64_t{64} << 20));

@@ -127,13 +127,23 @@ absl::StatusOr<bool> SequenceRun::Advance(std::span<float> logits, const TextCal
   RETURN_IF_ERROR(decoder_.Add(id, &delta_));
   std::string_view ready;
   const bool stop_sequence = stops_.Append(delta_, &ready);
-  if (!Deliver(ready, on_text)) {
+  if (!DeliverAtInterval(ready, on_text)) {
     Cancel();
     result_.text = stops_.text();
     return true;
   }
   if (stop_sequence || result_.completion_tokens >= max_tokens_) return Finish(false, stop_sequence, on_text);
   return false;
+}
+
+bool SequenceRun::DeliverAtInterval(std::string_view ready, const TextCallback& on_text) {
+  if (limits_.stream_interval_tokens <= 1 || !on_text) return Deliver(ready, on_text);
+  held_.append(ready);
+  if (++held_tokens_ < limits_.stream_interval_tokens) return true;
+  held_tokens_ = 0;
+  const bool go_on = Deliver(held_, on_text);
+  held_.clear();
+  return go_on;
 }
 
 bool SequenceRun::Finish(bool eos, bool stop_sequence, const TextCallback& on_text) {
@@ -144,8 +154,16 @@ bool SequenceRun::Finish(bool eos, bool stop_sequence, const TextCallback& on_te
     decoder_.Finish(&delta_);
     std::string_view ready;
     stop_sequence = stops_.Append(delta_, &ready);
-    cancelled = !Deliver(ready, on_text) || !Deliver(stops_.Flush(), on_text);
+    if (held_.empty()) {
+      cancelled = !Deliver(ready, on_text) || !Deliver(stops_.Flush(), on_text);
+    } else {  // what the interval held, then the rest, as one piece
+      held_.append(ready).append(stops_.Flush());
+      cancelled = !Deliver(held_, on_text);
+    }
+  } else if (!held_.empty()) {
+    cancelled = !Deliver(held_, on_text);
   }
+  held_.clear();
   result_.text = stops_.text();
   finish_ = cancelled ? FinishReason::kCancelled : (eos || stop_sequence) ? FinishReason::kStop : FinishReason::kLength;
   result_.finish = finish_;

@@ -26,6 +26,11 @@ struct GenerationLimits {
   size_t max_stop_sequences = 4;
   size_t max_stop_bytes = 256;        // per stop sequence
   std::vector<int32_t> eos_token_ids;  // generation ends at any of these
+  // Streamed text goes out once per this many tokens (and at the end): 1
+  // sends each token's text as it becomes final; more sends fewer, larger
+  // pieces (fewer events and socket writes per token, at the cost of
+  // inter-token latency). Never holds text past the end.
+  int32_t stream_interval_tokens = 1;
 };
 
 struct GenerationRequest {
@@ -112,6 +117,9 @@ class SequenceRun {
   bool Deliver(std::string_view ready, const TextCallback& on_text) {
     return ready.empty() || !on_text || on_text(ready);
   }
+  // Delivers `ready` now (stream_interval_tokens 1), or adds it to the
+  // held text, delivered once the interval's tokens have come.
+  bool DeliverAtInterval(std::string_view ready, const TextCallback& on_text);
   bool Finish(bool eos, bool stop_sequence, const TextCallback& on_text);
 
   GenerationRequest request_;
@@ -123,6 +131,8 @@ class SequenceRun {
   pipeline::IncrementalDecoder decoder_;
   StopMatcher stops_;
   std::string delta_;
+  std::string held_;          // text waiting for the stream interval
+  int32_t held_tokens_ = 0;   // tokens since the last delivery
   GenerationResult result_;
   FinishReason finish_ = FinishReason::kLength;
 };

@@ -404,6 +404,55 @@ TEST_F(DecoderTest, StopSequencesCancelAndLimits) {
   EXPECT_EQ(generator.Generate(request).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// A stream interval of N delivers the same text in pieces of N tokens'
+// worth (and the rest at the end), with a stop sequence and a cancel too.
+TEST_F(DecoderTest, AStreamIntervalDeliversTheSameTextInFewerPieces) {
+  GenerationRequest request;
+  request.prompt_ids = Encode("I have been feeling");
+  request.sampling.temperature = 0;
+  request.max_tokens = 30;
+  request.ignore_eos = true;
+  auto pieces = [&](int32_t interval, const GenerationRequest& r, std::string* text) {
+    GenerationLimits limits = Limits();
+    limits.stream_interval_tokens = interval;
+    Generator generator(*model_, *tokenizer_, limits);
+    int calls = 0;
+    auto result = generator.Generate(r, [&](std::string_view d) {
+      EXPECT_FALSE(d.empty());
+      *text += d;
+      ++calls;
+      return true;
+    });
+    EXPECT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(*text, result->text) << "interval " << interval;
+    return calls;
+  };
+  std::string one, four, seven;
+  const int each = pieces(1, request, &one);
+  EXPECT_GE(each, 20);                             // about one piece per token
+  EXPECT_LE(pieces(4, request, &four), 30 / 4 + 1);  // at most one per 4 tokens, and the end
+  EXPECT_LE(pieces(7, request, &seven), 30 / 7 + 1);
+  EXPECT_EQ(four, one);
+  EXPECT_EQ(seven, one);
+  // A stop sequence still cuts the text where it starts.
+  const size_t at = one.find(' ', 1) != std::string::npos ? one.find(' ', 1) : 4;
+  request.stop = {one.substr(at, 2)};
+  std::string stopped_one, stopped_four;
+  pieces(1, request, &stopped_one);
+  pieces(4, request, &stopped_four);
+  EXPECT_EQ(stopped_four, stopped_one);
+  EXPECT_EQ(stopped_four, one.substr(0, one.find(request.stop[0])));
+  // A callback that says stop ends the sequence at its delivery.
+  request.stop.clear();
+  GenerationLimits limits = Limits();
+  limits.stream_interval_tokens = 4;
+  Generator generator(*model_, *tokenizer_, limits);
+  auto cancelled = generator.Generate(request, [](std::string_view) { return false; });
+  ASSERT_TRUE(cancelled.ok());
+  EXPECT_EQ(cancelled->finish, FinishReason::kCancelled);
+  EXPECT_EQ(cancelled->ids.size(), 4u);
+}
+
 // --- the config block ----------------------------------------------------
 
 absl::StatusOr<GenerationSetup> Load(const std::string& text) {
@@ -459,6 +508,12 @@ TEST(GenerationConfigTest, RejectsBadFieldsByName) {
   expect("tokenizer: 'tokenizer.json' top_p: 2", "top_p");
   expect("tokenizer: 'tokenizer.json' eos_token: '<|nope|>'", "eos_token");
   expect("tokenizer: 'missing.json'", "missing.json");
+  expect("tokenizer: 'tokenizer.json' stream_interval_tokens: 0", "stream_interval_tokens");
+  expect("tokenizer: 'tokenizer.json' stream_interval_tokens: 257", "stream_interval_tokens");
+  auto interval = Load("tokenizer: 'tokenizer.json' stream_interval_tokens: 8");
+  ASSERT_TRUE(interval.ok()) << interval.status();
+  EXPECT_EQ(interval->limits.stream_interval_tokens, 8);
+  EXPECT_EQ(Load("tokenizer: 'tokenizer.json'")->limits.stream_interval_tokens, 1);
 }
 
 // --- the batching settings ------------------------------------------------
