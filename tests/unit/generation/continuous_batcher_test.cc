@@ -142,6 +142,36 @@ class BatcherTest : public ::testing::Test {
     }
     bool Wait() { return done.WaitForNotificationWithTimeout(absl::Seconds(60)); }
   };
+  // Submits prompts[0] to `b`, and the others from its `join_after`-th
+  // piece of text (on the loop thread, within one step, so the next
+  // iteration admits them together); then checks that each gets exactly
+  // the tokens and text it gets alone.
+  static void JoinAfterAndMatchGeneratingAlone(ContinuousBatcher* b, const std::vector<std::string>& prompts,
+                                               const std::vector<int32_t>& max_tokens, int join_after) {
+    std::vector<std::unique_ptr<Outcome>> outcomes;
+    for (size_t i = 0; i < prompts.size(); ++i) outcomes.push_back(std::make_unique<Outcome>());
+    auto first = outcomes[0]->Callbacks();
+    int texts = 0;
+    auto stream_first = std::move(first.on_text);
+    first.on_text = [&, stream_first](std::string_view d) {
+      if (++texts == join_after) {
+        for (size_t i = 1; i < prompts.size(); ++i) {
+          EXPECT_TRUE(b->Submit(Request(prompts[i], max_tokens[i]), nullptr, outcomes[i]->Callbacks()).ok());
+        }
+      }
+      return stream_first(d);
+    };
+    ASSERT_TRUE(b->Submit(Request(prompts[0], max_tokens[0]), nullptr, std::move(first)).ok());
+    Generator alone(**model_, **tokenizer_, Limits());
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      ASSERT_TRUE(outcomes[i]->Wait()) << prompts[i];
+      ASSERT_TRUE(outcomes[i]->result.ok()) << outcomes[i]->result.status();
+      auto want = alone.Generate(Request(prompts[i], max_tokens[i]));
+      ASSERT_TRUE(want.ok());
+      EXPECT_EQ(outcomes[i]->result->ids, want->ids) << prompts[i];
+      EXPECT_EQ(outcomes[i]->streamed, want->text) << prompts[i];
+    }
+  }
   static backend::OrtSessionFactory* factory_;
   static std::shared_ptr<const DecoderModel>* model_;
   static std::shared_ptr<const pipeline::BpeTokenizer>* tokenizer_;
@@ -658,33 +688,9 @@ TEST_F(BatcherTest, NewcomersJoiningAtOneStepShareOnePrefillRunAndMatchGeneratin
   const std::vector<std::string> prompts = {"I have been feeling", "rash", "my mom",
                                             "After the second dose I had a fever"};
   const std::vector<int32_t> max_tokens = {30, 10, 7, 12};
-  std::vector<std::unique_ptr<Outcome>> outcomes;
-  for (size_t i = 0; i < prompts.size(); ++i) outcomes.push_back(std::make_unique<Outcome>());
-  ContinuousBatcher* b = batcher->get();
-  // The three are submitted from A's third piece of text, on the loop
-  // thread within one step: the next iteration admits them together.
-  auto ca = outcomes[0]->Callbacks();
-  int texts = 0;
-  auto stream_a = std::move(ca.on_text);
-  ca.on_text = [&, stream_a](std::string_view d) {
-    if (++texts == 3) {
-      for (size_t i = 1; i < prompts.size(); ++i) {
-        EXPECT_TRUE(b->Submit(Request(prompts[i], max_tokens[i]), nullptr, outcomes[i]->Callbacks()).ok());
-      }
-    }
-    return stream_a(d);
-  };
-  ASSERT_TRUE(b->Submit(Request(prompts[0], max_tokens[0]), nullptr, std::move(ca)).ok());
-  Generator alone(**model_, **tokenizer_, Limits());
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    ASSERT_TRUE(outcomes[i]->Wait()) << prompts[i];
-    ASSERT_TRUE(outcomes[i]->result.ok()) << outcomes[i]->result.status();
-    auto want = alone.Generate(Request(prompts[i], max_tokens[i]));
-    ASSERT_TRUE(want.ok());
-    EXPECT_EQ(outcomes[i]->result->ids, want->ids) << prompts[i];
-    EXPECT_EQ(outcomes[i]->streamed, want->text) << prompts[i];
-  }
-  const BatcherStats stats = b->stats();
+  // The three join from A's third piece of text.
+  JoinAfterAndMatchGeneratingAlone(batcher->get(), prompts, max_tokens, 3);
+  const BatcherStats stats = (*batcher)->stats();
   EXPECT_EQ(stats.prefill_steps, 2);  // A alone, then the three together
   EXPECT_EQ(stats.prefill_sequences, 4);
   EXPECT_EQ(stats.max_step_sequences, 4);
@@ -693,7 +699,6 @@ TEST_F(BatcherTest, NewcomersJoiningAtOneStepShareOnePrefillRunAndMatchGeneratin
   EXPECT_EQ(stats.kv_blocks_used, 0);
 }
 
-
 // Sequences of very different lengths decode in separate runs, each padded
 // only to its own longest (DecodePlanOptions), and each still gets exactly
 // the tokens it gets alone; with one run allowed, every step is one run.
@@ -701,7 +706,6 @@ TEST_F(BatcherTest, SequencesOfDifferentLengthsDecodeInSeparateRunsAndMatchGener
   const std::vector<std::string> prompts = {"After the second dose I had a fever", "rash", "my mom",
                                             "I have been feeling"};
   const std::vector<int32_t> max_tokens = {60, 12, 14, 10};
-  Generator alone(**model_, **tokenizer_, Limits());
   std::map<int32_t, double> padding;  // padded row-tokens per token of past, by max_runs
   for (int32_t max_runs : {4, 1}) {
     SCOPED_TRACE(max_runs);
@@ -709,31 +713,9 @@ TEST_F(BatcherTest, SequencesOfDifferentLengthsDecodeInSeparateRunsAndMatchGener
     o.decode_plan = DecodePlanOptions{.max_runs = max_runs, .run_cost_tokens = 0};
     auto batcher = ContinuousBatcher::Create(o);
     ASSERT_TRUE(batcher.ok()) << batcher.status();
-    std::vector<std::unique_ptr<Outcome>> outcomes;
-    for (size_t i = 0; i < prompts.size(); ++i) outcomes.push_back(std::make_unique<Outcome>());
-    ContinuousBatcher* b = batcher->get();
-    // The short ones come once the first is 40 tokens on.
-    auto ca = outcomes[0]->Callbacks();
-    int texts = 0;
-    auto stream_a = std::move(ca.on_text);
-    ca.on_text = [&, stream_a](std::string_view d) {
-      if (++texts == 40) {
-        for (size_t i = 1; i < prompts.size(); ++i) {
-          EXPECT_TRUE(b->Submit(Request(prompts[i], max_tokens[i]), nullptr, outcomes[i]->Callbacks()).ok());
-        }
-      }
-      return stream_a(d);
-    };
-    ASSERT_TRUE(b->Submit(Request(prompts[0], max_tokens[0]), nullptr, std::move(ca)).ok());
-    for (size_t i = 0; i < prompts.size(); ++i) {
-      ASSERT_TRUE(outcomes[i]->Wait()) << prompts[i];
-      ASSERT_TRUE(outcomes[i]->result.ok()) << outcomes[i]->result.status();
-      auto want = alone.Generate(Request(prompts[i], max_tokens[i]));
-      ASSERT_TRUE(want.ok());
-      EXPECT_EQ(outcomes[i]->result->ids, want->ids) << prompts[i];
-      EXPECT_EQ(outcomes[i]->streamed, want->text) << prompts[i];
-    }
-    const BatcherStats stats = b->stats();
+    // The short ones join once the first is 40 tokens on.
+    JoinAfterAndMatchGeneratingAlone(batcher->get(), prompts, max_tokens, 40);
+    const BatcherStats stats = (*batcher)->stats();
     EXPECT_EQ(stats.tokens, 60 + 12 + 14 + 10);
     EXPECT_EQ(stats.decode_rounds, 60 - 1);  // the first's steps; the others decode beside it
     EXPECT_GT(stats.decode_past_tokens, 0);
