@@ -309,7 +309,9 @@ void ContinuousBatcher::Core::Decode(const std::vector<size_t>& decode) {
   decode_rounds.fetch_add(1, std::memory_order_relaxed);
   auto past = [&](size_t i) { return running_[i].run->state().cached; };
   order_.assign(decode.begin(), decode.end());
-  std::stable_sort(order_.begin(), order_.end(), [&](size_t a, size_t b) { return past(a) > past(b); });
+  // Longest first, ties in batch order (std::sort: stable_sort may allocate each step).
+  std::sort(order_.begin(), order_.end(),
+            [&](size_t a, size_t b) { return past(a) != past(b) ? past(a) > past(b) : a < b; });
   lengths_.clear();
   for (size_t i : order_) lengths_.push_back(past(i));
   PlanDecodeRuns(lengths_, options.decode_plan, &plan_scratch_, &runs_);
