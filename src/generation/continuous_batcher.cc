@@ -380,8 +380,10 @@ void ContinuousBatcher::Core::StepGroup(const std::vector<size_t>& group, Reside
   (decode ? decode_run_us : prefill_run_us)
       .fetch_add(absl::ToInt64Microseconds(stepped - started), std::memory_order_relaxed);
   if (decode && status.ok()) {  // the width grew by the step's column
+    const int64_t padded = resident->rows() * (resident->width() - 1);
     decode_past_tokens.fetch_add(past_tokens, std::memory_order_relaxed);
-    decode_padded_tokens.fetch_add(resident->rows() * (resident->width() - 1), std::memory_order_relaxed);
+    decode_padded_tokens.fetch_add(padded, std::memory_order_relaxed);
+    if (options.metrics != nullptr) options.metrics->RecordDecodePadding(past_tokens, padded);
   }
   if (!status.ok()) {
     for (size_t i : group) End(running_[i], status);  // End touches each

@@ -29,6 +29,11 @@ struct Metrics::GenerationFamilies {
         steps(MakeCounter(r, "ortserve_generation_steps_total", "Model runs of the decode loop (prefill and decode).")),
         step_sequences(MakeCounter(r, "ortserve_generation_step_sequences_total",
                                "Sequences summed over the decode loop's model runs (mean batch: / steps).")),
+        decode_past_tokens(MakeCounter(r, "ortserve_generation_decode_past_tokens_total",
+                                   "Tokens of past the decode runs' rows held.")),
+        decode_padded_tokens(MakeCounter(r, "ortserve_generation_decode_padded_tokens_total",
+                                     "Row-tokens the decode runs padded their past to (padding share: "
+                                     "1 - past / padded).")),
         refused(MakeCounter(r, "ortserve_generation_requests_refused_total",
                         "Generation requests refused for want of room (queue_full, timeout).")),
         ended(MakeCounter(r, "ortserve_generation_sequences_finished_total",
@@ -58,6 +63,8 @@ struct Metrics::GenerationFamilies {
   prometheus::Family<prometheus::Counter>* tokens;
   prometheus::Family<prometheus::Counter>* steps;
   prometheus::Family<prometheus::Counter>* step_sequences;
+  prometheus::Family<prometheus::Counter>* decode_past_tokens;
+  prometheus::Family<prometheus::Counter>* decode_padded_tokens;
   prometheus::Family<prometheus::Counter>* refused;
   prometheus::Family<prometheus::Counter>* ended;
   prometheus::Family<prometheus::Histogram>* time_to_first_token;
@@ -80,6 +87,8 @@ GenerationMetrics* Metrics::ForGeneration(std::string_view model, std::string_vi
   g->tokens_ = &f.tokens->Add(base);
   g->steps_ = &f.steps->Add(base);
   g->step_sequences_ = &f.step_sequences->Add(base);
+  g->decode_past_tokens_ = &f.decode_past_tokens->Add(base);
+  g->decode_padded_tokens_ = &f.decode_padded_tokens->Add(base);
   for (size_t i = 0; i < kGenerationRefusals.size(); ++i) {
     prometheus::Labels labels = base;
     labels.emplace("reason", std::string(kGenerationRefusals[i]));
@@ -116,6 +125,11 @@ void GenerationMetrics::RecordEnd(GenerationEnd end) { ended_[static_cast<size_t
 void GenerationMetrics::RecordStep(int64_t sequences) {
   steps_->Increment();
   step_sequences_->Increment(static_cast<double>(sequences));
+}
+
+void GenerationMetrics::RecordDecodePadding(int64_t past_tokens, int64_t padded_tokens) {
+  decode_past_tokens_->Increment(static_cast<double>(past_tokens));
+  decode_padded_tokens_->Increment(static_cast<double>(padded_tokens));
 }
 
 }  // namespace ortserve::observability

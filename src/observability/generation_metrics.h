@@ -60,6 +60,9 @@ class GenerationMetrics {
   void RecordEnd(GenerationEnd end);
   // One model run (prefill or decode step) over `sequences` sequences.
   void RecordStep(int64_t sequences);
+  // One decode run: the tokens of past its rows held, and the row-tokens it
+  // padded them to (rows x width).
+  void RecordDecodePadding(int64_t past_tokens, int64_t padded_tokens);
 
  private:
   friend class Metrics;
@@ -73,6 +76,8 @@ class GenerationMetrics {
   prometheus::Counter* tokens_ = nullptr;
   prometheus::Counter* steps_ = nullptr;
   prometheus::Counter* step_sequences_ = nullptr;
+  prometheus::Counter* decode_past_tokens_ = nullptr;
+  prometheus::Counter* decode_padded_tokens_ = nullptr;
   std::array<prometheus::Counter*, kGenerationRefusals.size()> refused_{};
   std::array<prometheus::Counter*, kGenerationEnds.size()> ended_{};
   prometheus::Histogram* time_to_first_token_ = nullptr;

@@ -551,6 +551,10 @@ TEST_F(BatcherTest, PrometheusSeriesFollowTheBatcher) {
   EXPECT_EQ(value("ortserve_generation_sequences_finished_total", R"({model="m",reason="length",version="1"})"), 3);
   EXPECT_EQ(value("ortserve_generation_steps_total", labels), (*batcher)->stats().steps);
   EXPECT_EQ(value("ortserve_generation_step_sequences_total", labels), (*batcher)->stats().step_sequences);
+  EXPECT_EQ(value("ortserve_generation_decode_past_tokens_total", labels), (*batcher)->stats().decode_past_tokens);
+  EXPECT_EQ(value("ortserve_generation_decode_padded_tokens_total", labels),
+            (*batcher)->stats().decode_padded_tokens);
+  EXPECT_GT(value("ortserve_generation_decode_past_tokens_total", labels), 0);
   EXPECT_EQ(value("ortserve_generation_running_sequences", labels), 0);
   EXPECT_EQ(value("ortserve_generation_waiting_requests", labels), 0);
   EXPECT_EQ(value("ortserve_generation_kv_blocks_used", labels), 0);
